@@ -1,0 +1,1 @@
+//! Protobuf <-> domain conversions (written next).

@@ -1,0 +1,25 @@
+//! Types shared by Keel's master, agent and CLI.
+//!
+//! - [`inventory`]: the hardware an agent discovered.
+//! - [`resources`] and [`attributes`]: the Mesos resource model and its text,
+//!   v1 JSON and legacy JSON forms.
+//! - [`pb`]: the generated agent<->master gRPC protocol, with
+//!   [`convert`] mapping it to and from the domain types.
+
+pub mod attributes;
+pub mod convert;
+pub mod inventory;
+pub mod resources;
+
+/// Generated code for `proto/keel/v1/cluster.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("keel.v1");
+}
+
+/// Keel's own version (the crate version).
+pub const KEEL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Mesos API level Keel implements and reports from `/version`. Digits
+/// only: pymesos parses each dot-separated part with `int()`.
+pub const MESOS_COMPAT_VERSION: &str = "1.11.0";
