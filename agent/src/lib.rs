@@ -1,4 +1,150 @@
-//! keel-agent as a library: the binary in `main.rs` only parses flags and
-//! calls [`run`].
+//! keel-agent as a library: the binary (`main.rs`) parses flags and calls
+//! [`run`]; tests run the same code against a real master.
+//!
+//! - [`discovery`]: hardware inventory from /proc, /sys and netlink.
+//! - [`resources`]: Mesos resources offered, with the Mesos defaults.
+//! - [`workdir`]: the persisted agent id.
+//! - [`session`]: registration and heartbeats over gRPC.
+//! - [`http`]: the agent's own HTTP endpoint.
 
 pub mod discovery;
+pub mod http;
+pub mod resources;
+pub mod session;
+pub mod workdir;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_api::attributes::Attributes;
+use keel_api::inventory::Inventory;
+use keel_api::resources::Resources;
+use keel_api::{convert, pb};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::discovery::{DiscoveryError, DiscoveryOptions};
+use crate::session::{SessionConfig, SessionError, SessionStatus};
+use crate::workdir::{WorkDir, WorkDirError};
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// `HOST:PORT` of the masters.
+    pub masters: Vec<String>,
+    /// Address advertised to the master (the agent's HTTP endpoint).
+    pub ip: IpAddr,
+    pub hostname: Option<String>,
+    pub work_dir: PathBuf,
+    /// `--resources`; what it leaves out gets the Mesos defaults.
+    pub resources: Resources,
+    pub attributes: Attributes,
+    pub registration_backoff_factor: Duration,
+    pub discovery: DiscoveryOptions,
+    /// Root of /proc and /sys ("/" except in tests).
+    pub sys_root: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("hardware discovery failed: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("agent http server: {0}")]
+    Http(std::io::Error),
+    #[error("no master given")]
+    NoMaster,
+}
+
+/// Discovery plus the resources the agent will offer.
+pub struct Prepared {
+    pub inventory: Inventory,
+    pub resources: Resources,
+    pub hostname: String,
+}
+
+/// Discovers the machine and computes the offered resources.
+pub async fn prepare(config: &AgentConfig) -> Result<Prepared, AgentError> {
+    let inventory = discovery::discover(&config.sys_root, &config.discovery).await?;
+    let resources = resources::agent_resources(
+        &inventory,
+        resources::filesystem_size(&config.work_dir),
+        &config.resources,
+    );
+    let hostname = config
+        .hostname
+        .clone()
+        .unwrap_or_else(|| inventory.hostname.clone());
+    Ok(Prepared {
+        inventory,
+        resources,
+        hostname,
+    })
+}
+
+/// Runs the agent: serves HTTP on `listener` and keeps a session with the
+/// masters until `shutdown` resolves. `status` reports the session.
+pub async fn run(
+    listener: TcpListener,
+    config: AgentConfig,
+    status: watch::Sender<SessionStatus>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    if config.masters.is_empty() {
+        return Err(AgentError::NoMaster);
+    }
+    let work_dir = WorkDir::open(&config.work_dir)?;
+    let prepared = prepare(&config).await?;
+    let port = listener.local_addr().map_err(AgentError::Http)?.port();
+    tracing::info!(hostname = %prepared.hostname, resources = %prepared.resources,
+        cpus = prepared.inventory.cpu.logical, nics = prepared.inventory.nics.len(),
+        disks = prepared.inventory.disks.len(), "machine discovered");
+
+    let info = pb::AgentInfo {
+        hostname: prepared.hostname.clone(),
+        ip: config.ip.to_string(),
+        port: u32::from(port),
+        resources: convert::resources_to_pb(&prepared.resources),
+        attributes: convert::attributes_to_pb(&config.attributes),
+        version: keel_api::KEEL_VERSION.to_string(),
+        inventory: Some(convert::inventory_to_pb(&prepared.inventory)),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let view = Arc::new(http::AgentView {
+        hostname: prepared.hostname.clone(),
+        pid: format!("slave(1)@{}:{port}", config.ip),
+        inventory: prepared.inventory,
+        resources: prepared.resources,
+        attributes: config.attributes.clone(),
+        status: status.subscribe(),
+    });
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(view))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let session_config = SessionConfig {
+        masters: config.masters.clone(),
+        info,
+        backoff_factor: config.registration_backoff_factor,
+    };
+    let result = session::run(session_config, &work_dir, status, stop_rx).await;
+    server.abort();
+    result?;
+    Ok(())
+}

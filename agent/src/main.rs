@@ -1,1 +1,163 @@
-fn main() {}
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keel_agent::discovery::DiscoveryOptions;
+use keel_agent::{AgentConfig, session::SessionStatus};
+use keel_api::attributes::Attributes;
+use keel_api::resources::Resources;
+
+/// Keel agent: discovers this machine and offers it to the Keel masters.
+#[derive(Debug, Parser)]
+#[command(name = "keel-agent", version, args_conflicts_with_subcommands = true)]
+struct Flags {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Master(s) to register with: `HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, env = "KEEL_MASTER")]
+    master: Option<String>,
+    /// Address to listen on and advertise to the master.
+    #[arg(long, default_value = "127.0.0.1", env = "KEEL_AGENT_IP")]
+    ip: IpAddr,
+    #[arg(long, default_value_t = 5051, env = "KEEL_AGENT_PORT")]
+    port: u16,
+    #[arg(long, default_value = "/var/lib/keel/agent", env = "KEEL_AGENT_WORK_DIR")]
+    work_dir: PathBuf,
+    /// Mesos resource syntax, e.g. `cpus:4;mem:2048;ports:[31000-32000]`,
+    /// or a JSON array of Resource objects. Unnamed resources get defaults.
+    #[arg(long, value_parser = parse_resources)]
+    resources: Option<Resources>,
+    /// Mesos attribute syntax, e.g. `rack:r1;zone:a`.
+    #[arg(long, value_parser = parse_attributes)]
+    attributes: Option<Attributes>,
+    /// Host name to register with (default: the kernel's host name).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Registration retries wait a random time in [0, factor * 2^n], capped at 1 min.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    registration_backoff_factor: Duration,
+    /// Also list loop, ram, zram, device-mapper and md block devices.
+    #[arg(long)]
+    discover_virtual_disks: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print this machine's inventory and the resources it would offer, as JSON.
+    Discover {
+        #[arg(long, default_value = "/var/lib/keel/agent")]
+        work_dir: PathBuf,
+        #[arg(long, value_parser = parse_resources)]
+        resources: Option<Resources>,
+        #[arg(long)]
+        discover_virtual_disks: bool,
+    },
+    /// Capture the /proc, /sys and netlink data discovery reads into DIR (test fixtures).
+    CaptureFixture { dir: PathBuf },
+}
+
+fn parse_resources(s: &str) -> Result<Resources, String> {
+    Resources::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_attributes(s: &str) -> Result<Attributes, String> {
+    Attributes::parse(s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    match flags.command {
+        Some(Command::Discover {
+            work_dir,
+            resources,
+            discover_virtual_disks,
+        }) => {
+            let config = AgentConfig {
+                masters: vec![],
+                ip: flags.ip,
+                hostname: flags.hostname,
+                work_dir,
+                resources: resources.unwrap_or_default(),
+                attributes: Attributes::default(),
+                registration_backoff_factor: flags.registration_backoff_factor,
+                discovery: DiscoveryOptions {
+                    include_virtual_disks: discover_virtual_disks,
+                },
+                sys_root: PathBuf::from("/"),
+            };
+            let p = keel_agent::prepare(&config).await?;
+            let out = serde_json::json!({
+                "hostname": p.hostname,
+                "resources": p.resources.to_legacy_json(),
+                "resources_text": p.resources.to_string(),
+                "inventory": p.inventory,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(());
+        }
+        Some(Command::CaptureFixture { dir }) => {
+            keel_agent::discovery::capture(&dir).await?;
+            eprintln!("captured fixture into {}", dir.display());
+            return Ok(());
+        }
+        None => {}
+    }
+
+    keel_telemetry::init("keel-agent");
+    let masters: Vec<String> = flags
+        .master
+        .as_deref()
+        .context("--master HOST:PORT is required")?
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    for m in &masters {
+        validate_master(m)?;
+    }
+    let addr = SocketAddr::new(flags.ip, flags.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let config = AgentConfig {
+        masters,
+        ip: flags.ip,
+        hostname: flags.hostname,
+        work_dir: flags.work_dir,
+        resources: flags.resources.unwrap_or_default(),
+        attributes: flags.attributes.unwrap_or_default(),
+        registration_backoff_factor: flags.registration_backoff_factor,
+        discovery: DiscoveryOptions {
+            include_virtual_disks: flags.discover_virtual_disks,
+        },
+        sys_root: PathBuf::from("/"),
+    };
+    let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
+    keel_agent::run(listener, config, status, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn validate_master(m: &str) -> anyhow::Result<()> {
+    let (host, port) = m
+        .rsplit_once(':')
+        .with_context(|| format!("--master {m:?} is not HOST:PORT"))?;
+    anyhow::ensure!(!host.is_empty(), "--master {m:?} has no host");
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .with_context(|| format!("--master {m:?} has an invalid port"))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,1 +1,19 @@
+//! keel-master as a library. The binary (`main.rs`) parses flags and calls
+//! [`server::run`]; tests start the same server on `127.0.0.1:0`.
+//!
+//! - [`registry`]: the pure state machine (commands in, decisions out).
+//! - [`store`]: the durable command log it is rebuilt from.
+//! - [`core`]: the shell that persists, applies, and tracks agent sessions.
+//! - [`grpc`]: the agents' `Session` stream.
+//! - [`http`]: the Mesos operator API, legacy endpoints, Keel's API.
 
+pub mod core;
+pub mod grpc;
+pub mod http;
+pub mod registry;
+mod serde_mesos;
+pub mod server;
+pub mod store;
+
+pub use crate::core::{Master, MasterConfig, MasterError};
+pub use crate::server::run;

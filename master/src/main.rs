@@ -1,1 +1,86 @@
-fn main() {}
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use keel_master::{Master, MasterConfig};
+
+/// Keel master: agent registry and the Mesos v1 HTTP APIs.
+#[derive(Debug, Parser)]
+#[command(name = "keel-master", version)]
+struct Flags {
+    /// Address to listen on (HTTP APIs and the agents' gRPC stream share it).
+    #[arg(long, default_value = "127.0.0.1", env = "KEEL_MASTER_IP")]
+    ip: IpAddr,
+    #[arg(long, default_value_t = 5050, env = "KEEL_MASTER_PORT")]
+    port: u16,
+    /// Host name advertised to clients (default: the kernel's host name).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Where the master keeps its registry.
+    #[arg(long, default_value = "/var/lib/keel/master", env = "KEEL_MASTER_WORK_DIR")]
+    work_dir: PathBuf,
+    /// An agent silent for this long is marked unreachable.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    agent_timeout: Duration,
+    /// Interval of the heartbeats between master and agents.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    keel_telemetry::init("keel-master");
+    let flags = Flags::parse();
+    if flags.heartbeat_interval.is_zero() || flags.heartbeat_interval >= flags.agent_timeout {
+        anyhow::bail!(
+            "--heartbeat-interval ({:?}) must be non-zero and shorter than --agent-timeout ({:?})",
+            flags.heartbeat_interval,
+            flags.agent_timeout
+        );
+    }
+    let hostname = flags.hostname.clone().unwrap_or_else(|| {
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
+    });
+    let addr = SocketAddr::new(flags.ip, flags.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let config = MasterConfig {
+        ip: flags.ip,
+        port: local.port(),
+        hostname,
+        work_dir: flags.work_dir.clone(),
+        agent_timeout: flags.agent_timeout,
+        heartbeat_interval: flags.heartbeat_interval,
+        flags: vec![
+            ("ip".into(), flags.ip.to_string()),
+            ("port".into(), local.port().to_string()),
+            ("work_dir".into(), flags.work_dir.display().to_string()),
+            ("agent_timeout".into(), humantime::format_duration(flags.agent_timeout).to_string()),
+            (
+                "heartbeat_interval".into(),
+                humantime::format_duration(flags.heartbeat_interval).to_string(),
+            ),
+        ],
+    };
+    let master = Master::open(config).context("cannot open the master registry")?;
+    tracing::info!(api = %format!("http://{local}"), master_id = %master.master_id(), "keel-master listening");
+    keel_master::run(listener, master, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

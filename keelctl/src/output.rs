@@ -1,0 +1,223 @@
+//! Human-readable renderings of API answers.
+
+use std::fmt::Write;
+
+use serde_json::Value as Json;
+
+pub fn print_json(v: &Json) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn num(v: &Json) -> String {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 => format!("{f:.0}"),
+        Some(f) => format!("{f}"),
+        None => "-".into(),
+    }
+}
+
+fn s(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Renders rows as left-aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+pub fn agents_table(body: &Json) -> String {
+    let rows: Vec<Vec<String>> = body["agents"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let r = &a["resources"];
+            vec![
+                s(&a["id"]),
+                s(&a["hostname"]),
+                format!("{}:{}", s(&a["ip"]), num(&a["port"])),
+                s(&a["state"]),
+                num(&r["cpus"]),
+                num(&r["mem"]),
+                num(&r["disk"]),
+                num(&r["gpus"]),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "HOSTNAME", "ADDRESS", "STATE", "CPUS", "MEM(MB)", "DISK(MB)", "GPUS"],
+        &rows,
+    )
+}
+
+fn bytes(v: &Json) -> String {
+    let Some(b) = v.as_u64() else {
+        return "-".into();
+    };
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = b as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn agent_details(a: &Json) -> String {
+    let inv = &a["inventory"];
+    let cpu = &inv["cpu"];
+    let mem = &inv["memory"];
+    let mut out = String::new();
+    let _ = writeln!(out, "Agent:      {}", s(&a["id"]));
+    let _ = writeln!(out, "Hostname:   {}", s(&a["hostname"]));
+    let _ = writeln!(out, "Address:    {}:{}", s(&a["ip"]), num(&a["port"]));
+    let _ = writeln!(out, "State:      {}", s(&a["state"]));
+    let _ = writeln!(out, "Version:    {}", s(&a["version"]));
+    let _ = writeln!(out, "Resources:  {}", s(&a["resources_text"]));
+    let _ = writeln!(out, "Attributes: {}", a["attributes"]);
+    let _ = writeln!(
+        out,
+        "CPU:        {} logical, {} cores, {} sockets, {} NUMA nodes, {} ({})",
+        num(&cpu["logical"]),
+        num(&cpu["cores"]),
+        num(&cpu["sockets"]),
+        num(&cpu["numa_nodes"]),
+        s(&cpu["model"]),
+        s(&cpu["online"])
+    );
+    let _ = writeln!(
+        out,
+        "Memory:     {} total, {} available, {} swap",
+        bytes(&mem["total_bytes"]),
+        bytes(&mem["available_bytes"]),
+        bytes(&mem["swap_total_bytes"])
+    );
+    let empty = Vec::new();
+    let disks: Vec<Vec<String>> = inv["disks"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|d| {
+            vec![
+                s(&d["name"]),
+                bytes(&d["size_bytes"]),
+                s(&d["transport"]),
+                if d["rotational"].as_bool() == Some(true) { "hdd" } else { "ssd" }.into(),
+                s(&d["model"]),
+                s(&d["serial"]),
+                d["partitions"].as_array().map_or(0, Vec::len).to_string(),
+            ]
+        })
+        .collect();
+    let _ = writeln!(out, "\nDisks:");
+    out += &table(
+        &["NAME", "SIZE", "TRANSPORT", "MEDIA", "MODEL", "SERIAL", "PARTS"],
+        &disks,
+    );
+    let nics: Vec<Vec<String>> = inv["nics"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|n| {
+            let addrs: Vec<String> = n["addresses"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .map(|a| format!("{}/{}", s(&a["address"]), num(&a["prefix_len"])))
+                .collect();
+            vec![
+                s(&n["name"]),
+                s(&n["mac"]),
+                num(&n["mtu"]),
+                s(&n["oper_state"]),
+                s(&n["driver"]),
+                s(&n["pci_address"]),
+                n["speed_mbps"].as_u64().map_or("-".into(), |v| format!("{v}Mb/s")),
+                addrs.join(","),
+            ]
+        })
+        .collect();
+    let _ = writeln!(out, "\nNICs:");
+    out += &table(
+        &["NAME", "MAC", "MTU", "STATE", "DRIVER", "PCI", "SPEED", "ADDRESSES"],
+        &nics,
+    );
+    let accel: Vec<Vec<String>> = inv["accelerators"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|p| {
+            vec![
+                s(&p["address"]),
+                s(&p["kind"]),
+                s(&p["vendor_name"]),
+                format!(
+                    "{:04x}:{:04x}",
+                    p["vendor_id"].as_u64().unwrap_or(0),
+                    p["device_id"].as_u64().unwrap_or(0)
+                ),
+                s(&p["driver"]),
+            ]
+        })
+        .collect();
+    if !accel.is_empty() {
+        let _ = writeln!(out, "\nAccelerators:");
+        out += &table(&["PCI", "KIND", "VENDOR", "ID", "DRIVER"], &accel);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn agents_table_lists_each_agent() {
+        let body = json!({"agents": [{
+            "id": "m-S0", "hostname": "node1", "ip": "127.0.0.1", "port": 5051,
+            "state": "active",
+            "resources": {"cpus": 2.0, "mem": 23000.0, "disk": 1000.0, "gpus": 0.0}
+        }]});
+        let t = agents_table(&body);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("ID"));
+        assert!(lines[1].contains("m-S0") && lines[1].contains("23000") && lines[1].contains("active"));
+    }
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(bytes(&json!(512)), "512 B");
+        assert_eq!(bytes(&json!(3u64 << 30)), "3.0 GiB");
+    }
+}

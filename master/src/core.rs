@@ -1,0 +1,294 @@
+//! The master's I/O shell around the pure [`Registry`]: persists commands
+//! before applying them, keeps one session per connected agent, and tracks
+//! agent liveness (heartbeats are not replicated state, only their absence is).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use keel_api::pb;
+use tokio::sync::mpsc;
+
+use crate::registry::{AgentInfo, AgentState, Applied, Command, Registry, RegistryError};
+use crate::store::{CommandLog, StoreError};
+
+/// Runtime configuration of one master.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub hostname: String,
+    pub work_dir: PathBuf,
+    /// An agent that sends nothing for this long is marked unreachable.
+    pub agent_timeout: Duration,
+    /// How often master and agents heartbeat each other.
+    pub heartbeat_interval: Duration,
+    /// The flags the master was started with, for `GET_FLAGS` and `/master/state`.
+    pub flags: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("cannot create work dir {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Outbound half of an agent session.
+pub type SessionSender = mpsc::Sender<Result<pb::MasterMessage, tonic::Status>>;
+
+struct Session {
+    id: u64,
+    tx: SessionSender,
+}
+
+struct Inner {
+    registry: Registry,
+    log: CommandLog,
+    sessions: HashMap<String, Session>,
+    last_seen: HashMap<String, Instant>,
+    next_session: u64,
+    heartbeat_seq: u64,
+}
+
+pub struct Master {
+    config: MasterConfig,
+    start_time: f64,
+    inner: Mutex<Inner>,
+}
+
+/// The result of a successful (re-)registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub agent_id: String,
+    pub session: u64,
+    pub reregistered: bool,
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+impl Master {
+    /// Opens the registry under the work dir, bootstrapping a new master id on
+    /// first start. Agents recorded as active are marked disconnected: no
+    /// session survives a restart, and they get the agent timeout to return.
+    pub fn open(config: MasterConfig) -> Result<Arc<Master>, MasterError> {
+        std::fs::create_dir_all(&config.work_dir).map_err(|source| MasterError::WorkDir {
+            path: config.work_dir.clone(),
+            source,
+        })?;
+        let (log, registry) = CommandLog::open(&config.work_dir.join("registry.log"))?;
+        let now = Instant::now();
+        let last_seen = registry.agents().map(|a| (a.id.clone(), now)).collect();
+        let master = Arc::new(Master {
+            config,
+            start_time: unix_now(),
+            inner: Mutex::new(Inner {
+                registry,
+                log,
+                sessions: HashMap::new(),
+                last_seen,
+                next_session: 1,
+                heartbeat_seq: 0,
+            }),
+        });
+        {
+            let mut inner = master.lock();
+            if inner.registry.master_id().is_none() {
+                let master_id = uuid::Uuid::new_v4().to_string();
+                propose(&mut inner, Command::Bootstrap { master_id })?;
+            }
+            let stale: Vec<String> = inner
+                .registry
+                .agents()
+                .filter(|a| a.state == AgentState::Active)
+                .map(|a| a.id.clone())
+                .collect();
+            for agent_id in stale {
+                propose(
+                    &mut inner,
+                    Command::DisconnectAgent {
+                        agent_id,
+                        at: unix_now(),
+                    },
+                )?;
+            }
+            tracing::info!(master_id = inner.registry.master_id().unwrap_or_default(),
+                agents = inner.registry.agents().count(), "registry recovered");
+        }
+        Ok(master)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied command
+        // (apply validates first), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> &MasterConfig {
+        &self.config
+    }
+
+    pub fn start_time(&self) -> f64 {
+        self.start_time
+    }
+
+    pub fn master_id(&self) -> String {
+        self.lock()
+            .registry
+            .master_id()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A consistent copy of the registry for read-only endpoints.
+    pub fn registry(&self) -> Registry {
+        self.lock().registry.clone()
+    }
+
+    /// Admits or readmits an agent and makes `tx` its only session.
+    pub fn register(
+        &self,
+        agent_id: Option<String>,
+        info: AgentInfo,
+        tx: SessionSender,
+    ) -> Result<Registration, MasterError> {
+        let mut inner = self.lock();
+        let at = unix_now();
+        let applied = match agent_id {
+            Some(agent_id) => propose(
+                &mut inner,
+                Command::ReadmitAgent {
+                    agent_id,
+                    info: Box::new(info),
+                    at,
+                },
+            )?,
+            None => propose(
+                &mut inner,
+                Command::AdmitAgent {
+                    info: Box::new(info),
+                    at,
+                },
+            )?,
+        };
+        let (agent_id, reregistered) = match applied {
+            Applied::AgentAdmitted { agent_id } => (agent_id, false),
+            Applied::AgentReadmitted { agent_id, .. } => (agent_id, true),
+            other => unreachable!("registration applied as {other:?}"),
+        };
+        let session = inner.next_session;
+        inner.next_session += 1;
+        // A second session for the same agent replaces the first (the agent
+        // restarted before the old connection was noticed dead); dropping the
+        // old sender ends that stream.
+        if inner
+            .sessions
+            .insert(agent_id.clone(), Session { id: session, tx })
+            .is_some()
+        {
+            tracing::info!(%agent_id, "replaced an older session of this agent");
+        }
+        inner.last_seen.insert(agent_id.clone(), Instant::now());
+        Ok(Registration {
+            agent_id,
+            session,
+            reregistered,
+        })
+    }
+
+    /// Records that the agent's session is alive.
+    pub fn heartbeat(&self, agent_id: &str, session: u64) {
+        let mut inner = self.lock();
+        if inner.sessions.get(agent_id).is_some_and(|s| s.id == session) {
+            inner.last_seen.insert(agent_id.to_string(), Instant::now());
+        }
+    }
+
+    /// The agent's stream ended. Only the current session counts.
+    pub fn session_closed(&self, agent_id: &str, session: u64) {
+        let mut inner = self.lock();
+        if !inner.sessions.get(agent_id).is_some_and(|s| s.id == session) {
+            return;
+        }
+        inner.sessions.remove(agent_id);
+        let cmd = Command::DisconnectAgent {
+            agent_id: agent_id.to_string(),
+            at: unix_now(),
+        };
+        match propose(&mut inner, cmd) {
+            Ok(Applied::AgentDisconnected { .. }) => {
+                tracing::info!(%agent_id, "agent disconnected")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(%agent_id, error = %e, "cannot record disconnect"),
+        }
+    }
+
+    /// One heartbeat round: pings every session and marks agents unreachable
+    /// when nothing came from them within the agent timeout.
+    pub fn tick(&self) {
+        let mut inner = self.lock();
+        inner.heartbeat_seq += 1;
+        let ping = pb::MasterMessage {
+            msg: Some(pb::master_message::Msg::Heartbeat(pb::Heartbeat {
+                seq: inner.heartbeat_seq,
+                sent_unix_ms: (unix_now() * 1000.0) as u64,
+            })),
+        };
+        for session in inner.sessions.values() {
+            // A full queue means the agent is not reading; the timeout below
+            // deals with it.
+            let _ = session.tx.try_send(Ok(ping.clone()));
+        }
+        let timeout = self.config.agent_timeout;
+        let expired: Vec<String> = inner
+            .registry
+            .agents()
+            .filter(|a| a.state != AgentState::Unreachable)
+            .filter(|a| {
+                inner
+                    .last_seen
+                    .get(&a.id)
+                    .is_none_or(|seen| seen.elapsed() >= timeout)
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        for agent_id in expired {
+            inner.sessions.remove(&agent_id);
+            let cmd = Command::MarkAgentUnreachable {
+                agent_id: agent_id.clone(),
+                at: unix_now(),
+            };
+            match propose(&mut inner, cmd) {
+                Ok(_) => tracing::warn!(%agent_id, ?timeout, "agent unreachable: no heartbeat"),
+                Err(e) => tracing::error!(%agent_id, error = %e, "cannot mark agent unreachable"),
+            }
+        }
+    }
+
+    /// Ends every agent session (on shutdown).
+    pub fn close_sessions(&self) {
+        self.lock().sessions.clear();
+    }
+}
+
+/// Validates, persists, then applies: a command that was acknowledged is on
+/// disk, and one that failed to persist changed nothing.
+fn propose(inner: &mut Inner, cmd: Command) -> Result<Applied, MasterError> {
+    inner.registry.validate(&cmd)?;
+    inner.log.append(&cmd)?;
+    Ok(inner.registry.apply(&cmd)?)
+}

@@ -1,0 +1,67 @@
+//! The master's HTTP edge (port 5050): the Mesos v1 operator API, the legacy
+//! JSON endpoints, and Keel's own API. Each handler parses, calls the core,
+//! and renders; no state lives here.
+
+mod keel;
+mod legacy;
+mod operator;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::Value as Json;
+
+use crate::core::Master;
+
+pub use operator::{OperatorCall, parse_operator_call};
+
+pub fn router(master: Arc<Master>) -> Router {
+    Router::new()
+        .route("/health", get(legacy::health))
+        .route("/master/health", get(legacy::health))
+        .route("/version", get(legacy::version))
+        .route("/master/version", get(legacy::version))
+        .route("/state", get(legacy::state))
+        .route("/master/state", get(legacy::state))
+        .route("/master/slaves", get(legacy::slaves))
+        .route("/master/flags", get(legacy::flags))
+        .route("/flags", get(legacy::flags))
+        .route("/redirect", get(legacy::redirect))
+        .route("/master/redirect", get(legacy::redirect))
+        .route("/api/v1", any(operator::handle))
+        .route("/api/v1/operator", any(operator::handle))
+        .route("/master/api/v1", any(operator::handle))
+        .route("/api/keel/v1/agents", get(keel::agents))
+        .route("/api/keel/v1/agents/{id}", get(keel::agent))
+        .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
+        .fallback(not_found)
+        .with_state(master)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    plain(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()))
+}
+
+/// A plain-text response, as Mesos sends errors.
+pub(crate) fn plain(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut resp = (status, message.into()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// A JSON body with exactly `Content-Type: application/json`.
+pub(crate) fn json(status: StatusCode, body: &Json) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,307 @@
+//! `POST /api/v1` (also `/api/v1/operator`, `/master/api/v1`): the Mesos v1
+//! operator API. The request is parsed into one [`OperatorCall`] and then
+//! answered; every parse failure is a 4xx with a plain-text reason.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value as Json, json};
+
+use super::{json, plain, views};
+use crate::core::Master;
+
+/// The operator calls Keel answers today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorCall {
+    GetHealth,
+    GetFlags,
+    GetVersion,
+    GetMaster,
+    GetAgents,
+    GetState,
+}
+
+/// Every call type of Mesos' `master::Call` that Keel does not answer yet:
+/// they get `501 Not Implemented` rather than `400`, since they are valid.
+const KNOWN_UNIMPLEMENTED: &[&str] = &[
+    "GET_METRICS",
+    "GET_LOGGING_LEVEL",
+    "SET_LOGGING_LEVEL",
+    "LIST_FILES",
+    "READ_FILE",
+    "GET_FRAMEWORKS",
+    "GET_EXECUTORS",
+    "GET_OPERATIONS",
+    "GET_TASKS",
+    "GET_ROLES",
+    "GET_WEIGHTS",
+    "UPDATE_WEIGHTS",
+    "SUBSCRIBE",
+    "RESERVE_RESOURCES",
+    "UNRESERVE_RESOURCES",
+    "CREATE_VOLUMES",
+    "DESTROY_VOLUMES",
+    "GROW_VOLUME",
+    "SHRINK_VOLUME",
+    "GET_MAINTENANCE_STATUS",
+    "GET_MAINTENANCE_SCHEDULE",
+    "UPDATE_MAINTENANCE_SCHEDULE",
+    "START_MAINTENANCE",
+    "STOP_MAINTENANCE",
+    "DRAIN_AGENT",
+    "DEACTIVATE_AGENT",
+    "REACTIVATE_AGENT",
+    "GET_QUOTA",
+    "UPDATE_QUOTA",
+    "SET_QUOTA",
+    "REMOVE_QUOTA",
+    "TEARDOWN",
+    "MARK_AGENT_GONE",
+];
+
+/// A rejected request: the status and the plain-text reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+fn reject(status: StatusCode, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        status,
+        reason: reason.into(),
+    }
+}
+
+/// Parses one operator request (headers already known to be for POST).
+pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorCall, Rejection> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| reject(StatusCode::BAD_REQUEST, "Expecting 'Content-Type' to be present"))?
+        .to_str()
+        .unwrap_or("");
+    match content_type {
+        "application/json" => {}
+        "application/x-protobuf" => {
+            return Err(reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Keel speaks the v1 API in JSON only; send 'Content-Type: application/json'",
+            ));
+        }
+        other => {
+            return Err(reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Expecting 'Content-Type' of application/json; got '{other}'"),
+            ));
+        }
+    }
+    if !accepts_json(headers) {
+        return Err(reject(
+            StatusCode::NOT_ACCEPTABLE,
+            "Expecting 'Accept' to allow application/json",
+        ));
+    }
+    let call: Json = serde_json::from_slice(body).map_err(|e| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to parse body into JSON: {e}"),
+        )
+    })?;
+    let Some(obj) = call.as_object() else {
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "Failed to convert JSON into Call protobuf: expecting a JSON object",
+        ));
+    };
+    let ty = match obj.get("type") {
+        None | Some(Json::Null) => {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "Failed to convert JSON into Call protobuf: Missing required fields: type",
+            ));
+        }
+        Some(Json::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to convert JSON into Call protobuf: 'type' must be a string, got {other}"),
+            ));
+        }
+    };
+    match ty {
+        "GET_HEALTH" => Ok(OperatorCall::GetHealth),
+        "GET_FLAGS" => Ok(OperatorCall::GetFlags),
+        "GET_VERSION" => Ok(OperatorCall::GetVersion),
+        "GET_MASTER" => Ok(OperatorCall::GetMaster),
+        "GET_AGENTS" => Ok(OperatorCall::GetAgents),
+        "GET_STATE" => Ok(OperatorCall::GetState),
+        "UNKNOWN" => Err(reject(StatusCode::NOT_IMPLEMENTED, "Unknown call type UNKNOWN")),
+        t if KNOWN_UNIMPLEMENTED.contains(&t) => Err(reject(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Operator call {t} is not implemented by Keel yet"),
+        )),
+        t => Err(reject(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to convert JSON into Call protobuf: unknown call type '{t}'"),
+        )),
+    }
+}
+
+/// An absent Accept header accepts anything (Mesos behaviour).
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let values: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    values.is_empty()
+        || values.iter().flat_map(|v| v.split(',')).any(|m| {
+            let m = m.split(';').next().unwrap_or("").trim();
+            matches!(m, "application/json" | "application/*" | "*/*")
+        })
+}
+
+pub async fn handle(
+    State(master): State<Arc<Master>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        let mut resp = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Expecting POST, got {method}"),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    match parse_operator_call(&headers, &body) {
+        Ok(call) => json(StatusCode::OK, &answer(&master, call)),
+        Err(r) => {
+            tracing::debug!(status = %r.status, reason = %r.reason, "operator call rejected");
+            plain(r.status, r.reason)
+        }
+    }
+}
+
+fn get_agents(master: &Master) -> Json {
+    let registry = master.registry();
+    let agents: Vec<_> = registry.agents().cloned().collect();
+    json!({
+        "agents": views::registered_agents(&agents).map(views::agent_v1).collect::<Vec<_>>(),
+        "recovered_agents": [],
+    })
+}
+
+fn answer(master: &Master, call: OperatorCall) -> Json {
+    match call {
+        OperatorCall::GetHealth => {
+            json!({ "type": "GET_HEALTH", "get_health": { "healthy": true } })
+        }
+        OperatorCall::GetFlags => {
+            json!({ "type": "GET_FLAGS", "get_flags": { "flags": views::flags(master) } })
+        }
+        OperatorCall::GetVersion => json!({
+            "type": "GET_VERSION",
+            "get_version": { "version_info": views::version_info() },
+        }),
+        OperatorCall::GetMaster => json!({
+            "type": "GET_MASTER",
+            "get_master": {
+                "master_info": views::master_info(master),
+                "start_time": master.start_time(),
+                "elected_time": master.start_time(),
+            },
+        }),
+        OperatorCall::GetAgents => json!({ "type": "GET_AGENTS", "get_agents": get_agents(master) }),
+        OperatorCall::GetState => json!({
+            "type": "GET_STATE",
+            "get_state": {
+                "get_tasks": {},
+                "get_executors": {},
+                "get_frameworks": {},
+                "get_agents": get_agents(master),
+            },
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+
+    #[test]
+    fn parses_known_calls() {
+        for (ty, call) in [
+            ("GET_HEALTH", OperatorCall::GetHealth),
+            ("GET_FLAGS", OperatorCall::GetFlags),
+            ("GET_VERSION", OperatorCall::GetVersion),
+            ("GET_MASTER", OperatorCall::GetMaster),
+            ("GET_AGENTS", OperatorCall::GetAgents),
+            ("GET_STATE", OperatorCall::GetState),
+        ] {
+            let body = format!(r#"{{"type":"{ty}","unknown_field":null}}"#);
+            assert_eq!(parse_operator_call(&headers(JSON), body.as_bytes()), Ok(call));
+        }
+    }
+
+    #[test]
+    fn content_type_rules() {
+        let body = br#"{"type":"GET_HEALTH"}"#;
+        let missing = parse_operator_call(&headers(&[]), body).unwrap_err();
+        assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+        assert!(missing.reason.contains("Content-Type"));
+        let text = parse_operator_call(&headers(&[("content-type", "text/plain")]), body);
+        assert_eq!(text.unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let proto = parse_operator_call(&headers(&[("content-type", "application/x-protobuf")]), body);
+        assert_eq!(proto.unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn accept_rules() {
+        let body = br#"{"type":"GET_HEALTH"}"#;
+        let ok = headers(&[("content-type", "application/json"), ("accept", "text/html, */*;q=0.1")]);
+        assert!(parse_operator_call(&ok, body).is_ok());
+        let bad = headers(&[("content-type", "application/json"), ("accept", "application/x-protobuf")]);
+        assert_eq!(parse_operator_call(&bad, body).unwrap_err().status, StatusCode::NOT_ACCEPTABLE);
+    }
+
+    #[test]
+    fn malformed_bodies_get_400_with_a_reason() {
+        for (body, needle) in [
+            (&b"{not json"[..], "Failed to parse body into JSON"),
+            (b"[1,2]", "expecting a JSON object"),
+            (b"{}", "Missing required fields: type"),
+            (b"{\"type\":null}", "Missing required fields: type"),
+            (b"{\"type\":7}", "'type' must be a string"),
+            (b"{\"type\":\"GET_EVERYTHING\"}", "unknown call type 'GET_EVERYTHING'"),
+        ] {
+            let r = parse_operator_call(&headers(JSON), body).unwrap_err();
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(r.reason.contains(needle), "{} lacks {needle}", r.reason);
+        }
+    }
+
+    #[test]
+    fn valid_but_unimplemented_calls_get_501() {
+        for ty in ["UNKNOWN", "GET_TASKS", "UPDATE_QUOTA"] {
+            let body = format!(r#"{{"type":"{ty}"}}"#);
+            let r = parse_operator_call(&headers(JSON), body.as_bytes()).unwrap_err();
+            assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{ty}");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `run(listener, master, shutdown)`: serves the HTTP APIs and the agents'
+//! gRPC service on one port (HTTP/1.1 and h2c side by side, as agents are
+//! given the same `HOST:PORT` as operators), plus the heartbeat ticker.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::core::Master;
+use crate::grpc::AgentService;
+use crate::http;
+
+/// After shutdown starts, connections get this long to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(
+    listener: TcpListener,
+    master: Arc<Master>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grpc = AgentService::new(master.clone()).into_server();
+    let app = http::router(master.clone()).route_service("/keel.v1.AgentService/{*method}", grpc);
+
+    let draining = Arc::new(Notify::new());
+    let ticker = {
+        let master = master.clone();
+        let draining = draining.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(master.config().heartbeat_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => master.tick(),
+                    _ = draining.notified() => break,
+                }
+            }
+        })
+    };
+
+    let signal = {
+        let master = master.clone();
+        let draining = draining.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            master.close_sessions();
+            // One permit for the ticker, one for the drain timer below.
+            draining.notify_one();
+            draining.notify_one();
+        }
+    };
+    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let result = tokio::select! {
+        r = serve => r,
+        _ = async {
+            draining.notified().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+            Ok(())
+        }
+    };
+    ticker.abort();
+    result
+}

@@ -1,0 +1,293 @@
+//! Master and agent as real processes on loopback: registration, the agent id
+//! kept across restarts, unreachable after the timeout and back, master
+//! restart, clean SIGTERM exits, and bad input.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use support::*;
+
+fn only_agent(m: &Master) -> Json {
+    let agents = m.keel_agents();
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    agents[0].clone()
+}
+
+fn wait_agent_state(m: &Master, agent: Option<&Proc>, state: &str, within: Duration) -> Json {
+    wait_for(
+        within,
+        &format!("agent {state}"),
+        || m.keel_agents().iter().any(|a| a["state"] == state),
+        || format!("{}\n---agent---\n{}", m.proc.log_text(), agent.map(Proc::log_text).unwrap_or_default()),
+    );
+    only_agent(m)
+}
+
+fn nproc() -> f64 {
+    let out = run_output(&mut Command::new("nproc"));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn mem_total_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "2s");
+    let mut agent = start_agent(dir.path(), &m.addr(), &["--attributes", "rack:r1;zone:a"]);
+    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+
+    // Id is <master-id>-S0 and is persisted in the agent's work dir.
+    let (_, state) = http_get(m.port, "/master/state").unwrap();
+    let state: Json = serde_json::from_str(&state).unwrap();
+    let master_id = state["id"].as_str().unwrap().to_string();
+    let id = a["id"].as_str().unwrap().to_string();
+    assert_eq!(id, format!("{master_id}-S0"));
+    let saved = std::fs::read_to_string(dir.path().join("agent/meta/agent_id")).unwrap();
+    assert_eq!(saved.trim(), id);
+
+    // Mesos default resources from the real machine.
+    assert_eq!(a["resources"]["cpus"].as_f64().unwrap(), nproc());
+    let total = mem_total_bytes();
+    let expected_mem = if total >= 2 << 30 { total - (1 << 30) } else { total / 2 } >> 20;
+    assert_eq!(a["resources"]["mem"].as_f64().unwrap(), expected_mem as f64);
+    assert_eq!(a["resources"]["ports"], "[31000-32000]");
+    assert_eq!(a["attributes"]["rack"], "r1");
+
+    // The legacy state shows it as an active slave with its pid.
+    let slave = &state["slaves"][0];
+    assert_eq!(slave["id"], id.as_str());
+    assert_eq!(slave["active"], true);
+    assert!(slave["pid"].as_str().unwrap().starts_with("slave(1)@127.0.0.1:"));
+    assert_eq!(slave["attributes"]["zone"], "a");
+    assert_eq!(state["activated_slaves"], 1);
+
+    // The inventory is served in full.
+    let (status, inv) = http_get(m.port, &format!("/api/keel/v1/agents/{id}/inventory")).unwrap();
+    assert_eq!(status, 200);
+    let inv: Json = serde_json::from_str(&inv).unwrap();
+    assert_eq!(inv["cpu"]["logical"].as_f64().unwrap(), nproc());
+    assert!(inv["nics"].as_array().unwrap().iter().any(|n| n["name"] == "lo"));
+
+    // Restarting the agent (SIGKILL) keeps the id: re-registration.
+    agent.kill9();
+    let mut agent = start_agent(dir.path(), &m.addr(), &[]);
+    wait_for(
+        Duration::from_secs(30),
+        "re-registration",
+        || only_agent(&m)["reregistered_time"].is_number() && only_agent(&m)["state"] == "active",
+        || agent.log_text(),
+    );
+    assert_eq!(only_agent(&m)["id"], id.as_str());
+
+    // Silence beyond the 2 s agent timeout: unreachable, gone from `slaves`.
+    agent.kill9();
+    wait_agent_state(&m, None, "unreachable", Duration::from_secs(10));
+    let (_, state) = http_get(m.port, "/master/state").unwrap();
+    let state: Json = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["unreachable_slaves"], 1);
+    assert_eq!(state["slaves"].as_array().unwrap().len(), 0);
+
+    // Re-registration brings it back under the same id.
+    let mut agent = start_agent(dir.path(), &m.addr(), &[]);
+    let back = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+    assert_eq!(back["id"], id.as_str());
+    assert!(back["unreachable_time"].is_null());
+
+    // Both exit 0 on SIGTERM.
+    assert!(agent.terminate(Duration::from_secs(10)).success(), "{}", agent.log_text());
+    let mut m = m;
+    assert!(m.proc.terminate(Duration::from_secs(10)).success(), "{}", m.proc.log_text());
+}
+
+#[test]
+fn master_restart_keeps_the_registry_and_agents_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut m = Master::start(dir.path(), port, "5s");
+    let agent = start_agent(dir.path(), &m.addr(), &[]);
+    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+    let (_, before) = http_get(port, "/master/state").unwrap();
+    let before: Json = serde_json::from_str(&before).unwrap();
+
+    m.proc.kill9();
+    let m = Master::start(dir.path(), port, "5s");
+    let (_, after) = http_get(port, "/master/state").unwrap();
+    let after: Json = serde_json::from_str(&after).unwrap();
+    assert_eq!(after["id"], before["id"], "master id survives a crash");
+
+    let back = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+    assert_eq!(back["id"], a["id"]);
+    assert_eq!(back["registered_time"], a["registered_time"]);
+    assert_eq!(m.keel_agents().len(), 1);
+}
+
+#[test]
+fn operator_api_answers_mesos_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "5s");
+    let agent = start_agent(dir.path(), &m.addr(), &["--resources", "cpus:1.5;mem:512;disk(eng):100"]);
+    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+    assert_eq!(a["resources"]["cpus"], 1.5);
+    assert_eq!(a["resources"]["mem"], 512.0);
+
+    for path in ["/api/v1", "/api/v1/operator", "/master/api/v1"] {
+        let (status, headers, body) = post_json(m.port, path, r#"{"type":"GET_HEALTH"}"#);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
+        assert_eq!(body, r#"{"get_health":{"healthy":true},"type":"GET_HEALTH"}"#);
+    }
+
+    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_AGENTS"}"#);
+    assert_eq!(status, 200);
+    let v: Json = serde_json::from_str(&body).unwrap();
+    let agent_info = &v["get_agents"]["agents"][0]["agent_info"];
+    assert_eq!(agent_info["id"]["value"], a["id"]);
+    let resources = agent_info["resources"].as_array().unwrap();
+    assert!(resources.iter().any(|r| r["name"] == "disk" && r["role"] == "eng"));
+    assert!(resources.iter().any(|r| r["name"] == "cpus" && r["scalar"]["value"] == 1.5));
+
+    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_STATE"}"#);
+    assert_eq!(status, 200);
+    let v: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["get_state"]["get_agents"]["agents"].as_array().unwrap().len(), 1);
+
+    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_MASTER"}"#);
+    assert_eq!(status, 200);
+    let v: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["get_master"]["master_info"]["port"], m.port);
+    // 127.0.0.1 in libprocess' packing.
+    assert_eq!(v["get_master"]["master_info"]["ip"], 16777343u32);
+
+    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_VERSION"}"#);
+    assert_eq!(status, 200);
+    let v: Json = serde_json::from_str(&body).unwrap();
+    let version = v["get_version"]["version_info"]["version"].as_str().unwrap();
+    assert!(version.split('.').all(|p| p.parse::<u32>().is_ok()), "{version}");
+
+    let (status, body) = http_get(m.port, "/version").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Json>(&body).unwrap()["version"], version);
+
+    let (status, _, body) = http(m.port, "GET", "/master/state?jsonp=cb", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.starts_with("cb({") && body.ends_with("});"), "{body}");
+}
+
+#[test]
+fn bad_input_gets_a_reason_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "5s");
+
+    let cases: &[(&str, &[(&str, &str)], &str, u16, &str)] = &[
+        ("POST", &[("Content-Type", "application/json")], "{not json", 400, "Failed to parse body into JSON"),
+        ("POST", &[("Content-Type", "application/json")], r#"{"type":"FROB"}"#, 400, "unknown call type 'FROB'"),
+        ("POST", &[("Content-Type", "application/json")], r#"{"get_health":{}}"#, 400, "Missing required fields: type"),
+        ("POST", &[("Content-Type", "application/json")], r#"{"type":"GET_TASKS"}"#, 501, "not implemented"),
+        ("POST", &[], r#"{"type":"GET_HEALTH"}"#, 400, "Expecting 'Content-Type' to be present"),
+        ("POST", &[("Content-Type", "text/xml")], "<x/>", 415, "application/json"),
+        ("GET", &[], "", 405, "Expecting POST"),
+    ];
+    for (method, headers, body, want, needle) in cases {
+        let (status, hdrs, text) = http(m.port, method, "/api/v1", headers, body.as_bytes()).unwrap();
+        assert_eq!(status, *want, "{method} {body}: {text}");
+        assert!(text.contains(needle), "{method} {body}: {text:?} lacks {needle:?}");
+        if *want == 405 {
+            assert!(hdrs.iter().any(|(k, v)| k == "allow" && v == "POST"));
+        }
+    }
+    let (status, body) = http_get(m.port, "/api/keel/v1/agents/nope/inventory").unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("unknown agent nope"));
+    let (status, _) = http_get(m.port, "/master/state?jsonp=alert(1)").unwrap();
+    assert_eq!(status, 400);
+
+    // The master is still serving.
+    assert_eq!(http_get(m.port, "/health").unwrap().0, 200);
+
+    // A malformed --resources is a clear startup error of the agent.
+    let out = run_output(
+        Command::new(bin("keel-agent"))
+            .args(["--master", &m.addr(), "--work-dir"])
+            .arg(dir.path().join("bad-agent"))
+            .args(["--resources", "cpus:four;mem:1024"]),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--resources") && err.contains("cpus:four"), "{err}");
+
+    let out = run_output(
+        Command::new(bin("keel-agent"))
+            .args(["--master", &m.addr(), "--attributes", "rack:{a,b}"]),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--attributes"));
+
+    // Nothing registered, master healthy.
+    assert!(m.keel_agents().is_empty());
+}
+
+#[test]
+fn a_corrupt_registry_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("master");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("registry.log"),
+        "{\"command\":\"bootstrap\",\"master_id\":\"m\"}\ngarbage\n{\"command\":\"bootstrap\",\"master_id\":\"n\"}\n",
+    )
+    .unwrap();
+    let out = run_output(
+        Command::new(bin("keel-master"))
+            .args(["--port", &free_port().to_string(), "--work-dir"])
+            .arg(&work),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2 is corrupt"), "{err}");
+}
+
+#[test]
+fn keelctl_lists_agents_and_shows_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "5s");
+    let agent = start_agent(dir.path(), &m.addr(), &[]);
+    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+    let id = a["id"].as_str().unwrap();
+
+    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agents", "-o", "json"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["agents"][0]["id"], id);
+
+    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agents"]));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("ID") && table.contains(id) && table.contains("active"), "{table}");
+
+    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", id]));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NICs:") && text.contains("Disks:"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("lo ")), "{text}");
+
+    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", id, "-o", "json"]));
+    let v: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["inventory"]["cpu"]["logical"].as_u64().unwrap() >= 1);
+
+    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", "nope"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown agent nope"));
+}

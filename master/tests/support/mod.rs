@@ -1,0 +1,237 @@
+//! Harness for tests that run Keel's real binaries on loopback.
+//!
+//! The binaries are found next to the test executable's `deps/` directory
+//! (`target/<profile>/`); `cargo xtask test` builds them first.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+use serde_json::Value as Json;
+
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`, done by `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(file)
+            .env("KEEL_LOG_STDERR", "1")
+            .env("KEEL_LOG", "info")
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        let id = self.child.as_ref().expect("running").id();
+        Pid::from_raw(id as i32).expect("pid")
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill_process(self.pid(), sig).expect("kill");
+    }
+
+    /// Sends SIGKILL and reaps.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal(Signal::TERM);
+        let deadline = Instant::now() + within;
+        let mut child = self.child.take().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("process did not exit within {within:?} of SIGTERM; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Master {
+    pub proc: Proc,
+    pub port: u16,
+    pub work_dir: PathBuf,
+}
+
+impl Master {
+    pub fn start(dir: &Path, port: u16, agent_timeout: &str) -> Master {
+        let work_dir = dir.join("master");
+        let proc = Proc::spawn(
+            Command::new(bin("keel-master"))
+                .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+                .arg("--work-dir")
+                .arg(&work_dir)
+                .args(["--agent-timeout", agent_timeout, "--heartbeat-interval", "300ms"]),
+            dir.join(format!("master-{}.log", fastrand_suffix())),
+        );
+        let m = Master {
+            proc,
+            port,
+            work_dir,
+        };
+        wait_for(Duration::from_secs(20), "master health", || {
+            http_get(m.port, "/health").map(|(s, _)| s == 200).unwrap_or(false)
+        }, || m.proc.log_text());
+        m
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn keel_agents(&self) -> Vec<Json> {
+        let (status, body) = http_get(self.port, "/api/keel/v1/agents").expect("agents");
+        assert_eq!(status, 200, "{body}");
+        let v: Json = serde_json::from_str(&body).unwrap();
+        v["agents"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn start_agent(dir: &Path, master: &str, extra: &[&str]) -> Proc {
+    let port = free_port();
+    Proc::spawn(
+        Command::new(bin("keel-agent"))
+            .args(["--master", master, "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--work-dir")
+            .arg(dir.join("agent"))
+            .args(["--registration-backoff-factor", "200ms"])
+            .args(extra),
+        dir.join(format!("agent-{}.log", fastrand_suffix())),
+    )
+}
+
+fn fastrand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst).to_string()
+}
+
+pub fn wait_for(
+    within: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {within:?} waiting for {what}; log:\n{}", log());
+}
+
+/// A tiny blocking HTTP/1.1 client, so tests need no async runtime.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    Ok((status, headers, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http(port, "GET", path, &[], b"").map(|(s, _, b)| (s, b))
+}
+
+pub fn post_json(port: u16, path: &str, body: &str) -> (u16, Vec<(String, String)>, String) {
+    http(port, "POST", path, &[("Content-Type", "application/json")], body.as_bytes()).expect("post")
+}
+
+pub fn run_output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+}
