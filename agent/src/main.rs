@@ -23,7 +23,11 @@ struct Flags {
     ip: IpAddr,
     #[arg(long, default_value_t = 5051, env = "KEEL_AGENT_PORT")]
     port: u16,
-    #[arg(long, default_value = "/var/lib/keel/agent", env = "KEEL_AGENT_WORK_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/keel/agent",
+        env = "KEEL_AGENT_WORK_DIR"
+    )]
     work_dir: PathBuf,
     /// Mesos resource syntax, e.g. `cpus:4;mem:2048;ports:[31000-32000]`,
     /// or a JSON array of Resource objects. Unnamed resources get defaults.

@@ -52,7 +52,10 @@ pub fn agent_resources(
             });
         }
     };
-    default("cpus", Value::Scalar(f64::from(inventory.cpu.logical.max(1))));
+    default(
+        "cpus",
+        Value::Scalar(f64::from(inventory.cpu.logical.max(1))),
+    );
     default(
         "mem",
         Value::Scalar(default_mem_mb(inventory.memory.total_bytes) as f64),
@@ -115,7 +118,11 @@ mod tests {
     fn defaults_fill_what_the_flag_leaves_out() {
         let flag = Resources::parse("cpus(eng):1;mem:2048").unwrap();
         let rs = agent_resources(&inventory(8, 16 * GIB), Some(100 * GIB), &flag);
-        assert_eq!(rs.scalar("cpus"), 1.0, "cpus named under a role is taken as given");
+        assert_eq!(
+            rs.scalar("cpus"),
+            1.0,
+            "cpus named under a role is taken as given"
+        );
         assert_eq!(rs.scalar("mem"), 2048.0);
         assert_eq!(rs.scalar("disk"), (95 * 1024) as f64);
         assert!(rs.has("ports"));

@@ -129,13 +129,14 @@ async fn session_once(
     };
     // Fresh channel: cannot be full.
     let _ = tx.try_send(register);
-    let response = client
-        .session(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| SessionError::Refused {
-            master: master.to_string(),
-            reason: s.message().to_string(),
-        })?;
+    let response =
+        client
+            .session(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| SessionError::Refused {
+                master: master.to_string(),
+                reason: s.message().to_string(),
+            })?;
     let mut inbound = response.into_inner();
 
     let closed = || SessionError::Closed {

@@ -111,10 +111,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wd = WorkDir::open(dir.path()).unwrap();
         fs::write(dir.path().join("meta/agent_id"), "../../etc\n").unwrap();
-        assert!(matches!(
-            wd.agent_id(),
-            Err(WorkDirError::InvalidId { .. })
-        ));
+        assert!(matches!(wd.agent_id(), Err(WorkDirError::InvalidId { .. })));
         assert!(wd.set_agent_id("a/b").is_err());
     }
 }

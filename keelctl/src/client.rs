@@ -50,7 +50,10 @@ impl Client {
                 }
             };
             let status = resp.status();
-            let text = resp.text().await.with_context(|| format!("reading {url}"))?;
+            let text = resp
+                .text()
+                .await
+                .with_context(|| format!("reading {url}"))?;
             if !status.is_success() {
                 let reason = serde_json::from_str::<Json>(&text)
                     .ok()

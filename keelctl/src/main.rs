@@ -12,7 +12,12 @@ use crate::client::Client;
 #[command(name = "keelctl", version, about = "Operate a Keel cluster")]
 struct Cli {
     /// Master(s): `HOST:PORT[,HOST:PORT...]`.
-    #[arg(long, global = true, env = "KEEL_MASTER", default_value = "127.0.0.1:5050")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEEL_MASTER",
+        default_value = "127.0.0.1:5050"
+    )]
     master: String,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
@@ -56,7 +61,10 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Agent { id } => {
             let body = client
-                .get_json(&format!("/api/keel/v1/agents/{}", client::path_segment(&id)))
+                .get_json(&format!(
+                    "/api/keel/v1/agents/{}",
+                    client::path_segment(&id)
+                ))
                 .await?;
             match cli.output {
                 Format::Json => output::print_json(&body),

@@ -69,7 +69,9 @@ pub fn agents_table(body: &Json) -> String {
         })
         .collect();
     table(
-        &["ID", "HOSTNAME", "ADDRESS", "STATE", "CPUS", "MEM(MB)", "DISK(MB)", "GPUS"],
+        &[
+            "ID", "HOSTNAME", "ADDRESS", "STATE", "CPUS", "MEM(MB)", "DISK(MB)", "GPUS",
+        ],
         &rows,
     )
 }
@@ -131,7 +133,12 @@ pub fn agent_details(a: &Json) -> String {
                 s(&d["name"]),
                 bytes(&d["size_bytes"]),
                 s(&d["transport"]),
-                if d["rotational"].as_bool() == Some(true) { "hdd" } else { "ssd" }.into(),
+                if d["rotational"].as_bool() == Some(true) {
+                    "hdd"
+                } else {
+                    "ssd"
+                }
+                .into(),
                 s(&d["model"]),
                 s(&d["serial"]),
                 d["partitions"].as_array().map_or(0, Vec::len).to_string(),
@@ -140,7 +147,15 @@ pub fn agent_details(a: &Json) -> String {
         .collect();
     let _ = writeln!(out, "\nDisks:");
     out += &table(
-        &["NAME", "SIZE", "TRANSPORT", "MEDIA", "MODEL", "SERIAL", "PARTS"],
+        &[
+            "NAME",
+            "SIZE",
+            "TRANSPORT",
+            "MEDIA",
+            "MODEL",
+            "SERIAL",
+            "PARTS",
+        ],
         &disks,
     );
     let nics: Vec<Vec<String>> = inv["nics"]
@@ -161,14 +176,25 @@ pub fn agent_details(a: &Json) -> String {
                 s(&n["oper_state"]),
                 s(&n["driver"]),
                 s(&n["pci_address"]),
-                n["speed_mbps"].as_u64().map_or("-".into(), |v| format!("{v}Mb/s")),
+                n["speed_mbps"]
+                    .as_u64()
+                    .map_or("-".into(), |v| format!("{v}Mb/s")),
                 addrs.join(","),
             ]
         })
         .collect();
     let _ = writeln!(out, "\nNICs:");
     out += &table(
-        &["NAME", "MAC", "MTU", "STATE", "DRIVER", "PCI", "SPEED", "ADDRESSES"],
+        &[
+            "NAME",
+            "MAC",
+            "MTU",
+            "STATE",
+            "DRIVER",
+            "PCI",
+            "SPEED",
+            "ADDRESSES",
+        ],
         &nics,
     );
     let accel: Vec<Vec<String>> = inv["accelerators"]
@@ -212,7 +238,9 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("ID"));
-        assert!(lines[1].contains("m-S0") && lines[1].contains("23000") && lines[1].contains("active"));
+        assert!(
+            lines[1].contains("m-S0") && lines[1].contains("23000") && lines[1].contains("active")
+        );
     }
 
     #[test]

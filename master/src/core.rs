@@ -125,8 +125,11 @@ impl Master {
                     },
                 )?;
             }
-            tracing::info!(master_id = inner.registry.master_id().unwrap_or_default(),
-                agents = inner.registry.agents().count(), "registry recovered");
+            tracing::info!(
+                master_id = inner.registry.master_id().unwrap_or_default(),
+                agents = inner.registry.agents().count(),
+                "registry recovered"
+            );
         }
         Ok(master)
     }
@@ -212,7 +215,11 @@ impl Master {
     /// Records that the agent's session is alive.
     pub fn heartbeat(&self, agent_id: &str, session: u64) {
         let mut inner = self.lock();
-        if inner.sessions.get(agent_id).is_some_and(|s| s.id == session) {
+        if inner
+            .sessions
+            .get(agent_id)
+            .is_some_and(|s| s.id == session)
+        {
             inner.last_seen.insert(agent_id.to_string(), Instant::now());
         }
     }
@@ -220,7 +227,7 @@ impl Master {
     /// The agent's stream ended. Only the current session counts.
     pub fn session_closed(&self, agent_id: &str, session: u64) {
         let mut inner = self.lock();
-        if !inner.sessions.get(agent_id).is_some_and(|s| s.id == session) {
+        if inner.sessions.get(agent_id).is_none_or(|s| s.id != session) {
             return;
         }
         inner.sessions.remove(agent_id);

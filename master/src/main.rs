@@ -19,7 +19,11 @@ struct Flags {
     #[arg(long)]
     hostname: Option<String>,
     /// Where the master keeps its registry.
-    #[arg(long, default_value = "/var/lib/keel/master", env = "KEEL_MASTER_WORK_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/keel/master",
+        env = "KEEL_MASTER_WORK_DIR"
+    )]
     work_dir: PathBuf,
     /// An agent silent for this long is marked unreachable.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
@@ -62,7 +66,10 @@ async fn main() -> anyhow::Result<()> {
             ("ip".into(), flags.ip.to_string()),
             ("port".into(), local.port().to_string()),
             ("work_dir".into(), flags.work_dir.display().to_string()),
-            ("agent_timeout".into(), humantime::format_duration(flags.agent_timeout).to_string()),
+            (
+                "agent_timeout".into(),
+                humantime::format_duration(flags.agent_timeout).to_string(),
+            ),
             (
                 "heartbeat_interval".into(),
                 humantime::format_duration(flags.heartbeat_interval).to_string(),

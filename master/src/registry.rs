@@ -97,13 +97,19 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     Bootstrapped,
-    AgentAdmitted { agent_id: String },
+    AgentAdmitted {
+        agent_id: String,
+    },
     AgentReadmitted {
         agent_id: String,
         previous: Option<AgentState>,
     },
-    AgentDisconnected { agent_id: String },
-    AgentUnreachable { agent_id: String },
+    AgentDisconnected {
+        agent_id: String,
+    },
+    AgentUnreachable {
+        agent_id: String,
+    },
     /// The command changed nothing (e.g. disconnecting an unreachable agent).
     Unchanged,
 }

@@ -133,7 +133,11 @@ mod tests {
     fn torn_tail_is_dropped_and_log_stays_appendable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.log");
-        std::fs::write(&path, b"{\"command\":\"bootstrap\",\"master_id\":\"m1\"}\n{\"comm").unwrap();
+        std::fs::write(
+            &path,
+            b"{\"command\":\"bootstrap\",\"master_id\":\"m1\"}\n{\"comm",
+        )
+        .unwrap();
         let (mut log, reg) = CommandLog::open(&path).unwrap();
         assert_eq!(reg.master_id(), Some("m1"));
         log.append(&Command::DisconnectAgent {
@@ -156,10 +160,7 @@ mod tests {
         )
         .unwrap();
         let err = CommandLog::open(&path).err().expect("must fail");
-        assert!(
-            matches!(err, StoreError::Corrupt { line: 2, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StoreError::Corrupt { line: 2, .. }), "{err}");
     }
 
     #[test]

@@ -21,7 +21,13 @@ fn wait_agent_state(m: &Master, agent: Option<&Proc>, state: &str, within: Durat
         within,
         &format!("agent {state}"),
         || m.keel_agents().iter().any(|a| a["state"] == state),
-        || format!("{}\n---agent---\n{}", m.proc.log_text(), agent.map(Proc::log_text).unwrap_or_default()),
+        || {
+            format!(
+                "{}\n---agent---\n{}",
+                m.proc.log_text(),
+                agent.map(Proc::log_text).unwrap_or_default()
+            )
+        },
     );
     only_agent(m)
 }
@@ -62,7 +68,11 @@ fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
     // Mesos default resources from the real machine.
     assert_eq!(a["resources"]["cpus"].as_f64().unwrap(), nproc());
     let total = mem_total_bytes();
-    let expected_mem = if total >= 2 << 30 { total - (1 << 30) } else { total / 2 } >> 20;
+    let expected_mem = if total >= 2 << 30 {
+        total - (1 << 30)
+    } else {
+        total / 2
+    } >> 20;
     assert_eq!(a["resources"]["mem"].as_f64().unwrap(), expected_mem as f64);
     assert_eq!(a["resources"]["ports"], "[31000-32000]");
     assert_eq!(a["attributes"]["rack"], "r1");
@@ -71,7 +81,12 @@ fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
     let slave = &state["slaves"][0];
     assert_eq!(slave["id"], id.as_str());
     assert_eq!(slave["active"], true);
-    assert!(slave["pid"].as_str().unwrap().starts_with("slave(1)@127.0.0.1:"));
+    assert!(
+        slave["pid"]
+            .as_str()
+            .unwrap()
+            .starts_with("slave(1)@127.0.0.1:")
+    );
     assert_eq!(slave["attributes"]["zone"], "a");
     assert_eq!(state["activated_slaves"], 1);
 
@@ -80,7 +95,13 @@ fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
     assert_eq!(status, 200);
     let inv: Json = serde_json::from_str(&inv).unwrap();
     assert_eq!(inv["cpu"]["logical"].as_f64().unwrap(), nproc());
-    assert!(inv["nics"].as_array().unwrap().iter().any(|n| n["name"] == "lo"));
+    assert!(
+        inv["nics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "lo")
+    );
 
     // Restarting the agent (SIGKILL) keeps the id: re-registration.
     agent.kill9();
@@ -108,9 +129,17 @@ fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
     assert!(back["unreachable_time"].is_null());
 
     // Both exit 0 on SIGTERM.
-    assert!(agent.terminate(Duration::from_secs(10)).success(), "{}", agent.log_text());
+    assert!(
+        agent.terminate(Duration::from_secs(10)).success(),
+        "{}",
+        agent.log_text()
+    );
     let mut m = m;
-    assert!(m.proc.terminate(Duration::from_secs(10)).success(), "{}", m.proc.log_text());
+    assert!(
+        m.proc.terminate(Duration::from_secs(10)).success(),
+        "{}",
+        m.proc.log_text()
+    );
 }
 
 #[test]
@@ -139,7 +168,11 @@ fn master_restart_keeps_the_registry_and_agents_come_back() {
 fn operator_api_answers_mesos_calls() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "5s");
-    let agent = start_agent(dir.path(), &m.addr(), &["--resources", "cpus:1.5;mem:512;disk(eng):100"]);
+    let agent = start_agent(
+        dir.path(),
+        &m.addr(),
+        &["--resources", "cpus:1.5;mem:512;disk(eng):100"],
+    );
     let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
     assert_eq!(a["resources"]["cpus"], 1.5);
     assert_eq!(a["resources"]["mem"], 512.0);
@@ -147,8 +180,15 @@ fn operator_api_answers_mesos_calls() {
     for path in ["/api/v1", "/api/v1/operator", "/master/api/v1"] {
         let (status, headers, body) = post_json(m.port, path, r#"{"type":"GET_HEALTH"}"#);
         assert_eq!(status, 200, "{path}: {body}");
-        assert!(headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
-        assert_eq!(body, r#"{"get_health":{"healthy":true},"type":"GET_HEALTH"}"#);
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v == "application/json")
+        );
+        assert_eq!(
+            body,
+            r#"{"get_health":{"healthy":true},"type":"GET_HEALTH"}"#
+        );
     }
 
     let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_AGENTS"}"#);
@@ -157,13 +197,27 @@ fn operator_api_answers_mesos_calls() {
     let agent_info = &v["get_agents"]["agents"][0]["agent_info"];
     assert_eq!(agent_info["id"]["value"], a["id"]);
     let resources = agent_info["resources"].as_array().unwrap();
-    assert!(resources.iter().any(|r| r["name"] == "disk" && r["role"] == "eng"));
-    assert!(resources.iter().any(|r| r["name"] == "cpus" && r["scalar"]["value"] == 1.5));
+    assert!(
+        resources
+            .iter()
+            .any(|r| r["name"] == "disk" && r["role"] == "eng")
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r["name"] == "cpus" && r["scalar"]["value"] == 1.5)
+    );
 
     let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_STATE"}"#);
     assert_eq!(status, 200);
     let v: Json = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["get_state"]["get_agents"]["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["get_state"]["get_agents"]["agents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_MASTER"}"#);
     assert_eq!(status, 200);
@@ -175,12 +229,20 @@ fn operator_api_answers_mesos_calls() {
     let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_VERSION"}"#);
     assert_eq!(status, 200);
     let v: Json = serde_json::from_str(&body).unwrap();
-    let version = v["get_version"]["version_info"]["version"].as_str().unwrap();
-    assert!(version.split('.').all(|p| p.parse::<u32>().is_ok()), "{version}");
+    let version = v["get_version"]["version_info"]["version"]
+        .as_str()
+        .unwrap();
+    assert!(
+        version.split('.').all(|p| p.parse::<u32>().is_ok()),
+        "{version}"
+    );
 
     let (status, body) = http_get(m.port, "/version").unwrap();
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Json>(&body).unwrap()["version"], version);
+    assert_eq!(
+        serde_json::from_str::<Json>(&body).unwrap()["version"],
+        version
+    );
 
     let (status, _, body) = http(m.port, "GET", "/master/state?jsonp=cb", &[], b"").unwrap();
     assert_eq!(status, 200);
@@ -192,19 +254,61 @@ fn bad_input_gets_a_reason_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "5s");
 
-    let cases: &[(&str, &[(&str, &str)], &str, u16, &str)] = &[
-        ("POST", &[("Content-Type", "application/json")], "{not json", 400, "Failed to parse body into JSON"),
-        ("POST", &[("Content-Type", "application/json")], r#"{"type":"FROB"}"#, 400, "unknown call type 'FROB'"),
-        ("POST", &[("Content-Type", "application/json")], r#"{"get_health":{}}"#, 400, "Missing required fields: type"),
-        ("POST", &[("Content-Type", "application/json")], r#"{"type":"GET_TASKS"}"#, 501, "not implemented"),
-        ("POST", &[], r#"{"type":"GET_HEALTH"}"#, 400, "Expecting 'Content-Type' to be present"),
-        ("POST", &[("Content-Type", "text/xml")], "<x/>", 415, "application/json"),
+    // (method, headers, body, expected status, text the reason must contain)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, u16, &'a str);
+    let cases: &[Case] = &[
+        (
+            "POST",
+            &[("Content-Type", "application/json")],
+            "{not json",
+            400,
+            "Failed to parse body into JSON",
+        ),
+        (
+            "POST",
+            &[("Content-Type", "application/json")],
+            r#"{"type":"FROB"}"#,
+            400,
+            "unknown call type 'FROB'",
+        ),
+        (
+            "POST",
+            &[("Content-Type", "application/json")],
+            r#"{"get_health":{}}"#,
+            400,
+            "Missing required fields: type",
+        ),
+        (
+            "POST",
+            &[("Content-Type", "application/json")],
+            r#"{"type":"GET_TASKS"}"#,
+            501,
+            "not implemented",
+        ),
+        (
+            "POST",
+            &[],
+            r#"{"type":"GET_HEALTH"}"#,
+            400,
+            "Expecting 'Content-Type' to be present",
+        ),
+        (
+            "POST",
+            &[("Content-Type", "text/xml")],
+            "<x/>",
+            415,
+            "application/json",
+        ),
         ("GET", &[], "", 405, "Expecting POST"),
     ];
     for (method, headers, body, want, needle) in cases {
-        let (status, hdrs, text) = http(m.port, method, "/api/v1", headers, body.as_bytes()).unwrap();
+        let (status, hdrs, text) =
+            http(m.port, method, "/api/v1", headers, body.as_bytes()).unwrap();
         assert_eq!(status, *want, "{method} {body}: {text}");
-        assert!(text.contains(needle), "{method} {body}: {text:?} lacks {needle:?}");
+        assert!(
+            text.contains(needle),
+            "{method} {body}: {text:?} lacks {needle:?}"
+        );
         if *want == 405 {
             assert!(hdrs.iter().any(|(k, v)| k == "allow" && v == "POST"));
         }
@@ -227,12 +331,17 @@ fn bad_input_gets_a_reason_and_loses_nothing() {
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--resources") && err.contains("cpus:four"), "{err}");
-
-    let out = run_output(
-        Command::new(bin("keel-agent"))
-            .args(["--master", &m.addr(), "--attributes", "rack:{a,b}"]),
+    assert!(
+        err.contains("--resources") && err.contains("cpus:four"),
+        "{err}"
     );
+
+    let out = run_output(Command::new(bin("keel-agent")).args([
+        "--master",
+        &m.addr(),
+        "--attributes",
+        "rack:{a,b}",
+    ]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--attributes"));
 
@@ -268,14 +377,27 @@ fn keelctl_lists_agents_and_shows_inventory() {
     let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
     let id = a["id"].as_str().unwrap();
 
-    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agents", "-o", "json"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_output(Command::new(bin("keelctl")).args([
+        "--master",
+        &m.addr(),
+        "agents",
+        "-o",
+        "json",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["agents"][0]["id"], id);
 
     let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agents"]));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.starts_with("ID") && table.contains(id) && table.contains("active"), "{table}");
+    assert!(
+        table.starts_with("ID") && table.contains(id) && table.contains("active"),
+        "{table}"
+    );
 
     let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", id]));
     assert!(out.status.success());
@@ -283,11 +405,19 @@ fn keelctl_lists_agents_and_shows_inventory() {
     assert!(text.contains("NICs:") && text.contains("Disks:"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("lo ")), "{text}");
 
-    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", id, "-o", "json"]));
+    let out = run_output(Command::new(bin("keelctl")).args([
+        "--master",
+        &m.addr(),
+        "agent",
+        id,
+        "-o",
+        "json",
+    ]));
     let v: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["inventory"]["cpu"]["logical"].as_u64().unwrap() >= 1);
 
-    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", "nope"]));
+    let out =
+        run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", "nope"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown agent nope"));
 }

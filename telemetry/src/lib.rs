@@ -27,19 +27,17 @@ pub fn init(syslog_identifier: &str) -> LogSink {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let force_stderr = std::env::var_os("KEEL_LOG_STDERR").is_some();
-    if !force_stderr && Path::new(JOURNALD_SOCKET).exists() {
-        if let Ok(layer) = tracing_journald::layer() {
-            let layer = layer.with_syslog_identifier(syslog_identifier.to_string());
-            if tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
-                .try_init()
-                .is_ok()
-            {
-                return LogSink::Journald;
-            }
-            return LogSink::Journald;
-        }
+    if !force_stderr
+        && Path::new(JOURNALD_SOCKET).exists()
+        && let Ok(layer) = tracing_journald::layer()
+    {
+        let layer = layer.with_syslog_identifier(syslog_identifier.to_string());
+        // An already-installed subscriber wins; logs still go to journald.
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .try_init();
+        return LogSink::Journald;
     }
     let _ = tracing_subscriber::registry()
         .with(filter)

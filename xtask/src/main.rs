@@ -1,1 +1,119 @@
-fn main() {}
+//! Keel's automation, run as `cargo xtask <command>`:
+//!
+//! - `test`: everything CI checks (fmt, clippy, build, the whole test suite);
+//! - `dev`: builds and runs a local cluster (one master, one agent);
+//! - `bench`: prints registration latency and memory figures.
+
+mod bench;
+mod cluster;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// fmt --check, clippy -D warnings, build all binaries, run every test.
+    Test {
+        /// Skip fmt and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Build (release) and run a local cluster: master on 127.0.0.1:5050, one agent.
+    Dev {
+        #[arg(long, default_value_t = 5050)]
+        port: u16,
+        #[arg(long, default_value_t = 5051)]
+        agent_port: u16,
+        /// Start from empty work dirs (target/keel-dev).
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Measure agent start -> registered latency and idle memory.
+    Bench {
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("+ cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn require_tools(tools: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(tool, _)| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
+        .map(|(tool, pkg)| format!("{tool} (Debian package {pkg})"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing tools the tests compare against: {}; install them or run .ci/run",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Test { no_lint } => {
+            require_tools(&[
+                ("ip", "iproute2"),
+                ("lsblk", "util-linux"),
+                ("nproc", "coreutils"),
+            ])?;
+            if !no_lint {
+                cargo(&["fmt", "--all", "--check"])?;
+                cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])?;
+            }
+            cargo(&["build", "--workspace", "--bins"])?;
+            cargo(&["test", "--workspace"])
+        }
+        Cmd::Dev {
+            port,
+            agent_port,
+            fresh,
+        } => cluster::dev(port, agent_port, fresh),
+        Cmd::Bench { runs } => bench::run(runs),
+    }
+}

@@ -43,7 +43,10 @@ pub fn router(master: Arc<Master>) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    plain(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()))
+    plain(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {}", uri.path()),
+    )
 }
 
 /// A plain-text response, as Mesos sends errors.

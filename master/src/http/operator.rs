@@ -80,7 +80,12 @@ fn reject(status: StatusCode, reason: impl Into<String>) -> Rejection {
 pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorCall, Rejection> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .ok_or_else(|| reject(StatusCode::BAD_REQUEST, "Expecting 'Content-Type' to be present"))?
+        .ok_or_else(|| {
+            reject(
+                StatusCode::BAD_REQUEST,
+                "Expecting 'Content-Type' to be present",
+            )
+        })?
         .to_str()
         .unwrap_or("");
     match content_type {
@@ -127,7 +132,9 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         Some(other) => {
             return Err(reject(
                 StatusCode::BAD_REQUEST,
-                format!("Failed to convert JSON into Call protobuf: 'type' must be a string, got {other}"),
+                format!(
+                    "Failed to convert JSON into Call protobuf: 'type' must be a string, got {other}"
+                ),
             ));
         }
     };
@@ -138,7 +145,10 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_MASTER" => Ok(OperatorCall::GetMaster),
         "GET_AGENTS" => Ok(OperatorCall::GetAgents),
         "GET_STATE" => Ok(OperatorCall::GetState),
-        "UNKNOWN" => Err(reject(StatusCode::NOT_IMPLEMENTED, "Unknown call type UNKNOWN")),
+        "UNKNOWN" => Err(reject(
+            StatusCode::NOT_IMPLEMENTED,
+            "Unknown call type UNKNOWN",
+        )),
         t if KNOWN_UNIMPLEMENTED.contains(&t) => Err(reject(
             StatusCode::NOT_IMPLEMENTED,
             format!("Operator call {t} is not implemented by Keel yet"),
@@ -217,7 +227,9 @@ fn answer(master: &Master, call: OperatorCall) -> Json {
                 "elected_time": master.start_time(),
             },
         }),
-        OperatorCall::GetAgents => json!({ "type": "GET_AGENTS", "get_agents": get_agents(master) }),
+        OperatorCall::GetAgents => {
+            json!({ "type": "GET_AGENTS", "get_agents": get_agents(master) })
+        }
         OperatorCall::GetState => json!({
             "type": "GET_STATE",
             "get_state": {
@@ -255,7 +267,10 @@ mod tests {
             ("GET_STATE", OperatorCall::GetState),
         ] {
             let body = format!(r#"{{"type":"{ty}","unknown_field":null}}"#);
-            assert_eq!(parse_operator_call(&headers(JSON), body.as_bytes()), Ok(call));
+            assert_eq!(
+                parse_operator_call(&headers(JSON), body.as_bytes()),
+                Ok(call)
+            );
         }
     }
 
@@ -267,17 +282,32 @@ mod tests {
         assert!(missing.reason.contains("Content-Type"));
         let text = parse_operator_call(&headers(&[("content-type", "text/plain")]), body);
         assert_eq!(text.unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        let proto = parse_operator_call(&headers(&[("content-type", "application/x-protobuf")]), body);
-        assert_eq!(proto.unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let proto = parse_operator_call(
+            &headers(&[("content-type", "application/x-protobuf")]),
+            body,
+        );
+        assert_eq!(
+            proto.unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
     }
 
     #[test]
     fn accept_rules() {
         let body = br#"{"type":"GET_HEALTH"}"#;
-        let ok = headers(&[("content-type", "application/json"), ("accept", "text/html, */*;q=0.1")]);
+        let ok = headers(&[
+            ("content-type", "application/json"),
+            ("accept", "text/html, */*;q=0.1"),
+        ]);
         assert!(parse_operator_call(&ok, body).is_ok());
-        let bad = headers(&[("content-type", "application/json"), ("accept", "application/x-protobuf")]);
-        assert_eq!(parse_operator_call(&bad, body).unwrap_err().status, StatusCode::NOT_ACCEPTABLE);
+        let bad = headers(&[
+            ("content-type", "application/json"),
+            ("accept", "application/x-protobuf"),
+        ]);
+        assert_eq!(
+            parse_operator_call(&bad, body).unwrap_err().status,
+            StatusCode::NOT_ACCEPTABLE
+        );
     }
 
     #[test]
@@ -288,7 +318,10 @@ mod tests {
             (b"{}", "Missing required fields: type"),
             (b"{\"type\":null}", "Missing required fields: type"),
             (b"{\"type\":7}", "'type' must be a string"),
-            (b"{\"type\":\"GET_EVERYTHING\"}", "unknown call type 'GET_EVERYTHING'"),
+            (
+                b"{\"type\":\"GET_EVERYTHING\"}",
+                "unknown call type 'GET_EVERYTHING'",
+            ),
         ] {
             let r = parse_operator_call(&headers(JSON), body).unwrap_err();
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body:?}");

@@ -54,9 +54,7 @@ pub fn version_info() -> Json {
 
 /// Agents as Mesos lists them: unreachable agents are not "registered".
 pub fn registered_agents(agents: &[AgentRecord]) -> impl Iterator<Item = &AgentRecord> {
-    agents
-        .iter()
-        .filter(|a| a.state != AgentState::Unreachable)
+    agents.iter().filter(|a| a.state != AgentState::Unreachable)
 }
 
 pub fn agent_pid(a: &AgentRecord) -> String {
@@ -97,7 +95,11 @@ fn split_by_role(rs: &Resources) -> (Resources, BTreeMap<String, Resources>) {
         if r.role == "*" {
             unreserved.0.push(r.clone());
         } else {
-            reserved.entry(r.role.clone()).or_default().0.push(r.clone());
+            reserved
+                .entry(r.role.clone())
+                .or_default()
+                .0
+                .push(r.clone());
         }
     }
     (unreserved, reserved)

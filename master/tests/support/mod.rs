@@ -15,10 +15,7 @@ use serde_json::Value as Json;
 
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -86,7 +83,10 @@ impl Proc {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("process did not exit within {within:?} of SIGTERM; log:\n{}", self.log_text());
+                panic!(
+                    "process did not exit within {within:?} of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -117,7 +117,12 @@ impl Master {
                 .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
                 .arg("--work-dir")
                 .arg(&work_dir)
-                .args(["--agent-timeout", agent_timeout, "--heartbeat-interval", "300ms"]),
+                .args([
+                    "--agent-timeout",
+                    agent_timeout,
+                    "--heartbeat-interval",
+                    "300ms",
+                ]),
             dir.join(format!("master-{}.log", fastrand_suffix())),
         );
         let m = Master {
@@ -125,9 +130,16 @@ impl Master {
             port,
             work_dir,
         };
-        wait_for(Duration::from_secs(20), "master health", || {
-            http_get(m.port, "/health").map(|(s, _)| s == 200).unwrap_or(false)
-        }, || m.proc.log_text());
+        wait_for(
+            Duration::from_secs(20),
+            "master health",
+            || {
+                http_get(m.port, "/health")
+                    .map(|(s, _)| s == 200)
+                    .unwrap_or(false)
+            },
+            || m.proc.log_text(),
+        );
         m
     }
 
@@ -147,7 +159,14 @@ pub fn start_agent(dir: &Path, master: &str, extra: &[&str]) -> Proc {
     let port = free_port();
     Proc::spawn(
         Command::new(bin("keel-agent"))
-            .args(["--master", master, "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--master",
+                master,
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
             .arg("--work-dir")
             .arg(dir.join("agent"))
             .args(["--registration-backoff-factor", "200ms"])
@@ -175,15 +194,30 @@ pub fn wait_for(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out after {within:?} waiting for {what}; log:\n{}", log());
+    panic!(
+        "timed out after {within:?} waiting for {what}; log:\n{}",
+        log()
+    );
 }
 
+/// Status, lower-cased headers, body.
+pub type Reply = (u16, Vec<(String, String)>, String);
+
 /// A tiny blocking HTTP/1.1 client, so tests need no async runtime.
-pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -207,7 +241,11 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, headers, body))
 }
 
@@ -228,8 +266,15 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     http(port, "GET", path, &[], b"").map(|(s, _, b)| (s, b))
 }
 
-pub fn post_json(port: u16, path: &str, body: &str) -> (u16, Vec<(String, String)>, String) {
-    http(port, "POST", path, &[("Content-Type", "application/json")], body.as_bytes()).expect("post")
+pub fn post_json(port: u16, path: &str, body: &str) -> Reply {
+    http(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .expect("post")
 }
 
 pub fn run_output(cmd: &mut Command) -> Output {

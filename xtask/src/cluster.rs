@@ -1,0 +1,202 @@
+//! Starting Keel's release binaries as local processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, root};
+
+pub fn release_bin(name: &str) -> PathBuf {
+    root().join("target/release").join(name)
+}
+
+pub fn build_release() -> Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "--bins",
+        "-p",
+        "keel-master",
+        "-p",
+        "keel-agent",
+        "-p",
+        "keelctl",
+    ])
+}
+
+pub struct Node {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Node {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM and wait; returns whether it exited 0.
+    pub fn stop(mut self) -> Result<bool> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("kill")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s.success());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("{} did not stop within 10s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn spawn_master(port: u16, work_dir: &Path, quiet: bool) -> Result<Node> {
+    let mut cmd = Command::new(release_bin("keel-master"));
+    cmd.args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--work-dir")
+        .arg(work_dir)
+        .env("KEEL_LOG_STDERR", "1");
+    if quiet {
+        cmd.stderr(Stdio::null());
+    }
+    Ok(Node {
+        child: cmd.spawn().context("cannot start keel-master")?,
+        name: "keel-master",
+    })
+}
+
+pub fn spawn_agent(master: &str, port: u16, work_dir: &Path, quiet: bool) -> Result<Node> {
+    let mut cmd = Command::new(release_bin("keel-agent"));
+    cmd.args([
+        "--master",
+        master,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ])
+    .arg("--work-dir")
+    .arg(work_dir)
+    .args(["--registration-backoff-factor", "100ms"])
+    .env("KEEL_LOG_STDERR", "1");
+    if quiet {
+        cmd.stderr(Stdio::null());
+    }
+    Ok(Node {
+        child: cmd.spawn().context("cannot start keel-agent")?,
+        name: "keel-agent",
+    })
+}
+
+/// Blocking GET returning the body of a 200 answer.
+pub fn get(port: u16, path: &str) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.text().await.ok()
+    })
+}
+
+pub fn active_agents(port: u16) -> Vec<serde_json::Value> {
+    get(port, "/api/keel/v1/agents")
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["agents"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["state"] == "active")
+        .collect()
+}
+
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+pub fn dev(port: u16, agent_port: u16, fresh: bool) -> Result<()> {
+    build_release()?;
+    let base = root().join("target/keel-dev");
+    if fresh && base.exists() {
+        std::fs::remove_dir_all(&base)?;
+    }
+    let master = spawn_master(port, &base.join("master"), false)?;
+    if !wait_until(Duration::from_secs(15), || get(port, "/health").is_some()) {
+        bail!("keel-master did not answer on 127.0.0.1:{port}");
+    }
+    let agent = spawn_agent(
+        &format!("127.0.0.1:{port}"),
+        agent_port,
+        &base.join("agent"),
+        false,
+    )?;
+    if !wait_until(Duration::from_secs(30), || !active_agents(port).is_empty()) {
+        bail!("the agent did not register within 30s");
+    }
+    let agents = active_agents(port);
+    let id = agents[0]["id"].as_str().unwrap_or_default();
+    let keelctl = release_bin("keelctl");
+    println!();
+    println!("Keel is running (work dirs under {}):", base.display());
+    println!(
+        "  master API:    http://127.0.0.1:{port}   (Mesos v1: POST /api/v1, GET /master/state)"
+    );
+    println!("  agent:         {id} on 127.0.0.1:{agent_port}");
+    println!("  try:           {} agents", keelctl.display());
+    println!("                 {} agent {id}", keelctl.display());
+    println!("                 curl -s http://127.0.0.1:{port}/master/state");
+    println!("Press Ctrl-C to stop.");
+    wait_for_ctrl_c();
+    println!("stopping");
+    let agent_ok = agent.stop()?;
+    let master_ok = master.stop()?;
+    if !(agent_ok && master_ok) {
+        bail!("a process exited uncleanly (agent ok: {agent_ok}, master ok: {master_ok})");
+    }
+    Ok(())
+}
+
+fn wait_for_ctrl_c() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    });
+}
