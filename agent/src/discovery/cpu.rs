@@ -180,13 +180,8 @@ fn parse_cpuinfo(text: &str) -> Cpuinfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
+    use crate::discovery::sysfs::test_support::write;
 
     const CPUINFO_4: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon X\n\
         physical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\n\

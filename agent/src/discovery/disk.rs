@@ -164,11 +164,7 @@ mod tests {
     use std::os::unix::fs::symlink;
     use std::path::PathBuf;
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
+    use crate::discovery::sysfs::test_support::write;
 
     /// Creates `sys/block/<name> -> ../<devpath>` with a size file.
     fn block(root: &Path, name: &str, devpath: &str, sectors: u64) -> PathBuf {

@@ -73,17 +73,12 @@ fn page_size_kib(dir_name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
 
     const MEMINFO_TEXT: &str = "MemTotal:        2035136 kB\nMemFree:         1900000 kB\n\
         MemAvailable:    1874200 kB\nSwapCached:            0 kB\nSwapTotal:       1048572 kB\n\
         SwapFree:        1048572 kB\nHugePages_Total:      16\nHugepagesize:       2048 kB\n";
 
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
+    use crate::discovery::sysfs::test_support::write;
 
     #[test]
     fn meminfo_and_hugepages() {

@@ -190,3 +190,17 @@ mod tests {
         assert!(list_dir(&p.join("nope")).unwrap().is_empty());
     }
 }
+
+/// Builders for the hand-made trees the readers' unit tests use.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::fs;
+    use std::path::Path;
+
+    /// Writes `text` at `root/rel`, creating the directories on the way.
+    pub(crate) fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+}
