@@ -4,10 +4,12 @@
 //! - [`discovery`]: hardware inventory from /proc, /sys and netlink.
 //! - [`resources`]: Mesos resources offered, with the Mesos defaults.
 //! - [`workdir`]: the persisted agent id.
-//! - [`session`]: registration and heartbeats over gRPC.
+//! - [`session`]: registration, heartbeats and the master's task calls over gRPC.
+//! - [`executor`]: the task runtime: sandboxes, processes, status updates.
 //! - [`http`]: the agent's own HTTP endpoint.
 
 pub mod discovery;
+pub mod executor;
 pub mod http;
 pub mod resources;
 pub mod session;
@@ -27,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::discovery::{DiscoveryError, DiscoveryOptions};
+use crate::executor::{ExecutorConfig, ExecutorHandle, LinuxLauncher};
 use crate::session::{SessionConfig, SessionError, SessionStatus};
 use crate::workdir::{WorkDir, WorkDirError};
 
@@ -45,6 +48,25 @@ pub struct AgentConfig {
     pub discovery: DiscoveryOptions,
     /// Root of /proc and /sys ("/" except in tests).
     pub sys_root: PathBuf,
+    pub tasks: TaskOptions,
+}
+
+/// How the agent runs tasks.
+#[derive(Debug, Clone)]
+pub struct TaskOptions {
+    /// Kill grace period for tasks without a `kill_policy` (Mesos: 3 s).
+    pub kill_grace_period: Duration,
+    /// First resend of an unacknowledged status update; doubles up to 10 min.
+    pub status_update_retry_interval: Duration,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            kill_grace_period: Duration::from_secs(3),
+            status_update_retry_interval: executor::updates::RESEND_BASE,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,10 +160,16 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
+    let mut executor_config = ExecutorConfig::new(work_dir.root());
+    executor_config.kill_grace_period = config.tasks.kill_grace_period;
+    executor_config.resend_base = config.tasks.status_update_retry_interval;
+    let executor = ExecutorHandle::start(executor_config, LinuxLauncher);
+
     let session_config = SessionConfig {
         masters: config.masters.clone(),
         info,
         backoff_factor: config.registration_backoff_factor,
+        executor,
     };
     let result = session::run(session_config, &work_dir, status, stop_rx).await;
     server.abort();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keel_agent::discovery::DiscoveryOptions;
-use keel_agent::{AgentConfig, session::SessionStatus};
+use keel_agent::{AgentConfig, TaskOptions, session::SessionStatus};
 use keel_api::attributes::Attributes;
 use keel_api::resources::Resources;
 
@@ -45,6 +45,12 @@ struct Flags {
     /// Also list loop, ram, zram, device-mapper and md block devices.
     #[arg(long)]
     discover_virtual_disks: bool,
+    /// Kill grace period (SIGTERM to SIGKILL) for tasks without a kill policy.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    task_kill_grace_period: Duration,
+    /// First resend of an unacknowledged status update; doubles up to 10 min.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    status_update_retry_interval: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
                     include_virtual_disks: discover_virtual_disks,
                 },
                 sys_root: PathBuf::from("/"),
+                tasks: TaskOptions::default(),
             };
             let p = keel_agent::prepare(&config).await?;
             let out = serde_json::json!({
@@ -138,6 +145,10 @@ async fn main() -> anyhow::Result<()> {
             include_virtual_disks: flags.discover_virtual_disks,
         },
         sys_root: PathBuf::from("/"),
+        tasks: TaskOptions {
+            kill_grace_period: flags.task_kill_grace_period,
+            status_update_retry_interval: flags.status_update_retry_interval,
+        },
     };
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
     keel_agent::run(listener, config, status, shutdown_signal()).await?;

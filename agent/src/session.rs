@@ -1,11 +1,18 @@
 //! The agent's side of the `Session` stream: register (presenting the saved
-//! agent id), heartbeat, notice a silent master, and reconnect with backoff.
+//! agent id and every task the runtime knows), heartbeat, pass the master's
+//! task calls to the executor and its status updates to the master, notice a
+//! silent master, and reconnect with backoff.
 //!
 //! ```text
-//!  connect --ok--> send register --registered--> heartbeating --stream ends/
-//!     ^                                                         master silent--+
-//!     +-------------------- backoff: random in [0, factor*2^n], cap 60s <------+
+//!  connect --ok--> send register --registered--> attach executor, heartbeating,
+//!     ^            (+ Register.tasks)            launch/kill/ack -> executor,
+//!     |                                          executor updates -> master
+//!     |                                                |  stream ends / master silent
+//!     +--- backoff: random in [0, factor*2^n], cap 60s <--- detach executor
 //! ```
+//!
+//! Updates produced while no stream is up stay queued in the executor's
+//! update manager; `attach` on the next session sends them all again.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +21,7 @@ use keel_api::pb::{self, agent_message::Msg as AgentMsg, master_message::Msg as 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::executor::{ExecutorCall, ExecutorHandle};
 use crate::workdir::WorkDir;
 
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -61,6 +69,8 @@ pub struct SessionConfig {
     pub masters: Vec<String>,
     pub info: pb::AgentInfo,
     pub backoff_factor: Duration,
+    /// The task runtime: gets the master's task calls, produces updates.
+    pub executor: ExecutorHandle,
 }
 
 /// Runs sessions until `shutdown` resolves.
@@ -76,8 +86,12 @@ pub async fn run(
         let master = config.masters[next_master % config.masters.len()].clone();
         let result = tokio::select! {
             r = session_once(&master, &config, work_dir, &status, &mut attempt) => r,
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = shutdown.wait_for(|s| *s) => {
+                config.executor.detach();
+                return Ok(());
+            }
         };
+        config.executor.detach();
         status.send_modify(|s| {
             s.registered = false;
             s.master = None;
@@ -125,6 +139,7 @@ async fn session_once(
         msg: Some(AgentMsg::Register(pb::Register {
             agent_id: work_dir.agent_id()?.unwrap_or_default(),
             info: Some(config.info.clone()),
+            tasks: config.executor.reports().await,
         })),
     };
     // Fresh channel: cannot be full.
@@ -184,8 +199,21 @@ async fn session_once(
     let mut ticker = tokio::time::interval(interval);
     let mut seq = 0u64;
     let mut last_heard = Instant::now();
+    // A fresh channel per session: nothing stale from an earlier stream.
+    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    config.executor.attach(&registered.agent_id, updates_tx);
+    let mut updates_open = true;
     loop {
         tokio::select! {
+            update = updates.recv(), if updates_open => match update {
+                Some(update) => {
+                    let msg = pb::AgentMessage { msg: Some(AgentMsg::StatusUpdate(update)) };
+                    if tx.send(msg).await.is_err() {
+                        return Err(closed());
+                    }
+                }
+                None => updates_open = false,
+            },
             _ = ticker.tick() => {
                 if last_heard.elapsed() > silence_limit {
                     return Err(SessionError::Silent { master: master.to_string(), silence: silence_limit });
@@ -208,10 +236,14 @@ async fn session_once(
                 Some(Ok(pb::MasterMessage { msg: Some(MasterMsg::Refused(r)) })) => {
                     return Err(SessionError::Refused { master: master.to_string(), reason: r.reason });
                 }
-                Some(Ok(other)) => {
+                Some(Ok(pb::MasterMessage { msg: Some(msg) })) => {
                     last_heard = Instant::now();
-                    tracing::debug!(?other, "ignoring message");
+                    match ExecutorCall::from_master(msg) {
+                        Ok(call) => config.executor.call(call),
+                        Err(other) => tracing::debug!(?other, "ignoring message"),
+                    }
                 }
+                Some(Ok(pb::MasterMessage { msg: None })) => last_heard = Instant::now(),
                 Some(Err(s)) => {
                     tracing::info!(status = %s, "session stream failed");
                     return Err(closed());

@@ -7,11 +7,16 @@ use crate::attributes::{Attribute, AttributeValue, Attributes};
 use crate::inventory::{
     CpuInfo, Disk, HugePages, Inventory, IpAddress, MemoryInfo, Nic, Partition, PciDevice, PciKind,
 };
+use crate::mesos;
 use crate::pb;
 use crate::resources::{Range, Resource, Resources, Value};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConvertError {
+    #[error("task status of {task_id}: unknown state {state:?}")]
+    TaskState { task_id: String, state: String },
+    #[error("task status of {task_id}: uuid must be 16 bytes, got {len}")]
+    Uuid { task_id: String, len: usize },
     #[error("{what} has no value")]
     MissingValue { what: String },
     #[error("attribute {name} has a set value, which attributes cannot hold")]
@@ -355,6 +360,68 @@ fn pci_from_pb(p: &pb::PciDevice) -> Result<PciDevice, ConvertError> {
     })
 }
 
+/// Agent status update -> the Mesos `TaskStatus` a framework receives.
+/// `agent_id` is always set, as clients copy it into their acknowledgement.
+pub fn task_status_to_mesos(
+    st: &pb::TaskStatus,
+    agent_id: &str,
+) -> Result<mesos::TaskStatus, ConvertError> {
+    let state = mesos::TaskState::from_name(&st.state).ok_or_else(|| ConvertError::TaskState {
+        task_id: st.task_id.clone(),
+        state: st.state.clone(),
+    })?;
+    if !st.uuid.is_empty() && st.uuid.len() != 16 {
+        return Err(ConvertError::Uuid {
+            task_id: st.task_id.clone(),
+            len: st.uuid.len(),
+        });
+    }
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Ok(mesos::TaskStatus {
+        task_id: mesos::Id::new(&st.task_id),
+        state,
+        message: some(&st.message),
+        source: some(&st.source),
+        reason: some(&st.reason),
+        data: (!st.data.is_empty()).then(|| mesos::base64_encode(&st.data)),
+        agent_id: Some(mesos::Id::new(agent_id)),
+        executor_id: some(&st.executor_id).map(mesos::Id::new),
+        timestamp: (st.timestamp > 0.0).then_some(st.timestamp),
+        uuid: (!st.uuid.is_empty()).then(|| mesos::base64_encode(&st.uuid)),
+        healthy: st.healthy,
+        unreachable_time: None,
+    })
+}
+
+/// The inverse of [`task_status_to_mesos`] (agent id dropped: the stream
+/// says which agent it is).
+pub fn task_status_from_mesos(st: &mesos::TaskStatus) -> pb::TaskStatus {
+    pb::TaskStatus {
+        task_id: st.task_id.value.clone(),
+        state: st.state.name().to_string(),
+        message: st.message.clone().unwrap_or_default(),
+        source: st.source.clone().unwrap_or_default(),
+        reason: st.reason.clone().unwrap_or_default(),
+        executor_id: st
+            .executor_id
+            .as_ref()
+            .map(|e| e.value.clone())
+            .unwrap_or_default(),
+        timestamp: st.timestamp.unwrap_or_default(),
+        uuid: st
+            .uuid
+            .as_deref()
+            .and_then(mesos::base64_decode)
+            .unwrap_or_default(),
+        healthy: st.healthy,
+        data: st
+            .data
+            .as_deref()
+            .and_then(mesos::base64_decode)
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,6 +584,42 @@ mod tests {
         assert!(matches!(
             inventory_from_pb(&inv),
             Err(ConvertError::PciKind { .. })
+        ));
+    }
+
+    #[test]
+    fn task_status_round_trips_through_mesos_json() {
+        let st = pb::TaskStatus {
+            task_id: "t1".into(),
+            state: "TASK_FAILED".into(),
+            message: "Command exited with status 3".into(),
+            source: "SOURCE_EXECUTOR".into(),
+            reason: "REASON_COMMAND_EXECUTOR_FAILED".into(),
+            executor_id: "t1".into(),
+            timestamp: 1700000000.5,
+            uuid: vec![7; 16],
+            healthy: None,
+            data: vec![],
+        };
+        let m = task_status_to_mesos(&st, "a-S0").unwrap();
+        assert_eq!(m.agent_id.as_ref().unwrap().value, "a-S0");
+        assert_eq!(m.uuid.as_deref(), Some("BwcHBwcHBwcHBwcHBwcHBw=="));
+        assert_eq!(task_status_from_mesos(&m), st);
+        let bad = pb::TaskStatus {
+            state: "TASK_NAPPING".into(),
+            ..st.clone()
+        };
+        assert!(matches!(
+            task_status_to_mesos(&bad, "a"),
+            Err(ConvertError::TaskState { .. })
+        ));
+        let short = pb::TaskStatus {
+            uuid: vec![1, 2],
+            ..st
+        };
+        assert!(matches!(
+            task_status_to_mesos(&short, "a"),
+            Err(ConvertError::Uuid { .. })
         ));
     }
 }

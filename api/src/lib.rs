@@ -9,6 +9,7 @@
 pub mod attributes;
 pub mod convert;
 pub mod inventory;
+pub mod mesos;
 pub mod resources;
 
 /// Generated code for `proto/keel/v1/cluster.proto`.

@@ -89,12 +89,12 @@ impl pb::agent_service_server::AgentService for AgentService {
             .ok_or_else(|| Status::invalid_argument("register carries no agent info"))
             .and_then(|i| agent_info_from_pb(i).map_err(Status::invalid_argument))?;
         let hostname = info.hostname.clone();
-        let claimed_id = Some(register.agent_id).filter(|id| !id.is_empty());
+        let claimed_id = Some(register.agent_id.clone()).filter(|id| !id.is_empty());
 
         let (tx, rx) = mpsc::channel(64);
         let reg = self
             .master
-            .register(claimed_id, info, tx.clone())
+            .register(claimed_id, info, register.tasks, tx.clone())
             .map_err(|e| match e {
                 MasterError::Registry(RegistryError::InvalidAgentId(_)) => {
                     Status::invalid_argument(e.to_string())
@@ -125,6 +125,12 @@ impl pb::agent_service_server::AgentService for AgentService {
                     Some(Ok(pb::AgentMessage {
                         msg: Some(AgentMsg::Heartbeat(_)),
                     })) => master.heartbeat(&reg.agent_id, reg.session),
+                    Some(Ok(pb::AgentMessage {
+                        msg: Some(AgentMsg::StatusUpdate(update)),
+                    })) => {
+                        master.heartbeat(&reg.agent_id, reg.session);
+                        master.status_update(&reg.agent_id, update);
+                    }
                     Some(Ok(other)) => {
                         tracing::warn!(agent_id = %reg.agent_id, ?other, "ignoring unexpected message")
                     }

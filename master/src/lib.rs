@@ -7,10 +7,12 @@
 //! - [`grpc`]: the agents' `Session` stream.
 //! - [`http`]: the Mesos operator API, legacy endpoints, Keel's API.
 
+pub mod allocator;
 pub mod core;
 pub mod grpc;
 pub mod http;
 pub mod registry;
+pub mod scheduler;
 mod serde_mesos;
 pub mod server;
 pub mod store;

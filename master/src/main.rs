@@ -31,12 +31,33 @@ struct Flags {
     /// Interval of the heartbeats between master and agents.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     heartbeat_interval: Duration,
+    /// Interval of HEARTBEAT events to subscribed frameworks.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    framework_heartbeat_interval: Duration,
+    /// Batch allocation interval (allocation also runs right after events).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    allocation_interval: Duration,
+    /// Rescind offers outstanding for longer than this (default: never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    offer_timeout: Option<Duration>,
+    /// Allocation policy.
+    #[arg(long, default_value = "drf")]
+    allocator: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     keel_telemetry::init("keel-master");
     let flags = Flags::parse();
+    for (name, d) in [
+        (
+            "--framework-heartbeat-interval",
+            flags.framework_heartbeat_interval,
+        ),
+        ("--allocation-interval", flags.allocation_interval),
+    ] {
+        anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
+    }
     if flags.heartbeat_interval.is_zero() || flags.heartbeat_interval >= flags.agent_timeout {
         anyhow::bail!(
             "--heartbeat-interval ({:?}) must be non-zero and shorter than --agent-timeout ({:?})",
@@ -62,6 +83,10 @@ async fn main() -> anyhow::Result<()> {
         work_dir: flags.work_dir.clone(),
         agent_timeout: flags.agent_timeout,
         heartbeat_interval: flags.heartbeat_interval,
+        framework_heartbeat_interval: flags.framework_heartbeat_interval,
+        allocation_interval: flags.allocation_interval,
+        offer_timeout: flags.offer_timeout,
+        allocator: flags.allocator.clone(),
         flags: vec![
             ("ip".into(), flags.ip.to_string()),
             ("port".into(), local.port().to_string()),
@@ -74,6 +99,15 @@ async fn main() -> anyhow::Result<()> {
                 "heartbeat_interval".into(),
                 humantime::format_duration(flags.heartbeat_interval).to_string(),
             ),
+            (
+                "framework_heartbeat_interval".into(),
+                humantime::format_duration(flags.framework_heartbeat_interval).to_string(),
+            ),
+            (
+                "allocation_interval".into(),
+                humantime::format_duration(flags.allocation_interval).to_string(),
+            ),
+            ("allocator".into(), flags.allocator.clone()),
         ],
     };
     let master = Master::open(config).context("cannot open the master registry")?;

@@ -15,6 +15,8 @@ use crate::http;
 
 /// After shutdown starts, connections get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Event-driven allocation waits this long for more events.
+const ALLOCATION_DEBOUNCE: Duration = Duration::from_millis(5);
 
 pub async fn run(
     listener: TcpListener,
@@ -22,19 +24,31 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grpc = AgentService::new(master.clone()).into_server();
-    let app = http::router(master.clone()).route_service("/keel.v1.AgentService/{*method}", grpc);
+    let app = http::router(master.clone())
+        .route_service("/keel.v1.AgentService/{*method}", grpc)
+        .layer(axum::extract::DefaultBodyLimit::max(http::MAX_BODY_BYTES));
 
     let draining = Arc::new(Notify::new());
     let ticker = {
         let master = master.clone();
-        let draining = draining.clone();
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(master.config().heartbeat_interval);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let config = master.config().clone();
+            let mut agents = tokio::time::interval(config.heartbeat_interval);
+            let mut frameworks = tokio::time::interval(config.framework_heartbeat_interval);
+            let mut batch = tokio::time::interval(config.allocation_interval);
+            for i in [&mut agents, &mut frameworks, &mut batch] {
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             loop {
                 tokio::select! {
-                    _ = interval.tick() => master.tick(),
-                    _ = draining.notified() => break,
+                    _ = agents.tick() => master.tick(),
+                    _ = frameworks.tick() => master.send_heartbeats(),
+                    _ = batch.tick() => { master.allocate(); }
+                    _ = master.allocation_wanted() => {
+                        // Let a burst of events settle into one cycle.
+                        tokio::time::sleep(ALLOCATION_DEBOUNCE).await;
+                        master.allocate();
+                    }
                 }
             }
         })
@@ -47,8 +61,6 @@ pub async fn run(
             shutdown.await;
             tracing::info!("shutting down");
             master.close_sessions();
-            // One permit for the ticker, one for the drain timer below.
-            draining.notify_one();
             draining.notify_one();
         }
     };

@@ -281,7 +281,7 @@ fn bad_input_gets_a_reason_and_loses_nothing() {
         (
             "POST",
             &[("Content-Type", "application/json")],
-            r#"{"type":"GET_TASKS"}"#,
+            r#"{"type":"GET_METRICS"}"#,
             501,
             "not implemented",
         ),

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use keel_api::{KEEL_VERSION, MESOS_COMPAT_VERSION};
 use serde_json::{Value as Json, json};
 
+use super::state::{self, Snapshot};
 use super::{json, plain, views};
 use crate::core::Master;
 use crate::registry::AgentState;
@@ -60,9 +61,23 @@ pub async fn version(Query(params): Params) -> Response {
     )
 }
 
+/// Legacy `slaves[]` with what tasks use and offers hold on each agent.
+fn slaves(snapshot: &Snapshot) -> Vec<Json> {
+    let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
+    views::registered_agents(&agents)
+        .map(|a| {
+            let mut v = views::agent_legacy(a);
+            v["used_resources"] = snapshot.used(|t| t.agent_id == a.id).to_legacy_json();
+            v["offered_resources"] = snapshot.offered(|_, agent| agent == a.id).to_legacy_json();
+            v
+        })
+        .collect()
+}
+
 pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
-    let registry = master.registry();
-    let agents: Vec<_> = registry.agents().cloned().collect();
+    let snapshot = Snapshot::take(&master);
+    let (frameworks, completed_frameworks) = state::frameworks_legacy(&snapshot);
+    let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
     let count = |s: AgentState| agents.iter().filter(|a| a.state == s).count();
     let config = master.config();
     let master_info = views::master_info(&master);
@@ -82,24 +97,43 @@ pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> 
         "leader": views::master_pid(&master),
         "leader_info": master_info,
         "flags": views::flags_object(&master),
-        "slaves": views::registered_agents(&agents).map(views::agent_legacy).collect::<Vec<_>>(),
+        "slaves": slaves(&snapshot),
         "recovered_slaves": [],
-        "frameworks": [],
-        "completed_frameworks": [],
+        "frameworks": frameworks,
+        "completed_frameworks": completed_frameworks,
         "orphan_tasks": [],
         "unregistered_frameworks": [],
     });
     respond(&params, &body)
 }
 
-pub async fn slaves(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
-    let registry = master.registry();
-    let agents: Vec<_> = registry.agents().cloned().collect();
+pub async fn slaves_endpoint(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
+    let snapshot = Snapshot::take(&master);
     let body = json!({
-        "slaves": views::registered_agents(&agents).map(views::agent_legacy).collect::<Vec<_>>(),
+        "slaves": slaves(&snapshot),
         "recovered_slaves": [],
     });
     respond(&params, &body)
+}
+
+pub async fn frameworks(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
+    let snapshot = Snapshot::take(&master);
+    let (frameworks, completed) = state::frameworks_legacy(&snapshot);
+    respond(
+        &params,
+        &json!({ "frameworks": frameworks, "completed_frameworks": completed, "unregistered_frameworks": [] }),
+    )
+}
+
+pub async fn tasks(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
+    let snapshot = Snapshot::take(&master);
+    let tasks: Vec<Json> = snapshot
+        .live
+        .iter()
+        .chain(snapshot.completed.iter())
+        .map(state::task_legacy)
+        .collect();
+    respond(&params, &json!({ "tasks": tasks }))
 }
 
 pub async fn flags(State(master): State<Arc<Master>>, Query(params): Params) -> Response {

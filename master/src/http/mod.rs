@@ -5,6 +5,9 @@
 mod keel;
 mod legacy;
 mod operator;
+mod operator_body;
+mod scheduler;
+mod state;
 pub mod views;
 
 use std::sync::Arc;
@@ -19,6 +22,9 @@ use crate::core::Master;
 
 pub use operator::{OperatorCall, parse_operator_call};
 
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
 pub fn router(master: Arc<Master>) -> Router {
     Router::new()
         .route("/health", get(legacy::health))
@@ -27,11 +33,15 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/master/version", get(legacy::version))
         .route("/state", get(legacy::state))
         .route("/master/state", get(legacy::state))
-        .route("/master/slaves", get(legacy::slaves))
+        .route("/master/slaves", get(legacy::slaves_endpoint))
+        .route("/master/frameworks", get(legacy::frameworks))
+        .route("/master/tasks", get(legacy::tasks))
         .route("/master/flags", get(legacy::flags))
         .route("/flags", get(legacy::flags))
         .route("/redirect", get(legacy::redirect))
         .route("/master/redirect", get(legacy::redirect))
+        .route("/api/v1/scheduler", any(scheduler::handle))
+        .route("/master/api/v1/scheduler", any(scheduler::handle))
         .route("/api/v1", any(operator::handle))
         .route("/api/v1/operator", any(operator::handle))
         .route("/master/api/v1", any(operator::handle))

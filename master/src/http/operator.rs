@@ -10,11 +10,16 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value as Json, json};
 
+use keel_api::resources::Resources;
+
+use super::operator_body as body;
+use super::state::{self, Snapshot};
 use super::{json, plain, views};
 use crate::core::Master;
+use crate::registry::QuotaConfig;
 
 /// The operator calls Keel answers today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OperatorCall {
     GetHealth,
     GetFlags,
@@ -22,6 +27,24 @@ pub enum OperatorCall {
     GetMaster,
     GetAgents,
     GetState,
+    GetFrameworks,
+    GetTasks,
+    GetRoles,
+    GetWeights,
+    UpdateWeights(Vec<(String, f64)>),
+    GetQuota,
+    UpdateQuota(Vec<QuotaConfig>),
+    ReserveResources {
+        agent_id: String,
+        resources: Resources,
+    },
+    UnreserveResources {
+        agent_id: String,
+        resources: Resources,
+    },
+    Teardown {
+        framework_id: String,
+    },
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
@@ -32,16 +55,9 @@ const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "SET_LOGGING_LEVEL",
     "LIST_FILES",
     "READ_FILE",
-    "GET_FRAMEWORKS",
     "GET_EXECUTORS",
     "GET_OPERATIONS",
-    "GET_TASKS",
-    "GET_ROLES",
-    "GET_WEIGHTS",
-    "UPDATE_WEIGHTS",
     "SUBSCRIBE",
-    "RESERVE_RESOURCES",
-    "UNRESERVE_RESOURCES",
     "CREATE_VOLUMES",
     "DESTROY_VOLUMES",
     "GROW_VOLUME",
@@ -54,11 +70,8 @@ const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "DRAIN_AGENT",
     "DEACTIVATE_AGENT",
     "REACTIVATE_AGENT",
-    "GET_QUOTA",
-    "UPDATE_QUOTA",
     "SET_QUOTA",
     "REMOVE_QUOTA",
-    "TEARDOWN",
     "MARK_AGENT_GONE",
 ];
 
@@ -76,8 +89,9 @@ fn reject(status: StatusCode, reason: impl Into<String>) -> Rejection {
     }
 }
 
-/// Parses one operator request (headers already known to be for POST).
-pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorCall, Rejection> {
+/// `Content-Type` must be exactly `application/json` (Mesos compares the
+/// plain string); missing is 400, anything else 415.
+pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .ok_or_else(|| {
@@ -103,6 +117,12 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
             ));
         }
     }
+    Ok(())
+}
+
+/// Parses one operator request (headers already known to be for POST).
+pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorCall, Rejection> {
+    check_content_type(headers)?;
     if !accepts_json(headers) {
         return Err(reject(
             StatusCode::NOT_ACCEPTABLE,
@@ -145,6 +165,32 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_MASTER" => Ok(OperatorCall::GetMaster),
         "GET_AGENTS" => Ok(OperatorCall::GetAgents),
         "GET_STATE" => Ok(OperatorCall::GetState),
+        "GET_FRAMEWORKS" => Ok(OperatorCall::GetFrameworks),
+        "GET_TASKS" => Ok(OperatorCall::GetTasks),
+        "GET_ROLES" => Ok(OperatorCall::GetRoles),
+        "GET_WEIGHTS" => Ok(OperatorCall::GetWeights),
+        "GET_QUOTA" => Ok(OperatorCall::GetQuota),
+        "UPDATE_WEIGHTS" => body::update_weights(obj).map(OperatorCall::UpdateWeights),
+        "UPDATE_QUOTA" => body::update_quota(obj).map(OperatorCall::UpdateQuota),
+        "RESERVE_RESOURCES" => {
+            body::reservation(obj, "reserve_resources").map(|(agent_id, resources)| {
+                OperatorCall::ReserveResources {
+                    agent_id,
+                    resources,
+                }
+            })
+        }
+        "UNRESERVE_RESOURCES" => {
+            body::reservation(obj, "unreserve_resources").map(|(agent_id, resources)| {
+                OperatorCall::UnreserveResources {
+                    agent_id,
+                    resources,
+                }
+            })
+        }
+        "TEARDOWN" => {
+            body::teardown(obj).map(|framework_id| OperatorCall::Teardown { framework_id })
+        }
         "UNKNOWN" => Err(reject(
             StatusCode::NOT_IMPLEMENTED,
             "Unknown call type UNKNOWN",
@@ -161,7 +207,7 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
 }
 
 /// An absent Accept header accepts anything (Mesos behaviour).
-fn accepts_json(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_json(headers: &HeaderMap) -> bool {
     let values: Vec<&str> = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -190,7 +236,10 @@ pub async fn handle(
         return resp;
     }
     match parse_operator_call(&headers, &body) {
-        Ok(call) => json(StatusCode::OK, &answer(&master, call)),
+        Ok(call) => match mutate(&master, &call) {
+            Some(resp) => resp,
+            None => json(StatusCode::OK, &answer(&master, call)),
+        },
         Err(r) => {
             tracing::debug!(status = %r.status, reason = %r.reason, "operator call rejected");
             plain(r.status, r.reason)
@@ -204,6 +253,48 @@ fn get_agents(master: &Master) -> Json {
     json!({
         "agents": views::registered_agents(&agents).map(views::agent_v1).collect::<Vec<_>>(),
         "recovered_agents": [],
+    })
+}
+
+/// Performs a mutating call; `None` for read calls.
+fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
+    use axum::response::IntoResponse;
+    let result = match call {
+        OperatorCall::UpdateWeights(w) => master
+            .update_weights(w.clone())
+            .map(|()| StatusCode::OK)
+            .map_err(|e| (StatusCode::BAD_REQUEST, e)),
+        OperatorCall::UpdateQuota(q) => master
+            .update_quotas(q.clone())
+            .map(|()| StatusCode::OK)
+            .map_err(|e| (StatusCode::BAD_REQUEST, e)),
+        OperatorCall::ReserveResources {
+            agent_id,
+            resources,
+        }
+        | OperatorCall::UnreserveResources {
+            agent_id,
+            resources,
+        } => {
+            let reserve = matches!(call, OperatorCall::ReserveResources { .. });
+            if master.registry().agent(agent_id).is_none() {
+                Err((StatusCode::BAD_REQUEST, format!("Unknown agent {agent_id}")))
+            } else {
+                master
+                    .reserve_resources(agent_id, resources.clone(), reserve)
+                    .map(|()| StatusCode::ACCEPTED)
+                    .map_err(|e| (StatusCode::CONFLICT, e))
+            }
+        }
+        OperatorCall::Teardown { framework_id } => master
+            .teardown(framework_id)
+            .map(|()| StatusCode::OK)
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.reason)),
+        _ => return None,
+    };
+    Some(match result {
+        Ok(status) => status.into_response(),
+        Err((status, reason)) => plain(status, reason),
     })
 }
 
@@ -230,15 +321,48 @@ fn answer(master: &Master, call: OperatorCall) -> Json {
         OperatorCall::GetAgents => {
             json!({ "type": "GET_AGENTS", "get_agents": get_agents(master) })
         }
-        OperatorCall::GetState => json!({
-            "type": "GET_STATE",
-            "get_state": {
-                "get_tasks": {},
-                "get_executors": {},
-                "get_frameworks": {},
-                "get_agents": get_agents(master),
-            },
+        OperatorCall::GetState => {
+            let s = Snapshot::take(master);
+            json!({
+                "type": "GET_STATE",
+                "get_state": {
+                    "get_tasks": state::get_tasks(&s),
+                    "get_executors": {},
+                    "get_frameworks": state::get_frameworks(&s),
+                    "get_agents": get_agents(master),
+                },
+            })
+        }
+        OperatorCall::GetFrameworks => {
+            json!({ "type": "GET_FRAMEWORKS", "get_frameworks": state::get_frameworks(&Snapshot::take(master)) })
+        }
+        OperatorCall::GetTasks => {
+            json!({ "type": "GET_TASKS", "get_tasks": state::get_tasks(&Snapshot::take(master)) })
+        }
+        OperatorCall::GetRoles => {
+            json!({ "type": "GET_ROLES", "get_roles": state::get_roles(master, &Snapshot::take(master)) })
+        }
+        OperatorCall::GetWeights => json!({
+            "type": "GET_WEIGHTS",
+            "get_weights": { "weight_infos": master.weights().into_iter()
+                .map(|(role, weight)| json!({"role": role, "weight": weight})).collect::<Vec<_>>() },
         }),
+        OperatorCall::GetQuota => json!({
+            "type": "GET_QUOTA",
+            "get_quota": { "status": {
+                "infos": [],
+                "configs": master.quotas().into_iter().map(|q| json!({
+                    "role": q.role,
+                    "guarantees": state::scalar_map(Some(&q.guarantees)),
+                    "limits": state::scalar_map(Some(&q.limits)),
+                })).collect::<Vec<_>>(),
+            }},
+        }),
+        OperatorCall::UpdateWeights(_)
+        | OperatorCall::UpdateQuota(_)
+        | OperatorCall::ReserveResources { .. }
+        | OperatorCall::UnreserveResources { .. }
+        | OperatorCall::Teardown { .. } => unreachable!("mutating calls are answered by mutate"),
     }
 }
 
@@ -331,7 +455,7 @@ mod tests {
 
     #[test]
     fn valid_but_unimplemented_calls_get_501() {
-        for ty in ["UNKNOWN", "GET_TASKS", "UPDATE_QUOTA"] {
+        for ty in ["UNKNOWN", "GET_METRICS", "DRAIN_AGENT"] {
             let body = format!(r#"{{"type":"{ty}"}}"#);
             let r = parse_operator_call(&headers(JSON), body.as_bytes()).unwrap_err();
             assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{ty}");

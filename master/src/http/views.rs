@@ -30,9 +30,14 @@ pub fn master_pid(master: &Master) -> String {
 }
 
 pub fn master_info(master: &Master) -> Json {
+    master_info_of(master, &master.master_id())
+}
+
+/// [`master_info`] for callers that already hold the master's state lock.
+pub fn master_info_of(master: &Master, master_id: &str) -> Json {
     let c = master.config();
     json!({
-        "id": master.master_id(),
+        "id": master_id,
         "ip": packed_ipv4(c.ip),
         "port": c.port,
         "pid": master_pid(master),
@@ -67,7 +72,7 @@ pub fn agent_v1(a: &AgentRecord) -> Json {
         "agent_info": {
             "hostname": a.info.hostname,
             "port": a.info.port,
-            "resources": a.info.resources.to_v1_json(),
+            "resources": a.total_resources().to_v1_json(),
             "attributes": a.info.attributes.to_v1_json(),
             "id": { "value": a.id },
         },
@@ -76,7 +81,7 @@ pub fn agent_v1(a: &AgentRecord) -> Json {
         "version": a.info.version,
         "pid": agent_pid(a),
         "registered_time": nanos(a.registered_time),
-        "total_resources": a.info.resources.to_v1_json(),
+        "total_resources": a.total_resources().to_v1_json(),
         "allocated_resources": [],
         "offered_resources": [],
         "capabilities": [],
@@ -107,7 +112,8 @@ fn split_by_role(rs: &Resources) -> (Resources, BTreeMap<String, Resources>) {
 
 /// `/master/state` `slaves[]` entry.
 pub fn agent_legacy(a: &AgentRecord) -> Json {
-    let (unreserved, reserved) = split_by_role(&a.info.resources);
+    let total = a.total_resources();
+    let (unreserved, reserved) = split_by_role(&total);
     let reserved: serde_json::Map<String, Json> = reserved
         .iter()
         .map(|(role, rs)| (role.clone(), rs.to_legacy_json()))
@@ -119,7 +125,7 @@ pub fn agent_legacy(a: &AgentRecord) -> Json {
         "attributes": a.info.attributes.to_legacy_json(),
         "pid": agent_pid(a),
         "registered_time": a.registered_time,
-        "resources": a.info.resources.to_legacy_json(),
+        "resources": total.to_legacy_json(),
         "used_resources": Resources::default().to_legacy_json(),
         "offered_resources": Resources::default().to_legacy_json(),
         "reserved_resources": reserved,
@@ -147,8 +153,8 @@ pub fn agent_keel(a: &AgentRecord) -> Json {
         "registered_time": a.registered_time,
         "reregistered_time": a.reregistered_time,
         "unreachable_time": a.unreachable_time,
-        "resources": a.info.resources.to_legacy_json(),
-        "resources_text": a.info.resources.to_string(),
+        "resources": a.total_resources().to_legacy_json(),
+        "resources_text": a.total_resources().to_string(),
         "attributes": a.info.attributes.to_legacy_json(),
     })
 }

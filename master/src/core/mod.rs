@@ -1,6 +1,20 @@
-//! The master's I/O shell around the pure [`Registry`]: persists commands
-//! before applying them, keeps one session per connected agent, and tracks
-//! agent liveness (heartbeats are not replicated state, only their absence is).
+//! The master's I/O shell around the pure [`Registry`] and the pure
+//! allocator: persists commands before applying them, keeps one session per
+//! connected agent and one event stream per subscribed framework, tracks
+//! liveness, offers and tasks (task state is not replicated: agents report
+//! their tasks when they re-register, as in Mesos).
+//!
+//! - `mod.rs`: configuration, shared state, agents.
+//! - [`frameworks`]: SUBSCRIBE, disconnection, failover, TEARDOWN.
+//! - [`offers`]: allocation cycles, offers, DECLINE, rescinds.
+//! - [`tasks`]: ACCEPT (launch, reserve), status updates, acks, KILL,
+//!   RECONCILE, agent loss.
+//! - [`roles`]: weights, quota, operator reservations.
+
+mod frameworks;
+mod offers;
+mod roles;
+mod tasks;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,10 +23,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keel_api::pb;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
+use crate::allocator::Allocator;
 use crate::registry::{AgentInfo, AgentState, Applied, Command, Registry, RegistryError};
 use crate::store::{CommandLog, StoreError};
+
+pub use frameworks::{FrameworkView, Subscription};
+pub use offers::resources_json;
+pub use tasks::{TaskRecord, TaskView};
 
 /// Runtime configuration of one master.
 #[derive(Debug, Clone)]
@@ -25,8 +44,35 @@ pub struct MasterConfig {
     pub agent_timeout: Duration,
     /// How often master and agents heartbeat each other.
     pub heartbeat_interval: Duration,
+    /// HEARTBEAT events to subscribed frameworks.
+    pub framework_heartbeat_interval: Duration,
+    /// Batch allocation interval (allocation also runs on events).
+    pub allocation_interval: Duration,
+    /// Offers outstanding longer than this are rescinded.
+    pub offer_timeout: Option<Duration>,
+    /// The allocation policy (`drf`).
+    pub allocator: String,
     /// The flags the master was started with, for `GET_FLAGS` and `/master/state`.
     pub flags: Vec<(String, String)>,
+}
+
+impl MasterConfig {
+    /// Defaults for tests and embedding: loopback, Mesos timings.
+    pub fn local(port: u16, work_dir: PathBuf) -> Self {
+        MasterConfig {
+            ip: IpAddr::from([127, 0, 0, 1]),
+            port,
+            hostname: "localhost".into(),
+            work_dir,
+            agent_timeout: Duration::from_secs(15),
+            heartbeat_interval: Duration::from_secs(5),
+            framework_heartbeat_interval: Duration::from_secs(15),
+            allocation_interval: Duration::from_secs(1),
+            offer_timeout: None,
+            allocator: "drf".into(),
+            flags: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +86,8 @@ pub enum MasterError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("unknown allocator {0:?} (available: drf)")]
+    UnknownAllocator(String),
 }
 
 /// Outbound half of an agent session.
@@ -50,19 +98,26 @@ struct Session {
     tx: SessionSender,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     registry: Registry,
     log: CommandLog,
     sessions: HashMap<String, Session>,
     last_seen: HashMap<String, Instant>,
     next_session: u64,
     heartbeat_seq: u64,
+    allocator: Box<dyn Allocator>,
+    frameworks: HashMap<String, frameworks::FrameworkRuntime>,
+    offers: HashMap<String, offers::OfferRecord>,
+    next_offer_seq: u64,
+    tasks: tasks::TaskTable,
 }
 
 pub struct Master {
     config: MasterConfig,
     start_time: f64,
     inner: Mutex<Inner>,
+    /// Wakes the allocation loop after events that free or add resources.
+    allocate_soon: Notify,
 }
 
 /// The result of a successful (re-)registration.
@@ -89,6 +144,8 @@ impl Master {
             path: config.work_dir.clone(),
             source,
         })?;
+        let allocator = crate::allocator::create(&config.allocator)
+            .ok_or_else(|| MasterError::UnknownAllocator(config.allocator.clone()))?;
         let (log, registry) = CommandLog::open(&config.work_dir.join("registry.log"))?;
         let now = Instant::now();
         let last_seen = registry.agents().map(|a| (a.id.clone(), now)).collect();
@@ -102,7 +159,13 @@ impl Master {
                 last_seen,
                 next_session: 1,
                 heartbeat_seq: 0,
+                allocator,
+                frameworks: HashMap::new(),
+                offers: HashMap::new(),
+                next_offer_seq: 0,
+                tasks: tasks::TaskTable::default(),
             }),
+            allocate_soon: Notify::new(),
         });
         {
             let mut inner = master.lock();
@@ -125,16 +188,19 @@ impl Master {
                     },
                 )?;
             }
+            roles::load_into_allocator(&mut inner);
+            frameworks::recover(&mut inner, &master.config);
             tracing::info!(
                 master_id = inner.registry.master_id().unwrap_or_default(),
                 agents = inner.registry.agents().count(),
+                frameworks = inner.registry.frameworks().count(),
                 "registry recovered"
             );
         }
         Ok(master)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied command
         // (apply validates first), so a poisoned lock is still consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -161,11 +227,22 @@ impl Master {
         self.lock().registry.clone()
     }
 
-    /// Admits or readmits an agent and makes `tx` its only session.
+    /// Waits until some event asked for an allocation cycle.
+    pub async fn allocation_wanted(&self) {
+        self.allocate_soon.notified().await
+    }
+
+    fn want_allocation(&self) {
+        self.allocate_soon.notify_one();
+    }
+
+    /// Admits or readmits an agent and makes `tx` its only session. `tasks`
+    /// are the tasks the agent reports (re-registration).
     pub fn register(
         &self,
         agent_id: Option<String>,
         info: AgentInfo,
+        reported: Vec<pb::TaskReport>,
         tx: SessionSender,
     ) -> Result<Registration, MasterError> {
         let mut inner = self.lock();
@@ -205,6 +282,18 @@ impl Master {
             tracing::info!(%agent_id, "replaced an older session of this agent");
         }
         inner.last_seen.insert(agent_id.clone(), Instant::now());
+        offers::rescind_agent_offers(&mut inner, &agent_id);
+        tasks::agent_reregistered(&mut inner, &agent_id, reported);
+        let total = inner
+            .registry
+            .agent(&agent_id)
+            .map(|a| a.total_resources())
+            .unwrap_or_default();
+        let used = tasks::used_on_agent(&inner, &agent_id);
+        inner.allocator.remove_agent(&agent_id);
+        inner.allocator.add_agent(&agent_id, total, &used);
+        drop(inner);
+        self.want_allocation();
         Ok(Registration {
             agent_id,
             session,
@@ -237,7 +326,9 @@ impl Master {
         };
         match propose(&mut inner, cmd) {
             Ok(Applied::AgentDisconnected { .. }) => {
-                tracing::info!(%agent_id, "agent disconnected")
+                tracing::info!(%agent_id, "agent disconnected");
+                inner.allocator.deactivate_agent(agent_id);
+                offers::rescind_agent_offers(&mut inner, agent_id);
             }
             Ok(_) => {}
             Err(e) => tracing::error!(%agent_id, error = %e, "cannot record disconnect"),
@@ -280,21 +371,47 @@ impl Master {
                 at: unix_now(),
             };
             match propose(&mut inner, cmd) {
-                Ok(_) => tracing::warn!(%agent_id, ?timeout, "agent unreachable: no heartbeat"),
+                Ok(_) => {
+                    tracing::warn!(%agent_id, ?timeout, "agent unreachable: no heartbeat");
+                    offers::rescind_agent_offers(&mut inner, &agent_id);
+                    inner.allocator.remove_agent(&agent_id);
+                    tasks::agent_lost(&mut inner, &agent_id);
+                }
                 Err(e) => tracing::error!(%agent_id, error = %e, "cannot mark agent unreachable"),
             }
         }
+        frameworks::expire_failovers(&mut inner);
+        offers::expire_offers(&mut inner, self.config.offer_timeout);
     }
 
-    /// Ends every agent session (on shutdown).
+    /// Ends every agent session and framework stream (on shutdown).
     pub fn close_sessions(&self) {
-        self.lock().sessions.clear();
+        let mut inner = self.lock();
+        inner.sessions.clear();
+        for fw in inner.frameworks.values_mut() {
+            fw.stream = None;
+        }
+    }
+
+    /// Sends `msg` to the agent's session, if it has one.
+    pub(crate) fn send_to_agent(
+        inner: &Inner,
+        agent_id: &str,
+        msg: pb::master_message::Msg,
+    ) -> bool {
+        match inner.sessions.get(agent_id) {
+            Some(s) => {
+                s.tx.try_send(Ok(pb::MasterMessage { msg: Some(msg) }))
+                    .is_ok()
+            }
+            None => false,
+        }
     }
 }
 
 /// Validates, persists, then applies: a command that was acknowledged is on
 /// disk, and one that failed to persist changed nothing.
-fn propose(inner: &mut Inner, cmd: Command) -> Result<Applied, MasterError> {
+pub(crate) fn propose(inner: &mut Inner, cmd: Command) -> Result<Applied, MasterError> {
     inner.registry.validate(&cmd)?;
     inner.log.append(&cmd)?;
     Ok(inner.registry.apply(&cmd)?)

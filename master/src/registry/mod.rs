@@ -16,6 +16,9 @@
 //!                 +------------------- ReadmitAgent ---------------------------+
 //! ```
 
+mod frameworks;
+pub mod roles;
+
 use std::collections::BTreeMap;
 
 use keel_api::attributes::Attributes;
@@ -24,6 +27,9 @@ use keel_api::resources::Resources;
 use serde::{Deserialize, Serialize};
 
 use crate::serde_mesos;
+
+pub use frameworks::{FrameworkRecord, RemovedFramework};
+pub use roles::QuotaConfig;
 
 /// What an agent tells the master about itself when it (re-)registers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +75,18 @@ pub struct AgentRecord {
     pub registered_time: f64,
     pub reregistered_time: Option<f64>,
     pub unreachable_time: Option<f64>,
+    /// Dynamic reservations made through RESERVE, kept across re-registrations.
+    #[serde(with = "serde_mesos::resources", default)]
+    pub dynamic_reservations: Resources,
+}
+
+impl AgentRecord {
+    /// What the agent offers: its static resources with the dynamic
+    /// reservations carved out of the unreserved part.
+    pub fn total_resources(&self) -> Resources {
+        roles::apply_reservations(&self.info.resources, &self.dynamic_reservations)
+            .unwrap_or_else(|| self.info.resources.clone())
+    }
 }
 
 /// A change to the registry. Serialized as one JSON object per command.
@@ -77,9 +95,14 @@ pub struct AgentRecord {
 pub enum Command {
     /// First command of every registry: fixes the master (cluster) id that
     /// prefixes agent ids.
-    Bootstrap { master_id: String },
+    Bootstrap {
+        master_id: String,
+    },
     /// A new agent registers; it gets the next `<master-id>-S<n>` id.
-    AdmitAgent { info: Box<AgentInfo>, at: f64 },
+    AdmitAgent {
+        info: Box<AgentInfo>,
+        at: f64,
+    },
     /// An agent presents the id it persisted. Unknown ids are admitted under
     /// that id (the agent outlived the master's memory of it).
     ReadmitAgent {
@@ -88,9 +111,54 @@ pub enum Command {
         at: f64,
     },
     /// The agent's session closed.
-    DisconnectAgent { agent_id: String, at: f64 },
+    DisconnectAgent {
+        agent_id: String,
+        at: f64,
+    },
     /// No heartbeat from the agent within the agent timeout.
-    MarkAgentUnreachable { agent_id: String, at: f64 },
+    MarkAgentUnreachable {
+        agent_id: String,
+        at: f64,
+    },
+    /// A new framework subscribes; it gets the next `<master-id>-<nnnn>` id.
+    AddFramework {
+        info: serde_json::Value,
+        at: f64,
+    },
+    /// A framework subscribes again with its id (also one the registry
+    /// does not know, e.g. after the master lost its state).
+    ReaddFramework {
+        framework_id: String,
+        info: serde_json::Value,
+        at: f64,
+    },
+    /// UPDATE_FRAMEWORK: new FrameworkInfo for a known framework.
+    UpdateFramework {
+        framework_id: String,
+        info: serde_json::Value,
+    },
+    /// TEARDOWN or failover timeout.
+    RemoveFramework {
+        framework_id: String,
+        at: f64,
+    },
+    UpdateWeights {
+        weights: Vec<(String, f64)>,
+    },
+    UpdateQuotas {
+        configs: Vec<QuotaConfig>,
+    },
+    /// Dynamic reservation: `resources` carry the target role.
+    ReserveResources {
+        agent_id: String,
+        #[serde(with = "serde_mesos::resources")]
+        resources: Resources,
+    },
+    UnreserveResources {
+        agent_id: String,
+        #[serde(with = "serde_mesos::resources")]
+        resources: Resources,
+    },
 }
 
 /// What applying a command did, for the I/O shell to act on.
@@ -110,6 +178,24 @@ pub enum Applied {
     AgentUnreachable {
         agent_id: String,
     },
+    FrameworkAdded {
+        framework_id: String,
+    },
+    FrameworkReadded {
+        framework_id: String,
+    },
+    FrameworkUpdated {
+        framework_id: String,
+    },
+    FrameworkRemoved {
+        framework_id: String,
+    },
+    WeightsUpdated,
+    QuotasUpdated,
+    /// The agent's total resources changed (reservations).
+    AgentResourcesUpdated {
+        agent_id: String,
+    },
     /// The command changed nothing (e.g. disconnecting an unreachable agent).
     Unchanged,
 }
@@ -124,6 +210,14 @@ pub enum RegistryError {
     UnknownAgent(String),
     #[error("invalid agent id {0:?}")]
     InvalidAgentId(String),
+    #[error("unknown framework {0}")]
+    UnknownFramework(String),
+    #[error("framework {0} has been removed")]
+    FrameworkRemoved(String),
+    #[error("invalid framework id {0:?}")]
+    InvalidFrameworkId(String),
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -131,6 +225,11 @@ pub struct Registry {
     master_id: Option<String>,
     next_agent_seq: u64,
     agents: BTreeMap<String, AgentRecord>,
+    next_framework_seq: u64,
+    frameworks: BTreeMap<String, FrameworkRecord>,
+    removed_frameworks: BTreeMap<String, RemovedFramework>,
+    weights: BTreeMap<String, f64>,
+    quotas: BTreeMap<String, QuotaConfig>,
 }
 
 impl Registry {
@@ -175,6 +274,20 @@ impl Registry {
                     Err(RegistryError::UnknownAgent(agent_id.clone()))
                 }
             }
+            (
+                Command::AddFramework { .. }
+                | Command::ReaddFramework { .. }
+                | Command::UpdateFramework { .. }
+                | Command::RemoveFramework { .. },
+                Some(_),
+            ) => self.validate_framework(cmd),
+            (
+                Command::UpdateWeights { .. }
+                | Command::UpdateQuotas { .. }
+                | Command::ReserveResources { .. }
+                | Command::UnreserveResources { .. },
+                Some(_),
+            ) => self.validate_roles(cmd),
         }
     }
 
@@ -198,6 +311,7 @@ impl Registry {
                         registered_time: *at,
                         reregistered_time: None,
                         unreachable_time: None,
+                        dynamic_reservations: Resources::default(),
                     },
                 );
                 Applied::AgentAdmitted { agent_id }
@@ -221,6 +335,7 @@ impl Registry {
                                 registered_time: *at,
                                 reregistered_time: Some(*at),
                                 unreachable_time: None,
+                                dynamic_reservations: Resources::default(),
                             },
                         );
                     }
@@ -258,6 +373,14 @@ impl Registry {
                     }
                 }
             }
+            Command::AddFramework { .. }
+            | Command::ReaddFramework { .. }
+            | Command::UpdateFramework { .. }
+            | Command::RemoveFramework { .. } => self.apply_framework(cmd),
+            Command::UpdateWeights { .. }
+            | Command::UpdateQuotas { .. }
+            | Command::ReserveResources { .. }
+            | Command::UnreserveResources { .. } => self.apply_roles(cmd),
         })
     }
 

@@ -1,0 +1,194 @@
+//! Task lifecycle hooks. The runtime runs every hook's `prestart` in order
+//! before the task's process is spawned, and every `poststop` in reverse
+//! order once all its processes are gone:
+//!
+//! ```text
+//!  prestart: sandbox -> (cgroup -> netns -> mounts, later) -> spawn
+//!  exit/kill -> reap group -> poststop: (mounts -> netns -> cgroup) -> sandbox
+//! ```
+//!
+//! Each hook is idempotent: a restarted agent may run it again for a task it
+//! recovers. A failed `prestart` fails the task (TASK_FAILED with the hook's
+//! message); hooks that already ran get their `poststop`.
+
+use std::path::PathBuf;
+
+use super::launcher::LaunchSpec;
+use super::sandbox::{self, SandboxError};
+
+/// Where a task runs and who it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskContext {
+    pub agent_id: String,
+    pub framework_id: String,
+    pub executor_id: String,
+    pub container_id: String,
+    pub task_id: String,
+    /// `.../executors/<executor>/runs`.
+    pub runs_dir: PathBuf,
+    /// `.../runs/<container>`: the executor's sandbox.
+    pub run_dir: PathBuf,
+    /// The task's own sandbox: `run_dir` for command tasks,
+    /// `run_dir/tasks/<task>` in a task group.
+    pub sandbox: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+pub trait TaskHook: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    /// Prepares the task; may amend what will be spawned.
+    fn prestart(&self, _ctx: &TaskContext, _spec: &mut LaunchSpec) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// Cleans up after the task's processes are gone.
+    fn poststop(&self, _ctx: &TaskContext) -> Result<(), HookError> {
+        Ok(())
+    }
+}
+
+/// Creates the sandbox (kept on disk after the task ends).
+pub struct SandboxHook;
+
+impl TaskHook for SandboxHook {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn prestart(&self, ctx: &TaskContext, _spec: &mut LaunchSpec) -> Result<(), HookError> {
+        sandbox::create(&ctx.run_dir)?;
+        sandbox::create(&ctx.sandbox)?;
+        sandbox::link_latest(&ctx.runs_dir, &ctx.container_id)?;
+        Ok(())
+    }
+}
+
+/// The hooks every task gets, in order.
+pub fn default_hooks() -> Vec<std::sync::Arc<dyn TaskHook>> {
+    vec![std::sync::Arc::new(SandboxHook)]
+}
+
+/// Runs each `prestart` in order. On failure, runs `poststop` of the hooks
+/// that already ran (the failing one included) and returns the error text.
+pub fn run_prestart(
+    hooks: &[std::sync::Arc<dyn TaskHook>],
+    ctx: &TaskContext,
+    spec: &mut LaunchSpec,
+) -> Result<(), String> {
+    for (i, hook) in hooks.iter().enumerate() {
+        if let Err(e) = hook.prestart(ctx, spec) {
+            run_poststop(&hooks[..=i], ctx);
+            return Err(format!("{} hook: {e}", hook.name()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs each `poststop` in reverse order; failures are logged.
+pub fn run_poststop(hooks: &[std::sync::Arc<dyn TaskHook>], ctx: &TaskContext) {
+    for hook in hooks.iter().rev() {
+        if let Err(e) = hook.poststop(ctx) {
+            tracing::warn!(task_id = %ctx.task_id, hook = hook.name(), error = %e,
+                "poststop hook failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    struct Recorder {
+        name: &'static str,
+        log: Arc<Mutex<Vec<String>>>,
+        fail: bool,
+    }
+
+    impl TaskHook for Recorder {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn prestart(&self, _: &TaskContext, _: &mut LaunchSpec) -> Result<(), HookError> {
+            self.log.lock().unwrap().push(format!("pre {}", self.name));
+            if self.fail {
+                return Err(SandboxError::InvalidId {
+                    kind: "task",
+                    id: "x".into(),
+                }
+                .into());
+            }
+            Ok(())
+        }
+        fn poststop(&self, _: &TaskContext) -> Result<(), HookError> {
+            self.log.lock().unwrap().push(format!("post {}", self.name));
+            Ok(())
+        }
+    }
+
+    fn context(root: &std::path::Path) -> TaskContext {
+        let runs = root.join("runs");
+        TaskContext {
+            agent_id: "a".into(),
+            framework_id: "f".into(),
+            executor_id: "t".into(),
+            container_id: "c".into(),
+            task_id: "t".into(),
+            run_dir: runs.join("c"),
+            sandbox: runs.join("c/tasks/t"),
+            runs_dir: runs,
+        }
+    }
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            program: "true".into(),
+            argv: vec![],
+            env: vec![],
+            cwd: "/".into(),
+            stdout: "/dev/null".into(),
+            stderr: "/dev/null".into(),
+        }
+    }
+
+    #[test]
+    fn hooks_run_in_order_and_unwind_on_failure() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let hook = |name, fail| -> Arc<dyn TaskHook> {
+            Arc::new(Recorder {
+                name,
+                log: log.clone(),
+                fail,
+            })
+        };
+        let hooks = [hook("a", false), hook("b", true), hook("c", false)];
+        let ctx = context(std::path::Path::new("/nonexistent"));
+        let err = run_prestart(&hooks, &ctx, &mut spec()).unwrap_err();
+        assert!(err.starts_with("b hook: task id"), "{err}");
+        assert_eq!(*log.lock().unwrap(), ["pre a", "pre b", "post b", "post a"]);
+    }
+
+    #[test]
+    fn the_sandbox_hook_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let hooks = default_hooks();
+        run_prestart(&hooks, &ctx, &mut spec()).unwrap();
+        run_prestart(&hooks, &ctx, &mut spec()).unwrap();
+        for d in [&ctx.run_dir, &ctx.sandbox] {
+            assert!(d.join("stdout").is_file() && d.join("stderr").is_file());
+        }
+        assert!(ctx.runs_dir.join("latest").is_symlink());
+        run_poststop(&hooks, &ctx);
+        assert!(
+            ctx.sandbox.join("stdout").is_file(),
+            "sandboxes stay on disk"
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! The agent's task runtime for command tasks and task groups.
+//!
+//! ```text
+//!  master --LaunchTasks--> runtime --TASK_STARTING--> update manager --> session --> master
+//!                            | supervisor per task:
+//!                            |   prestart hooks (sandbox) -> spawn --TASK_RUNNING-->
+//!                            |   wait -> reap group -> poststop --TASK_FINISHED/FAILED/KILLED-->
+//!  master --KillTask------> SIGTERM group, grace period, SIGKILL group
+//!  master --Acknowledge---> pops the outstanding update, sends the next
+//! ```
+//!
+//! - [`call`]: master messages -> [`ExecutorCall`].
+//! - [`launch`]: `LaunchTasks` -> typed tasks, kill grace periods (pure).
+//! - [`command`]: CommandInfo -> argv and environment (pure).
+//! - [`sandbox`]: the Mesos sandbox layout under the work dir.
+//! - [`hooks`]: ordered, idempotent lifecycle hooks ([`hooks::SandboxHook`]).
+//! - [`launcher`]: the only code that spawns, signals and reaps processes
+//!   ([`LinuxLauncher`], [`FakeLauncher`]).
+//! - [`supervisor`]: one task's process from hooks to reaping.
+//! - [`status`]: building updates and Mesos' exit wording.
+//! - [`updates`]: the status update manager (pure state machine).
+//! - [`runtime`]: the actor tying it together; [`ExecutorHandle`] is its API.
+
+pub mod call;
+pub mod command;
+pub mod hooks;
+pub mod launch;
+pub mod launcher;
+pub mod runtime;
+pub mod sandbox;
+pub mod status;
+pub mod supervisor;
+pub mod updates;
+
+pub use call::ExecutorCall;
+pub use launcher::fake::FakeLauncher;
+pub use launcher::linux::LinuxLauncher;
+pub use runtime::{ExecutorConfig, ExecutorHandle};
+pub use updates::TaskKey;
+
+#[cfg(test)]
+mod runtime_tests;

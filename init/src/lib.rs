@@ -1,0 +1,1 @@
+//! Keel's early userspace.

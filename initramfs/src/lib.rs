@@ -1,0 +1,1 @@
+//! The PXE boot bundle builder.

@@ -1,0 +1,272 @@
+//! Framework commands: subscribe (add / re-add), update, remove.
+//!
+//! The registry keeps each framework's `FrameworkInfo` (v1 JSON, with its id)
+//! so that a new master leader knows every framework and its failover
+//! timeout. Connection state is not replicated: it lives in the shell.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::{Applied, Command, Registry, RegistryError};
+
+/// How many removed frameworks are remembered (for `completed_frameworks`
+/// and to refuse their ids).
+const REMOVED_KEPT: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameworkRecord {
+    pub id: String,
+    /// Mesos v1 `FrameworkInfo` JSON, `id` included.
+    pub info: Json,
+    pub registered_time: f64,
+    pub reregistered_time: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovedFramework {
+    pub id: String,
+    pub info: Json,
+    pub registered_time: f64,
+    pub removed_time: f64,
+}
+
+pub(super) fn valid_framework_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn with_id(info: &Json, id: &str) -> Json {
+    let mut info = info.clone();
+    if let Some(obj) = info.as_object_mut() {
+        obj.insert("id".into(), serde_json::json!({ "value": id }));
+    }
+    info
+}
+
+impl Registry {
+    pub fn frameworks(&self) -> impl Iterator<Item = &FrameworkRecord> {
+        self.frameworks.values()
+    }
+
+    pub fn framework(&self, id: &str) -> Option<&FrameworkRecord> {
+        self.frameworks.get(id)
+    }
+
+    pub fn removed_frameworks(&self) -> impl Iterator<Item = &RemovedFramework> {
+        self.removed_frameworks.values()
+    }
+
+    pub fn is_removed_framework(&self, id: &str) -> bool {
+        self.removed_frameworks.contains_key(id)
+    }
+
+    pub(super) fn validate_framework(&self, cmd: &Command) -> Result<(), RegistryError> {
+        match cmd {
+            Command::AddFramework { info, .. } => {
+                if info.is_object() {
+                    Ok(())
+                } else {
+                    Err(RegistryError::InvalidRequest(
+                        "framework info must be an object".into(),
+                    ))
+                }
+            }
+            Command::ReaddFramework { framework_id, .. } => {
+                if !valid_framework_id(framework_id) {
+                    Err(RegistryError::InvalidFrameworkId(framework_id.clone()))
+                } else if self.removed_frameworks.contains_key(framework_id) {
+                    Err(RegistryError::FrameworkRemoved(framework_id.clone()))
+                } else {
+                    Ok(())
+                }
+            }
+            Command::UpdateFramework { framework_id, .. }
+            | Command::RemoveFramework { framework_id, .. } => {
+                if self.frameworks.contains_key(framework_id) {
+                    Ok(())
+                } else {
+                    Err(RegistryError::UnknownFramework(framework_id.clone()))
+                }
+            }
+            _ => unreachable!("not a framework command"),
+        }
+    }
+
+    pub(super) fn apply_framework(&mut self, cmd: &Command) -> Applied {
+        match cmd {
+            Command::AddFramework { info, at } => {
+                let master_id = self.master_id.clone().unwrap_or_default();
+                let framework_id = format!("{master_id}-{:04}", self.next_framework_seq);
+                self.next_framework_seq += 1;
+                self.frameworks.insert(
+                    framework_id.clone(),
+                    FrameworkRecord {
+                        id: framework_id.clone(),
+                        info: with_id(info, &framework_id),
+                        registered_time: *at,
+                        reregistered_time: None,
+                    },
+                );
+                Applied::FrameworkAdded { framework_id }
+            }
+            Command::ReaddFramework {
+                framework_id,
+                info,
+                at,
+            } => {
+                let info = with_id(info, framework_id);
+                match self.frameworks.get_mut(framework_id) {
+                    Some(rec) => {
+                        rec.info = info;
+                        rec.reregistered_time = Some(*at);
+                    }
+                    None => {
+                        self.frameworks.insert(
+                            framework_id.clone(),
+                            FrameworkRecord {
+                                id: framework_id.clone(),
+                                info,
+                                registered_time: *at,
+                                reregistered_time: Some(*at),
+                            },
+                        );
+                    }
+                }
+                let prefix = format!("{}-", self.master_id.as_deref().unwrap_or_default());
+                if let Some(seq) = framework_id
+                    .strip_prefix(&prefix)
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    self.next_framework_seq = self.next_framework_seq.max(seq + 1);
+                }
+                Applied::FrameworkReadded {
+                    framework_id: framework_id.clone(),
+                }
+            }
+            Command::UpdateFramework { framework_id, info } => {
+                let rec = self.frameworks.get_mut(framework_id).expect("validated");
+                rec.info = with_id(info, framework_id);
+                Applied::FrameworkUpdated {
+                    framework_id: framework_id.clone(),
+                }
+            }
+            Command::RemoveFramework { framework_id, at } => {
+                let rec = self.frameworks.remove(framework_id).expect("validated");
+                self.removed_frameworks.insert(
+                    framework_id.clone(),
+                    RemovedFramework {
+                        id: rec.id,
+                        info: rec.info,
+                        registered_time: rec.registered_time,
+                        removed_time: *at,
+                    },
+                );
+                if self.removed_frameworks.len() > REMOVED_KEPT {
+                    let oldest = self
+                        .removed_frameworks
+                        .values()
+                        .min_by(|a, b| {
+                            a.removed_time
+                                .total_cmp(&b.removed_time)
+                                .then(a.id.cmp(&b.id))
+                        })
+                        .map(|r| r.id.clone());
+                    if let Some(id) = oldest {
+                        self.removed_frameworks.remove(&id);
+                    }
+                }
+                Applied::FrameworkRemoved {
+                    framework_id: framework_id.clone(),
+                }
+            }
+            _ => unreachable!("not a framework command"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn registry() -> Registry {
+        let mut r = Registry::default();
+        r.apply(&Command::Bootstrap {
+            master_id: "m".into(),
+        })
+        .unwrap();
+        r
+    }
+
+    #[test]
+    fn frameworks_get_four_digit_ids_and_keep_their_info() {
+        let mut r = registry();
+        let a = r
+            .apply(&Command::AddFramework {
+                info: json!({"user": "u", "name": "a"}),
+                at: 1.0,
+            })
+            .unwrap();
+        assert_eq!(
+            a,
+            Applied::FrameworkAdded {
+                framework_id: "m-0000".into()
+            }
+        );
+        let rec = r.framework("m-0000").unwrap();
+        assert_eq!(rec.info["id"]["value"], "m-0000");
+        assert_eq!(rec.info["name"], "a");
+    }
+
+    #[test]
+    fn readd_update_remove() {
+        let mut r = registry();
+        r.apply(&Command::ReaddFramework {
+            framework_id: "m-0041".into(),
+            info: json!({"user": "u", "name": "old"}),
+            at: 1.0,
+        })
+        .unwrap();
+        // Ids handed out later skip past a re-added one.
+        r.apply(&Command::AddFramework {
+            info: json!({"user": "u", "name": "new"}),
+            at: 2.0,
+        })
+        .unwrap();
+        assert!(r.framework("m-0042").is_some());
+        r.apply(&Command::UpdateFramework {
+            framework_id: "m-0041".into(),
+            info: json!({"user": "u", "name": "renamed"}),
+        })
+        .unwrap();
+        assert_eq!(r.framework("m-0041").unwrap().info["name"], "renamed");
+        r.apply(&Command::RemoveFramework {
+            framework_id: "m-0041".into(),
+            at: 3.0,
+        })
+        .unwrap();
+        assert!(r.framework("m-0041").is_none());
+        assert!(r.is_removed_framework("m-0041"));
+        // A removed framework cannot come back under its id.
+        assert_eq!(
+            r.apply(&Command::ReaddFramework {
+                framework_id: "m-0041".into(),
+                info: json!({}),
+                at: 4.0
+            }),
+            Err(RegistryError::FrameworkRemoved("m-0041".into()))
+        );
+        assert_eq!(
+            r.apply(&Command::RemoveFramework {
+                framework_id: "m-9".into(),
+                at: 4.0
+            }),
+            Err(RegistryError::UnknownFramework("m-9".into()))
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Pure checks of tasks in an ACCEPT, as `src/master/validation.cpp` does
+//! them: task ids, uniqueness, command xor executor, resources present,
+//! valid, on the offered agent, and contained in what is left of the offer.
+
+use keel_api::mesos::TaskInfo;
+use keel_api::resources::Resources;
+use serde_json::{Value as Json, json};
+
+/// Mesos' task id rules.
+pub fn valid_task_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("Task ID must not be empty".into());
+    }
+    if id.len() > 255 {
+        return Err("Task ID must be at most 255 characters".into());
+    }
+    if id == "." || id == ".." {
+        return Err(format!("Task ID '{id}' is disallowed"));
+    }
+    if id.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+        return Err(format!("Task ID '{id}' contains invalid characters"));
+    }
+    Ok(())
+}
+
+/// Checks one task against the offer it is launched from; returns the
+/// task's resources (the executor's for LAUNCH_GROUP are checked apart).
+pub fn validate_task(
+    task: &TaskInfo,
+    agent_id: &str,
+    exists: impl Fn(&str) -> bool,
+    group: bool,
+) -> Result<Resources, String> {
+    valid_task_id(&task.task_id.value)?;
+    if exists(&task.task_id.value) {
+        return Err(format!("Task has duplicate ID: {}", task.task_id.value));
+    }
+    if task.agent_id.value != agent_id {
+        return Err(format!(
+            "Task uses agent {} but the offers are for agent {agent_id}",
+            task.agent_id.value
+        ));
+    }
+    match (&task.command, &task.executor, group) {
+        (Some(_), Some(_), _) => {
+            return Err(
+                "Task should have at most one of CommandInfo or ExecutorInfo present".into(),
+            );
+        }
+        (None, None, false) => {
+            return Err(
+                "Task should have at least one of CommandInfo or ExecutorInfo present".into(),
+            );
+        }
+        (_, Some(_), true) => return Err("Task in a task group must not set 'executor'".into()),
+        _ => {}
+    }
+    if let Some(cmd) = &task.command
+        && !cmd.shell()
+        && cmd.value.as_deref().unwrap_or("").is_empty()
+    {
+        return Err("CommandInfo with 'shell' false must set 'value' to the executable".into());
+    }
+    if task.resources.is_empty() {
+        return Err("Task uses no resources".into());
+    }
+    let resources = Resources::from_v1_json(&Json::Array(task.resources.clone()))
+        .map_err(|e| format!("Task uses invalid resources: {e}"))?;
+    if resources.is_empty() {
+        return Err("Task uses no resources".into());
+    }
+    Ok(resources)
+}
+
+/// Sets `allocation_info.role` on every resource of a task (Mesos injects
+/// it for non-MULTI_ROLE frameworks); a different role already there is an
+/// error.
+pub fn inject_allocation_role(task_json: &mut Json, role: &str) -> Result<(), String> {
+    let Some(resources) = task_json.get_mut("resources").and_then(Json::as_array_mut) else {
+        return Ok(());
+    };
+    for r in resources {
+        let Some(obj) = r.as_object_mut() else {
+            continue;
+        };
+        match obj
+            .get("allocation_info")
+            .and_then(|a| a.get("role"))
+            .and_then(Json::as_str)
+        {
+            Some(existing) if existing != role => {
+                return Err(format!(
+                    "Task resources are allocated to role '{existing}' but the offer is for role '{role}'"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                obj.insert("allocation_info".into(), json!({ "role": role }));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_api::mesos::parse;
+
+    fn task(v: Json) -> TaskInfo {
+        parse(v).unwrap()
+    }
+
+    fn base() -> Json {
+        json!({"name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": "a"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}],
+            "command": {"value": "true"}})
+    }
+
+    #[test]
+    fn a_plain_command_task_is_valid() {
+        let rs = validate_task(&task(base()), "a", |_| false, false).unwrap();
+        assert_eq!(rs.scalar("cpus"), 0.5);
+    }
+
+    #[test]
+    fn each_rule_has_a_reason() {
+        let cases = [
+            (json!({"task_id": {"value": ""}}), "must not be empty"),
+            (json!({"task_id": {"value": "a/b"}}), "invalid characters"),
+            (json!({"task_id": {"value": ".."}}), "disallowed"),
+            (
+                json!({"agent_id": {"value": "other"}}),
+                "offers are for agent a",
+            ),
+            (json!({"command": null}), "at least one of"),
+            (
+                json!({"executor": {"executor_id": {"value": "e"}}}),
+                "at most one of",
+            ),
+            (json!({"resources": []}), "no resources"),
+            (
+                json!({"resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": -1}}]}),
+                "invalid resources",
+            ),
+            (
+                json!({"resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": "NaN"}}]}),
+                "invalid resources",
+            ),
+            (json!({"command": {"shell": false}}), "'shell' false"),
+        ];
+        for (patch, needle) in cases {
+            let mut v = base();
+            for (k, val) in patch.as_object().unwrap() {
+                if val.is_null() {
+                    v.as_object_mut().unwrap().remove(k);
+                } else {
+                    v[k] = val.clone();
+                }
+            }
+            let err = validate_task(&task(v), "a", |_| false, false).unwrap_err();
+            assert!(err.contains(needle), "{err} lacks {needle}");
+        }
+        let dup = validate_task(&task(base()), "a", |id| id == "t1", false).unwrap_err();
+        assert!(dup.contains("duplicate"));
+    }
+
+    #[test]
+    fn allocation_role_is_injected_or_checked() {
+        let mut v = base();
+        inject_allocation_role(&mut v, "eng").unwrap();
+        assert_eq!(v["resources"][0]["allocation_info"]["role"], "eng");
+        assert!(inject_allocation_role(&mut v, "ops").is_err());
+    }
+}
