@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod convert;
 pub mod inventory;
 pub mod mesos;
+pub mod recordio;
 pub mod resources;
 
 /// Generated code for `proto/keel/v1/cluster.proto`.

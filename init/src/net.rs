@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
@@ -128,6 +129,34 @@ impl Net {
                 .map_err(|e| nl_err("delete address", link, e))?;
         }
         Ok(())
+    }
+
+    /// Global IPv4 addresses: (link index, address, prefix length).
+    pub async fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>, NetError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::Netlink {
+                what: "dump addresses",
+                link: "*".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.scope == AddressScope::Universe)
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(IpAddr::V4(v4)) => {
+                        Some((m.header.index, *v4, m.header.prefix_len))
+                    }
+                    _ => None,
+                })
+            })
+            .collect())
     }
 
     /// Default route through `gateway` on `link`; one already there is fine.

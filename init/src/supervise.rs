@@ -79,25 +79,37 @@ impl Signals {
         }
     }
 
-    /// The next child exit (any child: orphans are reaped here too).
-    async fn next_exit(&mut self) -> (Pid, WaitStatus) {
+    /// The next child exit (any child: orphans are reaped here too) or
+    /// shutdown request.
+    async fn next_event(&mut self) -> Event {
         loop {
             self.reap();
-            if let Some(e) = self.exited.pop_front() {
-                return e;
+            if let Some((pid, status)) = self.exited.pop_front() {
+                return Event::Exited(pid, status);
             }
-            self.child.recv().await;
+            tokio::select! {
+                _ = self.child.recv() => {}
+                _ = self.int.recv() => return Event::Shutdown(Shutdown::Reboot),
+                _ = self.term.recv() => return Event::Shutdown(Shutdown::PowerOff),
+                _ = self.pwr.recv() => return Event::Shutdown(Shutdown::PowerOff),
+            }
         }
     }
 
-    /// The next shutdown request.
+    /// The next shutdown request; child exits meanwhile are reaped and
+    /// dropped.
     pub async fn shutdown_requested(&mut self) -> Shutdown {
-        tokio::select! {
-            _ = self.int.recv() => Shutdown::Reboot,
-            _ = self.term.recv() => Shutdown::PowerOff,
-            _ = self.pwr.recv() => Shutdown::PowerOff,
+        loop {
+            if let Event::Shutdown(s) = self.next_event().await {
+                return s;
+            }
         }
     }
+}
+
+enum Event {
+    Exited(Pid, WaitStatus),
+    Shutdown(Shutdown),
 }
 
 /// Describes how a process ended.
@@ -186,16 +198,17 @@ async fn watch<A: Clone + PartialEq>(
     let mut address_open = true;
     loop {
         tokio::select! {
-            (exited, status) = signals.next_exit() => {
-                if exited == pid {
+            event = signals.next_event() => match event {
+                Event::Exited(exited, status) if exited == pid => {
                     return Ended::Reason(format!("{name} {}", describe(status)));
                 }
-            }
-            shutdown = signals.shutdown_requested() => {
-                tracing::info!("{shutdown:?} requested; stopping {name}");
-                stop(signals, pid, name).await;
-                return Ended::Shutdown(shutdown);
-            }
+                Event::Exited(..) => {}
+                Event::Shutdown(shutdown) => {
+                    tracing::info!("{shutdown:?} requested; stopping {name}");
+                    stop(signals, pid, name).await;
+                    return Ended::Shutdown(shutdown);
+                }
+            },
             changed = address.changed(), if address_open => {
                 if changed.is_err() {
                     // The sender is gone: the address will not change again.
@@ -216,12 +229,14 @@ async fn stop(signals: &mut Signals, pid: Pid, name: &str) {
     let deadline = Instant::now() + STOP_GRACE;
     loop {
         tokio::select! {
-            (exited, status) = signals.next_exit() => {
-                if exited == pid {
+            event = signals.next_event() => match event {
+                Event::Exited(exited, status) if exited == pid => {
                     tracing::info!("{name} {}", describe(status));
                     return;
                 }
-            }
+                // A second shutdown request while stopping changes nothing.
+                _ => {}
+            },
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::warn!("{name} did not stop within {STOP_GRACE:?}; killing it");
                 let _ = rustix::process::kill_process(pid, Signal::KILL);

@@ -37,6 +37,39 @@ impl Client {
         Ok(Client { masters, http })
     }
 
+    pub fn first_master(&self) -> &str {
+        &self.masters[0]
+    }
+
+    /// POSTs a Mesos v1 operator call without a body (`GET_*`).
+    pub async fn operator_call(&self, kind: &str) -> Result<Json> {
+        let mut last = anyhow!("no master tried");
+        for m in &self.masters {
+            let url = format!("http://{m}/api/v1");
+            let resp = match self
+                .http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(format!("{{\"type\":\"{kind}\"}}"))
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    last = anyhow!("cannot reach master {m}: {e}");
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let text = resp.text().await.with_context(|| format!("reading {url}"))?;
+            if !status.is_success() {
+                bail!("{url} {kind}: {status}: {text}");
+            }
+            return serde_json::from_str(&text).with_context(|| format!("{url}: invalid JSON"));
+        }
+        Err(last)
+    }
+
     /// GETs `path` from the first master that answers.
     pub async fn get_json(&self, path: &str) -> Result<Json> {
         let mut last = anyhow!("no master tried");

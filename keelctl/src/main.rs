@@ -2,6 +2,7 @@
 
 mod client;
 mod output;
+mod run;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,6 +39,28 @@ enum Command {
     Agents,
     /// Show one agent and its discovered hardware inventory.
     Agent { id: String },
+    /// List frameworks (active and completed).
+    Frameworks,
+    /// List tasks (live, unreachable and completed).
+    Tasks,
+    /// Run one command as a task and wait for it (like mesos-execute); exits
+    /// with the task's status.
+    Run {
+        #[arg(long, default_value_t = 0.1)]
+        cpus: f64,
+        #[arg(long, default_value_t = 32.0)]
+        mem: f64,
+        #[arg(long, default_value = "*")]
+        role: String,
+        #[arg(long, default_value = "keelctl-run")]
+        name: String,
+        /// How long to wait for a fitting offer.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        offer_timeout: std::time::Duration,
+        /// The command: one argument runs through `/bin/sh -c`, several are argv.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -52,6 +75,27 @@ async fn main() {
 async fn run(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.master)?;
     match cli.command {
+        Command::Run { cpus, mem, role, name, offer_timeout, command } => {
+            anyhow::ensure!(cpus > 0.0 && cpus.is_finite(), "--cpus must be positive");
+            anyhow::ensure!(mem > 0.0 && mem.is_finite(), "--mem must be positive");
+            let spec = run::RunSpec { cpus, mem, role, name, command, offer_timeout };
+            let code = run::run(client.first_master(), spec).await?;
+            std::process::exit(code);
+        }
+        Command::Frameworks => {
+            let body = client.operator_call("GET_FRAMEWORKS").await?;
+            match cli.output {
+                Format::Json => output::print_json(&body["get_frameworks"]),
+                Format::Table => print!("{}", output::frameworks_table(&body["get_frameworks"])),
+            }
+        }
+        Command::Tasks => {
+            let body = client.operator_call("GET_TASKS").await?;
+            match cli.output {
+                Format::Json => output::print_json(&body["get_tasks"]),
+                Format::Table => print!("{}", output::tasks_table(&body["get_tasks"])),
+            }
+        }
         Command::Agents => {
             let body = client.get_json("/api/keel/v1/agents").await?;
             match cli.output {

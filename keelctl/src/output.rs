@@ -222,6 +222,66 @@ pub fn agent_details(a: &Json) -> String {
     out
 }
 
+fn sum_scalar(resources: &Json, name: &str) -> f64 {
+    resources
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| r["name"] == name)
+                .filter_map(|r| r["scalar"]["value"].as_f64())
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+pub fn frameworks_table(body: &Json) -> String {
+    let empty = Vec::new();
+    let mut rows = Vec::new();
+    for (list, active) in [("frameworks", true), ("completed_frameworks", false)] {
+        for f in body[list].as_array().unwrap_or(&empty) {
+            let info = &f["framework_info"];
+            let roles = info["roles"]
+                .as_array()
+                .map(|r| r.iter().map(s).collect::<Vec<_>>().join(","))
+                .unwrap_or_else(|| info["role"].as_str().unwrap_or("*").to_string());
+            rows.push(vec![
+                s(&info["id"]["value"]),
+                s(&info["name"]),
+                roles,
+                if !active {
+                    "completed".into()
+                } else if f["connected"].as_bool() == Some(true) {
+                    "connected".into()
+                } else {
+                    "disconnected".into()
+                },
+                num(&serde_json::json!(sum_scalar(&f["allocated_resources"], "cpus"))),
+                num(&serde_json::json!(sum_scalar(&f["allocated_resources"], "mem"))),
+            ]);
+        }
+    }
+    table(&["ID", "NAME", "ROLES", "STATE", "CPUS", "MEM(MB)"], &rows)
+}
+
+pub fn tasks_table(body: &Json) -> String {
+    let empty = Vec::new();
+    let mut rows = Vec::new();
+    for list in ["tasks", "unreachable_tasks", "completed_tasks"] {
+        for t in body[list].as_array().unwrap_or(&empty) {
+            rows.push(vec![
+                s(&t["task_id"]["value"]),
+                s(&t["name"]),
+                s(&t["framework_id"]["value"]),
+                s(&t["agent_id"]["value"]),
+                s(&t["state"]),
+                num(&serde_json::json!(sum_scalar(&t["resources"], "cpus"))),
+                num(&serde_json::json!(sum_scalar(&t["resources"], "mem"))),
+            ]);
+        }
+    }
+    table(&["ID", "NAME", "FRAMEWORK", "AGENT", "STATE", "CPUS", "MEM(MB)"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

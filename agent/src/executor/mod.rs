@@ -37,6 +37,3 @@ pub use launcher::fake::FakeLauncher;
 pub use launcher::linux::LinuxLauncher;
 pub use runtime::{ExecutorConfig, ExecutorHandle};
 pub use updates::TaskKey;
-
-#[cfg(test)]
-mod runtime_tests;

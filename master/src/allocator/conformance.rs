@@ -15,9 +15,12 @@ use keel_api::resources::{Resources, UNRESERVED};
 
 use super::{Allocation, Allocator, FrameworkSpec, Quota};
 
+/// One check: takes a fresh allocator, panics on failure.
+pub type Check = fn(&mut dyn Allocator);
+
 /// Runs every check, each on a new allocator from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Allocator>) {
-    let checks: &[(&str, fn(&mut dyn Allocator))] = &[
+    let checks: &[(&str, Check)] = &[
         ("offers_free_resources_once", offers_free_resources_once),
         (
             "recovered_resources_are_offered_again",

@@ -217,9 +217,9 @@ impl Cycle<'_> {
         let mut gap = [UNBOUNDED; 4];
         for node in self.state.chain(role) {
             let consumed = node.consumed();
-            for k in 0..4 {
+            for (k, gap) in gap.iter_mut().enumerate() {
                 if node.guarantee.0[k] > 0 {
-                    gap[k] = gap[k].min((node.guarantee.0[k] - consumed.0[k]).max(0));
+                    *gap = (*gap).min((node.guarantee.0[k] - consumed.0[k]).max(0));
                 }
             }
         }
@@ -232,9 +232,9 @@ impl Cycle<'_> {
         let mut room = [UNBOUNDED; 4];
         for node in self.state.chain(role).filter(|n| n.has_limit()) {
             let consumed = node.consumed();
-            for k in 0..4 {
+            for (k, room) in room.iter_mut().enumerate() {
                 if node.limit[k] != UNBOUNDED {
-                    room[k] = room[k].min((node.limit[k] - consumed.0[k]).max(0));
+                    *room = (*room).min((node.limit[k] - consumed.0[k]).max(0));
                 }
             }
         }
@@ -246,9 +246,9 @@ impl Cycle<'_> {
     fn surplus(&self) -> Cap {
         let mut cap = [UNBOUNDED; 4];
         if let Some(h) = &self.headroom {
-            for k in 0..4 {
+            for (k, cap) in cap.iter_mut().enumerate() {
                 if h.required.0[k] > 0 {
-                    cap[k] = (h.available.0[k] - h.required.0[k]).max(0);
+                    *cap = (h.available.0[k] - h.required.0[k]).max(0);
                 }
             }
         }

@@ -163,10 +163,10 @@ impl Allocator for DrfAllocator {
     }
 
     fn update_framework(&mut self, spec: FrameworkSpec) {
-        if let Some(fw) = self.state.framework_id(&spec.id) {
-            if self.state.fw(fw).registered {
-                self.state.apply_spec(fw, &spec);
-            }
+        if let Some(fw) = self.state.framework_id(&spec.id)
+            && self.state.fw(fw).registered
+        {
+            self.state.apply_spec(fw, &spec);
         }
     }
 

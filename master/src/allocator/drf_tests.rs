@@ -269,7 +269,7 @@ fn role_summary_reports_weights_quota_and_use() {
     assert_eq!(names, ["eng", "eng/db", "eng/web"]);
     let eng = &summary[0];
     assert_eq!((eng.weight, eng.quota.as_ref()), (2.0, Some(&quota)));
-    assert_eq!(eng.consumed, res("cpus:3;mem:2048"));
+    assert_eq!(eng.consumed, res("cpus:4;mem:2048"));
     assert_eq!(eng.allocated, Resources::new());
     assert_eq!(summary[1].reserved, res("cpus(eng/db):1"));
     assert_eq!(summary[2].frameworks, ["web1", "web2"]);

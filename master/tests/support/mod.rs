@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod scheduler;
+
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value as Json;
 

@@ -1,0 +1,119 @@
+//! Ending tasks: kills (SIGTERM, grace, SIGKILL happen in the supervisor),
+//! the supervisor's events, terminal updates and task-group fate sharing.
+
+use keel_api::mesos::TaskState;
+
+use super::{Phase, Runtime};
+use crate::executor::launch;
+use crate::executor::launcher::ProcessLauncher;
+use crate::executor::status;
+use crate::executor::supervisor::Event;
+use crate::executor::updates::TaskKey;
+
+impl<L: ProcessLauncher> Runtime<L> {
+    /// Kills a live task (a no-op for unknown or finished ones). With
+    /// `whole_group`, a task of a task group takes its group with it.
+    pub(super) fn kill(&mut self, key: &TaskKey, grace_ms: Option<u64>, whole_group: bool) {
+        let Some(task) = self.tasks.get_mut(key) else {
+            tracing::debug!(task_id = %key.task_id, "kill for an unknown task ignored");
+            return;
+        };
+        if task.phase == Phase::Terminal {
+            return;
+        }
+        let default = self.config.kill_grace_period;
+        let grace = match &task.info {
+            Some(info) => launch::grace_period(grace_ms, info, default),
+            None => default,
+        };
+        if let Some(kills) = &task.kills {
+            let _ = kills.send(grace);
+        }
+        let first = !std::mem::replace(&mut task.kill_requested, true);
+        let announce = first && task.killing_state && task.phase == Phase::Running;
+        let group = task.group.clone();
+        if announce {
+            self.emit(key, TaskState::TASK_KILLING, None, None);
+        }
+        if let (true, Some(group)) = (whole_group, group) {
+            for sibling in self.group_members(&key.framework_id, &group, key) {
+                self.kill(&sibling, grace_ms, false);
+            }
+        }
+    }
+
+    /// Live tasks of task group `executor`, other than `except`.
+    fn group_members(&self, framework_id: &str, executor: &str, except: &TaskKey) -> Vec<TaskKey> {
+        self.tasks
+            .iter()
+            .filter(|(k, t)| {
+                k.framework_id == framework_id
+                    && *k != except
+                    && t.group.as_deref() == Some(executor)
+                    && t.phase != Phase::Terminal
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub(super) fn event(&mut self, event: Event) {
+        match event {
+            Event::Running { key, pid } => {
+                let Some(task) = self.tasks.get_mut(&key) else {
+                    return;
+                };
+                task.phase = Phase::Running;
+                let announce_kill = task.kill_requested && task.killing_state;
+                tracing::info!(task_id = %key.task_id, pid, "task running");
+                self.emit(&key, TaskState::TASK_RUNNING, None, None);
+                if announce_kill {
+                    self.emit(&key, TaskState::TASK_KILLING, None, None);
+                }
+            }
+            Event::Failed { key, message } => {
+                let reason = Some(status::REASON_COMMAND_EXECUTOR_FAILED);
+                self.finish(&key, TaskState::TASK_FAILED, reason, message);
+            }
+            Event::KilledBeforeStart { key } => {
+                let reason = Some(status::REASON_TASK_KILLED_DURING_LAUNCH);
+                let message = "Task killed before it was started".to_string();
+                self.finish(&key, TaskState::TASK_KILLED, reason, message);
+            }
+            Event::Exited {
+                key,
+                status,
+                killed,
+            } => {
+                let (state, reason, message) = match status {
+                    Ok(st) => status::terminal(st, killed),
+                    Err(e) if killed => (TaskState::TASK_KILLED, None, e),
+                    Err(e) => (
+                        TaskState::TASK_FAILED,
+                        Some(status::REASON_COMMAND_EXECUTOR_FAILED),
+                        format!("Failed to get exit status for Command: {e}"),
+                    ),
+                };
+                self.finish(&key, state, reason, message);
+            }
+        }
+    }
+
+    /// The task's terminal update; a task group loses the rest of its
+    /// tasks when one of them does not finish cleanly (as Mesos' default
+    /// executor does).
+    fn finish(&mut self, key: &TaskKey, state: TaskState, reason: Option<&str>, message: String) {
+        tracing::info!(task_id = %key.task_id, state = state.name(), %message, "task ended");
+        self.emit(key, state, Some(message), reason);
+        let Some(group) = self.tasks.get(key).and_then(|t| t.group.clone()) else {
+            return;
+        };
+        let members = self.group_members(&key.framework_id, &group, key);
+        if members.is_empty() {
+            self.groups.remove(&(key.framework_id.clone(), group));
+        } else if state != TaskState::TASK_FINISHED {
+            for sibling in members {
+                self.kill(&sibling, None, false);
+            }
+        }
+    }
+}

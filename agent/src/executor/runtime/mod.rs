@@ -1,0 +1,274 @@
+//! The task runtime: an actor owning every task the agent knows, the status
+//! update manager and the link to the master. Supervisors (one per task)
+//! run the processes and report [`Event`]s back; the session feeds it
+//! [`ExecutorCall`]s and takes its status updates while a stream is up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_api::mesos::{TaskInfo, TaskState};
+use keel_api::pb;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::call::ExecutorCall;
+use super::hooks::TaskHook;
+use super::launcher::ProcessLauncher;
+use super::status;
+use super::supervisor::Event;
+use super::updates::{Output, TaskKey, UpdateManager};
+
+mod ending;
+mod launching;
+#[cfg(test)]
+mod tests;
+
+pub struct ExecutorConfig {
+    /// The agent's work dir (made absolute); sandboxes live under `slaves/`.
+    pub work_dir: PathBuf,
+    /// Kill grace period for tasks without a kill policy (Mesos: 3 s).
+    pub kill_grace_period: Duration,
+    /// First status update resend interval, doubled up to `resend_cap`.
+    pub resend_base: Duration,
+    pub resend_cap: Duration,
+    /// Environment every task starts from (before `MESOS_*` and its own).
+    pub base_env: Vec<(String, String)>,
+    /// Lifecycle hooks, in prestart order.
+    pub hooks: Vec<Arc<dyn TaskHook>>,
+}
+
+impl ExecutorConfig {
+    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
+        ExecutorConfig {
+            work_dir: work_dir.into(),
+            kill_grace_period: Duration::from_secs(3),
+            resend_base: super::updates::RESEND_BASE,
+            resend_cap: super::updates::RESEND_CAP,
+            base_env: Vec::new(),
+            hooks: super::hooks::default_hooks(),
+        }
+    }
+}
+
+enum Command {
+    Call(ExecutorCall),
+    Attach {
+        agent_id: String,
+        sink: mpsc::UnboundedSender<pb::StatusUpdate>,
+    },
+    Detach,
+    Reports(oneshot::Sender<Vec<pb::TaskReport>>),
+}
+
+/// The handle the session (and tests) use; cheap to clone.
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl ExecutorHandle {
+    /// Starts the runtime on the current tokio runtime. It stops when the
+    /// last handle is dropped (running tasks are left alone).
+    pub fn start<L: ProcessLauncher>(mut config: ExecutorConfig, launcher: L) -> Self {
+        if let Ok(abs) = std::path::absolute(&config.work_dir) {
+            config.work_dir = abs;
+        }
+        let (tx, commands) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let runtime = Runtime {
+            hooks: config.hooks.iter().cloned().collect(),
+            updates: UpdateManager::new(config.resend_base, config.resend_cap),
+            config,
+            launcher: Arc::new(launcher),
+            agent_id: None,
+            sink: None,
+            tasks: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            events: events_tx,
+        };
+        tokio::spawn(runtime.run(commands, events));
+        ExecutorHandle { tx }
+    }
+
+    pub fn call(&self, call: ExecutorCall) {
+        let _ = self.tx.send(Command::Call(call));
+    }
+
+    /// A stream to the master is up: updates go to `sink` from now on, and
+    /// every task's outstanding update is sent again at once.
+    pub fn attach(&self, agent_id: &str, sink: mpsc::UnboundedSender<pb::StatusUpdate>) {
+        let agent_id = agent_id.to_string();
+        let _ = self.tx.send(Command::Attach { agent_id, sink });
+    }
+
+    /// The stream is down: updates stay queued until the next `attach`.
+    pub fn detach(&self) {
+        let _ = self.tx.send(Command::Detach);
+    }
+
+    /// Every task the agent knows (running, or not yet acknowledged as
+    /// terminal), for `Register.tasks`.
+    pub async fn reports(&self) -> Vec<pb::TaskReport> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Reports(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Running,
+    Terminal,
+}
+
+struct Task {
+    info: Option<Box<TaskInfo>>,
+    info_json: String,
+    executor_id: String,
+    /// The task-group executor it belongs to.
+    group: Option<String>,
+    killing_state: bool,
+    phase: Phase,
+    latest: Option<pb::TaskStatus>,
+    kills: Option<mpsc::UnboundedSender<Duration>>,
+    kill_requested: bool,
+}
+
+struct Runtime<L> {
+    config: ExecutorConfig,
+    launcher: Arc<L>,
+    hooks: Arc<[Arc<dyn TaskHook>]>,
+    agent_id: Option<String>,
+    sink: Option<mpsc::UnboundedSender<pb::StatusUpdate>>,
+    tasks: BTreeMap<TaskKey, Task>,
+    /// Containers of live task groups: (framework, executor) -> container.
+    groups: BTreeMap<(String, String), String>,
+    updates: UpdateManager,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl<L: ProcessLauncher> Runtime<L> {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
+        loop {
+            let deadline = self.updates.next_deadline();
+            let resend = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                Some(event) = events.recv() => self.event(event),
+                () = resend => {
+                    let out = self.updates.tick(Instant::now());
+                    self.apply(out);
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Call(ExecutorCall::Launch(m)) => self.launch(&m),
+            Command::Call(ExecutorCall::Kill(m)) => {
+                let key = TaskKey::new(m.framework_id, m.task_id);
+                self.kill(&key, m.grace_period_ms, true);
+            }
+            Command::Call(ExecutorCall::Acknowledge(m)) => {
+                let key = TaskKey::new(m.framework_id, m.task_id);
+                match self.updates.acknowledge(&key, &m.uuid, Instant::now()) {
+                    Some(out) => self.apply(out),
+                    None => tracing::debug!(task_id = %key.task_id, "ignoring unexpected ack"),
+                }
+            }
+            Command::Call(ExecutorCall::ShutdownFramework(m)) => {
+                let keys: Vec<TaskKey> = self
+                    .tasks
+                    .keys()
+                    .filter(|k| k.framework_id == m.framework_id)
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    self.kill(&key, None, false);
+                }
+            }
+            Command::Attach { agent_id, sink } => {
+                self.agent_id = Some(agent_id);
+                self.sink = Some(sink);
+                let out = self.updates.connected(Instant::now());
+                self.apply(out);
+            }
+            Command::Detach => {
+                self.sink = None;
+                self.updates.disconnected();
+            }
+            Command::Reports(reply) => {
+                let reports = self
+                    .tasks
+                    .iter()
+                    .map(|(key, t)| pb::TaskReport {
+                        framework_id: key.framework_id.clone(),
+                        task_info_json: t.info_json.clone(),
+                        latest: t.latest.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(reports);
+            }
+        }
+    }
+
+    fn apply(&mut self, outputs: Vec<Output>) {
+        for out in outputs {
+            match out {
+                Output::Send(update) => {
+                    let delivered = self.sink.as_ref().is_some_and(|s| s.send(update).is_ok());
+                    if !delivered && self.sink.take().is_some() {
+                        self.updates.disconnected();
+                    }
+                }
+                Output::Forget(key) => {
+                    tracing::debug!(task_id = %key.task_id, "terminal update acknowledged");
+                    self.tasks.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Records and queues a new update for `key`.
+    fn emit(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        message: Option<String>,
+        reason: Option<&str>,
+    ) {
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let st = status::update(&key.task_id, &task.executor_id, state, message, reason);
+        task.latest = Some(st.clone());
+        if state.is_terminal() {
+            task.phase = Phase::Terminal;
+            task.kills = None;
+        }
+        let update = pb::StatusUpdate {
+            framework_id: key.framework_id.clone(),
+            status: Some(st),
+        };
+        let out = self.updates.enqueue(update, Instant::now());
+        self.apply(out);
+    }
+}
