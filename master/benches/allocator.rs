@@ -1,7 +1,7 @@
 //! One allocation cycle of the DRF allocator at cluster scale.
 //!
 //! `cargo bench -p keel-master --bench allocator` (add `-- --runs N` for more
-//! cycles per case). For each cluster size, every agent is free and every
+//! cycles per case, `--agents N` / `--frameworks N` for one size). For each cluster size, every agent is free and every
 //! framework wants offers; frameworks are spread over 10 roles and every
 //! tenth agent has a static reservation for one of them. Printed per case:
 //!
@@ -21,12 +21,16 @@ use keel_master::allocator::{Allocation, Allocator, DrfAllocator, FrameworkSpec}
 
 const ROLES: usize = 10;
 
-fn main() {
-    let runs = std::env::args()
-        .skip_while(|a| a != "--runs")
+/// The value after `flag` on the command line.
+fn arg(flag: &str) -> Option<usize> {
+    std::env::args()
+        .skip_while(|a| a != flag)
         .nth(1)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(5usize);
+}
+
+fn main() {
+    let runs = arg("--runs").unwrap_or(5);
     println!("keel allocator bench: DrfAllocator, {runs} runs per case, {ROLES} roles");
     println!(
         "{:>7} {:>10} {:>7} {:>12} {:>12} {:>14} {:>10} {:>10}",
@@ -41,7 +45,10 @@ fn main() {
     );
     for agents in [1_000, 10_000, 50_000] {
         for frameworks in [100, 1_000] {
-            case(agents, frameworks, runs);
+            let only = |flag, n| arg(flag).is_none_or(|want| want == n);
+            if only("--agents", agents) && only("--frameworks", frameworks) {
+                case(agents, frameworks, runs);
+            }
         }
     }
 }
