@@ -25,7 +25,9 @@ impl Decoder {
         loop {
             let Some(nl) = self.buf.iter().position(|b| *b == b'\n') else {
                 if self.buf.len() > 20 {
-                    return Err(RecordIoError::Length(String::from_utf8_lossy(&self.buf[..20]).into()));
+                    return Err(RecordIoError::Length(
+                        String::from_utf8_lossy(&self.buf[..20]).into(),
+                    ));
                 }
                 break;
             };
@@ -58,7 +60,10 @@ mod tests {
             let mut d = Decoder::default();
             let mut got = d.push(&stream[..split]).unwrap();
             got.extend(d.push(&stream[split..]).unwrap());
-            assert_eq!(got, vec![b"{\"type\":\"HEARTBEAT\"}".to_vec(), b"hello".to_vec()]);
+            assert_eq!(
+                got,
+                vec![b"{\"type\":\"HEARTBEAT\"}".to_vec(), b"hello".to_vec()]
+            );
         }
     }
 

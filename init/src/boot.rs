@@ -64,9 +64,7 @@ pub async fn run() -> ! {
         eprintln!("keel-init: {e}");
     }
     let parsed = read_cmdline();
-    // `KEEL_LOG=debug` on the kernel command line reaches init (and so the
-    // service) as an environment variable; `keel.log` is for the service.
-    keel_telemetry::init("keel-init");
+    console_logging(parsed.config.log.as_deref());
     let release = rustix::system::uname()
         .release()
         .to_string_lossy()
@@ -124,9 +122,9 @@ pub async fn run() -> ! {
             },
             workdisk::MOUNT_POINT
         ),
-        Ok(Ok(Outcome::Tmpfs { reason })) => tracing::warn!(
-            "work dirs in RAM: {reason}; the node gets a new identity on every boot"
-        ),
+        Ok(Ok(Outcome::Tmpfs { reason })) => {
+            tracing::warn!("work dirs in RAM: {reason}; the node gets a new identity on every boot")
+        }
         Ok(Err(e)) => tracing::error!("work disk: {e}"),
         Err(e) => tracing::error!("work disk: {e}"),
     }
@@ -153,6 +151,31 @@ pub async fn run() -> ! {
     finish(shutdown)
 }
 
+/// Logs to the console (stderr): plain text for a serial line, stamped with
+/// the time since the kernel started, like the kernel's own messages.
+/// `keel.log` sets the filter (default `info`).
+fn console_logging(filter: Option<&str>) {
+    struct SinceBoot;
+    impl tracing_subscriber::fmt::time::FormatTime for SinceBoot {
+        fn format_time(
+            &self,
+            w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+        ) -> std::fmt::Result {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+            write!(w, "[{:5}.{:03}]", t.tv_sec, t.tv_nsec / 1_000_000)
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_timer(SinceBoot)
+        .try_init();
+}
+
 /// The bundle's boot list, `keel.modules`, then the hardware's drivers.
 fn load_modules(parsed: &Parsed) {
     let mut loader = match Loader::open(Path::new("/")) {
@@ -162,10 +185,11 @@ fn load_modules(parsed: &Parsed) {
             return;
         }
     };
-    let mut names = modules::read_list(&Path::new("/").join(modules::BOOT_LIST)).unwrap_or_else(|e| {
-        tracing::warn!("{e}");
-        Vec::new()
-    });
+    let mut names =
+        modules::read_list(&Path::new("/").join(modules::BOOT_LIST)).unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            Vec::new()
+        });
     names.extend(parsed.config.extra_modules.iter().cloned());
     let mut loaded = Vec::new();
     for name in &names {
@@ -196,7 +220,8 @@ fn load_modules(parsed: &Parsed) {
         },
         uptime()
     );
-    let missing = fs::read_to_string(Path::new("/").join(modules::MISSING_ALIASES)).unwrap_or_default();
+    let missing =
+        fs::read_to_string(Path::new("/").join(modules::MISSING_ALIASES)).unwrap_or_default();
     for nic in modules::undriven_nics(Path::new(SYS), &missing) {
         tracing::error!("{nic}");
     }
@@ -227,11 +252,8 @@ async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
     if let Some(lo) = links.iter().find(|l| l.name == "lo") {
         net.set_up(lo).await.map_err(|e| e.to_string())?;
     }
-    let candidates = net::dhcp_candidates(
-        Path::new(SYS),
-        &links,
-        parsed.config.boot_mac.as_deref(),
-    );
+    let candidates =
+        net::dhcp_candidates(Path::new(SYS), &links, parsed.config.boot_mac.as_deref());
     if candidates.is_empty() {
         return Err("no network interface with a driver (see the module messages above)".into());
     }
@@ -243,7 +265,11 @@ async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
         };
         let sock = DhcpSocket::bind(&link.name).map_err(|e| e.to_string())?;
         let client = Client::new(mac, fastrand::u32(..), parsed.config.hostname.clone());
-        tracing::info!("dhcp on {} ({})", link.name, link.mac.as_deref().unwrap_or("?"));
+        tracing::info!(
+            "dhcp on {} ({})",
+            link.name,
+            link.mac.as_deref().unwrap_or("?")
+        );
         attempts.push(
             async move {
                 let mut client = client;

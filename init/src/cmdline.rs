@@ -256,7 +256,10 @@ pub fn parse(cmdline: &str) -> Parsed {
     }
     if p.config.role == Role::Agent
         && !masters_seen
-        && !p.errors.iter().any(|e| matches!(e, CmdlineError::Masters { .. }))
+        && !p
+            .errors
+            .iter()
+            .any(|e| matches!(e, CmdlineError::Masters { .. }))
     {
         p.errors.push(CmdlineError::NoMasters);
     }
@@ -325,7 +328,9 @@ pub fn valid_hostname(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -373,12 +378,17 @@ mod tests {
 
     #[test]
     fn quotes_keep_spaces_and_are_removed() {
-        let t = tokenize(r#"a keel.attributes="rack:r 1;zone:a" "keel.hostname=n1" b=  -- keel.role=master"#);
+        let t = tokenize(
+            r#"a keel.attributes="rack:r 1;zone:a" "keel.hostname=n1" b=  -- keel.role=master"#,
+        );
         assert_eq!(
             t,
             vec![
                 ("a".to_string(), None),
-                ("keel.attributes".to_string(), Some("rack:r 1;zone:a".to_string())),
+                (
+                    "keel.attributes".to_string(),
+                    Some("rack:r 1;zone:a".to_string())
+                ),
                 ("keel.hostname".to_string(), Some("n1".to_string())),
                 ("b".to_string(), Some(String::new())),
             ]
@@ -413,7 +423,11 @@ mod tests {
             ("m:70000", "m:70000", "has an invalid port (want 1-65535)"),
             ("m:http", "m:http", "has an invalid port (want 1-65535)"),
             ("bad_host:1", "bad_host:1", "has an invalid host name"),
-            ("fd00::1:5050", "fd00::1:5050", "is an IPv6 address without brackets"),
+            (
+                "fd00::1:5050",
+                "fd00::1:5050",
+                "is an IPv6 address without brackets",
+            ),
             ("[fd00::1:5050", "[fd00::1:5050", "has no closing ']'"),
             ("[nope]:5050", "[nope]:5050", "has an invalid IPv6 address"),
         ] {
@@ -445,7 +459,8 @@ mod tests {
 
     #[test]
     fn the_last_occurrence_wins_and_bad_values_fall_back() {
-        let p = parse("keel.role=master keel.role=agent keel.masters=a:1 keel.port=x keel.role=boss");
+        let p =
+            parse("keel.role=master keel.role=agent keel.masters=a:1 keel.port=x keel.role=boss");
         assert_eq!(p.config.role, Role::Agent);
         assert_eq!(p.config.port, None);
         assert_eq!(
@@ -475,10 +490,15 @@ mod tests {
 
     #[test]
     fn macs_modules_and_hostnames() {
-        assert_eq!(parse_mac("52:54:00:AB:cd:01").as_deref(), Some("52:54:00:ab:cd:01"));
+        assert_eq!(
+            parse_mac("52:54:00:AB:cd:01").as_deref(),
+            Some("52:54:00:ab:cd:01")
+        );
         assert_eq!(parse_mac("52:54:00:ab:cd"), None);
         assert_eq!(parse_mac("52:54:00:ab:cd:0g"), None);
-        let p = parse("keel.masters=a:1 keel.iface=zz keel.modules=igb,,ixgbe keel.modules=ice keel.hostname=-x");
+        let p = parse(
+            "keel.masters=a:1 keel.iface=zz keel.modules=igb,,ixgbe keel.modules=ice keel.hostname=-x",
+        );
         assert_eq!(p.config.extra_modules, vec!["igb", "ixgbe", "ice"]);
         assert_eq!(
             p.errors,

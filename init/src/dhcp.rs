@@ -70,10 +70,15 @@ pub struct Client {
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
     Selecting,
-    Requesting { offer: Lease },
+    Requesting {
+        offer: Lease,
+    },
     Bound(Lease),
     /// Renewing (unicast to the server) or rebinding (broadcast).
-    Renewing { lease: Lease, broadcast: bool },
+    Renewing {
+        lease: Lease,
+        broadcast: bool,
+    },
 }
 
 /// What to do with a reply.
@@ -169,15 +174,13 @@ impl Client {
                 self.state = State::Requesting { offer };
                 Step::Send(req)
             }
-            (State::Requesting { offer }, Some(MessageType::Ack)) => {
-                match lease_from(reply) {
-                    Some(lease) if lease.address == offer.address => {
-                        self.state = State::Bound(lease.clone());
-                        Step::Bound(lease)
-                    }
-                    _ => Step::Ignore,
+            (State::Requesting { offer }, Some(MessageType::Ack)) => match lease_from(reply) {
+                Some(lease) if lease.address == offer.address => {
+                    self.state = State::Bound(lease.clone());
+                    Step::Bound(lease)
                 }
-            }
+                _ => Step::Ignore,
+            },
             (State::Renewing { lease: old, .. }, Some(MessageType::Ack)) => {
                 match lease_from(reply) {
                     Some(lease) if lease.address == old.address => {
@@ -278,7 +281,9 @@ fn reply(req: &Message, ty: MessageType, yiaddr: Ipv4Addr) -> Message {
     o.insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 2, 2)));
     o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)));
     o.insert(DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 2, 2)]));
-    o.insert(DhcpOption::DomainNameServer(vec![Ipv4Addr::new(10, 0, 2, 3)]));
+    o.insert(DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
+        10, 0, 2, 3,
+    )]));
     o.insert(DhcpOption::AddressLeaseTime(86400));
     m
 }
@@ -302,7 +307,9 @@ mod tests {
         assert_eq!(d.opts().msg_type(), Some(MessageType::Discover));
         assert!(d.flags().broadcast());
         assert_eq!(d.chaddr(), &MAC);
-        assert!(matches!(d.opts().get(OptionCode::Hostname), Some(DhcpOption::Hostname(h)) if h == "node-1"));
+        assert!(
+            matches!(d.opts().get(OptionCode::Hostname), Some(DhcpOption::Hostname(h)) if h == "node-1")
+        );
 
         let step = c.handle(&wire(&reply(&d, MessageType::Offer, IP)));
         let Step::Send(req) = step else {
@@ -389,7 +396,11 @@ mod tests {
         // An ACK for another address while renewing is not a renewal.
         c.renew(true).unwrap();
         assert_eq!(
-            c.handle(&reply(&renew, MessageType::Ack, Ipv4Addr::new(10, 0, 2, 16))),
+            c.handle(&reply(
+                &renew,
+                MessageType::Ack,
+                Ipv4Addr::new(10, 0, 2, 16)
+            )),
             Step::Ignore
         );
     }

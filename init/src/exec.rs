@@ -48,7 +48,8 @@ pub async fn run() -> ExecError {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    let dhcp_name = Some(kernel_name.as_str()).filter(|n| !matches!(*n, "localhost" | "(none)" | ""));
+    let dhcp_name =
+        Some(kernel_name.as_str()).filter(|n| !matches!(*n, "localhost" | "(none)" | ""));
     let hostname = service::hostname(&config, dhcp_name, mac.as_deref());
     let svc = service::service(&config, ip.into(), &hostname);
     tracing::info!("exec {}", svc.display());

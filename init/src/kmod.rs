@@ -91,9 +91,9 @@ impl ModuleIndex {
         for (n, line) in lines(alias) {
             let mut w = line.split_whitespace();
             match (w.next(), w.next(), w.next()) {
-                (Some("alias"), Some(pattern), Some(module)) => idx
-                    .aliases
-                    .push((pattern.to_string(), normalize(module))),
+                (Some("alias"), Some(pattern), Some(module)) => {
+                    idx.aliases.push((pattern.to_string(), normalize(module)))
+                }
                 _ => {
                     return Err(KmodError::Parse {
                         file: "modules.alias",
@@ -123,7 +123,10 @@ impl ModuleIndex {
                     _ => {}
                 }
             }
-            idx.softdeps.entry(normalize(module)).or_default().extend(list);
+            idx.softdeps
+                .entry(normalize(module))
+                .or_default()
+                .extend(list);
         }
         for (_, line) in lines(builtin) {
             idx.builtin.insert(module_name(line));
@@ -141,7 +144,9 @@ impl ModuleIndex {
 
     /// The path of a module relative to the modules dir.
     pub fn path(&self, module: &str) -> Option<&str> {
-        self.modules.get(&normalize(module)).map(|(p, _)| p.as_str())
+        self.modules
+            .get(&normalize(module))
+            .map(|(p, _)| p.as_str())
     }
 
     pub fn module_names(&self) -> impl Iterator<Item = &str> {
@@ -200,7 +205,10 @@ impl ModuleIndex {
             return Ok(());
         }
         if stack.iter().any(|m| m == module) {
-            return Err(KmodError::Cycle(format!("{} -> {module}", stack.join(" -> "))));
+            return Err(KmodError::Cycle(format!(
+                "{} -> {module}",
+                stack.join(" -> ")
+            )));
         }
         let Some((_, deps)) = self.modules.get(module) else {
             return Err(KmodError::Unknown(module.to_string()));
@@ -346,14 +354,26 @@ alias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000
 
     #[test]
     fn names_from_paths() {
-        assert_eq!(module_name("kernel/drivers/nvme/host/nvme-core.ko.xz"), "nvme_core");
+        assert_eq!(
+            module_name("kernel/drivers/nvme/host/nvme-core.ko.xz"),
+            "nvme_core"
+        );
         assert_eq!(module_name("kernel/fs/ext4/ext4.ko"), "ext4");
     }
 
     #[test]
     fn dependencies_come_first() {
         let order = index().load_order(&["virtio-net", "nvme"]).unwrap();
-        assert_eq!(order, ["failover", "net_failover", "virtio_net", "nvme_core", "nvme"]);
+        assert_eq!(
+            order,
+            [
+                "failover",
+                "net_failover",
+                "virtio_net",
+                "nvme_core",
+                "nvme"
+            ]
+        );
     }
 
     #[test]
@@ -361,7 +381,14 @@ alias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000
         let order = index().load_order(&["ext4"]).unwrap();
         assert_eq!(
             order,
-            ["crc32c_generic", "crc32c_intel", "mbcache", "crc16", "jbd2", "ext4"]
+            [
+                "crc32c_generic",
+                "crc32c_intel",
+                "mbcache",
+                "crc16",
+                "jbd2",
+                "ext4"
+            ]
         );
     }
 
@@ -372,15 +399,24 @@ alias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000
             idx.lookup_alias("pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"),
             ["virtio_pci"]
         );
-        assert_eq!(idx.load_order(&["virtio_pci"]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            idx.load_order(&["virtio_pci"]).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(
             idx.lookup_alias("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
             ["nvme"]
         );
-        assert_eq!(idx.lookup_alias("virtio:d00000001v00001AF4"), ["virtio_net"]);
+        assert_eq!(
+            idx.lookup_alias("virtio:d00000001v00001AF4"),
+            ["virtio_net"]
+        );
         assert!(idx.lookup_alias("pci:v000010ECd00008139sv*").is_empty());
         assert!(matches!(idx.resolve("8139too"), Err(KmodError::Unknown(_))));
-        assert_eq!(idx.path("nvme-core"), Some("kernel/drivers/nvme/host/nvme-core.ko"));
+        assert_eq!(
+            idx.path("nvme-core"),
+            Some("kernel/drivers/nvme/host/nvme-core.ko")
+        );
     }
 
     #[test]
@@ -400,7 +436,10 @@ alias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000
     #[test]
     fn globs() {
         assert!(glob_match("pci:v*d*bc02sc*i*", "pci:v0000d0001bc02sc00i00"));
-        assert!(!glob_match("pci:v*d*bc02sc*i*", "pci:v0000d0001bc01sc00i00"));
+        assert!(!glob_match(
+            "pci:v*d*bc02sc*i*",
+            "pci:v0000d0001bc01sc00i00"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(glob_match("usb:v*p*d*dc[0-9]*", "usb:v1p2d3dc7x"));
         assert!(!glob_match("x[!0-9]", "x5"));

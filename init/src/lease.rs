@@ -200,9 +200,15 @@ mod tests {
     fn retransmissions_back_off_to_sixteen_seconds() {
         for _ in 0..50 {
             let d0 = retransmit_delay(0);
-            assert!(d0 >= Duration::from_secs(1) && d0 < Duration::from_secs(3), "{d0:?}");
+            assert!(
+                d0 >= Duration::from_secs(1) && d0 < Duration::from_secs(3),
+                "{d0:?}"
+            );
             let d3 = retransmit_delay(3);
-            assert!(d3 >= Duration::from_secs(15) && d3 < Duration::from_secs(17), "{d3:?}");
+            assert!(
+                d3 >= Duration::from_secs(15) && d3 < Duration::from_secs(17),
+                "{d3:?}"
+            );
             assert!(retransmit_delay(40) < Duration::from_secs(17));
         }
     }

@@ -340,7 +340,11 @@ mod tests {
         write(s, "bus/pci/devices/0000:00:06.0/class", "0x020000\n");
         write(s, "bus/pci/devices/0000:00:06.0/vendor", "0x1234\n");
         write(s, "bus/pci/devices/0000:00:06.0/device", "0x0001\n");
-        write(s, "bus/pci/devices/0000:00:06.0/modalias", "pci:v00001234d00000001\n");
+        write(
+            s,
+            "bus/pci/devices/0000:00:06.0/modalias",
+            "pci:v00001234d00000001\n",
+        );
         let aliases = "alias pci:v000010ECd00008139sv*sd*bc*sc*i* 8139too\n\
                        alias pci:v000010ECd00008139sv*sd*bc*sc*i* 8139cp\n";
         let found = undriven_nics(s, aliases);
@@ -361,11 +365,21 @@ mod tests {
     fn modaliases_and_lists() {
         let sys = tempfile::tempdir().unwrap();
         write(sys.path(), "bus/pci/devices/a/modalias", "pci:x\n");
-        write(sys.path(), "bus/virtio/devices/virtio0/modalias", "virtio:d00000001v00001AF4\n");
+        write(
+            sys.path(),
+            "bus/virtio/devices/virtio0/modalias",
+            "virtio:d00000001v00001AF4\n",
+        );
         write(sys.path(), "bus/pci/devices/b/modalias", "pci:x\n");
-        assert_eq!(modaliases(sys.path()), ["pci:x", "virtio:d00000001v00001AF4"]);
+        assert_eq!(
+            modaliases(sys.path()),
+            ["pci:x", "virtio:d00000001v00001AF4"]
+        );
         write(sys.path(), "list", "ext4\n# comment\n bridge # why\n\n");
-        assert_eq!(read_list(&sys.path().join("list")).unwrap(), ["ext4", "bridge"]);
+        assert_eq!(
+            read_list(&sys.path().join("list")).unwrap(),
+            ["ext4", "bridge"]
+        );
         assert!(read_list(&sys.path().join("absent")).unwrap().is_empty());
     }
 }

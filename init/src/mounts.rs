@@ -77,11 +77,9 @@ pub fn mount(
 }
 
 pub fn unmount(target: &Path) -> Result<(), MountError> {
-    rustix::mount::unmount(target, UnmountFlags::empty()).map_err(|source| {
-        MountError::Unmount {
-            target: target.to_path_buf(),
-            source,
-        }
+    rustix::mount::unmount(target, UnmountFlags::empty()).map_err(|source| MountError::Unmount {
+        target: target.to_path_buf(),
+        source,
     })
 }
 

@@ -141,10 +141,10 @@ impl Net {
             .try_collect()
             .await
             .map_err(|e| NetError::Netlink {
-                what: "dump addresses",
-                link: "*".into(),
-                reason: e.to_string(),
-            })?;
+            what: "dump addresses",
+            link: "*".into(),
+            reason: e.to_string(),
+        })?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.scope == AddressScope::Universe)
@@ -263,11 +263,17 @@ mod tests {
             link(4, "br0", Some("52:54:00:00:00:09")),
         ];
         let all = dhcp_candidates(sys.path(), &links, None);
-        assert_eq!(all.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["eth0", "eth1"]);
+        assert_eq!(
+            all.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+            ["eth0", "eth1"]
+        );
         let boot = dhcp_candidates(sys.path(), &links, Some("52:54:00:00:00:02"));
         assert_eq!(boot, [links[1].clone()]);
         // A boot MAC that is not here (another NIC booted) means all of them.
-        assert_eq!(dhcp_candidates(sys.path(), &links, Some("52:54:00:ff:ff:ff")).len(), 2);
+        assert_eq!(
+            dhcp_candidates(sys.path(), &links, Some("52:54:00:ff:ff:ff")).len(),
+            2
+        );
         assert_eq!(links[1].mac_bytes(), Some([0x52, 0x54, 0, 0, 0, 2]));
         assert_eq!(links[0].mac_bytes(), None);
     }

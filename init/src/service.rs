@@ -63,7 +63,8 @@ pub fn service(config: &BootConfig, ip: IpAddr, hostname: &str) -> Service {
         }
         Role::Master => MASTER_BIN,
     };
-    let mut env = Vec::new();
+    // The console is a serial line: no colour codes in the service's logs.
+    let mut env = vec![("NO_COLOR".to_string(), "1".to_string())];
     if let Some(log) = &config.log {
         env.push(("KEEL_LOG".to_string(), log.clone()));
     }
@@ -122,8 +123,17 @@ mod tests {
                 "rack:r 1"
             ]
         );
-        assert_eq!(s.env, [("KEEL_LOG".to_string(), "debug".to_string())]);
-        assert!(s.display().ends_with(r#"--resources "cpus:2;mem:512" --attributes "rack:r 1""#));
+        assert_eq!(
+            s.env,
+            [
+                ("NO_COLOR".to_string(), "1".to_string()),
+                ("KEEL_LOG".to_string(), "debug".to_string())
+            ]
+        );
+        assert!(
+            s.display()
+                .ends_with(r#"--resources "cpus:2;mem:512" --attributes "rack:r 1""#)
+        );
     }
 
     #[test]
@@ -133,15 +143,30 @@ mod tests {
         assert_eq!(s.program, PathBuf::from(MASTER_BIN));
         assert_eq!(
             s.args,
-            ["--ip", "192.168.1.5", "--port", "6060", "--work-dir", "/var/lib/keel/master", "--hostname", "m1"]
+            [
+                "--ip",
+                "192.168.1.5",
+                "--port",
+                "6060",
+                "--work-dir",
+                "/var/lib/keel/master",
+                "--hostname",
+                "m1"
+            ]
         );
     }
 
     #[test]
     fn host_names() {
         let mut c = parse("keel.masters=a:1").config;
-        assert_eq!(hostname(&c, None, Some("52:54:00:12:34:56")), "keel-525400123456");
-        assert_eq!(hostname(&c, Some("node7"), Some("52:54:00:12:34:56")), "node7");
+        assert_eq!(
+            hostname(&c, None, Some("52:54:00:12:34:56")),
+            "keel-525400123456"
+        );
+        assert_eq!(
+            hostname(&c, Some("node7"), Some("52:54:00:12:34:56")),
+            "node7"
+        );
         assert_eq!(hostname(&c, Some("bad_name"), None), "keel");
         c.hostname = Some("pinned".into());
         assert_eq!(hostname(&c, Some("node7"), None), "pinned");

@@ -162,7 +162,11 @@ pub async fn run<A: Clone + PartialEq + Send + Sync>(
         let reason = match spawn(&svc) {
             Err(e) => e.to_string(),
             Ok(pid) => {
-                tracing::info!("started {name} (pid {}): {}", pid.as_raw_pid(), svc.display());
+                tracing::info!(
+                    "started {name} (pid {}): {}",
+                    pid.as_raw_pid(),
+                    svc.display()
+                );
                 match watch(signals, address, &current, pid, &name).await {
                     Ended::Shutdown(s) => return s,
                     Ended::Reason(r) => r,

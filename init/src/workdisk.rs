@@ -51,7 +51,9 @@ pub enum WorkDiskError {
 pub enum Probe {
     /// All zeros: safe to format.
     Blank,
-    Ext4 { label: String },
+    Ext4 {
+        label: String,
+    },
     /// A recognised signature that is not Keel's.
     Other(&'static str),
     /// Non-zero data without a signature we know.
@@ -105,17 +107,23 @@ pub struct BlockDev {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// Keep them in RAM, and say why.
-    Tmpfs { reason: String },
-    Mount { device: String },
-    Format { device: String },
+    Tmpfs {
+        reason: String,
+    },
+    Mount {
+        device: String,
+    },
+    Format {
+        device: String,
+    },
 }
 
 /// Decides from the configuration and what each device holds.
 pub fn plan(spec: &WorkDisk, devices: &[(BlockDev, Probe)]) -> Plan {
     let labelled = || {
-        devices.iter().find(
-            |(_, p)| matches!(p, Probe::Ext4 { label } if label == LABEL),
-        )
+        devices
+            .iter()
+            .find(|(_, p)| matches!(p, Probe::Ext4 { label } if label == LABEL))
     };
     let named = match spec {
         WorkDisk::None => {
@@ -245,7 +253,13 @@ pub fn prepare(spec: &WorkDisk, sys: &Path, wait: Duration) -> Result<Outcome, W
     let target = Path::new(MOUNT_POINT);
     let (device, formatted) = match plan(spec, &probed) {
         Plan::Tmpfs { reason } => {
-            mounts::mount("tmpfs", target, "tmpfs", MountFlags::NOSUID, Some("mode=0755"))?;
+            mounts::mount(
+                "tmpfs",
+                target,
+                "tmpfs",
+                MountFlags::NOSUID,
+                Some("mode=0755"),
+            )?;
             return Ok(Outcome::Tmpfs { reason });
         }
         Plan::Mount { device } => (device, false),
@@ -312,7 +326,12 @@ mod tests {
     #[test]
     fn probes() {
         assert_eq!(probe(&vec![0u8; PROBE_BYTES]), Probe::Blank);
-        assert_eq!(probe(&ext4(LABEL)), Probe::Ext4 { label: LABEL.into() });
+        assert_eq!(
+            probe(&ext4(LABEL)),
+            Probe::Ext4 {
+                label: LABEL.into()
+            }
+        );
         let mut gpt = vec![0u8; 4096];
         gpt[510] = 0x55;
         gpt[511] = 0xaa;
@@ -330,7 +349,12 @@ mod tests {
     fn auto_mounts_the_label_and_never_formats() {
         let devs = [
             (dev("vda", None), Probe::Blank),
-            (dev("vdb1", None), Probe::Ext4 { label: LABEL.into() }),
+            (
+                dev("vdb1", None),
+                Probe::Ext4 {
+                    label: LABEL.into(),
+                },
+            ),
         ];
         assert_eq!(
             plan(&WorkDisk::Auto, &devs),
@@ -349,8 +373,18 @@ mod tests {
         let devs = [
             (dev("vda", Some("KEEL-WORK")), Probe::Blank),
             (dev("vdb", None), Probe::Other("a GPT partition table")),
-            (dev("vdc", None), Probe::Ext4 { label: "home".into() }),
-            (dev("nvme0n1", Some("N1")), Probe::Ext4 { label: LABEL.into() }),
+            (
+                dev("vdc", None),
+                Probe::Ext4 {
+                    label: "home".into(),
+                },
+            ),
+            (
+                dev("nvme0n1", Some("N1")),
+                Probe::Ext4 {
+                    label: LABEL.into(),
+                },
+            ),
         ];
         assert_eq!(
             plan(&WorkDisk::Serial("KEEL-WORK".into()), &devs),

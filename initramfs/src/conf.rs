@@ -132,15 +132,27 @@ mod tests {
         assert_eq!(conf.load, ["ext4"]);
         assert_eq!(
             conf.dlopen,
-            [("libA.so.1".to_string(), vec!["libB.so.1".to_string(), "libC.so.1".to_string()])]
+            [(
+                "libA.so.1".to_string(),
+                vec!["libB.so.1".to_string(), "libC.so.1".to_string()]
+            )]
         );
         assert_eq!(conf.files, [PathBuf::from("/etc/x")]);
         for (text, msg) in [
             ("ext4\n", "b.conf line 1: entry before any [section]"),
-            ("[load]\next4 xfs\n", "b.conf line 2: \"ext4 xfs\" is not one module name"),
-            ("[files]\netc/x\n", "b.conf line 2: \"etc/x\" is not an absolute path"),
+            (
+                "[load]\next4 xfs\n",
+                "b.conf line 2: \"ext4 xfs\" is not one module name",
+            ),
+            (
+                "[files]\netc/x\n",
+                "b.conf line 2: \"etc/x\" is not an absolute path",
+            ),
             ("[boot]\nx\n", "b.conf line 2: unknown section [boot]"),
-            ("[dlopen]\nlibA\n", "b.conf line 2: \"libA\" names no library to add"),
+            (
+                "[dlopen]\nlibA\n",
+                "b.conf line 2: \"libA\" names no library to add",
+            ),
         ] {
             assert_eq!(BundleConf::parse(p, text).unwrap_err().to_string(), msg);
         }

@@ -52,7 +52,9 @@ impl Archive {
         if path.is_empty()
             || path.starts_with('/')
             || path.ends_with('/')
-            || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(CpioError::BadPath(path.to_string()));
         }
@@ -64,8 +66,7 @@ impl Archive {
             parent.push_str(comp);
             match self.nodes.get(&parent) {
                 None => {
-                    self.nodes
-                        .insert(parent.clone(), Node::Dir { mode: 0o755 });
+                    self.nodes.insert(parent.clone(), Node::Dir { mode: 0o755 });
                 }
                 Some(Node::Dir { .. }) => {}
                 Some(_) => {
@@ -137,11 +138,18 @@ impl Archive {
                 Node::Dir { mode } => (S_IFDIR | mode, &[], 2, (0, 0)),
                 Node::File { mode, data } => (S_IFREG | mode, data, 1, (0, 0)),
                 Node::Symlink { target } => (S_IFLNK | 0o777, target.as_bytes(), 1, (0, 0)),
-                Node::CharDev { mode, major, minor } => {
-                    (S_IFCHR | mode, &[], 1, (*major, *minor))
-                }
+                Node::CharDev { mode, major, minor } => (S_IFCHR | mode, &[], 1, (*major, *minor)),
             };
-            entry(&mut out, ino as u32 + 1, path, mode, nlink, self.mtime, data, rdev);
+            entry(
+                &mut out,
+                ino as u32 + 1,
+                path,
+                mode,
+                nlink,
+                self.mtime,
+                data,
+                rdev,
+            );
         }
         entry(&mut out, 0, "TRAILER!!!", 0, 1, 0, &[], (0, 0));
         out
@@ -226,7 +234,8 @@ mod tests {
     #[test]
     fn round_trip_with_parents_sorted() {
         let mut a = Archive::new(0);
-        a.file("usr/bin/keel-agent", 0o755, b"ELF...".to_vec()).unwrap();
+        a.file("usr/bin/keel-agent", 0o755, b"ELF...".to_vec())
+            .unwrap();
         a.symlink("init", "usr/bin/keel-init").unwrap();
         a.add(
             "dev/console",
@@ -239,7 +248,17 @@ mod tests {
         .unwrap();
         let entries = read(&a.to_bytes()).unwrap();
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["dev", "dev/console", "init", "usr", "usr/bin", "usr/bin/keel-agent"]);
+        assert_eq!(
+            names,
+            [
+                "dev",
+                "dev/console",
+                "init",
+                "usr",
+                "usr/bin",
+                "usr/bin/keel-agent"
+            ]
+        );
         assert_eq!(entries[5].1, 0o100755);
         assert_eq!(entries[5].2, b"ELF...");
         assert_eq!(entries[2].1, 0o120777);

@@ -12,7 +12,9 @@ use std::process::Command;
 pub enum KernelError {
     #[error("cannot run {cmd}: {reason}")]
     Run { cmd: String, reason: String },
-    #[error("no kernel package found: `apt-cache depends linux-image-amd64` names none (run apt-get update?)")]
+    #[error(
+        "no kernel package found: `apt-cache depends linux-image-amd64` names none (run apt-get update?)"
+    )]
     NoPackage,
     #[error("{path}: {source}")]
     Io {
@@ -69,8 +71,10 @@ pub fn parse_depends(text: &str) -> Option<String> {
 pub fn fetch(cache: &Path, package: Option<&str>) -> Result<Kernel, KernelError> {
     let package = match package {
         Some(p) => p.to_string(),
-        None => parse_depends(&run(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?)
-            .ok_or(KernelError::NoPackage)?,
+        None => parse_depends(&run(
+            Command::new("apt-cache").args(["depends", "linux-image-amd64"])
+        )?)
+        .ok_or(KernelError::NoPackage)?,
     };
     let version = run(Command::new("apt-cache").args(["show", "--no-all-versions", &package]))?
         .lines()
@@ -141,15 +145,27 @@ mod tests {
     #[test]
     fn the_meta_package_names_the_kernel() {
         let text = "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n";
-        assert_eq!(parse_depends(text).as_deref(), Some("linux-image-6.1.0-56-amd64"));
-        assert_eq!(parse_depends("linux-image-amd64\n  Depends: linux-image-amd64-signed\n"), None);
+        assert_eq!(
+            parse_depends(text).as_deref(),
+            Some("linux-image-6.1.0-56-amd64")
+        );
+        assert_eq!(
+            parse_depends("linux-image-amd64\n  Depends: linux-image-amd64-signed\n"),
+            None
+        );
     }
 
     #[test]
     fn an_empty_cache_is_not_a_kernel() {
         let d = tempfile::tempdir().unwrap();
-        assert!(matches!(unpacked(d.path(), "p", "1"), Err(KernelError::Io { .. })));
+        assert!(matches!(
+            unpacked(d.path(), "p", "1"),
+            Err(KernelError::Io { .. })
+        ));
         fs::create_dir_all(d.path().join("lib/modules/6.1.0-9-amd64")).unwrap();
-        assert!(matches!(unpacked(d.path(), "p", "1"), Err(KernelError::Empty(_))));
+        assert!(matches!(
+            unpacked(d.path(), "p", "1"),
+            Err(KernelError::Empty(_))
+        ));
     }
 }

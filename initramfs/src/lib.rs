@@ -129,13 +129,36 @@ pub fn build(cfg: &BuildConfig) -> Result<Report, BuildError> {
     let set = modset::select(&texts, &conf.modules())?;
 
     let mut ar = Archive::new(cfg.mtime);
-    for d in ["proc", "sys", "dev", "run", "tmp", "root", "var/lib/keel", "etc/keel"] {
+    for d in [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "var/lib/keel",
+        "etc/keel",
+    ] {
         ar.dir(d)?;
     }
     ar.add("tmp", Node::Dir { mode: 0o1777 })?;
     ar.add("root", Node::Dir { mode: 0o700 })?;
-    ar.add("dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 })?;
-    ar.add("dev/null", Node::CharDev { mode: 0o666, major: 1, minor: 3 })?;
+    ar.add(
+        "dev/console",
+        Node::CharDev {
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+    )?;
+    ar.add(
+        "dev/null",
+        Node::CharDev {
+            mode: 0o666,
+            major: 1,
+            minor: 3,
+        },
+    )?;
 
     // Binaries, stripped.
     let stripped = cfg.cache.join("stripped");
@@ -250,10 +273,18 @@ fn rel(p: &Path) -> &str {
 }
 
 fn lines(items: &[String]) -> Vec<u8> {
-    items.iter().map(|i| format!("{i}\n")).collect::<String>().into_bytes()
+    items
+        .iter()
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
 }
 
-fn manifest(kernel: &Kernel, set: &ModuleSet, libs: &std::collections::BTreeSet<PathBuf>) -> String {
+fn manifest(
+    kernel: &Kernel,
+    set: &ModuleSet,
+    libs: &std::collections::BTreeSet<PathBuf>,
+) -> String {
     let mut m = format!(
         "keel {}\nkernel {} {} ({})\n",
         env!("CARGO_PKG_VERSION"),
@@ -261,7 +292,10 @@ fn manifest(kernel: &Kernel, set: &ModuleSet, libs: &std::collections::BTreeSet<
         kernel.version,
         kernel.release
     );
-    m.push_str(&format!("modules {}\n", set.modules.iter().cloned().collect::<Vec<_>>().join(" ")));
+    m.push_str(&format!(
+        "modules {}\n",
+        set.modules.iter().cloned().collect::<Vec<_>>().join(" ")
+    ));
     for l in libs {
         m.push_str(&format!("library {}\n", l.display()));
     }

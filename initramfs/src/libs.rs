@@ -29,7 +29,10 @@ pub fn parse_ldd(text: &str) -> Vec<Result<PathBuf, String>> {
             let rest = rest.trim();
             if rest.starts_with("not found") {
                 out.push(Err(name.trim().to_string()));
-            } else if let Some(path) = rest.split_whitespace().next().filter(|p| p.starts_with('/'))
+            } else if let Some(path) = rest
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/'))
             {
                 out.push(Ok(PathBuf::from(path)));
             }
@@ -45,7 +48,10 @@ pub fn parse_ldd(text: &str) -> Vec<Result<PathBuf, String>> {
 /// The libraries `program` needs, with the dlopen extras of `dlopen`
 /// (library file name -> extra file names) and their own libraries.
 /// A statically linked program needs none.
-pub fn needed(program: &Path, dlopen: &[(String, Vec<String>)]) -> Result<BTreeSet<PathBuf>, LibsError> {
+pub fn needed(
+    program: &Path,
+    dlopen: &[(String, Vec<String>)],
+) -> Result<BTreeSet<PathBuf>, LibsError> {
     let mut libs = ldd(program)?;
     let mut extras = Vec::new();
     for lib in &libs {
@@ -141,14 +147,25 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         let libs = needed(&me, &[]).unwrap();
         assert!(libs.iter().any(|l| l.ends_with("libc.so.6")), "{libs:?}");
-        assert!(libs.iter().any(|l| l.to_string_lossy().contains("ld-linux")), "{libs:?}");
+        assert!(
+            libs.iter()
+                .any(|l| l.to_string_lossy().contains("ld-linux")),
+            "{libs:?}"
+        );
     }
 
     #[test]
     fn dlopen_extras_must_exist() {
         let me = std::env::current_exe().unwrap();
-        let dl = [("libc.so.6".to_string(), vec!["libkeel-nonexistent.so.9".to_string()])];
+        let dl = [(
+            "libc.so.6".to_string(),
+            vec!["libkeel-nonexistent.so.9".to_string()],
+        )];
         let e = needed(&me, &dl).unwrap_err();
-        assert!(e.to_string().contains("loads libkeel-nonexistent.so.9 at run time"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("loads libkeel-nonexistent.so.9 at run time"),
+            "{e}"
+        );
     }
 }

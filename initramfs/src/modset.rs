@@ -86,7 +86,8 @@ pub fn select(texts: &IndexTexts, wanted: &[&str]) -> Result<ModuleSet, ModSetEr
         .lines()
         .filter_map(|l| l.split_once(':').map(|(p, _)| p))
         .filter(|p| {
-            NIC_DIRS.iter().any(|d| p.starts_with(d)) && !NOT_NIC_DIRS.iter().any(|d| p.starts_with(d))
+            NIC_DIRS.iter().any(|d| p.starts_with(d))
+                && !NOT_NIC_DIRS.iter().any(|d| p.starts_with(d))
         })
         .map(module_name)
         .filter(|m| !modules.contains(m))
@@ -98,7 +99,8 @@ pub fn select(texts: &IndexTexts, wanted: &[&str]) -> Result<ModuleSet, ModSetEr
             let mut w = l.split_whitespace();
             w.next() == Some("alias")
                 && w.next().is_some_and(|p| p.starts_with("pci:"))
-                && w.next().is_some_and(|m| nic_modules.contains(&normalize(m)))
+                && w.next()
+                    .is_some_and(|m| nic_modules.contains(&normalize(m)))
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -149,7 +151,14 @@ alias fs-ext4 ext4
         let set = select(&texts(), &["ext4", "virtio_net", "virtio_pci"]).unwrap();
         assert_eq!(
             set.modules.iter().map(String::as_str).collect::<Vec<_>>(),
-            ["crc32c_generic", "ext4", "failover", "jbd2", "net_failover", "virtio_net"]
+            [
+                "crc32c_generic",
+                "ext4",
+                "failover",
+                "jbd2",
+                "net_failover",
+                "virtio_net"
+            ]
         );
         assert_eq!(set.files.len(), 6);
         assert_eq!(set.dep.lines().count(), 6);

@@ -61,7 +61,10 @@ impl Client {
                 }
             };
             let status = resp.status();
-            let text = resp.text().await.with_context(|| format!("reading {url}"))?;
+            let text = resp
+                .text()
+                .await
+                .with_context(|| format!("reading {url}"))?;
             if !status.is_success() {
                 bail!("{url} {kind}: {status}: {text}");
             }

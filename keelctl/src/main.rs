@@ -75,10 +75,24 @@ async fn main() {
 async fn run(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.master)?;
     match cli.command {
-        Command::Run { cpus, mem, role, name, offer_timeout, command } => {
+        Command::Run {
+            cpus,
+            mem,
+            role,
+            name,
+            offer_timeout,
+            command,
+        } => {
             anyhow::ensure!(cpus > 0.0 && cpus.is_finite(), "--cpus must be positive");
             anyhow::ensure!(mem > 0.0 && mem.is_finite(), "--mem must be positive");
-            let spec = run::RunSpec { cpus, mem, role, name, command, offer_timeout };
+            let spec = run::RunSpec {
+                cpus,
+                mem,
+                role,
+                name,
+                command,
+                offer_timeout,
+            };
             let code = run::run(client.first_master(), spec).await?;
             std::process::exit(code);
         }

@@ -255,8 +255,14 @@ pub fn frameworks_table(body: &Json) -> String {
                 } else {
                     "disconnected".into()
                 },
-                num(&serde_json::json!(sum_scalar(&f["allocated_resources"], "cpus"))),
-                num(&serde_json::json!(sum_scalar(&f["allocated_resources"], "mem"))),
+                num(&serde_json::json!(sum_scalar(
+                    &f["allocated_resources"],
+                    "cpus"
+                ))),
+                num(&serde_json::json!(sum_scalar(
+                    &f["allocated_resources"],
+                    "mem"
+                ))),
             ]);
         }
     }
@@ -279,7 +285,18 @@ pub fn tasks_table(body: &Json) -> String {
             ]);
         }
     }
-    table(&["ID", "NAME", "FRAMEWORK", "AGENT", "STATE", "CPUS", "MEM(MB)"], &rows)
+    table(
+        &[
+            "ID",
+            "NAME",
+            "FRAMEWORK",
+            "AGENT",
+            "STATE",
+            "CPUS",
+            "MEM(MB)",
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ pub fn pick_resources(offer: &Json, name: &str, amount: f64) -> Vec<Json> {
 }
 
 pub fn fits(offer: &Json, spec: &RunSpec) -> bool {
-    offered_scalar(offer, "cpus") + 1e-9 >= spec.cpus && offered_scalar(offer, "mem") + 1e-9 >= spec.mem
+    offered_scalar(offer, "cpus") + 1e-9 >= spec.cpus
+        && offered_scalar(offer, "mem") + 1e-9 >= spec.mem
 }
 
 /// The CommandInfo: one argument runs through the shell, several are argv.
@@ -99,7 +100,14 @@ pub fn exit_code(status: &Json) -> i32 {
 pub fn is_terminal(state: &str) -> bool {
     matches!(
         state,
-        "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED" | "TASK_ERROR" | "TASK_LOST" | "TASK_DROPPED" | "TASK_GONE" | "TASK_GONE_BY_OPERATOR"
+        "TASK_FINISHED"
+            | "TASK_FAILED"
+            | "TASK_KILLED"
+            | "TASK_ERROR"
+            | "TASK_LOST"
+            | "TASK_DROPPED"
+            | "TASK_GONE"
+            | "TASK_GONE_BY_OPERATOR"
     )
 }
 
@@ -155,7 +163,10 @@ pub async fn run(master: &str, spec: RunSpec) -> Result<i32> {
         .with_context(|| format!("cannot subscribe to {master}"))?;
     if !resp.status().is_success() {
         let status = resp.status();
-        bail!("subscribe: {status}: {}", resp.text().await.unwrap_or_default());
+        bail!(
+            "subscribe: {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
     let stream_id = resp
         .headers()
@@ -166,7 +177,10 @@ pub async fn run(master: &str, spec: RunSpec) -> Result<i32> {
     let mut body = resp.bytes_stream();
     let mut decoder = Decoder::default();
     let mut session: Option<Session> = None;
-    let task_id = format!("keelctl-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let task_id = format!(
+        "keelctl-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let mut launched = false;
     let deadline = tokio::time::Instant::now() + spec.offer_timeout;
 
@@ -176,7 +190,13 @@ pub async fn run(master: &str, spec: RunSpec) -> Result<i32> {
         } else {
             match tokio::time::timeout_at(deadline, body.next()).await {
                 Ok(c) => c,
-                Err(_) => bail!("no offer with cpus:{} mem:{} for role {} within {:?}", spec.cpus, spec.mem, spec.role, spec.offer_timeout),
+                Err(_) => bail!(
+                    "no offer with cpus:{} mem:{} for role {} within {:?}",
+                    spec.cpus,
+                    spec.mem,
+                    spec.role,
+                    spec.offer_timeout
+                ),
             }
         };
         let chunk = chunk.ok_or_else(|| anyhow!("the master closed the event stream"))??;
@@ -184,13 +204,24 @@ pub async fn run(master: &str, spec: RunSpec) -> Result<i32> {
             let event: Json = serde_json::from_slice(&record).context("invalid event JSON")?;
             match event["type"].as_str().unwrap_or("") {
                 "SUBSCRIBED" => {
-                    let id = event["subscribed"]["framework_id"]["value"].as_str().unwrap_or("").to_string();
+                    let id = event["subscribed"]["framework_id"]["value"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
                     eprintln!("subscribed as framework {id}");
-                    session = Some(Session { http: http.clone(), url: url.clone(), framework_id: id, stream_id: stream_id.clone() });
+                    session = Some(Session {
+                        http: http.clone(),
+                        url: url.clone(),
+                        framework_id: id,
+                        stream_id: stream_id.clone(),
+                    });
                 }
                 "OFFERS" => {
                     let s = session.as_ref().context("offers before SUBSCRIBED")?;
-                    let offers = event["offers"]["offers"].as_array().cloned().unwrap_or_default();
+                    let offers = event["offers"]["offers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
                     let mut decline = Vec::new();
                     for offer in offers {
                         if !launched && fits(&offer, &spec) {
@@ -205,7 +236,10 @@ pub async fn run(master: &str, spec: RunSpec) -> Result<i32> {
                             }))
                             .await?;
                             launched = true;
-                            eprintln!("launched task {task_id} on agent {}", offer["agent_id"]["value"].as_str().unwrap_or(""));
+                            eprintln!(
+                                "launched task {task_id} on agent {}",
+                                offer["agent_id"]["value"].as_str().unwrap_or("")
+                            );
                             s.call(json!({ "type": "SUPPRESS" })).await?;
                         } else {
                             decline.push(offer["id"].clone());
@@ -236,8 +270,14 @@ pub async fn run(master: &str, spec: RunSpec) -> Result<i32> {
                         return Ok(code);
                     }
                 }
-                "ERROR" => bail!("master error: {}", event["error"]["message"].as_str().unwrap_or("")),
-                "FAILURE" => eprintln!("agent {} failed", event["failure"]["agent_id"]["value"].as_str().unwrap_or("")),
+                "ERROR" => bail!(
+                    "master error: {}",
+                    event["error"]["message"].as_str().unwrap_or("")
+                ),
+                "FAILURE" => eprintln!(
+                    "agent {} failed",
+                    event["failure"]["agent_id"]["value"].as_str().unwrap_or("")
+                ),
                 _ => {}
             }
         }
@@ -256,7 +296,14 @@ mod tests {
     }
 
     fn spec(cpus: f64, mem: f64) -> RunSpec {
-        RunSpec { cpus, mem, role: "*".into(), name: "t".into(), command: vec!["echo hi".into()], offer_timeout: Duration::from_secs(1) }
+        RunSpec {
+            cpus,
+            mem,
+            role: "*".into(),
+            name: "t".into(),
+            command: vec!["echo hi".into()],
+            offer_timeout: Duration::from_secs(1),
+        }
     }
 
     #[test]
@@ -274,14 +321,25 @@ mod tests {
     #[test]
     fn argv_form_for_several_arguments() {
         let c = command_info(&["ls".into(), "-l".into()]);
-        assert_eq!(c, json!({"shell": false, "value": "ls", "arguments": ["ls", "-l"]}));
+        assert_eq!(
+            c,
+            json!({"shell": false, "value": "ls", "arguments": ["ls", "-l"]})
+        );
     }
 
     #[test]
     fn exit_codes() {
         assert_eq!(exit_code(&json!({"state": "TASK_FINISHED"})), 0);
-        assert_eq!(exit_code(&json!({"state": "TASK_FAILED", "message": "Command exited with status 3"})), 3);
-        assert_eq!(exit_code(&json!({"state": "TASK_FAILED", "message": "Command terminated with signal SIGKILL"})), 1);
+        assert_eq!(
+            exit_code(&json!({"state": "TASK_FAILED", "message": "Command exited with status 3"})),
+            3
+        );
+        assert_eq!(
+            exit_code(
+                &json!({"state": "TASK_FAILED", "message": "Command terminated with signal SIGKILL"})
+            ),
+            1
+        );
         assert_eq!(exit_code(&json!({"state": "TASK_KILLED"})), 1);
     }
 }

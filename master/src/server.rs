@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -64,6 +65,13 @@ pub async fn run(
             draining.notify_one();
         }
     };
+    // Event streams and agent sessions carry small messages that must not
+    // wait for Nagle's algorithm (40 ms stalls against delayed ACKs).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
     let result = tokio::select! {
         r = serve => r,

@@ -16,12 +16,22 @@ use support::*;
 
 fn sh(cmd: &mut Command) {
     let out = run_output(cmd);
-    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The venv's python, created on first use.
 fn pymesos_python() -> PathBuf {
-    let target = bin("keel-master").parent().unwrap().parent().unwrap().to_path_buf();
+    let target = bin("keel-master")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let venv = target.join("pymesos-venv");
     let python = venv.join("bin/python");
     let marker = venv.join(".complete");
@@ -30,17 +40,44 @@ fn pymesos_python() -> PathBuf {
     }
     let _ = std::fs::remove_dir_all(&venv);
     sh(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    sh(Command::new(&python).args(["-m", "pip", "install", "-q", "--no-deps", "pymesos==0.3.15", "six", "addict"]));
+    sh(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "pymesos==0.3.15",
+        "six",
+        "addict",
+    ]));
     let sdist = venv.join("sdist");
     sh(Command::new(&python)
-        .args(["-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "http-parser==0.9.0", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "http-parser==0.9.0",
+            "-d",
+        ])
         .arg(&sdist));
     let site = String::from_utf8(
-        run_output(Command::new(&python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])).stdout,
+        run_output(Command::new(&python).args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ]))
+        .stdout,
     )
     .unwrap();
     let site = Path::new(site.trim());
-    sh(Command::new("tar").arg("xzf").arg(sdist.join("http-parser-0.9.0.tar.gz")).arg("-C").arg(&sdist));
+    sh(Command::new("tar")
+        .arg("xzf")
+        .arg(sdist.join("http-parser-0.9.0.tar.gz"))
+        .arg("-C")
+        .arg(&sdist));
     let pkg = site.join("http_parser");
     std::fs::create_dir_all(&pkg).unwrap();
     for entry in std::fs::read_dir(sdist.join("http-parser-0.9.0/http_parser")).unwrap() {
@@ -60,26 +97,57 @@ fn pymesos_framework_launches_echo_hello() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "5s");
     let agent = start_agent(dir.path(), &m.addr(), &[]);
-    wait_for(Duration::from_secs(20), "agent", || !m.keel_agents().is_empty(), || agent.log_text());
+    wait_for(
+        Duration::from_secs(20),
+        "agent",
+        || !m.keel_agents().is_empty(),
+        || agent.log_text(),
+    );
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pymesos/framework.py");
     let out = run_output(Command::new(python).arg(script).arg(m.addr()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "pymesos framework failed\n{stdout}\n{stderr}\n--- master ---\n{}", m.proc.log_text());
+    assert!(
+        out.status.success(),
+        "pymesos framework failed\n{stdout}\n{stderr}\n--- master ---\n{}",
+        m.proc.log_text()
+    );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("REGISTERED ")), "{stdout}");
-    let updates: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("UPDATE ")).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("REGISTERED ")),
+        "{stdout}"
+    );
+    let updates: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("UPDATE "))
+        .collect();
     assert!(updates.contains(&"TASK_RUNNING"), "{stdout}");
     assert_eq!(updates.last(), Some(&"TASK_FINISHED"), "{stdout}");
 
     // The framework tore down; its task is completed in the master's view.
-    let (code, _, body) = post_json(m.port, "/api/v1", &json!({"type": "GET_FRAMEWORKS"}).to_string());
+    let (code, _, body) = post_json(
+        m.port,
+        "/api/v1",
+        &json!({"type": "GET_FRAMEWORKS"}).to_string(),
+    );
     assert_eq!(code, 200);
     let v: Json = serde_json::from_str(&body).unwrap();
-    assert!(v["get_frameworks"]["frameworks"].as_array().unwrap().is_empty(), "{v}");
-    assert_eq!(v["get_frameworks"]["completed_frameworks"][0]["framework_info"]["name"], "pymesos-echo");
+    assert!(
+        v["get_frameworks"]["frameworks"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{v}"
+    );
+    assert_eq!(
+        v["get_frameworks"]["completed_frameworks"][0]["framework_info"]["name"],
+        "pymesos-echo"
+    );
     let (_, state) = http_get(m.port, "/master/state").unwrap();
     let state: Json = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["completed_frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED", "{state}");
+    assert_eq!(
+        state["completed_frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED",
+        "{state}"
+    );
 }

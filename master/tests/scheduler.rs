@@ -16,7 +16,12 @@ const T: Duration = Duration::from_secs(20);
 fn cluster(dir: &std::path::Path, agent_timeout: &str) -> (Master, Proc) {
     let m = Master::start(dir, free_port(), agent_timeout);
     let agent = start_agent(dir, &m.addr(), &["--resources", "cpus:4;mem:4096"]);
-    wait_for(T, "agent", || !m.keel_agents().is_empty(), || agent.log_text());
+    wait_for(
+        T,
+        "agent",
+        || !m.keel_agents().is_empty(),
+        || agent.log_text(),
+    );
     (m, agent)
 }
 
@@ -54,8 +59,14 @@ fn a_framework_runs_a_command_task_end_to_end() {
     loop {
         let st = update(&mut s);
         assert_eq!(st["task_id"]["value"], "hello");
-        assert_eq!(st["agent_id"], offer["agent_id"], "agent_id must be on every update");
-        let uuid = st["uuid"].as_str().expect("agent updates carry a uuid").to_string();
+        assert_eq!(
+            st["agent_id"], offer["agent_id"],
+            "agent_id must be on every update"
+        );
+        let uuid = st["uuid"]
+            .as_str()
+            .expect("agent updates carry a uuid")
+            .to_string();
         assert_eq!(keel_api::mesos::base64_decode(&uuid).unwrap().len(), 16);
         assert!(uuids.insert(uuid));
         let state = st["state"].as_str().unwrap().to_string();
@@ -71,21 +82,37 @@ fn a_framework_runs_a_command_task_end_to_end() {
     // The output landed in the Mesos sandbox layout.
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("cat {}/agent/slaves/*/frameworks/*/executors/hello/runs/latest/stdout", dir.path().display()))
+        .arg(format!(
+            "cat {}/agent/slaves/*/frameworks/*/executors/hello/runs/latest/stdout",
+            dir.path().display()
+        ))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
 
     // The master's views follow: completed after the terminal ack.
-    wait_for(T, "completed task", || {
-        operator(m.port, "GET_TASKS")["get_tasks"]["completed_tasks"].as_array().is_some_and(|t| t.len() == 1)
-    }, || m.proc.log_text());
+    wait_for(
+        T,
+        "completed task",
+        || {
+            operator(m.port, "GET_TASKS")["get_tasks"]["completed_tasks"]
+                .as_array()
+                .is_some_and(|t| t.len() == 1)
+        },
+        || m.proc.log_text(),
+    );
     let tasks = operator(m.port, "GET_TASKS");
-    assert_eq!(tasks["get_tasks"]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    assert_eq!(
+        tasks["get_tasks"]["completed_tasks"][0]["state"],
+        "TASK_FINISHED"
+    );
     let (_, state) = http_get(m.port, "/master/state").unwrap();
     let state: Json = serde_json::from_str(&state).unwrap();
     assert_eq!(state["frameworks"][0]["id"], s.framework_id.as_str());
-    assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    assert_eq!(
+        state["frameworks"][0]["completed_tasks"][0]["state"],
+        "TASK_FINISHED"
+    );
 
     // Explicit reconciliation of the finished task and of an unknown one.
     let (code, _, _) = s.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [
@@ -97,12 +124,19 @@ fn a_framework_runs_a_command_task_end_to_end() {
     assert_eq!(answers[1]["state"], "TASK_LOST");
     for a in &answers {
         assert_eq!(a["reason"], "REASON_RECONCILIATION");
-        assert!(a.get("uuid").is_none(), "reconciliation answers carry no uuid");
+        assert!(
+            a.get("uuid").is_none(),
+            "reconciliation answers carry no uuid"
+        );
     }
 
     // A failing command reports its exit status.
     let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
-    launch(&s, &offer, vec![command_task(&offer, "fails", "exit 3", 0.1, 32.0)]);
+    launch(
+        &s,
+        &offer,
+        vec![command_task(&offer, "fails", "exit 3", 0.1, 32.0)],
+    );
     let terminal = loop {
         let st = update(&mut s);
         s.ack(&st);
@@ -111,11 +145,18 @@ fn a_framework_runs_a_command_task_end_to_end() {
         }
     };
     assert_eq!(terminal["state"], "TASK_FAILED");
-    assert!(terminal["message"].as_str().unwrap().contains("status 3"), "{terminal}");
+    assert!(
+        terminal["message"].as_str().unwrap().contains("status 3"),
+        "{terminal}"
+    );
 
     // KILL a long task.
     let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
-    launch(&s, &offer, vec![command_task(&offer, "sleeper", "sleep 60", 0.1, 32.0)]);
+    launch(
+        &s,
+        &offer,
+        vec![command_task(&offer, "sleeper", "sleep 60", 0.1, 32.0)],
+    );
     loop {
         let st = update(&mut s);
         s.ack(&st);
@@ -133,8 +174,17 @@ fn a_framework_runs_a_command_task_end_to_end() {
     let (code, _, _) = s.call(json!({"type": "TEARDOWN"}));
     assert_eq!(code, 202);
     let fws = operator(m.port, "GET_FRAMEWORKS");
-    assert_eq!(fws["get_frameworks"]["frameworks"].as_array().unwrap().len(), 0);
-    assert_eq!(fws["get_frameworks"]["completed_frameworks"][0]["framework_info"]["id"]["value"], s.framework_id.as_str());
+    assert_eq!(
+        fws["get_frameworks"]["frameworks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        fws["get_frameworks"]["completed_frameworks"][0]["framework_info"]["id"]["value"],
+        s.framework_id.as_str()
+    );
     drop(agent);
 }
 
@@ -143,7 +193,9 @@ fn protocol_errors_get_the_mesos_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _agent) = cluster(dir.path(), "5s");
     let p = m.port;
-    let post = |headers: &[(&str, &str)], body: &str| http(p, "POST", "/api/v1/scheduler", headers, body.as_bytes()).unwrap();
+    let post = |headers: &[(&str, &str)], body: &str| {
+        http(p, "POST", "/api/v1/scheduler", headers, body.as_bytes()).unwrap()
+    };
     let json_ct = [("Content-Type", "application/json")];
 
     let (code, hdrs, _) = http(p, "GET", "/api/v1/scheduler", &[], b"").unwrap();
@@ -154,18 +206,34 @@ fn protocol_errors_get_the_mesos_answers() {
     let (code, _, body) = post(&json_ct, "{garbage");
     assert_eq!(code, 400);
     assert!(body.contains("Failed to parse body into JSON"));
-    assert_eq!(post(&json_ct, r#"{"type":"UNKNOWN","framework_id":{"value":"x"}}"#).0, 501);
+    assert_eq!(
+        post(
+            &json_ct,
+            r#"{"type":"UNKNOWN","framework_id":{"value":"x"}}"#
+        )
+        .0,
+        501
+    );
     let (code, _, body) = post(&json_ct, r#"{"type":"REVIVE"}"#);
     assert_eq!(code, 400, "{body}");
-    let (code, _, body) = post(&json_ct, r#"{"type":"REVIVE","framework_id":{"value":"nope"}}"#);
+    let (code, _, body) = post(
+        &json_ct,
+        r#"{"type":"REVIVE","framework_id":{"value":"nope"}}"#,
+    );
     assert_eq!((code, body.as_str()), (400, "Framework cannot be found"));
     let (code, _, _) = post(
-        &[("Content-Type", "application/json"), ("Mesos-Stream-Id", "abc")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Mesos-Stream-Id", "abc"),
+        ],
         r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#,
     );
     assert_eq!(code, 400);
     let (code, _, _) = post(
-        &[("Content-Type", "application/json"), ("Accept", "application/x-protobuf")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/x-protobuf"),
+        ],
         r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#,
     );
     assert_eq!(code, 406);
@@ -176,7 +244,13 @@ fn protocol_errors_get_the_mesos_answers() {
     let revive = json!({"type": "REVIVE", "framework_id": {"value": s.framework_id}}).to_string();
     let (code, _, body) = post(&json_ct, &revive);
     assert_eq!(code, 400, "missing stream id: {body}");
-    let (code, _, _) = post(&[("Content-Type", "application/json"), ("Mesos-Stream-Id", "wrong")], &revive);
+    let (code, _, _) = post(
+        &[
+            ("Content-Type", "application/json"),
+            ("Mesos-Stream-Id", "wrong"),
+        ],
+        &revive,
+    );
     assert_eq!(code, 400);
     assert_eq!(s.call(json!({"type": "REVIVE"})).0, 202);
     let (code, _, body) = s.call(json!({"type": "ACKNOWLEDGE", "acknowledge": {
@@ -186,12 +260,24 @@ fn protocol_errors_get_the_mesos_answers() {
     // Launches on an unknown offer: TASK_LOST with REASON_INVALID_OFFERS,
     // and nothing changes in the master.
     let fake = json!({"id": {"value": "no-such-offer"}, "agent_id": {"value": "x"}, "allocation_info": {"role": "*"}});
-    assert_eq!(launch(&s, &fake, vec![command_task(&fake, "ghost", "true", 0.1, 32.0)]), 202);
+    assert_eq!(
+        launch(
+            &s,
+            &fake,
+            vec![command_task(&fake, "ghost", "true", 0.1, 32.0)]
+        ),
+        202
+    );
     let st = update(&mut s);
     assert_eq!(st["state"], "TASK_LOST");
     assert_eq!(st["reason"], "REASON_INVALID_OFFERS");
     assert!(st.get("uuid").is_none());
-    assert!(operator(p, "GET_TASKS")["get_tasks"]["tasks"].as_array().unwrap().is_empty());
+    assert!(
+        operator(p, "GET_TASKS")["get_tasks"]["tasks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Invalid tasks on a real offer: TASK_ERROR, and the offer's resources
     // come back.
@@ -206,13 +292,26 @@ fn protocol_errors_get_the_mesos_answers() {
         assert_eq!(u["state"], "TASK_ERROR", "{u}");
         assert_eq!(u["reason"], "REASON_TASK_INVALID");
     }
-    assert!(operator(p, "GET_TASKS")["get_tasks"]["tasks"].as_array().unwrap().is_empty());
+    assert!(
+        operator(p, "GET_TASKS")["get_tasks"]["tasks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let again = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
     assert_eq!(scalar(&again, "cpus"), 4.0);
 
     // A used offer cannot be used again.
-    launch(&s, &again, vec![command_task(&again, "once", "sleep 30", 0.1, 32.0)]);
-    launch(&s, &again, vec![command_task(&again, "twice", "true", 0.1, 32.0)]);
+    launch(
+        &s,
+        &again,
+        vec![command_task(&again, "once", "sleep 30", 0.1, 32.0)],
+    );
+    launch(
+        &s,
+        &again,
+        vec![command_task(&again, "twice", "true", 0.1, 32.0)],
+    );
     let mut found_lost = false;
     for _ in 0..4 {
         let u = update(&mut s);
@@ -229,9 +328,17 @@ fn protocol_errors_get_the_mesos_answers() {
 
     // Disconnected framework: 403 until it re-subscribes.
     s.disconnect();
-    wait_for(T, "403", || s.call(json!({"type": "REVIVE"})).0 == 403, || m.proc.log_text());
-    let again = Scheduler::subscribe_with(p, json!({"type": "SUBSCRIBE", "framework_id": {"value": s.framework_id},
-        "subscribe": {"framework_info": {"user": "root", "name": "errors", "id": {"value": s.framework_id}}}}));
+    wait_for(
+        T,
+        "403",
+        || s.call(json!({"type": "REVIVE"})).0 == 403,
+        || m.proc.log_text(),
+    );
+    let again = Scheduler::subscribe_with(
+        p,
+        json!({"type": "SUBSCRIBE", "framework_id": {"value": s.framework_id},
+        "subscribe": {"framework_info": {"user": "root", "name": "errors", "id": {"value": s.framework_id}}}}),
+    );
     assert_eq!(again.framework_id, s.framework_id);
     assert_eq!(again.call(json!({"type": "REVIVE"})).0, 202);
 }
@@ -246,7 +353,11 @@ fn declined_offers_wait_for_refuse_seconds() {
     let (code, _, _) = s.call(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 3}}}));
     assert_eq!(code, 202);
     let next = s.expect("OFFERS", Duration::from_secs(15));
-    assert!(declined_at.elapsed() >= Duration::from_secs(3), "re-offered after {:?}", declined_at.elapsed());
+    assert!(
+        declined_at.elapsed() >= Duration::from_secs(3),
+        "re-offered after {:?}",
+        declined_at.elapsed()
+    );
     assert_ne!(next["offers"]["offers"][0]["id"], offer["id"]);
     // SUPPRESS stops offers; REVIVE brings them back at once.
     let offer = next["offers"]["offers"][0].clone();
@@ -263,7 +374,11 @@ fn agent_loss_is_reported_to_frameworks() {
     let (m, mut agent) = cluster(dir.path(), "2s");
     let mut plain = Scheduler::subscribe(m.port, framework("plain"));
     let offer = plain.expect("OFFERS", T)["offers"]["offers"][0].clone();
-    launch(&plain, &offer, vec![command_task(&offer, "long", "sleep 100", 0.5, 64.0)]);
+    launch(
+        &plain,
+        &offer,
+        vec![command_task(&offer, "long", "sleep 100", 0.5, 64.0)],
+    );
     loop {
         let st = update(&mut plain);
         plain.ack(&st);
@@ -273,7 +388,10 @@ fn agent_loss_is_reported_to_frameworks() {
     }
     agent.kill9();
     let lost = update(&mut plain);
-    assert_eq!(lost["state"], "TASK_LOST", "non-PARTITION_AWARE frameworks get TASK_LOST");
+    assert_eq!(
+        lost["state"], "TASK_LOST",
+        "non-PARTITION_AWARE frameworks get TASK_LOST"
+    );
     assert_eq!(lost["agent_id"], offer["agent_id"]);
     let failure = plain.expect("FAILURE", T);
     assert_eq!(failure["failure"]["agent_id"], offer["agent_id"]);
@@ -283,18 +401,52 @@ fn agent_loss_is_reported_to_frameworks() {
 fn keelctl_run_reports_states_and_exit_status() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _agent) = cluster(dir.path(), "5s");
-    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "run", "--cpus", "0.1", "--mem", "32", "--", "echo hello"]));
+    let out = run_output(Command::new(bin("keelctl")).args([
+        "--master",
+        &m.addr(),
+        "run",
+        "--cpus",
+        "0.1",
+        "--mem",
+        "32",
+        "--",
+        "echo hello",
+    ]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("TASK_RUNNING") && stdout.contains("TASK_FINISHED"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("TASK_RUNNING") && stdout.contains("TASK_FINISHED"),
+        "{stdout}"
+    );
 
-    let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "run", "--", "sh", "-c", "exit 7"]));
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run_output(Command::new(bin("keelctl")).args([
+        "--master",
+        &m.addr(),
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("TASK_FAILED"));
 
     let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "tasks"]));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("TASK_FINISHED") && table.contains("TASK_FAILED"), "{table}");
+    assert!(
+        table.contains("TASK_FINISHED") && table.contains("TASK_FAILED"),
+        "{table}"
+    );
     let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "frameworks"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("completed"));
 }

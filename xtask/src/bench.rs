@@ -35,7 +35,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-pub fn run(runs: usize) -> Result<()> {
+pub fn run(runs: usize, launches: usize) -> Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -88,6 +88,46 @@ pub fn run(runs: usize) -> Result<()> {
         "master RSS (1 agent):      p50 {:.1} MiB, max {:.1} MiB",
         percentile(&master_rss, 0.5) / 1024.0,
         master_rss[master_rss.len() - 1] / 1024.0
+    );
+    if launches > 0 {
+        launch_latency(launches)?;
+    }
+    Ok(())
+}
+
+fn launch_latency(launches: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("keel-bench-launch-{}", std::process::id()));
+    let port = free_port();
+    let master = cluster::spawn_master(port, &dir.join("master"), true)?;
+    if !wait_until(Duration::from_secs(15), || get(port, "/health").is_some()) {
+        bail!("master did not start");
+    }
+    let agent = cluster::spawn_agent(
+        &format!("127.0.0.1:{port}"),
+        free_port(),
+        &dir.join("agent"),
+        true,
+    )?;
+    if !wait_until(Duration::from_secs(30), || !active_agents(port).is_empty()) {
+        bail!("agent did not register");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let mut lat = rt.block_on(crate::launch_bench::measure(port, launches))?;
+    let wall = started.elapsed();
+    agent.stop()?;
+    master.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "ACCEPT -> TASK_RUNNING:    p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} launches ({:.1} launches/s)",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[lat.len() - 1],
+        lat.len(),
+        lat.len() as f64 / wall.as_secs_f64()
     );
     Ok(())
 }

@@ -167,12 +167,29 @@ pub fn dev(port: u16, agent_port: u16, fresh: bool) -> Result<()> {
     let id = agents[0]["id"].as_str().unwrap_or_default();
     let keelctl = release_bin("keelctl");
     println!();
+    println!("+ keelctl run -- 'echo hello from keel'");
+    let status = Command::new(&keelctl)
+        .args([
+            "--master",
+            &format!("127.0.0.1:{port}"),
+            "run",
+            "--",
+            "echo hello from keel",
+        ])
+        .status()
+        .context("cannot run keelctl")?;
+    if !status.success() {
+        bail!("the demo task did not finish: {status}");
+    }
+    println!();
     println!("Keel is running (work dirs under {}):", base.display());
     println!(
         "  master API:    http://127.0.0.1:{port}   (Mesos v1: POST /api/v1, GET /master/state)"
     );
     println!("  agent:         {id} on 127.0.0.1:{agent_port}");
     println!("  try:           {} agents", keelctl.display());
+    println!("                 {} run -- 'uname -a'", keelctl.display());
+    println!("                 {} tasks", keelctl.display());
     println!("                 {} agent {id}", keelctl.display());
     println!("                 curl -s http://127.0.0.1:{port}/master/state");
     println!("Press Ctrl-C to stop.");

@@ -6,6 +6,8 @@
 
 mod bench;
 mod cluster;
+mod launch_bench;
+mod pxe;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +44,12 @@ enum Cmd {
     Bench {
         #[arg(long, default_value_t = 10)]
         runs: usize,
+        /// ACCEPT -> TASK_RUNNING samples (0 skips that part).
+        #[arg(long, default_value_t = 1000)]
+        launches: usize,
     },
+    /// Build the PXE bundle: target/pxe/{vmlinuz,initramfs.img,boot.ipxe}.
+    Pxe(pxe::PxeArgs),
 }
 
 pub fn root() -> PathBuf {
@@ -114,6 +121,7 @@ fn main() -> Result<()> {
             agent_port,
             fresh,
         } => cluster::dev(port, agent_port, fresh),
-        Cmd::Bench { runs } => bench::run(runs),
+        Cmd::Bench { runs, launches } => bench::run(runs, launches),
+        Cmd::Pxe(args) => pxe::run(&args),
     }
 }

@@ -32,19 +32,46 @@ impl State {
     }
 
     /// Gives back up to `resources` of what `fw` holds in `role` on agent
-    /// `a` to the agent's free resources; returns what was given back.
-    pub fn release(&mut self, fw: u32, a: u32, role: u32, resources: &Resources) -> Resources {
+    /// `a` to the agent's free resources. Returns what was given back if
+    /// `keep` (else nothing, which saves a copy).
+    pub fn release(
+        &mut self,
+        fw: u32,
+        a: u32,
+        role: u32,
+        resources: &Resources,
+        keep: bool,
+    ) -> Resources {
         let agent = self.agent_mut(a);
         let Some(at) = agent.held.iter().position(|h| h.fw == fw && h.role == role) else {
             return Resources::new();
         };
-        let released = take_up_to(&mut agent.held[at].resources, resources);
-        if agent.held[at].resources.is_empty() {
-            agent.held.remove(at);
-        }
-        agent.free.add(&released);
+        let held = &mut agent.held[at].resources;
+        let released = if *held == *resources {
+            agent.held.remove(at).resources
+        } else {
+            let released = take_up_to(held, resources);
+            if held.is_empty() {
+                agent.held.remove(at);
+            }
+            released
+        };
         self.unaccount(fw, role, &released);
-        released
+        let free = &mut self.agent_mut(a).free;
+        match (keep, free.is_empty()) {
+            (false, true) => {
+                *free = released;
+                Resources::new()
+            }
+            (false, false) => {
+                free.add(&released);
+                Resources::new()
+            }
+            (true, _) => {
+                free.add(&released);
+                released
+            }
+        }
     }
 
     /// Takes `resources` (no longer held by `fw` in `role`) off the
@@ -165,6 +192,21 @@ impl State {
             until,
         });
         self.fw_mut(fw).filters += 1;
+        self.next_expiry = self.next_expiry.min(until);
+    }
+
+    /// Drops the filters expired at `now` (a scan only when one may have).
+    pub fn expire_filters(&mut self, now: f64) {
+        if now < self.next_expiry {
+            return;
+        }
+        self.retain_filters(|_, f| now < f.until);
+        self.next_expiry = self
+            .filters
+            .values()
+            .flatten()
+            .map(|f| f.until)
+            .fold(f64::INFINITY, f64::min);
     }
 
     /// Whether `offer` must not go to `fw` in `role` on agent `a` at `now`.
@@ -199,6 +241,9 @@ impl State {
 /// Removes from `from` as much of `what` as it has (all of a resource if it
 /// fits, else what is there of a scalar); returns what was removed.
 pub(super) fn take_up_to(from: &mut Resources, what: &Resources) -> Resources {
+    if *from == *what {
+        return std::mem::take(from);
+    }
     if let Some(left) = from.checked_sub(what) {
         *from = left;
         return what
@@ -268,7 +313,7 @@ mod tests {
         assert_eq!(node.consumed(), Q([3000, 0, 0, 0]));
         assert_eq!(s.fw(fw).membership(web).unwrap().alloc, Q([3000, 0, 0, 0]));
 
-        let back = s.release(fw, a, web, &parse("cpus:1;cpus(eng/web):5"));
+        let back = s.release(fw, a, web, &parse("cpus:1;cpus(eng/web):5"), true);
         assert_eq!(back, parse("cpus:1;cpus(eng/web):2"));
         assert!(s.agent(a).held.is_empty());
         assert!(s.roles[eng as usize].subtree_alloc.is_zero());

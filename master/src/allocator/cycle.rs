@@ -18,13 +18,14 @@
 //! minimum allocatable resources. The DRF order is fixed while one agent is
 //! handed out and updated after it, as Mesos re-sorts per agent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use keel_api::resources::{Resource, Resources, UNRESERVED, Value};
 
 use super::Allocation;
-use super::quantity::{Cap, Q, UNBOUNDED, kind, millis};
-use super::sorter::Sorter;
+use super::quantity::{Q, UNBOUNDED, kind, millis};
+use super::quota::{self, Headroom};
+use super::sorter::{Entry, Sorter};
 use super::state::{State, allocatable_to, related};
 
 /// Alternatives (any one suffices) of minimum quantities by name, in
@@ -38,16 +39,6 @@ enum Take {
     Whole,
     /// Part of an unreserved scalar, in thousandths.
     Part(i64),
-}
-
-/// The unreserved resources held back for quota guarantees.
-struct Headroom {
-    /// Roles with a guarantee and no ancestor with one.
-    outermost: Vec<u32>,
-    /// What those roles still lack.
-    required: Q,
-    /// Free unreserved resources on all agents.
-    available: Q,
 }
 
 pub(super) struct Cycle<'a> {
@@ -64,7 +55,7 @@ pub(super) struct Cycle<'a> {
 
 /// Runs one cycle.
 pub(super) fn run(state: &mut State, min: &MinAllocatable, now: f64) -> Vec<Allocation> {
-    state.retain_filters(|_, f| now < f.until);
+    state.expire_filters(now);
     let mut sorter = Sorter::build(state);
     let agents: Vec<u32> = state
         .agent_order
@@ -72,54 +63,19 @@ pub(super) fn run(state: &mut State, min: &MinAllocatable, now: f64) -> Vec<Allo
         .copied()
         .filter(|&a| state.agent(a).active && !state.agent(a).free.is_empty())
         .collect();
-    let headroom = headroom(state);
+    let headroom = Headroom::new(state);
     let mut cycle = Cycle {
         state,
         min,
         now,
         headroom,
         plan: Vec::new(),
-        out: Vec::new(),
+        out: Vec::with_capacity(agents.len()),
         merged: HashMap::new(),
     };
     cycle.stage1(&mut sorter, &agents);
     cycle.stage2(&mut sorter, &agents);
     cycle.out
-}
-
-fn headroom(state: &State) -> Option<Headroom> {
-    let outermost: Vec<u32> = (0..state.roles.len() as u32)
-        .filter(|&r| {
-            let mut chain = state.chain(r);
-            chain.next().is_some_and(|n| !n.guarantee.is_zero())
-                && chain.all(|n| n.guarantee.is_zero())
-        })
-        .collect();
-    if outermost.is_empty() {
-        return None;
-    }
-    let mut available = Q::ZERO;
-    for agent in state.agents.iter().flatten() {
-        available.add(&Q::split(&agent.free).1);
-    }
-    let mut h = Headroom {
-        outermost,
-        required: Q::ZERO,
-        available,
-    };
-    h.required = required(state, &h.outermost);
-    Some(h)
-}
-
-fn required(state: &State, outermost: &[u32]) -> Q {
-    let mut q = Q::ZERO;
-    for &r in outermost {
-        let node = &state.roles[r as usize];
-        let mut lack = node.guarantee;
-        lack.sub_sat(&node.consumed());
-        q.add(&lack);
-    }
-    q
 }
 
 impl Cycle<'_> {
@@ -132,6 +88,7 @@ impl Cycle<'_> {
             .filter(|&r| self.state.chain(r).any(|n| !n.guarantee.is_zero()))
             .collect();
         let (mut order, mut generation) = (Vec::new(), None);
+        let mut touched = Vec::new();
         for &a in agents {
             if candidates.is_empty() || self.headroom.as_ref().is_some_and(|h| h.required.is_zero())
             {
@@ -144,12 +101,12 @@ impl Cycle<'_> {
                 order = sorter.order_of(self.state, &candidates);
                 generation = Some(sorter.generation);
             }
-            let mut touched = Vec::new();
+            touched.clear();
             for &r in &order {
                 if self.exhausted(a) {
                     break;
                 }
-                let gap = self.gap(r);
+                let gap = quota::gap(self.state, r);
                 if gap.is_zero() {
                     continue;
                 }
@@ -157,40 +114,52 @@ impl Cycle<'_> {
                     touched.push((r, fw));
                 }
             }
-            for (r, fw) in touched {
+            for &(r, fw) in &touched {
                 sorter.reposition(self.state, r, fw);
             }
         }
     }
 
     fn stage2(&mut self, sorter: &mut Sorter, agents: &[u32]) {
+        let mut touched = Vec::new();
         for &a in agents {
             if self.exhausted(a) {
                 continue;
             }
-            let mut touched = Vec::new();
-            let mut stack = vec![sorter.root.iter()];
-            while let Some(top) = stack.last_mut() {
-                let Some(e) = top.next() else {
-                    stack.pop();
-                    continue;
-                };
-                if !self.worth_entering(a, e.role) {
-                    continue;
-                }
-                if !e.own {
-                    stack.push(sorter.sets[e.role as usize].iter());
-                } else if let Some(fw) = self.offer(sorter, a, e.role, None) {
-                    touched.push((e.role, fw));
-                    if self.exhausted(a) {
-                        break;
-                    }
-                }
-            }
-            for (r, fw) in touched {
+            touched.clear();
+            let s: &Sorter = sorter;
+            self.walk(s, &s.root, a, &mut touched);
+            for &(r, fw) in &touched {
                 sorter.reposition(self.state, r, fw);
             }
         }
+    }
+
+    /// Offers the agent to the roles under `set`, depth first, recording
+    /// (role, framework) of each offer; false once the agent is exhausted.
+    fn walk(
+        &mut self,
+        sorter: &Sorter,
+        set: &BTreeSet<Entry>,
+        a: u32,
+        touched: &mut Vec<(u32, u32)>,
+    ) -> bool {
+        for e in set {
+            if !self.worth_entering(a, e.role) {
+                continue;
+            }
+            if !e.own {
+                if !self.walk(sorter, &sorter.sets[e.role as usize], a, touched) {
+                    return false;
+                }
+            } else if let Some(fw) = self.offer(sorter, a, e.role, None) {
+                touched.push((e.role, fw));
+                if self.exhausted(a) {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Whether nothing offerable is left on the agent: nothing free, or not
@@ -211,50 +180,6 @@ impl Cycle<'_> {
             .any(|e| e.role == UNRESERVED || related(&e.role, name))
     }
 
-    /// What the role still lacks to reach its guarantee and those of its
-    /// ancestors (per kind, the least of them; zero where none is set).
-    fn gap(&self, role: u32) -> Q {
-        let mut gap = [UNBOUNDED; 4];
-        for node in self.state.chain(role) {
-            let consumed = node.consumed();
-            for (k, gap) in gap.iter_mut().enumerate() {
-                if node.guarantee.0[k] > 0 {
-                    *gap = (*gap).min((node.guarantee.0[k] - consumed.0[k]).max(0));
-                }
-            }
-        }
-        Q(gap.map(|g| if g == UNBOUNDED { 0 } else { g }))
-    }
-
-    /// How much more the role may consume within its and its ancestors'
-    /// limits.
-    fn limit_room(&self, role: u32) -> Cap {
-        let mut room = [UNBOUNDED; 4];
-        for node in self.state.chain(role).filter(|n| n.has_limit()) {
-            let consumed = node.consumed();
-            for (k, room) in room.iter_mut().enumerate() {
-                if node.limit[k] != UNBOUNDED {
-                    *room = (*room).min((node.limit[k] - consumed.0[k]).max(0));
-                }
-            }
-        }
-        room
-    }
-
-    /// Unreserved resources that may go beyond guarantees without eating
-    /// into the headroom.
-    fn surplus(&self) -> Cap {
-        let mut cap = [UNBOUNDED; 4];
-        if let Some(h) = &self.headroom {
-            for (k, cap) in cap.iter_mut().enumerate() {
-                if h.required.0[k] > 0 {
-                    *cap = (h.available.0[k] - h.required.0[k]).max(0);
-                }
-            }
-        }
-        cap
-    }
-
     /// Offers the agent's chunk for `role` to the first framework of the
     /// role that may have it; returns that framework. `gap` is stage 1's
     /// guarantee gap.
@@ -266,15 +191,19 @@ impl Cycle<'_> {
         if !self.plan(a, role, gap) {
             return None;
         }
+        let everything = self.takes_everything(a);
         let mut chunk: Option<Resources> = None;
         for e in &sorter.frameworks[role as usize] {
             let f = self.state.fw(e.fw);
             if has_gpus && !f.gpu {
                 continue;
             }
-            if f.filters > 0 {
-                let chunk = chunk.get_or_insert_with(|| self.materialize(a));
-                if self.state.is_filtered(e.fw, a, role, chunk, self.now) {
+            if f.filters > 0 && self.state.filters.contains_key(&(e.fw, a)) {
+                let offered = match everything {
+                    true => &self.state.agent(a).free,
+                    false => chunk.get_or_insert_with(|| self.materialize(a)),
+                };
+                if self.state.is_filtered(e.fw, a, role, offered, self.now) {
                     continue;
                 }
             }
@@ -284,11 +213,20 @@ impl Cycle<'_> {
         None
     }
 
+    /// Whether the planned chunk is all the agent's free resources.
+    fn takes_everything(&self, a: u32) -> bool {
+        self.state.agent(a).free.0.len() == self.plan.len()
+            && self.plan.iter().all(|t| *t == Take::Whole)
+    }
+
     /// Decides, per free entry of the agent, how much the role's chunk
     /// takes; false if the chunk is not worth offering.
     fn plan(&mut self, a: u32, role: u32, gap: Option<Q>) -> bool {
-        let mut room = self.limit_room(role);
-        let mut surplus = self.surplus();
+        let mut room = quota::limit_room(self.state, role);
+        let mut surplus = self
+            .headroom
+            .as_ref()
+            .map_or([UNBOUNDED; 4], Headroom::surplus);
         let mut lack = gap.unwrap_or(Q::ZERO).0;
         let mut guaranteed = false;
         let name = &*self.state.roles[role as usize].name;
@@ -348,9 +286,7 @@ impl Cycle<'_> {
 
     /// Hands the planned chunk to `fw` in `role`.
     fn commit(&mut self, a: u32, role: u32, fw: u32, chunk: Option<Resources>) {
-        let free_len = self.state.agent(a).free.0.len();
-        let everything = free_len == self.plan.len() && self.plan.iter().all(|t| *t == Take::Whole);
-        let chunk = if everything {
+        let chunk = if self.takes_everything(a) {
             std::mem::take(&mut self.state.agent_mut(a).free)
         } else {
             let chunk = chunk.unwrap_or_else(|| self.materialize(a));
@@ -372,8 +308,7 @@ impl Cycle<'_> {
         };
         self.state.hold(fw, a, role, &chunk);
         if let Some(h) = &mut self.headroom {
-            h.available.sub_sat(&Q::split(&chunk).1);
-            h.required = required(self.state, &h.outermost);
+            h.taken(self.state, &Q::split(&chunk).1);
         }
         let key = (a, fw, role);
         if let Some(&at) = self.merged.get(&key) {

@@ -130,7 +130,7 @@ impl Allocator for DrfAllocator {
         let Some((fw, a, role)) = self.held_ids(framework_id, agent_id, role) else {
             return;
         };
-        let released = self.state.release(fw, a, role, from);
+        let released = self.state.release(fw, a, role, from, true);
         let mut total = self.state.agent(a).total.clone();
         take_up_to(&mut total, &released);
         total.add(to);
@@ -202,8 +202,11 @@ impl Allocator for DrfAllocator {
         let Some((fw, a, role)) = self.held_ids(framework_id, agent_id, role) else {
             return;
         };
-        let released = self.state.release(fw, a, role, resources);
-        let Some(seconds) = refuse_seconds.filter(|s| *s > 0.0) else {
+        let seconds = refuse_seconds.filter(|s| *s > 0.0);
+        let released = self
+            .state
+            .release(fw, a, role, resources, seconds.is_some());
+        let Some(seconds) = seconds else {
             return;
         };
         if !released.is_empty() && self.state.fw(fw).registered {

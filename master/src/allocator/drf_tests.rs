@@ -312,3 +312,44 @@ fn the_policy_is_pluggable_by_name() {
     assert_eq!(super::create("drf").map(|a| a.name()), Some("drf"));
     assert!(super::create("random").is_none());
 }
+
+#[test]
+fn a_filter_covers_only_what_was_declined() {
+    let mut a = cluster(1, "cpus:4;mem:4096");
+    a.add_framework(framework("f1", &["web"]), 0.0);
+    let out = cycle(&mut a, 0.0);
+    // Launch on half, decline the other half for 60 s.
+    a.recover(
+        "f1",
+        "a000",
+        "web",
+        &res("cpus:2;mem:2048"),
+        Some(60.0),
+        0.0,
+    );
+    assert_eq!(cycle(&mut a, 1.0), []);
+    // Another filter expiring sooner does not end the first one early.
+    a.add_agent("a001", res("cpus:1;mem:128"), &[]);
+    let other = cycle(&mut a, 1.0);
+    recover_all_with(&mut a, &other, Some(1.0), 1.0);
+    assert_eq!(cycle(&mut a, 2.5).len(), 1, "the 1 s filter ended");
+    assert_eq!(a.allocate(2.5), []);
+    // The task ends: more than was declined is free, so f1 is offered it.
+    a.recover("f1", "a000", "web", &out[0].resources, None, 3.0);
+    let out = cycle(&mut a, 3.0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].resources, res("cpus:4;mem:4096"));
+}
+
+fn recover_all_with(a: &mut DrfAllocator, out: &[Allocation], refuse: Option<f64>, now: f64) {
+    for o in out {
+        a.recover(
+            &o.framework_id,
+            &o.agent_id,
+            &o.role,
+            &o.resources,
+            refuse,
+            now,
+        );
+    }
+}

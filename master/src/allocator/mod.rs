@@ -8,19 +8,22 @@
 //! seconds (`now`), so tests are exact.
 //!
 //! The policy sits behind the [`Allocator`] trait; [`DrfAllocator`] is the
-//! default, Mesos' hierarchical DRF (see `drf.rs` for the algorithm and
-//! `docs/design` for how it is kept fast). [`conformance::run_all`] is the
-//! suite every policy must pass.
+//! default, Mesos' hierarchical DRF (`drf.rs`; `cycle.rs` has the
+//! algorithm, `sorter.rs` how the DRF order is kept without re-sorting).
+//! [`conformance::run_all`] is the suite every policy must pass;
+//! `benches/allocator.rs` measures a cycle at up to 50k agents.
 //!
 //! Files: `quantity.rs` (the four shared scalar kinds in fixed point),
 //! `state.rs` and `accounting.rs` (what is where), `sorter.rs` (the DRF
-//! order), `cycle.rs` (one allocation cycle), `drf.rs` (the trait impl).
+//! order), `quota.rs` (guarantees, limits, headroom), `cycle.rs` (one
+//! allocation cycle), `drf.rs` (the trait impl).
 
 mod accounting;
 pub mod conformance;
 mod cycle;
 mod drf;
 mod quantity;
+mod quota;
 mod sorter;
 mod state;
 

@@ -116,6 +116,8 @@ pub(super) struct State {
     free_agent_slots: Vec<u32>,
     /// By (framework, agent).
     pub filters: HashMap<(u32, u32), Vec<Filter>>,
+    /// No filter expires before this (a lower bound).
+    pub next_expiry: f64,
     /// The cluster's total, which shares are fractions of.
     pub total: Q,
 }

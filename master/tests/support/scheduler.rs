@@ -55,14 +55,20 @@ fn pump(mut reader: BufReader<TcpStream>, tx: mpsc::Sender<Json>) {
 impl Scheduler {
     /// SUBSCRIBE with `framework_info`; panics unless SUBSCRIBED arrives.
     pub fn subscribe(port: u16, framework_info: Json) -> Scheduler {
-        Self::subscribe_with(port, json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info}}))
+        Self::subscribe_with(
+            port,
+            json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info}}),
+        )
     }
 
     pub fn subscribe_with(port: u16, call: Json) -> Scheduler {
         let mut s = Self::open(port, call);
         let first = s.next(Duration::from_secs(10)).expect("first event");
         assert_eq!(first["type"], "SUBSCRIBED", "{first}");
-        s.framework_id = first["subscribed"]["framework_id"]["value"].as_str().unwrap().to_string();
+        s.framework_id = first["subscribed"]["framework_id"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
         s
     }
 
@@ -102,7 +108,14 @@ impl Scheduler {
         assert_eq!(content_type, "application/json");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || pump(reader, tx));
-        Scheduler { port, framework_id: String::new(), stream_id, events: rx, backlog: Vec::new(), conn: Some(conn) }
+        Scheduler {
+            port,
+            framework_id: String::new(),
+            stream_id,
+            events: rx,
+            backlog: Vec::new(),
+            conn: Some(conn),
+        }
     }
 
     pub fn next(&mut self, within: Duration) -> Option<Json> {
@@ -124,7 +137,10 @@ impl Scheduler {
                 Ok(e) if e["type"] == kind => return e,
                 Ok(e) if e["type"] == "HEARTBEAT" => {}
                 Ok(e) => self.backlog.push(e),
-                Err(_) => panic!("no {kind} event within {within:?}; backlog: {:?}", self.backlog),
+                Err(_) => panic!(
+                    "no {kind} event within {within:?}; backlog: {:?}",
+                    self.backlog
+                ),
             }
         }
     }
@@ -153,7 +169,10 @@ impl Scheduler {
             self.port,
             "POST",
             "/api/v1/scheduler",
-            &[("Content-Type", "application/json"), ("Mesos-Stream-Id", &self.stream_id)],
+            &[
+                ("Content-Type", "application/json"),
+                ("Mesos-Stream-Id", &self.stream_id),
+            ],
             call.to_string().as_bytes(),
         )
         .unwrap()
