@@ -162,7 +162,7 @@ pub enum Command {
 }
 
 /// What applying a command did, for the I/O shell to act on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Applied {
     Bootstrapped,
     AgentAdmitted {
@@ -200,7 +200,7 @@ pub enum Applied {
     Unchanged,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Serialize, Deserialize)]
 pub enum RegistryError {
     #[error("registry is already bootstrapped with master id {0}")]
     AlreadyBootstrapped(String),
@@ -220,7 +220,8 @@ pub enum RegistryError {
     InvalidRequest(String),
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Serializable as a whole: it is the Raft state machine's snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
     master_id: Option<String>,
     next_agent_seq: u64,
