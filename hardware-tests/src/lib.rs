@@ -12,8 +12,10 @@
 //! - [`lab`]: host master, bundle HTTP server, guest specs.
 //! - [`api`]: the master's HTTP API.
 //! - [`check`]: shape versus inventory.
+//! - [`bench`]: boot time against a bare busybox initramfs.
 
 pub mod api;
+pub mod bench;
 pub mod check;
 pub mod lab;
 pub mod qemu;

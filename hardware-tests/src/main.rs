@@ -41,6 +41,15 @@ enum Cmd {
         #[arg(long, default_value = "180s", value_parser = humantime_secs)]
         timeout: Duration,
     },
+    /// Boot time under TCG: the bundle (kernel start -> agent registered)
+    /// against a bare busybox initramfs (kernel start -> userspace), side by
+    /// side, RUNS times each.
+    Bench {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Check a real machine: find the agent with address or host name NODE
     /// at MASTER and compare its inventory with SHAPE.
     Check {
@@ -70,6 +79,7 @@ fn main() -> Result<()> {
             keep,
             timeout,
         } => boot(shape, pxe, &append, dir, keep, timeout),
+        Cmd::Bench { runs, dir } => bench(runs, dir),
         Cmd::Check {
             master,
             node,
@@ -138,6 +148,43 @@ fn boot(
     if !mismatches.is_empty() {
         bail!("{} mismatches", mismatches.len());
     }
+    Ok(())
+}
+
+fn bench(runs: usize, dir: Option<PathBuf>) -> Result<()> {
+    use keel_hardware_tests::bench::{floor_initramfs, median, run_once};
+    let dir = dir.unwrap_or_else(|| workspace_root().join("target/keel-vm-bench"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let lab = Lab::start(&dir, &bundle_dir())?;
+    let floor = floor_initramfs(&dir, 19)?;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let initramfs = lab.bundle.join(keel_initramfs::INITRAMFS);
+    println!(
+        "initramfs: keel {:.1} MiB, busybox floor {:.1} MiB (zstd -19); kernel {:.1} MiB",
+        size(&initramfs) as f64 / 1048576.0,
+        size(&floor) as f64 / 1048576.0,
+        size(&lab.bundle.join(keel_initramfs::VMLINUZ)) as f64 / 1048576.0
+    );
+    println!("| run | floor: kernel -> userspace | keel: kernel -> init | keel: kernel -> registered | ratio | floor / keel from QEMU start |");
+    println!("|---|---|---|---|---|---|");
+    let mut all = Vec::new();
+    for i in 1..=runs {
+        let r = run_once(&lab, &floor)?;
+        println!(
+            "| {i} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} s / {:.2} s |",
+            r.floor, r.keel_init, r.keel, r.ratio(), r.floor_wall, r.keel_wall
+        );
+        all.push(r);
+    }
+    let m = |f: fn(&keel_hardware_tests::bench::Run) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+    println!(
+        "median: floor {:.2} s, keel registered {:.2} s, ratio {:.2} (from QEMU start: {:.2} s vs {:.2} s)",
+        m(|r| r.floor),
+        m(|r| r.keel),
+        m(|r| r.ratio()),
+        m(|r| r.floor_wall),
+        m(|r| r.keel_wall)
+    );
     Ok(())
 }
 

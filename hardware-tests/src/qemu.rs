@@ -294,7 +294,7 @@ impl Guest {
                     log: self.spec.console_log(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

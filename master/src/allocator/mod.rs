@@ -153,7 +153,8 @@ pub trait Allocator: Send {
 
     /// Resources come back (declined or unused offer, terminal task). With a
     /// filter the same framework is not offered these resources (or less) on
-    /// that agent in that role before `now + refuse_seconds`.
+    /// that agent in that role before `now + refuse_seconds` (`None`, zero or
+    /// negative: no filter; at most a year, as in Mesos).
     fn recover(
         &mut self,
         framework_id: &str,
@@ -177,8 +178,9 @@ pub trait Allocator: Send {
     /// Sets (`Some`) or removes (`None`) a role's quota.
     fn set_quota(&mut self, role: &str, quota: Option<Quota>) -> Result<(), AllocatorError>;
 
-    /// One allocation cycle: hands out what is free. Offered resources count
-    /// as allocated until recovered.
+    /// One allocation cycle: hands out what is free, at most one allocation
+    /// per (framework, agent, role), in a deterministic order. Offered
+    /// resources count as allocated until recovered.
     fn allocate(&mut self, now: f64) -> Vec<Allocation>;
 
     /// Every known role with anything to report, sorted by name.
