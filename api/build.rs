@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc);
     tonic_prost_build::configure().compile_with_config(
         config,
-        &["proto/keel/v1/cluster.proto"],
+        &["proto/keel/v1/cluster.proto", "proto/keel/v1/raft.proto"],
         &["proto"],
     )?;
     Ok(())

@@ -19,6 +19,12 @@ pub mod pb {
     tonic::include_proto!("keel.v1");
 }
 
+/// Generated code for `proto/keel/v1/raft.proto`: Raft between masters.
+#[allow(clippy::all, missing_docs)]
+pub mod raft_pb {
+    tonic::include_proto!("keel.raft.v1");
+}
+
 /// Keel's own version (the crate version).
 pub const KEEL_VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -222,6 +222,18 @@ mod tests {
             .unwrap();
         let entries = keel_initramfs::cpio::read(&out.stdout).unwrap();
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["bin", "bin/busybox", "bin/sh", "dev", "dev/console", "init", "proc", "sys"]);
+        assert_eq!(
+            names,
+            [
+                "bin",
+                "bin/busybox",
+                "bin/sh",
+                "dev",
+                "dev/console",
+                "init",
+                "proc",
+                "sys"
+            ]
+        );
     }
 }

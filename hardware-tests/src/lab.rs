@@ -140,8 +140,12 @@ impl Drop for HostMaster {
 /// Serves the bundle's files over HTTP on the loopback.
 pub struct BundleServer {
     pub addr: SocketAddr,
+    /// The files served, in order (proof that a guest really PXE-booted).
+    pub served: Served,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
+
+pub type Served = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 impl BundleServer {
     pub fn start(rt: &Runtime, dir: &Path) -> Result<Self, LabError> {
@@ -158,9 +162,10 @@ impl BundleServer {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .map_err(io(Path::new("127.0.0.1:0")))?;
         let addr = listener.local_addr().map_err(io(dir))?;
+        let served = Served::default();
         let app = axum::Router::new()
             .route("/{file}", axum::routing::get(serve))
-            .with_state(dir.to_path_buf());
+            .with_state((dir.to_path_buf(), served.clone()));
         let (tx, rx) = tokio::sync::oneshot::channel();
         rt.spawn(async move {
             let _ = axum::serve(listener, app)
@@ -171,6 +176,7 @@ impl BundleServer {
         });
         Ok(BundleServer {
             addr,
+            served,
             stop: Some(tx),
         })
     }
@@ -186,7 +192,7 @@ impl Drop for BundleServer {
 
 /// Only the bundle's own files, by plain name.
 async fn serve(
-    State(dir): State<PathBuf>,
+    State((dir, served)): State<(PathBuf, Served)>,
     UrlPath(file): UrlPath<String>,
 ) -> Result<Vec<u8>, StatusCode> {
     let allowed = [
@@ -197,9 +203,13 @@ async fn serve(
     if !allowed.contains(&file.as_str()) {
         return Err(StatusCode::NOT_FOUND);
     }
-    tokio::fs::read(dir.join(&file))
+    let data = tokio::fs::read(dir.join(&file))
         .await
-        .map_err(|_| StatusCode::NOT_FOUND)
+        .map_err(|_| StatusCode::NOT_FOUND)?;
+    if let Ok(mut s) = served.lock() {
+        s.push(file);
+    }
+    Ok(data)
 }
 
 /// A host master, a bundle server and the guests' directories.
@@ -230,6 +240,14 @@ impl Lab {
             api,
             server: None,
         })
+    }
+
+    /// The bundle files served over HTTP so far.
+    pub fn served(&self) -> Vec<String> {
+        self.server
+            .as_ref()
+            .and_then(|s| s.served.lock().ok().map(|v| v.clone()))
+            .unwrap_or_default()
     }
 
     /// The kernel command line the interface promises to work with.

@@ -165,18 +165,27 @@ fn bench(runs: usize, dir: Option<PathBuf>) -> Result<()> {
         size(&floor) as f64 / 1048576.0,
         size(&lab.bundle.join(keel_initramfs::VMLINUZ)) as f64 / 1048576.0
     );
-    println!("| run | floor: kernel -> userspace | keel: kernel -> init | keel: kernel -> registered | ratio | floor / keel from QEMU start |");
+    println!(
+        "| run | floor: kernel -> userspace | keel: kernel -> init | keel: kernel -> registered | ratio | floor / keel from QEMU start |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut all = Vec::new();
     for i in 1..=runs {
         let r = run_once(&lab, &floor)?;
         println!(
             "| {i} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} s / {:.2} s |",
-            r.floor, r.keel_init, r.keel, r.ratio(), r.floor_wall, r.keel_wall
+            r.floor,
+            r.keel_init,
+            r.keel,
+            r.ratio(),
+            r.floor_wall,
+            r.keel_wall
         );
         all.push(r);
     }
-    let m = |f: fn(&keel_hardware_tests::bench::Run) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+    let m = |f: fn(&keel_hardware_tests::bench::Run) -> f64| {
+        median(&all.iter().map(f).collect::<Vec<_>>())
+    };
     println!(
         "median: floor {:.2} s, keel registered {:.2} s, ratio {:.2} (from QEMU start: {:.2} s vs {:.2} s)",
         m(|r| r.floor),
@@ -188,7 +197,7 @@ fn bench(runs: usize, dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn check(master: &str, node: &str, shape: &PathBuf) -> Result<()> {
+fn check(master: &str, node: &str, shape: &std::path::Path) -> Result<()> {
     let shape = Shape::load(shape)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -93,6 +93,12 @@ fn pxe_guest_matches_its_shape_and_keeps_its_id_across_a_reboot() {
         .collect();
     assert!(mismatches.is_empty(), "{mismatches:#?}\n{inv:#?}");
     assert_eq!(agent.hostname, "keel-5254004b0101");
+    // iPXE fetched the script and the bundle over HTTP from the host.
+    assert_eq!(
+        lab.served(),
+        ["boot.ipxe", "vmlinuz", "initramfs.img"],
+        "PXE requests"
+    );
 
     // A clean reboot (Ctrl-Alt-Del -> SIGINT to init), PXE again, same disk.
     g.ctrl_alt_del().unwrap();

@@ -32,14 +32,6 @@ use crate::workdisk::{self, Outcome};
 
 const SYS: &str = "/sys";
 
-/// Seconds since the kernel started, from /proc/uptime.
-pub fn uptime() -> f64 {
-    fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 pub fn read_cmdline() -> Parsed {
     match fs::read_to_string("/proc/cmdline") {
         Ok(text) => cmdline::parse(&text),
@@ -70,10 +62,9 @@ pub async fn run() -> ! {
         .to_string_lossy()
         .into_owned();
     tracing::info!(
-        "keel-init {} on Linux {release}, role {} (T+{:.2}s)",
+        "keel-init {} on Linux {release}, role {}",
         env!("CARGO_PKG_VERSION"),
         parsed.config.role.as_str(),
-        uptime()
     );
     // Ctrl-Alt-Del becomes SIGINT to init: a clean reboot.
     if let Err(e) = rustix::system::reboot(RebootCommand::CadOff) {
@@ -208,7 +199,7 @@ fn load_modules(parsed: &Parsed) {
         Duration::from_secs(10),
     );
     tracing::info!(
-        "loaded {} modules at boot ({}) and {} for the hardware ({}){} (T+{:.2}s)",
+        "loaded {} modules at boot ({}) and {} for the hardware ({}){}",
         loaded.len(),
         loaded.join(" "),
         hw.len(),
@@ -218,7 +209,6 @@ fn load_modules(parsed: &Parsed) {
         } else {
             "; devices still appearing after 10s"
         },
-        uptime()
     );
     let missing =
         fs::read_to_string(Path::new("/").join(modules::MISSING_ALIASES)).unwrap_or_default();
@@ -288,7 +278,7 @@ async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
     let bound_at = Instant::now();
     configure(&net, &link, &lease).await?;
     tracing::info!(
-        "{} is {}/{} (router {}, dns {}) from dhcp server {} (T+{:.2}s)",
+        "{} is {}/{} (router {}, dns {}) from dhcp server {}",
         link.name,
         lease.address,
         lease.prefix_len,
@@ -302,7 +292,6 @@ async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
             .collect::<Vec<_>>()
             .join(","),
         lease.server,
-        uptime()
     );
     Ok((link, lease, bound_at, sock, client))
 }

@@ -36,10 +36,10 @@ pub fn parse_ldd(text: &str) -> Vec<Result<PathBuf, String>> {
             {
                 out.push(Ok(PathBuf::from(path)));
             }
-        } else if line.starts_with('/') {
-            if let Some(path) = line.split_whitespace().next() {
-                out.push(Ok(PathBuf::from(path)));
-            }
+        } else if line.starts_with('/')
+            && let Some(path) = line.split_whitespace().next()
+        {
+            out.push(Ok(PathBuf::from(path)));
         }
     }
     out

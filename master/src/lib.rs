@@ -11,6 +11,7 @@ pub mod allocator;
 pub mod core;
 pub mod grpc;
 pub mod http;
+pub mod raft;
 pub mod registry;
 pub mod scheduler;
 mod serde_mesos;

@@ -2,12 +2,14 @@
 //!
 //! - `test`: everything CI checks (fmt, clippy, build, the whole test suite);
 //! - `dev`: builds and runs a local cluster (one master, one agent);
-//! - `bench`: prints registration latency and memory figures.
+//! - `bench`: prints registration latency and memory figures;
+//! - `pxe`, `vm`, `vm-test`, `vm-bench`: the appliance's PXE bundle and QEMU guests.
 
 mod bench;
 mod cluster;
 mod launch_bench;
 mod pxe;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +31,9 @@ enum Cmd {
         /// Skip fmt and clippy.
         #[arg(long)]
         no_lint: bool,
+        /// Skip the QEMU hardware tests (cargo xtask vm-test runs them alone).
+        #[arg(long)]
+        no_vm: bool,
     },
     /// Build (release) and run a local cluster: master on 127.0.0.1:5050, one agent.
     Dev {
@@ -50,6 +55,16 @@ enum Cmd {
     },
     /// Build the PXE bundle: target/pxe/{vmlinuz,initramfs.img,boot.ipxe}.
     Pxe(pxe::PxeArgs),
+    /// Boot a QEMU guest of a shape from the PXE bundle against a master on
+    /// this machine, and check its inventory.
+    Vm(vm::VmArgs),
+    /// The QEMU hardware tests (part of `test`).
+    VmTest,
+    /// Boot time under TCG: the bundle against a bare busybox initramfs.
+    VmBench {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 pub fn root() -> PathBuf {
@@ -96,7 +111,10 @@ fn require_tools(tools: &[(&str, &str)]) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Test { no_lint } => {
+        Cmd::Test { no_lint, no_vm } => {
+            if !no_vm {
+                vm::require_vm_tools()?;
+            }
             require_tools(&[
                 ("ip", "iproute2"),
                 ("lsblk", "util-linux"),
@@ -114,7 +132,11 @@ fn main() -> Result<()> {
                 ])?;
             }
             cargo(&["build", "--workspace", "--bins"])?;
-            cargo(&["test", "--workspace"])
+            cargo(&["test", "--workspace"])?;
+            if no_vm {
+                return Ok(());
+            }
+            vm::vm_test()
         }
         Cmd::Dev {
             port,
@@ -123,5 +145,8 @@ fn main() -> Result<()> {
         } => cluster::dev(port, agent_port, fresh),
         Cmd::Bench { runs, launches } => bench::run(runs, launches),
         Cmd::Pxe(args) => pxe::run(&args),
+        Cmd::Vm(args) => vm::vm(&args),
+        Cmd::VmTest => vm::vm_test(),
+        Cmd::VmBench { runs } => vm::vm_bench(runs),
     }
 }

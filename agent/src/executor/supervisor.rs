@@ -3,14 +3,19 @@
 //! (grace periods) on a channel:
 //!
 //! ```text
-//!  prestart hooks --fail--> Failed
-//!       | kill already asked --> KilledBeforeStart
-//!     spawn --fail--> Failed
-//!       v
-//!    Running --exit--------------------------------> reap group, poststop, Exited{killed: false}
-//!       | kill(grace): SIGTERM group --exit---------> reap group, poststop, Exited{killed: true}
-//!       +-- grace over: SIGKILL group --exit-------> (same)
+//!  Launch: prestart hooks --fail--> Failed
+//!            | kill already asked --> KilledBeforeStart
+//!          spawn --fail--> Failed
+//!            v
+//!  Adopt (after a restart) ----> Running --exit-----------------> reap group, poststop, Exited{killed: false}
+//!                                  | kill(grace): SIGTERM group --exit--> reap group, poststop, Exited{killed: true}
+//!                                  +-- grace over: SIGKILL group --exit-> (same)
+//!  Ended (while the agent was down) -----------------------------> poststop, Exited
 //! ```
+//!
+//! When the runtime goes away (the agent is stopping or was dropped in a
+//! test) the supervisor returns without touching the process: tasks outlive
+//! the agent and the next one adopts them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,43 +49,101 @@ pub enum Event {
     },
 }
 
-pub struct Supervisor<L> {
+/// Where the supervisor picks the task up.
+pub enum Start<P> {
+    /// A new task: run the prestart hooks and spawn it.
+    Launch(LaunchSpec),
+    /// A task still running after an agent restart.
+    Adopt(P),
+    /// A task that ended while the agent was down (`Err`: how is unknown).
+    Ended(Result<ExitStatus, String>),
+}
+
+pub struct Supervisor<L: ProcessLauncher> {
     pub launcher: Arc<L>,
     pub hooks: Arc<[Arc<dyn TaskHook>]>,
     pub key: TaskKey,
     pub ctx: TaskContext,
-    pub spec: LaunchSpec,
+    pub start: Start<L::Process>,
+    /// The task was asked to die before the agent restarted.
+    pub killed: bool,
     pub events: mpsc::UnboundedSender<Event>,
 }
 
 impl<L: ProcessLauncher> Supervisor<L> {
-    pub async fn run(mut self, mut kills: mpsc::UnboundedReceiver<Duration>) {
+    pub async fn run(self, mut kills: mpsc::UnboundedReceiver<Duration>) {
+        let events = self.events.clone();
+        tokio::select! {
+            () = self.supervise(&mut kills) => {}
+            () = events.closed() => {}
+        }
+    }
+
+    async fn supervise(mut self, kills: &mut mpsc::UnboundedReceiver<Duration>) {
         let key = self.key.clone();
-        if let Err(message) = hooks::run_prestart(&self.hooks, &self.ctx, &mut self.spec) {
+        let start = std::mem::replace(&mut self.start, Start::Ended(Err(String::new())));
+        let process = match start {
+            Start::Launch(mut spec) => {
+                match self.launch(&mut spec, kills).await {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+            Start::Adopt(p) => {
+                let _ = self.events.send(Event::Running {
+                    key: key.clone(),
+                    pid: p.pid(),
+                });
+                p
+            }
+            Start::Ended(status) => {
+                hooks::run_poststop(&self.hooks, &self.ctx);
+                let killed = self.killed;
+                let _ = self.events.send(Event::Exited {
+                    key,
+                    status,
+                    killed,
+                });
+                return;
+            }
+        };
+        self.watch(process, kills).await;
+    }
+
+    async fn launch(
+        &self,
+        spec: &mut LaunchSpec,
+        kills: &mut mpsc::UnboundedReceiver<Duration>,
+    ) -> Option<L::Process> {
+        let key = self.key.clone();
+        if let Err(message) = hooks::run_prestart(&self.hooks, &self.ctx, spec) {
             let _ = self.events.send(Event::Failed { key, message });
-            return;
+            return None;
         }
         if kills.try_recv().is_ok() {
             hooks::run_poststop(&self.hooks, &self.ctx);
             let _ = self.events.send(Event::KilledBeforeStart { key });
-            return;
+            return None;
         }
-        let mut process = match self.launcher.spawn(&self.spec) {
-            Ok(p) => p,
+        match self.launcher.spawn(spec).await {
+            Ok(p) => {
+                let _ = self.events.send(Event::Running { key, pid: p.pid() });
+                Some(p)
+            }
             Err(e) => {
                 hooks::run_poststop(&self.hooks, &self.ctx);
                 let message = format!("Failed to launch command: {e}");
                 let _ = self.events.send(Event::Failed { key, message });
-                return;
+                None
             }
-        };
-        let pgid = process.pid();
-        let _ = self.events.send(Event::Running {
-            key: key.clone(),
-            pid: pgid,
-        });
+        }
+    }
 
-        let mut killed = false;
+    async fn watch(self, mut process: L::Process, kills: &mut mpsc::UnboundedReceiver<Duration>) {
+        let key = self.key.clone();
+        let pgid = process.pid();
+        let mut killed = self.killed;
+        let mut termed = false;
         let mut escalate_at: Option<Instant> = None;
         let mut kills_open = true;
         let status = loop {
@@ -95,7 +158,8 @@ impl<L: ProcessLauncher> Supervisor<L> {
                 grace = kills.recv(), if kills_open => match grace {
                     Some(grace) => {
                         let at = Instant::now() + grace;
-                        if !killed {
+                        if !termed {
+                            termed = true;
                             killed = true;
                             tracing::info!(task_id = %key.task_id, ?grace, "sending SIGTERM");
                             self.signal(pgid, Signal::Term);

@@ -12,6 +12,7 @@ use serde_json::{Value as Json, json};
 use super::frameworks::{FrameworkRuntime, send_event};
 use super::{Inner, Master, tasks, unix_now};
 use crate::registry::AgentRecord;
+use crate::registry::volumes::Volume;
 use crate::scheduler::events;
 
 pub(crate) struct OfferRecord {
@@ -20,7 +21,25 @@ pub(crate) struct OfferRecord {
     pub agent_id: String,
     pub role: String,
     pub resources: Resources,
+    /// Persistent volumes of `role` offered along (not allocator-managed).
+    pub volumes: Vec<Volume>,
     pub created: Instant,
+}
+
+/// The agent's volumes of `role` that no task uses and no offer holds.
+fn free_volumes(inner: &Inner, agent: &AgentRecord, role: &str) -> Vec<Volume> {
+    agent
+        .volumes
+        .iter()
+        .filter(|v| v.role == role)
+        .filter(|v| {
+            !inner.offers.values().any(|o| {
+                o.agent_id == agent.id && o.volumes.iter().any(|x| x.id == v.id && x.role == v.role)
+            })
+        })
+        .filter(|v| !tasks::volume_in_use(inner, &agent.id, &v.role, &v.id))
+        .cloned()
+        .collect()
 }
 
 /// Resources as a framework sees them: `allocation_info` on each, and the
@@ -69,7 +88,10 @@ fn offer_json(
             "address": { "hostname": agent.info.hostname, "ip": agent.info.ip, "port": agent.info.port },
             "path": "/slave(1)",
         },
-        "resources": resources_json(&offer.resources, Some(&offer.role), fw.refinement()),
+        "resources": resources_json(&offer.resources, Some(&offer.role), fw.refinement())
+            .into_iter()
+            .chain(offer.volumes.iter().map(|v| v.to_resource_json(Some(&offer.role), fw.refinement())))
+            .collect::<Vec<_>>(),
         "attributes": agent.info.attributes.to_v1_json(),
         "executor_ids": executor_ids.iter().map(|e| json!({ "value": e })).collect::<Vec<_>>(),
         "allocation_info": { "role": offer.role },
@@ -198,12 +220,14 @@ impl Master {
             };
             let id = format!("{master_id}-O{}", inner.next_offer_seq);
             inner.next_offer_seq += 1;
+            let volumes = free_volumes(&inner, &agent, &a.role);
             let offer = OfferRecord {
                 id: id.clone(),
                 framework_id: a.framework_id.clone(),
                 agent_id: a.agent_id.clone(),
                 role: a.role,
                 resources: a.resources,
+                volumes,
                 created: Instant::now(),
             };
             let executors = tasks::executor_ids_on(&inner, &a.framework_id, &a.agent_id);

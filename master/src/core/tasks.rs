@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use super::frameworks::send_event;
 use super::{Inner, Master, offers, propose, unix_now};
 use crate::registry::Command;
+use crate::registry::volumes::Volume;
 use crate::scheduler::call::Operation;
 use crate::scheduler::events;
 use crate::scheduler::validation::{inject_allocation_role, validate_task};
@@ -36,6 +37,8 @@ pub struct TaskRecord {
     pub statuses: Vec<TaskStatus>,
     /// The uuid of the last update forwarded and not yet acknowledged.
     pub pending_ack: Option<Vec<u8>>,
+    /// Persistent volumes the task uses, as (role, id).
+    pub volumes: Vec<(String, String)>,
 }
 
 /// A copy for the operator views.
@@ -118,6 +121,32 @@ fn transition(inner: &mut Inner, k: &(String, String), status: &TaskStatus) {
             .allocator
             .recover(&fw, &agent, &role, &res, None, unix_now());
     }
+}
+
+pub(super) fn volume_in_use(inner: &Inner, agent_id: &str, role: &str, id: &str) -> bool {
+    inner.tasks.live.values().any(|t| {
+        t.agent_id == agent_id
+            && !t.state.is_terminal()
+            && t.volumes.iter().any(|(r, i)| r == role && i == id)
+    })
+}
+
+/// Splits a task's resources into persistent volumes and the rest.
+fn split_volumes(task_json: &Json) -> (Vec<Result<Volume, String>>, Vec<Json>) {
+    let mut volumes = Vec::new();
+    let mut rest = Vec::new();
+    for r in task_json
+        .get("resources")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match Volume::from_resource_json(r) {
+            Some(v) => volumes.push(v),
+            None => rest.push(r.clone()),
+        }
+    }
+    (volumes, rest)
 }
 
 pub(super) fn used_on_agent(inner: &Inner, agent_id: &str) -> Vec<(String, String, Resources)> {
@@ -252,6 +281,7 @@ pub(super) fn agent_reregistered(inner: &mut Inner, agent_id: &str, reported: Ve
                         state,
                         statuses: latest.into_iter().collect(),
                         pending_ack: None,
+                        volumes: Vec::new(),
                     },
                 );
             }
@@ -364,34 +394,56 @@ impl Master {
         let agent_id = taken[0].agent_id.clone();
         let role = taken[0].role.clone();
         let mut remaining = Resources::default();
+        let mut volumes: Vec<Volume> = Vec::new();
         for o in &taken {
             remaining.add(&o.resources);
+            volumes.extend(o.volumes.iter().cloned());
         }
         for op in operations {
             match op {
                 Operation::Launch { task_infos } => {
-                    launch(
-                        &mut inner,
+                    let mut ctx = LaunchCtx {
                         framework_id,
-                        &agent_id,
-                        &role,
-                        &mut remaining,
-                        task_infos,
-                        None,
-                    );
+                        agent_id: &agent_id,
+                        role: &role,
+                        remaining: &mut remaining,
+                        volumes: &mut volumes,
+                    };
+                    launch(&mut inner, &mut ctx, task_infos, None);
                 }
                 Operation::LaunchGroup {
                     executor,
                     task_infos,
                 } => {
-                    launch(
+                    let mut ctx = LaunchCtx {
+                        framework_id,
+                        agent_id: &agent_id,
+                        role: &role,
+                        remaining: &mut remaining,
+                        volumes: &mut volumes,
+                    };
+                    launch(&mut inner, &mut ctx, task_infos, Some(executor));
+                }
+                Operation::Create { volumes: created } => {
+                    create_volumes(
                         &mut inner,
                         framework_id,
                         &agent_id,
                         &role,
                         &mut remaining,
-                        task_infos,
-                        Some(executor),
+                        &mut volumes,
+                        &created,
+                    );
+                }
+                Operation::Destroy { volumes: destroyed } => {
+                    destroy_volumes(
+                        &mut inner,
+                        framework_id,
+                        &agent_id,
+                        &role,
+                        &mut remaining,
+                        &mut volumes,
+                        &destroyed,
                     );
                 }
                 Operation::Reserve { resources } => {
@@ -416,9 +468,7 @@ impl Master {
                         false,
                     );
                 }
-                Operation::Create { .. }
-                | Operation::Destroy { .. }
-                | Operation::Unsupported { .. } => {
+                Operation::Unsupported { .. } => {
                     tracing::warn!(%framework_id, ?op, "offer operation not supported by Keel; dropped");
                 }
             }
@@ -625,20 +675,32 @@ impl Master {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A task that passed validation: its JSON, parsed info, resources, and
+/// the persistent volumes it uses as (role, id).
+type Accepted = (Json, TaskInfo, Resources, Vec<(String, String)>);
+
+/// What one ACCEPT's launches draw from.
+struct LaunchCtx<'a> {
+    framework_id: &'a str,
+    agent_id: &'a str,
+    role: &'a str,
+    remaining: &'a mut Resources,
+    /// Persistent volumes offered (or created) in this ACCEPT.
+    volumes: &'a mut Vec<Volume>,
+}
+
 fn launch(
     inner: &mut Inner,
-    framework_id: &str,
-    agent_id: &str,
-    role: &str,
-    remaining: &mut Resources,
+    ctx: &mut LaunchCtx<'_>,
     task_infos: Vec<Json>,
     group_executor: Option<Json>,
 ) {
+    let (framework_id, agent_id, role) = (ctx.framework_id, ctx.agent_id, ctx.role);
     let group = group_executor.is_some();
-    let mut accepted: Vec<(Json, TaskInfo, Resources)> = Vec::new();
+    let mut accepted: Vec<Accepted> = Vec::new();
     let mut errors: Vec<(String, String)> = Vec::new();
-    let mut budget = remaining.clone();
+    let mut budget = ctx.remaining.clone();
+    let mut claimed: Vec<(String, String)> = Vec::new();
     let executor_id = group_executor.as_ref().and_then(|e| {
         e.get("executor_id")?
             .get("value")?
@@ -675,11 +737,44 @@ fn launch(
                 continue;
             }
         };
+        let (vols, rest) = split_volumes(&tj);
+        let mut task_volumes = Vec::new();
+        let mut volume_error = None;
+        for v in vols {
+            match v {
+                Ok(v)
+                    if ctx.volumes.iter().any(|o| o.id == v.id && o.role == v.role)
+                        && !claimed.iter().any(|(r, i)| r == &v.role && i == &v.id) =>
+                {
+                    task_volumes.push((v.role, v.id))
+                }
+                Ok(v) => {
+                    volume_error = Some(format!(
+                        "Persistent volume {} is not in the offers or already in use",
+                        v.id
+                    ))
+                }
+                Err(e) => volume_error = Some(e),
+            }
+        }
+        if let Some(e) = volume_error {
+            errors.push((id, e));
+            continue;
+        }
+        let mut check = info.clone();
+        check.resources = rest;
+        if check.resources.is_empty() && !task_volumes.is_empty() {
+            errors.push((
+                id,
+                "Task uses no resources besides persistent volumes".into(),
+            ));
+            continue;
+        }
         let exists = |t: &str| {
             inner.tasks.live.contains_key(&key(framework_id, t))
                 || accepted.iter().any(|a| a.1.task_id.value == t)
         };
-        let res = match validate_task(&info, agent_id, exists, group) {
+        let res = match validate_task(&check, agent_id, exists, group) {
             Ok(r) => r,
             Err(e) => {
                 errors.push((id, e));
@@ -698,7 +793,8 @@ fn launch(
             continue;
         }
         budget = left;
-        accepted.push((tj, info, res));
+        claimed.extend(task_volumes.iter().cloned());
+        accepted.push((tj, info, res, task_volumes));
     }
     // A task group is all or nothing.
     if group && !errors.is_empty() {
@@ -707,7 +803,7 @@ fn launch(
             .map(|e| e.1.clone())
             .collect::<Vec<_>>()
             .join("; ");
-        for (tj, _, _) in &accepted {
+        for (tj, _, _, _) in &accepted {
             let id = tj["task_id"]["value"].as_str().unwrap_or("").to_string();
             errors.push((id, format!("Task group is invalid: {reason}")));
         }
@@ -727,14 +823,14 @@ fn launch(
     if accepted.is_empty() {
         return;
     }
-    *remaining = budget;
+    *ctx.remaining = budget;
     let framework_info_json = inner
         .registry
         .framework(framework_id)
         .map(|f| f.info.to_string())
         .unwrap_or_default();
     let mut task_jsons = Vec::new();
-    for (tj, info, res) in accepted {
+    for (tj, info, res, task_volumes) in accepted {
         let k = key(framework_id, &info.task_id.value);
         task_jsons.push(tj.to_string());
         inner.tasks.live.insert(
@@ -756,6 +852,7 @@ fn launch(
                 state: TaskState::TASK_STAGING,
                 statuses: Vec::new(),
                 pending_ack: None,
+                volumes: task_volumes,
             },
         );
     }
@@ -825,4 +922,109 @@ fn reserve(
         .allocator
         .update_allocation(framework_id, agent_id, role, &from, &to);
     *remaining = converted;
+}
+
+/// CREATE: reserved disk of the offer's role becomes persistent volumes,
+/// usable by LAUNCHes later in the same ACCEPT and offered back afterwards.
+fn create_volumes(
+    inner: &mut Inner,
+    framework_id: &str,
+    agent_id: &str,
+    role: &str,
+    remaining: &mut Resources,
+    offered: &mut Vec<Volume>,
+    specs: &[Json],
+) {
+    let mut created = Vec::new();
+    let mut disk = Resources::default();
+    for spec in specs {
+        match Volume::from_resource_json(spec) {
+            Some(Ok(v)) if v.role == role => {
+                disk.add(&v.disk());
+                created.push(v);
+            }
+            Some(Ok(v)) => {
+                tracing::info!(%framework_id, volume = %v.id, "CREATE on disk not reserved to the offer's role dropped");
+                return;
+            }
+            Some(Err(e)) => {
+                tracing::info!(%framework_id, error = %e, "CREATE with an invalid volume dropped");
+                return;
+            }
+            None => {
+                tracing::info!(%framework_id, "CREATE of a resource without disk.persistence dropped");
+                return;
+            }
+        }
+    }
+    let Some(left) = remaining.checked_sub(&disk) else {
+        tracing::info!(%framework_id, %disk, "CREATE needs reserved disk that is not in the offer");
+        return;
+    };
+    if let Err(e) = propose(
+        inner,
+        Command::CreateVolumes {
+            agent_id: agent_id.to_string(),
+            volumes: created.clone(),
+        },
+    ) {
+        tracing::info!(%framework_id, error = %e, "CREATE refused");
+        return;
+    }
+    inner
+        .allocator
+        .update_allocation(framework_id, agent_id, role, &disk, &Resources::default());
+    *remaining = left;
+    offered.extend(created);
+}
+
+/// DESTROY: offered, unused volumes go back to reserved disk.
+fn destroy_volumes(
+    inner: &mut Inner,
+    framework_id: &str,
+    agent_id: &str,
+    role: &str,
+    remaining: &mut Resources,
+    offered: &mut Vec<Volume>,
+    specs: &[Json],
+) {
+    let mut gone = Vec::new();
+    for spec in specs {
+        let Some(Ok(v)) = Volume::from_resource_json(spec) else {
+            tracing::info!(%framework_id, "DESTROY of something that is not a persistent volume dropped");
+            return;
+        };
+        let Some(known) = offered
+            .iter()
+            .find(|o| o.id == v.id && o.role == v.role)
+            .cloned()
+        else {
+            tracing::info!(%framework_id, volume = %v.id, "DESTROY of a volume that is not in the offers dropped");
+            return;
+        };
+        gone.push(known);
+    }
+    let ids: Vec<(String, String)> = gone
+        .iter()
+        .map(|v| (v.role.clone(), v.id.clone()))
+        .collect();
+    if let Err(e) = propose(
+        inner,
+        Command::DestroyVolumes {
+            agent_id: agent_id.to_string(),
+            volumes: ids,
+        },
+    ) {
+        tracing::info!(%framework_id, error = %e, "DESTROY refused");
+        return;
+    }
+    let mut disk = Resources::default();
+    for v in &gone {
+        disk.add(&v.disk());
+    }
+    inner
+        .allocator
+        .update_allocation(framework_id, agent_id, role, &Resources::default(), &disk);
+    remaining.add(&disk);
+    offered.retain(|o| !gone.iter().any(|g| g.id == o.id && g.role == o.role));
 }

@@ -66,6 +66,16 @@ pub fn agent_pid(a: &AgentRecord) -> String {
     format!("slave(1)@{}:{}", a.info.ip, a.info.port)
 }
 
+/// The agent's total as v1 JSON, persistent volumes included.
+fn total_with_volumes(a: &AgentRecord) -> Json {
+    let mut items = match a.total_resources().to_v1_json() {
+        Json::Array(items) => items,
+        _ => Vec::new(),
+    };
+    items.extend(a.volumes.iter().map(|v| v.to_resource_json(None, false)));
+    Json::Array(items)
+}
+
 /// `GET_AGENTS` entry.
 pub fn agent_v1(a: &AgentRecord) -> Json {
     let mut v = json!({
@@ -81,7 +91,7 @@ pub fn agent_v1(a: &AgentRecord) -> Json {
         "version": a.info.version,
         "pid": agent_pid(a),
         "registered_time": nanos(a.registered_time),
-        "total_resources": a.total_resources().to_v1_json(),
+        "total_resources": total_with_volumes(a),
         "allocated_resources": [],
         "offered_resources": [],
         "capabilities": [],

@@ -18,6 +18,7 @@
 
 mod frameworks;
 pub mod roles;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 
@@ -78,14 +79,20 @@ pub struct AgentRecord {
     /// Dynamic reservations made through RESERVE, kept across re-registrations.
     #[serde(with = "serde_mesos::resources", default)]
     pub dynamic_reservations: Resources,
+    /// Persistent volumes, carved out of reserved disk.
+    #[serde(default)]
+    pub volumes: Vec<volumes::Volume>,
 }
 
 impl AgentRecord {
     /// What the agent offers: its static resources with the dynamic
     /// reservations carved out of the unreserved part.
     pub fn total_resources(&self) -> Resources {
-        roles::apply_reservations(&self.info.resources, &self.dynamic_reservations)
-            .unwrap_or_else(|| self.info.resources.clone())
+        let total = roles::apply_reservations(&self.info.resources, &self.dynamic_reservations)
+            .unwrap_or_else(|| self.info.resources.clone());
+        self.volumes
+            .iter()
+            .fold(total, |t, v| t.checked_sub(&v.disk()).unwrap_or(t))
     }
 }
 
@@ -158,6 +165,15 @@ pub enum Command {
         agent_id: String,
         #[serde(with = "serde_mesos::resources")]
         resources: Resources,
+    },
+    CreateVolumes {
+        agent_id: String,
+        volumes: Vec<volumes::Volume>,
+    },
+    /// Volumes by (role, id).
+    DestroyVolumes {
+        agent_id: String,
+        volumes: Vec<(String, String)>,
     },
 }
 
@@ -289,6 +305,9 @@ impl Registry {
                 | Command::UnreserveResources { .. },
                 Some(_),
             ) => self.validate_roles(cmd),
+            (Command::CreateVolumes { .. } | Command::DestroyVolumes { .. }, Some(_)) => {
+                self.validate_volumes(cmd)
+            }
         }
     }
 
@@ -313,6 +332,7 @@ impl Registry {
                         reregistered_time: None,
                         unreachable_time: None,
                         dynamic_reservations: Resources::default(),
+                        volumes: Vec::new(),
                     },
                 );
                 Applied::AgentAdmitted { agent_id }
@@ -337,6 +357,7 @@ impl Registry {
                                 reregistered_time: Some(*at),
                                 unreachable_time: None,
                                 dynamic_reservations: Resources::default(),
+                                volumes: Vec::new(),
                             },
                         );
                     }
@@ -382,6 +403,9 @@ impl Registry {
             | Command::UpdateQuotas { .. }
             | Command::ReserveResources { .. }
             | Command::UnreserveResources { .. } => self.apply_roles(cmd),
+            Command::CreateVolumes { .. } | Command::DestroyVolumes { .. } => {
+                self.apply_volumes(cmd)
+            }
         })
     }
 

@@ -128,7 +128,10 @@ impl Registry {
                     .agents
                     .get(agent_id)
                     .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
-                if resources.is_empty() || !agent.dynamic_reservations.contains(resources) {
+                if resources.is_empty()
+                    || !agent.dynamic_reservations.contains(resources)
+                    || !agent.total_resources().contains(resources)
+                {
                     return bad(format!(
                         "agent {agent_id} has no dynamic reservation of {resources}"
                     ));

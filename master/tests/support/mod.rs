@@ -113,6 +113,10 @@ pub struct Master {
 
 impl Master {
     pub fn start(dir: &Path, port: u16, agent_timeout: &str) -> Master {
+        Self::start_with(dir, port, agent_timeout, &[])
+    }
+
+    pub fn start_with(dir: &Path, port: u16, agent_timeout: &str, extra: &[&str]) -> Master {
         let work_dir = dir.join("master");
         let proc = Proc::spawn(
             Command::new(bin("keel-master"))
@@ -124,7 +128,8 @@ impl Master {
                     agent_timeout,
                     "--heartbeat-interval",
                     "300ms",
-                ]),
+                ])
+                .args(extra),
             dir.join(format!("master-{}.log", fastrand_suffix())),
         );
         let m = Master {

@@ -33,6 +33,7 @@ fn pump(mut reader: BufReader<TcpStream>, tx: mpsc::Sender<Json>) {
             return;
         }
         let Ok(size) = usize::from_str_radix(size_line.trim(), 16) else {
+            eprintln!("event stream: bad chunk size line {size_line:?}");
             return;
         };
         if size == 0 {

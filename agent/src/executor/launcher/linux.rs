@@ -1,65 +1,212 @@
-//! The real launcher: tokio child processes in their own process group,
-//! signalled with `kill(-pgid, sig)` through rustix.
+//! The real launcher: one [`shim`](super::shim) per task (`keel-agent shim
+//! DIR`, found at `/proc/self/exe` in the agent), process groups signalled
+//! with `kill(-pgid, sig)`, and shims of an earlier agent found again by
+//! pid + start time and watched through a pidfd.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::fs::{self, File};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use rustix::io::Errno;
-use rustix::process::{Pid, kill_process_group};
+use rustix::process::{Pid, PidfdFlags, kill_process_group};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{ExitStatus, LaunchSpec, LauncherError, Process, ProcessLauncher, Signal};
+use super::shim::{EXIT_FILE, LAUNCH_FILE, LOG_FILE, PID_FILE, PidRecord, ShimEnd, ShimReport};
+use super::{Adopted, ExitStatus, LaunchSpec, LauncherError, Process, ProcessLauncher, Signal};
+use crate::isolation::procfs::ProcFs;
 
-/// Spawns tasks as direct children of the agent.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LinuxLauncher;
+/// How long a shim may take to report that its task runs.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a restarted agent waits for a live shim to record its task.
+const ADOPT_WAIT: Duration = Duration::from_secs(5);
 
-pub struct LinuxProcess {
-    pid: u32,
-    child: tokio::process::Child,
+#[derive(Debug, Clone)]
+pub struct LinuxLauncher {
+    /// A `keel-agent` binary: run as `<shim> shim DIR`.
+    shim: PathBuf,
+    proc: ProcFs,
 }
 
-fn open_output(path: &Path) -> Result<File, LauncherError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| LauncherError::Output {
-            path: path.to_path_buf(),
-            source,
-        })
+impl LinuxLauncher {
+    /// Shims are started as `<program> shim DIR`.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        LinuxLauncher {
+            shim: program.into(),
+            proc: ProcFs::default(),
+        }
+    }
+
+    /// The agent's own binary (kept reachable even if replaced on disk).
+    pub fn current_exe() -> Self {
+        Self::new("/proc/self/exe")
+    }
+}
+
+enum Waiter {
+    /// Started by this agent: its child.
+    Child(tokio::process::Child),
+    /// Started by an earlier agent: watched through a pidfd.
+    Pidfd(AsyncFd<OwnedFd>),
+}
+
+pub struct LinuxProcess {
+    task_pid: u32,
+    shim_pid: u32,
+    state_dir: PathBuf,
+    waiter: Waiter,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+fn shim_log(dir: &Path) -> String {
+    let text = fs::read_to_string(dir.join(LOG_FILE)).unwrap_or_default();
+    let text = text.trim();
+    let tail = text.len().saturating_sub(2000);
+    let tail = (tail..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[tail..].to_string()
+}
+
+fn end_status(end: ShimEnd) -> Result<ExitStatus, String> {
+    match end {
+        ShimEnd::Exited(code) => Ok(ExitStatus::Exited(code)),
+        ShimEnd::Signaled(sig) => Ok(ExitStatus::Signaled(sig)),
+        ShimEnd::LaunchFailed { message, .. } => Err(message),
+    }
+}
+
+impl LinuxLauncher {
+    fn shim_error(&self, reason: impl Into<String>) -> LauncherError {
+        LauncherError::Shim {
+            program: self.shim.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The shim's pidfd if the shim of `rec` still runs.
+    fn live_shim(&self, rec: &PidRecord) -> Option<OwnedFd> {
+        let pid = i32::try_from(rec.shim_pid).ok().and_then(Pid::from_raw)?;
+        // pidfd first: a pid recycled before this shows another start time.
+        let fd = rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
+        (self.proc.start_time(rec.shim_pid) == Some(rec.shim_start_time)).then_some(fd)
+    }
 }
 
 impl ProcessLauncher for LinuxLauncher {
     type Process = LinuxProcess;
 
-    fn spawn(&self, spec: &LaunchSpec) -> Result<LinuxProcess, LauncherError> {
-        let stdout = open_output(&spec.stdout)?;
-        let stderr = open_output(&spec.stderr)?;
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        if let Some((argv0, rest)) = spec.argv.split_first() {
-            cmd.arg0(argv0).args(rest);
-        }
-        cmd.env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
+    async fn spawn(&self, spec: &LaunchSpec) -> Result<LinuxProcess, LauncherError> {
+        let dir = &spec.state_dir;
+        let io_err = |what: &str, e: std::io::Error| self.shim_error(format!("{what}: {e}"));
+        fs::create_dir_all(dir).map_err(|e| io_err(&dir.display().to_string(), e))?;
+        let json = serde_json::to_vec(spec).map_err(|e| self.shim_error(e.to_string()))?;
+        fs::write(dir.join(LAUNCH_FILE), json).map_err(|e| io_err(LAUNCH_FILE, e))?;
+        let log = File::create(dir.join(LOG_FILE)).map_err(|e| io_err(LOG_FILE, e))?;
+        let mut child = tokio::process::Command::new(&self.shim)
+            .arg("shim")
+            .arg(dir)
+            .env_clear()
+            .current_dir("/")
             .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
+            .stdout(Stdio::piped())
+            .stderr(log)
             .process_group(0)
-            .kill_on_drop(false);
-        let spawn_err = |source| LauncherError::Spawn {
-            program: spec.program.clone(),
-            source,
-        };
-        let child = cmd.spawn().map_err(spawn_err)?;
-        let pid = child.id().ok_or_else(|| {
-            spawn_err(std::io::Error::other(
-                "child exited before its pid was read",
-            ))
-        })?;
-        Ok(LinuxProcess { pid, child })
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| io_err("spawn", e))?;
+        let shim_pid = child.id().unwrap_or_default();
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let mut reader = BufReader::new(stdout);
+            let read = tokio::time::timeout(REPORT_TIMEOUT, reader.read_line(&mut line)).await;
+            if read.is_err() {
+                let _ = child.start_kill();
+            }
+        }
+        match serde_json::from_str::<ShimReport>(line.trim()) {
+            Ok(ShimReport::Started { pid }) => Ok(LinuxProcess {
+                task_pid: pid,
+                shim_pid,
+                state_dir: dir.clone(),
+                waiter: Waiter::Child(child),
+            }),
+            Ok(ShimReport::Failed { message, .. }) => {
+                let _ = child.wait().await;
+                Err(LauncherError::Launch { message })
+            }
+            Err(_) => {
+                let status = child.wait().await;
+                Err(self.shim_error(format!(
+                    "it ended ({status:?}) without starting the task: {}",
+                    shim_log(dir)
+                )))
+            }
+        }
+    }
+
+    async fn adopt(&self, dir: &Path) -> Adopted<LinuxProcess> {
+        let deadline = tokio::time::Instant::now() + ADOPT_WAIT;
+        loop {
+            if let Some(end) = read_json::<ShimEnd>(&dir.join(EXIT_FILE)) {
+                return match end_status(end) {
+                    Ok(status) => Adopted::Exited(status),
+                    Err(message) => Adopted::LaunchFailed(message),
+                };
+            }
+            let Some(rec) = read_json::<PidRecord>(&dir.join(PID_FILE)) else {
+                if !dir.join(LAUNCH_FILE).exists() {
+                    return Adopted::NotStarted;
+                }
+                if tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                return Adopted::Gone("its supervisor never recorded its pid".into());
+            };
+            let Some(pidfd) = self.live_shim(&rec) else {
+                // It may have finished between the two reads.
+                if let Some(end) = read_json::<ShimEnd>(&dir.join(EXIT_FILE)) {
+                    return match end_status(end) {
+                        Ok(status) => Adopted::Exited(status),
+                        Err(message) => Adopted::LaunchFailed(message),
+                    };
+                }
+                return Adopted::Gone(format!(
+                    "its supervisor (pid {}) ended without recording how the task ended",
+                    rec.shim_pid
+                ));
+            };
+            match rec.task_pid {
+                Some(task_pid) => {
+                    return match AsyncFd::new(pidfd) {
+                        Ok(fd) => Adopted::Running(LinuxProcess {
+                            task_pid,
+                            shim_pid: rec.shim_pid,
+                            state_dir: dir.to_path_buf(),
+                            waiter: Waiter::Pidfd(fd),
+                        }),
+                        Err(e) => Adopted::Gone(format!("cannot watch its supervisor: {e}")),
+                    };
+                }
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                None => {
+                    // A supervisor that never starts its task: stop it.
+                    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+                    return Adopted::Gone(format!(
+                        "its supervisor (pid {}) never started it",
+                        rec.shim_pid
+                    ));
+                }
+            }
+        }
     }
 
     fn signal_group(&self, pgid: u32, signal: Signal) -> Result<(), LauncherError> {
@@ -85,84 +232,33 @@ impl ProcessLauncher for LinuxLauncher {
 
 impl Process for LinuxProcess {
     fn pid(&self) -> u32 {
-        self.pid
+        self.task_pid
     }
 
     async fn wait(&mut self) -> Result<ExitStatus, LauncherError> {
-        let status = self.child.wait().await.map_err(|e| LauncherError::Wait {
-            pid: self.pid,
-            reason: e.to_string(),
-        })?;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Ok(ExitStatus::Exited(code)),
-            (None, Some(sig)) => Ok(ExitStatus::Signaled(sig)),
-            (None, None) => Err(LauncherError::Wait {
-                pid: self.pid,
-                reason: format!("unexpected wait status {status:?}"),
+        let shim = match &mut self.waiter {
+            Waiter::Child(child) => match child.wait().await {
+                Ok(st) => format!("{st}"),
+                Err(e) => format!("cannot be waited for: {e}"),
+            },
+            Waiter::Pidfd(fd) => match fd.readable().await {
+                // Readable: the process exited. Readiness is kept, so a
+                // second wait returns at once.
+                Ok(_) => "exited".to_string(),
+                Err(e) => format!("cannot be watched: {e}"),
+            },
+        };
+        match read_json::<ShimEnd>(&self.state_dir.join(EXIT_FILE)).map(end_status) {
+            Some(Ok(status)) => Ok(status),
+            Some(Err(message)) => Err(LauncherError::Launch { message }),
+            None => Err(LauncherError::Wait {
+                pid: self.task_pid,
+                reason: format!(
+                    "its supervisor (pid {}) {shim} without recording how the task ended: {}",
+                    self.shim_pid,
+                    shim_log(&self.state_dir)
+                ),
             }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(dir: &Path, program: &str, argv: &[&str]) -> LaunchSpec {
-        LaunchSpec {
-            program: program.to_string(),
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            cwd: dir.to_path_buf(),
-            stdout: dir.join("stdout"),
-            stderr: dir.join("stderr"),
-        }
-    }
-
-    #[tokio::test]
-    async fn runs_in_its_own_group_and_reports_the_exit() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = LinuxLauncher;
-        let script = "echo $$ $(cut -d' ' -f5 /proc/$$/stat); exit 7";
-        let mut p = l
-            .spawn(&spec(dir.path(), "/bin/sh", &["sh", "-c", script]))
-            .unwrap();
-        assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(7));
-        let out = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
-        let mut words = out.split_whitespace();
-        let (pid, pgid) = (words.next().unwrap(), words.next().unwrap());
-        assert_eq!(pid, p.pid().to_string());
-        assert_eq!(pid, pgid, "the task leads its own process group");
-    }
-
-    #[tokio::test]
-    async fn kill_reaches_the_group_and_missing_groups_are_fine() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = LinuxLauncher;
-        let mut p = l
-            .spawn(&spec(dir.path(), "sleep", &["sleep", "30"]))
-            .unwrap();
-        l.signal_group(p.pid(), Signal::Kill).unwrap();
-        assert_eq!(p.wait().await.unwrap(), ExitStatus::Signaled(9));
-        l.signal_group(p.pid(), Signal::Term).unwrap();
-        assert!(matches!(
-            l.signal_group(1, Signal::Kill),
-            Err(LauncherError::InvalidGroup { pgid: 1 })
-        ));
-    }
-
-    #[test]
-    fn a_missing_program_is_a_spawn_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let err = LinuxLauncher
-            .spawn(&spec(dir.path(), "/nonexistent/x", &["x"]))
-            .err()
-            .unwrap();
-        assert!(matches!(err, LauncherError::Spawn { .. }), "{err}");
     }
 }

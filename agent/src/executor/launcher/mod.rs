@@ -1,19 +1,28 @@
 //! The one place that starts, signals and reaps task processes.
 //!
 //! [`ProcessLauncher`] is the kernel surface; [`linux::LinuxLauncher`] is the
-//! real implementation (a new process group per task, no `unsafe`) and
-//! [`fake::FakeLauncher`] records what it was asked and lets a test decide
-//! when and how each process exits. Everything above this module is plain,
-//! safe Rust over these traits.
+//! real implementation and [`fake::FakeLauncher`] records what it was asked
+//! and lets a test decide when and how each process exits. Everything above
+//! this module is plain, safe Rust over these traits.
+//!
+//! Tasks must outlive the agent (it can be SIGKILLed and restarted), so a
+//! task is never the agent's own child: the real launcher starts a small
+//! per-task supervisor, the [`shim`] (`keel-agent shim DIR`, a new session,
+//! child subreaper), which starts the task, waits for it, records its exit
+//! status in `DIR` and exits. A restarted agent finds the shim again by pid
+//! and start time ([`ProcessLauncher::adopt`]).
 
 pub mod fake;
 pub mod linux;
+pub mod shim;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 /// Everything needed to start one task process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchSpec {
     /// The program to exec; without a `/` it is looked up in the spec's `PATH`.
     pub program: String,
@@ -25,10 +34,14 @@ pub struct LaunchSpec {
     /// Opened for appending (created if missing).
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// The launcher's own files about this process (pid, exit status),
+    /// kept in the task's checkpoint so a restarted agent finds them.
+    pub state_dir: PathBuf,
 }
 
 /// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExitStatus {
     Exited(i32),
     Signaled(i32),
@@ -59,6 +72,11 @@ pub enum LauncherError {
         program: String,
         source: std::io::Error,
     },
+    /// The task could not be started; the text says why (errno included).
+    #[error("{message}")]
+    Launch { message: String },
+    #[error("cannot start the task supervisor {program}: {reason}")]
+    Shim { program: String, reason: String },
     #[error("refusing to signal process group {pgid}")]
     InvalidGroup { pgid: u32 },
     #[error("cannot signal process group {pgid}: {source}")]
@@ -67,12 +85,34 @@ pub enum LauncherError {
     Wait { pid: u32, reason: String },
 }
 
+/// What a restarted agent finds of a task process it launched before.
+#[derive(Debug)]
+pub enum Adopted<P> {
+    /// Still running: wait for it and signal it as if just spawned.
+    Running(P),
+    /// It ended while nobody watched, with this status.
+    Exited(ExitStatus),
+    /// It never ran: starting it failed (with this reason).
+    LaunchFailed(String),
+    /// Its supervisor is gone without recording how the task ended.
+    Gone(String),
+    /// Nothing was started for it (no state in its directory).
+    NotStarted,
+}
+
 /// Starts task processes and signals their process groups.
 pub trait ProcessLauncher: Send + Sync + 'static {
     type Process: Process;
 
-    /// Starts `spec` as the leader of a new process group (pgid = its pid).
-    fn spawn(&self, spec: &LaunchSpec) -> Result<Self::Process, LauncherError>;
+    /// Starts `spec` as the leader of a new process group (pgid = its pid)
+    /// and returns once it runs, or with the reason it could not start.
+    fn spawn(
+        &self,
+        spec: &LaunchSpec,
+    ) -> impl Future<Output = Result<Self::Process, LauncherError>> + Send;
+
+    /// Finds the process started earlier with state in `state_dir`.
+    fn adopt(&self, state_dir: &Path) -> impl Future<Output = Adopted<Self::Process>> + Send;
 
     /// Sends `signal` to every process in group `pgid`. A group that no
     /// longer exists is not an error.

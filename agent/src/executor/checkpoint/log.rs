@@ -1,0 +1,260 @@
+//! A task's status update log (`task.updates`): every update is appended
+//! and fsynced before it is sent, every acknowledgement after it arrives.
+//! Replaying the log gives the updates still waiting for their ack, in
+//! order, with their original uuids (so a resend is a duplicate the master
+//! and the framework recognise).
+//!
+//! ```text
+//! record = len:u32le | fnv1a32(kind|payload):u32le | kind:u8 | payload
+//! kind 1: a StatusUpdate (protobuf)      kind 2: an ack (the 16-byte uuid)
+//! ```
+//!
+//! A crash can only tear the last record (it was being appended); replay
+//! stops at the first record that is short or fails its checksum, and
+//! [`UpdateLog::open`] cuts the file there before appending again.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use keel_api::mesos::TaskState;
+use keel_api::pb;
+use prost::Message;
+
+use super::{CheckpointError, io};
+
+const KIND_UPDATE: u8 = 1;
+const KIND_ACK: u8 = 2;
+const HEADER: usize = 8;
+/// No single record comes near this; anything larger is damage.
+const MAX_RECORD: usize = 16 << 20;
+
+/// What a log says about its task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replay {
+    /// Every update, oldest first.
+    pub updates: Vec<pb::StatusUpdate>,
+    /// How many of them (from the front) were acknowledged.
+    pub acked: usize,
+    /// The log ended in a torn or damaged record (dropped).
+    pub torn: bool,
+}
+
+impl Replay {
+    /// Updates still waiting for an acknowledgement, in order.
+    pub fn pending(&self) -> &[pb::StatusUpdate] {
+        &self.updates[self.acked..]
+    }
+
+    pub fn latest(&self) -> Option<&pb::TaskStatus> {
+        self.updates.last().and_then(|u| u.status.as_ref())
+    }
+
+    pub fn latest_state(&self) -> Option<TaskState> {
+        self.latest().and_then(|s| TaskState::from_name(&s.state))
+    }
+
+    /// The task's terminal update was acknowledged: nothing is left to do.
+    pub fn done(&self) -> bool {
+        self.acked == self.updates.len() && self.latest_state().is_some_and(TaskState::is_terminal)
+    }
+
+    fn apply_ack(&mut self, uuid: &[u8]) {
+        let head = self.updates.get(self.acked).and_then(|u| u.status.as_ref());
+        if head.is_some_and(|s| s.uuid == uuid) {
+            self.acked += 1;
+        }
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(1 + payload.len());
+    body.push(kind);
+    body.extend_from_slice(payload);
+    let mut rec = Vec::with_capacity(HEADER + body.len());
+    rec.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    rec.extend_from_slice(&fnv1a(&body).to_le_bytes());
+    rec.extend_from_slice(&body);
+    rec
+}
+
+/// Replays `bytes`; also returns the length of the good prefix.
+pub fn replay(bytes: &[u8]) -> (Replay, usize) {
+    let mut r = Replay::default();
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(header) = bytes.get(at..at + HEADER) else {
+            r.torn = true;
+            break;
+        };
+        let len = u32::from_le_bytes(header[..4].try_into().unwrap_or_default()) as usize;
+        let sum = u32::from_le_bytes(header[4..].try_into().unwrap_or_default());
+        let body = bytes.get(at + HEADER..at + HEADER + len);
+        let Some(body) = body.filter(|b| len >= 1 && len <= MAX_RECORD && fnv1a(b) == sum) else {
+            r.torn = true;
+            break;
+        };
+        match body[0] {
+            KIND_UPDATE => match pb::StatusUpdate::decode(&body[1..]) {
+                Ok(u) => r.updates.push(u),
+                Err(_) => {
+                    r.torn = true;
+                    break;
+                }
+            },
+            KIND_ACK => r.apply_ack(&body[1..]),
+            _ => {
+                r.torn = true;
+                break;
+            }
+        }
+        at += HEADER + len;
+    }
+    (r, at)
+}
+
+/// An open log, appended to with fsync.
+#[derive(Debug)]
+pub struct UpdateLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl UpdateLog {
+    /// Opens (or creates) the log at `path` and replays it; a torn tail is
+    /// cut off so that appends start after the last good record.
+    pub fn open(path: &Path) -> Result<(UpdateLog, Replay), CheckpointError> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(path))?;
+        let (replay, good) = replay(&bytes);
+        if good < bytes.len() {
+            file.set_len(good as u64).map_err(io(path))?;
+            file.sync_all().map_err(io(path))?;
+        }
+        let log = UpdateLog {
+            path: path.to_path_buf(),
+            file,
+        };
+        Ok((log, replay))
+    }
+
+    /// Replays the log at `path` without changing it.
+    pub fn read(path: &Path) -> Result<Replay, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        Ok(replay(&bytes).0)
+    }
+
+    fn append(&mut self, record: &[u8]) -> Result<(), CheckpointError> {
+        self.file.write_all(record).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))
+    }
+
+    /// Appends `update`; it is on disk when this returns.
+    pub fn append_update(&mut self, update: &pb::StatusUpdate) -> Result<(), CheckpointError> {
+        self.append(&encode(KIND_UPDATE, &update.encode_to_vec()))
+    }
+
+    /// Appends the acknowledgement of the update with `uuid`.
+    pub fn append_ack(&mut self, uuid: &[u8]) -> Result<(), CheckpointError> {
+        self.append(&encode(KIND_ACK, uuid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(state: &str, uuid: u8) -> pb::StatusUpdate {
+        pb::StatusUpdate {
+            framework_id: "fw".into(),
+            status: Some(pb::TaskStatus {
+                task_id: "t".into(),
+                state: state.into(),
+                uuid: vec![uuid; 16],
+                message: "m".into(),
+                healthy: Some(true),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn updates_and_acks_replay_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.updates");
+        let (mut log, r) = UpdateLog::open(&path).unwrap();
+        assert_eq!(r, Replay::default());
+        log.append_update(&update("TASK_STARTING", 1)).unwrap();
+        log.append_update(&update("TASK_RUNNING", 2)).unwrap();
+        log.append_ack(&[1; 16]).unwrap();
+        // A duplicate ack and an ack out of order change nothing.
+        log.append_ack(&[1; 16]).unwrap();
+        log.append_ack(&[9; 16]).unwrap();
+        drop(log);
+
+        let (mut log, r) = UpdateLog::open(&path).unwrap();
+        assert_eq!(r.updates.len(), 2);
+        assert_eq!(r.acked, 1);
+        assert_eq!(r.pending(), &[update("TASK_RUNNING", 2)][..]);
+        assert_eq!(r.latest_state(), Some(TaskState::TASK_RUNNING));
+        assert!(!r.done() && !r.torn);
+
+        log.append_update(&update("TASK_FINISHED", 3)).unwrap();
+        log.append_ack(&[2; 16]).unwrap();
+        assert!(!UpdateLog::read(&path).unwrap().done());
+        log.append_ack(&[3; 16]).unwrap();
+        assert!(UpdateLog::read(&path).unwrap().done());
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_and_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.updates");
+        let (mut log, _) = UpdateLog::open(&path).unwrap();
+        log.append_update(&update("TASK_STARTING", 1)).unwrap();
+        drop(log);
+        let good = std::fs::metadata(&path).unwrap().len();
+        let whole = encode(KIND_UPDATE, &update("TASK_RUNNING", 2).encode_to_vec());
+        for cut in [3, HEADER, whole.len() - 1] {
+            let mut bytes = std::fs::read(&path).unwrap()[..good as usize].to_vec();
+            bytes.extend_from_slice(&whole[..cut]);
+            std::fs::write(&path, &bytes).unwrap();
+            let (mut log, r) = UpdateLog::open(&path).unwrap();
+            assert!(r.torn, "cut at {cut}");
+            assert_eq!(r.updates.len(), 1);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+            log.append_ack(&[1; 16]).unwrap();
+            drop(log);
+            let r = UpdateLog::read(&path).unwrap();
+            assert_eq!((r.acked, r.torn), (1, false));
+            // Back to the one update for the next round.
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..good as usize]).unwrap();
+        }
+    }
+
+    #[test]
+    fn garbage_and_zeroes_are_damage_not_records() {
+        let (r, good) = replay(&[0u8; 64]);
+        assert!(r.torn && r.updates.is_empty() && good == 0);
+        let mut bytes = encode(KIND_UPDATE, &update("TASK_RUNNING", 1).encode_to_vec());
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let (r, good) = replay(&bytes);
+        assert!(r.torn && r.updates.is_empty() && good == 0);
+        let (r, _) = replay(&encode(7, b"x"));
+        assert!(r.torn);
+    }
+}

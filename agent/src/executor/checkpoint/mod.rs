@@ -1,0 +1,270 @@
+//! What the agent writes to disk so that a restarted agent (even one that
+//! was SIGKILLed) can carry on: every container and task it launched, every
+//! status update before it is sent, every acknowledgement, every kill.
+//!
+//! ```text
+//! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>/
+//!     container.json              ids, sandbox paths, task group, capabilities
+//!     tasks/<task>/task.info      the TaskInfo JSON as the master sent it
+//!     tasks/<task>/task.updates   status update log (see [`log`])
+//!     tasks/<task>/killed         the task was asked to die (grace period, ms)
+//!     tasks/<task>/process/       the launcher's own files (the task supervisor's
+//!                                 pid, start time and exit status)
+//! ```
+//!
+//! The layout mirrors the sandbox tree (and Mesos' `meta/slaves/...`), so
+//! ids are checked the same way ([`crate::executor::sandbox`]). Whole files
+//! are written atomically (temp file, fsync, rename, fsync of the directory);
+//! the update log is appended and fsynced record by record. Reading it all
+//! back is [`recover::scan`].
+
+pub mod log;
+pub mod recover;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::sandbox::{self, SandboxError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path} is damaged: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Id(#[from] SandboxError),
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One container (an executor run): what is needed to rebuild its tasks'
+/// contexts after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerCheckpoint {
+    pub agent_id: String,
+    pub framework_id: String,
+    pub executor_id: String,
+    pub container_id: String,
+    /// The task group's executor id (LAUNCH_GROUP); `None` for a command task.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The framework has `TASK_KILLING_STATE`.
+    #[serde(default)]
+    pub killing_state: bool,
+}
+
+/// Paths under `<work_dir>/meta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaDir {
+    root: PathBuf,
+}
+
+pub const CONTAINER_FILE: &str = "container.json";
+pub const TASK_INFO_FILE: &str = "task.info";
+pub const UPDATES_FILE: &str = "task.updates";
+pub const KILLED_FILE: &str = "killed";
+pub const PROCESS_DIR: &str = "process";
+
+impl MetaDir {
+    /// `meta` is `<work_dir>/meta`.
+    pub fn new(meta: impl Into<PathBuf>) -> Self {
+        MetaDir { root: meta.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `meta/slaves`: everything recovery scans.
+    pub fn slaves(&self) -> PathBuf {
+        self.root.join("slaves")
+    }
+
+    /// The container's checkpoint directory.
+    pub fn container_dir(&self, c: &ContainerCheckpoint) -> Result<PathBuf, CheckpointError> {
+        // The sandbox rules (one checked component per id) apply here too.
+        let runs = sandbox::runs_dir(&self.root, &c.agent_id, &c.framework_id, &c.executor_id)?;
+        Ok(sandbox::run_dir(&runs, &c.container_id)?)
+    }
+
+    /// `<container_dir>/tasks/<task>`.
+    pub fn task_dir(container_dir: &Path, task_id: &str) -> Result<PathBuf, CheckpointError> {
+        Ok(sandbox::task_dir(container_dir, task_id)?)
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(dir)
+}
+
+/// fsync of a directory, so that a new entry in it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Creates `dir` and makes its entry durable in each parent that is new.
+pub fn create_dir_durable(dir: &Path) -> Result<(), CheckpointError> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.exists() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+impl ContainerCheckpoint {
+    /// Writes `container.json` into `dir` (created if needed).
+    pub fn write(&self, dir: &Path) -> Result<(), CheckpointError> {
+        create_dir_durable(dir)?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| CheckpointError::Damaged {
+            path: dir.join(CONTAINER_FILE),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&dir.join(CONTAINER_FILE), &json)
+    }
+
+    pub fn read(dir: &Path) -> Result<Self, CheckpointError> {
+        let path = dir.join(CONTAINER_FILE);
+        let text = fs::read(&path).map_err(io(&path))?;
+        serde_json::from_slice(&text).map_err(|e| CheckpointError::Damaged {
+            path,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Writes the task's `task.info` into its (new) checkpoint directory.
+pub fn write_task_info(task_dir: &Path, info_json: &str) -> Result<(), CheckpointError> {
+    create_dir_durable(task_dir)?;
+    write_atomic(&task_dir.join(TASK_INFO_FILE), info_json.as_bytes())
+}
+
+/// Records that the task was asked to die, with the grace period it got.
+pub fn write_killed(task_dir: &Path, grace_ms: u64) -> Result<(), CheckpointError> {
+    write_atomic(&task_dir.join(KILLED_FILE), grace_ms.to_string().as_bytes())
+}
+
+/// The grace period of a recorded kill, if the task was asked to die.
+pub fn read_killed(task_dir: &Path) -> Option<u64> {
+    let text = fs::read_to_string(task_dir.join(KILLED_FILE)).ok()?;
+    Some(text.trim().parse().unwrap_or(0))
+}
+
+/// Removes a task's checkpoint, and its container's once no task is left.
+pub fn remove_task(task_dir: &Path) -> Result<(), CheckpointError> {
+    match fs::remove_dir_all(task_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(task_dir)(e)),
+    }
+    let Some(tasks) = task_dir.parent() else {
+        return Ok(());
+    };
+    let empty = fs::read_dir(tasks).map(|mut d| d.next().is_none()).unwrap_or(true);
+    if empty && let Some(container) = tasks.parent() {
+        fs::remove_dir_all(container).map_err(io(container))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container() -> ContainerCheckpoint {
+        ContainerCheckpoint {
+            agent_id: "a-S0".into(),
+            framework_id: "fw".into(),
+            executor_id: "ex".into(),
+            container_id: "c1".into(),
+            group: Some("ex".into()),
+            killing_state: true,
+        }
+    }
+
+    #[test]
+    fn layout_mirrors_mesos() {
+        let meta = MetaDir::new("/w/meta");
+        let dir = meta.container_dir(&container()).unwrap();
+        assert_eq!(
+            dir,
+            Path::new("/w/meta/slaves/a-S0/frameworks/fw/executors/ex/runs/c1")
+        );
+        assert_eq!(
+            MetaDir::task_dir(&dir, "t").unwrap(),
+            dir.join("tasks/t")
+        );
+        let bad = ContainerCheckpoint {
+            framework_id: "..".into(),
+            ..container()
+        };
+        assert!(meta.container_dir(&bad).is_err());
+        assert!(MetaDir::task_dir(&dir, "a/b").is_err());
+    }
+
+    #[test]
+    fn container_and_task_files_round_trip_and_go_away() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = MetaDir::new(tmp.path());
+        let c = container();
+        let dir = meta.container_dir(&c).unwrap();
+        c.write(&dir).unwrap();
+        c.write(&dir).unwrap();
+        assert_eq!(ContainerCheckpoint::read(&dir).unwrap(), c);
+
+        let t1 = MetaDir::task_dir(&dir, "t1").unwrap();
+        let t2 = MetaDir::task_dir(&dir, "t2").unwrap();
+        write_task_info(&t1, "{}").unwrap();
+        write_task_info(&t2, "{}").unwrap();
+        assert_eq!(read_killed(&t1), None);
+        write_killed(&t1, 1500).unwrap();
+        assert_eq!(read_killed(&t1), Some(1500));
+
+        remove_task(&t1).unwrap();
+        remove_task(&t1).unwrap();
+        assert!(dir.exists(), "t2 is still there");
+        remove_task(&t2).unwrap();
+        assert!(!dir.exists(), "the last task takes its container along");
+    }
+
+    #[test]
+    fn a_damaged_container_file_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(CONTAINER_FILE), "{").unwrap();
+        assert!(matches!(
+            ContainerCheckpoint::read(tmp.path()),
+            Err(CheckpointError::Damaged { .. })
+        ));
+    }
+}

@@ -1,0 +1,164 @@
+//! Reading every checkpoint back after a restart. Pure file reading: what
+//! to do with each task (re-attach, report its end, resend its updates) is
+//! the runtime's decision (`runtime/recovery.rs`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::log::{Replay, UpdateLog};
+use super::{
+    CONTAINER_FILE, ContainerCheckpoint, MetaDir, PROCESS_DIR, TASK_INFO_FILE, UPDATES_FILE,
+    read_killed,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveredContainer {
+    pub dir: PathBuf,
+    pub checkpoint: ContainerCheckpoint,
+    pub tasks: Vec<RecoveredTask>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveredTask {
+    pub task_id: String,
+    pub dir: PathBuf,
+    /// `task.info`; `None` when missing (the agent died while writing it).
+    pub info_json: Option<String>,
+    pub replay: Replay,
+    /// The grace period of a kill the task was given, if any.
+    pub killed: Option<u64>,
+}
+
+impl RecoveredTask {
+    /// The launcher's directory for this task's process.
+    pub fn process_dir(&self) -> PathBuf {
+        self.dir.join(PROCESS_DIR)
+    }
+}
+
+/// Sub-directories of `dir` (sorted), ignoring hidden names and `latest`.
+fn subdirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .filter(|(name, _)| !name.starts_with('.') && name != "latest")
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every container under `meta`, with its tasks. Damaged entries are
+/// skipped (and listed in the second value) rather than stopping recovery.
+pub fn scan(meta: &MetaDir) -> (Vec<RecoveredContainer>, Vec<String>) {
+    let mut containers = Vec::new();
+    let mut problems = Vec::new();
+    for (_, agent) in subdirs(&meta.slaves()) {
+        for (_, fw) in subdirs(&agent.join("frameworks")) {
+            for (_, ex) in subdirs(&fw.join("executors")) {
+                for (_, run) in subdirs(&ex.join("runs")) {
+                    match read_container(&run) {
+                        Ok(Some(c)) => containers.push(c),
+                        Ok(None) => {}
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+        }
+    }
+    (containers, problems)
+}
+
+fn read_container(dir: &Path) -> Result<Option<RecoveredContainer>, String> {
+    if !dir.join(CONTAINER_FILE).exists() {
+        // Created, but the agent died before writing anything in it.
+        return Ok(None);
+    }
+    let checkpoint = ContainerCheckpoint::read(dir).map_err(|e| e.to_string())?;
+    let mut tasks = Vec::new();
+    for (task_id, task_dir) in subdirs(&dir.join("tasks")) {
+        let replay = match UpdateLog::read(&task_dir.join(UPDATES_FILE)) {
+            Ok(r) => r,
+            Err(_) => Replay::default(),
+        };
+        tasks.push(RecoveredTask {
+            info_json: fs::read_to_string(task_dir.join(TASK_INFO_FILE)).ok(),
+            killed: read_killed(&task_dir),
+            replay,
+            task_id,
+            dir: task_dir,
+        });
+    }
+    Ok(Some(RecoveredContainer {
+        dir: dir.to_path_buf(),
+        checkpoint,
+        tasks,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::checkpoint::{write_killed, write_task_info};
+    use keel_api::pb;
+
+    #[test]
+    fn finds_containers_tasks_and_their_logs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = MetaDir::new(tmp.path());
+        let c = ContainerCheckpoint {
+            agent_id: "a-S0".into(),
+            framework_id: "fw".into(),
+            executor_id: "t1".into(),
+            container_id: "c1".into(),
+            group: None,
+            killing_state: false,
+        };
+        let dir = meta.container_dir(&c).unwrap();
+        c.write(&dir).unwrap();
+        let t1 = MetaDir::task_dir(&dir, "t1").unwrap();
+        write_task_info(&t1, r#"{"task_id":{"value":"t1"}}"#).unwrap();
+        write_killed(&t1, 250).unwrap();
+        let (mut log, _) = UpdateLog::open(&t1.join(UPDATES_FILE)).unwrap();
+        let update = pb::StatusUpdate {
+            framework_id: "fw".into(),
+            status: Some(pb::TaskStatus {
+                task_id: "t1".into(),
+                state: "TASK_RUNNING".into(),
+                uuid: vec![7; 16],
+                ..Default::default()
+            }),
+        };
+        log.append_update(&update).unwrap();
+        // Noise recovery must step over.
+        std::os::unix::fs::symlink("c1", dir.parent().unwrap().join("latest")).unwrap();
+        fs::create_dir_all(dir.parent().unwrap().join("c-empty")).unwrap();
+        let broken = dir.parent().unwrap().join("c-broken");
+        fs::create_dir_all(&broken).unwrap();
+        fs::write(broken.join(CONTAINER_FILE), "not json").unwrap();
+
+        let (found, problems) = scan(&meta);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("c-broken"), "{problems:?}");
+        assert_eq!(found.len(), 1);
+        let rc = &found[0];
+        assert_eq!((rc.dir.as_path(), &rc.checkpoint), (dir.as_path(), &c));
+        assert_eq!(rc.tasks.len(), 1);
+        let t = &rc.tasks[0];
+        assert_eq!(t.task_id, "t1");
+        assert_eq!(t.killed, Some(250));
+        assert!(t.info_json.as_deref().unwrap().contains("t1"));
+        assert_eq!(t.replay.pending(), &[update][..]);
+        assert_eq!(t.process_dir(), t1.join("process"));
+    }
+
+    #[test]
+    fn an_empty_work_dir_has_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (found, problems) = scan(&MetaDir::new(tmp.path().join("nope")));
+        assert!(found.is_empty() && problems.is_empty());
+    }
+}

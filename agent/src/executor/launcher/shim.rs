@@ -1,0 +1,257 @@
+//! The per-task supervisor process (`keel-agent shim DIR`). The agent
+//! starts one per task; it outlives the agent, so tasks keep running while
+//! the agent restarts.
+//!
+//! ```text
+//!  agent --spawn--> shim: setsid, child subreaper, writes pid.json
+//!                     | spawn the task (own process group)
+//!                     |   fails --> exit.json {launch_failed}, stdout {"failed":..}
+//!                     v
+//!                   stdout {"started":{"pid":N}} (the agent reads one line)
+//!                   pid.json += task pid
+//!                   waitpid(-1) until the task exits (reaping orphans too)
+//!                   SIGKILL its group and every process left to the shim
+//!                   exit.json {exited|signaled} (atomic, fsynced), exit 0
+//! ```
+//!
+//! Files in DIR: `launch.json` (the [`LaunchSpec`], written by the agent),
+//! `pid.json`, `exit.json`, `shim.log` (the shim's own stderr).
+//! The shim is single-threaded and runs before any async runtime starts.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal as RSignal, WaitOptions};
+use serde::{Deserialize, Serialize};
+
+use super::LaunchSpec;
+use crate::executor::checkpoint::write_atomic;
+use crate::isolation::procfs::ProcFs;
+
+pub const LAUNCH_FILE: &str = "launch.json";
+pub const PID_FILE: &str = "pid.json";
+pub const EXIT_FILE: &str = "exit.json";
+pub const LOG_FILE: &str = "shim.log";
+
+/// `pid.json`: who to look for after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidRecord {
+    pub shim_pid: u32,
+    /// From `/proc/<pid>/stat`: tells the shim from a process that got its pid later.
+    pub shim_start_time: u64,
+    /// Set once the task runs: the leader of its process group.
+    #[serde(default)]
+    pub task_pid: Option<u32>,
+}
+
+/// `exit.json`: how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShimEnd {
+    Exited(i32),
+    Signaled(i32),
+    LaunchFailed {
+        errno: Option<i32>,
+        message: String,
+    },
+}
+
+/// The one line the shim writes on its stdout for the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShimReport {
+    Started { pid: u32 },
+    Failed { errno: Option<i32>, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("cannot read {path}: {reason}")]
+    Spec { path: String, reason: String },
+    #[error(transparent)]
+    Checkpoint(#[from] crate::executor::checkpoint::CheckpointError),
+    #[error("waiting for the task: {0}")]
+    Wait(std::io::Error),
+}
+
+/// The shim's `main`: returns the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    match run(dir) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keel shim: {e}");
+            1
+        }
+    }
+}
+
+fn run(dir: &Path) -> Result<(), ShimError> {
+    // Out of the agent's session and process group: signals meant for the
+    // agent (a terminal's Ctrl-C, a group kill) do not reach its tasks.
+    let _ = rustix::process::setsid();
+    let me = rustix::process::getpid();
+    // Orphans of the task are re-parented here, so they can be reaped and
+    // killed when the task ends.
+    if let Err(e) = rustix::process::set_child_subreaper(Some(me)) {
+        eprintln!("keel shim: cannot become a subreaper: {e}");
+    }
+    let spec_path = dir.join(LAUNCH_FILE);
+    let spec: LaunchSpec = fs::read(&spec_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|reason| ShimError::Spec {
+            path: spec_path.display().to_string(),
+            reason,
+        })?;
+    let my_pid = me.as_raw_nonzero().get() as u32;
+    let mut record = PidRecord {
+        shim_pid: my_pid,
+        shim_start_time: ProcFs::default().start_time(my_pid).unwrap_or(0),
+        task_pid: None,
+    };
+    write_json(&dir.join(PID_FILE), &record)?;
+
+    let task_pid = match spawn_task(&spec) {
+        Ok(pid) => pid,
+        Err((errno, message)) => {
+            write_json(
+                &dir.join(EXIT_FILE),
+                &ShimEnd::LaunchFailed {
+                    errno,
+                    message: message.clone(),
+                },
+            )?;
+            report(&ShimReport::Failed { errno, message });
+            return Ok(());
+        }
+    };
+    report(&ShimReport::Started { pid: task_pid });
+    record.task_pid = Some(task_pid);
+    write_json(&dir.join(PID_FILE), &record)?;
+
+    let end = wait_for(task_pid)?;
+    clean_up(my_pid, task_pid);
+    write_json(&dir.join(EXIT_FILE), &end)?;
+    Ok(())
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ShimError> {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    Ok(write_atomic(path, &bytes)?)
+}
+
+fn report(r: &ShimReport) {
+    let mut line = serde_json::to_string(r).unwrap_or_default();
+    line.push('\n');
+    // The agent may be gone already; the files say the same.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+}
+
+fn open_append(path: &Path) -> Result<fs::File, (Option<i32>, String)> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            (
+                e.raw_os_error(),
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })
+}
+
+/// Starts the task; `Err((errno, message))` when it cannot run.
+fn spawn_task(spec: &LaunchSpec) -> Result<u32, (Option<i32>, String)> {
+    let stdout = open_append(&spec.stdout)?;
+    let stderr = open_append(&spec.stderr)?;
+    let mut cmd = Command::new(&spec.program);
+    if let Some((argv0, rest)) = spec.argv.split_first() {
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    // The child is reaped below with waitpid(-1), not through `Child`.
+    cmd.spawn()
+        .map(|child| child.id())
+        .map_err(|e| (e.raw_os_error(), format!("cannot run {}: {e}", spec.program)))
+}
+
+/// Reaps children until `task` exits; returns how it ended.
+fn wait_for(task: u32) -> Result<ShimEnd, ShimError> {
+    loop {
+        match rustix::process::waitpid(None, WaitOptions::empty()) {
+            Ok(Some((pid, status))) if pid.as_raw_nonzero().get() as u32 == task => {
+                return Ok(match (status.exit_status(), status.terminating_signal()) {
+                    (Some(code), _) => ShimEnd::Exited(code),
+                    (None, Some(sig)) => ShimEnd::Signaled(sig),
+                    (None, None) => ShimEnd::Exited(-1),
+                });
+            }
+            Ok(_) | Err(Errno::INTR) => continue,
+            Err(e) => return Err(ShimError::Wait(e.into())),
+        }
+    }
+}
+
+/// The task is over: nothing it started may outlive it. Kills its process
+/// group, then every process re-parented to the shim, until none is left.
+fn clean_up(me: u32, task: u32) {
+    if let Some(pgid) = i32::try_from(task).ok().and_then(Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pgid, RSignal::KILL);
+    }
+    let proc = ProcFs::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for child in proc.children(me) {
+            if let Some(pid) = i32::try_from(child).ok().and_then(Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, RSignal::KILL);
+            }
+        }
+        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some(_)) | Err(Errno::INTR) => {}
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_as_json() {
+        let end = ShimEnd::LaunchFailed {
+            errno: Some(2),
+            message: "cannot run x".into(),
+        };
+        let text = serde_json::to_string(&end).unwrap();
+        assert_eq!(
+            text,
+            r#"{"launch_failed":{"errno":2,"message":"cannot run x"}}"#
+        );
+        assert_eq!(serde_json::from_str::<ShimEnd>(&text).unwrap(), end);
+        assert_eq!(
+            serde_json::to_string(&ShimEnd::Signaled(9)).unwrap(),
+            r#"{"signaled":9}"#
+        );
+        let r = ShimReport::Started { pid: 42 };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"started":{"pid":42}}"#
+        );
+        let p: PidRecord = serde_json::from_str(r#"{"shim_pid":5,"shim_start_time":9}"#).unwrap();
+        assert_eq!(p.task_pid, None);
+    }
+}

@@ -1,0 +1,318 @@
+//! The Raft store on disk: one redb file, `<work_dir>/raft/raft.redb`.
+//!
+//! - `log`: log index -> JSON of the openraft entry;
+//! - `meta`: small JSON values: the format marker, vote, committed log id,
+//!   last purged log id and this master's identity;
+//! - `snapshot`: the last snapshot's metadata and data.
+//!
+//! Every write is one redb transaction committed with immediate durability
+//! (fsync) before the call returns, except the committed log id, which Raft
+//! can always learn again. [`Db::open`] reads everything back and refuses a
+//! file it cannot fully trust: a master must not serve a registry rebuilt
+//! from a damaged log.
+
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+
+use openraft::{Entry, LogId, SnapshotMeta};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::types::{MasterNode, NodeId, TypeConfig};
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+
+/// Keys of the `meta` table.
+pub mod key {
+    pub const FORMAT: &str = "format";
+    pub const VOTE: &str = "vote";
+    pub const COMMITTED: &str = "committed";
+    pub const PURGED: &str = "last_purged";
+    pub const IDENTITY: &str = "identity";
+}
+const SNAPSHOT_META: &str = "meta";
+const SNAPSHOT_DATA: &str = "data";
+const FORMAT: &str = "keel-raft-1";
+
+pub type LogEntry = Entry<TypeConfig>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("raft store {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
+    #[error("raft store {path} is corrupt: {reason}; refusing to start on it")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("raft store {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("raft store {path}: the store was closed")]
+    Closed { path: PathBuf },
+}
+
+/// The redb database and its path (for error messages).
+pub struct Db {
+    db: Database,
+    path: PathBuf,
+}
+
+/// What [`Db::open`] found, already checked.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub last_purged: Option<LogId<NodeId>>,
+    pub last_log: Option<LogId<NodeId>>,
+    pub snapshot_last: Option<LogId<NodeId>>,
+}
+
+impl Db {
+    /// Opens or creates the store at `path` and checks all of it: every value
+    /// must decode, and the log must be contiguous after the purged prefix.
+    pub fn open(path: &Path) -> Result<(Db, Recovered), StoreError> {
+        let existed = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        let db = Database::create(path).map_err(|e| classify(path, e.into()))?;
+        let db = Db {
+            db,
+            path: path.to_path_buf(),
+        };
+        if existed {
+            match db.get_raw(META, key::FORMAT)? {
+                Some(f) if f == FORMAT.as_bytes() => {}
+                Some(f) => {
+                    return Err(db.corrupt(format!(
+                        "unknown format {:?} (expected {FORMAT})",
+                        String::from_utf8_lossy(&f)
+                    )));
+                }
+                None => return Err(db.corrupt("format marker missing".into())),
+            }
+        } else {
+            let txn = db.db.begin_write().map_err(|e| db.err(e))?;
+            {
+                txn.open_table(LOG).map_err(|e| db.err(e))?;
+                txn.open_table(SNAPSHOT).map_err(|e| db.err(e))?;
+                let mut meta = txn.open_table(META).map_err(|e| db.err(e))?;
+                meta.insert(key::FORMAT, FORMAT.as_bytes())
+                    .map_err(|e| db.err(e))?;
+            }
+            txn.commit().map_err(|e| db.err(e))?;
+        }
+        let recovered = db.verify()?;
+        Ok((db, recovered))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn verify(&self) -> Result<Recovered, StoreError> {
+        let _: Option<openraft::Vote<NodeId>> = self.get(key::VOTE)?;
+        let _: Option<LogId<NodeId>> = self.get(key::COMMITTED)?;
+        let _: Option<serde_json::Value> = self.get(key::IDENTITY)?;
+        let last_purged: Option<LogId<NodeId>> = self.get(key::PURGED)?;
+        let snapshot: Option<(SnapshotMeta<NodeId, MasterNode>, Vec<u8>)> = self.snapshot()?;
+        let snapshot_last = snapshot.and_then(|(meta, _)| meta.last_log_id);
+        let mut expected = last_purged.map_or(0, |l| l.index + 1);
+        let mut last_log = last_purged;
+        for entry in self.entries(..)? {
+            if entry.log_id.index != expected {
+                return Err(self.corrupt(format!(
+                    "log entry {} found where {expected} was expected",
+                    entry.log_id.index
+                )));
+            }
+            expected += 1;
+            last_log = Some(entry.log_id);
+        }
+        Ok(Recovered {
+            last_purged,
+            last_log,
+            snapshot_last,
+        })
+    }
+
+    /// Reads and decodes one `meta` value.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.get_raw(META, key)? {
+            Some(raw) => Ok(Some(self.decode(key, &raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes one `meta` value; `durable: false` leaves it for the next
+    /// durable commit to flush.
+    pub fn put<T: Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<(), StoreError> {
+        let raw = self.encode(key, value)?;
+        self.write(durable, |txn| {
+            txn.open_table(META)?.insert(key, raw.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Log entries with indexes in `range`, in order.
+    pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<LogEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(LOG).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in table.range(range).map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let entry: LogEntry = self.decode(&format!("log entry {}", k.value()), v.value())?;
+            if entry.log_id.index != k.value() {
+                return Err(self.corrupt(format!(
+                    "log entry stored at {} says it is {}",
+                    k.value(),
+                    entry.log_id.index
+                )));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// The id of the last log entry, if the log holds any.
+    pub fn last_entry(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(LOG).map_err(|e| self.err(e))?;
+        match table.last().map_err(|e| self.err(e))? {
+            Some((k, v)) => {
+                let entry: LogEntry = self.decode(&format!("log entry {}", k.value()), v.value())?;
+                Ok(Some(entry.log_id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn append(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+        let encoded = entries
+            .iter()
+            .map(|e| Ok((e.log_id.index, self.encode("log entry", e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(true, |txn| {
+            let mut table = txn.open_table(LOG)?;
+            for (index, raw) in &encoded {
+                table.insert(*index, raw.as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes the entries from `index` on (conflicting entries).
+    pub fn truncate_from(&self, index: u64) -> Result<(), StoreError> {
+        self.write(true, |txn| {
+            txn.open_table(LOG)?.retain_in(index.., |_, _| false)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes the entries up to and including `upto` and remembers it.
+    pub fn purge_upto(&self, upto: &LogId<NodeId>) -> Result<(), StoreError> {
+        let raw = self.encode(key::PURGED, upto)?;
+        self.write(true, |txn| {
+            txn.open_table(LOG)?.retain_in(..=upto.index, |_, _| false)?;
+            txn.open_table(META)?.insert(key::PURGED, raw.as_slice())?;
+            Ok(())
+        })
+    }
+
+    pub fn put_snapshot<M: Serialize>(&self, meta: &M, data: &[u8]) -> Result<(), StoreError> {
+        let raw = self.encode(SNAPSHOT_META, meta)?;
+        self.write(true, |txn| {
+            let mut table = txn.open_table(SNAPSHOT)?;
+            table.insert(SNAPSHOT_META, raw.as_slice())?;
+            table.insert(SNAPSHOT_DATA, data)?;
+            Ok(())
+        })
+    }
+
+    /// The stored snapshot's metadata and data.
+    pub fn snapshot<M: DeserializeOwned>(&self) -> Result<Option<(M, Vec<u8>)>, StoreError> {
+        let meta = self.get_raw(SNAPSHOT, SNAPSHOT_META)?;
+        let data = self.get_raw(SNAPSHOT, SNAPSHOT_DATA)?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => Ok(Some((self.decode(SNAPSHOT_META, &meta)?, data))),
+            (None, None) => Ok(None),
+            _ => Err(self.corrupt("snapshot metadata without data or the reverse".into())),
+        }
+    }
+
+    pub fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    pub fn invalid(&self, reason: String) -> StoreError {
+        StoreError::Invalid {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    fn get_raw(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(name)) => {
+                return Err(self.corrupt(format!("table {name} is missing")));
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        let value = table.get(key).map_err(|e| self.err(e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn write(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.err(e))?;
+        }
+        f(&txn).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(value).map_err(|e| self.invalid(format!("cannot encode {what}: {e}")))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &str, raw: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(raw).map_err(|e| self.corrupt(format!("{what} does not decode: {e}")))
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        classify(&self.path, e.into())
+    }
+}
+
+/// redb's own corruption reports become [`StoreError::Corrupt`].
+fn classify(path: &Path, e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Corrupted(reason) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("file is truncated: {io}"),
+            }
+        }
+        other => StoreError::Db {
+            path: path.to_path_buf(),
+            source: Box::new(other),
+        },
+    }
+}

@@ -1,0 +1,233 @@
+//! Persistent volumes: reserved disk turned into a named volume by an
+//! ACCEPT's CREATE, kept across task and framework lifetimes, offered back
+//! to its role, and returned to reserved disk by DESTROY.
+//!
+//! A volume's disk is carved out of the agent's total (see
+//! [`AgentRecord::total_resources`](super::AgentRecord::total_resources)),
+//! so the allocator never hands it out as plain disk.
+
+use keel_api::resources::{Resource, Resources, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use super::{Applied, Command, Registry, RegistryError, roles::valid_role};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    /// `disk.persistence.id`, unique per agent and role.
+    pub id: String,
+    pub role: String,
+    pub principal: Option<String>,
+    /// Size in MB.
+    pub disk_mb: f64,
+    pub container_path: String,
+    /// `RW` or `RO`.
+    pub mode: String,
+}
+
+impl Volume {
+    /// The reserved disk the volume occupies.
+    pub fn disk(&self) -> Resources {
+        Resources(vec![Resource {
+            name: "disk".into(),
+            role: self.role.clone(),
+            value: Value::Scalar(self.disk_mb),
+        }])
+    }
+
+    /// Parses a Mesos v1 `Resource` carrying `disk.persistence`; `None` for
+    /// resources that are not persistent volumes.
+    pub fn from_resource_json(r: &Json) -> Option<Result<Volume, String>> {
+        let id = r
+            .get("disk")?
+            .get("persistence")?
+            .get("id")?
+            .as_str()?
+            .to_string();
+        Some((|| {
+            if r.get("name").and_then(Json::as_str) != Some("disk") {
+                return Err(format!(
+                    "volume {id}: only 'disk' resources can be persistent"
+                ));
+            }
+            if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+                return Err(format!("volume id '{id}' is invalid"));
+            }
+            let disk_mb = r
+                .get("scalar")
+                .and_then(|s| s.get("value"))
+                .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| format!("volume {id}: size must be a positive scalar"))?;
+            let role = r
+                .get("reservations")
+                .and_then(Json::as_array)
+                .and_then(|rs| rs.last())
+                .and_then(|x| x.get("role"))
+                .or_else(|| r.get("role"))
+                .and_then(Json::as_str)
+                .unwrap_or("*")
+                .to_string();
+            let volume = r.get("disk").and_then(|d| d.get("volume"));
+            let container_path = volume
+                .and_then(|v| v.get("container_path"))
+                .and_then(Json::as_str)
+                .filter(|p| !p.is_empty() && !p.starts_with('/') && !p.split('/').any(|s| s == ".."))
+                .ok_or_else(|| format!("volume {id}: 'disk.volume.container_path' must be a relative path inside the sandbox"))?
+                .to_string();
+            Ok(Volume {
+                id: id.clone(),
+                role,
+                principal: r["disk"]["persistence"]
+                    .get("principal")
+                    .and_then(Json::as_str)
+                    .map(str::to_string),
+                disk_mb,
+                container_path,
+                mode: volume
+                    .and_then(|v| v.get("mode"))
+                    .and_then(Json::as_str)
+                    .unwrap_or("RW")
+                    .to_string(),
+            })
+        })())
+    }
+
+    /// The volume as a Mesos v1 `Resource` (pre-refinement `role`, or
+    /// `reservations` with RESERVATION_REFINEMENT).
+    pub fn to_resource_json(&self, allocation_role: Option<&str>, refinement: bool) -> Json {
+        let mut r = json!({
+            "name": "disk", "type": "SCALAR", "scalar": { "value": self.disk_mb },
+            "disk": {
+                "persistence": { "id": self.id },
+                "volume": { "container_path": self.container_path, "mode": self.mode },
+            },
+        });
+        if let Some(p) = &self.principal {
+            r["disk"]["persistence"]["principal"] = json!(p);
+        }
+        if refinement {
+            r["reservations"] = json!([{ "type": "DYNAMIC", "role": self.role }]);
+        } else {
+            r["role"] = json!(self.role);
+            r["reservation"] = json!({});
+        }
+        if let Some(role) = allocation_role {
+            r["allocation_info"] = json!({ "role": role });
+        }
+        r
+    }
+}
+
+impl Registry {
+    pub(super) fn validate_volumes(&self, cmd: &Command) -> Result<(), RegistryError> {
+        let bad = |m: String| Err(RegistryError::InvalidRequest(m));
+        match cmd {
+            Command::CreateVolumes { agent_id, volumes } => {
+                let agent = self
+                    .agents
+                    .get(agent_id)
+                    .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
+                let mut disk = Resources::default();
+                for v in volumes {
+                    if !valid_role(&v.role) {
+                        return bad(format!(
+                            "volume {}: persistent volumes need reserved disk, not role '{}'",
+                            v.id, v.role
+                        ));
+                    }
+                    if agent
+                        .volumes
+                        .iter()
+                        .chain(volumes.iter().filter(|o| !std::ptr::eq(*o, v)))
+                        .any(|o| o.id == v.id && o.role == v.role)
+                    {
+                        return bad(format!(
+                            "volume {} already exists for role {}",
+                            v.id, v.role
+                        ));
+                    }
+                    disk.add(&v.disk());
+                }
+                if !agent.total_resources().contains(&disk) {
+                    return bad(format!(
+                        "agent {agent_id} does not have {disk} of reserved disk for these volumes"
+                    ));
+                }
+                Ok(())
+            }
+            Command::DestroyVolumes { agent_id, volumes } => {
+                let agent = self
+                    .agents
+                    .get(agent_id)
+                    .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
+                for (role, id) in volumes {
+                    if !agent.volumes.iter().any(|v| &v.id == id && &v.role == role) {
+                        return bad(format!(
+                            "agent {agent_id} has no volume {id} for role {role}"
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => unreachable!("not a volume command"),
+        }
+    }
+
+    pub(super) fn apply_volumes(&mut self, cmd: &Command) -> Applied {
+        match cmd {
+            Command::CreateVolumes { agent_id, volumes } => {
+                let agent = self.agents.get_mut(agent_id).expect("validated");
+                agent.volumes.extend(volumes.iter().cloned());
+                Applied::AgentResourcesUpdated {
+                    agent_id: agent_id.clone(),
+                }
+            }
+            Command::DestroyVolumes { agent_id, volumes } => {
+                let agent = self.agents.get_mut(agent_id).expect("validated");
+                agent.volumes.retain(|v| {
+                    !volumes
+                        .iter()
+                        .any(|(role, id)| &v.id == id && &v.role == role)
+                });
+                Applied::AgentResourcesUpdated {
+                    agent_id: agent_id.clone(),
+                }
+            }
+            _ => unreachable!("not a volume command"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vol_json(id: &str, role: &str, size: f64) -> Json {
+        json!({"name": "disk", "type": "SCALAR", "scalar": {"value": size},
+            "reservations": [{"type": "DYNAMIC", "role": role}],
+            "disk": {"persistence": {"id": id, "principal": "p"}, "volume": {"container_path": "data", "mode": "RW"}}})
+    }
+
+    #[test]
+    fn parses_and_renders_volumes() {
+        let v = Volume::from_resource_json(&vol_json("v1", "eng", 64.0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (v.id.as_str(), v.role.as_str(), v.disk_mb),
+            ("v1", "eng", 64.0)
+        );
+        assert_eq!(v.principal.as_deref(), Some("p"));
+        let back = Volume::from_resource_json(&v.to_resource_json(Some("eng"), true))
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, v);
+        let pre = v.to_resource_json(None, false);
+        assert_eq!(pre["role"], "eng");
+        assert!(Volume::from_resource_json(&json!({"name": "disk"})).is_none());
+        let mut abs = vol_json("v2", "eng", 1.0);
+        abs["disk"]["volume"]["container_path"] = json!("/etc");
+        assert!(Volume::from_resource_json(&abs).unwrap().is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! QEMU commands: `cargo xtask vm` (boot one node of a shape against a
+//! master on this machine), `vm-test` (the hardware tests, as CI runs them)
+//! and `vm-bench` (boot time against a bare busybox initramfs). All build
+//! the PXE bundle first through `pxe::build`, then drive the
+//! keel-hardware-tests crate.
+
+use anyhow::{Result, bail};
+
+use crate::pxe::{self, PxeArgs};
+use crate::{cargo, root};
+
+/// Host tools the VM tests need, with their Debian packages (.ci/run
+/// installs them).
+pub const VM_TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("swtpm", "swtpm"),
+    ("zstd", "zstd"),
+    ("depmod", "kmod"),
+    ("dpkg-deb", "dpkg"),
+    ("strip", "binutils"),
+    ("mke2fs", "e2fsprogs"),
+    ("busybox", "busybox-static"),
+];
+
+/// Fails with the missing tools and their packages; the iPXE ROMs are
+/// files, checked the same way.
+pub fn require_vm_tools() -> Result<()> {
+    crate::require_tools(VM_TOOLS)?;
+    if !std::path::Path::new("/usr/lib/ipxe/qemu/efi-virtio.rom").exists() {
+        bail!("missing the iPXE ROMs QEMU's NICs boot from (Debian package ipxe-qemu)");
+    }
+    Ok(())
+}
+
+/// Options of `cargo xtask vm`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VmArgs {
+    /// A shape name from hardware-tests/shapes, or a path to a shape file.
+    #[arg(long, default_value = "pxe-two-nics")]
+    pub shape: String,
+    /// Boot through PXE (iPXE ROM, TFTP + HTTP from this machine).
+    #[arg(long)]
+    pub pxe: bool,
+    /// Further kernel parameters, e.g. `keel.workdisk=serial:KEEL-WORK`.
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// Keep the guest and the master running until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn hwtest(args: &[&str]) -> Result<()> {
+    let mut all = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "keel-hardware-tests",
+        "--bin",
+        "keel-hwtest",
+        "--",
+    ];
+    all.extend_from_slice(args);
+    cargo(&all)
+}
+
+pub fn vm(args: &VmArgs) -> Result<()> {
+    require_vm_tools()?;
+    pxe::build(&PxeArgs::default())?;
+    let shape = if args.shape.contains('/') || args.shape.ends_with(".json") {
+        args.shape.clone()
+    } else {
+        root()
+            .join("hardware-tests/shapes")
+            .join(format!("{}.json", args.shape))
+            .display()
+            .to_string()
+    };
+    let mut a = vec![
+        "boot",
+        "--shape",
+        shape.as_str(),
+        "--append",
+        args.append.as_str(),
+    ];
+    if args.pxe {
+        a.push("--pxe");
+    }
+    if args.keep {
+        a.push("--keep");
+    }
+    hwtest(&a)
+}
+
+/// The QEMU tests of hardware-tests/tests/qemu.rs, one guest at a time.
+pub fn vm_test() -> Result<()> {
+    require_vm_tools()?;
+    pxe::build(&PxeArgs::default())?;
+    cargo(&[
+        "test",
+        "-p",
+        "keel-hardware-tests",
+        "--test",
+        "qemu",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ])
+}
+
+pub fn vm_bench(runs: usize) -> Result<()> {
+    require_vm_tools()?;
+    pxe::build(&PxeArgs::default())?;
+    hwtest(&["bench", "--runs", &runs.to_string()])
+}
