@@ -5,12 +5,15 @@
 //! - [`resources`]: Mesos resources offered, with the Mesos defaults.
 //! - [`workdir`]: the persisted agent id.
 //! - [`session`]: registration, heartbeats and the master's task calls over gRPC.
-//! - [`executor`]: the task runtime: sandboxes, processes, status updates.
+//! - [`executor`]: the task runtime: sandboxes, processes, status updates,
+//!   checkpoints and recovery.
+//! - [`isolation`]: the kernel surfaces of task isolation (procfs, ...).
 //! - [`http`]: the agent's own HTTP endpoint.
 
 pub mod discovery;
 pub mod executor;
 pub mod http;
+pub mod isolation;
 pub mod resources;
 pub mod session;
 pub mod workdir;
@@ -163,7 +166,7 @@ pub async fn run(
     let mut executor_config = ExecutorConfig::new(work_dir.root());
     executor_config.kill_grace_period = config.tasks.kill_grace_period;
     executor_config.resend_base = config.tasks.status_update_retry_interval;
-    let executor = ExecutorHandle::start(executor_config, LinuxLauncher);
+    let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
 
     let session_config = SessionConfig {
         masters: config.masters.clone(),

@@ -76,8 +76,22 @@ fn parse_attributes(s: &str) -> Result<Attributes, String> {
     Attributes::parse(s).map_err(|e| e.to_string())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // `keel-agent shim DIR`: a task's supervisor process, started by the
+    // agent itself. It must stay single-threaded, so it runs before clap,
+    // logging and the async runtime.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
+    if args.len() == 3 && args[1] == "shim" {
+        let dir = PathBuf::from(&args[2]);
+        std::process::exit(keel_agent::executor::launcher::shim::main(&dir));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(agent_main())
+}
+
+async fn agent_main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     match flags.command {
         Some(Command::Discover {

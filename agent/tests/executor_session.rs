@@ -122,7 +122,7 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ExecutorConfig::new(dir.path());
     config.kill_grace_period = Duration::from_secs(2);
-    let executor = ExecutorHandle::start(config, LinuxLauncher);
+    let executor = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
     let session_config = SessionConfig {
         masters: vec![addr.to_string()],
         info: pb::AgentInfo {

@@ -23,7 +23,7 @@ fn agent(grace: Duration) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ExecutorConfig::new(dir.path());
     config.kill_grace_period = grace;
-    let exec = ExecutorHandle::start(config, LinuxLauncher);
+    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
     let (tx, rx) = mpsc::unbounded_channel();
     exec.attach("agent-S1", tx);
     Agent { exec, rx, dir }

@@ -95,6 +95,7 @@ impl pb::agent_service_server::AgentService for AgentService {
         let reg = self
             .master
             .register(claimed_id, info, register.tasks, tx.clone())
+            .await
             .map_err(|e| match e {
                 MasterError::Registry(RegistryError::InvalidAgentId(_)) => {
                     Status::invalid_argument(e.to_string())
@@ -141,7 +142,7 @@ impl pb::agent_service_server::AgentService for AgentService {
                     None => break,
                 }
             }
-            master.session_closed(&reg.agent_id, reg.session);
+            master.session_closed(&reg.agent_id, reg.session).await;
         });
 
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -110,7 +110,9 @@ async fn main() -> anyhow::Result<()> {
             ("allocator".into(), flags.allocator.clone()),
         ],
     };
-    let master = Master::open(config).context("cannot open the master registry")?;
+    let master = Master::open(config)
+        .await
+        .context("cannot open the master registry")?;
     tracing::info!(api = %format!("http://{local}"), master_id = %master.master_id(), "keel-master listening");
     keel_master::run(listener, master, shutdown_signal()).await?;
     tracing::info!("stopped");

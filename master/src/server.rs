@@ -42,7 +42,7 @@ pub async fn run(
             }
             loop {
                 tokio::select! {
-                    _ = agents.tick() => master.tick(),
+                    _ = agents.tick() => master.tick().await,
                     _ = frameworks.tick() => master.send_heartbeats(),
                     _ = batch.tick() => { master.allocate(); }
                     _ = master.allocation_wanted() => {

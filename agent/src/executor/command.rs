@@ -2,6 +2,7 @@
 //! environment. Pure; the launcher does the spawning.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use keel_api::mesos::CommandInfo;
 
@@ -60,6 +61,8 @@ pub fn launch_spec(
         cwd: ctx.sandbox.clone(),
         stdout: ctx.sandbox.join("stdout"),
         stderr: ctx.sandbox.join("stderr"),
+        // Set by the runtime: the task's checkpoint directory.
+        state_dir: PathBuf::new(),
     })
 }
 
@@ -99,7 +102,6 @@ pub fn environment(
 mod tests {
     use super::*;
     use keel_api::mesos::{EnvVar, Environment};
-    use std::path::PathBuf;
 
     fn ctx() -> TaskContext {
         TaskContext {

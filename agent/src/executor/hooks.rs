@@ -154,6 +154,7 @@ mod tests {
             cwd: "/".into(),
             stdout: "/dev/null".into(),
             stderr: "/dev/null".into(),
+            state_dir: "/nonexistent".into(),
         }
     }
 

@@ -10,18 +10,21 @@
 //! ```
 //!
 //! - [`call`]: master messages -> [`ExecutorCall`].
+//! - [`checkpoint`]: what survives an agent restart (containers, tasks,
+//!   the status update log) and reading it back.
 //! - [`launch`]: `LaunchTasks` -> typed tasks, kill grace periods (pure).
 //! - [`command`]: CommandInfo -> argv and environment (pure).
 //! - [`sandbox`]: the Mesos sandbox layout under the work dir.
 //! - [`hooks`]: ordered, idempotent lifecycle hooks ([`hooks::SandboxHook`]).
 //! - [`launcher`]: the only code that spawns, signals and reaps processes
-//!   ([`LinuxLauncher`], [`FakeLauncher`]).
+//!   ([`LinuxLauncher`] with its per-task `shim`, [`FakeLauncher`]).
 //! - [`supervisor`]: one task's process from hooks to reaping.
 //! - [`status`]: building updates and Mesos' exit wording.
 //! - [`updates`]: the status update manager (pure state machine).
 //! - [`runtime`]: the actor tying it together; [`ExecutorHandle`] is its API.
 
 pub mod call;
+pub mod checkpoint;
 pub mod command;
 pub mod hooks;
 pub mod launch;

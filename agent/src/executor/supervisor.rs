@@ -70,25 +70,50 @@ pub struct Supervisor<L: ProcessLauncher> {
     pub events: mpsc::UnboundedSender<Event>,
 }
 
+/// The supervisor less its starting point (borrowed across awaits).
+struct Core<L> {
+    launcher: Arc<L>,
+    hooks: Arc<[Arc<dyn TaskHook>]>,
+    key: TaskKey,
+    ctx: TaskContext,
+    killed: bool,
+    events: mpsc::UnboundedSender<Event>,
+}
+
 impl<L: ProcessLauncher> Supervisor<L> {
     pub async fn run(self, mut kills: mpsc::UnboundedReceiver<Duration>) {
-        let events = self.events.clone();
+        let Supervisor {
+            launcher,
+            hooks,
+            key,
+            ctx,
+            start,
+            killed,
+            events,
+        } = self;
+        let core = Core {
+            launcher,
+            hooks,
+            key,
+            ctx,
+            killed,
+            events: events.clone(),
+        };
         tokio::select! {
-            () = self.supervise(&mut kills) => {}
+            () = core.supervise(start, &mut kills) => {}
             () = events.closed() => {}
         }
     }
+}
 
-    async fn supervise(mut self, kills: &mut mpsc::UnboundedReceiver<Duration>) {
+impl<L: ProcessLauncher> Core<L> {
+    async fn supervise(self, start: Start<L::Process>, kills: &mut mpsc::UnboundedReceiver<Duration>) {
         let key = self.key.clone();
-        let start = std::mem::replace(&mut self.start, Start::Ended(Err(String::new())));
         let process = match start {
-            Start::Launch(mut spec) => {
-                match self.launch(&mut spec, kills).await {
-                    Some(p) => p,
-                    None => return,
-                }
-            }
+            Start::Launch(mut spec) => match self.launch(&mut spec, kills).await {
+                Some(p) => p,
+                None => return,
+            },
             Start::Adopt(p) => {
                 let _ = self.events.send(Event::Running {
                     key: key.clone(),

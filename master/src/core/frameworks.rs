@@ -11,7 +11,7 @@ use keel_api::mesos::FrameworkInfo;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use super::{Inner, Master, MasterConfig, offers, propose, tasks, unix_now};
+use super::{Inner, Master, MasterConfig, offers, tasks, unix_now};
 use crate::allocator::FrameworkSpec;
 use crate::http::views;
 use crate::registry::roles::valid_role;
@@ -145,42 +145,50 @@ pub(super) fn recover(inner: &mut Inner, _config: &MasterConfig) {
     }
 }
 
-/// Removes frameworks whose failover timeout has passed.
-pub(super) fn expire_failovers(inner: &mut Inner) {
-    let now = Instant::now();
-    let expired: Vec<String> = inner
-        .frameworks
-        .iter()
-        .filter(|(_, f)| !f.connected() && f.failover_deadline.is_some_and(|d| d <= now))
-        .map(|(id, _)| id.clone())
-        .collect();
-    for id in expired {
-        tracing::info!(framework_id = %id, "failover timeout expired; removing framework");
-        remove_framework(inner, &id);
+impl Master {
+    /// Removes frameworks whose failover timeout has passed.
+    pub(super) async fn expire_failovers(&self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .lock()
+            .frameworks
+            .iter()
+            .filter(|(_, f)| !f.connected() && f.failover_deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(framework_id = %id, "failover timeout expired; removing framework");
+            self.remove_framework(&id).await;
+        }
     }
-}
 
-/// Kills the framework's tasks, drops its offers and forgets it.
-pub(super) fn remove_framework(inner: &mut Inner, framework_id: &str) {
-    offers::recover_framework_offers(inner, framework_id, false);
-    tasks::framework_removed(inner, framework_id);
-    inner.allocator.remove_framework(framework_id);
-    inner.frameworks.remove(framework_id);
-    if let Err(e) = propose(
-        inner,
-        Command::RemoveFramework {
+    /// Kills the framework's tasks, drops its offers and forgets it.
+    pub(super) async fn remove_framework(&self, framework_id: &str) {
+        let w = self.write().await;
+        {
+            let mut inner = self.lock();
+            if !inner.frameworks.contains_key(framework_id) {
+                return;
+            }
+            offers::recover_framework_offers(&mut inner, framework_id, false);
+            tasks::framework_removed(&mut inner, framework_id);
+            inner.allocator.remove_framework(framework_id);
+            inner.frameworks.remove(framework_id);
+        }
+        let cmd = Command::RemoveFramework {
             framework_id: framework_id.to_string(),
             at: unix_now(),
-        },
-    ) {
-        tracing::error!(%framework_id, error = %e, "cannot record framework removal");
+        };
+        if let Err(e) = self.commit(&w, cmd).await {
+            tracing::error!(%framework_id, error = %e, "cannot record framework removal");
+        }
+        drop(w);
+        self.want_allocation();
     }
-}
 
-impl Master {
     /// SUBSCRIBE. On success the returned stream starts with SUBSCRIBED.
     /// An invalid FrameworkInfo yields a stream holding one ERROR event.
-    pub fn subscribe(
+    pub async fn subscribe(
         self: &Arc<Self>,
         framework_id: Option<String>,
         info: FrameworkInfo,
@@ -202,7 +210,7 @@ impl Master {
             return error(m);
         }
         let framework_id = framework_id.or_else(|| info.id.as_ref().map(|i| i.value.clone()));
-        let mut inner = self.lock();
+        let w = self.write().await;
         let cmd = match &framework_id {
             Some(id) => Command::ReaddFramework {
                 framework_id: id.clone(),
@@ -214,7 +222,7 @@ impl Master {
                 at: unix_now(),
             },
         };
-        let framework_id = match propose(&mut inner, cmd) {
+        let framework_id = match self.commit(&w, cmd).await {
             Ok(Applied::FrameworkAdded { framework_id })
             | Ok(Applied::FrameworkReadded { framework_id }) => framework_id,
             Ok(other) => unreachable!("subscribe applied as {other:?}"),
@@ -223,6 +231,7 @@ impl Master {
             }
             Err(e) => return error(format!("Cannot subscribe: {e}")),
         };
+        let mut inner = self.lock();
         // The stored info now carries the id.
         let info = inner
             .registry
@@ -269,6 +278,7 @@ impl Master {
         }
         inner.frameworks.insert(framework_id.clone(), fw);
         drop(inner);
+        drop(w);
         tracing::info!(%framework_id, "framework subscribed");
 
         let master = Arc::clone(self);
@@ -335,20 +345,17 @@ impl Master {
     }
 
     /// TEARDOWN (scheduler or operator).
-    pub fn teardown(&self, framework_id: &str) -> Result<(), CallError> {
-        let mut inner = self.lock();
-        if !inner.frameworks.contains_key(framework_id) {
+    pub async fn teardown(&self, framework_id: &str) -> Result<(), CallError> {
+        if !self.lock().frameworks.contains_key(framework_id) {
             return Err(bad("Framework cannot be found"));
         }
-        remove_framework(&mut inner, framework_id);
+        self.remove_framework(framework_id).await;
         tracing::info!(%framework_id, "framework torn down");
-        drop(inner);
-        self.want_allocation();
         Ok(())
     }
 
     /// UPDATE_FRAMEWORK.
-    pub fn update_framework(
+    pub async fn update_framework(
         &self,
         framework_id: &str,
         info: FrameworkInfo,
@@ -359,28 +366,31 @@ impl Master {
             return Err(bad("'framework_info.id' must equal 'framework_id'"));
         }
         validate_info(&info).map_err(bad)?;
+        let w = self.write().await;
+        {
+            let inner = self.lock();
+            let Some(fw) = inner.frameworks.get(framework_id) else {
+                return Err(bad("Framework cannot be found"));
+            };
+            let old = &fw.info;
+            if old.principal != info.principal
+                || old.user != info.user
+                || old.checkpoint != info.checkpoint
+            {
+                return Err(bad(
+                    "'principal', 'user' and 'checkpoint' cannot be changed",
+                ));
+            }
+        }
+        let cmd = Command::UpdateFramework {
+            framework_id: framework_id.to_string(),
+            info: info_json,
+        };
+        self.commit(&w, cmd).await.map_err(|e| bad(e.to_string()))?;
         let mut inner = self.lock();
-        let Some(fw) = inner.frameworks.get(framework_id) else {
+        let Some(fw) = inner.frameworks.get_mut(framework_id) else {
             return Err(bad("Framework cannot be found"));
         };
-        let old = &fw.info;
-        if old.principal != info.principal
-            || old.user != info.user
-            || old.checkpoint != info.checkpoint
-        {
-            return Err(bad(
-                "'principal', 'user' and 'checkpoint' cannot be changed",
-            ));
-        }
-        propose(
-            &mut inner,
-            Command::UpdateFramework {
-                framework_id: framework_id.to_string(),
-                info: info_json,
-            },
-        )
-        .map_err(|e| bad(e.to_string()))?;
-        let fw = inner.frameworks.get_mut(framework_id).expect("checked");
         fw.info = info;
         fw.suppressed_roles = suppressed_roles.into_iter().collect();
         let spec = fw.spec(framework_id);

@@ -13,6 +13,7 @@
 
 mod frameworks;
 mod offers;
+pub mod replicate;
 mod roles;
 mod tasks;
 
@@ -23,11 +24,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keel_api::pb;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, Notify, mpsc};
 
 use crate::allocator::Allocator;
 use crate::registry::{AgentInfo, AgentState, Applied, Command, Registry, RegistryError};
-use crate::store::{CommandLog, StoreError};
+use crate::store::StoreError;
+use replicate::{LocalLog, ProposeError, Replicator};
 
 pub use frameworks::{FrameworkView, Subscription};
 pub use offers::resources_json;
@@ -88,6 +90,8 @@ pub enum MasterError {
     Registry(#[from] RegistryError),
     #[error("unknown allocator {0:?} (available: drf)")]
     UnknownAllocator(String),
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
 }
 
 /// Outbound half of an agent session.
@@ -99,8 +103,8 @@ struct Session {
 }
 
 pub(crate) struct Inner {
+    /// The master's copy of the committed registry (see [`Master::commit`]).
     registry: Registry,
-    log: CommandLog,
     sessions: HashMap<String, Session>,
     last_seen: HashMap<String, Instant>,
     next_session: u64,
@@ -116,6 +120,9 @@ pub struct Master {
     config: MasterConfig,
     start_time: f64,
     inner: Mutex<Inner>,
+    replicator: Box<dyn Replicator>,
+    /// Serializes registry writes so the copy applies them in log order.
+    writes: AsyncMutex<()>,
     /// Wakes the allocation loop after events that free or add resources.
     allocate_soon: Notify,
 }
@@ -136,17 +143,27 @@ pub fn unix_now() -> f64 {
 }
 
 impl Master {
-    /// Opens the registry under the work dir, bootstrapping a new master id on
-    /// first start. Agents recorded as active are marked disconnected: no
-    /// session survives a restart, and they get the agent timeout to return.
-    pub fn open(config: MasterConfig) -> Result<Arc<Master>, MasterError> {
+    /// Opens the registry under the work dir (the single-master command
+    /// log), bootstrapping a new master id on first start.
+    pub async fn open(config: MasterConfig) -> Result<Arc<Master>, MasterError> {
         std::fs::create_dir_all(&config.work_dir).map_err(|source| MasterError::WorkDir {
             path: config.work_dir.clone(),
             source,
         })?;
+        let log = LocalLog::open(&config.work_dir.join("registry.log"))?;
+        Self::open_with(config, Box::new(log)).await
+    }
+
+    /// Opens the master over any replicator. Agents recorded as active are
+    /// marked disconnected: no session survives a restart, and they get the
+    /// agent timeout to return.
+    pub async fn open_with(
+        config: MasterConfig,
+        replicator: Box<dyn Replicator>,
+    ) -> Result<Arc<Master>, MasterError> {
         let allocator = crate::allocator::create(&config.allocator)
             .ok_or_else(|| MasterError::UnknownAllocator(config.allocator.clone()))?;
-        let (log, registry) = CommandLog::open(&config.work_dir.join("registry.log"))?;
+        let registry = replicator.registry();
         let now = Instant::now();
         let last_seen = registry.agents().map(|a| (a.id.clone(), now)).collect();
         let master = Arc::new(Master {
@@ -154,7 +171,6 @@ impl Master {
             start_time: unix_now(),
             inner: Mutex::new(Inner {
                 registry,
-                log,
                 sessions: HashMap::new(),
                 last_seen,
                 next_session: 1,
@@ -165,29 +181,32 @@ impl Master {
                 next_offer_seq: 0,
                 tasks: tasks::TaskTable::default(),
             }),
+            replicator,
+            writes: AsyncMutex::new(()),
             allocate_soon: Notify::new(),
         });
+        let w = master.write().await;
+        if master.lock().registry.master_id().is_none() {
+            let master_id = uuid::Uuid::new_v4().to_string();
+            master.commit(&w, Command::Bootstrap { master_id }).await?;
+        }
+        let stale: Vec<String> = master
+            .lock()
+            .registry
+            .agents()
+            .filter(|a| a.state == AgentState::Active)
+            .map(|a| a.id.clone())
+            .collect();
+        for agent_id in stale {
+            let cmd = Command::DisconnectAgent {
+                agent_id,
+                at: unix_now(),
+            };
+            master.commit(&w, cmd).await?;
+        }
+        drop(w);
         {
             let mut inner = master.lock();
-            if inner.registry.master_id().is_none() {
-                let master_id = uuid::Uuid::new_v4().to_string();
-                propose(&mut inner, Command::Bootstrap { master_id })?;
-            }
-            let stale: Vec<String> = inner
-                .registry
-                .agents()
-                .filter(|a| a.state == AgentState::Active)
-                .map(|a| a.id.clone())
-                .collect();
-            for agent_id in stale {
-                propose(
-                    &mut inner,
-                    Command::DisconnectAgent {
-                        agent_id,
-                        at: unix_now(),
-                    },
-                )?;
-            }
             roles::load_into_allocator(&mut inner);
             frameworks::recover(&mut inner, &master.config);
             tracing::info!(
@@ -198,6 +217,30 @@ impl Master {
             );
         }
         Ok(master)
+    }
+
+    /// Takes the write lock: registry writes happen one at a time.
+    pub(crate) async fn write(&self) -> AsyncMutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
+    /// Commits `cmd` through the replicator and applies it to the master's
+    /// copy. Call with the write lock held and the state lock released.
+    pub(crate) async fn commit(
+        &self,
+        _w: &AsyncMutexGuard<'_, ()>,
+        cmd: Command,
+    ) -> Result<Applied, MasterError> {
+        let applied = self.replicator.propose(cmd.clone()).await??;
+        let mut inner = self.lock();
+        match inner.registry.apply(&cmd) {
+            Ok(mine) if mine == applied => {}
+            other => {
+                tracing::error!(?other, ?applied, "registry copy diverged; reloading it");
+                inner.registry = self.replicator.registry();
+            }
+        }
+        Ok(applied)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -238,32 +281,28 @@ impl Master {
 
     /// Admits or readmits an agent and makes `tx` its only session. `tasks`
     /// are the tasks the agent reports (re-registration).
-    pub fn register(
+    pub async fn register(
         &self,
         agent_id: Option<String>,
         info: AgentInfo,
         reported: Vec<pb::TaskReport>,
         tx: SessionSender,
     ) -> Result<Registration, MasterError> {
-        let mut inner = self.lock();
+        let w = self.write().await;
         let at = unix_now();
-        let applied = match agent_id {
-            Some(agent_id) => propose(
-                &mut inner,
-                Command::ReadmitAgent {
-                    agent_id,
-                    info: Box::new(info),
-                    at,
-                },
-            )?,
-            None => propose(
-                &mut inner,
-                Command::AdmitAgent {
-                    info: Box::new(info),
-                    at,
-                },
-            )?,
+        let cmd = match agent_id {
+            Some(agent_id) => Command::ReadmitAgent {
+                agent_id,
+                info: Box::new(info),
+                at,
+            },
+            None => Command::AdmitAgent {
+                info: Box::new(info),
+                at,
+            },
         };
+        let applied = self.commit(&w, cmd).await?;
+        let mut inner = self.lock();
         let (agent_id, reregistered) = match applied {
             Applied::AgentAdmitted { agent_id } => (agent_id, false),
             Applied::AgentReadmitted { agent_id, .. } => (agent_id, true),
@@ -314,19 +353,23 @@ impl Master {
     }
 
     /// The agent's stream ended. Only the current session counts.
-    pub fn session_closed(&self, agent_id: &str, session: u64) {
-        let mut inner = self.lock();
-        if inner.sessions.get(agent_id).is_none_or(|s| s.id != session) {
-            return;
+    pub async fn session_closed(&self, agent_id: &str, session: u64) {
+        let w = self.write().await;
+        {
+            let mut inner = self.lock();
+            if inner.sessions.get(agent_id).is_none_or(|s| s.id != session) {
+                return;
+            }
+            inner.sessions.remove(agent_id);
         }
-        inner.sessions.remove(agent_id);
         let cmd = Command::DisconnectAgent {
             agent_id: agent_id.to_string(),
             at: unix_now(),
         };
-        match propose(&mut inner, cmd) {
+        match self.commit(&w, cmd).await {
             Ok(Applied::AgentDisconnected { .. }) => {
                 tracing::info!(%agent_id, "agent disconnected");
+                let mut inner = self.lock();
                 inner.allocator.deactivate_agent(agent_id);
                 offers::rescind_agent_offers(&mut inner, agent_id);
             }
@@ -337,51 +380,68 @@ impl Master {
 
     /// One heartbeat round: pings every session and marks agents unreachable
     /// when nothing came from them within the agent timeout.
-    pub fn tick(&self) {
-        let mut inner = self.lock();
-        inner.heartbeat_seq += 1;
-        let ping = pb::MasterMessage {
-            msg: Some(pb::master_message::Msg::Heartbeat(pb::Heartbeat {
-                seq: inner.heartbeat_seq,
-                sent_unix_ms: (unix_now() * 1000.0) as u64,
-            })),
-        };
-        for session in inner.sessions.values() {
-            // A full queue means the agent is not reading; the timeout below
-            // deals with it.
-            let _ = session.tx.try_send(Ok(ping.clone()));
-        }
-        let timeout = self.config.agent_timeout;
-        let expired: Vec<String> = inner
-            .registry
-            .agents()
-            .filter(|a| a.state != AgentState::Unreachable)
-            .filter(|a| {
-                inner
-                    .last_seen
-                    .get(&a.id)
-                    .is_none_or(|seen| seen.elapsed() >= timeout)
-            })
-            .map(|a| a.id.clone())
-            .collect();
-        for agent_id in expired {
-            inner.sessions.remove(&agent_id);
-            let cmd = Command::MarkAgentUnreachable {
-                agent_id: agent_id.clone(),
-                at: unix_now(),
+    pub async fn tick(&self) {
+        let expired: Vec<String> = {
+            let mut inner = self.lock();
+            inner.heartbeat_seq += 1;
+            let ping = pb::MasterMessage {
+                msg: Some(pb::master_message::Msg::Heartbeat(pb::Heartbeat {
+                    seq: inner.heartbeat_seq,
+                    sent_unix_ms: (unix_now() * 1000.0) as u64,
+                })),
             };
-            match propose(&mut inner, cmd) {
-                Ok(_) => {
-                    tracing::warn!(%agent_id, ?timeout, "agent unreachable: no heartbeat");
-                    offers::rescind_agent_offers(&mut inner, &agent_id);
-                    inner.allocator.remove_agent(&agent_id);
-                    tasks::agent_lost(&mut inner, &agent_id);
+            for session in inner.sessions.values() {
+                // A full queue means the agent is not reading; the timeout
+                // below deals with it.
+                let _ = session.tx.try_send(Ok(ping.clone()));
+            }
+            let timeout = self.config.agent_timeout;
+            inner
+                .registry
+                .agents()
+                .filter(|a| a.state != AgentState::Unreachable)
+                .filter(|a| {
+                    inner
+                        .last_seen
+                        .get(&a.id)
+                        .is_none_or(|seen| seen.elapsed() >= timeout)
+                })
+                .map(|a| a.id.clone())
+                .collect()
+        };
+        if !expired.is_empty() {
+            let w = self.write().await;
+            for agent_id in expired {
+                // It may have come back while we waited for the write lock.
+                if self
+                    .lock()
+                    .last_seen
+                    .get(&agent_id)
+                    .is_some_and(|s| s.elapsed() < self.config.agent_timeout)
+                {
+                    continue;
                 }
-                Err(e) => tracing::error!(%agent_id, error = %e, "cannot mark agent unreachable"),
+                self.lock().sessions.remove(&agent_id);
+                let cmd = Command::MarkAgentUnreachable {
+                    agent_id: agent_id.clone(),
+                    at: unix_now(),
+                };
+                match self.commit(&w, cmd).await {
+                    Ok(_) => {
+                        tracing::warn!(%agent_id, timeout = ?self.config.agent_timeout, "agent unreachable: no heartbeat");
+                        let mut inner = self.lock();
+                        offers::rescind_agent_offers(&mut inner, &agent_id);
+                        inner.allocator.remove_agent(&agent_id);
+                        tasks::agent_lost(&mut inner, &agent_id);
+                    }
+                    Err(e) => {
+                        tracing::error!(%agent_id, error = %e, "cannot mark agent unreachable")
+                    }
+                }
             }
         }
-        frameworks::expire_failovers(&mut inner);
-        offers::expire_offers(&mut inner, self.config.offer_timeout);
+        self.expire_failovers().await;
+        offers::expire_offers(&mut self.lock(), self.config.offer_timeout);
     }
 
     /// Ends every agent session and framework stream (on shutdown).
@@ -407,12 +467,4 @@ impl Master {
             None => false,
         }
     }
-}
-
-/// Validates, persists, then applies: a command that was acknowledged is on
-/// disk, and one that failed to persist changed nothing.
-pub(crate) fn propose(inner: &mut Inner, cmd: Command) -> Result<Applied, MasterError> {
-    inner.registry.validate(&cmd)?;
-    inner.log.append(&cmd)?;
-    Ok(inner.registry.apply(&cmd)?)
 }

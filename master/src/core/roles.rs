@@ -3,7 +3,7 @@
 
 use keel_api::resources::Resources;
 
-use super::{Inner, Master, propose};
+use super::{Inner, Master};
 use crate::allocator::{Quota, RoleSummary};
 use crate::registry::{Command, QuotaConfig};
 
@@ -36,19 +36,17 @@ pub(super) fn load_into_allocator(inner: &mut Inner) {
 
 impl Master {
     /// UPDATE_WEIGHTS: all or nothing.
-    pub fn update_weights(&self, weights: Vec<(String, f64)>) -> Result<(), String> {
+    pub async fn update_weights(&self, weights: Vec<(String, f64)>) -> Result<(), String> {
+        let w = self.write().await;
+        let cmd = Command::UpdateWeights {
+            weights: weights.clone(),
+        };
+        self.commit(&w, cmd).await.map_err(|e| e.to_string())?;
         let mut inner = self.lock();
-        propose(
-            &mut inner,
-            Command::UpdateWeights {
-                weights: weights.clone(),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        for (role, w) in weights {
+        for (role, weight) in weights {
             inner
                 .allocator
-                .set_weight(&role, w)
+                .set_weight(&role, weight)
                 .map_err(|e| e.to_string())?;
         }
         drop(inner);
@@ -57,15 +55,13 @@ impl Master {
     }
 
     /// UPDATE_QUOTA: all or nothing; empty guarantees and limits remove a quota.
-    pub fn update_quotas(&self, configs: Vec<QuotaConfig>) -> Result<(), String> {
+    pub async fn update_quotas(&self, configs: Vec<QuotaConfig>) -> Result<(), String> {
+        let w = self.write().await;
+        let cmd = Command::UpdateQuotas {
+            configs: configs.clone(),
+        };
+        self.commit(&w, cmd).await.map_err(|e| e.to_string())?;
         let mut inner = self.lock();
-        propose(
-            &mut inner,
-            Command::UpdateQuotas {
-                configs: configs.clone(),
-            },
-        )
-        .map_err(|e| e.to_string())?;
         for q in configs {
             let quota = (!(q.guarantees.is_empty() && q.limits.is_empty())).then(|| quota_of(&q));
             inner
@@ -79,15 +75,15 @@ impl Master {
     }
 
     /// Operator RESERVE_RESOURCES / UNRESERVE_RESOURCES on an agent.
-    pub fn reserve_resources(
+    pub async fn reserve_resources(
         &self,
         agent_id: &str,
         resources: Resources,
         reserve: bool,
     ) -> Result<(), String> {
-        let mut inner = self.lock();
+        let w = self.write().await;
         // Offers on the agent may hold what is being (un)reserved.
-        super::offers::rescind_agent_offers(&mut inner, agent_id);
+        super::offers::rescind_agent_offers(&mut self.lock(), agent_id);
         let cmd = if reserve {
             Command::ReserveResources {
                 agent_id: agent_id.to_string(),
@@ -99,7 +95,8 @@ impl Master {
                 resources,
             }
         };
-        propose(&mut inner, cmd).map_err(|e| e.to_string())?;
+        self.commit(&w, cmd).await.map_err(|e| e.to_string())?;
+        let mut inner = self.lock();
         let total = inner
             .registry
             .agent(agent_id)

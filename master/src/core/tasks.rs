@@ -10,7 +10,7 @@ use keel_api::resources::{Resource, Resources};
 use serde_json::Value as Json;
 
 use super::frameworks::send_event;
-use super::{Inner, Master, offers, propose, unix_now};
+use super::{Inner, Master, offers, unix_now};
 use crate::registry::Command;
 use crate::registry::volumes::Volume;
 use crate::scheduler::call::Operation;
@@ -354,41 +354,46 @@ pub(super) fn framework_removed(inner: &mut Inner, framework_id: &str) {
 impl Master {
     /// ACCEPT. Offer problems turn every launched task into TASK_LOST /
     /// TASK_DROPPED (REASON_INVALID_OFFERS); invalid tasks into TASK_ERROR.
-    pub fn accept(
+    pub async fn accept(
         &self,
         framework_id: &str,
         offer_ids: &[String],
         operations: Vec<Operation>,
         filters: Filters,
     ) {
-        let mut inner = self.lock();
-        let taken = match offers::take_offers(&mut inner, framework_id, offer_ids) {
-            Ok(t) => t,
-            Err(reason) => {
-                let state = if partition_aware(&inner, framework_id) {
-                    TaskState::TASK_DROPPED
-                } else {
-                    TaskState::TASK_LOST
-                };
-                for op in &operations {
-                    let tasks = match op {
-                        Operation::Launch { task_infos }
-                        | Operation::LaunchGroup { task_infos, .. } => task_infos,
-                        _ => continue,
+        // Registry changes inside one ACCEPT are committed in order, and
+        // nothing else writes in between.
+        let w = self.write().await;
+        let taken = {
+            let mut inner = self.lock();
+            match offers::take_offers(&mut inner, framework_id, offer_ids) {
+                Ok(t) => t,
+                Err(reason) => {
+                    let state = if partition_aware(&inner, framework_id) {
+                        TaskState::TASK_DROPPED
+                    } else {
+                        TaskState::TASK_LOST
                     };
-                    for t in tasks {
-                        let id = t
-                            .get("task_id")
-                            .and_then(|i| i.get("value"))
-                            .and_then(Json::as_str)
-                            .unwrap_or("");
-                        let status =
-                            master_status(id, None, state, "REASON_INVALID_OFFERS", &reason);
-                        notify(&mut inner, framework_id, &status);
+                    for op in &operations {
+                        let tasks = match op {
+                            Operation::Launch { task_infos }
+                            | Operation::LaunchGroup { task_infos, .. } => task_infos,
+                            _ => continue,
+                        };
+                        for t in tasks {
+                            let id = t
+                                .get("task_id")
+                                .and_then(|i| i.get("value"))
+                                .and_then(Json::as_str)
+                                .unwrap_or("");
+                            let status =
+                                master_status(id, None, state, "REASON_INVALID_OFFERS", &reason);
+                            notify(&mut inner, framework_id, &status);
+                        }
                     }
+                    tracing::info!(%framework_id, %reason, "accept with invalid offers");
+                    return;
                 }
-                tracing::info!(%framework_id, %reason, "accept with invalid offers");
-                return;
             }
         };
         let agent_id = taken[0].agent_id.clone();
@@ -400,8 +405,51 @@ impl Master {
             volumes.extend(o.volumes.iter().cloned());
         }
         for op in operations {
-            match op {
-                Operation::Launch { task_infos } => {
+            let planned = {
+                let mut inner = self.lock();
+                let mut ctx = LaunchCtx {
+                    framework_id,
+                    agent_id: &agent_id,
+                    role: &role,
+                    remaining: &mut remaining,
+                    volumes: &mut volumes,
+                };
+                match op {
+                    Operation::Launch { task_infos } => {
+                        launch(&mut inner, &mut ctx, task_infos, None);
+                        None
+                    }
+                    Operation::LaunchGroup {
+                        executor,
+                        task_infos,
+                    } => {
+                        launch(&mut inner, &mut ctx, task_infos, Some(executor));
+                        None
+                    }
+                    Operation::Reserve { resources } => {
+                        plan_reserve(framework_id, &agent_id, ctx.remaining, &resources, true)
+                    }
+                    Operation::Unreserve { resources } => {
+                        plan_reserve(framework_id, &agent_id, ctx.remaining, &resources, false)
+                    }
+                    Operation::Create { volumes: specs } => {
+                        plan_create(framework_id, &agent_id, &role, ctx.remaining, &specs)
+                    }
+                    Operation::Destroy { volumes: specs } => {
+                        plan_destroy(framework_id, &agent_id, ctx.volumes, &specs)
+                    }
+                    Operation::Unsupported { kind } => {
+                        tracing::warn!(%framework_id, %kind, "offer operation not supported by Keel; dropped");
+                        None
+                    }
+                }
+            };
+            let Some((cmd, pending)) = planned else {
+                continue;
+            };
+            match self.commit(&w, cmd).await {
+                Ok(_) => {
+                    let mut inner = self.lock();
                     let mut ctx = LaunchCtx {
                         framework_id,
                         agent_id: &agent_id,
@@ -409,70 +457,12 @@ impl Master {
                         remaining: &mut remaining,
                         volumes: &mut volumes,
                     };
-                    launch(&mut inner, &mut ctx, task_infos, None);
+                    finish(&mut inner, &mut ctx, pending);
                 }
-                Operation::LaunchGroup {
-                    executor,
-                    task_infos,
-                } => {
-                    let mut ctx = LaunchCtx {
-                        framework_id,
-                        agent_id: &agent_id,
-                        role: &role,
-                        remaining: &mut remaining,
-                        volumes: &mut volumes,
-                    };
-                    launch(&mut inner, &mut ctx, task_infos, Some(executor));
-                }
-                Operation::Create { volumes: created } => {
-                    create_volumes(
-                        &mut inner,
-                        framework_id,
-                        &agent_id,
-                        &role,
-                        &mut remaining,
-                        &mut volumes,
-                        &created,
-                    );
-                }
-                Operation::Destroy { volumes: destroyed } => {
-                    destroy_volumes(
-                        &mut inner,
-                        framework_id,
-                        &agent_id,
-                        &role,
-                        &mut remaining,
-                        &mut volumes,
-                        &destroyed,
-                    );
-                }
-                Operation::Reserve { resources } => {
-                    reserve(
-                        &mut inner,
-                        framework_id,
-                        &agent_id,
-                        &role,
-                        &mut remaining,
-                        &resources,
-                        true,
-                    );
-                }
-                Operation::Unreserve { resources } => {
-                    reserve(
-                        &mut inner,
-                        framework_id,
-                        &agent_id,
-                        &role,
-                        &mut remaining,
-                        &resources,
-                        false,
-                    );
-                }
-                Operation::Unsupported { .. } => {
-                    tracing::warn!(%framework_id, ?op, "offer operation not supported by Keel; dropped");
-                }
+                Err(e) => tracing::info!(%framework_id, error = %e, "offer operation refused"),
             }
         }
+        let mut inner = self.lock();
         if !remaining.is_empty() {
             inner.allocator.recover(
                 framework_id,
@@ -484,6 +474,7 @@ impl Master {
             );
         }
         drop(inner);
+        drop(w);
         self.want_allocation();
     }
 
@@ -878,63 +869,65 @@ fn unreserved(rs: &Resources) -> Resources {
     )
 }
 
-/// RESERVE / UNRESERVE from an offer: recorded in the registry, the agent's
-/// total updated in the allocator, and what is left of the offer converted.
-fn reserve(
-    inner: &mut Inner,
+/// A registry change planned inside an ACCEPT, applied to the offer's
+/// remainder once committed.
+enum Pending {
+    /// RESERVE / UNRESERVE: `from` becomes `to` inside the allocation.
+    Convert { from: Resources, to: Resources },
+    /// CREATE: `disk` becomes the `created` volumes.
+    Create {
+        disk: Resources,
+        created: Vec<Volume>,
+    },
+    /// DESTROY: the `gone` volumes become `disk` again.
+    Destroy { disk: Resources, gone: Vec<Volume> },
+}
+
+/// RESERVE / UNRESERVE of resources in the offer's remainder.
+fn plan_reserve(
     framework_id: &str,
     agent_id: &str,
-    role: &str,
-    remaining: &mut Resources,
+    remaining: &Resources,
     resources: &[Json],
     reserve: bool,
-) {
+) -> Option<(Command, Pending)> {
     let Ok(rs) = Resources::from_v1_json(&Json::Array(resources.to_vec())) else {
-        tracing::info!(%framework_id, "reserve with invalid resources dropped");
-        return;
+        tracing::info!(%framework_id, "(un)reserve with invalid resources dropped");
+        return None;
     };
     let (from, to) = if reserve {
         (unreserved(&rs), rs.clone())
     } else {
         (rs.clone(), unreserved(&rs))
     };
-    let Some(mut converted) = remaining.checked_sub(&from) else {
+    if !remaining.contains(&from) {
         tracing::info!(%framework_id, %rs, "(un)reserve of resources not in the offer dropped");
-        return;
-    };
-    converted.add(&to);
+        return None;
+    }
+    let agent_id = agent_id.to_string();
     let cmd = if reserve {
         Command::ReserveResources {
-            agent_id: agent_id.to_string(),
+            agent_id,
             resources: rs,
         }
     } else {
         Command::UnreserveResources {
-            agent_id: agent_id.to_string(),
+            agent_id,
             resources: rs,
         }
     };
-    if let Err(e) = propose(inner, cmd) {
-        tracing::info!(%framework_id, error = %e, "(un)reserve refused");
-        return;
-    }
-    inner
-        .allocator
-        .update_allocation(framework_id, agent_id, role, &from, &to);
-    *remaining = converted;
+    Some((cmd, Pending::Convert { from, to }))
 }
 
 /// CREATE: reserved disk of the offer's role becomes persistent volumes,
 /// usable by LAUNCHes later in the same ACCEPT and offered back afterwards.
-fn create_volumes(
-    inner: &mut Inner,
+fn plan_create(
     framework_id: &str,
     agent_id: &str,
     role: &str,
-    remaining: &mut Resources,
-    offered: &mut Vec<Volume>,
+    remaining: &Resources,
     specs: &[Json],
-) {
+) -> Option<(Command, Pending)> {
     let mut created = Vec::new();
     let mut disk = Resources::default();
     for spec in specs {
@@ -945,54 +938,41 @@ fn create_volumes(
             }
             Some(Ok(v)) => {
                 tracing::info!(%framework_id, volume = %v.id, "CREATE on disk not reserved to the offer's role dropped");
-                return;
+                return None;
             }
             Some(Err(e)) => {
                 tracing::info!(%framework_id, error = %e, "CREATE with an invalid volume dropped");
-                return;
+                return None;
             }
             None => {
                 tracing::info!(%framework_id, "CREATE of a resource without disk.persistence dropped");
-                return;
+                return None;
             }
         }
     }
-    let Some(left) = remaining.checked_sub(&disk) else {
+    if !remaining.contains(&disk) {
         tracing::info!(%framework_id, %disk, "CREATE needs reserved disk that is not in the offer");
-        return;
-    };
-    if let Err(e) = propose(
-        inner,
-        Command::CreateVolumes {
-            agent_id: agent_id.to_string(),
-            volumes: created.clone(),
-        },
-    ) {
-        tracing::info!(%framework_id, error = %e, "CREATE refused");
-        return;
+        return None;
     }
-    inner
-        .allocator
-        .update_allocation(framework_id, agent_id, role, &disk, &Resources::default());
-    *remaining = left;
-    offered.extend(created);
+    let cmd = Command::CreateVolumes {
+        agent_id: agent_id.to_string(),
+        volumes: created.clone(),
+    };
+    Some((cmd, Pending::Create { disk, created }))
 }
 
 /// DESTROY: offered, unused volumes go back to reserved disk.
-fn destroy_volumes(
-    inner: &mut Inner,
+fn plan_destroy(
     framework_id: &str,
     agent_id: &str,
-    role: &str,
-    remaining: &mut Resources,
-    offered: &mut Vec<Volume>,
+    offered: &[Volume],
     specs: &[Json],
-) {
+) -> Option<(Command, Pending)> {
     let mut gone = Vec::new();
     for spec in specs {
         let Some(Ok(v)) = Volume::from_resource_json(spec) else {
             tracing::info!(%framework_id, "DESTROY of something that is not a persistent volume dropped");
-            return;
+            return None;
         };
         let Some(known) = offered
             .iter()
@@ -1000,31 +980,54 @@ fn destroy_volumes(
             .cloned()
         else {
             tracing::info!(%framework_id, volume = %v.id, "DESTROY of a volume that is not in the offers dropped");
-            return;
+            return None;
         };
         gone.push(known);
-    }
-    let ids: Vec<(String, String)> = gone
-        .iter()
-        .map(|v| (v.role.clone(), v.id.clone()))
-        .collect();
-    if let Err(e) = propose(
-        inner,
-        Command::DestroyVolumes {
-            agent_id: agent_id.to_string(),
-            volumes: ids,
-        },
-    ) {
-        tracing::info!(%framework_id, error = %e, "DESTROY refused");
-        return;
     }
     let mut disk = Resources::default();
     for v in &gone {
         disk.add(&v.disk());
     }
-    inner
-        .allocator
-        .update_allocation(framework_id, agent_id, role, &Resources::default(), &disk);
-    remaining.add(&disk);
-    offered.retain(|o| !gone.iter().any(|g| g.id == o.id && g.role == o.role));
+    let cmd = Command::DestroyVolumes {
+        agent_id: agent_id.to_string(),
+        volumes: gone
+            .iter()
+            .map(|v| (v.role.clone(), v.id.clone()))
+            .collect(),
+    };
+    Some((cmd, Pending::Destroy { disk, gone }))
+}
+
+/// The committed change, applied to the allocator and the offer's remainder.
+fn finish(inner: &mut Inner, ctx: &mut LaunchCtx<'_>, pending: Pending) {
+    let none = Resources::default();
+    let (fw, agent, role) = (ctx.framework_id, ctx.agent_id, ctx.role);
+    match pending {
+        Pending::Convert { from, to } => {
+            inner
+                .allocator
+                .update_allocation(fw, agent, role, &from, &to);
+            if let Some(mut left) = ctx.remaining.checked_sub(&from) {
+                left.add(&to);
+                *ctx.remaining = left;
+            }
+        }
+        Pending::Create { disk, created } => {
+            inner
+                .allocator
+                .update_allocation(fw, agent, role, &disk, &none);
+            if let Some(left) = ctx.remaining.checked_sub(&disk) {
+                *ctx.remaining = left;
+            }
+            ctx.volumes.extend(created);
+        }
+        Pending::Destroy { disk, gone } => {
+            inner
+                .allocator
+                .update_allocation(fw, agent, role, &none, &disk);
+            ctx.remaining.add(&disk);
+            ctx.volumes
+                .retain(|o| !gone.iter().any(|g| g.id == o.id && g.role == o.role));
+        }
+    }
 }

@@ -236,7 +236,7 @@ pub async fn handle(
         return resp;
     }
     match parse_operator_call(&headers, &body) {
-        Ok(call) => match mutate(&master, &call) {
+        Ok(call) => match mutate(&master, &call).await {
             Some(resp) => resp,
             None => json(StatusCode::OK, &answer(&master, call)),
         },
@@ -257,15 +257,17 @@ fn get_agents(master: &Master) -> Json {
 }
 
 /// Performs a mutating call; `None` for read calls.
-fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
+async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
     use axum::response::IntoResponse;
     let result = match call {
         OperatorCall::UpdateWeights(w) => master
             .update_weights(w.clone())
+            .await
             .map(|()| StatusCode::OK)
             .map_err(|e| (StatusCode::BAD_REQUEST, e)),
         OperatorCall::UpdateQuota(q) => master
             .update_quotas(q.clone())
+            .await
             .map(|()| StatusCode::OK)
             .map_err(|e| (StatusCode::BAD_REQUEST, e)),
         OperatorCall::ReserveResources {
@@ -282,12 +284,14 @@ fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
             } else {
                 master
                     .reserve_resources(agent_id, resources.clone(), reserve)
+                    .await
                     .map(|()| StatusCode::ACCEPTED)
                     .map_err(|e| (StatusCode::CONFLICT, e))
             }
         }
         OperatorCall::Teardown { framework_id } => master
             .teardown(framework_id)
+            .await
             .map(|()| StatusCode::OK)
             .map_err(|e| (StatusCode::BAD_REQUEST, e.reason)),
         _ => return None,

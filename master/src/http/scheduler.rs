@@ -76,7 +76,9 @@ pub async fn handle(
                 "Expecting 'Accept' to allow application/json",
             );
         }
-        let sub = master.subscribe(parsed.framework_id, info, info_json, suppressed_roles);
+        let sub = master
+            .subscribe(parsed.framework_id, info, info_json, suppressed_roles)
+            .await;
         let events = ReceiverStream::new(sub.events).map(Ok::<Bytes, Infallible>);
         let mut resp = Response::new(Body::from_stream(events));
         let h = resp.headers_mut();
@@ -98,7 +100,7 @@ pub async fn handle(
     match parsed.call {
         SchedulerCall::Subscribe { .. } => unreachable!("handled above"),
         SchedulerCall::Teardown => {
-            if let Err(e) = master.teardown(fid) {
+            if let Err(e) = master.teardown(fid).await {
                 return rejected(e);
             }
         }
@@ -106,7 +108,7 @@ pub async fn handle(
             offer_ids,
             operations,
             filters,
-        } => master.accept(fid, &offer_ids, operations, filters),
+        } => master.accept(fid, &offer_ids, operations, filters).await,
         SchedulerCall::Decline { offer_ids, filters } => master.decline(fid, &offer_ids, filters),
         SchedulerCall::Revive { roles } => master.suppress(fid, &roles, true),
         SchedulerCall::Suppress { roles } => master.suppress(fid, &roles, false),
@@ -137,7 +139,10 @@ pub async fn handle(
             info_json,
             suppressed_roles,
         } => {
-            return match master.update_framework(fid, info, info_json, suppressed_roles) {
+            return match master
+                .update_framework(fid, info, info_json, suppressed_roles)
+                .await
+            {
                 Ok(()) => StatusCode::OK.into_response(),
                 Err(e) => rejected(e),
             };

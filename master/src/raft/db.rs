@@ -72,7 +72,24 @@ pub struct Recovered {
 impl Db {
     /// Opens or creates the store at `path` and checks all of it: every value
     /// must decode, and the log must be contiguous after the purged prefix.
+    ///
+    /// redb panics on some damage (a garbled page header) instead of
+    /// returning an error; that panic is caught and reported as corruption.
     pub fn open(path: &Path) -> Result<(Db, Recovered), StoreError> {
+        std::panic::catch_unwind(|| Db::open_unguarded(path)).unwrap_or_else(|panic| {
+            let reason = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("redb panicked while reading it");
+            Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: reason.to_string(),
+            })
+        })
+    }
+
+    fn open_unguarded(path: &Path) -> Result<(Db, Recovered), StoreError> {
         let existed = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         let db = Database::create(path).map_err(|e| classify(path, e.into()))?;
         let db = Db {
@@ -304,10 +321,15 @@ fn classify(path: &Path, e: redb::Error) -> StoreError {
             path: path.to_path_buf(),
             reason,
         },
-        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
             StoreError::Corrupt {
                 path: path.to_path_buf(),
-                reason: format!("file is truncated: {io}"),
+                reason: io.to_string(),
             }
         }
         other => StoreError::Db {

@@ -98,6 +98,15 @@ impl LinuxLauncher {
     }
 }
 
+/// Registers a pidfd with the reactor: readable once the process exits.
+#[allow(unsafe_code)]
+fn watch(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` is moved into the `AsyncFd`, which owns it for
+    // its whole life: the descriptor stays open and `as_raw_fd` always
+    // returns the same one, as `register` requires.
+    unsafe { AsyncFd::register(pidfd) }.map_err(std::io::Error::from)
+}
+
 impl ProcessLauncher for LinuxLauncher {
     type Process = LinuxProcess;
 
@@ -184,7 +193,7 @@ impl ProcessLauncher for LinuxLauncher {
             };
             match rec.task_pid {
                 Some(task_pid) => {
-                    return match AsyncFd::new(pidfd) {
+                    return match watch(pidfd) {
                         Ok(fd) => Adopted::Running(LinuxProcess {
                             task_pid,
                             shim_pid: rec.shim_pid,

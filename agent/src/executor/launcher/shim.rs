@@ -190,7 +190,7 @@ fn spawn_task(spec: &LaunchSpec) -> Result<u32, (Option<i32>, String)> {
 /// Reaps children until `task` exits; returns how it ended.
 fn wait_for(task: u32) -> Result<ShimEnd, ShimError> {
     loop {
-        match rustix::process::waitpid(None, WaitOptions::empty()) {
+        match rustix::process::wait(WaitOptions::empty()) {
             Ok(Some((pid, status))) if pid.as_raw_nonzero().get() as u32 == task => {
                 return Ok(match (status.exit_status(), status.terminating_signal()) {
                     (Some(code), _) => ShimEnd::Exited(code),
@@ -218,7 +218,7 @@ fn clean_up(me: u32, task: u32) {
                 let _ = rustix::process::kill_process(pid, RSignal::KILL);
             }
         }
-        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some(_)) | Err(Errno::INTR) => {}
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(_) => return,

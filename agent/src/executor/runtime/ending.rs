@@ -4,6 +4,7 @@
 use keel_api::mesos::TaskState;
 
 use super::{Phase, Runtime};
+use crate::executor::checkpoint;
 use crate::executor::launch;
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::status;
@@ -30,6 +31,13 @@ impl<L: ProcessLauncher> Runtime<L> {
             let _ = kills.send(grace);
         }
         let first = !std::mem::replace(&mut task.kill_requested, true);
+        // A restarted agent must still know the task was meant to die.
+        if first
+            && let Some(dir) = &task.dir
+            && let Err(e) = checkpoint::write_killed(dir, grace.as_millis() as u64)
+        {
+            tracing::error!(task_id = %key.task_id, error = %e, "cannot checkpoint a kill");
+        }
         let announce = first && task.killing_state && task.phase == Phase::Running;
         let group = task.group.clone();
         if announce {
@@ -62,6 +70,11 @@ impl<L: ProcessLauncher> Runtime<L> {
                 let Some(task) = self.tasks.get_mut(&key) else {
                     return;
                 };
+                // An adopted task that already reported RUNNING says nothing.
+                if task.phase != Phase::Starting {
+                    tracing::info!(task_id = %key.task_id, pid, "task re-attached");
+                    return;
+                }
                 task.phase = Phase::Running;
                 let announce_kill = task.kill_requested && task.killing_state;
                 tracing::info!(task_id = %key.task_id, pid, "task running");

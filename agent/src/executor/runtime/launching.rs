@@ -1,15 +1,19 @@
-//! Starting tasks: from `LaunchTasks` to a supervisor per task, or a
-//! TASK_FAILED for what cannot be started.
+//! Starting tasks: from `LaunchTasks` to a checkpoint and a supervisor per
+//! task, or a TASK_FAILED for what cannot be started.
+
+use std::path::PathBuf;
 
 use keel_api::mesos::{TaskInfo, TaskState};
 use keel_api::pb;
 use tokio::sync::mpsc;
 
 use super::{Phase, Runtime, Task};
+use crate::executor::checkpoint::log::UpdateLog;
+use crate::executor::checkpoint::{self, ContainerCheckpoint, MetaDir};
 use crate::executor::hooks::TaskContext;
 use crate::executor::launch::{self, ParsedTask};
 use crate::executor::launcher::ProcessLauncher;
-use crate::executor::supervisor::Supervisor;
+use crate::executor::supervisor::{Start, Supervisor};
 use crate::executor::updates::TaskKey;
 use crate::executor::{command, sandbox, status};
 
@@ -58,32 +62,43 @@ impl<L: ProcessLauncher> Runtime<L> {
                 .agent_id
                 .clone()
                 .unwrap_or_else(|| info.agent_id.value.clone());
+            let container = ContainerCheckpoint {
+                agent_id,
+                framework_id: fw.clone(),
+                executor_id: executor_id.clone(),
+                container_id: container_id.clone(),
+                group: group.clone(),
+                killing_state,
+            };
             let prepared = if let Some(e) = &req.executor_error {
                 Err(e.clone())
             } else if group.is_none() && info.executor.is_some() {
                 Err("custom executors are not supported by this agent".to_string())
             } else {
-                self.context(
-                    &key,
-                    &agent_id,
-                    &executor_id,
-                    &container_id,
-                    group.is_some(),
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|ctx| {
-                    command::launch_spec(&ctx, info.command.as_ref(), &self.config.base_env)
-                        .map(|spec| (ctx, spec))
-                        .map_err(|e| e.to_string())
-                })
+                self.context(&container, &key.task_id)
+                    .map_err(|e| e.to_string())
+                    .and_then(|ctx| {
+                        command::launch_spec(&ctx, info.command.as_ref(), &self.config.base_env)
+                            .map(|spec| (ctx, spec))
+                            .map_err(|e| e.to_string())
+                    })
             };
-            let (ctx, spec) = match prepared {
+            let (ctx, mut spec) = match prepared {
                 Ok(p) => p,
                 Err(message) => {
                     self.reject(key, Some(info), json, executor_id, message);
                     continue;
                 }
             };
+            let (dir, log) = match self.checkpoint_task(&container, &key, &json) {
+                Ok(c) => c,
+                Err(e) => {
+                    let message = format!("the agent cannot checkpoint the task: {e}");
+                    self.reject(key, Some(info), json, executor_id, message);
+                    continue;
+                }
+            };
+            spec.state_dir = dir.join(checkpoint::PROCESS_DIR);
             if let Some(ex) = &group {
                 self.groups
                     .insert((fw.clone(), ex.clone()), container_id.clone());
@@ -101,6 +116,8 @@ impl<L: ProcessLauncher> Runtime<L> {
                     latest: None,
                     kills: Some(kills),
                     kill_requested: false,
+                    dir: Some(dir),
+                    log: Some(log),
                 },
             );
             tracing::info!(task_id = %key.task_id, framework_id = %fw,
@@ -111,39 +128,55 @@ impl<L: ProcessLauncher> Runtime<L> {
                 hooks: self.hooks.clone(),
                 key,
                 ctx,
-                spec,
+                start: Start::Launch(spec),
+                killed: false,
                 events: self.events.clone(),
             };
             tokio::spawn(supervisor.run(kill_rx));
         }
     }
 
-    fn context(
+    /// Writes the container's and the task's checkpoint and opens its
+    /// update log.
+    pub(super) fn checkpoint_task(
         &self,
+        container: &ContainerCheckpoint,
         key: &TaskKey,
-        agent_id: &str,
-        executor_id: &str,
-        container_id: &str,
-        in_group: bool,
+        info_json: &str,
+    ) -> Result<(PathBuf, UpdateLog), checkpoint::CheckpointError> {
+        let dir = self.meta.container_dir(container)?;
+        if !dir.join(checkpoint::CONTAINER_FILE).exists() {
+            container.write(&dir)?;
+        }
+        let task_dir = MetaDir::task_dir(&dir, &key.task_id)?;
+        checkpoint::write_task_info(&task_dir, info_json)?;
+        let (log, _) = UpdateLog::open(&task_dir.join(checkpoint::UPDATES_FILE))?;
+        Ok((task_dir, log))
+    }
+
+    pub(super) fn context(
+        &self,
+        c: &ContainerCheckpoint,
+        task_id: &str,
     ) -> Result<TaskContext, sandbox::SandboxError> {
         let runs_dir = sandbox::runs_dir(
             &self.config.work_dir,
-            agent_id,
-            &key.framework_id,
-            executor_id,
+            &c.agent_id,
+            &c.framework_id,
+            &c.executor_id,
         )?;
-        let run_dir = sandbox::run_dir(&runs_dir, container_id)?;
-        let task_sandbox = if in_group {
-            sandbox::task_dir(&run_dir, &key.task_id)?
+        let run_dir = sandbox::run_dir(&runs_dir, &c.container_id)?;
+        let task_sandbox = if c.group.is_some() {
+            sandbox::task_dir(&run_dir, task_id)?
         } else {
             run_dir.clone()
         };
         Ok(TaskContext {
-            agent_id: agent_id.to_string(),
-            framework_id: key.framework_id.clone(),
-            executor_id: executor_id.to_string(),
-            container_id: container_id.to_string(),
-            task_id: key.task_id.clone(),
+            agent_id: c.agent_id.clone(),
+            framework_id: c.framework_id.clone(),
+            executor_id: c.executor_id.clone(),
+            container_id: c.container_id.clone(),
+            task_id: task_id.to_string(),
             runs_dir,
             run_dir,
             sandbox: task_sandbox,
@@ -163,6 +196,21 @@ impl<L: ProcessLauncher> Runtime<L> {
             return;
         }
         tracing::warn!(task_id = %key.task_id, %message, "task rejected");
+        let container = ContainerCheckpoint {
+            agent_id: self.agent_id.clone().unwrap_or_default(),
+            framework_id: key.framework_id.clone(),
+            executor_id: executor_id.clone(),
+            container_id: uuid::Uuid::new_v4().to_string(),
+            group: None,
+            killing_state: false,
+        };
+        let (dir, log) = match self.checkpoint_task(&container, &key, &info_json) {
+            Ok((dir, log)) => (Some(dir), Some(log)),
+            Err(e) => {
+                tracing::error!(task_id = %key.task_id, error = %e, "cannot checkpoint a rejected task");
+                (None, None)
+            }
+        };
         let task = Task {
             info,
             info_json,
@@ -173,6 +221,8 @@ impl<L: ProcessLauncher> Runtime<L> {
             latest: None,
             kills: None,
             kill_requested: false,
+            dir,
+            log,
         };
         self.tasks.insert(key.clone(), task);
         let reason = Some(status::REASON_TASK_INVALID);

@@ -4,7 +4,7 @@
 //! [`ExecutorCall`]s and takes its status updates while a stream is up.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::call::ExecutorCall;
+use super::checkpoint::log::UpdateLog;
+use super::checkpoint::{self, MetaDir};
 use super::hooks::TaskHook;
 use super::launcher::ProcessLauncher;
 use super::status;
@@ -22,11 +24,13 @@ use super::updates::{Output, TaskKey, UpdateManager};
 
 mod ending;
 mod launching;
+mod recovery;
 #[cfg(test)]
 mod tests;
 
 pub struct ExecutorConfig {
-    /// The agent's work dir (made absolute); sandboxes live under `slaves/`.
+    /// The agent's work dir (made absolute); sandboxes live under `slaves/`,
+    /// checkpoints under `meta/slaves/`.
     pub work_dir: PathBuf,
     /// Kill grace period for tasks without a kill policy (Mesos: 3 s).
     pub kill_grace_period: Duration,
@@ -60,6 +64,7 @@ enum Command {
     },
     Detach,
     Reports(oneshot::Sender<Vec<pb::TaskReport>>),
+    Stop(oneshot::Sender<()>),
 }
 
 /// The handle the session (and tests) use; cheap to clone.
@@ -69,8 +74,10 @@ pub struct ExecutorHandle {
 }
 
 impl ExecutorHandle {
-    /// Starts the runtime on the current tokio runtime. It stops when the
-    /// last handle is dropped (running tasks are left alone).
+    /// Starts the runtime on the current tokio runtime. It first recovers
+    /// what an earlier agent left in the work dir's checkpoints (calls made
+    /// meanwhile wait). It stops when the last handle is dropped (running
+    /// tasks are left alone: the next runtime adopts them).
     pub fn start<L: ProcessLauncher>(mut config: ExecutorConfig, launcher: L) -> Self {
         if let Ok(abs) = std::path::absolute(&config.work_dir) {
             config.work_dir = abs;
@@ -78,6 +85,7 @@ impl ExecutorHandle {
         let (tx, commands) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let runtime = Runtime {
+            meta: MetaDir::new(config.work_dir.join("meta")),
             hooks: config.hooks.iter().cloned().collect(),
             updates: UpdateManager::new(config.resend_base, config.resend_cap),
             config,
@@ -106,6 +114,15 @@ impl ExecutorHandle {
     /// The stream is down: updates stay queued until the next `attach`.
     pub fn detach(&self) {
         let _ = self.tx.send(Command::Detach);
+    }
+
+    /// Stops the runtime and waits until it has: supervisors let go of
+    /// their processes, which keep running (as when the agent is killed).
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Every task the agent knows (running, or not yet acknowledged as
@@ -137,10 +154,15 @@ struct Task {
     latest: Option<pb::TaskStatus>,
     kills: Option<mpsc::UnboundedSender<Duration>>,
     kill_requested: bool,
+    /// The task's checkpoint directory and update log (`None` when they
+    /// could not be written: the task runs, but would not survive a restart).
+    dir: Option<PathBuf>,
+    log: Option<UpdateLog>,
 }
 
 struct Runtime<L> {
     config: ExecutorConfig,
+    meta: MetaDir,
     launcher: Arc<L>,
     hooks: Arc<[Arc<dyn TaskHook>]>,
     agent_id: Option<String>,
@@ -158,6 +180,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut events: mpsc::UnboundedReceiver<Event>,
     ) {
+        self.recover().await;
         loop {
             let deadline = self.updates.next_deadline();
             let resend = async move {
@@ -168,6 +191,11 @@ impl<L: ProcessLauncher> Runtime<L> {
             };
             tokio::select! {
                 cmd = commands.recv() => match cmd {
+                    Some(Command::Stop(done)) => {
+                        drop(events);
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
@@ -190,7 +218,15 @@ impl<L: ProcessLauncher> Runtime<L> {
             Command::Call(ExecutorCall::Acknowledge(m)) => {
                 let key = TaskKey::new(m.framework_id, m.task_id);
                 match self.updates.acknowledge(&key, &m.uuid, Instant::now()) {
-                    Some(out) => self.apply(out),
+                    Some(out) => {
+                        if let Some(log) = self.tasks.get_mut(&key).and_then(|t| t.log.as_mut())
+                            && let Err(e) = log.append_ack(&m.uuid)
+                        {
+                            tracing::error!(task_id = %key.task_id, error = %e,
+                                "cannot checkpoint an acknowledgement");
+                        }
+                        self.apply(out)
+                    }
                     None => tracing::debug!(task_id = %key.task_id, "ignoring unexpected ack"),
                 }
             }
@@ -215,6 +251,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 self.sink = None;
                 self.updates.disconnected();
             }
+            Command::Stop(_) => {}
             Command::Reports(reply) => {
                 let reports = self
                     .tasks
@@ -241,7 +278,10 @@ impl<L: ProcessLauncher> Runtime<L> {
                 }
                 Output::Forget(key) => {
                     tracing::debug!(task_id = %key.task_id, "terminal update acknowledged");
-                    self.tasks.remove(&key);
+                    let dir = self.tasks.remove(&key).and_then(|t| t.dir);
+                    if let Some(dir) = dir {
+                        remove_checkpoint(&dir);
+                    }
                 }
             }
         }
@@ -268,7 +308,19 @@ impl<L: ProcessLauncher> Runtime<L> {
             framework_id: key.framework_id.clone(),
             status: Some(st),
         };
+        // On disk before it can be sent.
+        if let Some(log) = task.log.as_mut()
+            && let Err(e) = log.append_update(&update)
+        {
+            tracing::error!(task_id = %key.task_id, error = %e, "cannot checkpoint a status update");
+        }
         let out = self.updates.enqueue(update, Instant::now());
         self.apply(out);
+    }
+}
+
+fn remove_checkpoint(dir: &Path) {
+    if let Err(e) = checkpoint::remove_task(dir) {
+        tracing::warn!(error = %e, "cannot remove a finished task's checkpoint");
     }
 }

@@ -13,6 +13,7 @@ use crate::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, FakeLauncher
 
 mod kill;
 mod lifecycle;
+mod recovery;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -24,10 +25,15 @@ struct Harness {
     dir: tempfile::TempDir,
 }
 
+fn config(dir: &std::path::Path) -> ExecutorConfig {
+    let mut config = ExecutorConfig::new(dir);
+    config.kill_grace_period = Duration::from_millis(100);
+    config
+}
+
 fn harness_with(tweak: impl FnOnce(&mut ExecutorConfig)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ExecutorConfig::new(dir.path());
-    config.kill_grace_period = Duration::from_millis(100);
+    let mut config = config(dir.path());
     tweak(&mut config);
     let fake = FakeLauncher::new();
     let exec = ExecutorHandle::start(config, fake.clone());
@@ -74,6 +80,23 @@ fn st(u: &pb::StatusUpdate) -> &pb::TaskStatus {
 }
 
 impl Harness {
+    /// The agent stops (tasks keep running) and a new runtime starts on
+    /// the same work dir and processes, not attached to a master yet.
+    async fn restart(&mut self) {
+        self.exec.clone().shutdown().await;
+        self.exec = ExecutorHandle::start(config(self.dir.path()), self.fake.clone());
+        let (_, rx) = mpsc::unbounded_channel();
+        self.rx = rx;
+        self.buffered.clear();
+    }
+
+    /// A master stream comes up (again).
+    fn attach(&mut self) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.rx = rx;
+        self.exec.attach("a-S0", tx);
+    }
+
     /// The next update for `task` (updates of other tasks are kept).
     async fn next(&mut self, task: &str) -> pb::StatusUpdate {
         if let Some(i) = self.buffered.iter().position(|u| st(u).task_id == task) {

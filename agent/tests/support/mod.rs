@@ -1,0 +1,190 @@
+//! A stand-in master for agent tests: a real gRPC `AgentService` on
+//! loopback that hands each agent stream to the test, which plays the
+//! master's part (register, launch, acknowledge, kill).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use keel_api::pb::{self, agent_message::Msg as AgentMsg, master_message::Msg as MasterMsg};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// One agent stream as the stand-in master sees it.
+pub struct Stream {
+    inbound: Streaming<pb::AgentMessage>,
+    outbound: mpsc::UnboundedSender<Result<pb::MasterMessage, Status>>,
+}
+
+struct StandIn {
+    streams: mpsc::UnboundedSender<Stream>,
+}
+
+#[tonic::async_trait]
+impl pb::agent_service_server::AgentService for StandIn {
+    type SessionStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let (outbound, rx) = mpsc::unbounded_channel();
+        let _ = self.streams.send(Stream {
+            inbound: request.into_inner(),
+            outbound,
+        });
+        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+    }
+}
+
+/// The stand-in's address and the streams agents open to it.
+pub struct Master {
+    pub addr: SocketAddr,
+    streams: mpsc::UnboundedReceiver<Stream>,
+}
+
+impl Master {
+    pub async fn start() -> Master {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (streams_tx, streams) = mpsc::unbounded_channel();
+        let service = pb::agent_service_server::AgentServiceServer::new(StandIn {
+            streams: streams_tx,
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        Master { addr, streams }
+    }
+
+    /// The next stream an agent opens.
+    pub async fn stream(&mut self) -> Stream {
+        tokio::time::timeout(WAIT, self.streams.recv())
+            .await
+            .expect("agent never connected")
+            .unwrap()
+    }
+}
+
+impl Stream {
+    pub fn send(&self, msg: MasterMsg) {
+        let _ = self.outbound.send(Ok(pb::MasterMessage { msg: Some(msg) }));
+    }
+
+    /// The next non-heartbeat message from the agent.
+    pub async fn recv(&mut self) -> AgentMsg {
+        self.recv_within(WAIT).await.expect("agent said nothing")
+    }
+
+    /// The next non-heartbeat message, if one comes within `d`.
+    pub async fn recv_within(&mut self, d: Duration) -> Option<AgentMsg> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.inbound.next())
+                .await
+                .ok()?
+                .expect("stream ended")
+                .expect("stream failed");
+            match msg.msg {
+                Some(AgentMsg::Heartbeat(_)) | None => continue,
+                Some(other) => return Some(other),
+            }
+        }
+    }
+
+    pub async fn register(&mut self) -> pb::Register {
+        match self.recv().await {
+            AgentMsg::Register(r) => r,
+            other => panic!("expected register, got {other:?}"),
+        }
+    }
+
+    pub async fn update(&mut self) -> pb::StatusUpdate {
+        match self.recv().await {
+            AgentMsg::StatusUpdate(u) => u,
+            other => panic!("expected a status update, got {other:?}"),
+        }
+    }
+
+    pub fn registered(&self, agent_id: &str, reregistered: bool) {
+        self.send(MasterMsg::Registered(pb::Registered {
+            agent_id: agent_id.into(),
+            master_id: "m1".into(),
+            heartbeat_interval_ms: 200,
+            agent_timeout_ms: 10_000,
+            reregistered,
+        }));
+    }
+
+    pub fn ack(&self, u: &pb::StatusUpdate) {
+        let st = u.status.as_ref().unwrap();
+        self.send(MasterMsg::Acknowledge(pb::Acknowledge {
+            framework_id: u.framework_id.clone(),
+            task_id: st.task_id.clone(),
+            uuid: st.uuid.clone(),
+        }));
+    }
+
+    pub fn kill(&self, task_id: &str, grace_ms: Option<u64>) {
+        self.send(MasterMsg::KillTask(pb::KillTask {
+            framework_id: "fw".into(),
+            task_id: task_id.into(),
+            grace_period_ms: grace_ms,
+        }));
+    }
+}
+
+pub fn state(u: &pb::StatusUpdate) -> &str {
+    &u.status.as_ref().unwrap().state
+}
+
+pub fn task_id(u: &pb::StatusUpdate) -> &str {
+    &u.status.as_ref().unwrap().task_id
+}
+
+/// `LaunchTasks` for one command task of framework `fw`.
+pub fn launch(agent_id: &str, task_id: &str, cmd: &str) -> MasterMsg {
+    launch_json(
+        agent_id,
+        json!({"name": task_id, "task_id": {"value": task_id},
+            "agent_id": {"value": agent_id}, "resources": [], "command": {"value": cmd}}),
+    )
+}
+
+/// `LaunchTasks` for one task given as TaskInfo JSON.
+pub fn launch_json(_agent_id: &str, task: serde_json::Value) -> MasterMsg {
+    MasterMsg::LaunchTasks(pb::LaunchTasks {
+        framework_id: "fw".into(),
+        framework_info_json: json!({"user": "root", "name": "n"}).to_string(),
+        task_info_json: vec![task.to_string()],
+        executor_info_json: String::new(),
+    })
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
+/// Waits up to `within` for `pid` to be gone.
+pub async fn gone(pid: u32, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while alive(pid) {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
