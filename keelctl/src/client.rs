@@ -73,6 +73,42 @@ impl Client {
         Err(last)
     }
 
+    /// Sends a JSON request to the leading master (redirects followed).
+    pub async fn send_json(&self, method: &str, path: &str, body: Option<Json>) -> Result<Json> {
+        let mut last = anyhow!("no master tried");
+        for m in &self.masters {
+            let url = format!("http://{m}{path}");
+            let method = reqwest::Method::from_bytes(method.as_bytes())?;
+            let mut req = self.http.request(method, &url);
+            if let Some(b) = &body {
+                req = req
+                    .header("Content-Type", "application/json")
+                    .body(b.to_string());
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = anyhow!("cannot reach master {m}: {e}");
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let text = resp
+                .text()
+                .await
+                .with_context(|| format!("reading {url}"))?;
+            if !status.is_success() {
+                let reason = serde_json::from_str::<Json>(&text)
+                    .ok()
+                    .and_then(|j| j.get("error").and_then(Json::as_str).map(str::to_string))
+                    .unwrap_or(text);
+                bail!("{url}: {status}: {reason}");
+            }
+            return serde_json::from_str(&text).with_context(|| format!("{url}: invalid JSON"));
+        }
+        Err(last)
+    }
+
     /// GETs `path` from the first master that answers.
     pub async fn get_json(&self, path: &str) -> Result<Json> {
         let mut last = anyhow!("no master tried");

@@ -41,6 +41,11 @@ enum Command {
     Agent { id: String },
     /// List frameworks (active and completed).
     Frameworks,
+    /// Show the masters (leader, term, members), or add/remove one.
+    Masters {
+        #[command(subcommand)]
+        action: Option<MastersAction>,
+    },
     /// List tasks (live, unreachable and completed).
     Tasks,
     /// Run one command as a task and wait for it (like mesos-execute); exits
@@ -61,6 +66,14 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MastersAction {
+    /// Add the master at ADDR (ip:port) to the cluster.
+    Add { addr: String },
+    /// Remove the master with ID from the cluster.
+    Remove { id: u64 },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -95,6 +108,29 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let code = run::run(client.first_master(), spec).await?;
             std::process::exit(code);
+        }
+        Command::Masters { action } => {
+            let body = match action {
+                None => client.get_json("/api/keel/v1/masters").await?,
+                Some(MastersAction::Add { addr }) => {
+                    client
+                        .send_json(
+                            "POST",
+                            "/api/keel/v1/masters",
+                            Some(serde_json::json!({ "add": addr })),
+                        )
+                        .await?
+                }
+                Some(MastersAction::Remove { id }) => {
+                    client
+                        .send_json("DELETE", &format!("/api/keel/v1/masters/{id}"), None)
+                        .await?
+                }
+            };
+            match cli.output {
+                Format::Json => output::print_json(&body),
+                Format::Table => print!("{}", output::masters_table(&body)),
+            }
         }
         Command::Frameworks => {
             let body = client.operator_call("GET_FRAMEWORKS").await?;

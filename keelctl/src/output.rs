@@ -299,6 +299,41 @@ pub fn tasks_table(body: &Json) -> String {
     )
 }
 
+pub fn masters_table(body: &Json) -> String {
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = body["members"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|m| {
+            vec![
+                num(&m["id"]),
+                s(&m["address"]),
+                if m["leader"].as_bool() == Some(true) {
+                    "leader"
+                } else {
+                    "follower"
+                }
+                .into(),
+                if m["voter"].as_bool() == Some(true) {
+                    "voter"
+                } else {
+                    "learner"
+                }
+                .into(),
+                if m["id"] == body["me"] {
+                    "*".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    let mut out = format!("term {}\n", num(&body["term"]));
+    out += &table(&["ID", "ADDRESS", "ROLE", "VOTE", "ASKED"], &rows);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,7 +107,11 @@ impl<L: ProcessLauncher> Supervisor<L> {
 }
 
 impl<L: ProcessLauncher> Core<L> {
-    async fn supervise(self, start: Start<L::Process>, kills: &mut mpsc::UnboundedReceiver<Duration>) {
+    async fn supervise(
+        self,
+        start: Start<L::Process>,
+        kills: &mut mpsc::UnboundedReceiver<Duration>,
+    ) {
         let key = self.key.clone();
         let process = match start {
             Start::Launch(mut spec) => match self.launch(&mut spec, kills).await {

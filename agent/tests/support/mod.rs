@@ -188,3 +188,90 @@ pub async fn gone(pid: u32, within: Duration) -> bool {
     }
     true
 }
+
+/// Kills, when dropped, every process a test left behind under `dir`:
+/// task supervisors (their command line names their state dir) and tasks
+/// (their working directory is their sandbox).
+pub struct Cleanup(pub std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let needle = self.0.to_string_lossy().into_owned();
+        for _ in 0..3 {
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+                let mine =
+                    String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.starts_with(&self.0);
+                if mine && let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A `keel-agent` process (the real binary), SIGKILLed when dropped.
+pub struct AgentProc {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+    pub port: u16,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl AgentProc {
+    pub fn start(master: SocketAddr, work_dir: &std::path::Path, extra: &[&str]) -> AgentProc {
+        let port = free_port();
+        let log = work_dir.with_extension(format!("{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keel-agent"))
+            .args(["--master", &master.to_string(), "--ip", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .arg("--work-dir")
+            .arg(work_dir)
+            .args(["--registration-backoff-factor", "100ms"])
+            .args(["--resources", "cpus:4;mem:4096"])
+            .args(extra)
+            .env("KEEL_LOG_STDERR", "1")
+            .env("KEEL_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        AgentProc { child, log, port }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -150,7 +150,8 @@ impl Master {
             path: config.work_dir.clone(),
             source,
         })?;
-        let log = LocalLog::open(&config.work_dir.join("registry.log"))?;
+        let addr = format!("{}:{}", config.ip, config.port);
+        let log = LocalLog::open(&config.work_dir.join("registry.log"), addr)?;
         Self::open_with(config, Box::new(log)).await
     }
 
@@ -217,6 +218,23 @@ impl Master {
             );
         }
         Ok(master)
+    }
+
+    /// Who leads, the term, the members.
+    pub fn cluster(&self) -> replicate::ClusterView {
+        self.replicator.cluster()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.replicator.cluster().leadership == replicate::Leadership::Leader
+    }
+
+    pub async fn add_master(&self, addr: String) -> Result<(), ProposeError> {
+        self.replicator.add_member(addr).await
+    }
+
+    pub async fn remove_master(&self, id: u64) -> Result<(), ProposeError> {
+        self.replicator.remove_member(id).await
     }
 
     /// Takes the write lock: registry writes happen one at a time.

@@ -23,6 +23,8 @@ pub enum ProposeError {
     NotLeader { leader: Option<String> },
     #[error("registry store failed: {0}")]
     Store(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub trait Replicator: Send + Sync {
@@ -33,18 +35,61 @@ pub trait Replicator: Send + Sync {
     ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>>;
     /// The committed registry (a copy).
     fn registry(&self) -> Registry;
+    /// Who leads, the term, the members.
+    fn cluster(&self) -> ClusterView;
+    /// Resolves when leadership may have changed (never, for one master).
+    fn leadership_changed(&self) -> BoxFuture<'_, ()>;
+    /// Adds a master (by `host:port`) to the cluster.
+    fn add_member(&self, addr: String) -> BoxFuture<'_, Result<(), ProposeError>>;
+    /// Removes a master (by id) from the cluster.
+    fn remove_member(&self, id: u64) -> BoxFuture<'_, Result<(), ProposeError>>;
 }
+
+/// This master's place in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    Leader,
+    /// `leader` is the leading master's `host:port`, when one is known.
+    Follower {
+        leader: Option<String>,
+    },
+}
+
+/// One master of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    /// `host:port` of its API (HTTP and gRPC).
+    pub addr: String,
+    pub voter: bool,
+}
+
+/// The cluster as this master sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub leadership: Leadership,
+    pub term: u64,
+    pub members: Vec<Member>,
+    /// This master's id.
+    pub me: u64,
+}
+
+const SINGLE: &str =
+    "this master runs alone on a local command log; start masters with --masters to replicate";
 
 /// A single master's registry: the fsynced JSON-lines command log.
 pub struct LocalLog {
     state: Mutex<(CommandLog, Registry)>,
+    addr: String,
 }
 
 impl LocalLog {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// `addr` is this master's `host:port`, reported as the only member.
+    pub fn open(path: &Path, addr: String) -> Result<Self, StoreError> {
         let (log, registry) = CommandLog::open(path)?;
         Ok(LocalLog {
             state: Mutex::new((log, registry)),
+            addr,
         })
     }
 }
@@ -74,6 +119,35 @@ impl Replicator for LocalLog {
             .1
             .clone()
     }
+
+    fn cluster(&self) -> ClusterView {
+        ClusterView {
+            leadership: Leadership::Leader,
+            term: 1,
+            members: vec![Member {
+                id: 1,
+                addr: self.addr.clone(),
+                voter: true,
+            }],
+            me: 1,
+        }
+    }
+
+    fn leadership_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn add_member(&self, _addr: String) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(std::future::ready(Err(ProposeError::Unsupported(
+            SINGLE.into(),
+        ))))
+    }
+
+    fn remove_member(&self, _id: u64) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(std::future::ready(Err(ProposeError::Unsupported(
+            SINGLE.into(),
+        ))))
+    }
 }
 
 #[cfg(test)]
@@ -84,7 +158,7 @@ mod tests {
     async fn local_log_persists_before_answering() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.log");
-        let log = LocalLog::open(&path).unwrap();
+        let log = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
         let applied = log
             .propose(Command::Bootstrap {
                 master_id: "m".into(),
@@ -101,7 +175,8 @@ mod tests {
             .await
             .unwrap();
         assert!(refused.is_err());
-        let again = LocalLog::open(&path).unwrap();
+        let again = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
+        assert_eq!(again.cluster().leadership, Leadership::Leader);
         assert_eq!(again.registry().master_id(), Some("m"));
     }
 }

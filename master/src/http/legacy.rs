@@ -80,7 +80,18 @@ pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> 
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
     let count = |s: AgentState| agents.iter().filter(|a| a.state == s).count();
     let config = master.config();
-    let master_info = views::master_info(&master);
+    let cluster = master.cluster();
+    let leader = super::leader::leader_addr(&cluster);
+    let leader_info = if master.is_leader() {
+        views::master_info(&master)
+    } else {
+        match leader.as_deref().and_then(|l| l.rsplit_once(':')) {
+            Some((host, port)) => {
+                json!({ "hostname": host, "port": port.parse::<u16>().unwrap_or(0) })
+            }
+            None => json!({}),
+        }
+    };
     let body = json!({
         "version": MESOS_COMPAT_VERSION,
         "keel_version": KEEL_VERSION,
@@ -94,8 +105,9 @@ pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> 
         "activated_slaves": count(AgentState::Active),
         "deactivated_slaves": count(AgentState::Disconnected),
         "unreachable_slaves": count(AgentState::Unreachable),
-        "leader": views::master_pid(&master),
-        "leader_info": master_info,
+        "leader": leader.as_ref().map(|l| format!("master@{l}")),
+        "leader_info": leader_info,
+        "keel_cluster": super::leader::cluster_json(&cluster),
         "flags": views::flags_object(&master),
         "slaves": slaves(&snapshot),
         "recovered_slaves": [],
@@ -138,17 +150,6 @@ pub async fn tasks(State(master): State<Arc<Master>>, Query(params): Params) -> 
 
 pub async fn flags(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
     respond(&params, &json!({ "flags": views::flags_object(&master) }))
-}
-
-/// A single master always leads; the redirect points at itself.
-pub async fn redirect(State(master): State<Arc<Master>>) -> Response {
-    let c = master.config();
-    let location = format!("//{}:{}", c.hostname, c.port);
-    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! and renders; no state lives here.
 
 mod keel;
+pub mod leader;
 mod legacy;
 mod operator;
 mod operator_body;
@@ -38,18 +39,37 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/master/tasks", get(legacy::tasks))
         .route("/master/flags", get(legacy::flags))
         .route("/flags", get(legacy::flags))
-        .route("/redirect", get(legacy::redirect))
-        .route("/master/redirect", get(legacy::redirect))
+        .route("/redirect", get(leader::master_redirect))
+        .route("/master/redirect", get(leader::master_redirect))
+        .route("/api/keel/v1/masters", get(leader::masters))
+        .route("/api/keel/v1/agents", get(keel::agents))
+        .route("/api/keel/v1/agents/{id}", get(keel::agent))
+        .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
+        .merge(leader_routes(master.clone()))
+        .fallback(not_found)
+        .with_state(master)
+}
+
+/// Routes only the leader serves; followers redirect (see [`leader`]).
+fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
+    Router::new()
         .route("/api/v1/scheduler", any(scheduler::handle))
         .route("/master/api/v1/scheduler", any(scheduler::handle))
         .route("/api/v1", any(operator::handle))
         .route("/api/v1/operator", any(operator::handle))
         .route("/master/api/v1", any(operator::handle))
-        .route("/api/keel/v1/agents", get(keel::agents))
-        .route("/api/keel/v1/agents/{id}", get(keel::agent))
-        .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
-        .fallback(not_found)
-        .with_state(master)
+        .route(
+            "/api/keel/v1/masters",
+            axum::routing::post(leader::add_master),
+        )
+        .route(
+            "/api/keel/v1/masters/{id}",
+            axum::routing::delete(leader::remove_master),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            master,
+            leader::leader_only,
+        ))
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

@@ -320,6 +320,7 @@ fn answer(master: &Master, call: OperatorCall) -> Json {
                 "master_info": views::master_info(master),
                 "start_time": master.start_time(),
                 "elected_time": master.start_time(),
+                "keel_cluster": super::leader::cluster_json(&master.cluster()),
             },
         }),
         OperatorCall::GetAgents => {

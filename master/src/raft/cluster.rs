@@ -12,6 +12,7 @@
 //! master that belongs to another cluster is refused too.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
@@ -95,8 +96,10 @@ pub(crate) struct Cluster {
     identity: RwLock<Identity>,
     adopting: tokio::sync::Mutex<()>,
     db: Weak<Db>,
+    db_path: PathBuf,
     isolated: AtomicBool,
     problem: Mutex<Option<String>>,
+    last_logged: Mutex<Option<String>>,
     members: RwLock<BTreeMap<NodeId, MasterNode>>,
 }
 
@@ -109,8 +112,10 @@ impl Cluster {
             identity: RwLock::new(identity),
             adopting: tokio::sync::Mutex::new(()),
             db: Arc::downgrade(db),
+            db_path: db.path().to_path_buf(),
             isolated: AtomicBool::new(false),
             problem: Mutex::new(None),
+            last_logged: Mutex::new(None),
             members: RwLock::new(BTreeMap::new()),
         }
     }
@@ -154,7 +159,7 @@ impl Cluster {
         let mut next = self.identity();
         next.cluster_id = Some(cluster_id);
         let db = self.db.upgrade().ok_or_else(|| StoreError::Closed {
-            path: Default::default(),
+            path: self.db_path.clone(),
         })?;
         let stored = next.clone();
         blocking(&db, move |db| db.put(key::IDENTITY, &stored, true)).await?;
@@ -185,11 +190,12 @@ impl Cluster {
 
     /// Records a problem an operator must see (logged once per change).
     pub fn report(&self, problem: String) {
-        let mut slot = self.problem.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_deref() != Some(problem.as_str()) {
+        let mut logged = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged.as_deref() != Some(problem.as_str()) {
             tracing::error!("{problem}");
-            *slot = Some(problem);
+            *logged = Some(problem.clone());
         }
+        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(problem);
     }
 
     pub fn clear_problem(&self) {

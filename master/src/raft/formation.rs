@@ -3,9 +3,9 @@
 //! acts on the [`Decision`].
 //!
 //! Exactly one master initializes Raft: the one with the lowest node id in
-//! the list, once a majority of the listed masters (itself included) has
-//! answered with the same list and none of them already belongs to a
-//! cluster. Masters that had not answered yet join as members whose store
+//! the list, once all listed masters (after a grace period: a majority,
+//! itself included) have answered with the same list and none of them
+//! already belongs to a cluster. Masters that had not answered yet join as members whose store
 //! incarnation the leader learns later. Every other outcome is a wait; a
 //! disagreeing list, a master answering under another id, or (for the
 //! lowest master) a cluster that already exists is a problem to report.
@@ -41,17 +41,17 @@ fn problem(reason: String) -> Decision {
 
 /// `masters`: the sorted `--masters` list (with this master). `answers`:
 /// each other master's address and its `Hello` reply, if it answered.
-pub fn decide(me: &Identity, masters: &[String], answers: &[(String, Option<HelloReply>)]) -> Decision {
-    for (addr, reply) in answers {
-        let Some(reply) = reply else { continue };
-        if reply.masters != masters {
-            return problem(format!(
-                "--masters disagree: this master ({}) has [{}], {addr} has [{}]",
-                me.addr,
-                masters.join(","),
-                reply.masters.join(",")
-            ));
-        }
+/// `need_all`: wait for every listed master, not just a majority (during a
+/// grace period after start, so that a disagreeing list is seen before the
+/// cluster forms without it).
+pub fn decide(
+    me: &Identity,
+    masters: &[String],
+    answers: &[(String, Option<HelloReply>)],
+    need_all: bool,
+) -> Decision {
+    let replies = || answers.iter().filter_map(|(a, r)| r.as_ref().map(|r| (a, r)));
+    for (addr, reply) in replies() {
         if reply.node_id != node_id_for(addr) {
             return problem(format!(
                 "{addr} answers as node {} (address {}), expected node {}",
@@ -61,35 +61,45 @@ pub fn decide(me: &Identity, masters: &[String], answers: &[(String, Option<Hell
             ));
         }
     }
-    let formed = answers.iter().find_map(|(addr, r)| {
-        r.as_ref()
-            .filter(|r| !r.cluster_id.is_empty() && Some(&r.cluster_id) != me.cluster_id.as_ref())
-            .map(|r| (addr, &r.cluster_id))
-    });
     let lowest = masters.iter().map(|a| node_id_for(a)).min();
-    if let Some((addr, cluster)) = formed {
+    // A formed cluster's membership counts, not the lists: a master that is
+    // not in it (a new one, or one that lost its store) waits to be added.
+    let formed = replies()
+        .find(|(_, r)| !r.cluster_id.is_empty() && Some(&r.cluster_id) != me.cluster_id.as_ref());
+    if let Some((addr, reply)) = formed {
         let reason = format!(
-            "{addr} already belongs to cluster {cluster} but this master's Raft store is empty"
+            "{addr} belongs to cluster {} and this master's Raft store is empty",
+            reply.cluster_id
         );
         if lowest == Some(me.node_id) {
-            // Only this master would form the cluster: it must have
-            // formed it before, and lost its store since.
+            // Without a cluster, this master would form one: say why not.
             return problem(format!(
-                "{reason}: if this master's data was lost, it rejoins only when an operator \
-                 adds it again (keelctl masters add {})",
+                "{reason}: this master joins it (again, if its data was lost) only when an \
+                 operator adds it (keelctl masters add {})",
                 me.addr
             ));
         }
-        return wait(format!("{reason}; waiting for the leader to contact it"));
+        return wait(format!("{reason}; waiting for its leader"));
+    }
+    for (addr, reply) in replies() {
+        if reply.masters != masters {
+            return problem(format!(
+                "--masters disagree: this master ({}) has [{}], {addr} has [{}]",
+                me.addr,
+                masters.join(","),
+                reply.masters.join(",")
+            ));
+        }
     }
     if lowest != Some(me.node_id) {
         return wait("waiting for the master with the lowest node id to form the cluster".into());
     }
     let answered = 1 + answers.iter().filter(|(_, r)| r.is_some()).count();
-    if answered <= masters.len() / 2 {
+    if answered <= masters.len() / 2 || (need_all && answered < masters.len()) {
         return wait(format!(
-            "{answered} of {} masters reachable; forming the cluster needs a majority",
-            masters.len()
+            "{answered} of {} masters reachable; forming the cluster needs {}",
+            masters.len(),
+            if need_all { "all of them for now" } else { "a majority" }
         ));
     }
     let mut members = BTreeMap::new();
@@ -167,16 +177,14 @@ mod tests {
     }
 
     #[test]
-    fn the_lowest_master_forms_the_cluster_with_a_majority() {
+    fn the_lowest_master_forms_the_cluster_once_all_answered() {
         let [low, mid, high] = by_id()[..] else { panic!() };
         let me = identity(low);
-        match decide(&me, &list(), &answers(low, &[mid], "")) {
+        match decide(&me, &list(), &answers(low, &[mid, high], ""), true) {
             Decision::Initialize(members) => {
                 assert_eq!(members.len(), 3);
                 assert_eq!(members[&me.node_id].incarnation, me.incarnation);
                 assert_eq!(members[&node_id_for(mid)].incarnation, 7);
-                // Not reachable yet: the leader learns its incarnation later.
-                assert_eq!(members[&node_id_for(high)].incarnation, 0);
                 assert_eq!(members[&node_id_for(high)].addr, high);
             }
             other => panic!("{other:?}"),
@@ -184,23 +192,33 @@ mod tests {
     }
 
     #[test]
-    fn without_a_majority_it_waits() {
-        let low = by_id()[0];
-        let d = decide(&identity(low), &list(), &answers(low, &[], ""));
+    fn after_the_grace_period_a_majority_suffices() {
+        let [low, mid, high] = by_id()[..] else { panic!() };
+        let me = identity(low);
+        let d = decide(&me, &list(), &answers(low, &[mid], ""), true);
+        assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
+        match decide(&me, &list(), &answers(low, &[mid], ""), false) {
+            // Not reachable yet: the leader learns its incarnation later.
+            Decision::Initialize(members) => {
+                assert_eq!(members[&node_id_for(high)].incarnation, 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = decide(&me, &list(), &answers(low, &[], ""), false);
         assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
     }
 
     #[test]
     fn other_masters_wait_for_the_lowest() {
-        let [_, mid, high] = by_id()[..] else { panic!() };
-        let d = decide(&identity(mid), &list(), &answers(mid, &[high], ""));
+        let [low, mid, high] = by_id()[..] else { panic!() };
+        let d = decide(&identity(mid), &list(), &answers(mid, &[low, high], ""), false);
         assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
     }
 
     #[test]
     fn a_single_master_forms_its_own_cluster() {
         let me = identity(A);
-        let d = decide(&me, &[A.to_string()], &[]);
+        let d = decide(&me, &[A.to_string()], &[], true);
         assert!(matches!(d, Decision::Initialize(m) if m.len() == 1), "cluster of one");
     }
 
@@ -208,8 +226,8 @@ mod tests {
     fn disagreeing_lists_are_a_problem_and_block_formation() {
         let [low, mid, _] = by_id()[..] else { panic!() };
         let other = vec![low.to_string(), mid.to_string(), "10.0.0.9:5050".to_string()];
-        let d = decide(&identity(low), &list(), &[(mid.to_string(), Some(reply(mid, other, "")))]);
-        match d {
+        let answers = [(mid.to_string(), Some(reply(mid, other, "")))];
+        match decide(&identity(low), &list(), &answers, false) {
             Decision::Wait { reason, problem } => {
                 assert!(problem);
                 assert!(reason.contains("--masters disagree"), "{reason}");
@@ -220,19 +238,50 @@ mod tests {
     }
 
     #[test]
+    fn a_master_answering_under_another_id_is_a_problem() {
+        let [low, mid, _] = by_id()[..] else { panic!() };
+        let mut r = reply(mid, list(), "");
+        r.node_id += 1;
+        let d = decide(&identity(low), &list(), &[(mid.to_string(), Some(r))], false);
+        assert!(matches!(d, Decision::Wait { problem: true, .. }), "{d:?}");
+    }
+
+    #[test]
     fn an_empty_lowest_master_does_not_form_a_second_cluster() {
-        // The cluster exists: the lowest master lost its store.
+        // The cluster exists: the lowest master lost its store (or is new).
         let [low, mid, high] = by_id()[..] else { panic!() };
-        let d = decide(&identity(low), &list(), &answers(low, &[mid, high], "c1"));
+        let d = decide(&identity(low), &list(), &answers(low, &[mid, high], "c1"), false);
         match d {
             Decision::Wait { reason, problem } => {
                 assert!(problem);
                 assert!(reason.contains("keelctl masters add"), "{reason}");
+                assert!(reason.contains("c1"), "{reason}");
             }
             other => panic!("{other:?}"),
         }
         // For the others, an existing cluster just means: wait for its leader.
-        let d = decide(&identity(high), &list(), &answers(high, &[low], "c1"));
+        let d = decide(&identity(high), &list(), &answers(high, &[low], "c1"), false);
         assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
+    }
+
+    #[test]
+    fn a_new_master_with_a_longer_list_waits_to_be_added() {
+        // Started with the members plus itself; they were formed with less.
+        let [low, mid, high] = by_id()[..] else { panic!() };
+        let mut longer = list();
+        longer.push("10.0.0.9:5050".into());
+        longer.sort();
+        let me = identity("10.0.0.9:5050");
+        let answers: Vec<_> = [low, mid, high]
+            .iter()
+            .map(|a| (a.to_string(), Some(reply(a, list(), "c1"))))
+            .collect();
+        match decide(&me, &longer, &answers, false) {
+            Decision::Wait { reason, .. } => {
+                assert!(!reason.contains("disagree"), "{reason}");
+                assert!(reason.contains("c1"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,19 +1,52 @@
-//! Replicated registry: Raft between masters (openraft over redb and gRPC).
+//! The masters' replicated registry: Raft (openraft 0.9) between masters,
+//! stored in redb, spoken over gRPC on the masters' API port.
+//!
+//! - [`types`]: the type config: registry [`Command`](crate::registry::Command)s
+//!   in, [`ApplyResponse`]s out; node ids derived from addresses.
+//! - [`db`], [`log_store`], [`state_machine`]: the store (one redb file)
+//!   behind openraft's storage traits; passes `openraft::testing::Suite`.
+//! - [`wire`], [`network`], [`service`]: Raft messages over gRPC, client
+//!   and server side.
+//! - [`cluster`]: identities and the checks on incoming calls (wiped
+//!   stores, other clusters); [`formation`]: forming the cluster from
+//!   `--masters`.
+//! - [`node`]: [`RaftNode`], what the master core uses; [`membership`]:
+//!   adding and removing masters at runtime.
+//!
+//! ```text
+//!  core --propose--> RaftNode --client_write--> openraft --append--> LogStore (redb)
+//!                        |                          |--AppendEntries/Vote--> network --gRPC--> peers' service
+//!  core <--registry/subscribe-- StateMachine <--apply committed--'
+//! ```
+
+pub mod cluster;
 pub mod db;
+pub mod formation;
 pub mod log_store;
+pub mod membership;
+pub mod network;
+pub mod node;
+pub mod service;
 pub mod state_machine;
 pub mod types;
+pub mod wire;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use db::StoreError;
 pub use log_store::LogStore;
+pub use membership::MembershipError;
+pub use node::{Member, ProposeError, RaftError, RaftNode, RaftOptions, RaftStatus, Subscription};
+pub use service::{RaftGrpc, RaftGrpcServer};
 pub use state_machine::{AppliedEntry, StateEvent, StateMachine};
 pub use types::{ApplyResponse, MasterNode, NodeId, TypeConfig, node_id_for};
 
+/// Where the master router mounts [`RaftNode::grpc_service`].
+pub const GRPC_ROUTE: &str = "/keel.raft.v1.RaftService/{*method}";
+
 /// Opens (or creates) the Raft store at `path`, checked, as the two halves
-/// openraft takes. `RaftNode` does this itself; this is for storage tests.
+/// openraft takes. [`RaftNode`] does this itself; this is for storage tests.
 pub fn open_store(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
     let (db, _) = db::Db::open(path)?;
     let db = Arc::new(db);

@@ -55,6 +55,7 @@ fn bad_request(e: wire::WireError) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
+#[tonic::async_trait]
 impl RaftService for RaftGrpc {
     async fn append_entries(
         &self,
@@ -89,7 +90,7 @@ impl RaftService for RaftGrpc {
         }
         let request = request.into_inner();
         if request.masters != self.cluster.masters {
-            tracing::warn!(
+            tracing::debug!(
                 from = request.from,
                 theirs = ?request.masters,
                 ours = ?self.cluster.masters,

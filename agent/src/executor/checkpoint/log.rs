@@ -96,7 +96,7 @@ pub fn replay(bytes: &[u8]) -> (Replay, usize) {
         let len = u32::from_le_bytes(header[..4].try_into().unwrap_or_default()) as usize;
         let sum = u32::from_le_bytes(header[4..].try_into().unwrap_or_default());
         let body = bytes.get(at + HEADER..at + HEADER + len);
-        let Some(body) = body.filter(|b| len >= 1 && len <= MAX_RECORD && fnv1a(b) == sum) else {
+        let Some(body) = body.filter(|b| (1..=MAX_RECORD).contains(&len) && fnv1a(b) == sum) else {
             r.torn = true;
             break;
         };

@@ -109,7 +109,10 @@ impl MetaDir {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
@@ -191,7 +194,9 @@ pub fn remove_task(task_dir: &Path) -> Result<(), CheckpointError> {
     let Some(tasks) = task_dir.parent() else {
         return Ok(());
     };
-    let empty = fs::read_dir(tasks).map(|mut d| d.next().is_none()).unwrap_or(true);
+    let empty = fs::read_dir(tasks)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
     if empty && let Some(container) = tasks.parent() {
         fs::remove_dir_all(container).map_err(io(container))?;
     }
@@ -221,10 +226,7 @@ mod tests {
             dir,
             Path::new("/w/meta/slaves/a-S0/frameworks/fw/executors/ex/runs/c1")
         );
-        assert_eq!(
-            MetaDir::task_dir(&dir, "t").unwrap(),
-            dir.join("tasks/t")
-        );
+        assert_eq!(MetaDir::task_dir(&dir, "t").unwrap(), dir.join("tasks/t"));
         let bad = ContainerCheckpoint {
             framework_id: "..".into(),
             ..container()

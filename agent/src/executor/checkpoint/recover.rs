@@ -80,10 +80,7 @@ fn read_container(dir: &Path) -> Result<Option<RecoveredContainer>, String> {
     let checkpoint = ContainerCheckpoint::read(dir).map_err(|e| e.to_string())?;
     let mut tasks = Vec::new();
     for (task_id, task_dir) in subdirs(&dir.join("tasks")) {
-        let replay = match UpdateLog::read(&task_dir.join(UPDATES_FILE)) {
-            Ok(r) => r,
-            Err(_) => Replay::default(),
-        };
+        let replay = UpdateLog::read(&task_dir.join(UPDATES_FILE)).unwrap_or_default();
         tasks.push(RecoveredTask {
             info_json: fs::read_to_string(task_dir.join(TASK_INFO_FILE)).ok(),
             killed: read_killed(&task_dir),

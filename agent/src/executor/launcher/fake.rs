@@ -215,7 +215,10 @@ mod tests {
             again.adopt(Path::new("/b")).await,
             Adopted::Exited(ExitStatus::Exited(3))
         ));
-        assert!(matches!(again.adopt(Path::new("/c")).await, Adopted::Gone(_)));
+        assert!(matches!(
+            again.adopt(Path::new("/c")).await,
+            Adopted::Gone(_)
+        ));
         assert!(matches!(
             again.adopt(Path::new("/d")).await,
             Adopted::NotStarted

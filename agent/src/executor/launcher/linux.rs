@@ -118,6 +118,7 @@ impl ProcessLauncher for LinuxLauncher {
         fs::write(dir.join(LAUNCH_FILE), json).map_err(|e| io_err(LAUNCH_FILE, e))?;
         let log = File::create(dir.join(LOG_FILE)).map_err(|e| io_err(LOG_FILE, e))?;
         let mut child = tokio::process::Command::new(&self.shim)
+            .arg0("keel-agent")
             .arg("shim")
             .arg(dir)
             .env_clear()
@@ -208,7 +209,8 @@ impl ProcessLauncher for LinuxLauncher {
                 }
                 None => {
                     // A supervisor that never starts its task: stop it.
-                    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+                    let _ =
+                        rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
                     return Adopted::Gone(format!(
                         "its supervisor (pid {}) never started it",
                         rec.shim_pid

@@ -55,10 +55,7 @@ pub struct PidRecord {
 pub enum ShimEnd {
     Exited(i32),
     Signaled(i32),
-    LaunchFailed {
-        errno: Option<i32>,
-        message: String,
-    },
+    LaunchFailed { errno: Option<i32>, message: String },
 }
 
 /// The one line the shim writes on its stdout for the agent.
@@ -182,9 +179,12 @@ fn spawn_task(spec: &LaunchSpec) -> Result<u32, (Option<i32>, String)> {
         .stderr(stderr)
         .process_group(0);
     // The child is reaped below with waitpid(-1), not through `Child`.
-    cmd.spawn()
-        .map(|child| child.id())
-        .map_err(|e| (e.raw_os_error(), format!("cannot run {}: {e}", spec.program)))
+    cmd.spawn().map(|child| child.id()).map_err(|e| {
+        (
+            e.raw_os_error(),
+            format!("cannot run {}: {e}", spec.program),
+        )
+    })
 }
 
 /// Reaps children until `task` exits; returns how it ended.

@@ -102,7 +102,10 @@ async fn running_tasks_are_adopted_and_unacknowledged_updates_resent() {
     h.expect_ack("unacked", "TASK_KILLED").await;
     h.quiet().await;
     assert!(h.exec.reports().await.is_empty());
-    assert!(logs(&h).is_empty(), "checkpoints of finished tasks are removed");
+    assert!(
+        logs(&h).is_empty(),
+        "checkpoints of finished tasks are removed"
+    );
 }
 
 #[tokio::test]

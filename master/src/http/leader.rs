@@ -1,0 +1,119 @@
+//! Leader-only routes: on a follower the scheduler and operator APIs answer
+//! `307 Temporary Redirect` with `Location: //<leader>/<path+query>`
+//! (protocol-relative, as Mesos), or `503` when no leader is known. Read-only
+//! endpoints answer locally and say who leads. Also Keel's masters API.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use super::{json, plain};
+use crate::core::Master;
+use crate::core::replicate::{ClusterView, Leadership};
+
+fn redirect(location: &str) -> Response {
+    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn no_leader() -> Response {
+    plain(StatusCode::SERVICE_UNAVAILABLE, "No leader elected")
+}
+
+/// Middleware for the routes only the leader serves.
+pub async fn leader_only(State(master): State<Arc<Master>>, req: Request, next: Next) -> Response {
+    match master.cluster().leadership {
+        Leadership::Leader => next.run(req).await,
+        Leadership::Follower { leader: Some(addr) } => {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            redirect(&format!("//{addr}{path}"))
+        }
+        Leadership::Follower { leader: None } => no_leader(),
+    }
+}
+
+/// The leader's `host:port`, when known.
+pub fn leader_addr(view: &ClusterView) -> Option<String> {
+    match &view.leadership {
+        Leadership::Leader => view
+            .members
+            .iter()
+            .find(|m| m.id == view.me)
+            .map(|m| m.addr.clone()),
+        Leadership::Follower { leader } => leader.clone(),
+    }
+}
+
+/// `/master/redirect`: always 307 to the leader (even on the leader).
+pub async fn master_redirect(State(master): State<Arc<Master>>) -> Response {
+    match leader_addr(&master.cluster()) {
+        Some(addr) => redirect(&format!("//{addr}")),
+        None => no_leader(),
+    }
+}
+
+/// Keel's own description of the cluster.
+pub fn cluster_json(view: &ClusterView) -> Json {
+    let leader = leader_addr(view);
+    json!({
+        "leader": leader,
+        "term": view.term,
+        "me": view.me,
+        "members": view.members.iter().map(|m| json!({
+            "id": m.id,
+            "address": m.addr,
+            "voter": m.voter,
+            "leader": leader.as_deref() == Some(m.addr.as_str()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn masters(State(master): State<Arc<Master>>) -> Response {
+    json(StatusCode::OK, &cluster_json(&master.cluster()))
+}
+
+/// `POST /api/keel/v1/masters` `{"add": "host:port"}`.
+pub async fn add_master(State(master): State<Arc<Master>>, body: axum::body::Bytes) -> Response {
+    let err = |status, m: String| json(status, &json!({ "error": m }));
+    let Ok(v) = serde_json::from_slice::<Json>(&body) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON: {\"add\": \"host:port\"}".into(),
+        );
+    };
+    let Some(addr) = v.get("add").and_then(Json::as_str) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "expected {\"add\": \"host:port\"}".into(),
+        );
+    };
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            format!("{addr:?} is not an ip:port address"),
+        );
+    }
+    match master.add_master(addr.to_string()).await {
+        Ok(()) => json(StatusCode::OK, &cluster_json(&master.cluster())),
+        Err(e) => err(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `DELETE /api/keel/v1/masters/{id}`.
+pub async fn remove_master(State(master): State<Arc<Master>>, Path(id): Path<u64>) -> Response {
+    match master.remove_master(id).await {
+        Ok(()) => json(StatusCode::OK, &cluster_json(&master.cluster())),
+        Err(e) => json(StatusCode::CONFLICT, &json!({ "error": e.to_string() })),
+    }
+}

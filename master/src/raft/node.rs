@@ -1,0 +1,634 @@
+//! [`RaftNode`]: one master's member of the masters' Raft cluster. It opens
+//! the store under `<work_dir>/raft/`, runs openraft, forms the cluster
+//! from `--masters` (see [`super::formation`]) and gives the master core a
+//! small API: propose a command, read the applied registry, follow what is
+//! applied, ask who leads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError as OrError};
+use openraft::{ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use super::cluster::{Cluster, Identity};
+use super::db::{Db, StoreError, key};
+use super::formation::{self, Decision};
+use super::log_store::LogStore;
+use super::network::Network;
+use super::service::{RaftGrpc, RaftGrpcServer};
+use super::state_machine::{SmShared, StateEvent, StateMachine};
+use super::types::{ApplyResponse, MasterNode, NodeId, TypeConfig, addr_text, node_id_for};
+use crate::registry::{Applied, Command, Registry, RegistryError};
+
+/// How often an unformed master asks its peers, and the leader looks for
+/// members whose incarnation it has not learned yet.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(300);
+const HELLO_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Timing and log compaction. The defaults suit masters on one LAN: a
+/// killed leader is replaced well within a second.
+#[derive(Debug, Clone)]
+pub struct RaftOptions {
+    pub heartbeat: Duration,
+    /// A follower that hears no leader for a random time in this range
+    /// starts an election.
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Snapshot after this many applied entries since the last snapshot.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, so that slightly lagging
+    /// followers catch up from the log instead of the whole snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// How long [`RaftNode::propose`] waits for the commit.
+    pub propose_timeout: Duration,
+    /// For this long after start, the cluster forms only once every master
+    /// in `--masters` answers (so that a disagreeing list is noticed);
+    /// afterwards a majority suffices.
+    pub formation_grace: Duration,
+}
+
+impl Default for RaftOptions {
+    fn default() -> Self {
+        RaftOptions {
+            heartbeat: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(600),
+            snapshot_every: 5000,
+            logs_kept_after_snapshot: 1000,
+            propose_timeout: Duration::from_secs(5),
+            formation_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RaftOptions {
+    fn config(&self) -> Result<Config, RaftError> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Config {
+            cluster_name: "keel-masters".into(),
+            heartbeat_interval: ms(self.heartbeat),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            install_snapshot_timeout: 5000,
+            max_payload_entries: 256,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            snapshot_max_chunk_size: 4 << 20,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| RaftError::Config(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("this master's address {me} is not in --masters [{masters}]")]
+    NotInMasters { me: String, masters: String },
+    #[error("this master must advertise a concrete address, not {0}")]
+    UnspecifiedAddress(String),
+    #[error("masters {a} and {b} hash to the same node id {id}")]
+    IdClash { a: String, b: String, id: NodeId },
+    #[error(
+        "raft store {path} belongs to master {stored} (node {stored_id}), not to {me} \
+         (node {id}); a master's address cannot change"
+    )]
+    WrongStore {
+        path: PathBuf,
+        stored: String,
+        stored_id: NodeId,
+        me: String,
+        id: NodeId,
+    },
+    #[error("invalid raft configuration: {0}")]
+    Config(String),
+    #[error("raft did not start: {0}")]
+    Start(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this master is not the leader (leader: {})", leader_text(.leader))]
+    NotLeader { leader: Option<(NodeId, String)> },
+    #[error("not committed within {0:?}; the command may still commit later")]
+    Timeout(Duration),
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+}
+
+fn leader_text(leader: &Option<(NodeId, String)>) -> String {
+    match leader {
+        Some((id, addr)) => format!("node {id} at {addr}"),
+        None => "unknown".into(),
+    }
+}
+
+/// A master in the membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: NodeId,
+    pub addr: String,
+    /// Voters elect and commit; learners only follow.
+    pub voter: bool,
+    /// 0 while the leader has not learned it.
+    pub incarnation: u64,
+}
+
+/// Everything an operator view shows about Raft.
+#[derive(Debug, Clone, Serialize)]
+pub struct RaftStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub cluster_id: Option<String>,
+    /// "leader", "follower", "candidate" or "learner".
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<(NodeId, String)>,
+    pub members: Vec<Member>,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    /// Something an operator must fix (a wiped store, disagreeing
+    /// `--masters`, ...), if any.
+    pub problem: Option<String>,
+}
+
+/// The applied registry and the events after it, taken atomically: every
+/// event in `events` comes after `index`.
+pub struct Subscription {
+    pub registry: Arc<Registry>,
+    pub index: u64,
+    pub events: broadcast::Receiver<StateEvent>,
+}
+
+pub struct RaftNode {
+    pub(super) raft: Raft<TypeConfig>,
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) network: Network,
+    sm: Arc<SmShared>,
+    db: Arc<Db>,
+    background: JoinHandle<()>,
+    options: RaftOptions,
+}
+
+impl RaftNode {
+    /// [`RaftNode::open_with`] and the default options.
+    pub async fn open(
+        work_dir: &Path,
+        me: SocketAddr,
+        masters: &[SocketAddr],
+    ) -> Result<RaftNode, RaftError> {
+        Self::open_with(work_dir, me, masters, RaftOptions::default()).await
+    }
+
+    /// Opens `<work_dir>/raft/raft.redb` (refusing a damaged one) and starts
+    /// Raft. `me` is this master's advertised `ip:port`; `masters` the
+    /// `--masters` list (empty: a cluster of this master alone). Returns
+    /// before the cluster is formed: the gRPC service must be served for
+    /// the masters to find each other.
+    pub async fn open_with(
+        work_dir: &Path,
+        me: SocketAddr,
+        masters: &[SocketAddr],
+        options: RaftOptions,
+    ) -> Result<RaftNode, RaftError> {
+        let me_text = addr_text(&me);
+        if me.ip().is_unspecified() {
+            return Err(RaftError::UnspecifiedAddress(me_text));
+        }
+        let masters = master_list(&me_text, masters)?;
+        let id = node_id_for(&me_text);
+        let config = options.config()?;
+        let dir = work_dir.join("raft");
+        std::fs::create_dir_all(&dir).map_err(|source| RaftError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join("raft.redb");
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || Db::open(&path))
+                .await
+                .map_err(|e| RaftError::Start(e.to_string()))?
+        };
+        let (db, recovered) = opened?;
+        let db = Arc::new(db);
+        let identity = match db.get::<Identity>(key::IDENTITY)? {
+            Some(i) if i.node_id != id || i.addr != me_text => {
+                return Err(RaftError::WrongStore {
+                    path,
+                    stored: i.addr,
+                    stored_id: i.node_id,
+                    me: me_text,
+                    id,
+                });
+            }
+            Some(i) => i,
+            None => {
+                let identity = Identity {
+                    node_id: id,
+                    addr: me_text.clone(),
+                    incarnation: (uuid::Uuid::new_v4().as_u64_pair().0 >> 11) | 1,
+                    cluster_id: None,
+                };
+                db.put(key::IDENTITY, &identity, true)?;
+                identity
+            }
+        };
+        tracing::info!(
+            node = id,
+            addr = %me_text,
+            incarnation = identity.incarnation,
+            cluster = identity.cluster_id.as_deref().unwrap_or("-"),
+            last_log = ?recovered.last_log.map(|l| l.index),
+            snapshot = ?recovered.snapshot_last.map(|l| l.index),
+            store = %path.display(),
+            "opening raft"
+        );
+        let cluster = Arc::new(Cluster::new(identity, masters, &db));
+        let (sm, shared) = StateMachine::restore(db.clone())?;
+        let network = Network::new(cluster.clone());
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            network.clone(),
+            LogStore::new(db.clone()),
+            sm,
+        )
+        .await
+        .map_err(|e| RaftError::Start(e.to_string()))?;
+        let grace_until = tokio::time::Instant::now() + options.formation_grace;
+        let background = tokio::spawn(maintain(
+            raft.clone(),
+            cluster.clone(),
+            network.clone(),
+            grace_until,
+        ));
+        Ok(RaftNode {
+            raft,
+            cluster,
+            network,
+            sm: shared,
+            db,
+            background,
+            options,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cluster.id
+    }
+
+    /// The gRPC service other masters call; mount it on the API port at
+    /// `/keel.raft.v1.RaftService/{*method}`.
+    pub fn grpc_service(&self) -> RaftGrpcServer {
+        RaftGrpc::server(self.raft.clone(), self.cluster.clone())
+    }
+
+    /// Commits `cmd` and returns what applying it did (the registry's
+    /// refusal included). Only the leader accepts proposals. On `Timeout`
+    /// the command may still commit: read the registry to find out.
+    pub async fn propose(
+        &self,
+        cmd: Command,
+    ) -> Result<Result<Applied, RegistryError>, ProposeError> {
+        let limit = self.options.propose_timeout;
+        match tokio::time::timeout(limit, self.raft.client_write(cmd)).await {
+            Err(_) => Err(ProposeError::Timeout(limit)),
+            Ok(Ok(resp)) => match resp.data {
+                ApplyResponse::Command(result) => Ok(result),
+                ApplyResponse::Internal => Err(ProposeError::Stopped(
+                    "a command got a response for a raft entry".into(),
+                )),
+            },
+            Ok(Err(OrError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(self.not_leader(f.leader_id))
+            }
+            Ok(Err(OrError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(ProposeError::Stopped(e.to_string()))
+            }
+            Ok(Err(OrError::Fatal(f))) => Err(ProposeError::Stopped(f.to_string())),
+        }
+    }
+
+    /// Confirms with a quorum that this master still leads, and waits until
+    /// everything committed before is applied here: afterwards
+    /// [`RaftNode::registry`] is as fresh as a linearizable read.
+    pub async fn ensure_leader(&self) -> Result<(), ProposeError> {
+        let limit = self.options.propose_timeout;
+        match tokio::time::timeout(limit, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(ProposeError::Timeout(limit)),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(OrError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(self.not_leader(f.leader_id))
+            }
+            Ok(Err(OrError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(ProposeError::NotLeader { leader: None })
+            }
+            Ok(Err(OrError::Fatal(f))) => Err(ProposeError::Stopped(f.to_string())),
+        }
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>) -> ProposeError {
+        let leader = leader.map(|id| (id, self.addr_of(id).unwrap_or_default()));
+        ProposeError::NotLeader { leader }
+    }
+
+    /// The registry as applied on this master (cheap: shared, not copied).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.sm.read(|s| s.registry.clone())
+    }
+
+    /// The applied registry plus every later [`StateEvent`].
+    pub fn subscribe(&self) -> Subscription {
+        self.sm.read(|s| Subscription {
+            registry: s.registry.clone(),
+            index: s.last_applied.map_or(0, |l| l.index),
+            events: self.sm.events.subscribe(),
+        })
+    }
+
+    /// The index of the last applied log entry, as it changes.
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.sm.applied.subscribe()
+    }
+
+    /// openraft's metrics, as they change (role, term, leader, membership).
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, MasterNode>> {
+        self.raft.metrics()
+    }
+
+    /// The leader this master knows of: `(node id, "host:port")`.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let id = self.raft.metrics().borrow().current_leader?;
+        Some((id, self.addr_of(id).unwrap_or_default()))
+    }
+
+    /// Whether this master believes it leads. A leader cut off from the
+    /// others keeps believing so until it hears of a newer term; its
+    /// proposals time out. Use [`RaftNode::ensure_leader`] to be sure.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id())
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    pub fn members(&self) -> Vec<Member> {
+        members_of(&self.raft.metrics().borrow())
+    }
+
+    /// Something an operator must fix, if any.
+    pub fn problem(&self) -> Option<String> {
+        self.cluster.problem()
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Follower | ServerState::Shutdown => "follower",
+        };
+        let leader = m.current_leader.map(|id| {
+            let addr = m
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone());
+            (id, addr.unwrap_or_default())
+        });
+        RaftStatus {
+            id: self.id(),
+            addr: self.cluster.addr.clone(),
+            cluster_id: self.cluster.identity().cluster_id,
+            role,
+            term: m.current_term,
+            leader,
+            members: members_of(&m),
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            problem: self.problem(),
+        }
+    }
+
+    /// Takes a snapshot now (and purges the log it covers), whatever the
+    /// snapshot policy says.
+    pub async fn snapshot(&self) -> Result<(), ProposeError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| ProposeError::Stopped(e.to_string()))
+    }
+
+    /// Test hook: cuts this master off from the others (`true`) or
+    /// reconnects it. Its calls fail and it refuses theirs, as under a
+    /// network partition.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.cluster.set_isolated(isolated);
+    }
+
+    /// Stops Raft and waits until the store is closed.
+    pub async fn shutdown(self) {
+        self.background.abort();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft did not stop cleanly: {e}");
+        }
+        drop(self.raft);
+        // openraft's state machine task lets go of the store shortly after.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.db) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub(super) fn addr_of(&self, id: NodeId) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+}
+
+fn members_of(m: &RaftMetrics<NodeId, MasterNode>) -> Vec<Member> {
+    let membership = m.membership_config.membership();
+    let voters: Vec<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, n)| Member {
+            id: *id,
+            addr: n.addr.clone(),
+            voter: voters.contains(id),
+            incarnation: n.incarnation,
+        })
+        .collect()
+}
+
+/// The `--masters` list as node ids are derived from it: sorted, this
+/// master included, no two masters with the same id.
+fn master_list(me: &str, masters: &[SocketAddr]) -> Result<Vec<String>, RaftError> {
+    let mut list: Vec<String> = masters.iter().map(addr_text).collect();
+    if list.is_empty() {
+        list.push(me.to_string());
+    }
+    list.sort();
+    list.dedup();
+    if !list.iter().any(|m| m == me) {
+        return Err(RaftError::NotInMasters {
+            me: me.to_string(),
+            masters: list.join(","),
+        });
+    }
+    let mut seen = BTreeMap::new();
+    for addr in &list {
+        if let Some(other) = seen.insert(node_id_for(addr), addr) {
+            return Err(RaftError::IdClash {
+                a: other.clone(),
+                b: addr.clone(),
+                id: node_id_for(addr),
+            });
+        }
+    }
+    Ok(list)
+}
+
+/// The node's background work: keeps the membership view the network
+/// needs, forms the cluster while it has none, and (on the leader) learns
+/// the incarnations of members that had not answered at formation.
+async fn maintain(
+    raft: Raft<TypeConfig>,
+    cluster: Arc<Cluster>,
+    network: Network,
+    grace_until: tokio::time::Instant,
+) {
+    let mut metrics = raft.metrics();
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned_list = false;
+    loop {
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        let m = metrics.borrow_and_update().clone();
+        let membership = m.membership_config.membership();
+        let nodes: BTreeMap<NodeId, MasterNode> =
+            membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        cluster.set_members(nodes.clone());
+        if nodes.is_empty() {
+            let need_all = tokio::time::Instant::now() < grace_until;
+            form(&raft, &cluster, &network, need_all).await;
+            continue;
+        }
+        let me = cluster.identity();
+        if nodes.get(&me.node_id).map(|n| n.incarnation) == Some(me.incarnation) {
+            cluster.clear_problem();
+        }
+        if !warned_list {
+            warned_list = true;
+            let mut addrs: Vec<&str> = nodes.values().map(|n| n.addr.as_str()).collect();
+            addrs.sort();
+            if addrs != cluster.masters {
+                tracing::warn!(
+                    masters = %cluster.masters.join(","),
+                    members = %addrs.join(","),
+                    "--masters differs from the cluster's membership, which is what counts"
+                );
+            }
+        }
+        if m.state == ServerState::Leader && m.current_leader == Some(me.node_id) {
+            bind_incarnations(&raft, &network, &me, &nodes).await;
+        }
+    }
+}
+
+/// One round of forming the cluster (see [`formation::decide`]).
+async fn form(raft: &Raft<TypeConfig>, cluster: &Arc<Cluster>, network: &Network, need_all: bool) {
+    let me = cluster.identity();
+    let peers: Vec<String> = cluster
+        .masters
+        .iter()
+        .filter(|a| **a != me.addr)
+        .cloned()
+        .collect();
+    let replies = futures::future::join_all(
+        peers
+            .iter()
+            .map(|addr| async { network.hello(addr, HELLO_TIMEOUT).await.ok() }),
+    )
+    .await;
+    let answers: Vec<(String, _)> = peers.into_iter().zip(replies).collect();
+    match formation::decide(&me, &cluster.masters, &answers, need_all) {
+        Decision::Wait { reason, problem } => {
+            if problem {
+                cluster.report(reason);
+            } else {
+                tracing::debug!("{reason}");
+            }
+        }
+        Decision::Initialize(members) => {
+            if me.cluster_id.is_none() {
+                let id = uuid::Uuid::new_v4().to_string();
+                if let Err(e) = cluster.set_cluster_id(id).await {
+                    tracing::error!("cannot record the new cluster id: {e}");
+                    return;
+                }
+            }
+            tracing::info!(members = ?members, "forming the masters' cluster");
+            match raft.initialize(members).await {
+                Ok(()) | Err(OrError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => tracing::error!("cannot form the cluster: {e}"),
+            }
+        }
+    }
+}
+
+/// Records, for members the membership knows no incarnation of, the one
+/// they answer with.
+async fn bind_incarnations(
+    raft: &Raft<TypeConfig>,
+    network: &Network,
+    me: &Identity,
+    nodes: &BTreeMap<NodeId, MasterNode>,
+) {
+    for (id, node) in nodes.iter().filter(|(_, n)| n.incarnation == 0) {
+        let incarnation = if *id == me.node_id {
+            me.incarnation
+        } else {
+            match network.hello(&node.addr, HELLO_TIMEOUT).await {
+                Ok(r) if r.node_id == *id => r.incarnation,
+                _ => continue,
+            }
+        };
+        let bound = MasterNode {
+            addr: node.addr.clone(),
+            incarnation,
+        };
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(*id, bound)]));
+        match raft.change_membership(change, true).await {
+            Ok(_) => tracing::info!(node = id, incarnation, "learned a master's store incarnation"),
+            Err(e) => tracing::debug!(node = id, "cannot record the incarnation yet: {e}"),
+        }
+    }
+}
