@@ -1,5 +1,7 @@
 //! The agent's HTTP endpoint (default port 5051): health, a Mesos-style
-//! `/state` (also `/slave(1)/state`) and the discovered inventory.
+//! `/state` (also `/slave(1)/state`), the discovered inventory and the
+//! sandboxes ([`crate::files`]: `/files/browse`, `/files/read`,
+//! `/files/download`).
 
 use std::sync::Arc;
 
@@ -14,6 +16,8 @@ use keel_api::resources::Resources;
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
+use crate::files::Sandboxes;
+use crate::files::http::FilesView;
 use crate::session::SessionStatus;
 
 pub struct AgentView {
@@ -23,15 +27,22 @@ pub struct AgentView {
     pub resources: Resources,
     pub attributes: Attributes,
     pub status: watch::Receiver<SessionStatus>,
+    pub sandboxes: Sandboxes,
 }
 
 pub fn router(view: Arc<AgentView>) -> Router {
+    let status = view.status.clone();
+    let files = FilesView {
+        sandboxes: view.sandboxes.clone(),
+        agent_id: Arc::new(move || status.borrow().agent_id.clone()),
+    };
     Router::new()
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/state", get(state))
         .route("/slave(1)/state", get(state))
         .route("/api/keel/v1/inventory", get(inventory))
         .with_state(view)
+        .merge(crate::files::http::router(files))
 }
 
 fn json(body: &Json) -> Response {
@@ -53,6 +64,7 @@ async fn state(State(view): State<Arc<AgentView>>) -> Response {
         "resources": view.resources.to_legacy_json(),
         "attributes": view.attributes.to_legacy_json(),
         "master_hostname": status.master,
+        "flags": { "work_dir": view.sandboxes.root().parent().map(|p| p.display().to_string()) },
         "registered": status.registered,
         "frameworks": [],
         "completed_frameworks": [],

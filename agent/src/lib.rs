@@ -9,9 +9,11 @@
 //!   checkpoints and recovery.
 //! - [`isolation`]: the kernel surfaces of task isolation (procfs, ...).
 //! - [`http`]: the agent's own HTTP endpoint.
+//! - [`files`]: task sandboxes over HTTP (Mesos' files API).
 
 pub mod discovery;
 pub mod executor;
+pub mod files;
 pub mod http;
 pub mod isolation;
 pub mod resources;
@@ -61,6 +63,12 @@ pub struct TaskOptions {
     pub kill_grace_period: Duration,
     /// First resend of an unacknowledged status update; doubles up to 10 min.
     pub status_update_retry_interval: Duration,
+    /// `--isolation`.
+    pub isolation: isolation::Isolation,
+    /// `--cgroups-root` (found from the agent's own cgroup when `None`).
+    pub cgroups_root: Option<PathBuf>,
+    /// `--cgroups-enable-cfs`, `--cgroups-pids-max`.
+    pub limits: isolation::cgroups::LimitOptions,
 }
 
 impl Default for TaskOptions {
@@ -68,6 +76,9 @@ impl Default for TaskOptions {
         TaskOptions {
             kill_grace_period: Duration::from_secs(3),
             status_update_retry_interval: executor::updates::RESEND_BASE,
+            isolation: isolation::Isolation::Auto,
+            cgroups_root: None,
+            limits: isolation::cgroups::LimitOptions::default(),
         }
     }
 }
@@ -148,6 +159,7 @@ pub async fn run(
         resources: prepared.resources,
         attributes: config.attributes.clone(),
         status: status.subscribe(),
+        sandboxes: files::Sandboxes::new(work_dir.root()),
     });
     let mut http_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
@@ -163,9 +175,20 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
+    let setup = isolation::setup::setup(&isolation::setup::IsolationOptions {
+        isolation: config.tasks.isolation.clone(),
+        cgroups_root: config.tasks.cgroups_root.clone(),
+        proc_root: config.sys_root.join("proc"),
+    });
     let mut executor_config = ExecutorConfig::new(work_dir.root());
     executor_config.kill_grace_period = config.tasks.kill_grace_period;
     executor_config.resend_base = config.tasks.status_update_retry_interval;
+    executor_config.isolation = config.tasks.isolation.clone();
+    executor_config.limit_options = config.tasks.limits;
+    if let Some(cg) = setup.cgroups {
+        executor_config = executor_config.with_cgroups(cg);
+    }
+    executor_config.host = setup.host;
     let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
 
     let session_config = SessionConfig {

@@ -51,6 +51,22 @@ struct Flags {
     /// First resend of an unacknowledged status update; doubles up to 10 min.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     status_update_retry_interval: Duration,
+    /// Task isolation: `auto` (what this host offers; tasks say what was
+    /// not enforced), `strict` (tasks whose limits cannot be enforced fail),
+    /// `none`, or a list such as `cgroups/cpu,cgroups/mem,namespaces/pid`.
+    #[arg(long, default_value = "auto", env = "KEEL_ISOLATION")]
+    isolation: keel_agent::isolation::Isolation,
+    /// The cgroup v2 directory containers go under (default: `keel` next to
+    /// the agent's own cgroup).
+    #[arg(long)]
+    cgroups_root: Option<PathBuf>,
+    /// Cap each container's CPU at its `cpus` (`cpu.max`); off: only the
+    /// proportional `cpu.weight`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    cgroups_enable_cfs: bool,
+    /// `pids.max` of every container.
+    #[arg(long, default_value_t = 4096)]
+    cgroups_pids_max: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +178,12 @@ async fn agent_main() -> anyhow::Result<()> {
         tasks: TaskOptions {
             kill_grace_period: flags.task_kill_grace_period,
             status_update_retry_interval: flags.status_update_retry_interval,
+            isolation: flags.isolation,
+            cgroups_root: flags.cgroups_root,
+            limits: keel_agent::isolation::cgroups::LimitOptions {
+                cfs: flags.cgroups_enable_cfs,
+                pids_max: flags.cgroups_pids_max,
+            },
         },
     };
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());

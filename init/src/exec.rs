@@ -28,6 +28,19 @@ pub enum ExecError {
 /// Waits for configuration and address, then execs the service. Returns
 /// only on failure.
 pub async fn run() -> ExecError {
+    match root_mount(&std::fs::read_to_string("/proc/self/mounts").unwrap_or_default()) {
+        Some(root) if root.read_only => tracing::info!(
+            "root file system: {} on {}, read-only",
+            root.fstype,
+            root.source
+        ),
+        Some(root) => tracing::warn!(
+            "root file system: {} on {}, writable (expected read-only)",
+            root.fstype,
+            root.source
+        ),
+        None => tracing::warn!("no root file system in /proc/self/mounts"),
+    }
     let parsed = valid_config(read_cmdline()).await;
     let config = parsed.config;
     let mut attempt = 0u32;
@@ -63,6 +76,26 @@ pub async fn run() -> ExecError {
     }
 }
 
+/// The file system mounted on `/` (the last mount there wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootMount {
+    pub source: String,
+    pub fstype: String,
+    pub read_only: bool,
+}
+
+/// Finds `/` in the text of /proc/self/mounts.
+pub fn root_mount(mounts: &str) -> Option<RootMount> {
+    mounts.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[1] == "/").then(|| RootMount {
+            source: f[0].to_string(),
+            fstype: f[2].to_string(),
+            read_only: f[3].split(',').any(|o| o == "ro"),
+        })
+    })
+}
+
 /// The first global IPv4 address on a physical NIC (the boot NIC's when
 /// named), with that NIC's MAC.
 async fn address(
@@ -78,4 +111,25 @@ async fn address(
             .find(|(index, _, _)| *index == l.index)
             .map(|(_, ip, _)| (*ip, l.mac.clone()))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_root_mount_wins() {
+        let mounts = "rootfs / rootfs rw 0 0\n\
+                      /dev/mapper/root / erofs ro,relatime,user_xattr 0 0\n\
+                      tmpfs /var tmpfs rw,nosuid 0 0\n";
+        assert_eq!(
+            root_mount(mounts),
+            Some(RootMount {
+                source: "/dev/mapper/root".into(),
+                fstype: "erofs".into(),
+                read_only: true
+            })
+        );
+        assert_eq!(root_mount("tmpfs /run tmpfs rw 0 0\n"), None);
+    }
 }

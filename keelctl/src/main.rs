@@ -1,6 +1,7 @@
 //! keelctl: Keel's operator command line. Talks to the master's HTTP API.
 
 mod client;
+mod logs;
 mod output;
 mod run;
 
@@ -48,6 +49,19 @@ enum Command {
     },
     /// List tasks (live, unreachable and completed).
     Tasks,
+    /// Print a task's stdout (or stderr) from its agent's sandbox.
+    Logs {
+        task: String,
+        /// Keep printing what the task writes until it has ended.
+        #[arg(short, long)]
+        follow: bool,
+        /// Print stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
+        /// The task's framework, when several have a task with this id.
+        #[arg(long)]
+        framework: Option<String>,
+    },
     /// Run one command as a task and wait for it (like mesos-execute); exits
     /// with the task's status.
     Run {
@@ -108,6 +122,20 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let code = run::run(client.first_master(), spec).await?;
             std::process::exit(code);
+        }
+        Command::Logs {
+            task,
+            follow,
+            stderr,
+            framework,
+        } => {
+            let spec = logs::LogsSpec {
+                task,
+                framework,
+                follow,
+                stderr,
+            };
+            logs::logs(&client, spec).await?;
         }
         Command::Masters { action } => {
             let body = match action {

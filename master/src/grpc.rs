@@ -67,6 +67,13 @@ impl pb::agent_service_server::AgentService for AgentService {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        if !self.master.serving() {
+            let leader = crate::http::leader::leader_addr(&self.master.cluster());
+            return Err(Status::unavailable(match leader {
+                Some(l) => format!("not the leading master; leader: {l}"),
+                None => "not the leading master; no leader elected".to_string(),
+            }));
+        }
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
             .await

@@ -43,6 +43,15 @@ struct Flags {
     /// Allocation policy.
     #[arg(long, default_value = "drf")]
     allocator: String,
+    /// Replicated masters: `IP:PORT,IP:PORT,...`, this master's own
+    /// `--ip:--port` among them. The registry is then kept in Raft
+    /// (`<work-dir>/raft/`); without it, one master keeps a local log.
+    #[arg(long, env = "KEEL_MASTERS", value_delimiter = ',')]
+    masters: Vec<SocketAddr>,
+    /// After a leader change, how long agents have to re-register before
+    /// they and their tasks are marked unreachable.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    agent_reregister_timeout: Duration,
 }
 
 #[tokio::main]
@@ -86,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         framework_heartbeat_interval: flags.framework_heartbeat_interval,
         allocation_interval: flags.allocation_interval,
         offer_timeout: flags.offer_timeout,
+        agent_reregister_timeout: flags.agent_reregister_timeout,
         allocator: flags.allocator.clone(),
         flags: vec![
             ("ip".into(), flags.ip.to_string()),
@@ -110,11 +120,28 @@ async fn main() -> anyhow::Result<()> {
             ("allocator".into(), flags.allocator.clone()),
         ],
     };
-    let master = Master::open(config)
-        .await
-        .context("cannot open the master registry")?;
-    tracing::info!(api = %format!("http://{local}"), master_id = %master.master_id(), "keel-master listening");
-    keel_master::run(listener, master, shutdown_signal()).await?;
+    let (master, extra) = if flags.masters.is_empty() {
+        let master = Master::open(config)
+            .await
+            .context("cannot open the master registry")?;
+        (master, axum::Router::new())
+    } else {
+        let me = SocketAddr::new(flags.ip, local.port());
+        let node = keel_master::raft::RaftNode::open(&flags.work_dir, me, &flags.masters)
+            .await
+            .context("cannot start raft")?;
+        let service = node.grpc_service();
+        let node = std::sync::Arc::new(node);
+        let replicator = keel_master::core::raft_replicator::RaftReplicator::new(node);
+        let master = Master::open_with(config, Box::new(replicator))
+            .await
+            .context("cannot open the master registry")?;
+        let router =
+            axum::Router::new().route_service("/keel.raft.v1.RaftService/{*method}", service);
+        (master, router)
+    };
+    tracing::info!(api = %format!("http://{local}"), masters = flags.masters.len(), "keel-master listening");
+    keel_master::server::run_with(listener, master, extra, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -24,12 +24,27 @@ pub async fn run(
     master: Arc<Master>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with(listener, master, axum::Router::new(), shutdown).await
+}
+
+/// [`run`] with more routes on the same port (the Raft gRPC service).
+pub async fn run_with(
+    listener: TcpListener,
+    master: Arc<Master>,
+    extra: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let grpc = AgentService::new(master.clone()).into_server();
     let app = http::router(master.clone())
+        .merge(extra)
         .route_service("/keel.v1.AgentService/{*method}", grpc)
         .layer(axum::extract::DefaultBodyLimit::max(http::MAX_BODY_BYTES));
 
     let draining = Arc::new(Notify::new());
+    let leadership = {
+        let master = master.clone();
+        tokio::spawn(async move { master.follow_leadership().await })
+    };
     let ticker = {
         let master = master.clone();
         tokio::spawn(async move {
@@ -84,5 +99,6 @@ pub async fn run(
         }
     };
     ticker.abort();
+    leadership.abort();
     result
 }

@@ -42,7 +42,11 @@ mod damage {
             let entries: Vec<_> = (0..50).map(|i| blank_ent::<TypeConfig>(1, 1, i)).collect();
             log.blocking_append(entries.clone()).await.unwrap();
             sm.apply(entries).await.unwrap();
-            sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+            sm.get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
             log.purge(log_id(1, 1, 10)).await.unwrap();
         });
         path
@@ -56,7 +60,9 @@ mod damage {
 
     /// Opening must fail as corrupt, naming the file.
     fn assert_refused(path: &Path) -> String {
-        let err = open_store(path).err().expect("a damaged store must not open");
+        let err = open_store(path)
+            .err()
+            .expect("a damaged store must not open");
         let text = err.to_string();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{text}");
         assert!(text.contains(&path.display().to_string()), "{text}");

@@ -3,10 +3,12 @@
 //! - `test`: everything CI checks (fmt, clippy, build, the whole test suite);
 //! - `dev`: builds and runs a local cluster (one master, one agent);
 //! - `bench`: prints registration latency and memory figures;
-//! - `pxe`, `vm`, `vm-test`, `vm-bench`: the appliance's PXE bundle and QEMU guests.
+//! - `pxe`, `vm`, `vm-test`, `vm-bench`, `image`, `image-test`: the appliance
+//!   (PXE bundle, mkosi image) and its QEMU guests.
 
 mod bench;
 mod cluster;
+mod image;
 mod launch_bench;
 mod pxe;
 mod vm;
@@ -65,6 +67,10 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Build the immutable mkosi image: target/image/out/keel.raw.
+    Image(image::ImageArgs),
+    /// Boot the image in QEMU: a master guest and an agent guest.
+    ImageTest,
 }
 
 pub fn root() -> PathBuf {
@@ -148,5 +154,7 @@ fn main() -> Result<()> {
         Cmd::Vm(args) => vm::vm(&args),
         Cmd::VmTest => vm::vm_test(),
         Cmd::VmBench { runs } => vm::vm_bench(runs),
+        Cmd::Image(args) => image::build(&args),
+        Cmd::ImageTest => image::test(),
     }
 }

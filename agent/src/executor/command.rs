@@ -63,6 +63,8 @@ pub fn launch_spec(
         stderr: ctx.sandbox.join("stderr"),
         // Set by the runtime: the task's checkpoint directory.
         state_dir: PathBuf::new(),
+        cgroup: None,
+        supervisor_cgroup: None,
     })
 }
 
@@ -113,6 +115,7 @@ mod tests {
             runs_dir: PathBuf::from("/w/runs"),
             run_dir: PathBuf::from("/w/runs/c1"),
             sandbox: PathBuf::from("/w/runs/c1"),
+            isolation: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ pub const SOURCE_EXECUTOR: &str = "SOURCE_EXECUTOR";
 pub const REASON_COMMAND_EXECUTOR_FAILED: &str = "REASON_COMMAND_EXECUTOR_FAILED";
 pub const REASON_TASK_INVALID: &str = "REASON_TASK_INVALID";
 pub const REASON_TASK_KILLED_DURING_LAUNCH: &str = "REASON_TASK_KILLED_DURING_LAUNCH";
+pub const REASON_CONTAINER_LAUNCH_FAILED: &str = "REASON_CONTAINER_LAUNCH_FAILED";
 
 /// A new update for `task_id`; every call gets its own uuid.
 pub fn update(

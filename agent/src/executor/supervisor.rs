@@ -9,7 +9,8 @@
 //!            v
 //!  Adopt (after a restart) ----> Running --exit-----------------> reap group, poststop, Exited{killed: false}
 //!                                  | kill(grace): SIGTERM group --exit--> reap group, poststop, Exited{killed: true}
-//!                                  +-- grace over: SIGKILL group --exit-> (same)
+//!                                  |   grace over: SIGKILL group + kill hooks (cgroup.kill) --exit-> (same)
+//!                                  +-- a limit broken (OOM): kill hooks + SIGKILL --> Exited{limitation}
 //!  Ended (while the agent was down) -----------------------------> poststop, Exited
 //! ```
 //!
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 use super::hooks::{self, TaskContext, TaskHook};
 use super::launcher::{ExitStatus, LaunchSpec, Process, ProcessLauncher, Signal};
 use super::updates::TaskKey;
+use crate::isolation::cgroups::Limitation;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -46,6 +48,8 @@ pub enum Event {
         /// `Err`: the exit status could not be read.
         status: Result<ExitStatus, String>,
         killed: bool,
+        /// A limit the container broke (it was killed for it).
+        limitation: Option<Limitation>,
     },
 }
 
@@ -126,12 +130,14 @@ impl<L: ProcessLauncher> Core<L> {
                 p
             }
             Start::Ended(status) => {
+                let limitation = hooks::limitation(&self.hooks, &self.ctx);
                 hooks::run_poststop(&self.hooks, &self.ctx);
                 let killed = self.killed;
                 let _ = self.events.send(Event::Exited {
                     key,
                     status,
                     killed,
+                    limitation,
                 });
                 return;
             }
@@ -175,6 +181,8 @@ impl<L: ProcessLauncher> Core<L> {
         let mut termed = false;
         let mut escalate_at: Option<Instant> = None;
         let mut kills_open = true;
+        let mut limit_watch = hooks::watch(&self.hooks, &self.ctx);
+        let mut limitation = None;
         let status = loop {
             let escalate = async {
                 match escalate_at {
@@ -184,6 +192,13 @@ impl<L: ProcessLauncher> Core<L> {
             };
             tokio::select! {
                 status = process.wait() => break status.map_err(|e| e.to_string()),
+                broken = &mut limit_watch, if limitation.is_none() => {
+                    tracing::warn!(task_id = %key.task_id, reason = broken.reason,
+                        message = %broken.message, "limit broken, killing the task");
+                    limitation = Some(broken);
+                    hooks::run_kill(&self.hooks, &self.ctx);
+                    self.signal(pgid, Signal::Kill);
+                }
                 grace = kills.recv(), if kills_open => match grace {
                     Some(grace) => {
                         let at = Instant::now() + grace;
@@ -201,6 +216,7 @@ impl<L: ProcessLauncher> Core<L> {
                 () = escalate => {
                     tracing::info!(task_id = %key.task_id, "grace period over, sending SIGKILL");
                     self.signal(pgid, Signal::Kill);
+                    hooks::run_kill(&self.hooks, &self.ctx);
                     escalate_at = None;
                 }
             }
@@ -209,11 +225,13 @@ impl<L: ProcessLauncher> Core<L> {
         // group id cannot have been reused: members keep it alive, and pids
         // are not recycled this fast.
         self.signal(pgid, Signal::Kill);
+        let limitation = limitation.or_else(|| hooks::limitation(&self.hooks, &self.ctx));
         hooks::run_poststop(&self.hooks, &self.ctx);
         let _ = self.events.send(Event::Exited {
             key,
             status,
             killed,
+            limitation,
         });
     }
 

@@ -13,6 +13,7 @@
 
 mod frameworks;
 mod offers;
+pub mod raft_replicator;
 pub mod replicate;
 mod roles;
 mod tasks;
@@ -52,6 +53,9 @@ pub struct MasterConfig {
     pub allocation_interval: Duration,
     /// Offers outstanding longer than this are rescinded.
     pub offer_timeout: Option<Duration>,
+    /// After becoming leader, how long agents have to re-register before
+    /// they (and their tasks) are marked unreachable.
+    pub agent_reregister_timeout: Duration,
     /// The allocation policy (`drf`).
     pub allocator: String,
     /// The flags the master was started with, for `GET_FLAGS` and `/master/state`.
@@ -71,6 +75,7 @@ impl MasterConfig {
             framework_heartbeat_interval: Duration::from_secs(15),
             allocation_interval: Duration::from_secs(1),
             offer_timeout: None,
+            agent_reregister_timeout: Duration::from_secs(600),
             allocator: "drf".into(),
             flags: Vec::new(),
         }
@@ -123,6 +128,9 @@ pub struct Master {
     replicator: Box<dyn Replicator>,
     /// Serializes registry writes so the copy applies them in log order.
     writes: AsyncMutex<()>,
+    /// Set once this master leads and has rebuilt its state; only then does
+    /// it serve the scheduler and operator APIs and agent sessions.
+    serving: std::sync::atomic::AtomicBool,
     /// Wakes the allocation loop after events that free or add resources.
     allocate_soon: Notify,
 }
@@ -184,14 +192,41 @@ impl Master {
             }),
             replicator,
             writes: AsyncMutex::new(()),
+            serving: std::sync::atomic::AtomicBool::new(false),
             allocate_soon: Notify::new(),
         });
-        let w = master.write().await;
-        if master.lock().registry.master_id().is_none() {
-            let master_id = uuid::Uuid::new_v4().to_string();
-            master.commit(&w, Command::Bootstrap { master_id }).await?;
+        if master.replicator.cluster().leadership == replicate::Leadership::Leader {
+            master.become_leader().await?;
         }
-        let stale: Vec<String> = master
+        Ok(master)
+    }
+
+    /// Takes over as leader: reloads the committed registry, starts from
+    /// empty runtime state (agents and frameworks must come back; agents get
+    /// `agent_reregister_timeout`), bootstraps the master id on a new
+    /// cluster, and starts serving.
+    pub async fn become_leader(&self) -> Result<(), MasterError> {
+        let w = self.write().await;
+        {
+            let mut inner = self.lock();
+            reset_runtime(&mut inner, &self.config)?;
+            inner.registry = self.replicator.registry();
+            let grace = Instant::now()
+                + self
+                    .config
+                    .agent_reregister_timeout
+                    .saturating_sub(self.config.agent_timeout);
+            inner.last_seen = inner
+                .registry
+                .agents()
+                .map(|a| (a.id.clone(), grace))
+                .collect();
+        }
+        if self.lock().registry.master_id().is_none() {
+            let master_id = uuid::Uuid::new_v4().to_string();
+            self.commit(&w, Command::Bootstrap { master_id }).await?;
+        }
+        let stale: Vec<String> = self
             .lock()
             .registry
             .agents()
@@ -203,21 +238,60 @@ impl Master {
                 agent_id,
                 at: unix_now(),
             };
-            master.commit(&w, cmd).await?;
+            self.commit(&w, cmd).await?;
         }
-        drop(w);
         {
-            let mut inner = master.lock();
+            let mut inner = self.lock();
             roles::load_into_allocator(&mut inner);
-            frameworks::recover(&mut inner, &master.config);
+            frameworks::recover(&mut inner, &self.config);
             tracing::info!(
                 master_id = inner.registry.master_id().unwrap_or_default(),
                 agents = inner.registry.agents().count(),
                 frameworks = inner.registry.frameworks().count(),
-                "registry recovered"
+                "leading: registry recovered"
             );
         }
-        Ok(master)
+        self.serving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(w);
+        self.want_allocation();
+        Ok(())
+    }
+
+    /// No longer leader: agents and frameworks are sent away (their streams
+    /// end, and they find the new leader).
+    pub async fn step_down(&self) {
+        let _w = self.write().await;
+        self.serving
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut inner = self.lock();
+        if let Err(e) = reset_runtime(&mut inner, &self.config) {
+            tracing::error!(error = %e, "cannot reset the allocator");
+        }
+        tracing::info!("no longer leading: agent sessions and framework streams closed");
+    }
+
+    /// Follows the replicator's leadership until the returned future is dropped.
+    pub async fn follow_leadership(&self) {
+        loop {
+            let leader = self.replicator.cluster().leadership == replicate::Leadership::Leader;
+            let serving = self.serving();
+            if leader && !serving {
+                if let Err(e) = self.become_leader().await {
+                    tracing::error!(error = %e, "cannot take over as leader");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            } else if !leader && serving {
+                self.step_down().await;
+            }
+            self.replicator.leadership_changed().await;
+        }
+    }
+
+    /// Whether this master leads and has rebuilt its state.
+    pub fn serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Who leads, the term, the members.
@@ -283,9 +357,14 @@ impl Master {
             .to_string()
     }
 
-    /// A consistent copy of the registry for read-only endpoints.
+    /// A consistent copy of the registry for read-only endpoints: the
+    /// master's own copy while it leads, the committed one otherwise.
     pub fn registry(&self) -> Registry {
-        self.lock().registry.clone()
+        if self.serving() {
+            self.lock().registry.clone()
+        } else {
+            self.replicator.registry()
+        }
     }
 
     /// Waits until some event asked for an allocation cycle.
@@ -399,6 +478,9 @@ impl Master {
     /// One heartbeat round: pings every session and marks agents unreachable
     /// when nothing came from them within the agent timeout.
     pub async fn tick(&self) {
+        if !self.serving() {
+            return;
+        }
         let expired: Vec<String> = {
             let mut inner = self.lock();
             inner.heartbeat_seq += 1;
@@ -485,4 +567,16 @@ impl Master {
             None => false,
         }
     }
+}
+
+/// Empty runtime state: no sessions, streams, offers or tasks, a fresh
+/// allocator. The registry copy is kept.
+fn reset_runtime(inner: &mut Inner, config: &MasterConfig) -> Result<(), MasterError> {
+    inner.allocator = crate::allocator::create(&config.allocator)
+        .ok_or_else(|| MasterError::UnknownAllocator(config.allocator.clone()))?;
+    inner.sessions.clear();
+    inner.frameworks.clear();
+    inner.offers.clear();
+    inner.tasks = tasks::TaskTable::default();
+    Ok(())
 }

@@ -30,7 +30,11 @@ fn no_leader() -> Response {
 /// Middleware for the routes only the leader serves.
 pub async fn leader_only(State(master): State<Arc<Master>>, req: Request, next: Next) -> Response {
     match master.cluster().leadership {
-        Leadership::Leader => next.run(req).await,
+        Leadership::Leader if master.serving() => next.run(req).await,
+        Leadership::Leader => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Master is still recovering",
+        ),
         Leadership::Follower { leader: Some(addr) } => {
             let path = req
                 .uri()

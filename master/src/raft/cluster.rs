@@ -138,7 +138,10 @@ impl Cluster {
             Ok(None) => return Ok(()),
             Ok(Some(id)) => id,
             Err(e) => {
-                if matches!(e, ClusterError::Wiped { .. } | ClusterError::OtherCluster { .. }) {
+                if matches!(
+                    e,
+                    ClusterError::Wiped { .. } | ClusterError::OtherCluster { .. }
+                ) {
                     self.report(format!("refusing Raft calls: {e}"));
                 }
                 return Err(e);

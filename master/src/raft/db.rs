@@ -90,7 +90,9 @@ impl Db {
     }
 
     fn open_unguarded(path: &Path) -> Result<(Db, Recovered), StoreError> {
-        let existed = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
+        let existed = std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
         let db = Database::create(path).map_err(|e| classify(path, e.into()))?;
         let db = Db {
             db,
@@ -133,16 +135,15 @@ impl Db {
         let last_purged: Option<LogId<NodeId>> = self.get(key::PURGED)?;
         let snapshot: Option<(SnapshotMeta<NodeId, MasterNode>, Vec<u8>)> = self.snapshot()?;
         let snapshot_last = snapshot.and_then(|(meta, _)| meta.last_log_id);
-        let mut expected = last_purged.map_or(0, |l| l.index + 1);
+        let first = last_purged.map_or(0, |l| l.index + 1);
         let mut last_log = last_purged;
-        for entry in self.entries(..)? {
+        for (expected, entry) in (first..).zip(self.entries(..)?) {
             if entry.log_id.index != expected {
                 return Err(self.corrupt(format!(
                     "log entry {} found where {expected} was expected",
                     entry.log_id.index
                 )));
             }
-            expected += 1;
             last_log = Some(entry.log_id);
         }
         Ok(Recovered {
@@ -196,7 +197,8 @@ impl Db {
         let table = txn.open_table(LOG).map_err(|e| self.err(e))?;
         match table.last().map_err(|e| self.err(e))? {
             Some((k, v)) => {
-                let entry: LogEntry = self.decode(&format!("log entry {}", k.value()), v.value())?;
+                let entry: LogEntry =
+                    self.decode(&format!("log entry {}", k.value()), v.value())?;
                 Ok(Some(entry.log_id))
             }
             None => Ok(None),
@@ -229,7 +231,8 @@ impl Db {
     pub fn purge_upto(&self, upto: &LogId<NodeId>) -> Result<(), StoreError> {
         let raw = self.encode(key::PURGED, upto)?;
         self.write(true, |txn| {
-            txn.open_table(LOG)?.retain_in(..=upto.index, |_, _| false)?;
+            txn.open_table(LOG)?
+                .retain_in(..=upto.index, |_, _| false)?;
             txn.open_table(META)?.insert(key::PURGED, raw.as_slice())?;
             Ok(())
         })
@@ -306,7 +309,8 @@ impl Db {
     }
 
     fn decode<T: DeserializeOwned>(&self, what: &str, raw: &[u8]) -> Result<T, StoreError> {
-        serde_json::from_slice(raw).map_err(|e| self.corrupt(format!("{what} does not decode: {e}")))
+        serde_json::from_slice(raw)
+            .map_err(|e| self.corrupt(format!("{what} does not decode: {e}")))
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {

@@ -50,7 +50,11 @@ pub fn decide(
     answers: &[(String, Option<HelloReply>)],
     need_all: bool,
 ) -> Decision {
-    let replies = || answers.iter().filter_map(|(a, r)| r.as_ref().map(|r| (a, r)));
+    let replies = || {
+        answers
+            .iter()
+            .filter_map(|(a, r)| r.as_ref().map(|r| (a, r)))
+    };
     for (addr, reply) in replies() {
         if reply.node_id != node_id_for(addr) {
             return problem(format!(
@@ -99,7 +103,11 @@ pub fn decide(
         return wait(format!(
             "{answered} of {} masters reachable; forming the cluster needs {}",
             masters.len(),
-            if need_all { "all of them for now" } else { "a majority" }
+            if need_all {
+                "all of them for now"
+            } else {
+                "a majority"
+            }
         ));
     }
     let mut members = BTreeMap::new();
@@ -178,7 +186,9 @@ mod tests {
 
     #[test]
     fn the_lowest_master_forms_the_cluster_once_all_answered() {
-        let [low, mid, high] = by_id()[..] else { panic!() };
+        let [low, mid, high] = by_id()[..] else {
+            panic!()
+        };
         let me = identity(low);
         match decide(&me, &list(), &answers(low, &[mid, high], ""), true) {
             Decision::Initialize(members) => {
@@ -193,7 +203,9 @@ mod tests {
 
     #[test]
     fn after_the_grace_period_a_majority_suffices() {
-        let [low, mid, high] = by_id()[..] else { panic!() };
+        let [low, mid, high] = by_id()[..] else {
+            panic!()
+        };
         let me = identity(low);
         let d = decide(&me, &list(), &answers(low, &[mid], ""), true);
         assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
@@ -210,8 +222,15 @@ mod tests {
 
     #[test]
     fn other_masters_wait_for_the_lowest() {
-        let [low, mid, high] = by_id()[..] else { panic!() };
-        let d = decide(&identity(mid), &list(), &answers(mid, &[low, high], ""), false);
+        let [low, mid, high] = by_id()[..] else {
+            panic!()
+        };
+        let d = decide(
+            &identity(mid),
+            &list(),
+            &answers(mid, &[low, high], ""),
+            false,
+        );
         assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
     }
 
@@ -219,13 +238,20 @@ mod tests {
     fn a_single_master_forms_its_own_cluster() {
         let me = identity(A);
         let d = decide(&me, &[A.to_string()], &[], true);
-        assert!(matches!(d, Decision::Initialize(m) if m.len() == 1), "cluster of one");
+        assert!(
+            matches!(d, Decision::Initialize(m) if m.len() == 1),
+            "cluster of one"
+        );
     }
 
     #[test]
     fn disagreeing_lists_are_a_problem_and_block_formation() {
         let [low, mid, _] = by_id()[..] else { panic!() };
-        let other = vec![low.to_string(), mid.to_string(), "10.0.0.9:5050".to_string()];
+        let other = vec![
+            low.to_string(),
+            mid.to_string(),
+            "10.0.0.9:5050".to_string(),
+        ];
         let answers = [(mid.to_string(), Some(reply(mid, other, "")))];
         match decide(&identity(low), &list(), &answers, false) {
             Decision::Wait { reason, problem } => {
@@ -242,15 +268,27 @@ mod tests {
         let [low, mid, _] = by_id()[..] else { panic!() };
         let mut r = reply(mid, list(), "");
         r.node_id += 1;
-        let d = decide(&identity(low), &list(), &[(mid.to_string(), Some(r))], false);
+        let d = decide(
+            &identity(low),
+            &list(),
+            &[(mid.to_string(), Some(r))],
+            false,
+        );
         assert!(matches!(d, Decision::Wait { problem: true, .. }), "{d:?}");
     }
 
     #[test]
     fn an_empty_lowest_master_does_not_form_a_second_cluster() {
         // The cluster exists: the lowest master lost its store (or is new).
-        let [low, mid, high] = by_id()[..] else { panic!() };
-        let d = decide(&identity(low), &list(), &answers(low, &[mid, high], "c1"), false);
+        let [low, mid, high] = by_id()[..] else {
+            panic!()
+        };
+        let d = decide(
+            &identity(low),
+            &list(),
+            &answers(low, &[mid, high], "c1"),
+            false,
+        );
         match d {
             Decision::Wait { reason, problem } => {
                 assert!(problem);
@@ -260,14 +298,21 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // For the others, an existing cluster just means: wait for its leader.
-        let d = decide(&identity(high), &list(), &answers(high, &[low], "c1"), false);
+        let d = decide(
+            &identity(high),
+            &list(),
+            &answers(high, &[low], "c1"),
+            false,
+        );
         assert!(matches!(d, Decision::Wait { problem: false, .. }), "{d:?}");
     }
 
     #[test]
     fn a_new_master_with_a_longer_list_waits_to_be_added() {
         // Started with the members plus itself; they were formed with less.
-        let [low, mid, high] = by_id()[..] else { panic!() };
+        let [low, mid, high] = by_id()[..] else {
+            panic!()
+        };
         let mut longer = list();
         longer.push("10.0.0.9:5050".into());
         longer.sort();

@@ -7,9 +7,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{
-    LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote,
-};
+use openraft::{LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 
 use super::db::{Db, LogEntry, StoreError, key};
 use super::types::{NodeId, TypeConfig};
@@ -94,16 +92,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        blocking(&self.db, move |db| db.put(key::COMMITTED, &committed, false))
-            .await
-            .map_err(|e| StorageIOError::write(&e).into())
+        blocking(&self.db, move |db| {
+            db.put(key::COMMITTED, &committed, false)
+        })
+        .await
+        .map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
         blocking(&self.db, |db| {
-            Ok(db
-                .get::<Option<LogId<NodeId>>>(key::COMMITTED)?
-                .flatten())
+            Ok(db.get::<Option<LogId<NodeId>>>(key::COMMITTED)?.flatten())
         })
         .await
         .map_err(|e| StorageIOError::read(&e).into())

@@ -10,8 +10,9 @@
 //! - [`cluster`]: identities and the checks on incoming calls (wiped
 //!   stores, other clusters); [`formation`]: forming the cluster from
 //!   `--masters`.
-//! - [`node`]: [`RaftNode`], what the master core uses; [`membership`]:
-//!   adding and removing masters at runtime.
+//! - [`node`]: [`RaftNode`], what the master core uses, with its
+//!   [`options`] and a background task (membership view, formation,
+//!   incarnations); [`membership`]: adding and removing masters at runtime.
 //!
 //! ```text
 //!  core --propose--> RaftNode --client_write--> openraft --append--> LogStore (redb)
@@ -19,6 +20,7 @@
 //!  core <--registry/subscribe-- StateMachine <--apply committed--'
 //! ```
 
+mod background;
 pub mod cluster;
 pub mod db;
 pub mod formation;
@@ -26,6 +28,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod node;
+pub mod options;
 pub mod service;
 pub mod state_machine;
 pub mod types;
@@ -37,7 +40,8 @@ use std::sync::Arc;
 pub use db::StoreError;
 pub use log_store::LogStore;
 pub use membership::MembershipError;
-pub use node::{Member, ProposeError, RaftError, RaftNode, RaftOptions, RaftStatus, Subscription};
+pub use node::{Member, ProposeError, RaftError, RaftNode, RaftStatus, Subscription};
+pub use options::RaftOptions;
 pub use service::{RaftGrpc, RaftGrpcServer};
 pub use state_machine::{AppliedEntry, StateEvent, StateMachine};
 pub use types::{ApplyResponse, MasterNode, NodeId, TypeConfig, node_id_for};

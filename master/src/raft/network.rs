@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use keel_api::raft_pb::raft_service_client::RaftServiceClient;
 use keel_api::raft_pb::{HelloReply, HelloRequest, RaftRequest};
+use openraft::RPCTypes;
 use openraft::error::{
     InstallSnapshotError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
@@ -22,7 +23,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::RPCTypes;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
@@ -129,7 +129,8 @@ impl PeerClient {
         data: Vec<u8>,
         ttl: Duration,
     ) -> Result<Vec<u8>, Failed> {
-        let unreachable = |e: &dyn Error| Failed::Unreachable(Unreachable::new(&Refused(e.to_string())));
+        let unreachable =
+            |e: &dyn Error| Failed::Unreachable(Unreachable::new(&Refused(e.to_string())));
         if self.cluster.is_isolated() {
             return Err(unreachable(&Refused("this master is cut off".into())));
         }
@@ -194,7 +195,11 @@ impl PeerClient {
         let decoded: Result<Resp, RaftError<NodeId, E>> = wire::decode("raft reply", &reply)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         decoded.map_err(|e| {
-            RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e))
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
         })
     }
 }
@@ -207,8 +212,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, MasterNode, RaftError<NodeId>>>
     {
         let payload = wire::encode("append entries", &rpc);
-        self.round_trip(RPCTypes::AppendEntries, payload, Vec::new(), option.hard_ttl())
-            .await
+        self.round_trip(
+            RPCTypes::AppendEntries,
+            payload,
+            Vec::new(),
+            option.hard_ttl(),
+        )
+        .await
     }
 
     async fn install_snapshot(

@@ -10,82 +10,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError as OrError};
-use openraft::{ChangeMembers, Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError as OrError};
+use openraft::{Raft, RaftMetrics, ServerState};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use super::background::maintain;
 use super::cluster::{Cluster, Identity};
 use super::db::{Db, StoreError, key};
-use super::formation::{self, Decision};
 use super::log_store::LogStore;
 use super::network::Network;
+use super::options::RaftOptions;
 use super::service::{RaftGrpc, RaftGrpcServer};
 use super::state_machine::{SmShared, StateEvent, StateMachine};
 use super::types::{ApplyResponse, MasterNode, NodeId, TypeConfig, addr_text, node_id_for};
 use crate::registry::{Applied, Command, Registry, RegistryError};
-
-/// How often an unformed master asks its peers, and the leader looks for
-/// members whose incarnation it has not learned yet.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(300);
-const HELLO_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Timing and log compaction. The defaults suit masters on one LAN: a
-/// killed leader is replaced well within a second.
-#[derive(Debug, Clone)]
-pub struct RaftOptions {
-    pub heartbeat: Duration,
-    /// A follower that hears no leader for a random time in this range
-    /// starts an election.
-    pub election_timeout_min: Duration,
-    pub election_timeout_max: Duration,
-    /// Snapshot after this many applied entries since the last snapshot.
-    pub snapshot_every: u64,
-    /// Entries kept in the log behind a snapshot, so that slightly lagging
-    /// followers catch up from the log instead of the whole snapshot.
-    pub logs_kept_after_snapshot: u64,
-    /// How long [`RaftNode::propose`] waits for the commit.
-    pub propose_timeout: Duration,
-    /// For this long after start, the cluster forms only once every master
-    /// in `--masters` answers (so that a disagreeing list is noticed);
-    /// afterwards a majority suffices.
-    pub formation_grace: Duration,
-}
-
-impl Default for RaftOptions {
-    fn default() -> Self {
-        RaftOptions {
-            heartbeat: Duration::from_millis(50),
-            election_timeout_min: Duration::from_millis(300),
-            election_timeout_max: Duration::from_millis(600),
-            snapshot_every: 5000,
-            logs_kept_after_snapshot: 1000,
-            propose_timeout: Duration::from_secs(5),
-            formation_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RaftOptions {
-    fn config(&self) -> Result<Config, RaftError> {
-        let ms = |d: Duration| d.as_millis() as u64;
-        Config {
-            cluster_name: "keel-masters".into(),
-            heartbeat_interval: ms(self.heartbeat),
-            election_timeout_min: ms(self.election_timeout_min),
-            election_timeout_max: ms(self.election_timeout_max),
-            install_snapshot_timeout: 5000,
-            max_payload_entries: 256,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
-            snapshot_max_chunk_size: 4 << 20,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| RaftError::Config(e.to_string()))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
@@ -511,124 +451,4 @@ fn master_list(me: &str, masters: &[SocketAddr]) -> Result<Vec<String>, RaftErro
         }
     }
     Ok(list)
-}
-
-/// The node's background work: keeps the membership view the network
-/// needs, forms the cluster while it has none, and (on the leader) learns
-/// the incarnations of members that had not answered at formation.
-async fn maintain(
-    raft: Raft<TypeConfig>,
-    cluster: Arc<Cluster>,
-    network: Network,
-    grace_until: tokio::time::Instant,
-) {
-    let mut metrics = raft.metrics();
-    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut warned_list = false;
-    loop {
-        tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { return },
-            _ = tick.tick() => {}
-        }
-        let m = metrics.borrow_and_update().clone();
-        let membership = m.membership_config.membership();
-        let nodes: BTreeMap<NodeId, MasterNode> =
-            membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
-        cluster.set_members(nodes.clone());
-        if nodes.is_empty() {
-            let need_all = tokio::time::Instant::now() < grace_until;
-            form(&raft, &cluster, &network, need_all).await;
-            continue;
-        }
-        let me = cluster.identity();
-        if nodes.get(&me.node_id).map(|n| n.incarnation) == Some(me.incarnation) {
-            cluster.clear_problem();
-        }
-        if !warned_list {
-            warned_list = true;
-            let mut addrs: Vec<&str> = nodes.values().map(|n| n.addr.as_str()).collect();
-            addrs.sort();
-            if addrs != cluster.masters {
-                tracing::warn!(
-                    masters = %cluster.masters.join(","),
-                    members = %addrs.join(","),
-                    "--masters differs from the cluster's membership, which is what counts"
-                );
-            }
-        }
-        if m.state == ServerState::Leader && m.current_leader == Some(me.node_id) {
-            bind_incarnations(&raft, &network, &me, &nodes).await;
-        }
-    }
-}
-
-/// One round of forming the cluster (see [`formation::decide`]).
-async fn form(raft: &Raft<TypeConfig>, cluster: &Arc<Cluster>, network: &Network, need_all: bool) {
-    let me = cluster.identity();
-    let peers: Vec<String> = cluster
-        .masters
-        .iter()
-        .filter(|a| **a != me.addr)
-        .cloned()
-        .collect();
-    let replies = futures::future::join_all(
-        peers
-            .iter()
-            .map(|addr| async { network.hello(addr, HELLO_TIMEOUT).await.ok() }),
-    )
-    .await;
-    let answers: Vec<(String, _)> = peers.into_iter().zip(replies).collect();
-    match formation::decide(&me, &cluster.masters, &answers, need_all) {
-        Decision::Wait { reason, problem } => {
-            if problem {
-                cluster.report(reason);
-            } else {
-                tracing::debug!("{reason}");
-            }
-        }
-        Decision::Initialize(members) => {
-            if me.cluster_id.is_none() {
-                let id = uuid::Uuid::new_v4().to_string();
-                if let Err(e) = cluster.set_cluster_id(id).await {
-                    tracing::error!("cannot record the new cluster id: {e}");
-                    return;
-                }
-            }
-            tracing::info!(members = ?members, "forming the masters' cluster");
-            match raft.initialize(members).await {
-                Ok(()) | Err(OrError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => tracing::error!("cannot form the cluster: {e}"),
-            }
-        }
-    }
-}
-
-/// Records, for members the membership knows no incarnation of, the one
-/// they answer with.
-async fn bind_incarnations(
-    raft: &Raft<TypeConfig>,
-    network: &Network,
-    me: &Identity,
-    nodes: &BTreeMap<NodeId, MasterNode>,
-) {
-    for (id, node) in nodes.iter().filter(|(_, n)| n.incarnation == 0) {
-        let incarnation = if *id == me.node_id {
-            me.incarnation
-        } else {
-            match network.hello(&node.addr, HELLO_TIMEOUT).await {
-                Ok(r) if r.node_id == *id => r.incarnation,
-                _ => continue,
-            }
-        };
-        let bound = MasterNode {
-            addr: node.addr.clone(),
-            incarnation,
-        };
-        let change = ChangeMembers::SetNodes(BTreeMap::from([(*id, bound)]));
-        match raft.change_membership(change, true).await {
-            Ok(_) => tracing::info!(node = id, incarnation, "learned a master's store incarnation"),
-            Err(e) => tracing::debug!(node = id, "cannot record the incarnation yet: {e}"),
-        }
-    }
 }

@@ -98,7 +98,7 @@ impl RaftService for RaftGrpc {
             );
         }
         let identity = self.cluster.identity();
-        let initialized = !self
+        let initialized = self
             .raft
             .metrics()
             .borrow()
@@ -106,7 +106,7 @@ impl RaftService for RaftGrpc {
             .membership()
             .voter_ids()
             .next()
-            .is_none();
+            .is_some();
         Ok(Response::new(HelloReply {
             node_id: identity.node_id,
             incarnation: identity.incarnation,

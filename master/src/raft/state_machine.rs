@@ -121,9 +121,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, MasterNode>), StorageError<NodeId>>
     {
-        Ok(self
-            .shared
-            .read(|s| (s.last_applied, s.membership.clone())))
+        Ok(self.shared.read(|s| (s.last_applied, s.membership.clone())))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError<NodeId>>
@@ -185,9 +183,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
-        let decoded: SnapshotData = serde_json::from_slice(&data).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), &e)
-        })?;
+        let decoded: SnapshotData = serde_json::from_slice(&data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let stored = meta.clone();
         blocking(&self.db, move |db| db.put_snapshot(&stored, &data))
             .await
@@ -228,9 +225,9 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let (last, membership, registry) = self.shared.read(|s| {
-            (s.last_applied, s.membership.clone(), s.registry.clone())
-        });
+        let (last, membership, registry) = self
+            .shared
+            .read(|s| (s.last_applied, s.membership.clone(), s.registry.clone()));
         let data = serde_json::to_vec(&SnapshotDataRef {
             registry: &registry,
         })

@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn node_ids_are_stable_and_distinct() {
         // Pinned: changing the derivation would rename every existing node.
-        assert_eq!(node_id_for("127.0.0.1:5050"), node_id_for("127.0.0.1:5050"));
+        assert_eq!(node_id_for("127.0.0.1:5050"), 6905860757809172);
         let ids: std::collections::BTreeSet<_> = (5050..5150)
             .map(|p| node_id_for(&format!("10.0.0.1:{p}")))
             .collect();

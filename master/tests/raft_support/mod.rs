@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use keel_master::raft::{GRPC_ROUTE, RaftNode, RaftOptions};
 use keel_master::registry::{Applied, Command, Registry, RegistryError};
 use tempfile::TempDir;
@@ -56,7 +57,9 @@ async fn boot(
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
                 match RaftNode::open_with(&dir, me, &list, options.clone()).await {
-                    Err(e) if e.to_string().contains("already open") && Instant::now() < deadline => {
+                    Err(e)
+                        if e.to_string().contains("already open") && Instant::now() < deadline =>
+                    {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     other => return other,
@@ -67,6 +70,11 @@ async fn boot(
         .expect("open task");
     let node = Arc::new(opened?);
     let app = axum::Router::new().route_service(GRPC_ROUTE, node.grpc_service());
+    // As the master's server does: small Raft messages must not wait for
+    // Nagle's algorithm (40 ms stalls against delayed ACKs).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     rt.spawn(async move {
         axum::serve(listener, app).await.ok();
     });
@@ -97,8 +105,16 @@ impl Cluster {
     /// Master `i` started with `--masters` = the addresses of `lists[i]`
     /// (indexes into the ports, which may name masters never started).
     pub async fn start_lists(lists: &[Vec<usize>], options: RaftOptions) -> Cluster {
+        if std::env::var_os("KEEL_LOG").is_some() {
+            keel_telemetry::init("raft-test");
+        }
         let tmp = tempfile::tempdir().expect("temp dir");
-        let ports = lists.iter().flatten().max().map_or(0, |m| m + 1).max(lists.len());
+        let ports = lists
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |m| m + 1)
+            .max(lists.len());
         let mut listeners = Vec::new();
         for _ in 0..ports {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -109,9 +125,16 @@ impl Cluster {
             let list: Vec<SocketAddr> = lists[i].iter().map(|j| addrs[*j]).collect();
             let dir = tmp.path().join(format!("m{i}"));
             let rt = runtime();
-            let node = boot(&rt, listener, dir.clone(), addrs[i], list.clone(), options.clone())
-                .await
-                .expect("open master");
+            let node = boot(
+                &rt,
+                listener,
+                dir.clone(),
+                addrs[i],
+                list.clone(),
+                options.clone(),
+            )
+            .await
+            .expect("open master");
             masters.push(Master {
                 addr: addrs[i],
                 dir,
@@ -136,9 +159,16 @@ impl Cluster {
         list.push(addr);
         let dir = self.tmp.path().join(format!("m{}", self.masters.len()));
         let rt = runtime();
-        let node = boot(&rt, listener, dir.clone(), addr, list.clone(), self.options.clone())
-            .await
-            .expect("open master");
+        let node = boot(
+            &rt,
+            listener,
+            dir.clone(),
+            addr,
+            list.clone(),
+            self.options.clone(),
+        )
+        .await
+        .expect("open master");
         self.masters.push(Master {
             addr,
             dir,
@@ -179,7 +209,10 @@ impl Cluster {
                     return i;
                 }
             }
-            assert!(Instant::now() < deadline, "no single leader within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no single leader within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -196,9 +229,9 @@ impl Cluster {
         loop {
             let target = *self.node(i).applied_index().borrow();
             let reg = self.node(i).registry();
-            let all = self.running().all(|(_, n)| {
-                *n.applied_index().borrow() >= target && *n.registry() == *reg
-            });
+            let all = self
+                .running()
+                .all(|(_, n)| *n.applied_index().borrow() >= target && *n.registry() == *reg);
             if all {
                 return reg;
             }
@@ -213,13 +246,19 @@ impl Cluster {
         }
     }
 
-    /// Stops master `i` abruptly (its runtime and every task on it).
-    pub fn kill(&mut self, i: usize) {
+    /// Stops master `i` abruptly (its runtime and every task on it), and
+    /// waits until its store file is let go of.
+    pub async fn kill(&mut self, i: usize) {
         let m = &mut self.masters[i];
         m.node = None;
         if let Some(rt) = m.runtime.take() {
             rt.shutdown_background();
         }
+        let path = m.dir.join("raft").join("raft.redb");
+        eventually(Duration::from_secs(5), "the store is closed", || {
+            is_unlocked(&path)
+        })
+        .await;
     }
 
     /// Starts master `i` again on its address and data dir.
@@ -259,6 +298,19 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// Whether no open database holds `path` (redb keeps an exclusive flock).
+fn is_unlocked(path: &std::path::Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    let Ok(file) = std::fs::File::open(path) else {
+        return true;
+    };
+    let free = flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok();
+    if free {
+        let _ = flock(&file, FlockOperation::Unlock);
+    }
+    free
 }
 
 /// Waits until `f` holds.

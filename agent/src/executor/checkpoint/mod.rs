@@ -63,6 +63,9 @@ pub struct ContainerCheckpoint {
     /// The framework has `TASK_KILLING_STATE`.
     #[serde(default)]
     pub killing_state: bool,
+    /// The container's cgroup (its tasks' leaves are below it).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// Paths under `<work_dir>/meta`.
@@ -215,6 +218,7 @@ mod tests {
             container_id: "c1".into(),
             group: Some("ex".into()),
             killing_state: true,
+            cgroup: Some("/sys/fs/cgroup/keel/c1".into()),
         }
     }
 

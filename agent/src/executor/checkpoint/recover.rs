@@ -113,6 +113,7 @@ mod tests {
             container_id: "c1".into(),
             group: None,
             killing_state: false,
+            cgroup: None,
         };
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();

@@ -174,6 +174,8 @@ mod tests {
             stdout: "/dev/null".into(),
             stderr: "/dev/null".into(),
             state_dir: dir.into(),
+            cgroup: None,
+            supervisor_cgroup: None,
         }
     }
 

@@ -37,6 +37,13 @@ pub struct LaunchSpec {
     /// The launcher's own files about this process (pid, exit status),
     /// kept in the task's checkpoint so a restarted agent finds them.
     pub state_dir: PathBuf,
+    /// The cgroup the task starts in (set by the cgroup hook).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// Where the task's supervisor waits (outside the task's cgroup, so a
+    /// kill of the task's cgroup leaves it to record the exit).
+    #[serde(default)]
+    pub supervisor_cgroup: Option<PathBuf>,
 }
 
 /// How a process ended.

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  agent --spawn--> shim: setsid, child subreaper, writes pid.json
-//!                     | spawn the task (own process group)
+//!                     | join the task's cgroup leaf, spawn the task (own
+//!                     | process group), join the supervisors cgroup
 //!                     |   fails --> exit.json {launch_failed}, stdout {"failed":..}
 //!                     v
 //!                   stdout {"started":{"pid":N}} (the agent reads one line)
@@ -113,7 +114,7 @@ fn run(dir: &Path) -> Result<(), ShimError> {
     };
     write_json(&dir.join(PID_FILE), &record)?;
 
-    let task_pid = match spawn_task(&spec) {
+    let task_pid = match join(spec.cgroup.as_deref()).and_then(|()| spawn_task(&spec)) {
         Ok(pid) => pid,
         Err((errno, message)) => {
             write_json(
@@ -127,6 +128,11 @@ fn run(dir: &Path) -> Result<(), ShimError> {
             return Ok(());
         }
     };
+    // The task stays in its cgroup; the shim waits outside it, so that a
+    // kill of the task's cgroup leaves it to record the exit.
+    if let Err((_, e)) = join(spec.supervisor_cgroup.as_deref()) {
+        eprintln!("keel shim: {e}");
+    }
     report(&ShimReport::Started { pid: task_pid });
     record.task_pid = Some(task_pid);
     write_json(&dir.join(PID_FILE), &record)?;
@@ -161,6 +167,19 @@ fn open_append(path: &Path) -> Result<fs::File, (Option<i32>, String)> {
                 format!("cannot open {}: {e}", path.display()),
             )
         })
+}
+
+/// Moves the shim into the cgroup at `dir` (children it starts follow).
+fn join(dir: Option<&Path>) -> Result<(), (Option<i32>, String)> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    fs::write(dir.join("cgroup.procs"), "0").map_err(|e| {
+        (
+            e.raw_os_error(),
+            format!("cannot join cgroup {}: {e}", dir.display()),
+        )
+    })
 }
 
 /// Starts the task; `Err((errno, message))` when it cannot run.

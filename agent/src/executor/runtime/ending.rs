@@ -96,18 +96,29 @@ impl<L: ProcessLauncher> Runtime<L> {
                 key,
                 status,
                 killed,
+                limitation,
             } => {
-                let (state, reason, message) = match status {
-                    Ok(st) => status::terminal(st, killed),
-                    Err(e) if killed => (TaskState::TASK_KILLED, None, e),
-                    Err(e) => (
-                        TaskState::TASK_FAILED,
-                        Some(status::REASON_COMMAND_EXECUTOR_FAILED),
-                        format!("Failed to get exit status for Command: {e}"),
-                    ),
+                let (state, reason, message) = match (status, limitation) {
+                    (_, Some(l)) if !killed => (TaskState::TASK_FAILED, Some(l.reason), l.message),
+                    (status, _) => Self::ended(status, killed),
                 };
                 self.finish(&key, state, reason, message);
             }
+        }
+    }
+
+    fn ended(
+        status: Result<crate::executor::launcher::ExitStatus, String>,
+        killed: bool,
+    ) -> (TaskState, Option<&'static str>, String) {
+        match status {
+            Ok(st) => status::terminal(st, killed),
+            Err(e) if killed => (TaskState::TASK_KILLED, None, e),
+            Err(e) => (
+                TaskState::TASK_FAILED,
+                Some(status::REASON_COMMAND_EXECUTOR_FAILED),
+                format!("Failed to get exit status for Command: {e}"),
+            ),
         }
     }
 

@@ -5,17 +5,25 @@ use std::path::PathBuf;
 
 use keel_api::mesos::{TaskInfo, TaskState};
 use keel_api::pb;
+use keel_api::resources::Resources;
 use tokio::sync::mpsc;
 
 use super::{Phase, Runtime, Task};
 use crate::executor::checkpoint::log::UpdateLog;
 use crate::executor::checkpoint::{self, ContainerCheckpoint, MetaDir};
-use crate::executor::hooks::TaskContext;
+use crate::executor::hooks::{ContainerIsolation, TaskContext};
 use crate::executor::launch::{self, ParsedTask};
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::supervisor::{Start, Supervisor};
 use crate::executor::updates::TaskKey;
 use crate::executor::{command, sandbox, status};
+use crate::isolation::cgroups::{CgroupPaths, leaf_name};
+use crate::isolation::{self, Plan};
+
+/// Resources of a TaskInfo/ExecutorInfo (unreadable ones count as none).
+fn resources_of(json: &[serde_json::Value]) -> Resources {
+    Resources::from_v1_json(&serde_json::Value::Array(json.to_vec())).unwrap_or_default()
+}
 
 impl<L: ProcessLauncher> Runtime<L> {
     pub(super) fn launch(&mut self, msg: &pb::LaunchTasks) {
@@ -30,6 +38,18 @@ impl<L: ProcessLauncher> Runtime<L> {
             .as_ref()
             .and_then(|ex| self.groups.get(&(fw.clone(), ex.clone())).cloned())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // A task group's container is limited to what all its tasks and
+        // its executor asked for.
+        let mut group_total = req
+            .executor
+            .as_ref()
+            .map(|e| resources_of(&e.resources))
+            .unwrap_or_default();
+        for t in &req.tasks {
+            if let ParsedTask::Valid { info, .. } = t {
+                group_total.add(&resources_of(&info.resources));
+            }
+        }
         for parsed in req.tasks {
             let (info, json) = match parsed {
                 ParsedTask::Valid { info, json } => (info, json),
@@ -40,7 +60,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 } => {
                     let key = TaskKey::new(&fw, &id);
                     let executor_id = group.clone().unwrap_or(id);
-                    self.reject(key, None, json, executor_id, message);
+                    self.reject(key, None, json, executor_id, message, status::REASON_TASK_INVALID);
                     continue;
                 }
                 ParsedTask::Invalid {
@@ -62,6 +82,18 @@ impl<L: ProcessLauncher> Runtime<L> {
                 .agent_id
                 .clone()
                 .unwrap_or_else(|| info.agent_id.value.clone());
+            let resources = match &group {
+                Some(_) => group_total.clone(),
+                None => resources_of(&info.resources),
+            };
+            let plan = match self.plan(&resources, &container_id, &key.task_id) {
+                Ok(p) => p,
+                Err(message) => {
+                    let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
+                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    continue;
+                }
+            };
             let container = ContainerCheckpoint {
                 agent_id,
                 framework_id: fw.clone(),
@@ -69,13 +101,14 @@ impl<L: ProcessLauncher> Runtime<L> {
                 container_id: container_id.clone(),
                 group: group.clone(),
                 killing_state,
+                cgroup: plan.1.clone(),
             };
             let prepared = if let Some(e) = &req.executor_error {
                 Err(e.clone())
             } else if group.is_none() && info.executor.is_some() {
                 Err("custom executors are not supported by this agent".to_string())
             } else {
-                self.context(&container, &key.task_id)
+                self.context(&container, &key.task_id, Some(&plan.0))
                     .map_err(|e| e.to_string())
                     .and_then(|ctx| {
                         command::launch_spec(&ctx, info.command.as_ref(), &self.config.base_env)
@@ -86,7 +119,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             let (ctx, mut spec) = match prepared {
                 Ok(p) => p,
                 Err(message) => {
-                    self.reject(key, Some(info), json, executor_id, message);
+                    self.reject(key, Some(info), json, executor_id, message, status::REASON_TASK_INVALID);
                     continue;
                 }
             };
@@ -94,7 +127,8 @@ impl<L: ProcessLauncher> Runtime<L> {
                 Ok(c) => c,
                 Err(e) => {
                     let message = format!("the agent cannot checkpoint the task: {e}");
-                    self.reject(key, Some(info), json, executor_id, message);
+                    let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
+                    self.reject(key, Some(info), json, executor_id, message, reason);
                     continue;
                 }
             };
@@ -122,7 +156,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             );
             tracing::info!(task_id = %key.task_id, framework_id = %fw,
                 sandbox = %ctx.sandbox.display(), "launching task");
-            self.emit(&key, TaskState::TASK_STARTING, None, None);
+            self.emit(&key, TaskState::TASK_STARTING, plan.0.note(), None);
             let supervisor = Supervisor {
                 launcher: self.launcher.clone(),
                 hooks: self.hooks.clone(),
@@ -154,10 +188,40 @@ impl<L: ProcessLauncher> Runtime<L> {
         Ok((task_dir, log))
     }
 
+    /// The container's isolation and its cgroup directory; `Err` is the
+    /// message of a task this agent must refuse.
+    fn plan(
+        &self,
+        resources: &Resources,
+        container_id: &str,
+        task_id: &str,
+    ) -> Result<(Plan, Option<PathBuf>), String> {
+        let scalar = |name| resources.has(name).then(|| resources.scalar(name));
+        let plan = isolation::plan(
+            &self.config.isolation,
+            &self.config.host,
+            self.config.limit_options,
+            scalar("cpus"),
+            scalar("mem"),
+        )?;
+        let cgroup = match (&plan.limits, &self.config.cgroups) {
+            (Some(_), Some(cg)) => Some(
+                cg.paths(container_id, task_id)
+                    .map_err(|e| e.to_string())?
+                    .container,
+            ),
+            _ => None,
+        };
+        Ok((plan, cgroup))
+    }
+
+    /// The task's context; `plan` is `None` for a task adopted after a
+    /// restart (its limits were written when it started).
     pub(super) fn context(
         &self,
         c: &ContainerCheckpoint,
         task_id: &str,
+        plan: Option<&Plan>,
     ) -> Result<TaskContext, sandbox::SandboxError> {
         let runs_dir = sandbox::runs_dir(
             &self.config.work_dir,
@@ -180,6 +244,14 @@ impl<L: ProcessLauncher> Runtime<L> {
             runs_dir,
             run_dir,
             sandbox: task_sandbox,
+            isolation: ContainerIsolation {
+                cgroup: c.cgroup.as_ref().map(|dir| CgroupPaths {
+                    leaf: dir.join(leaf_name(task_id)),
+                    container: dir.clone(),
+                }),
+                limits: plan.and_then(|p| p.limits.clone()).unwrap_or_default(),
+                namespaces: plan.map(|p| p.namespaces).unwrap_or_default(),
+            },
         })
     }
 
@@ -191,6 +263,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         info_json: String,
         executor_id: String,
         message: String,
+        reason: &'static str,
     ) {
         if self.tasks.contains_key(&key) {
             return;
@@ -203,6 +276,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             container_id: uuid::Uuid::new_v4().to_string(),
             group: None,
             killing_state: false,
+            cgroup: None,
         };
         let (dir, log) = match self.checkpoint_task(&container, &key, &info_json) {
             Ok((dir, log)) => (Some(dir), Some(log)),
@@ -225,7 +299,6 @@ impl<L: ProcessLauncher> Runtime<L> {
             log,
         };
         self.tasks.insert(key.clone(), task);
-        let reason = Some(status::REASON_TASK_INVALID);
-        self.emit(&key, TaskState::TASK_FAILED, Some(message), reason);
+        self.emit(&key, TaskState::TASK_FAILED, Some(message), Some(reason));
     }
 }

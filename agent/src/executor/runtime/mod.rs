@@ -20,6 +20,8 @@ use super::hooks::TaskHook;
 use super::launcher::ProcessLauncher;
 use super::status;
 use super::supervisor::Event;
+use crate::isolation::cgroups::{Cgroups, LimitOptions};
+use crate::isolation::{HostSupport, Isolation};
 use super::updates::{Output, TaskKey, UpdateManager};
 
 mod ending;
@@ -41,6 +43,13 @@ pub struct ExecutorConfig {
     pub base_env: Vec<(String, String)>,
     /// Lifecycle hooks, in prestart order.
     pub hooks: Vec<Arc<dyn TaskHook>>,
+    /// `--isolation` (tests: none).
+    pub isolation: Isolation,
+    /// What this host offers (found at startup).
+    pub host: HostSupport,
+    pub limit_options: LimitOptions,
+    /// The Keel cgroup subtree, when there is one.
+    pub cgroups: Option<Arc<dyn Cgroups>>,
 }
 
 impl ExecutorConfig {
@@ -52,7 +61,23 @@ impl ExecutorConfig {
             resend_cap: super::updates::RESEND_CAP,
             base_env: Vec::new(),
             hooks: super::hooks::default_hooks(),
+            isolation: Isolation::none(),
+            host: HostSupport::default(),
+            limit_options: LimitOptions::default(),
+            cgroups: None,
         }
+    }
+
+    /// Containers get cgroups in `cgroups` (with its controllers).
+    pub fn with_cgroups(mut self, cgroups: Arc<dyn Cgroups>) -> Self {
+        self.host.cgroups = true;
+        self.host.controllers = cgroups.controllers();
+        self.hooks
+            .push(Arc::new(super::hooks::cgroup::CgroupHook {
+                cgroups: cgroups.clone(),
+            }));
+        self.cgroups = Some(cgroups);
+        self
     }
 }
 

@@ -118,7 +118,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 .entry((cp.framework_id.clone(), group.clone()))
                 .or_insert_with(|| cp.container_id.clone());
         }
-        let ctx = match self.context(cp, &t.task_id) {
+        let ctx = match self.context(cp, &t.task_id, None) {
             Ok(ctx) => ctx,
             Err(e) => {
                 let reason = Some(status::REASON_COMMAND_EXECUTOR_FAILED);

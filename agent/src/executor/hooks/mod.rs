@@ -3,18 +3,23 @@
 //! order once all its processes are gone:
 //!
 //! ```text
-//!  prestart: sandbox -> (cgroup -> netns -> mounts, later) -> spawn
-//!  exit/kill -> reap group -> poststop: (mounts -> netns -> cgroup) -> sandbox
+//!  prestart: sandbox -> cgroup -> (netns, later) -> spawn
+//!  running: watch (a limit broken -> kill)     kill escalation: kill (cgroup.kill)
+//!  exit/kill -> reap group -> poststop: (netns) -> cgroup -> sandbox
 //! ```
 //!
 //! Each hook is idempotent: a restarted agent may run it again for a task it
 //! recovers. A failed `prestart` fails the task (TASK_FAILED with the hook's
 //! message); hooks that already ran get their `poststop`.
 
+pub mod cgroup;
+
 use std::path::PathBuf;
 
 use super::launcher::LaunchSpec;
 use super::sandbox::{self, SandboxError};
+use crate::isolation::Namespaces;
+use crate::isolation::cgroups::{CgroupError, CgroupPaths, Limitation, LimitationWatch, Limits};
 
 /// Where a task runs and who it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +36,25 @@ pub struct TaskContext {
     /// The task's own sandbox: `run_dir` for command tasks,
     /// `run_dir/tasks/<task>` in a task group.
     pub sandbox: PathBuf,
+    pub isolation: ContainerIsolation,
+}
+
+/// What isolates the task's container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerIsolation {
+    /// The container's cgroups, if it has one.
+    pub cgroup: Option<CgroupPaths>,
+    /// What to write into the container's cgroup.
+    pub limits: Limits,
+    pub namespaces: Namespaces,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
 }
 
 pub trait TaskHook: Send + Sync + 'static {
@@ -50,6 +68,22 @@ pub trait TaskHook: Send + Sync + 'static {
     /// Cleans up after the task's processes are gone.
     fn poststop(&self, _ctx: &TaskContext) -> Result<(), HookError> {
         Ok(())
+    }
+
+    /// Kills every process of the task, wherever it went (the end of a
+    /// kill's grace period, or a broken limit).
+    fn kill(&self, _ctx: &TaskContext) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// The limit the task broke, checked now (after it ended).
+    fn limitation(&self, _ctx: &TaskContext) -> Option<Limitation> {
+        None
+    }
+
+    /// Resolves when the running task breaks a limit.
+    fn watch(&self, _ctx: &TaskContext) -> Option<LimitationWatch> {
+        None
     }
 }
 
@@ -88,6 +122,30 @@ pub fn run_prestart(
         }
     }
     Ok(())
+}
+
+/// Runs every hook's `kill`; failures are logged.
+pub fn run_kill(hooks: &[std::sync::Arc<dyn TaskHook>], ctx: &TaskContext) {
+    for hook in hooks {
+        if let Err(e) = hook.kill(ctx) {
+            tracing::warn!(task_id = %ctx.task_id, hook = hook.name(), error = %e, "kill hook failed");
+        }
+    }
+}
+
+/// The first limitation a hook reports.
+pub fn limitation(hooks: &[std::sync::Arc<dyn TaskHook>], ctx: &TaskContext) -> Option<Limitation> {
+    hooks.iter().find_map(|h| h.limitation(ctx))
+}
+
+/// Resolves with the first limitation any hook's watch reports (never,
+/// without watches).
+pub fn watch(hooks: &[std::sync::Arc<dyn TaskHook>], ctx: &TaskContext) -> LimitationWatch {
+    let watches: Vec<LimitationWatch> = hooks.iter().filter_map(|h| h.watch(ctx)).collect();
+    if watches.is_empty() {
+        return Box::pin(std::future::pending());
+    }
+    Box::pin(async move { futures::future::select_all(watches).await.0 })
 }
 
 /// Runs each `poststop` in reverse order; failures are logged.
@@ -143,6 +201,7 @@ mod tests {
             run_dir: runs.join("c"),
             sandbox: runs.join("c/tasks/t"),
             runs_dir: runs,
+            isolation: ContainerIsolation::default(),
         }
     }
 
@@ -155,6 +214,8 @@ mod tests {
             stdout: "/dev/null".into(),
             stderr: "/dev/null".into(),
             state_dir: "/nonexistent".into(),
+            cgroup: None,
+            supervisor_cgroup: None,
         }
     }
 

@@ -1,0 +1,171 @@
+//! The files API served on loopback over a real sandbox tree.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use keel_agent::files::Sandboxes;
+use keel_agent::files::http::{FilesView, MAX_READ, router};
+use serde_json::Value;
+
+struct Server {
+    base: String,
+    dir: tempfile::TempDir,
+    run: PathBuf,
+    http: reqwest::Client,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let sandboxes = Sandboxes::new(dir.path());
+    let run = sandboxes
+        .root()
+        .join("a-S0/frameworks/fw/executors/t1/runs/c1");
+    std::fs::create_dir_all(run.join("sub")).unwrap();
+    std::fs::write(run.join("stdout"), "line one\nline two\n").unwrap();
+    std::fs::write(run.join("stderr"), "").unwrap();
+    std::fs::write(run.join("big"), "x".repeat(200_000)).unwrap();
+    std::os::unix::fs::symlink("c1", run.parent().unwrap().join("latest")).unwrap();
+    std::fs::write(dir.path().join("outside"), "secret").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside"), run.join("link")).unwrap();
+    let view = FilesView {
+        sandboxes,
+        agent_id: Arc::new(|| Some("a-S0".to_string())),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(view)).await });
+    Server {
+        base,
+        dir,
+        run,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    async fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}/files/{endpoint}", self.base))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn json(&self, endpoint: &str, query: &[(&str, &str)]) -> Value {
+        let (status, body) = self.get(endpoint, query).await;
+        assert_eq!(status, 200, "{endpoint} {query:?}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+const LATEST: &str = "/frameworks/fw/executors/t1/runs/latest";
+
+#[tokio::test]
+async fn browse_lists_sandboxes_by_virtual_and_real_path() {
+    let s = server().await;
+    let listing = s.json("browse", &[("path", LATEST)]).await;
+    let paths: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    let expect: Vec<String> = ["big", "link", "stderr", "stdout", "sub"]
+        .iter()
+        .map(|n| format!("{LATEST}/{n}"))
+        .collect();
+    assert_eq!(paths, expect);
+    let stdout = &listing[3];
+    assert_eq!(stdout["size"], 18);
+    assert_eq!(stdout["nlink"], 1);
+    assert!(stdout["mode"].as_str().unwrap().starts_with("-rw"));
+    assert_eq!(
+        listing[4]["mode"].as_str().unwrap().chars().next(),
+        Some('d')
+    );
+    for key in ["mtime", "uid", "gid"] {
+        assert!(stdout.get(key).is_some(), "{key}");
+    }
+    let real = s.run.to_str().unwrap().to_string();
+    let listing = s.json("browse", &[("path", &real)]).await;
+    assert_eq!(listing[3]["path"], format!("{real}/stdout"));
+}
+
+#[tokio::test]
+async fn read_follows_mesos_offsets() {
+    let s = server().await;
+    let p = format!("{LATEST}/stdout");
+    let size = s.json("read", &[("path", &p), ("offset", "-1")]).await;
+    assert_eq!(size, serde_json::json!({"data": "", "offset": 18}));
+    let all = s.json("read", &[("path", &p), ("offset", "0")]).await;
+    assert_eq!(all["data"], "line one\nline two\n");
+    let part = s
+        .json("read", &[("path", &p), ("offset", "5"), ("length", "3")])
+        .await;
+    assert_eq!(part, serde_json::json!({"data": "one", "offset": 5}));
+    let past = s.json("read", &[("path", &p), ("offset", "100")]).await;
+    assert_eq!(past["data"], "");
+    let big = s
+        .json(
+            "read",
+            &[("path", &format!("{LATEST}/big")), ("offset", "0")],
+        )
+        .await;
+    assert_eq!(big["data"].as_str().unwrap().len() as u64, MAX_READ);
+
+    for (query, status) in [
+        (vec![("path", LATEST)], 400),
+        (vec![("offset", "0")], 400),
+        (vec![("path", p.as_str()), ("offset", "-7")], 400),
+        (
+            vec![("path", "/frameworks/fw/executors/none/runs/latest/stdout")],
+            404,
+        ),
+    ] {
+        assert_eq!(s.get("read", &query).await.0, status, "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn download_streams_the_whole_file() {
+    let s = server().await;
+    let resp = s
+        .http
+        .get(format!("{}/files/download", s.base))
+        .query(&[("path", format!("{LATEST}/big"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"big\""
+    );
+    assert_eq!(resp.bytes().await.unwrap().len(), 200_000);
+    assert_eq!(s.get("download", &[("path", LATEST)]).await.0, 400);
+}
+
+#[tokio::test]
+async fn nothing_outside_the_sandboxes_leaks() {
+    let s = server().await;
+    let outside = s.dir.path().join("outside");
+    let traversal = format!("{LATEST}/../../../../../../outside");
+    for path in [
+        outside.to_str().unwrap(),
+        "/etc/passwd",
+        "/proc/self/environ",
+        &format!("{LATEST}/link"),
+    ] {
+        for endpoint in ["browse", "read", "download"] {
+            let (status, body) = s.get(endpoint, &[("path", path)]).await;
+            assert_eq!(status, 404, "{endpoint} {path}: {body}");
+            assert!(!body.contains("secret"));
+        }
+    }
+    let (status, _) = s.get("read", &[("path", &traversal)]).await;
+    assert_eq!(status, 400);
+    assert_eq!(s.get("browse", &[("path", "relative")]).await.0, 400);
+}

@@ -1,0 +1,66 @@
+//! [`RaftOptions`]: timing and log compaction, and the openraft `Config`
+//! made from them.
+
+use std::time::Duration;
+
+use openraft::{Config, SnapshotPolicy};
+
+use super::node::RaftError;
+
+/// Timing and log compaction. The defaults suit masters on one LAN: a
+/// killed leader is replaced well within a second. (openraft 0.9 lets a
+/// follower campaign `election_timeout_max` + a random election timeout
+/// after the last heartbeat: 450 to 600 ms by default.)
+#[derive(Debug, Clone)]
+pub struct RaftOptions {
+    pub heartbeat: Duration,
+    /// A follower that hears no leader for a random time in this range
+    /// starts an election.
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Snapshot after this many applied entries since the last snapshot.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, so that slightly lagging
+    /// followers catch up from the log instead of the whole snapshot.
+    pub logs_kept_after_snapshot: u64,
+    /// How long [`RaftNode::propose`] waits for the commit.
+    pub propose_timeout: Duration,
+    /// For this long after start, the cluster forms only once every master
+    /// in `--masters` answers (so that a disagreeing list is noticed);
+    /// afterwards a majority suffices.
+    pub formation_grace: Duration,
+}
+
+impl Default for RaftOptions {
+    fn default() -> Self {
+        RaftOptions {
+            heartbeat: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            snapshot_every: 5000,
+            logs_kept_after_snapshot: 1000,
+            propose_timeout: Duration::from_secs(5),
+            formation_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RaftOptions {
+    pub(super) fn config(&self) -> Result<Config, RaftError> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Config {
+            cluster_name: "keel-masters".into(),
+            heartbeat_interval: ms(self.heartbeat),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            install_snapshot_timeout: 5000,
+            max_payload_entries: 256,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            snapshot_max_chunk_size: 4 << 20,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| RaftError::Config(e.to_string()))
+    }
+}

@@ -1,0 +1,201 @@
+//! Replicated masters as real processes on loopback: kill -9 the leader and
+//! a new one serves; acknowledged registry writes survive; the agent
+//! re-registers with the new leader; a framework re-subscribes and
+//! reconciles its running task; followers redirect.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+use support::scheduler::*;
+use support::*;
+
+const T: Duration = Duration::from_secs(30);
+
+struct Cluster {
+    masters: Vec<Master>,
+    list: String,
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Cluster {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let list = ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let masters = ports
+            .iter()
+            .map(|p| {
+                let d = dir.join(format!("m{p}"));
+                std::fs::create_dir_all(&d).unwrap();
+                Master::start_with(
+                    &d,
+                    *p,
+                    "3s",
+                    &["--masters", &list, "--agent-reregister-timeout", "20s"],
+                )
+            })
+            .collect();
+        Cluster { masters, list }
+    }
+
+    fn view(&self, i: usize) -> Option<Json> {
+        let (code, body) = http_get(self.masters[i].port, "/api/keel/v1/masters").ok()?;
+        (code == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten()
+    }
+
+    /// Index of the master that leads and serves the operator API.
+    fn serving_leader(&self, skip: Option<usize>) -> Option<usize> {
+        (0..self.masters.len())
+            .filter(|i| Some(*i) != skip)
+            .find(|i| post_json_opt(self.masters[*i].port, r#"{"type":"GET_HEALTH"}"#) == Some(200))
+    }
+
+    fn wait_leader(&self, skip: Option<usize>) -> usize {
+        let mut found = None;
+        wait_for(
+            T,
+            "a serving leader",
+            || {
+                found = self.serving_leader(skip);
+                found.is_some()
+            },
+            || {
+                self.masters
+                    .iter()
+                    .map(|m| m.proc.log_text())
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
+            },
+        );
+        found.unwrap()
+    }
+}
+
+fn post_json_opt(port: u16, body: &str) -> Option<u16> {
+    http(
+        port,
+        "POST",
+        "/api/v1",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .ok()
+    .map(|r| r.0)
+}
+
+#[test]
+fn leader_failover_keeps_the_registry_agents_and_frameworks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path());
+    let l = c.wait_leader(None);
+    let view = c.view(l).unwrap();
+    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+
+    // Followers redirect the APIs to the leader.
+    let leader_addr = c.masters[l].addr();
+    for f in (0..3).filter(|i| *i != l) {
+        let (code, headers, _) = http(
+            c.masters[f].port,
+            "POST",
+            "/api/v1/scheduler?x=1",
+            &[("Content-Type", "application/json")],
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(code, 307);
+        let loc = headers
+            .iter()
+            .find(|(k, _)| k == "location")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        assert_eq!(loc, format!("//{leader_addr}/api/v1/scheduler?x=1"));
+    }
+
+    let agent = start_agent(dir.path(), &c.list, &["--resources", "cpus:2;mem:1024"]);
+    wait_for(
+        T,
+        "agent",
+        || {
+            c.masters[l]
+                .keel_agents()
+                .iter()
+                .any(|a| a["state"] == "active")
+        },
+        || agent.log_text(),
+    );
+    let agent_id = c.masters[l].keel_agents()[0]["id"].clone();
+
+    // An acknowledged write.
+    let (code, _, _) = post_json(
+        c.masters[l].port,
+        "/api/v1",
+        r#"{"type":"UPDATE_WEIGHTS","update_weights":{"weight_infos":[{"role":"eng","weight":2.5}]}}"#,
+    );
+    assert_eq!(code, 200);
+
+    // A framework with a running task.
+    let mut s = Scheduler::subscribe(
+        c.masters[l].port,
+        json!({"user": "root", "name": "ha", "failover_timeout": 60}),
+    );
+    let fid = s.framework_id.clone();
+    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    launch(
+        &s,
+        &offer,
+        vec![command_task(&offer, "long", "sleep 120", 0.5, 64.0)],
+    );
+    loop {
+        let u = s.expect("UPDATE", T)["update"]["status"].clone();
+        s.ack(&u);
+        if u["state"] == "TASK_RUNNING" {
+            break;
+        }
+    }
+
+    // kill -9 the leader.
+    c.masters[l].proc.kill9();
+    let killed = Instant::now();
+    let n = c.wait_leader(Some(l));
+    let took = killed.elapsed();
+    eprintln!("leader kill -> new leader serving: {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let new = &c.masters[n];
+
+    // No acknowledged write is lost.
+    let (_, _, body) = post_json(new.port, "/api/v1", r#"{"type":"GET_WEIGHTS"}"#);
+    assert!(body.contains("2.5"), "{body}");
+
+    // The agent re-registers with the new leader, same id.
+    wait_for(
+        T,
+        "agent re-registered",
+        || {
+            new.keel_agents()
+                .iter()
+                .any(|a| a["id"] == agent_id && a["state"] == "active")
+        },
+        || format!("{}\n---agent---\n{}", new.proc.log_text(), agent.log_text()),
+    );
+
+    // The framework re-subscribes with its id; reconciliation finds the task running.
+    let mut s2 = Scheduler::subscribe_with(
+        new.port,
+        json!({"type": "SUBSCRIBE", "framework_id": {"value": fid},
+        "subscribe": {"framework_info": {"user": "root", "name": "ha", "failover_timeout": 60, "id": {"value": fid}}}}),
+    );
+    assert_eq!(s2.framework_id, fid);
+    let (code, _, _) = s2.call(json!({"type": "RECONCILE", "reconcile": {"tasks": []}}));
+    assert_eq!(code, 202);
+    let u = s2.expect("UPDATE", T)["update"]["status"].clone();
+    assert_eq!(u["task_id"]["value"], "long");
+    assert_eq!(u["state"], "TASK_RUNNING", "{u}");
+    drop(c);
+}
