@@ -8,6 +8,7 @@
 
 mod bench;
 mod cluster;
+mod ha_bench;
 mod image;
 mod launch_bench;
 mod pxe;
@@ -46,6 +47,16 @@ enum Cmd {
         /// Start from empty work dirs (target/keel-dev).
         #[arg(long)]
         fresh: bool,
+    },
+    /// Replicated masters: leader failover, agent re-registration, and
+    /// registry write latency beside a 3-node etcd.
+    BenchHa {
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 1000)]
+        writes: usize,
     },
     /// Measure agent start -> registered latency and idle memory.
     Bench {
@@ -150,6 +161,11 @@ fn main() -> Result<()> {
             fresh,
         } => cluster::dev(port, agent_port, fresh),
         Cmd::Bench { runs, launches } => bench::run(runs, launches),
+        Cmd::BenchHa {
+            kills,
+            agents,
+            writes,
+        } => ha_bench::run(kills, agents, writes),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),
         Cmd::VmTest => vm::vm_test(),
