@@ -41,49 +41,23 @@ impl Client {
         &self.masters[0]
     }
 
-    /// POSTs a Mesos v1 operator call without a body (`GET_*`).
-    pub async fn operator_call(&self, kind: &str) -> Result<Json> {
-        let mut last = anyhow!("no master tried");
-        for m in &self.masters {
-            let url = format!("http://{m}/api/v1");
-            let resp = match self
-                .http
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .body(format!("{{\"type\":\"{kind}\"}}"))
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    last = anyhow!("cannot reach master {m}: {e}");
-                    continue;
-                }
-            };
-            let status = resp.status();
-            let text = resp
-                .text()
-                .await
-                .with_context(|| format!("reading {url}"))?;
-            if !status.is_success() {
-                bail!("{url} {kind}: {status}: {text}");
-            }
-            return serde_json::from_str(&text).with_context(|| format!("{url}: invalid JSON"));
-        }
-        Err(last)
-    }
-
-    /// Sends a JSON request to the leading master (redirects followed).
-    pub async fn send_json(&self, method: &str, path: &str, body: Option<Json>) -> Result<Json> {
+    /// Sends one request to the first master that answers (redirects to the
+    /// leader are followed) and returns its JSON; a non-2xx answer is an
+    /// error carrying the server's reason.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Json> {
         let mut last = anyhow!("no master tried");
         for m in &self.masters {
             let url = format!("http://{m}{path}");
-            let method = reqwest::Method::from_bytes(method.as_bytes())?;
-            let mut req = self.http.request(method, &url);
+            let mut req = self.http.request(method.clone(), &url);
             if let Some(b) = &body {
                 req = req
                     .header("Content-Type", "application/json")
-                    .body(b.to_string());
+                    .body(b.clone());
             }
             let resp = match req.send().await {
                 Ok(r) => r,
@@ -109,33 +83,23 @@ impl Client {
         Err(last)
     }
 
+    /// POSTs a Mesos v1 operator call without a body (`GET_*`).
+    pub async fn operator_call(&self, kind: &str) -> Result<Json> {
+        let body = serde_json::json!({ "type": kind }).to_string();
+        self.request(reqwest::Method::POST, "/api/v1", Some(body))
+            .await
+    }
+
+    /// Sends a JSON request (`POST`, `DELETE`, ...) to the leading master.
+    pub async fn send_json(&self, method: &str, path: &str, body: Option<Json>) -> Result<Json> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        self.request(method, path, body.map(|b| b.to_string()))
+            .await
+    }
+
     /// GETs `path` from the first master that answers.
     pub async fn get_json(&self, path: &str) -> Result<Json> {
-        let mut last = anyhow!("no master tried");
-        for m in &self.masters {
-            let url = format!("http://{m}{path}");
-            let resp = match self.http.get(&url).send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last = anyhow!("cannot reach master {m}: {e}");
-                    continue;
-                }
-            };
-            let status = resp.status();
-            let text = resp
-                .text()
-                .await
-                .with_context(|| format!("reading {url}"))?;
-            if !status.is_success() {
-                let reason = serde_json::from_str::<Json>(&text)
-                    .ok()
-                    .and_then(|j| j.get("error").and_then(Json::as_str).map(str::to_string))
-                    .unwrap_or(text);
-                bail!("{url}: {status}: {reason}");
-            }
-            return serde_json::from_str(&text).with_context(|| format!("{url}: invalid JSON"));
-        }
-        Err(last)
+        self.request(reqwest::Method::GET, path, None).await
     }
 }
 

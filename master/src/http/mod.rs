@@ -79,6 +79,20 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
+/// `405` with `Allow: POST` for anything but POST (the v1 API endpoints).
+pub(crate) fn require_post(method: &axum::http::Method) -> Option<Response> {
+    if method == axum::http::Method::POST {
+        return None;
+    }
+    let mut resp = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Expecting POST, got {method}"),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    Some(resp)
+}
+
 /// A plain-text response, as Mesos sends errors.
 pub(crate) fn plain(status: StatusCode, message: impl Into<String>) -> Response {
     let mut resp = (status, message.into()).into_response();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value as Json, json};
 
@@ -226,13 +226,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method != Method::POST {
-        let mut resp = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("Expecting POST, got {method}"),
-        );
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    if let Some(resp) = super::require_post(&method) {
         return resp;
     }
     match parse_operator_call(&headers, &body) {
@@ -374,6 +368,7 @@ fn answer(master: &Master, call: OperatorCall) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -31,13 +31,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method != Method::POST {
-        let mut resp = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("Expecting POST, got {method}"),
-        );
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    if let Some(resp) = super::require_post(&method) {
         return resp;
     }
     if let Err(r) = check_content_type(&headers) {
