@@ -10,9 +10,11 @@
 //! - [`isolation`]: the kernel surfaces of task isolation (procfs, ...).
 //! - [`http`]: the agent's own HTTP endpoint.
 //! - [`files`]: task sandboxes over HTTP (Mesos' files API).
+//! - [`fetcher`]: `CommandInfo.uris` into sandboxes (http, file, archives, cache).
 
 pub mod discovery;
 pub mod executor;
+pub mod fetcher;
 pub mod files;
 pub mod http;
 pub mod isolation;
@@ -69,6 +71,8 @@ pub struct TaskOptions {
     pub cgroups_root: Option<PathBuf>,
     /// `--cgroups-enable-cfs`, `--cgroups-pids-max`.
     pub limits: isolation::cgroups::LimitOptions,
+    /// The network tasks may join (`--network-*`; `None`: host networking only).
+    pub network: Option<isolation::network::NetworkConfig>,
 }
 
 impl Default for TaskOptions {
@@ -79,6 +83,7 @@ impl Default for TaskOptions {
             isolation: isolation::Isolation::Auto,
             cgroups_root: None,
             limits: isolation::cgroups::LimitOptions::default(),
+            network: None,
         }
     }
 }
@@ -186,9 +191,19 @@ pub async fn run(
     executor_config.isolation = config.tasks.isolation.clone();
     executor_config.limit_options = config.tasks.limits;
     if let Some(cg) = setup.cgroups {
-        executor_config = executor_config.with_cgroups(cg);
+        executor_config.use_cgroups(cg);
     }
     executor_config.host = setup.host;
+    match &config.tasks.network {
+        Some(net) if rustix::process::geteuid().is_root() => {
+            tracing::info!(network = %net.name, bridge = %net.bridge, subnet = %net.subnet,
+                "tasks may join the agent's network");
+            let bridge = isolation::network::bridge::BridgeNetwork::new(net.clone());
+            executor_config.use_network(&net.name, net.subnet, Arc::new(bridge));
+        }
+        Some(_) => tracing::warn!("not root: tasks get host networking only"),
+        None => {}
+    }
     let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
 
     let session_config = SessionConfig {

@@ -67,6 +67,19 @@ struct Flags {
     /// `pids.max` of every container.
     #[arg(long, default_value_t = 4096)]
     cgroups_pids_max: u64,
+    /// The network tasks join by naming it in `ContainerInfo.network_infos`
+    /// (each gets its own network namespace on the bridge).
+    #[arg(long, default_value = "keel")]
+    network_name: String,
+    #[arg(long, default_value = "keel0")]
+    network_bridge: String,
+    /// Addresses of containers on the bridge (the first is the bridge's);
+    /// `none`: tasks get host networking only.
+    #[arg(long, default_value = "10.211.0.0/16")]
+    network_cidr: String,
+    /// Where network namespaces are bind-mounted.
+    #[arg(long, default_value = "/run/keel/netns")]
+    network_netns_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,10 +109,20 @@ fn main() -> anyhow::Result<()> {
     // `keel-agent shim DIR`: a task's supervisor process, started by the
     // agent itself. It must stay single-threaded, so it runs before clap,
     // logging and the async runtime.
+    // `keel-agent init DIR`: the init of a task's namespaces, started by
+    // the shim. Same rules.
     let args: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
     if args.len() == 3 && args[1] == "shim" {
         let dir = PathBuf::from(&args[2]);
         std::process::exit(keel_agent::executor::launcher::shim::main(&dir));
+    }
+    if args.len() >= 2 && args[1] == "enter" {
+        let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        std::process::exit(keel_agent::executor::launcher::enter::main(&rest));
+    }
+    if args.len() == 3 && args[1] == "init" {
+        let dir = PathBuf::from(&args[2]);
+        std::process::exit(keel_agent::executor::launcher::init::main(&dir));
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -183,6 +206,15 @@ async fn agent_main() -> anyhow::Result<()> {
             limits: keel_agent::isolation::cgroups::LimitOptions {
                 cfs: flags.cgroups_enable_cfs,
                 pids_max: flags.cgroups_pids_max,
+            },
+            network: match flags.network_cidr.as_str() {
+                "none" => None,
+                cidr => Some(keel_agent::isolation::network::NetworkConfig {
+                    name: flags.network_name,
+                    bridge: flags.network_bridge,
+                    subnet: cidr.parse().context("--network-cidr")?,
+                    netns_dir: flags.network_netns_dir,
+                }),
             },
         },
     };

@@ -135,6 +135,7 @@ pub fn run_once(lab: &Lab, floor_img: &Path) -> Result<Run, BenchError> {
             append: "console=ttyS0 quiet panic=-1".into(),
         },
         allow_reboot: false,
+        forwards: vec![],
     };
     let mut g = Guest::start(spec)?;
     let (line, wall) = g.wait_for(FLOOR_MARK, Duration::from_secs(120))?;

@@ -271,6 +271,7 @@ impl Lab {
                 append,
             },
             allow_reboot: false,
+            forwards: vec![],
         }
     }
 
@@ -300,6 +301,7 @@ impl Lab {
                 bootfile: "keel.ipxe".into(),
             },
             allow_reboot: false,
+            forwards: vec![],
         })
     }
 }

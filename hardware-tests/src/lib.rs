@@ -13,10 +13,12 @@
 //! - [`api`]: the master's HTTP API.
 //! - [`check`]: shape versus inventory.
 //! - [`bench`]: boot time against a bare busybox initramfs.
+//! - [`image`]: booting the mkosi image (disk copies, UKI command line, ESP entries).
 
 pub mod api;
 pub mod bench;
 pub mod check;
+pub mod image;
 pub mod lab;
 pub mod qemu;
 pub mod shape;

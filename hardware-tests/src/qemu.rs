@@ -56,6 +56,14 @@ pub enum Boot {
     /// `bootfile`, fetched over TFTP from `tftp_dir` (which may chain to
     /// HTTP on the host).
     Pxe { tftp_dir: PathBuf, bootfile: String },
+    /// UEFI firmware (OVMF: read-only `code`, this guest's copy of `vars`)
+    /// boots the first disk (its ESP's boot loader), or `kernel`, an EFI
+    /// program such as a UKI, with `append` as its command line.
+    Uefi {
+        code: PathBuf,
+        vars: PathBuf,
+        kernel: Option<(PathBuf, String)>,
+    },
 }
 
 /// Everything needed to start one guest.
@@ -67,6 +75,9 @@ pub struct GuestSpec {
     pub dir: PathBuf,
     /// Let a guest reboot (a reset restarts it) rather than exit QEMU.
     pub allow_reboot: bool,
+    /// TCP ports of the host's loopback forwarded to the guest's first NIC
+    /// (host port, guest port).
+    pub forwards: Vec<(u16, u16)>,
 }
 
 impl GuestSpec {
@@ -140,6 +151,11 @@ pub fn qemu_args(spec: &GuestSpec) -> Vec<String> {
             .as_ref()
             .map(|s| format!(",serial={s}"))
             .unwrap_or_default();
+        let serial = match (&spec.boot, i) {
+            // The firmware boots the first disk.
+            (Boot::Uefi { kernel: None, .. }, 0) => format!("{serial},bootindex=0"),
+            _ => serial,
+        };
         let dev = match d.kind {
             DiskKind::Virtio => format!("virtio-blk-pci,drive=d{i}{serial}"),
             DiskKind::Nvme => format!("nvme,drive=d{i}{serial}"),
@@ -155,6 +171,11 @@ pub fn qemu_args(spec: &GuestSpec) -> Vec<String> {
             netdev.push_str(&format!(",tftp={},bootfile={bootfile}", tftp_dir.display()));
             // The boot NIC keeps QEMU's default iPXE ROM.
             rom.clear();
+        }
+        if i == 0 {
+            for (host, guest) in &spec.forwards {
+                netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+            }
         }
         let model = n.model.as_deref().unwrap_or("virtio-net-pci");
         push(&["-netdev", &netdev]);
@@ -190,6 +211,20 @@ pub fn qemu_args(spec: &GuestSpec) -> Vec<String> {
             append,
         ]),
         Boot::Pxe { .. } => push(&["-boot", "order=n"]),
+        Boot::Uefi { code, vars, kernel } => {
+            push(&[
+                "-drive",
+                &format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    code.display()
+                ),
+                "-drive",
+                &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            ]);
+            if let Some((efi, append)) = kernel {
+                push(&["-kernel", &efi.display().to_string(), "-append", append]);
+            }
+        }
     }
     a
 }
@@ -412,6 +447,7 @@ mod tests {
             boot,
             dir: PathBuf::from("/tmp/g"),
             allow_reboot: false,
+            forwards: vec![],
         }
     }
 
@@ -468,5 +504,28 @@ mod tests {
         assert!(a.contains("mac=52:54:00:00:00:02,romfile="));
         assert!(a.ends_with("-boot order=n"));
         assert!(!a.contains("-kernel") && !a.contains("-no-reboot"));
+    }
+
+    #[test]
+    fn uefi_boot_lines() {
+        let mut s = spec(Boot::Uefi {
+            code: "/fw/CODE.fd".into(),
+            vars: "/tmp/g/VARS.fd".into(),
+            kernel: None,
+        });
+        s.forwards = vec![(15090, 5050)];
+        let a = joined(&s);
+        assert!(a.contains("-drive if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd -drive if=pflash,format=raw,unit=1,file=/tmp/g/VARS.fd"));
+        assert!(a.contains("scsi-hd,drive=d0,bus=scsi0.0,serial=S1,bootindex=0"));
+        assert!(a.contains("-netdev user,id=n0,hostfwd=tcp:127.0.0.1:15090-:5050 "));
+        assert!(!a.contains("-kernel"));
+        s.boot = Boot::Uefi {
+            code: "/fw/CODE.fd".into(),
+            vars: "/tmp/g/VARS.fd".into(),
+            kernel: Some(("/img/keel.efi".into(), "root=x keel.role=master".into())),
+        };
+        let a = joined(&s);
+        assert!(a.ends_with("-kernel /img/keel.efi -append root=x keel.role=master"));
+        assert!(!a.contains("bootindex"));
     }
 }

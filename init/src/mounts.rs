@@ -8,9 +8,11 @@
 //! /sys/fs/cgroup/keel/service/  the agent (or master) process
 //! ```
 //!
-//! cgroup v2 forbids processes in a group that hands controllers to its
-//! children, so the service runs in a leaf (`keel/service`) and the agent
-//! creates task groups beside it under `keel/`.
+//! The service runs in `keel/service`, which it owns the way a systemd unit
+//! with `Delegate=yes` owns its cgroup (as in the image): cpu, io, memory and
+//! pids are available to it, and since cgroup v2 forbids processes in a
+//! group that hands controllers to its children, the agent moves itself into
+//! a child of its group before enabling controllers for its task groups.
 
 use std::fs;
 use std::path::{Path, PathBuf};

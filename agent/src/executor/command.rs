@@ -2,12 +2,13 @@
 //! environment. Pure; the launcher does the spawning.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use keel_api::mesos::CommandInfo;
 
 use super::hooks::TaskContext;
 use super::launcher::LaunchSpec;
+use crate::isolation::mounts::SANDBOX_PATH;
 
 /// `PATH` for tasks that do not set their own (as Mesos).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -65,7 +66,41 @@ pub fn launch_spec(
         state_dir: PathBuf::new(),
         cgroup: None,
         supervisor_cgroup: None,
+        namespaces: Default::default(),
+        hostname: None,
+        sandbox: None,
+        hide: Vec::new(),
+        netns: None,
     })
+}
+
+/// Applies the container's namespaces to `spec`: with a mount namespace
+/// the task runs in `/mnt/mesos/sandbox` (its `MESOS_SANDBOX`; the host
+/// path stays in `MESOS_DIRECTORY`) and the agent's `work_dir` is hidden.
+pub fn contain(spec: &mut LaunchSpec, ctx: &TaskContext, hostname: Option<&str>, work_dir: &Path) {
+    let ns = ctx.isolation.namespaces;
+    spec.namespaces = ns;
+    if ns.uts {
+        spec.hostname = hostname.map(str::to_string);
+    }
+    if ns.mount {
+        spec.sandbox = Some(ctx.sandbox.clone());
+        spec.cwd = PathBuf::from(SANDBOX_PATH);
+        spec.hide = vec![work_dir.to_path_buf()];
+        for (k, v) in spec.env.iter_mut() {
+            if k == "MESOS_SANDBOX" {
+                *v = SANDBOX_PATH.to_string();
+            }
+        }
+    }
+}
+
+/// `ContainerInfo.hostname` of a TaskInfo's raw `container`.
+pub fn container_hostname(container: Option<&serde_json::Value>) -> Option<&str> {
+    container?
+        .get("hostname")?
+        .as_str()
+        .filter(|h| !h.is_empty())
 }
 
 /// The task's complete environment, sorted by name.

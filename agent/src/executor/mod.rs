@@ -14,6 +14,7 @@
 //!   the status update log) and reading it back.
 //! - [`launch`]: `LaunchTasks` -> typed tasks, kill grace periods (pure).
 //! - [`command`]: CommandInfo -> argv and environment (pure).
+//! - [`health`]: COMMAND, HTTP and TCP health checks.
 //! - [`sandbox`]: the Mesos sandbox layout under the work dir.
 //! - [`hooks`]: ordered, idempotent lifecycle hooks ([`hooks::SandboxHook`]).
 //! - [`launcher`]: the only code that spawns, signals and reaps processes
@@ -26,6 +27,7 @@
 pub mod call;
 pub mod checkpoint;
 pub mod command;
+pub mod health;
 pub mod hooks;
 pub mod launch;
 pub mod launcher;

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!  Launch: prestart hooks --fail--> Failed
+//!          fetch URIs --fail--> Failed (REASON_FETCHER_FAILED)
 //!            | kill already asked --> KilledBeforeStart
 //!          spawn --fail--> Failed
 //!            v
@@ -24,10 +25,17 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::health::probe::{self, Target};
+use super::health::{Decision, HealthCheck};
 use super::hooks::{self, TaskContext, TaskHook};
 use super::launcher::{ExitStatus, LaunchSpec, Process, ProcessLauncher, Signal};
 use super::updates::TaskKey;
+use crate::fetcher::{Fetcher, REASON_FETCHER_FAILED};
 use crate::isolation::cgroups::Limitation;
+use crate::isolation::mounts::SANDBOX_PATH;
+use keel_api::mesos::CommandUri;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -35,12 +43,23 @@ pub enum Event {
         key: TaskKey,
         pid: u32,
     },
-    /// Never started: a hook or the spawn failed.
+    /// Never started: a hook, the fetcher or the spawn failed.
     Failed {
         key: TaskKey,
         message: String,
+        /// The Mesos reason (default: REASON_COMMAND_EXECUTOR_FAILED).
+        reason: Option<&'static str>,
     },
     KilledBeforeStart {
+        key: TaskKey,
+    },
+    /// A health check result changed the task's health.
+    Health {
+        key: TaskKey,
+        healthy: bool,
+    },
+    /// Too many health checks failed in a row: the task must be killed.
+    Unhealthy {
         key: TaskKey,
     },
     Exited {
@@ -55,8 +74,8 @@ pub enum Event {
 
 /// Where the supervisor picks the task up.
 pub enum Start<P> {
-    /// A new task: run the prestart hooks and spawn it.
-    Launch(LaunchSpec),
+    /// A new task: run the prestart hooks, fetch its URIs, spawn it.
+    Launch(Box<LaunchSpec>, Vec<CommandUri>),
     /// A task still running after an agent restart.
     Adopt(P),
     /// A task that ended while the agent was down (`Err`: how is unknown).
@@ -65,6 +84,10 @@ pub enum Start<P> {
 
 pub struct Supervisor<L: ProcessLauncher> {
     pub launcher: Arc<L>,
+    pub fetcher: Option<Arc<Fetcher>>,
+    /// The task's health check, and the agent binary that enters its
+    /// namespaces for COMMAND checks.
+    pub health: Option<(HealthCheck, PathBuf)>,
     pub hooks: Arc<[Arc<dyn TaskHook>]>,
     pub key: TaskKey,
     pub ctx: TaskContext,
@@ -77,6 +100,8 @@ pub struct Supervisor<L: ProcessLauncher> {
 /// The supervisor less its starting point (borrowed across awaits).
 struct Core<L> {
     launcher: Arc<L>,
+    fetcher: Option<Arc<Fetcher>>,
+    health: Option<(HealthCheck, PathBuf)>,
     hooks: Arc<[Arc<dyn TaskHook>]>,
     key: TaskKey,
     ctx: TaskContext,
@@ -88,6 +113,8 @@ impl<L: ProcessLauncher> Supervisor<L> {
     pub async fn run(self, mut kills: mpsc::UnboundedReceiver<Duration>) {
         let Supervisor {
             launcher,
+            fetcher,
+            health,
             hooks,
             key,
             ctx,
@@ -97,6 +124,8 @@ impl<L: ProcessLauncher> Supervisor<L> {
         } = self;
         let core = Core {
             launcher,
+            fetcher,
+            health,
             hooks,
             key,
             ctx,
@@ -118,11 +147,12 @@ impl<L: ProcessLauncher> Core<L> {
     ) {
         let key = self.key.clone();
         let process = match start {
-            Start::Launch(mut spec) => match self.launch(&mut spec, kills).await {
+            Start::Launch(mut spec, uris) => match self.launch(&mut spec, &uris, kills).await {
                 Some(p) => p,
                 None => return,
             },
             Start::Adopt(p) => {
+                hooks::run_recover(&self.hooks, &self.ctx);
                 let _ = self.events.send(Event::Running {
                     key: key.clone(),
                     pid: p.pid(),
@@ -148,12 +178,43 @@ impl<L: ProcessLauncher> Core<L> {
     async fn launch(
         &self,
         spec: &mut LaunchSpec,
+        uris: &[CommandUri],
         kills: &mut mpsc::UnboundedReceiver<Duration>,
     ) -> Option<L::Process> {
         let key = self.key.clone();
         if let Err(message) = hooks::run_prestart(&self.hooks, &self.ctx, spec) {
-            let _ = self.events.send(Event::Failed { key, message });
+            let reason = None;
+            let _ = self.events.send(Event::Failed {
+                key,
+                message,
+                reason,
+            });
             return None;
+        }
+        if !uris.is_empty() {
+            let Some(fetcher) = self.fetcher.clone() else {
+                let message = "this agent cannot fetch URIs".to_string();
+                let reason = Some(REASON_FETCHER_FAILED);
+                let _ = self.events.send(Event::Failed {
+                    key,
+                    message,
+                    reason,
+                });
+                return None;
+            };
+            tokio::select! {
+                fetched = fetcher.fetch_all(uris, &self.ctx.sandbox) => if let Err(e) = fetched {
+                    hooks::run_poststop(&self.hooks, &self.ctx);
+                    let (message, reason) = (e.to_string(), Some(REASON_FETCHER_FAILED));
+                    let _ = self.events.send(Event::Failed { key, message, reason });
+                    return None;
+                },
+                _ = kills.recv() => {
+                    hooks::run_poststop(&self.hooks, &self.ctx);
+                    let _ = self.events.send(Event::KilledBeforeStart { key });
+                    return None;
+                }
+            }
         }
         if kills.try_recv().is_ok() {
             hooks::run_poststop(&self.hooks, &self.ctx);
@@ -168,7 +229,12 @@ impl<L: ProcessLauncher> Core<L> {
             Err(e) => {
                 hooks::run_poststop(&self.hooks, &self.ctx);
                 let message = format!("Failed to launch command: {e}");
-                let _ = self.events.send(Event::Failed { key, message });
+                let reason = None;
+                let _ = self.events.send(Event::Failed {
+                    key,
+                    message,
+                    reason,
+                });
                 None
             }
         }
@@ -183,6 +249,11 @@ impl<L: ProcessLauncher> Core<L> {
         let mut kills_open = true;
         let mut limit_watch = hooks::watch(&self.hooks, &self.ctx);
         let mut limitation = None;
+        let (checks_tx, mut checks) = mpsc::unbounded_channel();
+        let checker = self.health.clone().map(|(hc, exe)| {
+            let target = self.target(&hc, pgid, exe);
+            tokio::spawn(probe::run(hc, target, checks_tx))
+        });
         let status = loop {
             let escalate = async {
                 match escalate_at {
@@ -213,6 +284,13 @@ impl<L: ProcessLauncher> Core<L> {
                     }
                     None => kills_open = false,
                 },
+                Some(decision) = checks.recv() => {
+                    let event = match decision {
+                        Decision::Report(healthy) => Event::Health { key: key.clone(), healthy },
+                        Decision::Kill => Event::Unhealthy { key: key.clone() },
+                    };
+                    let _ = self.events.send(event);
+                }
                 () = escalate => {
                     tracing::info!(task_id = %key.task_id, "grace period over, sending SIGKILL");
                     self.signal(pgid, Signal::Kill);
@@ -221,6 +299,9 @@ impl<L: ProcessLauncher> Core<L> {
                 }
             }
         };
+        if let Some(c) = checker {
+            c.abort();
+        }
         // Whatever the leader left behind in its group goes with it. The
         // group id cannot have been reused: members keep it alive, and pids
         // are not recycled this fast.
@@ -233,6 +314,28 @@ impl<L: ProcessLauncher> Core<L> {
             killed,
             limitation,
         });
+    }
+
+    /// How health checks reach the task whose group leader is `pid`.
+    fn target(&self, hc: &HealthCheck, pid: u32, exe: PathBuf) -> Target {
+        let iso = &self.ctx.isolation;
+        let host = iso
+            .network
+            .as_ref()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |n| IpAddr::V4(n.ip));
+        let contained = iso.namespaces.any() || iso.network.is_some();
+        let inside = if iso.namespaces.mount {
+            PathBuf::from(SANDBOX_PATH)
+        } else {
+            self.ctx.sandbox.clone()
+        };
+        Target {
+            host,
+            pid,
+            enter: contained.then_some((exe, inside)),
+            cwd: self.ctx.sandbox.clone(),
+            env: probe::check_env(&self.ctx, &hc.probe),
+        }
     }
 
     fn signal(&self, pgid: u32, signal: Signal) {

@@ -5,6 +5,10 @@
 //!
 //! - [`procfs`]: `/proc/<pid>/stat` (process identity after a restart).
 //! - [`cgroups`]: cgroup v2 limits, `cgroup.kill`, OOM events.
+//! - [`namespaces`]: entering PID, mount, UTS, IPC and network namespaces.
+//! - [`network`]: per-task network namespaces on a Keel bridge.
+//! - [`mounts`]: the container's file system view (read-only host, private
+//!   `/tmp`, the sandbox at `/mnt/mesos/sandbox`).
 //! - [`setup`]: what the agent prepares and finds at startup.
 //!
 //! `--isolation` says what is on:
@@ -17,6 +21,9 @@
 //! | a list, e.g. `cgroups/cpu,cgroups/mem,namespaces/pid` | exactly those, each required as with `strict` |
 
 pub mod cgroups;
+pub mod mounts;
+pub mod namespaces;
+pub mod network;
 pub mod procfs;
 pub mod setup;
 
@@ -163,7 +170,11 @@ impl HostSupport {
 
     /// The wanted features this host lacks (logged at startup).
     pub fn missing(&self, wanted: &BTreeSet<Feature>) -> Vec<Feature> {
-        wanted.iter().copied().filter(|f| !self.supports(*f)).collect()
+        wanted
+            .iter()
+            .copied()
+            .filter(|f| !self.supports(*f))
+            .collect()
     }
 }
 
@@ -174,6 +185,12 @@ pub struct Namespaces {
     pub mount: bool,
     pub uts: bool,
     pub ipc: bool,
+}
+
+impl Namespaces {
+    pub fn any(&self) -> bool {
+        self.pid || self.mount || self.uts || self.ipc
+    }
 }
 
 /// What one container gets.
@@ -221,7 +238,10 @@ pub fn plan(
         if host.supports(f) {
             return true;
         }
-        let text = format!("{what} ({f}: no {} controller)", f.controller().map_or("", Controller::name));
+        let text = format!(
+            "{what} ({f}: no {} controller)",
+            f.controller().map_or("", Controller::name)
+        );
         if iso.required(f) {
             refused.push(text);
         } else {
@@ -229,11 +249,19 @@ pub fn plan(
         }
         false
     };
-    if need(Feature::Cpu, format!("cpus={}", cpus.unwrap_or(0.0)), asked.cpu_weight.is_some()) {
+    if need(
+        Feature::Cpu,
+        format!("cpus={}", cpus.unwrap_or(0.0)),
+        asked.cpu_weight.is_some(),
+    ) {
         limits.cpu_max = asked.cpu_max;
         limits.cpu_weight = asked.cpu_weight;
     }
-    if need(Feature::Mem, format!("mem={}", mem_mb.unwrap_or(0.0)), asked.memory_max.is_some()) {
+    if need(
+        Feature::Mem,
+        format!("mem={}", mem_mb.unwrap_or(0.0)),
+        asked.memory_max.is_some(),
+    ) {
         limits.memory_max = asked.memory_max;
         limits.memory_high = asked.memory_high;
         limits.memory_swap_max = asked.memory_swap_max;
@@ -283,7 +311,13 @@ mod tests {
             cgroups: true,
             controllers: controllers.iter().copied().collect(),
             namespaces: if ns {
-                [Feature::PidNs, Feature::MountNs, Feature::UtsNs, Feature::IpcNs].into()
+                [
+                    Feature::PidNs,
+                    Feature::MountNs,
+                    Feature::UtsNs,
+                    Feature::IpcNs,
+                ]
+                .into()
             } else {
                 BTreeSet::new()
             },
@@ -306,17 +340,34 @@ mod tests {
     #[test]
     fn auto_takes_what_the_host_has_and_says_what_it_lacks() {
         let h = host(&[Controller::Pids], false);
-        let p = plan(&Isolation::Auto, &h, LimitOptions::default(), Some(1.0), Some(64.0)).unwrap();
+        let p = plan(
+            &Isolation::Auto,
+            &h,
+            LimitOptions::default(),
+            Some(1.0),
+            Some(64.0),
+        )
+        .unwrap();
         let limits = p.limits.clone().unwrap();
         assert_eq!(limits.pids_max, Some(4096));
         assert_eq!((limits.memory_max, limits.cpu_max), (None, None));
         assert_eq!(p.namespaces, Namespaces::default());
         let note = p.note().unwrap();
-        assert!(note.contains("mem=64 (cgroups/mem: no memory controller)"), "{note}");
+        assert!(
+            note.contains("mem=64 (cgroups/mem: no memory controller)"),
+            "{note}"
+        );
         assert!(note.contains("cpus=1"), "{note}");
 
         let full = host(&Controller::ALL, true);
-        let p = plan(&Isolation::Auto, &full, LimitOptions::default(), Some(1.0), Some(64.0)).unwrap();
+        let p = plan(
+            &Isolation::Auto,
+            &full,
+            LimitOptions::default(),
+            Some(1.0),
+            Some(64.0),
+        )
+        .unwrap();
         assert_eq!(p.note(), None);
         assert_eq!(p.limits.unwrap().memory_max, Some(64 << 20));
         assert!(p.namespaces.pid && p.namespaces.mount && p.namespaces.uts && p.namespaces.ipc);
@@ -325,15 +376,32 @@ mod tests {
     #[test]
     fn strict_refuses_what_it_cannot_enforce() {
         let h = host(&[Controller::Pids, Controller::Cpu, Controller::Io], true);
-        let err = plan(&Isolation::Strict, &h, LimitOptions::default(), Some(1.0), Some(64.0))
-            .unwrap_err();
+        let err = plan(
+            &Isolation::Strict,
+            &h,
+            LimitOptions::default(),
+            Some(1.0),
+            Some(64.0),
+        )
+        .unwrap_err();
         assert!(err.contains("mem=64"), "{err}");
         // Without a mem resource nothing needs the memory controller.
-        assert!(plan(&Isolation::Strict, &h, LimitOptions::default(), Some(1.0), None).is_ok());
+        assert!(
+            plan(
+                &Isolation::Strict,
+                &h,
+                LimitOptions::default(),
+                Some(1.0),
+                None
+            )
+            .is_ok()
+        );
         let only: Isolation = "cgroups/cpu,namespaces/pid".parse().unwrap();
         let p = plan(&only, &h, LimitOptions::default(), Some(1.0), Some(64.0)).unwrap();
         let limits = p.limits.unwrap();
-        assert!(limits.cpu_max.is_some() && limits.memory_max.is_none() && limits.pids_max.is_none());
+        assert!(
+            limits.cpu_max.is_some() && limits.memory_max.is_none() && limits.pids_max.is_none()
+        );
         assert!(p.namespaces.pid && !p.namespaces.mount);
         let no_ns = host(&Controller::ALL, false);
         assert!(plan(&only, &no_ns, LimitOptions::default(), None, None).is_err());
@@ -341,7 +409,14 @@ mod tests {
 
     #[test]
     fn none_isolates_nothing() {
-        let p = plan(&Isolation::none(), &host(&Controller::ALL, true), LimitOptions::default(), Some(1.0), Some(1.0)).unwrap();
+        let p = plan(
+            &Isolation::none(),
+            &host(&Controller::ALL, true),
+            LimitOptions::default(),
+            Some(1.0),
+            Some(1.0),
+        )
+        .unwrap();
         assert_eq!(p, Plan::default());
     }
 }

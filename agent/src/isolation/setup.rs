@@ -74,7 +74,13 @@ pub fn setup(opts: &IsolationOptions) -> Setup {
         }
     }
     if can_unshare(&opts.proc_root) {
-        host.namespaces = [Feature::PidNs, Feature::MountNs, Feature::UtsNs, Feature::IpcNs].into();
+        host.namespaces = [
+            Feature::PidNs,
+            Feature::MountNs,
+            Feature::UtsNs,
+            Feature::IpcNs,
+        ]
+        .into();
     }
     let missing = host.missing(&wanted);
     if !missing.is_empty() {
@@ -112,7 +118,10 @@ mod tests {
             cgroup: "/system.slice/keel-agent.service".into(),
         };
         assert_eq!(keel_root(&p).unwrap(), svc.join("keel"));
-        assert_eq!(std::fs::read_to_string(svc.join("agent/cgroup.procs")).unwrap(), "0");
+        assert_eq!(
+            std::fs::read_to_string(svc.join("agent/cgroup.procs")).unwrap(),
+            "0"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod framework;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -274,4 +276,35 @@ impl Drop for AgentProc {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .contains(needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// Every process in the PID namespace of `pid`.
+pub fn pids_in_pid_namespace_of(pid: u32) -> Vec<u32> {
+    let ns = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(target) = ns(pid) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&target))
+        .collect()
 }

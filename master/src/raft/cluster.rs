@@ -165,7 +165,7 @@ impl Cluster {
             path: self.db_path.clone(),
         })?;
         let stored = next.clone();
-        blocking(&db, move |db| db.put(key::IDENTITY, &stored, true)).await?;
+        blocking(&db, move |db| db.put(key::IDENTITY, &stored)).await?;
         *self.identity.write().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(())
     }

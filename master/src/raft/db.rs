@@ -6,8 +6,8 @@
 //! - `snapshot`: the last snapshot's metadata and data.
 //!
 //! Every write is one redb transaction committed with immediate durability
-//! (fsync) before the call returns, except the committed log id, which Raft
-//! can always learn again. [`Db::open`] reads everything back and refuses a
+//! (fsync) before the call returns. The committed log id rides along with
+//! log appends (Raft can always learn it again). [`Db::open`] reads everything back and refuses a
 //! file it cannot fully trust: a master must not serve a registry rebuilt
 //! from a damaged log.
 
@@ -15,7 +15,7 @@ use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
 use openraft::{Entry, LogId, SnapshotMeta};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -161,11 +161,10 @@ impl Db {
         }
     }
 
-    /// Writes one `meta` value; `durable: false` leaves it for the next
-    /// durable commit to flush.
-    pub fn put<T: Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<(), StoreError> {
+    /// Writes one `meta` value.
+    pub fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         let raw = self.encode(key, value)?;
-        self.write(durable, |txn| {
+        self.write(|txn| {
             txn.open_table(META)?.insert(key, raw.as_slice())?;
             Ok(())
         })
@@ -205,15 +204,29 @@ impl Db {
         }
     }
 
-    pub fn append(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+    /// Appends `entries` and, in the same transaction, the committed log id
+    /// if one is given.
+    pub fn append(
+        &self,
+        entries: &[LogEntry],
+        committed: Option<Option<LogId<NodeId>>>,
+    ) -> Result<(), StoreError> {
         let encoded = entries
             .iter()
             .map(|e| Ok((e.log_id.index, self.encode("log entry", e)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.write(true, |txn| {
+        let committed = match committed {
+            Some(c) => Some(self.encode(key::COMMITTED, &c)?),
+            None => None,
+        };
+        self.write(|txn| {
             let mut table = txn.open_table(LOG)?;
             for (index, raw) in &encoded {
                 table.insert(*index, raw.as_slice())?;
+            }
+            if let Some(raw) = &committed {
+                txn.open_table(META)?
+                    .insert(key::COMMITTED, raw.as_slice())?;
             }
             Ok(())
         })
@@ -221,7 +234,7 @@ impl Db {
 
     /// Deletes the entries from `index` on (conflicting entries).
     pub fn truncate_from(&self, index: u64) -> Result<(), StoreError> {
-        self.write(true, |txn| {
+        self.write(|txn| {
             txn.open_table(LOG)?.retain_in(index.., |_, _| false)?;
             Ok(())
         })
@@ -230,7 +243,7 @@ impl Db {
     /// Deletes the entries up to and including `upto` and remembers it.
     pub fn purge_upto(&self, upto: &LogId<NodeId>) -> Result<(), StoreError> {
         let raw = self.encode(key::PURGED, upto)?;
-        self.write(true, |txn| {
+        self.write(|txn| {
             txn.open_table(LOG)?
                 .retain_in(..=upto.index, |_, _| false)?;
             txn.open_table(META)?.insert(key::PURGED, raw.as_slice())?;
@@ -240,7 +253,7 @@ impl Db {
 
     pub fn put_snapshot<M: Serialize>(&self, meta: &M, data: &[u8]) -> Result<(), StoreError> {
         let raw = self.encode(SNAPSHOT_META, meta)?;
-        self.write(true, |txn| {
+        self.write(|txn| {
             let mut table = txn.open_table(SNAPSHOT)?;
             table.insert(SNAPSHOT_META, raw.as_slice())?;
             table.insert(SNAPSHOT_DATA, data)?;
@@ -290,16 +303,12 @@ impl Db {
         Ok(value.map(|v| v.value().to_vec()))
     }
 
+    /// One transaction, committed durably (fsynced) before returning.
     fn write(
         &self,
-        durable: bool,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        if !durable {
-            txn.set_durability(Durability::None)
-                .map_err(|e| self.err(e))?;
-        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         f(&txn).map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))
     }

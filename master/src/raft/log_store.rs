@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -16,11 +16,21 @@ use super::types::{NodeId, TypeConfig};
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
+    /// The committed log id openraft last reported; written to the store
+    /// with the next append (see [`LogStore::save_committed`]).
+    committed: Arc<Mutex<Option<Option<LogId<NodeId>>>>>,
 }
 
 impl LogStore {
     pub fn new(db: Arc<Db>) -> Self {
-        LogStore { db }
+        LogStore {
+            db,
+            committed: Arc::default(),
+        }
+    }
+
+    fn committed(&self) -> std::sync::MutexGuard<'_, Option<Option<LogId<NodeId>>>> {
+        self.committed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -75,7 +85,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         let vote = *vote;
-        blocking(&self.db, move |db| db.put(key::VOTE, &vote, true))
+        blocking(&self.db, move |db| db.put(key::VOTE, &vote))
             .await
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
@@ -86,20 +96,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
-    /// Not fsynced: a lost committed id only means that a restarted master
-    /// re-applies less of its log until the leader tells it again.
+    /// Kept in memory and written with the next append, so that it costs no
+    /// I/O of its own: a lost committed id only means that a restarted
+    /// master re-applies less of its log until the leader tells it again.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        blocking(&self.db, move |db| {
-            db.put(key::COMMITTED, &committed, false)
-        })
-        .await
-        .map_err(|e| StorageIOError::write(&e).into())
+        *self.committed() = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        if let Some(committed) = *self.committed() {
+            return Ok(committed);
+        }
         blocking(&self.db, |db| {
             Ok(db.get::<Option<LogId<NodeId>>>(key::COMMITTED)?.flatten())
         })
@@ -117,7 +128,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<LogEntry> = entries.into_iter().collect();
-        match blocking(&self.db, move |db| db.append(&entries)).await {
+        let committed = *self.committed();
+        match blocking(&self.db, move |db| db.append(&entries, committed)).await {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())

@@ -1,8 +1,9 @@
 //! The masters' replicated registry: Raft (openraft 0.9) between masters,
 //! stored in redb, spoken over gRPC on the masters' API port.
 //!
-//! - [`types`]: the type config: registry [`Command`](crate::registry::Command)s
-//!   in, [`ApplyResponse`]s out; node ids derived from addresses.
+//! - [`types`]: the type config: [`Batch`]es of registry
+//!   [`Command`](crate::registry::Command)s in, [`ApplyResponse`]s out; node
+//!   ids derived from addresses.
 //! - [`db`], [`log_store`], [`state_machine`]: the store (one redb file)
 //!   behind openraft's storage traits; passes `openraft::testing::Suite`.
 //! - [`wire`], [`network`], [`service`]: Raft messages over gRPC, client
@@ -11,12 +12,13 @@
 //!   stores, other clusters); [`formation`]: forming the cluster from
 //!   `--masters`.
 //! - [`node`]: [`RaftNode`], what the master core uses, with its
-//!   [`options`] and a background task (membership view, formation,
-//!   incarnations); [`membership`]: adding and removing masters at runtime.
+//!   [`options`], the [`proposer`] (group commit) and a background task
+//!   (membership view, formation, incarnations); [`membership`]: adding and
+//!   removing masters at runtime.
 //!
 //! ```text
-//!  core --propose--> RaftNode --client_write--> openraft --append--> LogStore (redb)
-//!                        |                          |--AppendEntries/Vote--> network --gRPC--> peers' service
+//!  core --propose--> proposer --Batch--> openraft --append--> LogStore (redb)
+//!                                           |--AppendEntries/Vote--> network --gRPC--> peers' service
 //!  core <--registry/subscribe-- StateMachine <--apply committed--'
 //! ```
 
@@ -29,6 +31,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod options;
+pub mod proposer;
 pub mod service;
 pub mod state_machine;
 pub mod types;
@@ -40,11 +43,12 @@ use std::sync::Arc;
 pub use db::StoreError;
 pub use log_store::LogStore;
 pub use membership::MembershipError;
-pub use node::{Member, ProposeError, RaftError, RaftNode, RaftStatus, Subscription};
+pub use node::{Member, RaftError, RaftNode, RaftStatus, Subscription};
 pub use options::RaftOptions;
+pub use proposer::ProposeError;
 pub use service::{RaftGrpc, RaftGrpcServer};
 pub use state_machine::{AppliedEntry, StateEvent, StateMachine};
-pub use types::{ApplyResponse, MasterNode, NodeId, TypeConfig, node_id_for};
+pub use types::{ApplyResponse, Batch, MasterNode, NodeId, TypeConfig, node_id_for};
 
 /// Where the master router mounts [`RaftNode::grpc_service`].
 pub const GRPC_ROUTE: &str = "/keel.raft.v1.RaftService/{*method}";

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError as OrError};
+use openraft::error::{CheckIsLeaderError, RaftError as OrError};
 use openraft::{Raft, RaftMetrics, ServerState};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -22,9 +22,10 @@ use super::db::{Db, StoreError, key};
 use super::log_store::LogStore;
 use super::network::Network;
 use super::options::RaftOptions;
+use super::proposer::{ProposeError, Proposer};
 use super::service::{RaftGrpc, RaftGrpcServer};
 use super::state_machine::{SmShared, StateEvent, StateMachine};
-use super::types::{ApplyResponse, MasterNode, NodeId, TypeConfig, addr_text, node_id_for};
+use super::types::{MasterNode, NodeId, TypeConfig, addr_text, node_id_for};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,23 +58,6 @@ pub enum RaftError {
     Config(String),
     #[error("raft did not start: {0}")]
     Start(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProposeError {
-    #[error("this master is not the leader (leader: {})", leader_text(.leader))]
-    NotLeader { leader: Option<(NodeId, String)> },
-    #[error("not committed within {0:?}; the command may still commit later")]
-    Timeout(Duration),
-    #[error("raft stopped: {0}")]
-    Stopped(String),
-}
-
-fn leader_text(leader: &Option<(NodeId, String)>) -> String {
-    match leader {
-        Some((id, addr)) => format!("node {id} at {addr}"),
-        None => "unknown".into(),
-    }
 }
 
 /// A master in the membership.
@@ -118,9 +102,10 @@ pub struct RaftNode {
     pub(super) raft: Raft<TypeConfig>,
     pub(super) cluster: Arc<Cluster>,
     pub(super) network: Network,
+    proposer: Proposer,
     sm: Arc<SmShared>,
     db: Arc<Db>,
-    background: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     options: RaftOptions,
 }
 
@@ -184,7 +169,7 @@ impl RaftNode {
                     incarnation: (uuid::Uuid::new_v4().as_u64_pair().0 >> 11) | 1,
                     cluster_id: None,
                 };
-                db.put(key::IDENTITY, &identity, true)?;
+                db.put(key::IDENTITY, &identity)?;
                 identity
             }
         };
@@ -211,19 +196,21 @@ impl RaftNode {
         .await
         .map_err(|e| RaftError::Start(e.to_string()))?;
         let grace_until = tokio::time::Instant::now() + options.formation_grace;
-        let background = tokio::spawn(maintain(
+        let maintenance = tokio::spawn(maintain(
             raft.clone(),
             cluster.clone(),
             network.clone(),
             grace_until,
         ));
+        let (proposer, proposing) = Proposer::spawn(raft.clone(), options.propose_timeout);
         Ok(RaftNode {
             raft,
             cluster,
             network,
+            proposer,
             sm: shared,
             db,
-            background,
+            background: vec![maintenance, proposing],
             options,
         })
     }
@@ -245,23 +232,9 @@ impl RaftNode {
         &self,
         cmd: Command,
     ) -> Result<Result<Applied, RegistryError>, ProposeError> {
-        let limit = self.options.propose_timeout;
-        match tokio::time::timeout(limit, self.raft.client_write(cmd)).await {
-            Err(_) => Err(ProposeError::Timeout(limit)),
-            Ok(Ok(resp)) => match resp.data {
-                ApplyResponse::Command(result) => Ok(result),
-                ApplyResponse::Internal => Err(ProposeError::Stopped(
-                    "a command got a response for a raft entry".into(),
-                )),
-            },
-            Ok(Err(OrError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(self.not_leader(f.leader_id))
-            }
-            Ok(Err(OrError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(ProposeError::Stopped(e.to_string()))
-            }
-            Ok(Err(OrError::Fatal(f))) => Err(ProposeError::Stopped(f.to_string())),
-        }
+        self.proposer
+            .propose(cmd, self.options.propose_timeout)
+            .await
     }
 
     /// Confirms with a quorum that this master still leads, and waits until
@@ -389,11 +362,12 @@ impl RaftNode {
 
     /// Stops Raft and waits until the store is closed.
     pub async fn shutdown(self) {
-        self.background.abort();
+        for task in &self.background {
+            task.abort();
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft did not stop cleanly: {e}");
         }
-        drop(self.raft);
         // openraft's state machine task lets go of the store shortly after.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while Arc::strong_count(&self.db) > 1 && tokio::time::Instant::now() < deadline {
@@ -402,13 +376,26 @@ impl RaftNode {
     }
 
     pub(super) fn addr_of(&self, id: NodeId) -> Option<String> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
+        addr_of(&self.raft, id)
     }
+}
+
+impl Drop for RaftNode {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// The address of member `id`, as the membership records it.
+pub(super) fn addr_of(raft: &Raft<TypeConfig>, id: NodeId) -> Option<String> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .map(|n| n.addr.clone())
 }
 
 fn members_of(m: &RaftMetrics<NodeId, MasterNode>) -> Vec<Member> {

@@ -10,9 +10,11 @@ use super::node::RaftError;
 /// Timing and log compaction. The defaults suit masters on one LAN: a
 /// killed leader is replaced well within a second. (openraft 0.9 lets a
 /// follower campaign `election_timeout_max` + a random election timeout
-/// after the last heartbeat: 450 to 600 ms by default.)
+/// after the last heartbeat it heard: 450 to 600 ms by default.)
 #[derive(Debug, Clone)]
 pub struct RaftOptions {
+    /// Also the time limit of every AppendEntries call in openraft 0.9, so
+    /// it must cover a follower's fsync on a slow disk.
     pub heartbeat: Duration,
     /// A follower that hears no leader for a random time in this range
     /// starts an election.
@@ -34,7 +36,7 @@ pub struct RaftOptions {
 impl Default for RaftOptions {
     fn default() -> Self {
         RaftOptions {
-            heartbeat: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(100),
             election_timeout_min: Duration::from_millis(150),
             election_timeout_max: Duration::from_millis(300),
             snapshot_every: 5000,
@@ -54,7 +56,9 @@ impl RaftOptions {
             election_timeout_min: ms(self.election_timeout_min),
             election_timeout_max: ms(self.election_timeout_max),
             install_snapshot_timeout: 5000,
-            max_payload_entries: 256,
+            // Entries per AppendEntries; each holds up to
+            // `proposer::MAX_BATCH` commands.
+            max_payload_entries: 16,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             snapshot_max_chunk_size: 4 << 20,

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::db::{Db, LogEntry, StoreError};
 use super::log_store::blocking;
-use super::types::{ApplyResponse, MasterNode, NodeId, TypeConfig};
+use super::types::{ApplyResponse, Batch, MasterNode, NodeId, TypeConfig};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 /// How many events a slow subscriber may fall behind before it lags.
@@ -30,7 +30,10 @@ const EVENT_BUFFER: usize = 4096;
 /// One committed command and what applying it did.
 #[derive(Debug)]
 pub struct AppliedEntry {
+    /// The log entry; commands proposed together share it.
     pub index: u64,
+    /// The command's position in its entry.
+    pub pos: usize,
     pub term: u64,
     pub command: Command,
     pub result: Result<Applied, RegistryError>,
@@ -140,21 +143,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     state.membership = StoredMembership::new(Some(entry.log_id), m);
                     responses.push(ApplyResponse::Internal);
                 }
-                EntryPayload::Normal(command) => {
-                    let result = Arc::make_mut(&mut state.registry).apply(&command);
-                    responses.push(ApplyResponse::Command(result.clone()));
-                    // Sent under the lock, so that a subscriber sees either
-                    // the registry before this entry and then the event, or
-                    // the registry after it and no event.
-                    let _ = self
-                        .shared
-                        .events
-                        .send(StateEvent::Applied(Arc::new(AppliedEntry {
-                            index: entry.log_id.index,
-                            term: entry.log_id.leader_id.term,
-                            command,
-                            result,
-                        })));
+                EntryPayload::Normal(Batch(commands)) => {
+                    let mut results = Vec::with_capacity(commands.len());
+                    for (pos, command) in commands.into_iter().enumerate() {
+                        let result = Arc::make_mut(&mut state.registry).apply(&command);
+                        results.push(result.clone());
+                        // Sent under the lock, so that a subscriber sees either
+                        // the registry before this entry and then its events,
+                        // or the registry after it and none of them.
+                        let _ =
+                            self.shared
+                                .events
+                                .send(StateEvent::Applied(Arc::new(AppliedEntry {
+                                    index: entry.log_id.index,
+                                    pos,
+                                    term: entry.log_id.leader_id.term,
+                                    command,
+                                    result,
+                                })));
+                    }
+                    responses.push(ApplyResponse::Commands(results));
                 }
             }
         }

@@ -12,9 +12,10 @@ use crate::registry::{Applied, Command, RegistryError};
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
-    /// Keel's Raft: registry [`Command`]s in, [`ApplyResponse`]s out.
+    /// Keel's Raft: batches of registry [`Command`]s in, [`ApplyResponse`]s
+    /// out.
     pub TypeConfig:
-        D = Command,
+        D = Batch,
         R = ApplyResponse,
         NodeId = NodeId,
         Node = MasterNode,
@@ -33,12 +34,18 @@ pub struct MasterNode {
     pub incarnation: u64,
 }
 
-/// What applying one log entry produced. Registry commands that do not
-/// validate are still committed (every master refuses them the same way);
-/// their refusal is the response.
+/// The application data of one log entry: registry commands proposed
+/// together (see [`super::proposer`]), applied in order. Stored and sent as
+/// a JSON array of commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Command>);
+
+/// What applying one log entry produced: one result per command. Registry
+/// commands that do not validate are still committed (every master refuses
+/// them the same way); their refusal is the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ApplyResponse {
-    Command(Result<Applied, RegistryError>),
+    Commands(Vec<Result<Applied, RegistryError>>),
     /// Blank and membership entries, which Raft itself writes.
     Internal,
 }
@@ -78,7 +85,10 @@ mod tests {
 
     #[test]
     fn responses_round_trip_through_json() {
-        let r = ApplyResponse::Command(Err(RegistryError::UnknownAgent("a".into())));
+        let r = ApplyResponse::Commands(vec![
+            Ok(Applied::Bootstrapped),
+            Err(RegistryError::UnknownAgent("a".into())),
+        ]);
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<ApplyResponse>(&text).unwrap(), r);
     }

@@ -69,6 +69,7 @@ pub fn decode_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::types::Batch;
     use crate::registry::Command;
     use openraft::raft::AppendEntriesRequest;
     use openraft::testing::log_id;
@@ -81,9 +82,9 @@ mod tests {
             prev_log_id: Some(log_id(1, 9, 4)),
             entries: vec![Entry {
                 log_id: log_id(2, 9, 5),
-                payload: EntryPayload::Normal(Command::Bootstrap {
+                payload: EntryPayload::Normal(Batch(vec![Command::Bootstrap {
                     master_id: "m".into(),
-                }),
+                }])),
             }],
             leader_commit: Some(log_id(1, 9, 4)),
         };
@@ -109,6 +110,23 @@ mod tests {
         assert_eq!(data, req.data);
         assert!(header.len() < 400, "{}", String::from_utf8_lossy(&header));
         assert_eq!(decode_chunk(&header, data).unwrap(), req);
+    }
+
+    #[test]
+    fn times_survive_exactly() {
+        // Every master applies the command as decoded from JSON: floats
+        // must come back bit for bit, or registries drift apart.
+        let mut x: f64 = 1.0;
+        for i in 0..20_000u32 {
+            x = x * 1.000_123_456_789 + f64::from(i) * 1e-7;
+            let at = 1_763_787_000.0 + x.fract() * 1e6 / 7.0;
+            let cmd = Batch(vec![Command::DisconnectAgent {
+                agent_id: "a".into(),
+                at,
+            }]);
+            let back: Batch = decode("batch", &encode("batch", &cmd).unwrap()).unwrap();
+            assert_eq!(back, cmd, "{at:?}");
+        }
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct ContainerCheckpoint {
     /// The container's cgroup (its tasks' leaves are below it).
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    /// Its place on the agent's network, if it has its own namespace.
+    #[serde(default)]
+    pub network: Option<crate::isolation::network::NetworkAttachment>,
 }
 
 /// Paths under `<work_dir>/meta`.
@@ -219,6 +222,7 @@ mod tests {
             group: Some("ex".into()),
             killing_state: true,
             cgroup: Some("/sys/fs/cgroup/keel/c1".into()),
+            network: None,
         }
     }
 

@@ -114,6 +114,7 @@ mod tests {
             group: None,
             killing_state: false,
             cgroup: None,
+            network: None,
         };
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();

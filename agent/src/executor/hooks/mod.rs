@@ -3,9 +3,10 @@
 //! order once all its processes are gone:
 //!
 //! ```text
-//!  prestart: sandbox -> cgroup -> (netns, later) -> spawn
+//!  prestart: sandbox -> cgroup -> network -> spawn
+//!  adopted after a restart: recover (port forwarding again)
 //!  running: watch (a limit broken -> kill)     kill escalation: kill (cgroup.kill)
-//!  exit/kill -> reap group -> poststop: (netns) -> cgroup -> sandbox
+//!  exit/kill -> reap group -> poststop: network -> cgroup -> sandbox
 //! ```
 //!
 //! Each hook is idempotent: a restarted agent may run it again for a task it
@@ -13,6 +14,7 @@
 //! message); hooks that already ran get their `poststop`.
 
 pub mod cgroup;
+pub mod network;
 
 use std::path::PathBuf;
 
@@ -20,6 +22,7 @@ use super::launcher::LaunchSpec;
 use super::sandbox::{self, SandboxError};
 use crate::isolation::Namespaces;
 use crate::isolation::cgroups::{CgroupError, CgroupPaths, Limitation, LimitationWatch, Limits};
+use crate::isolation::network::{NetworkAttachment, NetworkError};
 
 /// Where a task runs and who it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,8 @@ pub struct ContainerIsolation {
     /// What to write into the container's cgroup.
     pub limits: Limits,
     pub namespaces: Namespaces,
+    /// The container's place on the agent's network (own network namespace).
+    pub network: Option<NetworkAttachment>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,8 @@ pub enum HookError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
 }
 
 pub trait TaskHook: Send + Sync + 'static {
@@ -67,6 +74,12 @@ pub trait TaskHook: Send + Sync + 'static {
 
     /// Cleans up after the task's processes are gone.
     fn poststop(&self, _ctx: &TaskContext) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// Picks up a task adopted after an agent restart (what the agent
+    /// itself ran for it, such as port forwarding, starts again).
+    fn recover(&self, _ctx: &TaskContext) -> Result<(), HookError> {
         Ok(())
     }
 
@@ -122,6 +135,15 @@ pub fn run_prestart(
         }
     }
     Ok(())
+}
+
+/// Runs every hook's `recover`; failures are logged.
+pub fn run_recover(hooks: &[std::sync::Arc<dyn TaskHook>], ctx: &TaskContext) {
+    for hook in hooks {
+        if let Err(e) = hook.recover(ctx) {
+            tracing::warn!(task_id = %ctx.task_id, hook = hook.name(), error = %e, "recover hook failed");
+        }
+    }
 }
 
 /// Runs every hook's `kill`; failures are logged.
@@ -216,6 +238,11 @@ mod tests {
             state_dir: "/nonexistent".into(),
             cgroup: None,
             supervisor_cgroup: None,
+            namespaces: Default::default(),
+            hostname: None,
+            sandbox: None,
+            hide: Vec::new(),
+            netns: None,
         }
     }
 

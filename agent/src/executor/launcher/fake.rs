@@ -176,6 +176,11 @@ mod tests {
             state_dir: dir.into(),
             cgroup: None,
             supervisor_cgroup: None,
+            namespaces: Default::default(),
+            hostname: None,
+            sandbox: None,
+            hide: Vec::new(),
+            netns: None,
         }
     }
 

@@ -12,7 +12,9 @@
 //! status in `DIR` and exits. A restarted agent finds the shim again by pid
 //! and start time ([`ProcessLauncher::adopt`]).
 
+pub mod enter;
 pub mod fake;
+pub mod init;
 pub mod linux;
 pub mod shim;
 
@@ -20,6 +22,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::isolation::Namespaces;
 
 /// Everything needed to start one task process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +48,29 @@ pub struct LaunchSpec {
     /// kill of the task's cgroup leaves it to record the exit).
     #[serde(default)]
     pub supervisor_cgroup: Option<PathBuf>,
+    /// Namespaces of the task's own; with any of them (or `netns`) a
+    /// container init sets them up before the task runs.
+    #[serde(default)]
+    pub namespaces: Namespaces,
+    /// The host name in a UTS namespace.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// With a mount namespace: the sandbox on the host, bound at
+    /// `/mnt/mesos/sandbox` (then `cwd`), and host directories to hide.
+    #[serde(default)]
+    pub sandbox: Option<PathBuf>,
+    #[serde(default)]
+    pub hide: Vec<PathBuf>,
+    /// A network namespace (a bind-mounted nsfs file) to join.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
+}
+
+impl LaunchSpec {
+    /// The task needs a container init (namespaces to set up).
+    pub fn contained(&self) -> bool {
+        self.namespaces.any() || self.netns.is_some()
+    }
 }
 
 /// How a process ended.

@@ -5,7 +5,8 @@
 //! ```text
 //!  agent --spawn--> shim: setsid, child subreaper, writes pid.json
 //!                     | join the task's cgroup leaf, spawn the task (own
-//!                     | process group), join the supervisors cgroup
+//!                     | process group), or with namespaces the container
+//!                     | init (`init.rs`) that runs it; join the supervisors cgroup
 //!                     |   fails --> exit.json {launch_failed}, stdout {"failed":..}
 //!                     v
 //!                   stdout {"started":{"pid":N}} (the agent reads one line)
@@ -20,10 +21,10 @@
 //! The shim is single-threaded and runs before any async runtime starts.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LaunchSpec;
 use crate::executor::checkpoint::write_atomic;
+use crate::isolation::namespaces;
 use crate::isolation::procfs::ProcFs;
 
 pub const LAUNCH_FILE: &str = "launch.json";
@@ -114,8 +116,15 @@ fn run(dir: &Path) -> Result<(), ShimError> {
     };
     write_json(&dir.join(PID_FILE), &record)?;
 
-    let task_pid = match join(spec.cgroup.as_deref()).and_then(|()| spawn_task(&spec)) {
-        Ok(pid) => pid,
+    let started = join(spec.cgroup.as_deref()).and_then(|()| {
+        if spec.contained() {
+            spawn_init(&spec, dir)
+        } else {
+            spawn_task(&spec).map(|pid| (pid, None))
+        }
+    });
+    let (task_pid, init_out) = match started {
+        Ok(started) => started,
         Err((errno, message)) => {
             write_json(
                 &dir.join(EXIT_FILE),
@@ -137,7 +146,16 @@ fn run(dir: &Path) -> Result<(), ShimError> {
     record.task_pid = Some(task_pid);
     write_json(&dir.join(PID_FILE), &record)?;
 
-    let end = wait_for(task_pid)?;
+    let mut end = wait_for(task_pid)?;
+    // A PID namespace's init says how its task ended; its own status only
+    // counts when it could not (it was killed).
+    if let Some(mut out) = init_out {
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        if let Ok(task_end) = serde_json::from_str::<ShimEnd>(line.trim()) {
+            end = task_end;
+        }
+    }
     clean_up(my_pid, task_pid);
     write_json(&dir.join(EXIT_FILE), &end)?;
     Ok(())
@@ -148,15 +166,24 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ShimError> {
     Ok(write_atomic(path, &bytes)?)
 }
 
-fn report(r: &ShimReport) {
-    let mut line = serde_json::to_string(r).unwrap_or_default();
+/// The final line of a container init: how its task ended.
+pub(super) fn report_end(end: &ShimEnd) {
+    write_line(&serde_json::to_string(end).unwrap_or_default());
+}
+
+pub(super) fn report(r: &ShimReport) {
+    write_line(&serde_json::to_string(r).unwrap_or_default());
+}
+
+fn write_line(text: &str) {
+    let mut line = text.to_string();
     line.push('\n');
     // The agent may be gone already; the files say the same.
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
 }
 
-fn open_append(path: &Path) -> Result<fs::File, (Option<i32>, String)> {
+pub(super) fn open_append(path: &Path) -> Result<fs::File, (Option<i32>, String)> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -180,6 +207,50 @@ fn join(dir: Option<&Path>) -> Result<(), (Option<i32>, String)> {
             format!("cannot join cgroup {}: {e}", dir.display()),
         )
     })
+}
+
+/// Why a task could not be started: errno (when there is one) and text.
+pub(super) type Failure = (Option<i32>, String);
+
+/// A PID namespace init's stdout: its task's end comes last.
+type InitOut = BufReader<ChildStdout>;
+
+/// Starts the container init (`keel-agent init DIR`) in a new PID
+/// namespace if asked; it sets up the rest and runs the task. Returns its
+/// pid (the task's process group) and, with a PID namespace, its stdout for
+/// the task's end.
+fn spawn_init(spec: &LaunchSpec, dir: &Path) -> Result<(u32, Option<InitOut>), Failure> {
+    if spec.namespaces.pid {
+        namespaces::new_pid_namespace().map_err(|e| (None, e.to_string()))?;
+    }
+    let mut child = Command::new("/proc/self/exe")
+        .arg0("keel-agent")
+        .arg("init")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            (
+                e.raw_os_error(),
+                format!("cannot start the container init: {e}"),
+            )
+        })?;
+    let pid = child.id();
+    let mut out = BufReader::new(child.stdout.take().ok_or((None, "no pipe".to_string()))?);
+    let mut line = String::new();
+    let _ = out.read_line(&mut line);
+    match serde_json::from_str::<ShimReport>(line.trim()) {
+        Ok(ShimReport::Started { .. }) => Ok((pid, Some(out))),
+        Ok(ShimReport::Failed { errno, message }) => {
+            let _ = wait_for(pid);
+            Err((errno, message))
+        }
+        // Nothing said: the init became the task (exec closed the pipe).
+        Err(_) if line.is_empty() => Ok((pid, None)),
+        Err(_) => Err((None, format!("the container init said {line:?}"))),
+    }
 }
 
 /// Starts the task; `Err((errno, message))` when it cannot run.
@@ -207,7 +278,7 @@ fn spawn_task(spec: &LaunchSpec) -> Result<u32, (Option<i32>, String)> {
 }
 
 /// Reaps children until `task` exits; returns how it ended.
-fn wait_for(task: u32) -> Result<ShimEnd, ShimError> {
+pub(super) fn wait_for(task: u32) -> Result<ShimEnd, ShimError> {
     loop {
         match rustix::process::wait(WaitOptions::empty()) {
             Ok(Some((pid, status))) if pid.as_raw_nonzero().get() as u32 == task => {

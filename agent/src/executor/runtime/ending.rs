@@ -5,6 +5,7 @@ use keel_api::mesos::TaskState;
 
 use super::{Phase, Runtime};
 use crate::executor::checkpoint;
+use crate::executor::health;
 use crate::executor::launch;
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::status;
@@ -83,9 +84,36 @@ impl<L: ProcessLauncher> Runtime<L> {
                     self.emit(&key, TaskState::TASK_KILLING, None, None);
                 }
             }
-            Event::Failed { key, message } => {
-                let reason = Some(status::REASON_COMMAND_EXECUTOR_FAILED);
+            Event::Failed {
+                key,
+                message,
+                reason,
+            } => {
+                let reason = Some(reason.unwrap_or(status::REASON_COMMAND_EXECUTOR_FAILED));
                 self.finish(&key, TaskState::TASK_FAILED, reason, message);
+            }
+            Event::Health { key, healthy } => {
+                let Some(task) = self.tasks.get(&key) else {
+                    return;
+                };
+                if task.phase != Phase::Running {
+                    return;
+                }
+                let state = task
+                    .latest
+                    .as_ref()
+                    .and_then(|s| TaskState::from_name(&s.state))
+                    .unwrap_or(TaskState::TASK_RUNNING);
+                tracing::info!(task_id = %key.task_id, healthy, "task health changed");
+                let reason = Some(health::REASON_TASK_HEALTH_CHECK_STATUS_UPDATED);
+                self.emit_health(&key, state, None, reason, Some(healthy));
+            }
+            Event::Unhealthy { key } => {
+                tracing::warn!(task_id = %key.task_id, "health checks failed: killing the task");
+                if let Some(task) = self.tasks.get_mut(&key) {
+                    task.unhealthy = true;
+                }
+                self.kill(&key, None, true);
             }
             Event::KilledBeforeStart { key } => {
                 let reason = Some(status::REASON_TASK_KILLED_DURING_LAUNCH);
@@ -128,6 +156,14 @@ impl<L: ProcessLauncher> Runtime<L> {
     fn finish(&mut self, key: &TaskKey, state: TaskState, reason: Option<&str>, message: String) {
         tracing::info!(task_id = %key.task_id, state = state.name(), %message, "task ended");
         self.emit(key, state, Some(message), reason);
+        if let Some(container) = self.tasks.get(key).map(|t| t.container_id.clone()) {
+            let in_use = self.tasks.iter().any(|(k, t)| {
+                k != key && t.container_id == container && t.phase != Phase::Terminal
+            });
+            if !in_use {
+                self.release_address(&container);
+            }
+        }
         let Some(group) = self.tasks.get(key).and_then(|t| t.group.clone()) else {
             return;
         };

@@ -16,9 +16,20 @@ use crate::executor::launch::{self, ParsedTask};
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::supervisor::{Start, Supervisor};
 use crate::executor::updates::TaskKey;
-use crate::executor::{command, sandbox, status};
+use crate::executor::{command, health, sandbox, status};
 use crate::isolation::cgroups::{CgroupPaths, leaf_name};
+use crate::isolation::network::{self, NetworkAttachment};
 use crate::isolation::{self, Plan};
+
+/// Whether a `ports` resource value holds `port`.
+fn value_has_port(v: &keel_api::resources::Value, port: u16) -> bool {
+    match v {
+        keel_api::resources::Value::Ranges(ranges) => ranges
+            .iter()
+            .any(|r| (r.begin..=r.end).contains(&u64::from(port))),
+        _ => false,
+    }
+}
 
 /// Resources of a TaskInfo/ExecutorInfo (unreadable ones count as none).
 fn resources_of(json: &[serde_json::Value]) -> Resources {
@@ -60,7 +71,14 @@ impl<L: ProcessLauncher> Runtime<L> {
                 } => {
                     let key = TaskKey::new(&fw, &id);
                     let executor_id = group.clone().unwrap_or(id);
-                    self.reject(key, None, json, executor_id, message, status::REASON_TASK_INVALID);
+                    self.reject(
+                        key,
+                        None,
+                        json,
+                        executor_id,
+                        message,
+                        status::REASON_TASK_INVALID,
+                    );
                     continue;
                 }
                 ParsedTask::Invalid {
@@ -94,6 +112,22 @@ impl<L: ProcessLauncher> Runtime<L> {
                     continue;
                 }
             };
+            let health = match info.health_check.as_ref().map(health::parse).transpose() {
+                Ok(h) => h,
+                Err(e) => {
+                    let message = format!("invalid health check: {e}");
+                    let reason = status::REASON_TASK_INVALID;
+                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    continue;
+                }
+            };
+            let network = match self.network_for(&info, &resources, &container_id) {
+                Ok(n) => n,
+                Err((message, reason)) => {
+                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    continue;
+                }
+            };
             let container = ContainerCheckpoint {
                 agent_id,
                 framework_id: fw.clone(),
@@ -102,6 +136,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 group: group.clone(),
                 killing_state,
                 cgroup: plan.1.clone(),
+                network,
             };
             let prepared = if let Some(e) = &req.executor_error {
                 Err(e.clone())
@@ -119,13 +154,22 @@ impl<L: ProcessLauncher> Runtime<L> {
             let (ctx, mut spec) = match prepared {
                 Ok(p) => p,
                 Err(message) => {
-                    self.reject(key, Some(info), json, executor_id, message, status::REASON_TASK_INVALID);
+                    self.release_address(&container_id);
+                    self.reject(
+                        key,
+                        Some(info),
+                        json,
+                        executor_id,
+                        message,
+                        status::REASON_TASK_INVALID,
+                    );
                     continue;
                 }
             };
             let (dir, log) = match self.checkpoint_task(&container, &key, &json) {
                 Ok(c) => c,
                 Err(e) => {
+                    self.release_address(&container_id);
                     let message = format!("the agent cannot checkpoint the task: {e}");
                     let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
                     self.reject(key, Some(info), json, executor_id, message, reason);
@@ -133,6 +177,13 @@ impl<L: ProcessLauncher> Runtime<L> {
                 }
             };
             spec.state_dir = dir.join(checkpoint::PROCESS_DIR);
+            let uris = info
+                .command
+                .as_ref()
+                .map(|c| c.uris.clone())
+                .unwrap_or_default();
+            let hostname = command::container_hostname(info.container.as_ref());
+            command::contain(&mut spec, &ctx, hostname, &self.config.work_dir);
             if let Some(ex) = &group {
                 self.groups
                     .insert((fw.clone(), ex.clone()), container_id.clone());
@@ -144,12 +195,14 @@ impl<L: ProcessLauncher> Runtime<L> {
                     info: Some(info),
                     info_json: json,
                     executor_id,
+                    container_id: container_id.clone(),
                     group: group.clone(),
                     killing_state,
                     phase: Phase::Starting,
                     latest: None,
                     kills: Some(kills),
                     kill_requested: false,
+                    unhealthy: false,
                     dir: Some(dir),
                     log: Some(log),
                 },
@@ -159,10 +212,12 @@ impl<L: ProcessLauncher> Runtime<L> {
             self.emit(&key, TaskState::TASK_STARTING, plan.0.note(), None);
             let supervisor = Supervisor {
                 launcher: self.launcher.clone(),
+                fetcher: self.fetcher.clone(),
+                health: health.map(|h| (h, self.config.helper.clone())),
                 hooks: self.hooks.clone(),
                 key,
                 ctx,
-                start: Start::Launch(spec),
+                start: Start::Launch(Box::new(spec), uris),
                 killed: false,
                 events: self.events.clone(),
             };
@@ -215,6 +270,78 @@ impl<L: ProcessLauncher> Runtime<L> {
         Ok((plan, cgroup))
     }
 
+    /// The container's place on the agent's network, if the task asked for
+    /// one (allocated once per container); `Err`: message and reason of
+    /// the refusal.
+    fn network_for(
+        &mut self,
+        info: &TaskInfo,
+        resources: &Resources,
+        container_id: &str,
+    ) -> Result<Option<NetworkAttachment>, (String, &'static str)> {
+        let invalid = |e: String| (e, status::REASON_TASK_INVALID);
+        let Some(req) =
+            network::request(info.container.as_ref()).map_err(|e| invalid(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let (name, subnet) = match &self.config.network {
+            Some((name, subnet)) if *name == req.name => (name.clone(), *subnet),
+            other => {
+                let offered = other
+                    .as_ref()
+                    .map_or("none".to_string(), |(n, _)| n.clone());
+                let message = format!(
+                    "network {:?} is not available on this agent (it offers: {offered})",
+                    req.name
+                );
+                return Err((message, status::REASON_CONTAINER_LAUNCH_FAILED));
+            }
+        };
+        let ports: Vec<&keel_api::resources::Value> = resources
+            .iter()
+            .filter(|r| r.name == "ports")
+            .map(|r| &r.value)
+            .collect();
+        for m in &req.port_mappings {
+            if !ports.iter().any(|v| value_has_port(v, m.host_port)) {
+                return Err(invalid(format!(
+                    "host port {} of network {name} is not among the task's ports",
+                    m.host_port
+                )));
+            }
+        }
+        let ip = match self.container_ips.get(container_id) {
+            Some(ip) => *ip,
+            None => {
+                let ipam = self
+                    .ipam
+                    .as_mut()
+                    .ok_or_else(|| invalid("no address range".into()))?;
+                let ip = ipam
+                    .allocate()
+                    .map_err(|e| (e.to_string(), status::REASON_CONTAINER_LAUNCH_FAILED))?;
+                self.container_ips.insert(container_id.to_string(), ip);
+                ip
+            }
+        };
+        Ok(Some(NetworkAttachment {
+            ip,
+            prefix: subnet.prefix,
+            gateway: subnet.gateway(),
+            port_mappings: req.port_mappings,
+        }))
+    }
+
+    /// Gives the container's address back (it has no task left).
+    pub(super) fn release_address(&mut self, container_id: &str) {
+        if let (Some(ip), Some(ipam)) =
+            (self.container_ips.remove(container_id), self.ipam.as_mut())
+        {
+            ipam.release(ip);
+        }
+    }
+
     /// The task's context; `plan` is `None` for a task adopted after a
     /// restart (its limits were written when it started).
     pub(super) fn context(
@@ -251,6 +378,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 }),
                 limits: plan.and_then(|p| p.limits.clone()).unwrap_or_default(),
                 namespaces: plan.map(|p| p.namespaces).unwrap_or_default(),
+                network: c.network.clone(),
             },
         })
     }
@@ -277,6 +405,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             group: None,
             killing_state: false,
             cgroup: None,
+            network: None,
         };
         let (dir, log) = match self.checkpoint_task(&container, &key, &info_json) {
             Ok((dir, log)) => (Some(dir), Some(log)),
@@ -289,12 +418,14 @@ impl<L: ProcessLauncher> Runtime<L> {
             info,
             info_json,
             executor_id,
+            container_id: container.container_id.clone(),
             group: None,
             killing_state: false,
             phase: Phase::Starting,
             latest: None,
             kills: None,
             kill_requested: false,
+            unhealthy: false,
             dir,
             log,
         };

@@ -20,9 +20,11 @@ use super::hooks::TaskHook;
 use super::launcher::ProcessLauncher;
 use super::status;
 use super::supervisor::Event;
-use crate::isolation::cgroups::{Cgroups, LimitOptions};
-use crate::isolation::{HostSupport, Isolation};
 use super::updates::{Output, TaskKey, UpdateManager};
+use crate::isolation::cgroups::{Cgroups, LimitOptions};
+use crate::isolation::network::Network;
+use crate::isolation::network::ipam::{Ipam, Subnet};
+use crate::isolation::{HostSupport, Isolation};
 
 mod ending;
 mod launching;
@@ -50,6 +52,11 @@ pub struct ExecutorConfig {
     pub limit_options: LimitOptions,
     /// The Keel cgroup subtree, when there is one.
     pub cgroups: Option<Arc<dyn Cgroups>>,
+    /// A `keel-agent` binary for helpers (`enter` for COMMAND health checks
+    /// in a task's namespaces): the agent itself.
+    pub helper: PathBuf,
+    /// The agent's network tasks may join (`--network-*`).
+    pub network: Option<(String, Subnet)>,
 }
 
 impl ExecutorConfig {
@@ -65,19 +72,26 @@ impl ExecutorConfig {
             host: HostSupport::default(),
             limit_options: LimitOptions::default(),
             cgroups: None,
+            network: None,
+            helper: PathBuf::from("/proc/self/exe"),
         }
     }
 
+    /// Tasks may join network `name` (addresses from `subnet`) through `net`.
+    pub fn use_network(&mut self, name: &str, subnet: Subnet, net: Arc<dyn Network>) {
+        self.network = Some((name.to_string(), subnet));
+        self.hooks
+            .push(Arc::new(super::hooks::network::NetworkHook::new(net)));
+    }
+
     /// Containers get cgroups in `cgroups` (with its controllers).
-    pub fn with_cgroups(mut self, cgroups: Arc<dyn Cgroups>) -> Self {
+    pub fn use_cgroups(&mut self, cgroups: Arc<dyn Cgroups>) {
         self.host.cgroups = true;
         self.host.controllers = cgroups.controllers();
-        self.hooks
-            .push(Arc::new(super::hooks::cgroup::CgroupHook {
-                cgroups: cgroups.clone(),
-            }));
+        self.hooks.push(Arc::new(super::hooks::cgroup::CgroupHook {
+            cgroups: cgroups.clone(),
+        }));
         self.cgroups = Some(cgroups);
-        self
     }
 }
 
@@ -109,6 +123,14 @@ impl ExecutorHandle {
         }
         let (tx, commands) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
+        let ipam = config
+            .network
+            .as_ref()
+            .map(|(_, subnet)| Ipam::new(*subnet));
+        let fetcher = crate::fetcher::Fetcher::new(config.work_dir.join("cache/fetcher"))
+            .inspect_err(|e| tracing::error!(error = %e, "no fetcher"))
+            .ok()
+            .map(Arc::new);
         let runtime = Runtime {
             meta: MetaDir::new(config.work_dir.join("meta")),
             hooks: config.hooks.iter().cloned().collect(),
@@ -119,6 +141,9 @@ impl ExecutorHandle {
             sink: None,
             tasks: BTreeMap::new(),
             groups: BTreeMap::new(),
+            ipam,
+            fetcher,
+            container_ips: BTreeMap::new(),
             events: events_tx,
         };
         tokio::spawn(runtime.run(commands, events));
@@ -172,6 +197,7 @@ struct Task {
     info: Option<Box<TaskInfo>>,
     info_json: String,
     executor_id: String,
+    container_id: String,
     /// The task-group executor it belongs to.
     group: Option<String>,
     killing_state: bool,
@@ -179,6 +205,8 @@ struct Task {
     latest: Option<pb::TaskStatus>,
     kills: Option<mpsc::UnboundedSender<Duration>>,
     kill_requested: bool,
+    /// Killed for failing its health checks.
+    unhealthy: bool,
     /// The task's checkpoint directory and update log (`None` when they
     /// could not be written: the task runs, but would not survive a restart).
     dir: Option<PathBuf>,
@@ -195,6 +223,10 @@ struct Runtime<L> {
     tasks: BTreeMap<TaskKey, Task>,
     /// Containers of live task groups: (framework, executor) -> container.
     groups: BTreeMap<(String, String), String>,
+    fetcher: Option<Arc<crate::fetcher::Fetcher>>,
+    /// Addresses on the agent's network, and who has them.
+    ipam: Option<Ipam>,
+    container_ips: BTreeMap<String, std::net::Ipv4Addr>,
     updates: UpdateManager,
     events: mpsc::UnboundedSender<Event>,
 }
@@ -320,10 +352,24 @@ impl<L: ProcessLauncher> Runtime<L> {
         message: Option<String>,
         reason: Option<&str>,
     ) {
+        self.emit_health(key, state, message, reason, None);
+    }
+
+    /// [`Self::emit`] with `healthy` set (a terminal update of a task killed
+    /// for its health checks says `healthy: false` anyway).
+    fn emit_health(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        message: Option<String>,
+        reason: Option<&str>,
+        healthy: Option<bool>,
+    ) {
         let Some(task) = self.tasks.get_mut(key) else {
             return;
         };
-        let st = status::update(&key.task_id, &task.executor_id, state, message, reason);
+        let mut st = status::update(&key.task_id, &task.executor_id, state, message, reason);
+        st.healthy = healthy.or((state.is_terminal() && task.unhealthy).then_some(false));
         task.latest = Some(st.clone());
         if state.is_terminal() {
             task.phase = Phase::Terminal;

@@ -95,12 +95,14 @@ impl<L: ProcessLauncher> Runtime<L> {
                 info: parse_info(&info_json),
                 info_json,
                 executor_id: cp.executor_id.clone(),
+                container_id: cp.container_id.clone(),
                 group: cp.group.clone(),
                 killing_state: cp.killing_state,
                 phase,
                 latest: replay.latest().cloned(),
                 kills: (phase != Phase::Terminal).then_some(kills.clone()),
                 kill_requested: t.killed.is_some(),
+                unhealthy: false,
                 dir: Some(t.dir.clone()),
                 log: Some(log),
             },
@@ -112,6 +114,10 @@ impl<L: ProcessLauncher> Runtime<L> {
         }
         if phase == Phase::Terminal {
             return;
+        }
+        if let (Some(net), Some(ipam)) = (&cp.network, self.ipam.as_mut()) {
+            ipam.reserve(net.ip);
+            self.container_ips.insert(cp.container_id.clone(), net.ip);
         }
         if let Some(group) = &cp.group {
             self.groups
@@ -152,8 +158,17 @@ impl<L: ProcessLauncher> Runtime<L> {
             // The kill goes on where the last agent left it.
             let _ = kills.send(Duration::from_millis(ms));
         }
+        let health = self
+            .tasks
+            .get(&key)
+            .and_then(|t| t.info.as_ref())
+            .and_then(|i| i.health_check.as_ref())
+            .and_then(|h| crate::executor::health::parse(h).ok())
+            .map(|h| (h, self.config.helper.clone()));
         let supervisor = Supervisor {
             launcher: self.launcher.clone(),
+            fetcher: self.fetcher.clone(),
+            health,
             hooks: self.hooks.clone(),
             key,
             ctx,

@@ -24,7 +24,9 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], octal) {
             (b'\\', Some(d)) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -93,7 +95,10 @@ mod tests {
 
     #[test]
     fn finds_the_v2_mount() {
-        assert_eq!(v2_mount(HYBRID), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            v2_mount(HYBRID),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(v2_mount(UNIFIED), Some(PathBuf::from("/sys/fs/cgroup")));
         assert_eq!(v2_mount("24 1 254:0 / / rw - ext4 /dev/vda rw\n"), None);
         let odd = "9 1 0:9 / /mnt/with\\040space rw - cgroup2 none rw\n";
@@ -109,7 +114,10 @@ mod tests {
             mount: "/sys/fs/cgroup".into(),
             cgroup: v2_cgroup(svc).unwrap(),
         };
-        assert_eq!(p.dir(), Path::new("/sys/fs/cgroup/system.slice/keel-agent.service"));
+        assert_eq!(
+            p.dir(),
+            Path::new("/sys/fs/cgroup/system.slice/keel-agent.service")
+        );
         assert_eq!(v2_cgroup("4:memory:/x\n"), None);
     }
 

@@ -4,7 +4,6 @@
 //! this on v1, through `memory.oom_control`).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,33 +72,30 @@ fn inotify_on(file: &Path) -> std::io::Result<AsyncFd<OwnedFd>> {
 /// Resolves with `check`'s answer once it has one, checking at once and
 /// whenever `file` changes (inotify), or every `fallback` if inotify cannot
 /// watch it.
-pub fn when<T, F>(file: PathBuf, fallback: Duration, check: F) -> impl Future<Output = T> + Send
+pub async fn when<T, F>(file: PathBuf, fallback: Duration, check: F) -> T
 where
-    T: Send,
-    F: Fn() -> Option<T> + Send,
+    F: Fn() -> Option<T>,
 {
-    async move {
-        let watch = inotify_on(&file);
-        if let Err(e) = &watch {
-            tracing::debug!(file = %file.display(), error = %e, "no inotify, polling");
+    let watch = inotify_on(&file);
+    if let Err(e) = &watch {
+        tracing::debug!(file = %file.display(), error = %e, "no inotify, polling");
+    }
+    loop {
+        if let Some(v) = check() {
+            return v;
         }
-        loop {
-            if let Some(v) = check() {
-                return v;
+        match &watch {
+            Ok(fd) => {
+                let Ok(mut guard) = fd.readable().await else {
+                    tokio::time::sleep(fallback).await;
+                    continue;
+                };
+                // Drain: the events say no more than "it changed".
+                let mut buf = [0u8; 1024];
+                while rustix::io::read(fd.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
+                guard.clear_ready();
             }
-            match &watch {
-                Ok(fd) => {
-                    let Ok(mut guard) = fd.readable().await else {
-                        tokio::time::sleep(fallback).await;
-                        continue;
-                    };
-                    // Drain: the events say no more than "it changed".
-                    let mut buf = [0u8; 1024];
-                    while rustix::io::read(fd.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
-                    guard.clear_ready();
-                }
-                Err(_) => tokio::time::sleep(fallback).await,
-            }
+            Err(_) => tokio::time::sleep(fallback).await,
         }
     }
 }

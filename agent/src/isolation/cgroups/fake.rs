@@ -100,7 +100,9 @@ impl Cgroups for FakeCgroups {
     }
 
     fn kill(&self, path: &Path) -> Result<(), CgroupError> {
-        self.state().calls.push(CgroupCall::Kill(path.to_path_buf()));
+        self.state()
+            .calls
+            .push(CgroupCall::Kill(path.to_path_buf()));
         Ok(())
     }
 
@@ -144,7 +146,10 @@ mod tests {
         let watch = tokio::spawn(f.watch(&p).unwrap());
         assert_eq!(f.limitation(&p), None);
         f.oom(&p.container);
-        assert_eq!(watch.await.unwrap().reason, REASON_CONTAINER_LIMITATION_MEMORY);
+        assert_eq!(
+            watch.await.unwrap().reason,
+            REASON_CONTAINER_LIMITATION_MEMORY
+        );
         assert!(f.limitation(&p).is_some());
     }
 }

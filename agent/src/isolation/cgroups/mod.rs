@@ -282,7 +282,10 @@ mod tests {
         );
         assert_eq!((no_cfs.cpu_max, no_cfs.memory_max), (None, None));
         assert_eq!(no_cfs.pids_max, Some(10));
-        assert_eq!(limits_for(Some(0.001), None, LimitOptions::default()).cpu_max, Some((1_000, 100_000)));
+        assert_eq!(
+            limits_for(Some(0.001), None, LimitOptions::default()).cpu_max,
+            Some((1_000, 100_000))
+        );
         assert_eq!(
             limits_for(None, None, LimitOptions::default()).controllers(),
             BTreeSet::from([Controller::Pids])
@@ -302,7 +305,13 @@ mod tests {
         let l = limits_for(Some(1.0), Some(128.0), LimitOptions::default());
         assert_eq!(l.controllers(), BTreeSet::from(Controller::ALL));
         let only = l.restricted_to(&BTreeSet::from([Controller::Pids]));
-        assert_eq!(only, Limits { pids_max: Some(4096), ..Limits::default() });
+        assert_eq!(
+            only,
+            Limits {
+                pids_max: Some(4096),
+                ..Limits::default()
+            }
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl CgroupV2 {
     /// root) hands down the `wanted` controllers it has, `root` hands them
     /// on to containers, and `root/supervisors` is created. Idempotent.
     pub fn prepare(root: &Path, wanted: &BTreeSet<Controller>) -> Result<CgroupV2, CgroupError> {
-        let parent = root.parent().ok_or_else(|| CgroupError::io(root, "no parent cgroup"))?;
+        let parent = root
+            .parent()
+            .ok_or_else(|| CgroupError::io(root, "no parent cgroup"))?;
         if !parent.join("cgroup.controllers").exists() {
             return Err(CgroupError::io(parent, "not a cgroup v2 directory"));
         }
@@ -255,8 +257,7 @@ impl Cgroups for CgroupV2 {
         let me = self.clone();
         let container = paths.container.clone();
         let file = container.join("memory.events");
-        let check =
-            move || memory_limitation(&container, || me.memory_message(&container));
+        let check = move || memory_limitation(&container, || me.memory_message(&container));
         Some(Box::pin(events::when(file, Duration::from_secs(1), check)))
     }
 }

@@ -74,8 +74,11 @@ fn only_enabled_controllers_are_written() {
     let cg = CgroupV2::prepare(&root, &BTreeSet::from([Controller::Pids])).unwrap();
     let paths = cg.paths("c1", "t").unwrap();
     kernel_files(&paths.container);
-    cg.create(&paths, &limits_for(Some(1.0), Some(32.0), LimitOptions::default()))
-        .unwrap();
+    cg.create(
+        &paths,
+        &limits_for(Some(1.0), Some(32.0), LimitOptions::default()),
+    )
+    .unwrap();
     assert!(paths.container.join("pids.max").exists());
     for f in ["memory.max", "cpu.weight", "io.weight", "memory.oom.group"] {
         assert!(!paths.container.join(f).exists(), "{f}");
@@ -90,11 +93,18 @@ fn an_oom_kill_is_a_memory_limitation() {
     let cg = CgroupV2::prepare(&root, &BTreeSet::from(Controller::ALL)).unwrap();
     let paths = cg.paths("c1", "t").unwrap();
     kernel_files(&paths.container);
-    cg.create(&paths, &limits_for(None, Some(64.0), LimitOptions::default()))
-        .unwrap();
+    cg.create(
+        &paths,
+        &limits_for(None, Some(64.0), LimitOptions::default()),
+    )
+    .unwrap();
     fs::write(paths.container.join("memory.events"), "oom 0\noom_kill 0\n").unwrap();
     assert_eq!(cg.limitation(&paths), None);
-    fs::write(paths.container.join("memory.peak"), (64u64 << 20).to_string()).unwrap();
+    fs::write(
+        paths.container.join("memory.peak"),
+        (64u64 << 20).to_string(),
+    )
+    .unwrap();
     fs::write(paths.container.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
     let l = cg.limitation(&paths).unwrap();
     assert_eq!(l.reason, "REASON_CONTAINER_LIMITATION_MEMORY");
@@ -131,18 +141,29 @@ fn on_this_machine_cgroup_kill_empties_a_container() {
         eprintln!("no cgroup v2 hierarchy here: nothing to test");
         return;
     };
-    let root = place.dir().join(format!("keel-test-{}", uuid::Uuid::new_v4().simple()));
+    let root = place
+        .dir()
+        .join(format!("keel-test-{}", uuid::Uuid::new_v4().simple()));
     let cg = CgroupV2::prepare(&root, &BTreeSet::from(Controller::ALL)).unwrap();
     let paths = cg.paths("c1", "t1").unwrap();
-    cg.create(&paths, &limits_for(Some(1.0), Some(64.0), LimitOptions::default()))
+    cg.create(
+        &paths,
+        &limits_for(Some(1.0), Some(64.0), LimitOptions::default()),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
         .unwrap();
-    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
     fs::write(paths.leaf.join("cgroup.procs"), child.id().to_string()).unwrap();
     let procs = fs::read_to_string(paths.leaf.join("cgroup.procs")).unwrap();
     assert_eq!(procs.trim(), child.id().to_string());
     cg.remove(&paths).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
     assert!(!paths.container.exists());
     fs::remove_dir(root.join("supervisors")).unwrap();
     fs::remove_dir(&root).unwrap();

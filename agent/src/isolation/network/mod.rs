@@ -1,0 +1,180 @@
+//! Per-task network namespaces on a Keel bridge. Host networking is the
+//! default (as in Mesos); a task joins the agent's network by naming it in
+//! `ContainerInfo.network_infos` (Mesos' CNI style), with `port_mappings`
+//! for the host ports it was offered:
+//!
+//! ```json
+//! "container": {"type": "MESOS", "network_infos": [{"name": "keel",
+//!     "port_mappings": [{"host_port": 31001, "container_port": 8080}]}]}
+//! ```
+//!
+//! ```text
+//!  host: bridge keel0 (gateway, e.g. 10.211.0.1/16) -- kv<hash> ==veth== eth0 (10.211.0.N/16)
+//!        listener 0.0.0.0:31001 --(TCP proxy in the agent)--> 10.211.0.N:8080
+//! ```
+//!
+//! - [`ipam`]: addresses from the agent's range (pure; rebuilt from checkpoints).
+//! - [`bridge`]: the real [`Network`], all netlink work on dedicated threads
+//!   (rtnetlink, no `fork`), the namespace kept as an nsfs bind mount in an
+//!   unbindable directory (so containers' mount namespaces never copy it).
+//! - [`proxy`]: host ports forwarded to the task (TCP).
+//! - [`fake`]: a recording [`Network`].
+
+pub mod bridge;
+pub mod fake;
+pub mod ipam;
+pub mod proxy;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {what}: {reason}")]
+    Netlink { what: String, reason: String },
+    #[error("network namespace {path}: {reason}")]
+    Namespace { path: PathBuf, reason: String },
+    #[error("no address left in {0}")]
+    Exhausted(String),
+    #[error("invalid network request: {0}")]
+    Invalid(String),
+    #[error("host port {port}: {reason}")]
+    Port { port: u16, reason: String },
+}
+
+impl NetworkError {
+    pub fn netlink(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+        NetworkError::Netlink {
+            what: what.into(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// `NetworkInfo.PortMapping` (TCP only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+/// What a task asked for in `ContainerInfo.network_infos`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// Reads the request of a TaskInfo's raw `container` (`None`: host
+/// networking). Several networks, or a UDP mapping, are refused.
+pub fn request(container: Option<&Json>) -> Result<Option<NetworkRequest>, NetworkError> {
+    let infos = match container.and_then(|c| c.get("network_infos")) {
+        Some(Json::Array(infos)) if !infos.is_empty() => infos,
+        _ => return Ok(None),
+    };
+    if infos.len() > 1 {
+        return Err(NetworkError::Invalid("one network per container".into()));
+    }
+    let info = &infos[0];
+    let name = info
+        .get("name")
+        .and_then(Json::as_str)
+        .ok_or_else(|| NetworkError::Invalid("network_infos[0] has no name".into()))?
+        .to_string();
+    let mut port_mappings = Vec::new();
+    for m in info
+        .get("port_mappings")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let port = |k: &str| {
+            m.get(k)
+                .and_then(Json::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| NetworkError::Invalid(format!("port mapping without a valid {k}")))
+        };
+        let protocol = m.get("protocol").and_then(Json::as_str).unwrap_or("tcp");
+        if !protocol.eq_ignore_ascii_case("tcp") {
+            return Err(NetworkError::Invalid(format!(
+                "port mapping protocol {protocol}: only tcp is forwarded"
+            )));
+        }
+        port_mappings.push(PortMapping {
+            host_port: port("host_port")?,
+            container_port: port("container_port")?,
+        });
+    }
+    Ok(Some(NetworkRequest {
+        name,
+        port_mappings,
+    }))
+}
+
+/// A container's place on the network (checkpointed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// The agent's network (`--network-*` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// The name tasks use in `network_infos`.
+    pub name: String,
+    pub bridge: String,
+    /// The range containers get addresses from; its first address is the
+    /// bridge's (the containers' gateway).
+    pub subnet: ipam::Subnet,
+    /// Where network namespaces are bind-mounted (one file per container).
+    pub netns_dir: PathBuf,
+}
+
+/// The network kernel surface.
+pub trait Network: Send + Sync + 'static {
+    /// Creates (idempotently) the container's namespace with `eth0` on the
+    /// bridge; returns the namespace file to join.
+    fn attach(&self, container_id: &str, att: &NetworkAttachment) -> Result<PathBuf, NetworkError>;
+
+    /// Removes the container's veth and namespace (absent ones are fine).
+    fn detach(&self, container_id: &str) -> Result<(), NetworkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_network_infos() {
+        assert_eq!(request(None).unwrap(), None);
+        assert_eq!(request(Some(&json!({"type": "MESOS"}))).unwrap(), None);
+        let c = json!({"network_infos": [{"name": "keel",
+            "port_mappings": [{"host_port": 31001, "container_port": 80, "protocol": "TCP"}]}]});
+        assert_eq!(
+            request(Some(&c)).unwrap(),
+            Some(NetworkRequest {
+                name: "keel".into(),
+                port_mappings: vec![PortMapping {
+                    host_port: 31001,
+                    container_port: 80
+                }]
+            })
+        );
+        for bad in [
+            json!({"network_infos": [{"name": "a"}, {"name": "b"}]}),
+            json!({"network_infos": [{}]}),
+            json!({"network_infos": [{"name": "k", "port_mappings": [{"host_port": 1, "container_port": 2, "protocol": "udp"}]}]}),
+            json!({"network_infos": [{"name": "k", "port_mappings": [{"host_port": 70000, "container_port": 2}]}]}),
+        ] {
+            assert!(request(Some(&bad)).is_err(), "{bad}");
+        }
+    }
+}
