@@ -145,8 +145,13 @@ fn isolation_holds_inside_a_guest() {
     let out = bundle(&dir);
     let lab = Lab::start(&dir, &out).unwrap_or_else(|e| panic!("{e}"));
     let probe_port = serve_probe(&lab);
-    let shape =
-        Shape::load(&workspace_root().join("hardware-tests/shapes/kernel-scsi.json")).unwrap();
+    // One NIC, so the forwarded port reaches the interface the agent uses.
+    let shape_file = dir.join("shape.json");
+    let shape_json = json!({"name": "isolation", "vcpus": 1, "memory_mib": 768,
+        "disks": [{"kind": "virtio", "size_mib": 64, "serial": "KEEL-ISO-0001"}],
+        "nics": [{"mac": "52:54:00:4b:09:01", "model": "virtio-net-pci"}]});
+    std::fs::write(&shape_file, shape_json.to_string()).unwrap();
+    let shape = Shape::load(&shape_file).unwrap();
     let files_port = free_port().unwrap();
     let mut spec = lab.kernel_guest(shape, lab.append("quiet"));
     spec.forwards = vec![(files_port, 5051)];
@@ -194,7 +199,7 @@ fn isolation_holds_inside_a_guest() {
         assert!(reached <= 64, "allocated {reached} MiB under a 64 MiB limit");
 
         // A thread bomb stops at pids.max; the agent carries on.
-        let st = p.run("bomb", &["threads", "20000"], 0.1, 256.0).await;
+        let st = p.run("bomb", &["threads", "20000"], 0.1, 128.0).await;
         assert_eq!(st["state"], "TASK_FINISHED", "{st}");
         let seen = p.stdout("bomb").await;
         eprintln!("bomb: {seen:?}");

@@ -32,6 +32,17 @@ use crate::workdisk::{self, Outcome};
 
 const SYS: &str = "/sys";
 
+/// Why the network could not be brought up (retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
+    #[error("no network interface with a driver (see the module messages above)")]
+    NoNic,
+}
+
 pub fn read_cmdline() -> Parsed {
     match fs::read_to_string("/proc/cmdline") {
         Ok(text) => cmdline::parse(&text),
@@ -236,24 +247,24 @@ async fn network(parsed: &Parsed) -> Bound {
     }
 }
 
-async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
-    let net = Net::connect().map_err(|e| e.to_string())?;
-    let links = net.links().await.map_err(|e| e.to_string())?;
+async fn try_network(parsed: &Parsed) -> Result<Bound, BootError> {
+    let net = Net::connect()?;
+    let links = net.links().await?;
     if let Some(lo) = links.iter().find(|l| l.name == "lo") {
-        net.set_up(lo).await.map_err(|e| e.to_string())?;
+        net.set_up(lo).await?;
     }
     let candidates =
         net::dhcp_candidates(Path::new(SYS), &links, parsed.config.boot_mac.as_deref());
     if candidates.is_empty() {
-        return Err("no network interface with a driver (see the module messages above)".into());
+        return Err(BootError::NoNic);
     }
     let mut attempts = Vec::new();
     for link in candidates {
-        net.set_up(&link).await.map_err(|e| e.to_string())?;
+        net.set_up(&link).await?;
         let Some(mac) = link.mac_bytes() else {
             continue;
         };
-        let sock = DhcpSocket::bind(&link.name).map_err(|e| e.to_string())?;
+        let sock = DhcpSocket::bind(&link.name)?;
         let client = Client::new(mac, fastrand::u32(..), parsed.config.hostname.clone());
         tracing::info!(
             "dhcp on {} ({})",
@@ -274,7 +285,7 @@ async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
         );
     }
     let ((link, lease, sock, client), _, _) = futures::future::select_all(attempts).await;
-    let lease = lease.map_err(|e| e.to_string())?;
+    let lease = lease?;
     let bound_at = Instant::now();
     configure(&net, &link, &lease).await?;
     tracing::info!(
@@ -296,19 +307,14 @@ async fn try_network(parsed: &Parsed) -> Result<Bound, String> {
     Ok((link, lease, bound_at, sock, client))
 }
 
-async fn configure(net: &Net, link: &Link, lease: &Lease) -> Result<(), String> {
+async fn configure(net: &Net, link: &Link, lease: &Lease) -> Result<(), BootError> {
     if let Some(mtu) = lease.mtu.filter(|m| *m >= 576) {
-        net.set_mtu(link, mtu.into())
-            .await
-            .map_err(|e| e.to_string())?;
+        net.set_mtu(link, mtu.into()).await?;
     }
     net.add_address(link, IpAddr::V4(lease.address), lease.prefix_len)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if let Some(router) = lease.router {
-        net.add_default_route(link, router)
-            .await
-            .map_err(|e| e.to_string())?;
+        net.add_default_route(link, router).await?;
     }
     Ok(())
 }

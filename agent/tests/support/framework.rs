@@ -107,38 +107,43 @@ impl Framework {
     }
 
     /// Launches `task` (a TaskInfo without agent_id and resources) with
-    /// `cpus`/`mem` and the given extra resources, on the next offer.
+    /// `cpus`/`mem` and the given extra resources, on the first offer that
+    /// has them; every other offer is declined (its resources come back).
     pub async fn launch(&mut self, mut task: Json, cpus: f64, mem: f64, extra: Vec<Json>) {
-        let offers = self.expect("OFFERS", Duration::from_secs(60)).await;
-        let offer = offers["offers"]["offers"][0].clone();
-        let mut resources = vec![
-            take(&offer, "cpus", cpus).expect("cpus in the offer"),
-            take(&offer, "mem", mem).expect("mem in the offer"),
-        ];
-        for mut r in extra {
-            if let Some(alloc) = offer["resources"][0].get("allocation_info") {
-                r["allocation_info"] = alloc.clone();
+        loop {
+            let offers = self.expect("OFFERS", Duration::from_secs(60)).await;
+            let mut decline = Vec::new();
+            let mut launched = false;
+            for offer in offers["offers"]["offers"].as_array().cloned().unwrap_or_default() {
+                let fits = (take(&offer, "cpus", cpus), take(&offer, "mem", mem));
+                let (Some(c), Some(m), false) = (fits.0, fits.1, launched) else {
+                    decline.push(offer["id"].clone());
+                    continue;
+                };
+                let mut resources = vec![c, m];
+                for mut r in extra.clone() {
+                    if let Some(alloc) = offer["resources"][0].get("allocation_info") {
+                        r["allocation_info"] = alloc.clone();
+                    }
+                    resources.push(r);
+                }
+                task["agent_id"] = offer["agent_id"].clone();
+                task["resources"] = json!(resources);
+                self.call(json!({"type": "ACCEPT", "accept": {
+                    "offer_ids": [offer["id"]],
+                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task.clone()]}}],
+                    "filters": {"refuse_seconds": 0.0}}}))
+                    .await;
+                launched = true;
             }
-            resources.push(r);
-        }
-        task["agent_id"] = offer["agent_id"].clone();
-        task["resources"] = json!(resources);
-        let decline: Vec<Json> = offers["offers"]["offers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .skip(1)
-            .map(|o| o["id"].clone())
-            .collect();
-        self.call(json!({"type": "ACCEPT", "accept": {
-            "offer_ids": [offer["id"]],
-            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
-            "filters": {"refuse_seconds": 0.0}}}))
-            .await;
-        if !decline.is_empty() {
-            self.call(json!({"type": "DECLINE", "decline": {"offer_ids": decline,
-                "filters": {"refuse_seconds": 0.0}}}))
-                .await;
+            if !decline.is_empty() {
+                self.call(json!({"type": "DECLINE", "decline": {"offer_ids": decline,
+                    "filters": {"refuse_seconds": 0.0}}}))
+                    .await;
+            }
+            if launched {
+                return;
+            }
         }
     }
 

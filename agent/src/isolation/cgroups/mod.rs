@@ -155,8 +155,9 @@ impl Default for LimitOptions {
 /// isolators set them, in v2 terms:
 /// - `cpus` -> `cpu.weight` (from `cpu.shares` = 1024 x cpus) and, with CFS
 ///   on, `cpu.max` = cpus x 100 ms per 100 ms;
-/// - `mem` -> `memory.max`, `memory.high` 1/16 below it (reclaim starts
-///   before the OOM killer), `memory.swap.max` 0;
+/// - `mem` -> `memory.max`, `memory.high` 1/64 below it (reclaim starts
+///   before the OOM killer; further below, the kernel's throttling of a
+///   task over `memory.high` delays an OOM kill by minutes), `memory.swap.max` 0;
 /// - always `pids.max`; `io.weight` in proportion to `cpus` like
 ///   `cpu.weight` (100 for one CPU is the kernel's default).
 pub fn limits_for(cpus: Option<f64>, mem_mb: Option<f64>, opts: LimitOptions) -> Limits {
@@ -171,7 +172,7 @@ pub fn limits_for(cpus: Option<f64>, mem_mb: Option<f64>, opts: LimitOptions) ->
         }),
         cpu_weight: cpus.map(|c| shares_to_weight((c * 1024.0) as u64)),
         memory_max: mem,
-        memory_high: mem.map(|m| m - m / 16),
+        memory_high: mem.map(|m| m - m / 64),
         memory_swap_max: mem.map(|_| 0),
         pids_max: Some(opts.pids_max),
         io_weight: cpus.map(|c| ((c * 100.0) as u64).clamp(1, 10_000)),
@@ -268,7 +269,7 @@ mod tests {
         assert_eq!(l.cpu_max, Some((50_000, 100_000)));
         assert_eq!(l.cpu_weight, Some(shares_to_weight(512)));
         assert_eq!(l.memory_max, Some(64 << 20));
-        assert_eq!(l.memory_high, Some((64 << 20) - (4 << 20)));
+        assert_eq!(l.memory_high, Some((64 << 20) - (1 << 20)));
         assert_eq!(l.memory_swap_max, Some(0));
         assert_eq!(l.pids_max, Some(4096));
         assert_eq!(l.io_weight, Some(50));

@@ -59,7 +59,7 @@ fn limits_land_in_the_v2_files() {
     assert_eq!(read("cpu.max"), "50000 100000");
     assert_eq!(read("cpu.weight"), limits.cpu_weight.unwrap().to_string());
     assert_eq!(read("memory.max"), (64u64 << 20).to_string());
-    assert_eq!(read("memory.high"), (60u64 << 20).to_string());
+    assert_eq!(read("memory.high"), (63u64 << 20).to_string());
     assert_eq!(read("memory.swap.max"), "0");
     assert_eq!(read("memory.oom.group"), "1");
     assert_eq!(read("pids.max"), "4096");
