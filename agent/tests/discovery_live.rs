@@ -68,6 +68,19 @@ async fn memory_matches_meminfo() {
         .unwrap();
     assert_eq!(inv.memory.total_bytes, kib * 1024);
     assert!(inv.memory.available_bytes <= inv.memory.total_bytes);
+    // Installed RAM, where the kernel has memory-block sysfs, is at least
+    // what the kernel manages.
+    if std::path::Path::new("/sys/devices/system/memory/block_size_bytes").exists() {
+        let physical = inv
+            .memory
+            .physical_bytes
+            .expect("memory blocks are readable");
+        assert!(
+            physical >= inv.memory.total_bytes,
+            "{physical} < {}",
+            inv.memory.total_bytes
+        );
+    }
 }
 
 #[tokio::test]

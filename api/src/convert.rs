@@ -178,6 +178,7 @@ pub fn inventory_to_pb(inv: &Inventory) -> pb::Inventory {
         }),
         memory: Some(pb::Memory {
             total_bytes: m.total_bytes,
+            physical_bytes: m.physical_bytes,
             available_bytes: m.available_bytes,
             swap_total_bytes: m.swap_total_bytes,
             hugepages: m
@@ -266,6 +267,7 @@ pub fn inventory_from_pb(inv: &pb::Inventory) -> Result<Inventory, ConvertError>
     });
     let memory = inv.memory.as_ref().map(|m| MemoryInfo {
         total_bytes: m.total_bytes,
+        physical_bytes: m.physical_bytes,
         available_bytes: m.available_bytes,
         swap_total_bytes: m.swap_total_bytes,
         hugepages: m
@@ -440,6 +442,7 @@ mod tests {
             },
             memory: MemoryInfo {
                 total_bytes: 64 << 30,
+                physical_bytes: Some(64 << 30),
                 available_bytes: 60 << 30,
                 swap_total_bytes: 0,
                 hugepages: vec![HugePages {

@@ -38,7 +38,13 @@ pub struct CpuInfo {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryInfo {
+    /// `MemTotal`: RAM the kernel manages (installed RAM less what it
+    /// reserved at boot). Mesos' `mem` default is computed from this.
     pub total_bytes: u64,
+    /// Installed RAM as the memory-block sysfs sees it (online blocks x
+    /// block size), when the kernel exposes it.
+    #[serde(default)]
+    pub physical_bytes: Option<u64>,
     pub available_bytes: u64,
     pub swap_total_bytes: u64,
     /// One entry per huge page size the kernel supports.

@@ -138,9 +138,13 @@ pub fn compare(shape: &Shape, inv: &Inventory) -> Vec<Mismatch> {
             found: inv.cpu.logical,
         });
     }
-    let min_bytes = min_memtotal(shape.memory_mib);
-    let found = inv.memory.total_bytes;
-    if found < min_bytes || found > shape.memory_mib * MIB {
+    let ram = shape.memory_mib * MIB;
+    let (found, min_bytes, max_bytes) = match inv.memory.physical_bytes {
+        // Installed RAM is known: within 2 % of the shape's.
+        Some(p) => (p, ram - ram / 50, ram + ram / 50),
+        None => (inv.memory.total_bytes, min_memtotal(shape.memory_mib), ram),
+    };
+    if found < min_bytes || found > max_bytes {
         out.push(Mismatch::Memory {
             ram_mib: shape.memory_mib,
             found_bytes: found,

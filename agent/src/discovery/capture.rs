@@ -61,6 +61,14 @@ pub fn capture_tree(root: &Path, dst: &Path) -> Result<(), DiscoveryError> {
         }
     }
 
+    let blocks_dir = Path::new(memory::MEMORY_BLOCKS_DIR);
+    m.file(&blocks_dir.join("block_size_bytes"))?;
+    for name in m.list(blocks_dir)? {
+        if name.starts_with("memory") {
+            m.file(&blocks_dir.join(&name).join("online"))?;
+        }
+    }
+
     let huge_dir = Path::new(memory::HUGEPAGES_DIR);
     for name in m.list(huge_dir)? {
         m.file(&huge_dir.join(&name).join("nr_hugepages"))?;

@@ -13,6 +13,7 @@ use super::sysfs::{attr_u64, list_dir, read_string};
 
 pub(crate) const MEMINFO: &str = "proc/meminfo";
 pub(crate) const HUGEPAGES_DIR: &str = "sys/kernel/mm/hugepages";
+pub(crate) const MEMORY_BLOCKS_DIR: &str = "sys/devices/system/memory";
 
 /// Reads memory and huge page counts of the machine under `root`.
 pub fn read(root: &Path) -> Result<MemoryInfo, DiscoveryError> {
@@ -25,11 +26,30 @@ pub fn read(root: &Path) -> Result<MemoryInfo, DiscoveryError> {
     };
     Ok(MemoryInfo {
         total_bytes: field("MemTotal")?,
+        physical_bytes: physical(root),
         // Kernels before 3.14 lack MemAvailable; SwapTotal is always there.
         available_bytes: meminfo_kib(&text, "MemAvailable").map_or(0, |kib| kib * 1024),
         swap_total_bytes: field("SwapTotal")?,
         hugepages: hugepages(root)?,
     })
+}
+
+/// Installed RAM: the online memory blocks times the block size
+/// (`block_size_bytes` is hex). `None` without memory-block sysfs.
+fn physical(root: &Path) -> Option<u64> {
+    let dir = root.join(MEMORY_BLOCKS_DIR);
+    let size = read_string(&dir.join("block_size_bytes")).ok()?;
+    let size = u64::from_str_radix(size.trim().trim_start_matches("0x"), 16).ok()?;
+    let online = list_dir(&dir)
+        .ok()?
+        .into_iter()
+        .filter(|name| {
+            name.strip_prefix("memory")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|name| read_string(&dir.join(name).join("online")).is_ok_and(|s| s.trim() == "1"))
+        .count() as u64;
+    (online > 0).then_some(online * size)
 }
 
 /// The value of a `Name:   123 kB` line of /proc/meminfo, in KiB.
@@ -134,5 +154,31 @@ mod tests {
             err.contains("proc/meminfo") && err.contains("MemTotal"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn installed_memory_counts_online_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(
+            root,
+            "sys/devices/system/memory/block_size_bytes",
+            "8000000\n",
+        );
+        for (i, online) in ["1", "1", "0", "1"].iter().enumerate() {
+            write(
+                root,
+                &format!("sys/devices/system/memory/memory{i}/online"),
+                online,
+            );
+        }
+        write(
+            root,
+            "sys/devices/system/memory/auto_online_blocks",
+            "online\n",
+        );
+        // 3 online blocks of 128 MiB.
+        assert_eq!(physical(root), Some(3 * 128 << 20));
+        assert_eq!(physical(&root.join("nowhere")), None);
     }
 }
