@@ -178,7 +178,7 @@ mod tests {
             "online\n",
         );
         // 3 online blocks of 128 MiB.
-        assert_eq!(physical(root), Some(3 * 128 << 20));
+        assert_eq!(physical(root), Some(3 * (128 << 20)));
         assert_eq!(physical(&root.join("nowhere")), None);
     }
 }
