@@ -60,7 +60,12 @@ fn whoami() {
     out("usr", rw("/usr/keel-probe"));
     out("tmp", rw("/tmp/keel-probe"));
     out("sandbox", rw("keel-probe"));
-    out("cwd", std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default());
+    out(
+        "cwd",
+        std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
 }
 
 fn hog(mb: usize) {
@@ -97,6 +102,17 @@ fn threads(n: usize) {
     }
     out("threads", started);
     out("error", &error);
+    let leaf = own_cgroup();
+    let container = leaf
+        .rsplit_once('/')
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
+    for (name, dir) in [("container", &container), ("leaf", &leaf)] {
+        for file in ["pids.max", "pids.current", "pids.events"] {
+            let text = read(&format!("/sys/fs/cgroup{dir}/{file}"));
+            out(&format!("{name}_{file}"), text.trim().replace('\n', ";"));
+        }
+    }
     std::process::exit(0);
 }
 
@@ -110,7 +126,10 @@ fn cpu_usage_usec(container: &str) -> u64 {
 
 fn spin(secs: u64) {
     let leaf = own_cgroup();
-    let container = leaf.rsplit_once('/').map(|(c, _)| c.to_string()).unwrap_or_default();
+    let container = leaf
+        .rsplit_once('/')
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
     out("container", &container);
     let (start, u0) = (Instant::now(), cpu_usage_usec(&container));
     let mut x: u64 = 0;
@@ -121,7 +140,10 @@ fn spin(secs: u64) {
     }
     let wall = start.elapsed().as_micros() as u64;
     let used = cpu_usage_usec(&container) - u0;
-    out("cpu_max", read(&format!("/sys/fs/cgroup{container}/cpu.max")).trim());
+    out(
+        "cpu_max",
+        read(&format!("/sys/fs/cgroup{container}/cpu.max")).trim(),
+    );
     out("usage_usec", used);
     out("wall_usec", wall);
     out("share", format!("{:.3}", used as f64 / wall as f64));

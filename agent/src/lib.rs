@@ -73,6 +73,8 @@ pub struct TaskOptions {
     pub limits: isolation::cgroups::LimitOptions,
     /// The network tasks may join (`--network-*`; `None`: host networking only).
     pub network: Option<isolation::network::NetworkConfig>,
+    /// `--switch-user`: run tasks as their user.
+    pub switch_user: bool,
 }
 
 impl Default for TaskOptions {
@@ -84,6 +86,7 @@ impl Default for TaskOptions {
             cgroups_root: None,
             limits: isolation::cgroups::LimitOptions::default(),
             network: None,
+            switch_user: true,
         }
     }
 }
@@ -189,6 +192,7 @@ pub async fn run(
     executor_config.kill_grace_period = config.tasks.kill_grace_period;
     executor_config.resend_base = config.tasks.status_update_retry_interval;
     executor_config.isolation = config.tasks.isolation.clone();
+    executor_config.switch_user = config.tasks.switch_user;
     executor_config.limit_options = config.tasks.limits;
     if let Some(cg) = setup.cgroups {
         executor_config.use_cgroups(cg);

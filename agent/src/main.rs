@@ -77,6 +77,10 @@ struct Flags {
     /// `none`: tasks get host networking only.
     #[arg(long, default_value = "10.211.0.0/16")]
     network_cidr: String,
+    /// Run each task as its `CommandInfo.user`, else its framework's user
+    /// (a user this machine does not know fails the task).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    switch_user: bool,
     /// Where network namespaces are bind-mounted.
     #[arg(long, default_value = "/run/keel/netns")]
     network_netns_dir: PathBuf,
@@ -183,9 +187,7 @@ async fn agent_main() -> anyhow::Result<()> {
         validate_master(m)?;
     }
     let addr = SocketAddr::new(flags.ip, flags.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let config = AgentConfig {
         masters,
         ip: flags.ip,
@@ -207,6 +209,7 @@ async fn agent_main() -> anyhow::Result<()> {
                 cfs: flags.cgroups_enable_cfs,
                 pids_max: flags.cgroups_pids_max,
             },
+            switch_user: flags.switch_user,
             network: match flags.network_cidr.as_str() {
                 "none" => None,
                 cidr => Some(keel_agent::isolation::network::NetworkConfig {
@@ -243,4 +246,18 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Listens on `addr` with SO_REUSEADDR, so that a restarted process gets
+/// its port back at once (connections of the previous one may linger in
+/// TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }

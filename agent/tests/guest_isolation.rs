@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use keel_hardware_tests::lab::{Lab, free_port, workspace_root};
 use keel_hardware_tests::qemu::Guest;
 use keel_hardware_tests::shape::Shape;
-use keel_initramfs::ipxe::BootDefaults;
 use keel_initramfs::BuildConfig;
+use keel_initramfs::ipxe::BootDefaults;
 use serde_json::{Value as Json, json};
 use support::framework::Framework;
 
 const BOOT: Duration = Duration::from_secs(300);
-const TASK: Duration = Duration::from_secs(180);
+const TASK: Duration = Duration::from_secs(400);
 
 fn bundle(dir: &Path) -> PathBuf {
     let root = workspace_root();
@@ -64,9 +64,17 @@ fn bundle(dir: &Path) -> PathBuf {
 /// The probe binary (built with this test) over HTTP on the loopback.
 fn serve_probe(lab: &Lab) -> u16 {
     let exe = std::env::current_exe().unwrap();
-    let probe = exe.parent().unwrap().parent().unwrap().join("examples/probe");
+    let probe = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/probe");
     let bytes = std::fs::read(&probe).unwrap_or_else(|e| panic!("{}: {e}", probe.display()));
-    let listener = lab.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = lab
+        .rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().route(
         "/probe",
@@ -75,7 +83,8 @@ fn serve_probe(lab: &Lab) -> u16 {
             async move { b }
         }),
     );
-    lab.rt.spawn(async move { axum::serve(listener, app).await });
+    lab.rt
+        .spawn(async move { axum::serve(listener, app).await });
     port
 }
 
@@ -97,8 +106,15 @@ impl Probe<'_> {
     }
 
     async fn run(&mut self, id: &str, args: &[&str], cpus: f64, mem: f64) -> Json {
-        self.run_with(id, args, cpus, mem, json!({"type": "MESOS", "hostname": id}), vec![])
-            .await
+        self.run_with(
+            id,
+            args,
+            cpus,
+            mem,
+            json!({"type": "MESOS", "hostname": id}),
+            vec![],
+        )
+        .await
     }
 
     async fn run_with(
@@ -147,7 +163,7 @@ fn isolation_holds_inside_a_guest() {
     let probe_port = serve_probe(&lab);
     // One NIC, so the forwarded port reaches the interface the agent uses.
     let shape_file = dir.join("shape.json");
-    let shape_json = json!({"name": "isolation", "vcpus": 1, "memory_mib": 768,
+    let shape_json = json!({"name": "isolation", "vcpus": 1, "memory_mib": 1024,
         "disks": [{"kind": "virtio", "size_mib": 64, "serial": "KEEL-ISO-0001"}],
         "nics": [{"mac": "52:54:00:4b:09:01", "model": "virtio-net-pci"}]});
     std::fs::write(&shape_file, shape_json.to_string()).unwrap();
@@ -160,8 +176,13 @@ fn isolation_holds_inside_a_guest() {
         .rt
         .block_on(lab.api.wait_for_agent("the guest agent", BOOT, |_, _| true))
         .unwrap_or_else(|e| panic!("{e}\n{}", g.console()));
-    eprintln!("agent {} registered after {:?}", agent.id, g.started().elapsed());
-    let console_has = |g: &mut Guest, needle: &str| g.wait_for(needle, Duration::from_secs(1)).is_ok();
+    eprintln!(
+        "agent {} registered after {:?}",
+        agent.id,
+        g.started().elapsed()
+    );
+    let console_has =
+        |g: &mut Guest, needle: &str| g.wait_for(needle, Duration::from_secs(1)).is_ok();
 
     let master = format!("127.0.0.1:{}", lab.master.port);
     lab.rt.block_on(async {
@@ -175,6 +196,8 @@ fn isolation_holds_inside_a_guest() {
 
         // Its own PID namespace (init is PID 1, the task PID 2), host name,
         // read-only host, private /tmp, its cgroup.
+        let st = p.run("bomb0", &["threads", "20000"], 0.1, 320.0).await;
+        eprintln!("bomb0: {st} {:?}", p.stdout("bomb0").await);
         let st = p.run("whoami", &["whoami"], 0.1, 32.0).await;
         assert_eq!(st["state"], "TASK_FINISHED", "{st}");
         let seen = p.stdout("whoami").await;
@@ -195,17 +218,28 @@ fn isolation_holds_inside_a_guest() {
         assert_eq!(st["state"], "TASK_FAILED", "{st}");
         assert_eq!(st["reason"], "REASON_CONTAINER_LIMITATION_MEMORY", "{st}");
         let seen = p.stdout("hog").await;
-        let reached: u32 = seen.get("allocated_mb").and_then(|v| v.parse().ok()).unwrap_or(0);
-        assert!(reached <= 64, "allocated {reached} MiB under a 64 MiB limit");
+        let reached: u32 = seen
+            .get("allocated_mb")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            reached <= 64,
+            "allocated {reached} MiB under a 64 MiB limit"
+        );
 
         // A thread bomb stops at pids.max; the agent carries on.
-        let st = p.run("bomb", &["threads", "20000"], 0.1, 128.0).await;
+        // Each thread costs ~30 KiB of the container's memory (stack pages, its
+        // kernel stack): 4096 of them need more than 128 MiB.
+        let st = p.run("bomb", &["threads", "20000"], 0.1, 320.0).await;
         assert_eq!(st["state"], "TASK_FINISHED", "{st}");
         let seen = p.stdout("bomb").await;
         eprintln!("bomb: {seen:?}");
         let threads: u32 = seen["threads"].parse().unwrap();
         assert!(threads < 4096 && threads > 3000, "{seen:?}");
-        assert!(seen["error"].contains("Resource temporarily unavailable"), "{seen:?}");
+        assert!(
+            seen["error"].contains("Resource temporarily unavailable"),
+            "{seen:?}"
+        );
 
         // cpus=0.5: a busy loop gets half a CPU (+/- 10 %).
         let st = p.run("spin", &["spin", "6"], 0.5, 32.0).await;
@@ -227,11 +261,27 @@ fn isolation_holds_inside_a_guest() {
         let st = p.fw.until("server", "TASK_RUNNING", TASK).await;
         assert_eq!(st["state"], "TASK_RUNNING", "{st}");
         let st = p
-            .run_with("client", &["connect", &format!("127.0.0.1:{port}")], 0.1, 32.0, json!({"type": "MESOS"}), vec![])
+            .run_with(
+                "client",
+                &["connect", &format!("127.0.0.1:{port}")],
+                0.1,
+                32.0,
+                json!({"type": "MESOS"}),
+                vec![],
+            )
             .await;
         assert_eq!(st["state"], "TASK_FINISHED", "{st}");
         assert_eq!(p.stdout("client").await["reply"], "pong");
-        let st = p.run_with("netview", &["whoami"], 0.1, 32.0, net_without_ports(), vec![]).await;
+        let st = p
+            .run_with(
+                "netview",
+                &["whoami"],
+                0.1,
+                32.0,
+                net_without_ports(),
+                vec![],
+            )
+            .await;
         assert_eq!(st["state"], "TASK_FINISHED", "{st}");
         let ifaces = p.stdout("netview").await["interfaces"].clone();
         let mut ifaces: Vec<&str> = ifaces.split(',').collect();
@@ -242,7 +292,14 @@ fn isolation_holds_inside_a_guest() {
         p.fw.kill("server").await;
         let st = p.fw.until("server", "TASK_KILLED", TASK).await;
         assert_eq!(st["state"], "TASK_KILLED", "{st}");
-        let st = p.run("after", &["ls", "/sys/fs/cgroup/keel/service/keel"], 0.1, 32.0).await;
+        let st = p
+            .run(
+                "after",
+                &["ls", "/sys/fs/cgroup/keel/service/keel"],
+                0.1,
+                32.0,
+            )
+            .await;
         assert_eq!(st["state"], "TASK_FINISHED", "{st}");
         let path = format!("/frameworks/{}/executors/after/runs/latest/stdout", p.fw.id);
         let listing = p
@@ -255,8 +312,19 @@ fn isolation_holds_inside_a_guest() {
             .text()
             .await
             .unwrap();
-        let containers = listing.lines().filter(|l| l.starts_with("entry=") && !l.contains("supervisors") && !l.contains("cgroup.") && !l.contains('.')).count();
-        assert_eq!(containers, 1, "only the listing task's own container: {listing}");
+        let containers = listing
+            .lines()
+            .filter(|l| {
+                l.starts_with("entry=")
+                    && !l.contains("supervisors")
+                    && !l.contains("cgroup.")
+                    && !l.contains('.')
+            })
+            .count();
+        assert_eq!(
+            containers, 1,
+            "only the listing task's own container: {listing}"
+        );
 
         // Launch -> TASK_RUNNING, as the framework sees it.
         let mut latencies = Vec::new();

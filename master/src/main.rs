@@ -81,9 +81,7 @@ async fn main() -> anyhow::Result<()> {
             .into_owned()
     });
     let addr = SocketAddr::new(flags.ip, flags.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let config = MasterConfig {
         ip: flags.ip,
@@ -153,4 +151,18 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Listens on `addr` with SO_REUSEADDR, so that a restarted process gets
+/// its port back at once (connections of the previous one may linger in
+/// TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }

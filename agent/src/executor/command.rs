@@ -71,6 +71,7 @@ pub fn launch_spec(
         sandbox: None,
         hide: Vec::new(),
         netns: None,
+        user: None,
     })
 }
 
@@ -80,6 +81,7 @@ pub fn launch_spec(
 pub fn contain(spec: &mut LaunchSpec, ctx: &TaskContext, hostname: Option<&str>, work_dir: &Path) {
     let ns = ctx.isolation.namespaces;
     spec.namespaces = ns;
+    spec.user = ctx.user.map(|u| (u.uid, u.gid));
     if ns.uts {
         spec.hostname = hostname.map(str::to_string);
     }
@@ -151,6 +153,7 @@ mod tests {
             run_dir: PathBuf::from("/w/runs/c1"),
             sandbox: PathBuf::from("/w/runs/c1"),
             isolation: Default::default(),
+            user: None,
         }
     }
 

@@ -22,6 +22,7 @@
 //! - [`supervisor`]: one task's process from hooks to reaping.
 //! - [`status`]: building updates and Mesos' exit wording.
 //! - [`updates`]: the status update manager (pure state machine).
+//! - [`users`]: which user a task runs as (`--switch-user`).
 //! - [`runtime`]: the actor tying it together; [`ExecutorHandle`] is its API.
 
 pub mod call;
@@ -36,6 +37,7 @@ pub mod sandbox;
 pub mod status;
 pub mod supervisor;
 pub mod updates;
+pub mod users;
 
 pub use call::ExecutorCall;
 pub use launcher::fake::FakeLauncher;

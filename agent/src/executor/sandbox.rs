@@ -84,6 +84,18 @@ pub fn create(dir: &Path) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Gives `dir` and its `stdout`/`stderr` to `uid`:`gid`.
+pub fn chown(dir: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
+    let owner = (
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
+    for path in [dir.to_path_buf(), dir.join("stdout"), dir.join("stderr")] {
+        rustix::fs::chown(&path, owner.0, owner.1).map_err(|e| io(&path)(e.into()))?;
+    }
+    Ok(())
+}
+
 /// Points `<runs>/latest` at `container_id` (replaced atomically).
 pub fn link_latest(runs_dir: &Path, container_id: &str) -> Result<(), SandboxError> {
     let latest = runs_dir.join("latest");

@@ -29,6 +29,24 @@ fn take(offer: &Json, name: &str, amount: f64) -> Option<Json> {
     Some(r)
 }
 
+/// Whether `offer` holds every range of the RANGES resource `r`.
+fn has_ranges(offer: &Json, r: &Json) -> bool {
+    let offered: Vec<(u64, u64)> = offer["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["name"] == r["name"])
+        .flat_map(|o| o["ranges"]["range"].as_array().cloned().unwrap_or_default())
+        .filter_map(|x| Some((x["begin"].as_u64()?, x["end"].as_u64()?)))
+        .collect();
+    r["ranges"]["range"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| Some((x["begin"].as_u64()?, x["end"].as_u64()?)))
+        .all(|(b, e)| offered.iter().any(|(ob, oe)| *ob <= b && e <= *oe))
+}
+
 impl Framework {
     pub async fn subscribe(master: &str, name: &str) -> Framework {
         let http = reqwest::Client::new();
@@ -45,7 +63,10 @@ impl Framework {
             .await
             .expect("subscribe");
         assert!(resp.status().is_success(), "subscribe: {}", resp.status());
-        let stream_id = resp.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
+        let stream_id = resp.headers()["Mesos-Stream-Id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let (tx, events) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut body = resp.bytes_stream();
@@ -69,7 +90,10 @@ impl Framework {
             backlog: Vec::new(),
         };
         let first = f.expect("SUBSCRIBED", Duration::from_secs(30)).await;
-        f.id = first["subscribed"]["framework_id"]["value"].as_str().unwrap().to_string();
+        f.id = first["subscribed"]["framework_id"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
         f
     }
 
@@ -114,9 +138,14 @@ impl Framework {
             let offers = self.expect("OFFERS", Duration::from_secs(60)).await;
             let mut decline = Vec::new();
             let mut launched = false;
-            for offer in offers["offers"]["offers"].as_array().cloned().unwrap_or_default() {
+            for offer in offers["offers"]["offers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
                 let fits = (take(&offer, "cpus", cpus), take(&offer, "mem", mem));
-                let (Some(c), Some(m), false) = (fits.0, fits.1, launched) else {
+                let has_extra = extra.iter().all(|r| has_ranges(&offer, r));
+                let (Some(c), Some(m), false, true) = (fits.0, fits.1, launched, has_extra) else {
                     decline.push(offer["id"].clone());
                     continue;
                 };

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use super::launcher::LaunchSpec;
 use super::sandbox::{self, SandboxError};
+use super::users::Account;
 use crate::isolation::Namespaces;
 use crate::isolation::cgroups::{CgroupError, CgroupPaths, Limitation, LimitationWatch, Limits};
 use crate::isolation::network::{NetworkAttachment, NetworkError};
@@ -40,6 +41,8 @@ pub struct TaskContext {
     /// `run_dir/tasks/<task>` in a task group.
     pub sandbox: PathBuf,
     pub isolation: ContainerIsolation,
+    /// The account the task runs as (`None`: the agent's).
+    pub user: Option<Account>,
 }
 
 /// What isolates the task's container.
@@ -112,6 +115,10 @@ impl TaskHook for SandboxHook {
         sandbox::create(&ctx.run_dir)?;
         sandbox::create(&ctx.sandbox)?;
         sandbox::link_latest(&ctx.runs_dir, &ctx.container_id)?;
+        if let Some(user) = ctx.user {
+            // The task's user owns its sandbox, as in Mesos.
+            sandbox::chown(&ctx.sandbox, user.uid, user.gid)?;
+        }
         Ok(())
     }
 }
@@ -224,6 +231,7 @@ mod tests {
             sandbox: runs.join("c/tasks/t"),
             runs_dir: runs,
             isolation: ContainerIsolation::default(),
+            user: None,
         }
     }
 
@@ -243,6 +251,7 @@ mod tests {
             sandbox: None,
             hide: Vec::new(),
             netns: None,
+            user: None,
         }
     }
 

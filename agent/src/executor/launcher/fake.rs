@@ -181,6 +181,7 @@ mod tests {
             sandbox: None,
             hide: Vec::new(),
             netns: None,
+            user: None,
         }
     }
 

@@ -95,6 +95,9 @@ fn run(dir: &Path) -> Result<i32, Failure> {
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
+    if let Some((uid, gid)) = spec.user {
+        cmd.uid(uid).gid(gid);
+    }
     let cannot_run = |e: std::io::Error| {
         (
             e.raw_os_error(),

@@ -64,6 +64,9 @@ pub struct LaunchSpec {
     /// A network namespace (a bind-mounted nsfs file) to join.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// Run as this uid and gid (`None`: as the agent).
+    #[serde(default)]
+    pub user: Option<(u32, u32)>,
 }
 
 impl LaunchSpec {

@@ -268,6 +268,9 @@ fn spawn_task(spec: &LaunchSpec) -> Result<u32, (Option<i32>, String)> {
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0);
+    if let Some((uid, gid)) = spec.user {
+        cmd.uid(uid).gid(gid);
+    }
     // The child is reaped below with waitpid(-1), not through `Child`.
     cmd.spawn().map(|child| child.id()).map_err(|e| {
         (

@@ -16,7 +16,7 @@ use crate::executor::launch::{self, ParsedTask};
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::supervisor::{Start, Supervisor};
 use crate::executor::updates::TaskKey;
-use crate::executor::{command, health, sandbox, status};
+use crate::executor::{command, health, sandbox, status, users};
 use crate::isolation::cgroups::{CgroupPaths, leaf_name};
 use crate::isolation::network::{self, NetworkAttachment};
 use crate::isolation::{self, Plan};
@@ -112,6 +112,25 @@ impl<L: ProcessLauncher> Runtime<L> {
                     continue;
                 }
             };
+            let user = if self.config.switch_user {
+                let name = info
+                    .command
+                    .as_ref()
+                    .and_then(|c| c.user.clone())
+                    .or_else(|| req.framework.as_ref().map(|f| f.user.clone()))
+                    .unwrap_or_default();
+                let agent_uid = rustix::process::geteuid().as_raw();
+                match users::account(&self.config.passwd_root, &name, agent_uid) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
+                        self.reject(key, Some(info), json, executor_id, e.to_string(), reason);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let health = match info.health_check.as_ref().map(health::parse).transpose() {
                 Ok(h) => h,
                 Err(e) => {
@@ -144,6 +163,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 Err("custom executors are not supported by this agent".to_string())
             } else {
                 self.context(&container, &key.task_id, Some(&plan.0))
+                    .map(|ctx| TaskContext { user, ..ctx })
                     .map_err(|e| e.to_string())
                     .and_then(|ctx| {
                         command::launch_spec(&ctx, info.command.as_ref(), &self.config.base_env)
@@ -380,6 +400,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 namespaces: plan.map(|p| p.namespaces).unwrap_or_default(),
                 network: c.network.clone(),
             },
+            user: None,
         })
     }
 

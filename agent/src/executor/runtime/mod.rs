@@ -52,6 +52,10 @@ pub struct ExecutorConfig {
     pub limit_options: LimitOptions,
     /// The Keel cgroup subtree, when there is one.
     pub cgroups: Option<Arc<dyn Cgroups>>,
+    /// Run tasks as their `CommandInfo.user` / framework user (Mesos'
+    /// `--switch_user`); `passwd_root` holds `etc/passwd` ("/").
+    pub switch_user: bool,
+    pub passwd_root: PathBuf,
     /// A `keel-agent` binary for helpers (`enter` for COMMAND health checks
     /// in a task's namespaces): the agent itself.
     pub helper: PathBuf,
@@ -74,6 +78,8 @@ impl ExecutorConfig {
             cgroups: None,
             network: None,
             helper: PathBuf::from("/proc/self/exe"),
+            switch_user: false,
+            passwd_root: PathBuf::from("/"),
         }
     }
 
