@@ -5,7 +5,7 @@
 //! ```text
 //! probe whoami            pid, ppid, hostname, processes, cgroup, interfaces, ro/rw
 //! probe hog MB            allocate and touch MB MiB, 4 MiB at a time
-//! probe threads N         start up to N sleeping threads (pids.max counts them)
+//! probe threads N         start up to N threads that sleep until it exits (pids.max counts them)
 //! probe spin SECS         busy loop; report the container's CPU use from cpu.stat
 //! probe serve PORT        answer "pong" to every TCP connection
 //! probe connect ADDR      connect, print what comes back
@@ -88,7 +88,7 @@ fn threads(n: usize) {
     for _ in 0..n {
         match std::thread::Builder::new()
             .stack_size(64 << 10)
-            .spawn(|| std::thread::sleep(Duration::from_secs(30)))
+            .spawn(|| std::thread::sleep(Duration::from_secs(3600)))
         {
             Ok(h) => {
                 started += 1;

@@ -23,6 +23,8 @@ impl TaskHook for CgroupHook {
             return Ok(());
         };
         self.cgroups.create(paths, &ctx.isolation.limits)?;
+        tracing::debug!(task_id = %ctx.task_id, cgroup = %paths.leaf.display(),
+            limits = ?ctx.isolation.limits, "container cgroup ready");
         spec.cgroup = Some(paths.leaf.clone());
         spec.supervisor_cgroup = Some(self.cgroups.supervisors());
         Ok(())
