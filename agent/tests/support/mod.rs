@@ -241,7 +241,10 @@ impl AgentProc {
         let port = free_port();
         let log = work_dir.with_extension(format!("{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keel-agent"))
+        // KEEL_AGENT_BIN: another build (the release one, for figures).
+        let bin = std::env::var_os("KEEL_AGENT_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_keel-agent").into());
+        let child = std::process::Command::new(bin)
             .args(["--master", &master.to_string(), "--ip", "127.0.0.1"])
             .args(["--port", &port.to_string()])
             .arg("--work-dir")
