@@ -7,10 +7,12 @@
 //! - `mod.rs`: configuration, shared state, agents.
 //! - [`frameworks`]: SUBSCRIBE, disconnection, failover, TEARDOWN.
 //! - [`offers`]: allocation cycles, offers, DECLINE, rescinds.
-//! - [`tasks`]: ACCEPT (launch, reserve), status updates, acks, KILL,
-//!   RECONCILE, agent loss.
+//! - [`accept`]: ACCEPT (launch, launch group, reserve, volumes).
+//! - [`tasks`]: the task table, status updates, acks, KILL, RECONCILE,
+//!   agent loss.
 //! - [`roles`]: weights, quota, operator reservations.
 
+mod accept;
 mod frameworks;
 mod offers;
 pub mod raft_replicator;

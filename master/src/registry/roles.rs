@@ -31,7 +31,8 @@ pub fn valid_role(role: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\\' | '"'))
 }
 
-fn unreserved(rs: &Resources) -> Resources {
+/// The same resources, unreserved (role `*`).
+pub fn unreserved(rs: &Resources) -> Resources {
     Resources(
         rs.iter()
             .map(|r| Resource {
