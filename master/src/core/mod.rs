@@ -359,6 +359,15 @@ impl Master {
             .to_string()
     }
 
+    /// Whether the registry knows the agent (without copying the registry).
+    pub fn has_agent(&self, agent_id: &str) -> bool {
+        if self.serving() {
+            self.lock().registry.agent(agent_id).is_some()
+        } else {
+            self.replicator.registry().agent(agent_id).is_some()
+        }
+    }
+
     /// A consistent copy of the registry for read-only endpoints: the
     /// master's own copy while it leads, the committed one otherwise.
     pub fn registry(&self) -> Registry {

@@ -206,8 +206,28 @@ impl Master {
                 .frameworks
                 .get(&a.framework_id)
                 .is_some_and(|f| f.connected());
-            let agent = inner.registry.agent(&a.agent_id).cloned();
-            let (true, Some(agent)) = (connected, agent) else {
+            let id = format!("{master_id}-O{}", inner.next_offer_seq);
+            // Built under a shared borrow: the agent record (with its
+            // inventory) is read in place, not copied per offer.
+            let built = match (connected, inner.registry.agent(&a.agent_id)) {
+                (true, Some(agent)) => {
+                    let offer = OfferRecord {
+                        id: id.clone(),
+                        framework_id: a.framework_id.clone(),
+                        agent_id: a.agent_id.clone(),
+                        role: a.role.clone(),
+                        resources: a.resources.clone(),
+                        volumes: free_volumes(&inner, agent, &a.role),
+                        created: Instant::now(),
+                    };
+                    let executors = tasks::executor_ids_on(&inner, &a.framework_id, &a.agent_id);
+                    let json =
+                        offer_json(&offer, &inner.frameworks[&a.framework_id], agent, executors);
+                    Some((offer, json))
+                }
+                _ => None,
+            };
+            let Some((offer, json)) = built else {
                 inner.allocator.recover(
                     &a.framework_id,
                     &a.agent_id,
@@ -218,24 +238,8 @@ impl Master {
                 );
                 continue;
             };
-            let id = format!("{master_id}-O{}", inner.next_offer_seq);
             inner.next_offer_seq += 1;
-            let volumes = free_volumes(&inner, &agent, &a.role);
-            let offer = OfferRecord {
-                id: id.clone(),
-                framework_id: a.framework_id.clone(),
-                agent_id: a.agent_id.clone(),
-                role: a.role,
-                resources: a.resources,
-                volumes,
-                created: Instant::now(),
-            };
-            let executors = tasks::executor_ids_on(&inner, &a.framework_id, &a.agent_id);
-            let fw = &inner.frameworks[&a.framework_id];
-            per_framework
-                .entry(a.framework_id)
-                .or_default()
-                .push(offer_json(&offer, fw, &agent, executors));
+            per_framework.entry(a.framework_id).or_default().push(json);
             inner.offers.insert(id, offer);
             sent += 1;
         }

@@ -273,7 +273,7 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
             resources,
         } => {
             let reserve = matches!(call, OperatorCall::ReserveResources { .. });
-            if master.registry().agent(agent_id).is_none() {
+            if !master.has_agent(agent_id) {
                 Err((StatusCode::BAD_REQUEST, format!("Unknown agent {agent_id}")))
             } else {
                 master
@@ -339,7 +339,7 @@ fn answer(master: &Master, call: OperatorCall) -> Json {
             json!({ "type": "GET_TASKS", "get_tasks": state::get_tasks(&Snapshot::take(master)) })
         }
         OperatorCall::GetRoles => {
-            json!({ "type": "GET_ROLES", "get_roles": state::get_roles(master, &Snapshot::take(master)) })
+            json!({ "type": "GET_ROLES", "get_roles": state::get_roles(master) })
         }
         OperatorCall::GetWeights => json!({
             "type": "GET_WEIGHTS",

@@ -234,11 +234,9 @@ pub fn frameworks_legacy(s: &Snapshot) -> (Vec<Json>, Vec<Json>) {
 }
 
 /// `GET_ROLES` body.
-pub fn get_roles(master: &Master, s: &Snapshot) -> Json {
+pub fn get_roles(master: &Master) -> Json {
     let mut roles: BTreeMap<String, Json> = BTreeMap::new();
     for r in master.role_summary() {
-        let offered = s.offered(|_, _| true);
-        let _ = offered;
         roles.insert(
             r.role.clone(),
             json!({
