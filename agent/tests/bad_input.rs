@@ -8,7 +8,7 @@ mod support;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, LinuxLauncher};
+use keel_agent::executor::{ExecutorConfig, ExecutorHandle, LinuxLauncher};
 use keel_api::pb;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -41,33 +41,15 @@ impl Agent {
     fn launch(&self, id: &str, command: Value, framework_user: &str) {
         let task = json!({"name": "t", "task_id": {"value": id},
             "agent_id": {"value": "agent-S1"}, "resources": [], "command": command});
-        self.exec.call(ExecutorCall::Launch(pb::LaunchTasks {
-            framework_id: "fw".into(),
-            framework_info_json: json!({"user": framework_user, "name": "t"}).to_string(),
-            task_info_json: vec![task.to_string()],
-            executor_info_json: String::new(),
-        }));
+        support::launch_into(
+            &self.exec,
+            json!({"user": framework_user, "name": "t"}),
+            &task,
+        );
     }
 
     async fn end(&mut self) -> pb::TaskStatus {
-        loop {
-            let u = tokio::time::timeout(support::WAIT, self.rx.recv())
-                .await
-                .expect("no update")
-                .unwrap();
-            let st = u.status.clone().unwrap();
-            self.exec.call(ExecutorCall::Acknowledge(pb::Acknowledge {
-                framework_id: u.framework_id.clone(),
-                task_id: st.task_id.clone(),
-                uuid: st.uuid.clone(),
-            }));
-            if matches!(
-                st.state.as_str(),
-                "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED"
-            ) {
-                return st;
-            }
-        }
+        support::until_terminal(&self.exec, &mut self.rx).await
     }
 
     /// The agent still runs tasks.

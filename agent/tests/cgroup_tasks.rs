@@ -93,26 +93,11 @@ impl Agent {
     /// Acknowledges updates until `state`; returns that update.
     async fn until(&mut self, state: &str) -> pb::TaskStatus {
         loop {
-            let u = tokio::time::timeout(support::WAIT, self.rx.recv())
-                .await
-                .expect("no update")
-                .unwrap();
-            let st = u.status.clone().unwrap();
-            self.exec.call(ExecutorCall::Acknowledge(pb::Acknowledge {
-                framework_id: u.framework_id.clone(),
-                task_id: st.task_id.clone(),
-                uuid: st.uuid.clone(),
-            }));
+            let st = support::next_acked(&self.exec, &mut self.rx).await;
             if st.state == state {
                 return st;
             }
-            assert!(
-                !matches!(
-                    st.state.as_str(),
-                    "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED"
-                ),
-                "{st:?}"
-            );
+            assert!(!support::is_terminal(&st), "{st:?}");
         }
     }
 

@@ -57,34 +57,12 @@ impl Agent {
         let task = json!({"name": id, "task_id": {"value": id},
             "agent_id": {"value": "agent-S1"}, "resources": [], "command": command,
             "container": {"type": "MESOS", "hostname": "box-1"}});
-        self.exec.call(ExecutorCall::Launch(pb::LaunchTasks {
-            framework_id: "fw".into(),
-            framework_info_json: json!({"user": "root", "name": "t"}).to_string(),
-            task_info_json: vec![task.to_string()],
-            executor_info_json: String::new(),
-        }));
+        support::launch_into(&self.exec, json!({"user": "root", "name": "t"}), &task);
     }
 
     /// Acknowledges updates until a terminal one; returns it.
     async fn end(&mut self) -> pb::TaskStatus {
-        loop {
-            let u = tokio::time::timeout(support::WAIT, self.rx.recv())
-                .await
-                .expect("no update")
-                .unwrap();
-            let st = u.status.clone().unwrap();
-            self.exec.call(ExecutorCall::Acknowledge(pb::Acknowledge {
-                framework_id: u.framework_id.clone(),
-                task_id: st.task_id.clone(),
-                uuid: st.uuid.clone(),
-            }));
-            if matches!(
-                st.state.as_str(),
-                "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED"
-            ) {
-                return st;
-            }
-        }
+        support::until_terminal(&self.exec, &mut self.rx).await
     }
 
     async fn running(&mut self) {

@@ -311,3 +311,60 @@ pub fn pids_in_pid_namespace_of(pid: u32) -> Vec<u32> {
         .filter(|p| ns(*p).as_ref() == Some(&target))
         .collect()
 }
+
+/// Launches one task (Mesos TaskInfo JSON) for framework `fw` straight into
+/// an executor, as the session would on a master's LaunchTasks.
+pub fn launch_into(
+    exec: &keel_agent::executor::ExecutorHandle,
+    framework_info: serde_json::Value,
+    task: &serde_json::Value,
+) {
+    exec.call(keel_agent::executor::ExecutorCall::Launch(
+        pb::LaunchTasks {
+            framework_id: "fw".into(),
+            framework_info_json: framework_info.to_string(),
+            task_info_json: vec![task.to_string()],
+            executor_info_json: String::new(),
+        },
+    ));
+}
+
+/// Receives the executor's next update and acknowledges it.
+pub async fn next_acked(
+    exec: &keel_agent::executor::ExecutorHandle,
+    rx: &mut mpsc::UnboundedReceiver<pb::StatusUpdate>,
+) -> pb::TaskStatus {
+    let u = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("no update")
+        .expect("executor gone");
+    let st = u.status.clone().expect("update without status");
+    exec.call(keel_agent::executor::ExecutorCall::Acknowledge(
+        pb::Acknowledge {
+            framework_id: u.framework_id.clone(),
+            task_id: st.task_id.clone(),
+            uuid: st.uuid.clone(),
+        },
+    ));
+    st
+}
+
+pub fn is_terminal(st: &pb::TaskStatus) -> bool {
+    matches!(
+        st.state.as_str(),
+        "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED"
+    )
+}
+
+/// Acknowledges the executor's updates until a terminal one; returns it.
+pub async fn until_terminal(
+    exec: &keel_agent::executor::ExecutorHandle,
+    rx: &mut mpsc::UnboundedReceiver<pb::StatusUpdate>,
+) -> pb::TaskStatus {
+    loop {
+        let st = next_acked(exec, rx).await;
+        if is_terminal(&st) {
+            return st;
+        }
+    }
+}
