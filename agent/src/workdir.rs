@@ -27,14 +27,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkDirError + '_ {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 256
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 impl WorkDir {
     /// Creates the work dir layout if needed.
     pub fn open(root: &Path) -> Result<Self, WorkDirError> {
@@ -59,7 +51,7 @@ impl WorkDir {
         match fs::read_to_string(&path) {
             Ok(text) => {
                 let id = text.trim().to_string();
-                if valid_id(&id) {
+                if keel_api::valid_id(&id) {
                     Ok(Some(id))
                 } else {
                     Err(WorkDirError::InvalidId { path, id })
@@ -73,7 +65,7 @@ impl WorkDir {
     /// Persists `id` atomically (temp file, fsync, rename, fsync dir).
     pub fn set_agent_id(&self, id: &str) -> Result<(), WorkDirError> {
         let path = self.id_path();
-        if !valid_id(id) {
+        if !keel_api::valid_id(id) {
             return Err(WorkDirError::InvalidId {
                 path,
                 id: id.to_string(),

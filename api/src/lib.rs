@@ -31,3 +31,27 @@ pub const KEEL_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The Mesos API level Keel implements and reports from `/version`. Digits
 /// only: pymesos parses each dot-separated part with `int()`.
 pub const MESOS_COMPAT_VERSION: &str = "1.11.0";
+
+/// Whether `id` is safe as an agent or framework id: it ends up in paths
+/// (the agent's work dir, sandboxes) and URLs. 1-256 characters of ASCII
+/// letters, digits, `-`, `_` and `.`, and not `.` or `..`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids() {
+        assert!(super::valid_id("5f0c-S12"));
+        for bad in ["", ".", "..", "a/b", "a b", &"x".repeat(257)] {
+            assert!(!super::valid_id(bad), "{bad:?}");
+        }
+    }
+}

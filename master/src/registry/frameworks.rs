@@ -30,16 +30,6 @@ pub struct RemovedFramework {
     pub removed_time: f64,
 }
 
-pub(super) fn valid_framework_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 256
-        && id != "."
-        && id != ".."
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 fn with_id(info: &Json, id: &str) -> Json {
     let mut info = info.clone();
     if let Some(obj) = info.as_object_mut() {
@@ -77,7 +67,7 @@ impl Registry {
                 }
             }
             Command::ReaddFramework { framework_id, .. } => {
-                if !valid_framework_id(framework_id) {
+                if !keel_api::valid_id(framework_id) {
                     Err(RegistryError::InvalidFrameworkId(framework_id.clone()))
                 } else if self.removed_frameworks.contains_key(framework_id) {
                     Err(RegistryError::FrameworkRemoved(framework_id.clone()))

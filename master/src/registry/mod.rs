@@ -274,7 +274,7 @@ impl Registry {
             (_, None) => Err(RegistryError::NotBootstrapped),
             (Command::AdmitAgent { .. }, Some(_)) => Ok(()),
             (Command::ReadmitAgent { agent_id, .. }, Some(_)) => {
-                if valid_agent_id(agent_id) {
+                if keel_api::valid_id(agent_id) {
                     Ok(())
                 } else {
                     Err(RegistryError::InvalidAgentId(agent_id.clone()))
@@ -417,17 +417,6 @@ impl Registry {
             .parse()
             .ok()
     }
-}
-
-/// Agent ids end up in paths (the agent's work dir) and URLs.
-fn valid_agent_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 256
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id != "."
-        && id != ".."
 }
 
 #[cfg(test)]
