@@ -187,6 +187,8 @@ pub async fn run(
         isolation: config.tasks.isolation.clone(),
         cgroups_root: config.tasks.cgroups_root.clone(),
         proc_root: config.sys_root.join("proc"),
+        sys_root: config.sys_root.join("sys"),
+        sandboxes: work_dir.root().to_path_buf(),
     });
     let mut executor_config = ExecutorConfig::new(work_dir.root());
     executor_config.kill_grace_period = config.tasks.kill_grace_period;

@@ -222,3 +222,74 @@ async fn unknown_networks_and_foreign_ports_are_refused() {
     );
     assert!(st.message.contains("40000"), "{st:?}");
 }
+
+/// Sends `what` to `to` from `client` until an answer comes (the task may
+/// not listen yet).
+async fn udp_ask(client: &tokio::net::UdpSocket, to: &str, what: &str) -> String {
+    let deadline = Instant::now() + support::WAIT;
+    let mut buf = [0u8; 1500];
+    loop {
+        client.send_to(what.as_bytes(), to).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(300), client.recv(&mut buf)).await;
+        if let Ok(Ok(n)) = got {
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        assert!(Instant::now() < deadline, "no udp answer from {to}");
+    }
+}
+
+#[tokio::test]
+async fn udp_on_a_mapped_port_reaches_the_task_per_client() {
+    let Some(mut s) = setup() else { return };
+    let host_port = support::free_port();
+    let container = json!({"type": "MESOS", "network_infos": [{"name": "keel",
+        "port_mappings": [{"host_port": host_port, "container_port": 9000, "protocol": "udp"}]}]});
+    // A UDP echo server that names the peer it saw.
+    let cmd = r#"exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 9000, Proto => "udp") or die "bind: $!"; while (defined $s->recv($m, 1500)) { $s->send("$m from " . $s->peerhost . ":" . $s->peerport) }'"#;
+    s.launch("dns", cmd, container, host_port);
+    loop {
+        let st = s.next().await;
+        assert!(!st.state.ends_with("FAILED"), "{st:?}");
+        if st.state == "TASK_RUNNING" {
+            break;
+        }
+    }
+    let gateway = s.subnet.replace(".0/24", ".1");
+    let mapped = format!("127.0.0.1:{host_port}");
+    let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let from_a = udp_ask(&a, &mapped, "a").await;
+    let from_b = udp_ask(&b, &mapped, "b").await;
+    // Each client is its own flow: the task sees two peers (the agent's
+    // flow sockets, from the bridge's address).
+    assert!(
+        from_a.starts_with(&format!("a from {gateway}:")),
+        "{from_a}"
+    );
+    assert!(
+        from_b.starts_with(&format!("b from {gateway}:")),
+        "{from_b}"
+    );
+    assert_ne!(
+        from_a.rsplit(':').next(),
+        from_b.rsplit(':').next(),
+        "one flow per client"
+    );
+    assert_eq!(udp_ask(&a, &mapped, "a").await, from_a, "a keeps its flow");
+
+    s.exec.call(ExecutorCall::Kill(pb::KillTask {
+        framework_id: "fw".into(),
+        task_id: "dns".into(),
+        grace_period_ms: Some(2_000),
+    }));
+    loop {
+        if s.next().await.state == "TASK_KILLED" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        std::net::UdpSocket::bind(("0.0.0.0", host_port)).is_ok(),
+        "the host port is given back"
+    );
+}

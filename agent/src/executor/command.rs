@@ -70,6 +70,7 @@ pub fn launch_spec(
         hostname: None,
         sandbox: None,
         hide: Vec::new(),
+        volumes: Vec::new(),
         netns: None,
         user: None,
     })
@@ -154,6 +155,7 @@ mod tests {
             sandbox: PathBuf::from("/w/runs/c1"),
             isolation: Default::default(),
             user: None,
+            volumes: Vec::new(),
         }
     }
 

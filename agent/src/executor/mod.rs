@@ -23,6 +23,7 @@
 //! - [`status`]: building updates and Mesos' exit wording.
 //! - [`updates`]: the status update manager (pure state machine).
 //! - [`users`]: which user a task runs as (`--switch-user`).
+//! - [`volumes`]: persistent volumes in sandboxes.
 //! - [`runtime`]: the actor tying it together; [`ExecutorHandle`] is its API.
 
 pub mod call;
@@ -38,6 +39,7 @@ pub mod status;
 pub mod supervisor;
 pub mod updates;
 pub mod users;
+pub mod volumes;
 
 pub use call::ExecutorCall;
 pub use launcher::fake::FakeLauncher;

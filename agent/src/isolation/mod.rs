@@ -161,6 +161,9 @@ pub struct HostSupport {
     pub controllers: BTreeSet<Controller>,
     /// Namespace features the agent can create (it runs as root).
     pub namespaces: BTreeSet<Feature>,
+    /// The block device `io.max` limits for the sandboxes (major, minor);
+    /// `None` when they are on no block device.
+    pub io_device: Option<(u32, u32)>,
 }
 
 impl HostSupport {

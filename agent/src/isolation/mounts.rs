@@ -11,6 +11,7 @@
 //!                      (recursively: every mount below is remounted ro),
 //!                      top-level symlinks recreated, /dev bound rw,
 //!                      /tmp and /mnt new tmpfs, sandbox bound rw,
+//!                      persistent volumes bound into the sandbox (rw/ro),
 //!                      work dir covered by an empty read-only tmpfs,
 //!                      /proc fresh (PID namespace) or bound
 //!  pivot_root, detach the old root, remount the new root read-only
@@ -21,6 +22,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use serde::{Deserialize, Serialize};
 
 /// Where tasks find their sandbox (Mesos' `MESOS_SANDBOX` in containers).
 pub const SANDBOX_PATH: &str = "/mnt/mesos/sandbox";
@@ -88,6 +90,16 @@ pub enum MountOp {
     },
 }
 
+/// A persistent volume bound into the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeBind {
+    /// The volume's directory on the host.
+    pub source: PathBuf,
+    /// Relative to the sandbox (checked: no `..`).
+    pub target: PathBuf,
+    pub readonly: bool,
+}
+
 /// What the container sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View<'a> {
@@ -97,6 +109,8 @@ pub struct View<'a> {
     pub sandbox: &'a Path,
     /// Host directories the task must not see (the agent's work dir).
     pub hide: &'a [PathBuf],
+    /// Persistent volumes, bound below the sandbox.
+    pub volumes: &'a [VolumeBind],
     /// Mount a fresh `/proc` (the task is in its own PID namespace).
     pub fresh_proc: bool,
 }
@@ -158,6 +172,15 @@ pub fn plan(host: &[HostEntry], view: &View<'_>) -> Vec<MountOp> {
         target: at(SANDBOX_PATH),
         readonly: false,
     });
+    for v in view.volumes {
+        let target = at(SANDBOX_PATH).join(&v.target);
+        ops.push(MountOp::Mkdir(target.clone()));
+        ops.push(MountOp::Bind {
+            source: v.source.clone(),
+            target,
+            readonly: v.readonly,
+        });
+    }
     for hidden in view.hide {
         ops.push(MountOp::Hide {
             target: at(&hidden.to_string_lossy()),
@@ -331,10 +354,16 @@ mod tests {
     #[test]
     fn the_host_is_read_only_and_the_sandbox_is_not() {
         let hide = [PathBuf::from("/var/lib/keel")];
+        let volumes = [VolumeBind {
+            source: "/var/lib/keel/volumes/roles/eng/db".into(),
+            target: "data".into(),
+            readonly: true,
+        }];
         let view = View {
             root: Path::new("/r"),
             sandbox: Path::new("/var/lib/keel/slaves/s/runs/c"),
             hide: &hide,
+            volumes: &volumes,
             fresh_proc: true,
         };
         let ops = plan(&host(), &view);
@@ -383,6 +412,20 @@ mod tests {
         assert!(
             sandbox < hidden,
             "the sandbox is bound before the work dir is covered"
+        );
+        let volume = ops
+            .iter()
+            .position(|o| {
+                *o == bind(
+                    "/var/lib/keel/volumes/roles/eng/db",
+                    "/r/mnt/mesos/sandbox/data",
+                    true,
+                )
+            })
+            .unwrap();
+        assert!(
+            sandbox < volume && volume < hidden,
+            "volumes go into the bound sandbox, from the work dir before it is covered"
         );
         let plain = plan(
             &host(),

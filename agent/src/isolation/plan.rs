@@ -1,6 +1,8 @@
 //! The pure decision of what one container gets from `--isolation`, what
-//! this host offers and the task's `cpus`/`mem`.
+//! this host offers, the task's `cpus`/`mem` and the bandwidth its labels
+//! ask for.
 
+use super::cgroups::io::{Bandwidth, IoMax};
 use super::cgroups::{Controller, LimitOptions, Limits, limits_for};
 use super::{Feature, HostSupport, Isolation, Namespaces};
 
@@ -27,14 +29,15 @@ impl Plan {
     }
 }
 
-/// The container's isolation given its `cpus` and `mem`; `Err` (the
-/// TASK_FAILED message) when a required feature is missing.
+/// The container's isolation given its `cpus`, `mem` and `io` bandwidth;
+/// `Err` (the TASK_FAILED message) when a required feature is missing.
 pub fn plan(
     iso: &Isolation,
     host: &HostSupport,
     opts: LimitOptions,
     cpus: Option<f64>,
     mem_mb: Option<f64>,
+    io: &Bandwidth,
 ) -> Result<Plan, String> {
     let wanted = iso.wanted();
     let want = |f| wanted.contains(&f);
@@ -82,6 +85,28 @@ pub fn plan(
     }
     if need(Feature::Io, "io.weight".into(), asked.io_weight.is_some()) {
         limits.io_weight = asked.io_weight;
+    }
+    if need(Feature::Io, io.describe(), !io.is_empty()) {
+        match host.io_device {
+            Some(device) => {
+                limits.io_max = Some(IoMax {
+                    device,
+                    limits: *io,
+                })
+            }
+            None => {
+                let f = Feature::Io;
+                let text = format!(
+                    "{} ({f}: the sandboxes are on no block device)",
+                    io.describe()
+                );
+                if iso.required(f) {
+                    refused.push(text);
+                } else {
+                    unenforced.push(text);
+                }
+            }
+        }
     }
     let mut ns = Namespaces::default();
     for (f, slot) in [
@@ -133,6 +158,7 @@ mod tests {
             } else {
                 BTreeSet::new()
             },
+            io_device: Some((8, 0)),
         }
     }
 
@@ -158,6 +184,7 @@ mod tests {
             LimitOptions::default(),
             Some(1.0),
             Some(64.0),
+            &Bandwidth::default(),
         )
         .unwrap();
         let limits = p.limits.clone().unwrap();
@@ -178,6 +205,7 @@ mod tests {
             LimitOptions::default(),
             Some(1.0),
             Some(64.0),
+            &Bandwidth::default(),
         )
         .unwrap();
         assert_eq!(p.note(), None);
@@ -194,6 +222,7 @@ mod tests {
             LimitOptions::default(),
             Some(1.0),
             Some(64.0),
+            &Bandwidth::default(),
         )
         .unwrap_err();
         assert!(err.contains("mem=64"), "{err}");
@@ -204,19 +233,72 @@ mod tests {
                 &h,
                 LimitOptions::default(),
                 Some(1.0),
-                None
+                None,
+                &Bandwidth::default(),
             )
             .is_ok()
         );
         let only: Isolation = "cgroups/cpu,namespaces/pid".parse().unwrap();
-        let p = plan(&only, &h, LimitOptions::default(), Some(1.0), Some(64.0)).unwrap();
+        let none = Bandwidth::default();
+        let p = plan(
+            &only,
+            &h,
+            LimitOptions::default(),
+            Some(1.0),
+            Some(64.0),
+            &none,
+        )
+        .unwrap();
         let limits = p.limits.unwrap();
         assert!(
             limits.cpu_max.is_some() && limits.memory_max.is_none() && limits.pids_max.is_none()
         );
         assert!(p.namespaces.pid && !p.namespaces.mount);
         let no_ns = host(&Controller::ALL, false);
-        assert!(plan(&only, &no_ns, LimitOptions::default(), None, None).is_err());
+        assert!(plan(&only, &no_ns, LimitOptions::default(), None, None, &none).is_err());
+    }
+
+    #[test]
+    fn bandwidth_needs_the_io_controller_and_a_disk() {
+        let bw = Bandwidth {
+            wbps: Some(4096),
+            ..Bandwidth::default()
+        };
+        let opts = LimitOptions::default();
+        let p = plan(
+            &Isolation::Strict,
+            &host(&Controller::ALL, true),
+            opts,
+            None,
+            None,
+            &bw,
+        );
+        let io_max = p.unwrap().limits.unwrap().io_max.unwrap();
+        assert_eq!((io_max.device, io_max.limits), ((8, 0), bw));
+        let no_disk = HostSupport {
+            io_device: None,
+            ..host(&Controller::ALL, true)
+        };
+        let err = plan(&Isolation::Strict, &no_disk, opts, None, None, &bw).unwrap_err();
+        assert!(
+            err.contains(
+                "keel.io/write-bps=4096 (cgroups/io: the sandboxes are on no block device)"
+            ),
+            "{err}"
+        );
+        let p = plan(&Isolation::Auto, &no_disk, opts, None, None, &bw).unwrap();
+        assert!(p.note().unwrap().contains("keel.io/write-bps=4096"));
+        assert_eq!(p.limits.unwrap().io_max, None);
+        // Not asked: nothing needed.
+        let p = plan(
+            &Isolation::Strict,
+            &no_disk,
+            opts,
+            None,
+            None,
+            &Bandwidth::default(),
+        );
+        assert_eq!(p.unwrap().limits.unwrap().io_max, None);
     }
 
     #[test]
@@ -227,6 +309,7 @@ mod tests {
             LimitOptions::default(),
             Some(1.0),
             Some(1.0),
+            &Bandwidth::default(),
         )
         .unwrap();
         assert_eq!(p, Plan::default());

@@ -19,6 +19,11 @@ pub struct IsolationOptions {
     pub cgroups_root: Option<PathBuf>,
     /// `/proc` (tests: a temp tree).
     pub proc_root: PathBuf,
+    /// `/sys` (tests: a temp tree).
+    pub sys_root: PathBuf,
+    /// Where sandboxes live (the agent's work dir): `io.max` limits the
+    /// block device under it.
+    pub sandboxes: PathBuf,
 }
 
 pub struct Setup {
@@ -82,6 +87,15 @@ pub fn setup(opts: &IsolationOptions) -> Setup {
         ]
         .into();
     }
+    if wanted.contains(&Feature::Io) {
+        host.io_device = super::cgroups::io::device_under(&opts.sys_root, &opts.sandboxes);
+        match host.io_device {
+            Some((major, minor)) => tracing::info!(device = %format!("{major}:{minor}"),
+                sandboxes = %opts.sandboxes.display(), "bandwidth limits (io.max) go to this disk"),
+            None => tracing::info!(sandboxes = %opts.sandboxes.display(),
+                "sandboxes are on no block device: tasks cannot get bandwidth limits"),
+        }
+    }
     let missing = host.missing(&wanted);
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|f| f.name()).collect();
@@ -131,6 +145,8 @@ mod tests {
             isolation: Isolation::none(),
             cgroups_root: Some(dir.path().join("keel")),
             proc_root: dir.path().to_path_buf(),
+            sys_root: dir.path().to_path_buf(),
+            sandboxes: dir.path().to_path_buf(),
         });
         assert!(s.cgroups.is_none());
         assert!(!dir.path().join("keel").exists());

@@ -69,6 +69,10 @@ pub struct ContainerCheckpoint {
     /// Its place on the agent's network, if it has its own namespace.
     #[serde(default)]
     pub network: Option<crate::isolation::network::NetworkAttachment>,
+    /// A task group's executor resources (Mesos v1 JSON): the container is
+    /// sized to them plus its live tasks'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executor_resources: Vec<serde_json::Value>,
 }
 
 /// Paths under `<work_dir>/meta`.
@@ -223,6 +227,7 @@ mod tests {
             killing_state: true,
             cgroup: Some("/sys/fs/cgroup/keel/c1".into()),
             network: None,
+            executor_resources: Vec::new(),
         }
     }
 

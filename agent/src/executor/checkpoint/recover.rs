@@ -115,6 +115,7 @@ mod tests {
             killing_state: false,
             cgroup: None,
             network: None,
+            executor_resources: Vec::new(),
         };
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();

@@ -3,7 +3,7 @@
 //! order once all its processes are gone:
 //!
 //! ```text
-//!  prestart: sandbox -> cgroup -> network -> spawn
+//!  prestart: sandbox -> volume -> cgroup -> network -> spawn
 //!  adopted after a restart: recover (port forwarding again)
 //!  running: watch (a limit broken -> kill)     kill escalation: kill (cgroup.kill)
 //!  exit/kill -> reap group -> poststop: network -> cgroup -> sandbox
@@ -15,12 +15,14 @@
 
 pub mod cgroup;
 pub mod network;
+pub mod volume;
 
 use std::path::PathBuf;
 
 use super::launcher::LaunchSpec;
 use super::sandbox::{self, SandboxError};
 use super::users::Account;
+use super::volumes::{Volume, VolumeError};
 use crate::isolation::Namespaces;
 use crate::isolation::cgroups::{CgroupError, CgroupPaths, Limitation, LimitationWatch, Limits};
 use crate::isolation::network::{NetworkAttachment, NetworkError};
@@ -43,6 +45,8 @@ pub struct TaskContext {
     pub isolation: ContainerIsolation,
     /// The account the task runs as (`None`: the agent's).
     pub user: Option<Account>,
+    /// The persistent volumes in its resources.
+    pub volumes: Vec<Volume>,
 }
 
 /// What isolates the task's container.
@@ -65,6 +69,8 @@ pub enum HookError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
 }
 
 pub trait TaskHook: Send + Sync + 'static {
@@ -125,7 +131,10 @@ impl TaskHook for SandboxHook {
 
 /// The hooks every task gets, in order.
 pub fn default_hooks() -> Vec<std::sync::Arc<dyn TaskHook>> {
-    vec![std::sync::Arc::new(SandboxHook)]
+    vec![
+        std::sync::Arc::new(SandboxHook),
+        std::sync::Arc::new(volume::VolumeHook),
+    ]
 }
 
 /// Runs each `prestart` in order. On failure, runs `poststop` of the hooks
@@ -232,6 +241,7 @@ mod tests {
             runs_dir: runs,
             isolation: ContainerIsolation::default(),
             user: None,
+            volumes: Vec::new(),
         }
     }
 
@@ -250,6 +260,7 @@ mod tests {
             hostname: None,
             sandbox: None,
             hide: Vec::new(),
+            volumes: Vec::new(),
             netns: None,
             user: None,
         }

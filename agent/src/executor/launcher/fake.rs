@@ -180,6 +180,7 @@ mod tests {
             hostname: None,
             sandbox: None,
             hide: Vec::new(),
+            volumes: Vec::new(),
             netns: None,
             user: None,
         }

@@ -68,6 +68,7 @@ fn run(dir: &Path) -> Result<i32, Failure> {
             root: &root,
             sandbox: &sandbox,
             hide: &spec.hide,
+            volumes: &spec.volumes,
             fresh_proc: ns.pid,
         };
         let ops = mounts::plan(&mounts::host_entries(Path::new("/")), &view);

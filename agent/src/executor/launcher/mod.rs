@@ -61,6 +61,9 @@ pub struct LaunchSpec {
     pub sandbox: Option<PathBuf>,
     #[serde(default)]
     pub hide: Vec<PathBuf>,
+    /// With a mount namespace: persistent volumes bound into the sandbox.
+    #[serde(default)]
+    pub volumes: Vec<crate::isolation::mounts::VolumeBind>,
     /// A network namespace (a bind-mounted nsfs file) to join.
     #[serde(default)]
     pub netns: Option<PathBuf>,

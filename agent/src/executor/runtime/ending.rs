@@ -163,6 +163,9 @@ impl<L: ProcessLauncher> Runtime<L> {
             if !in_use {
                 self.release_address(&container);
             }
+            // A task group's container shrinks to what is left of it (its
+            // memory is kept; see `Limits::resized_from`).
+            self.resize_container(&container);
         }
         let Some(group) = self.tasks.get(key).and_then(|t| t.group.clone()) else {
             return;

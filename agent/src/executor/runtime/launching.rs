@@ -16,7 +16,8 @@ use crate::executor::launch::{self, ParsedTask};
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::supervisor::{Start, Supervisor};
 use crate::executor::updates::TaskKey;
-use crate::executor::{command, health, sandbox, status, users};
+use crate::executor::{command, health, sandbox, status, users, volumes};
+use crate::isolation::cgroups::io::{self, Bandwidth};
 use crate::isolation::cgroups::{CgroupPaths, leaf_name};
 use crate::isolation::network::{self, NetworkAttachment};
 use crate::isolation::{self, Plan};
@@ -32,7 +33,7 @@ fn value_has_port(v: &keel_api::resources::Value, port: u16) -> bool {
 }
 
 /// Resources of a TaskInfo/ExecutorInfo (unreadable ones count as none).
-fn resources_of(json: &[serde_json::Value]) -> Resources {
+pub(super) fn resources_of(json: &[serde_json::Value]) -> Resources {
     Resources::from_v1_json(&serde_json::Value::Array(json.to_vec())).unwrap_or_default()
 }
 
@@ -45,22 +46,37 @@ impl<L: ProcessLauncher> Runtime<L> {
             .as_ref()
             .is_some_and(|f| f.has_capability("TASK_KILLING_STATE"));
         let group = req.executor.as_ref().map(|e| e.executor_id.value.clone());
-        let container_id = group
+        // A task group shares one container (an existing one when its
+        // executor already runs); each command task gets its own.
+        let group_container = group
             .as_ref()
             .and_then(|ex| self.groups.get(&(fw.clone(), ex.clone())).cloned())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        // A task group's container is limited to what all its tasks and
-        // its executor asked for.
-        let mut group_total = req
+        // A task group's container is limited to what its executor and all
+        // its live tasks asked for, those of earlier launches included.
+        let executor_json = req
             .executor
             .as_ref()
-            .map(|e| resources_of(&e.resources))
+            .map(|e| e.resources.clone())
             .unwrap_or_default();
+        // Tasks refused below for their description are left out.
+        let mut joining = Resources::default();
+        let mut bandwidths = self.live_bandwidths(&group_container);
         for t in &req.tasks {
-            if let ParsedTask::Valid { info, .. } = t {
-                group_total.add(&resources_of(&info.resources));
+            if let ParsedTask::Valid { info, .. } = t
+                && !self
+                    .tasks
+                    .contains_key(&TaskKey::new(&fw, &info.task_id.value))
+                && let Ok(bw) = io::from_labels(info.labels.as_ref())
+                && volumes::parse(&self.config.work_dir, &info.resources).is_ok()
+            {
+                joining.add(&resources_of(&info.resources));
+                bandwidths.push(bw);
             }
         }
+        let mut group_total = self.live_resources(&group_container, &joining);
+        group_total.add(&resources_of(&executor_json));
+        let group_io = Bandwidth::combine(&bandwidths);
         for parsed in req.tasks {
             let (info, json) = match parsed {
                 ParsedTask::Valid { info, json } => (info, json),
@@ -96,15 +112,43 @@ impl<L: ProcessLauncher> Runtime<L> {
                 continue;
             }
             let executor_id = group.clone().unwrap_or_else(|| key.task_id.clone());
+            let container_id = match &group {
+                Some(_) => group_container.clone(),
+                None => uuid::Uuid::new_v4().to_string(),
+            };
             let agent_id = self
                 .agent_id
                 .clone()
                 .unwrap_or_else(|| info.agent_id.value.clone());
-            let resources = match &group {
-                Some(_) => group_total.clone(),
-                None => resources_of(&info.resources),
+            let own_io = match io::from_labels(info.labels.as_ref()) {
+                Ok(bw) => bw,
+                Err(e) => {
+                    let why = (
+                        TaskState::TASK_ERROR,
+                        status::REASON_TASK_INVALID,
+                        e.to_string(),
+                    );
+                    self.refuse(key, Some(info), json, executor_id, why);
+                    continue;
+                }
             };
-            let plan = match self.plan(&resources, &container_id, &key.task_id) {
+            let volumes = match volumes::parse(&self.config.work_dir, &info.resources) {
+                Ok(v) => v,
+                Err(e) => {
+                    let why = (
+                        TaskState::TASK_ERROR,
+                        status::REASON_TASK_INVALID,
+                        e.to_string(),
+                    );
+                    self.refuse(key, Some(info), json, executor_id, why);
+                    continue;
+                }
+            };
+            let (resources, io) = match &group {
+                Some(_) => (group_total.clone(), group_io),
+                None => (resources_of(&info.resources), own_io),
+            };
+            let mut plan = match self.plan(&resources, &io, &container_id, &key.task_id) {
                 Ok(p) => p,
                 Err(message) => {
                     let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
@@ -140,6 +184,14 @@ impl<L: ProcessLauncher> Runtime<L> {
                     continue;
                 }
             };
+            if !plan.0.namespaces.mount {
+                for v in volumes.iter().filter(|v| v.readonly) {
+                    plan.0.unenforced.push(format!(
+                        "read-only volume {} (namespaces/mount: no mount namespace, linked)",
+                        v.id
+                    ));
+                }
+            }
             let network = match self.network_for(&info, &resources, &container_id) {
                 Ok(n) => n,
                 Err((message, reason)) => {
@@ -156,6 +208,9 @@ impl<L: ProcessLauncher> Runtime<L> {
                 killing_state,
                 cgroup: plan.1.clone(),
                 network,
+                executor_resources: group
+                    .as_ref()
+                    .map_or_else(Vec::new, |_| executor_json.clone()),
             };
             let prepared = if let Some(e) = &req.executor_error {
                 Err(e.clone())
@@ -163,7 +218,11 @@ impl<L: ProcessLauncher> Runtime<L> {
                 Err("custom executors are not supported by this agent".to_string())
             } else {
                 self.context(&container, &key.task_id, Some(&plan.0))
-                    .map(|ctx| TaskContext { user, ..ctx })
+                    .map(|ctx| TaskContext {
+                        user,
+                        volumes,
+                        ..ctx
+                    })
                     .map_err(|e| e.to_string())
                     .and_then(|ctx| {
                         command::launch_spec(&ctx, info.command.as_ref(), &self.config.base_env)
@@ -207,6 +266,11 @@ impl<L: ProcessLauncher> Runtime<L> {
             if let Some(ex) = &group {
                 self.groups
                     .insert((fw.clone(), ex.clone()), container_id.clone());
+                self.group_executors
+                    .insert(container_id.clone(), resources_of(&executor_json));
+            }
+            if let (Some(limits), Some(dir)) = (&plan.0.limits, &plan.1) {
+                self.set_limits(dir, limits);
             }
             let (kills, kill_rx) = mpsc::unbounded_channel();
             self.tasks.insert(
@@ -268,6 +332,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     fn plan(
         &self,
         resources: &Resources,
+        io: &Bandwidth,
         container_id: &str,
         task_id: &str,
     ) -> Result<(Plan, Option<PathBuf>), String> {
@@ -278,6 +343,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             self.config.limit_options,
             scalar("cpus"),
             scalar("mem"),
+            io,
         )?;
         let cgroup = match (&plan.limits, &self.config.cgroups) {
             (Some(_), Some(cg)) => Some(
@@ -288,6 +354,84 @@ impl<L: ProcessLauncher> Runtime<L> {
             _ => None,
         };
         Ok((plan, cgroup))
+    }
+
+    /// What the live tasks of `container_id` asked for, plus `joining`
+    /// (a task group's executor is not included).
+    pub(super) fn live_resources(&self, container_id: &str, joining: &Resources) -> Resources {
+        let mut total = joining.clone();
+        let live = self
+            .tasks
+            .values()
+            .filter(|t| t.container_id == container_id && t.phase != Phase::Terminal);
+        for info in live.filter_map(|t| t.info.as_ref()) {
+            total.add(&resources_of(&info.resources));
+        }
+        total
+    }
+
+    /// The bandwidth each live task of `container_id` asked for.
+    fn live_bandwidths(&self, container_id: &str) -> Vec<Bandwidth> {
+        self.tasks
+            .values()
+            .filter(|t| t.container_id == container_id && t.phase != Phase::Terminal)
+            .filter_map(|t| t.info.as_ref())
+            .map(|info| io::from_labels(info.labels.as_ref()).unwrap_or_default())
+            .collect()
+    }
+
+    /// Gives the container's cgroup `limits` (resized if it has some).
+    fn set_limits(&self, container: &std::path::Path, limits: &crate::isolation::cgroups::Limits) {
+        let Some(cg) = &self.config.cgroups else {
+            return;
+        };
+        match self.config.container_limits.set(&**cg, container, limits) {
+            Ok(now) => tracing::debug!(cgroup = %container.display(), limits = ?now,
+                "container limits set"),
+            Err(e) => tracing::warn!(cgroup = %container.display(), error = %e,
+                "cannot resize a container's cgroup"),
+        }
+    }
+
+    /// Sizes a task group's container to its executor and its live tasks
+    /// (after a task ended, or when adopted after a restart); a container
+    /// with no live task is forgotten.
+    pub(super) fn resize_container(&mut self, container_id: &str) {
+        let Some(dir) = self.container_cgroup(container_id) else {
+            return;
+        };
+        let live = self
+            .tasks
+            .values()
+            .any(|t| t.container_id == container_id && t.phase != Phase::Terminal);
+        if !live {
+            self.config.container_limits.forget(&dir);
+            self.group_executors.remove(container_id);
+            return;
+        }
+        let Some(executor) = self.group_executors.get(container_id) else {
+            return;
+        };
+        let total = self.live_resources(container_id, executor);
+        let io = Bandwidth::combine(&self.live_bandwidths(container_id));
+        match self.plan(&total, &io, container_id, "") {
+            Ok((
+                Plan {
+                    limits: Some(limits),
+                    ..
+                },
+                _,
+            )) => self.set_limits(&dir, &limits),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(container_id, error = %e, "cannot resize a container"),
+        }
+    }
+
+    /// The cgroup directory of a live container, from its tasks' contexts.
+    fn container_cgroup(&self, container_id: &str) -> Option<PathBuf> {
+        let cg = self.config.cgroups.as_ref()?;
+        let dir = cg.paths(container_id, "").ok()?.container;
+        Some(dir)
     }
 
     /// The container's place on the agent's network, if the task asked for
@@ -401,6 +545,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 network: c.network.clone(),
             },
             user: None,
+            volumes: Vec::new(),
         })
     }
 
@@ -414,6 +559,22 @@ impl<L: ProcessLauncher> Runtime<L> {
         message: String,
         reason: &'static str,
     ) {
+        let why = (TaskState::TASK_FAILED, reason, message);
+        self.refuse(key, info, info_json, executor_id, why);
+    }
+
+    /// A task that is not started, nothing spawned; `why`: its state
+    /// (TASK_FAILED, or TASK_ERROR for a task description the agent
+    /// cannot accept), reason and message.
+    fn refuse(
+        &mut self,
+        key: TaskKey,
+        info: Option<Box<TaskInfo>>,
+        info_json: String,
+        executor_id: String,
+        why: (TaskState, &'static str, String),
+    ) {
+        let (state, reason, message) = why;
         if self.tasks.contains_key(&key) {
             return;
         }
@@ -427,6 +588,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             killing_state: false,
             cgroup: None,
             network: None,
+            executor_resources: Vec::new(),
         };
         let (dir, log) = match self.checkpoint_task(&container, &key, &info_json) {
             Ok((dir, log)) => (Some(dir), Some(log)),
@@ -451,6 +613,6 @@ impl<L: ProcessLauncher> Runtime<L> {
             log,
         };
         self.tasks.insert(key.clone(), task);
-        self.emit(&key, TaskState::TASK_FAILED, Some(message), Some(reason));
+        self.emit(&key, state, Some(message), Some(reason));
     }
 }

@@ -17,6 +17,7 @@ use super::call::ExecutorCall;
 use super::checkpoint::log::UpdateLog;
 use super::checkpoint::{self, MetaDir};
 use super::hooks::TaskHook;
+use super::hooks::cgroup::ContainerLimits;
 use super::launcher::ProcessLauncher;
 use super::status;
 use super::supervisor::Event;
@@ -52,6 +53,8 @@ pub struct ExecutorConfig {
     pub limit_options: LimitOptions,
     /// The Keel cgroup subtree, when there is one.
     pub cgroups: Option<Arc<dyn Cgroups>>,
+    /// The limits of live containers, shared with the cgroup hook.
+    pub container_limits: ContainerLimits,
     /// Run tasks as their `CommandInfo.user` / framework user (Mesos'
     /// `--switch_user`); `passwd_root` holds `etc/passwd` ("/").
     pub switch_user: bool,
@@ -76,6 +79,7 @@ impl ExecutorConfig {
             host: HostSupport::default(),
             limit_options: LimitOptions::default(),
             cgroups: None,
+            container_limits: ContainerLimits::default(),
             network: None,
             helper: PathBuf::from("/proc/self/exe"),
             switch_user: false,
@@ -96,6 +100,7 @@ impl ExecutorConfig {
         self.host.controllers = cgroups.controllers();
         self.hooks.push(Arc::new(super::hooks::cgroup::CgroupHook {
             cgroups: cgroups.clone(),
+            limits: self.container_limits.clone(),
         }));
         self.cgroups = Some(cgroups);
     }
@@ -147,6 +152,7 @@ impl ExecutorHandle {
             sink: None,
             tasks: BTreeMap::new(),
             groups: BTreeMap::new(),
+            group_executors: BTreeMap::new(),
             ipam,
             fetcher,
             container_ips: BTreeMap::new(),
@@ -229,6 +235,8 @@ struct Runtime<L> {
     tasks: BTreeMap<TaskKey, Task>,
     /// Containers of live task groups: (framework, executor) -> container.
     groups: BTreeMap<(String, String), String>,
+    /// The executor resources of each live task group's container.
+    group_executors: BTreeMap<String, keel_api::resources::Resources>,
     fetcher: Option<Arc<crate::fetcher::Fetcher>>,
     /// Addresses on the agent's network, and who has them.
     ipam: Option<Ipam>,

@@ -54,6 +54,12 @@ impl<L: ProcessLauncher> Runtime<L> {
                 self.recover_task(&c, t, &mut summary).await;
             }
         }
+        // Adopted task groups: their containers' current limits, so later
+        // launches and ends resize them from there.
+        let groups: Vec<String> = self.group_executors.keys().cloned().collect();
+        for container in groups {
+            self.resize_container(&container);
+        }
         if summary != RecoverySummary::default() {
             tracing::info!(adopted = summary.adopted, ended = summary.ended,
                 pending_updates = summary.pending_updates, forgotten = summary.forgotten,
@@ -123,6 +129,9 @@ impl<L: ProcessLauncher> Runtime<L> {
             self.groups
                 .entry((cp.framework_id.clone(), group.clone()))
                 .or_insert_with(|| cp.container_id.clone());
+            self.group_executors
+                .entry(cp.container_id.clone())
+                .or_insert_with(|| super::launching::resources_of(&cp.executor_resources));
         }
         let ctx = match self.context(cp, &t.task_id, None) {
             Ok(ctx) => ctx,

@@ -17,6 +17,8 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CgroupCall {
     Create(CgroupPaths, Limits),
+    /// A container's limits rewritten.
+    Update(PathBuf, Limits),
     Kill(PathBuf),
     Remove(CgroupPaths),
 }
@@ -49,6 +51,16 @@ impl FakeCgroups {
 
     pub fn calls(&self) -> Vec<CgroupCall> {
         self.state().calls.clone()
+    }
+
+    /// The limits last written to the container at `container` (by a
+    /// create or an update).
+    pub fn limits_of(&self, container: &Path) -> Option<Limits> {
+        self.state().calls.iter().rev().find_map(|c| match c {
+            CgroupCall::Create(p, l) if p.container == container => Some(l.clone()),
+            CgroupCall::Update(p, l) if p == container => Some(l.clone()),
+            _ => None,
+        })
     }
 
     fn oom_flag(&self, container: &Path) -> watch::Sender<bool> {
@@ -96,6 +108,13 @@ impl Cgroups for FakeCgroups {
         self.state()
             .calls
             .push(CgroupCall::Create(paths.clone(), limits.clone()));
+        Ok(())
+    }
+
+    fn update(&self, container: &Path, limits: &Limits) -> Result<(), CgroupError> {
+        self.state()
+            .calls
+            .push(CgroupCall::Update(container.to_path_buf(), limits.clone()));
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! <v2 mount>/<agent's cgroup>/keel/          cgroup.subtree_control: +cpu +memory +pids +io
 //!     supervisors/                           the shims (no limits)
 //!     <container>/                           cpu.max cpu.weight memory.max memory.high
-//!         t-<hash of task id>/               memory.swap.max pids.max io.weight memory.oom.group
+//!         t-<hash of task id>/               memory.swap.max pids.max io.weight io.max memory.oom.group
 //! ```
 //!
 //! The trait [`Cgroups`] is the kernel surface: [`v2::CgroupV2`] is the real
@@ -17,6 +17,7 @@
 pub mod detect;
 pub mod events;
 pub mod fake;
+pub mod io;
 pub mod v2;
 
 use std::collections::BTreeSet;
@@ -84,6 +85,9 @@ pub struct Limits {
     pub memory_swap_max: Option<u64>,
     pub pids_max: Option<u64>,
     pub io_weight: Option<u64>,
+    /// `io.max` of the sandboxes' disk (asked with `keel.io/*` labels).
+    #[serde(default)]
+    pub io_max: Option<io::IoMax>,
 }
 
 impl Limits {
@@ -100,10 +104,35 @@ impl Limits {
         if self.pids_max.is_some() {
             set.insert(Controller::Pids);
         }
-        if self.io_weight.is_some() {
+        if self.io_weight.is_some() || self.io_max.is_some() {
             set.insert(Controller::Io);
         }
         set
+    }
+
+    /// The limits a running container is resized to: these, except that
+    /// `memory.max` and `memory.high` never go below what `previous`
+    /// allowed. Lowering the hard limit under a running task group could
+    /// OOM-kill it (Mesos' memory isolator likewise only ever raises it);
+    /// cpu and io follow the tasks both ways (a container whose tasks no
+    /// longer ask for bandwidth has its `io.max` cleared).
+    pub fn resized_from(&self, previous: &Limits) -> Limits {
+        let keep = |next: Option<u64>, prev: Option<u64>| match (next, prev) {
+            (Some(n), Some(p)) => Some(n.max(p)),
+            (n, p) => n.or(p),
+        };
+        Limits {
+            memory_max: keep(self.memory_max, previous.memory_max),
+            memory_high: keep(self.memory_high, previous.memory_high),
+            io_max: match (self.io_max, previous.io_max) {
+                (None, Some(p)) if !p.limits.is_empty() => Some(io::IoMax {
+                    device: p.device,
+                    limits: io::Bandwidth::default(),
+                }),
+                (next, _) => next,
+            },
+            ..self.clone()
+        }
     }
 
     /// These limits with only what `available` controllers can enforce.
@@ -117,6 +146,7 @@ impl Limits {
             memory_swap_max: self.memory_swap_max.filter(|_| has(Controller::Memory)),
             pids_max: self.pids_max.filter(|_| has(Controller::Pids)),
             io_weight: self.io_weight.filter(|_| has(Controller::Io)),
+            io_max: self.io_max.filter(|_| has(Controller::Io)),
         }
     }
 }
@@ -176,6 +206,7 @@ pub fn limits_for(cpus: Option<f64>, mem_mb: Option<f64>, opts: LimitOptions) ->
         memory_swap_max: mem.map(|_| 0),
         pids_max: Some(opts.pids_max),
         io_weight: cpus.map(|c| ((c * 100.0) as u64).clamp(1, 10_000)),
+        io_max: None,
     }
 }
 
@@ -244,6 +275,11 @@ pub trait Cgroups: Send + Sync + 'static {
     /// idempotent (a restarted agent may run it again).
     fn create(&self, paths: &CgroupPaths, limits: &Limits) -> Result<(), CgroupError>;
 
+    /// Writes `limits` into the container's cgroup at `container` (a task
+    /// group's container resized as tasks join and end). A container not
+    /// created yet is left alone: [`Self::create`] writes its limits.
+    fn update(&self, container: &Path, limits: &Limits) -> Result<(), CgroupError>;
+
     /// Kills every process in the cgroup at `path` and below (`cgroup.kill`).
     fn kill(&self, path: &Path) -> Result<(), CgroupError>;
 
@@ -291,6 +327,28 @@ mod tests {
             limits_for(None, None, LimitOptions::default()).controllers(),
             BTreeSet::from([Controller::Pids])
         );
+    }
+
+    #[test]
+    fn a_resized_container_never_loses_memory() {
+        let big = limits_for(Some(2.0), Some(256.0), LimitOptions::default());
+        let small = limits_for(Some(0.5), Some(64.0), LimitOptions::default());
+        let r = small.resized_from(&big);
+        assert_eq!(
+            (r.memory_max, r.memory_high),
+            (big.memory_max, big.memory_high)
+        );
+        assert_eq!(
+            (r.cpu_max, r.cpu_weight, r.io_weight),
+            (small.cpu_max, small.cpu_weight, small.io_weight)
+        );
+        assert_eq!(
+            big.resized_from(&small),
+            big,
+            "growing takes the new limits"
+        );
+        let no_mem = limits_for(Some(1.0), None, LimitOptions::default());
+        assert_eq!(no_mem.resized_from(&big).memory_max, big.memory_max);
     }
 
     #[test]

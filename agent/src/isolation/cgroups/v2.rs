@@ -9,7 +9,8 @@
 //!
 //! Keel's own code, where cgroups-rs does not fit: creating the subtree and
 //! enabling controllers (cgroups-rs hard-codes `/sys/fs/cgroup`), `io.weight`
-//! (cgroups-rs writes `io.bfq.weight`), `memory.oom.group`, `cgroup.kill`
+//! (cgroups-rs writes `io.bfq.weight`), `io.max` (the device's whole line,
+//! every key, so a resize clears what it no longer limits), `memory.oom.group`, `cgroup.kill`
 //! and waiting for `cgroup.events` to say the group is empty, removing
 //! cgroups, and OOM notification (`memory.events` + inotify, [`super::events`];
 //! cgroups-rs only knows v1's `memory.oom_control`).
@@ -153,6 +154,11 @@ impl CgroupV2 {
         {
             write(&dir.join("io.weight"), &format!("default {w}"))?;
         }
+        if has(Controller::Io)
+            && let Some(max) = &limits.io_max
+        {
+            write(&dir.join("io.max"), &max.line())?;
+        }
         Ok(())
     }
 
@@ -218,6 +224,13 @@ impl Cgroups for CgroupV2 {
         // Written again for each task of a group: the same values.
         self.write_limits(&paths.container, limits)?;
         fs::create_dir_all(&paths.leaf).map_err(|e| CgroupError::io(&paths.leaf, e))
+    }
+
+    fn update(&self, container: &Path, limits: &Limits) -> Result<(), CgroupError> {
+        if !container.is_dir() {
+            return Ok(());
+        }
+        self.write_limits(container, limits)
     }
 
     fn kill(&self, path: &Path) -> Result<(), CgroupError> {

@@ -69,6 +69,27 @@ fn limits_land_in_the_v2_files() {
 }
 
 #[test]
+fn an_update_rewrites_a_created_container_only() {
+    let (_dir, root) = tree();
+    let cg = CgroupV2::prepare(&root, &BTreeSet::from(Controller::ALL)).unwrap();
+    let paths = cg.paths("c1", "t").unwrap();
+    let grown = limits_for(Some(1.5), Some(128.0), LimitOptions::default());
+    cg.update(&paths.container, &grown).unwrap();
+    assert!(!paths.container.exists(), "nothing created by an update");
+    kernel_files(&paths.container);
+    cg.create(
+        &paths,
+        &limits_for(Some(0.5), Some(64.0), LimitOptions::default()),
+    )
+    .unwrap();
+    cg.update(&paths.container, &grown).unwrap();
+    let read = |f: &str| fs::read_to_string(paths.container.join(f)).unwrap();
+    assert_eq!(read("cpu.max"), "150000 100000");
+    assert_eq!(read("memory.max"), (128u64 << 20).to_string());
+    assert_eq!(read("io.weight"), "default 150");
+}
+
+#[test]
 fn only_enabled_controllers_are_written() {
     let (_dir, root) = tree();
     let cg = CgroupV2::prepare(&root, &BTreeSet::from([Controller::Pids])).unwrap();

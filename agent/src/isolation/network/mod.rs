@@ -11,13 +11,14 @@
 //! ```text
 //!  host: bridge keel0 (gateway, e.g. 10.211.0.1/16) -- kv<hash> ==veth== eth0 (10.211.0.N/16)
 //!        listener 0.0.0.0:31001 --(TCP proxy in the agent)--> 10.211.0.N:8080
+//!        socket 0.0.0.0:31002/udp --(UDP flows, one per client)--> 10.211.0.N:5353
 //! ```
 //!
 //! - [`ipam`]: addresses from the agent's range (pure; rebuilt from checkpoints).
 //! - [`bridge`]: the real [`Network`], all netlink work on dedicated threads
 //!   (rtnetlink, no `fork`), the namespace kept as an nsfs bind mount in an
 //!   unbindable directory (so containers' mount namespaces never copy it).
-//! - [`proxy`]: host ports forwarded to the task (TCP).
+//! - [`proxy`]: host ports forwarded to the task (TCP and UDP).
 //! - [`fake`]: a recording [`Network`].
 
 pub mod bridge;
@@ -54,11 +55,23 @@ impl NetworkError {
     }
 }
 
-/// `NetworkInfo.PortMapping` (TCP only).
+/// A port mapping's `protocol` (Mesos: `tcp` when not set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// `NetworkInfo.PortMapping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     pub host_port: u16,
     pub container_port: u16,
+    /// Absent in checkpoints written before UDP was forwarded: TCP.
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 /// What a task asked for in `ContainerInfo.network_infos`.
@@ -69,7 +82,8 @@ pub struct NetworkRequest {
 }
 
 /// Reads the request of a TaskInfo's raw `container` (`None`: host
-/// networking). Several networks, or a UDP mapping, are refused.
+/// networking). Several networks, a protocol other than `tcp`/`udp`, or the
+/// same host port and protocol mapped twice are refused.
 pub fn request(container: Option<&Json>) -> Result<Option<NetworkRequest>, NetworkError> {
     let infos = match container.and_then(|c| c.get("network_infos")) {
         Some(Json::Array(infos)) if !infos.is_empty() => infos,
@@ -98,16 +112,30 @@ pub fn request(container: Option<&Json>) -> Result<Option<NetworkRequest>, Netwo
                 .filter(|p| *p > 0)
                 .ok_or_else(|| NetworkError::Invalid(format!("port mapping without a valid {k}")))
         };
-        let protocol = m.get("protocol").and_then(Json::as_str).unwrap_or("tcp");
-        if !protocol.eq_ignore_ascii_case("tcp") {
-            return Err(NetworkError::Invalid(format!(
-                "port mapping protocol {protocol}: only tcp is forwarded"
-            )));
-        }
-        port_mappings.push(PortMapping {
+        let protocol = match m.get("protocol").and_then(Json::as_str).unwrap_or("tcp") {
+            p if p.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
+            p if p.eq_ignore_ascii_case("udp") => Protocol::Udp,
+            p => {
+                return Err(NetworkError::Invalid(format!(
+                    "port mapping protocol {p}: only tcp and udp are forwarded"
+                )));
+            }
+        };
+        let mapping = PortMapping {
             host_port: port("host_port")?,
             container_port: port("container_port")?,
-        });
+            protocol,
+        };
+        if port_mappings
+            .iter()
+            .any(|o: &PortMapping| (o.host_port, o.protocol) == (mapping.host_port, protocol))
+        {
+            return Err(NetworkError::Invalid(format!(
+                "host port {} is mapped twice",
+                mapping.host_port
+            )));
+        }
+        port_mappings.push(mapping);
     }
     Ok(Some(NetworkRequest {
         name,
@@ -164,14 +192,30 @@ mod tests {
                 name: "keel".into(),
                 port_mappings: vec![PortMapping {
                     host_port: 31001,
-                    container_port: 80
+                    container_port: 80,
+                    protocol: Protocol::Tcp,
                 }]
             })
         );
+        let both = json!({"network_infos": [{"name": "keel", "port_mappings": [
+            {"host_port": 31001, "container_port": 53},
+            {"host_port": 31001, "container_port": 53, "protocol": "udp"}]}]});
+        let got = request(Some(&both)).unwrap().unwrap().port_mappings;
+        assert_eq!(
+            got.iter().map(|m| m.protocol).collect::<Vec<_>>(),
+            [Protocol::Tcp, Protocol::Udp]
+        );
+        // Checkpoints from before UDP: TCP.
+        let old: PortMapping =
+            serde_json::from_value(json!({"host_port": 1, "container_port": 2})).unwrap();
+        assert_eq!(old.protocol, Protocol::Tcp);
         for bad in [
             json!({"network_infos": [{"name": "a"}, {"name": "b"}]}),
             json!({"network_infos": [{}]}),
-            json!({"network_infos": [{"name": "k", "port_mappings": [{"host_port": 1, "container_port": 2, "protocol": "udp"}]}]}),
+            json!({"network_infos": [{"name": "k", "port_mappings": [{"host_port": 1, "container_port": 2, "protocol": "sctp"}]}]}),
+            json!({"network_infos": [{"name": "k", "port_mappings": [
+                {"host_port": 1, "container_port": 2, "protocol": "udp"},
+                {"host_port": 1, "container_port": 3, "protocol": "UDP"}]}]}),
             json!({"network_infos": [{"name": "k", "port_mappings": [{"host_port": 70000, "container_port": 2}]}]}),
         ] {
             assert!(request(Some(&bad)).is_err(), "{bad}");
