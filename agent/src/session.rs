@@ -11,6 +11,9 @@
 //!     +--- backoff: random in [0, factor*2^n], cap 60s <--- detach executor
 //! ```
 //!
+//! Which master next: [`Failover`]. A master that does not lead names the
+//! leader; the agent goes there within `factor * 4`.
+//!
 //! Updates produced while no stream is up stay queued in the executor's
 //! update manager; `attach` on the next session sends them all again.
 
@@ -47,12 +50,125 @@ pub enum SessionError {
     Connect { master: String, reason: String },
     #[error("master {master} refused the registration: {reason}")]
     Refused { master: String, reason: String },
+    #[error("master {master} does not lead ({reason})")]
+    NotLeader {
+        master: String,
+        reason: String,
+        /// The leading master, when the refusing one named it.
+        leader: Option<String>,
+    },
     #[error("master {master} closed the session")]
     Closed { master: String },
     #[error("master {master} sent nothing for {silence:?}")]
     Silent { master: String, silence: Duration },
     #[error(transparent)]
     WorkDir(#[from] crate::workdir::WorkDirError),
+}
+
+/// How long a master the agent could not reach is taken for dead when
+/// others still name it as leader: followers name the dead leader until
+/// they have elected another (about half a second, see `raft::options`).
+const DEAD_LEADER: Duration = Duration::from_secs(2);
+
+/// Where an agent goes after a failed session, and how long it waits.
+///
+/// A master that does not lead is alive and knows the cluster: the agent
+/// goes to the leader it names (or, when it names none or one the agent
+/// has just failed to reach, to the next master of the list) after at
+/// most `factor * 4`, so that agents find a new leader within moments of
+/// its election instead of backing off through it. Any other failure (no
+/// connection, a session that ended, a refusal) moves on to the next master
+/// of the list with the usual exponential backoff.
+#[derive(Debug)]
+pub struct Failover {
+    masters: Vec<String>,
+    current: String,
+    /// Round robin position when `current` is not in the list (a leader
+    /// named by a master, added at runtime).
+    turn: usize,
+    /// The last master that could not be reached at all, and when.
+    unreachable: Option<(String, Instant)>,
+}
+
+/// Why a session ended, as far as choosing the next master goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    /// No connection could be made.
+    Unreachable,
+    /// The master does not lead; it named the leader (or not).
+    NotLeader { leader: Option<String> },
+    /// Anything else (a refusal, a session that ended, a silent master).
+    Other,
+}
+
+impl From<&SessionError> for Ended {
+    fn from(e: &SessionError) -> Self {
+        match e {
+            SessionError::Connect { .. } => Ended::Unreachable,
+            SessionError::NotLeader { leader, .. } => Ended::NotLeader {
+                leader: leader.clone(),
+            },
+            _ => Ended::Other,
+        }
+    }
+}
+
+impl Failover {
+    pub fn new(masters: Vec<String>) -> Self {
+        let current = masters[0].clone();
+        Failover {
+            masters,
+            current,
+            turn: 0,
+            unreachable: None,
+        }
+    }
+
+    /// The master to try now.
+    pub fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// Picks the next master after `ended`; returns the delay before it.
+    pub fn next(&mut self, ended: Ended, factor: Duration, attempt: u32, now: Instant) -> Duration {
+        if ended == Ended::Unreachable {
+            self.unreachable = Some((self.current.clone(), now));
+        }
+        let unreachable = self.unreachable.clone();
+        let dead = |m: &String| {
+            unreachable
+                .as_ref()
+                .is_some_and(|(u, at)| u == m && now.duration_since(*at) < DEAD_LEADER)
+        };
+        let (hint, delay) = match ended {
+            Ended::Unreachable => (None, backoff(factor, attempt)),
+            Ended::NotLeader { leader } => {
+                (leader.filter(|l| !dead(l)), backoff(factor, attempt.min(2)))
+            }
+            Ended::Other => (None, backoff(factor, attempt)),
+        };
+        self.current = match hint {
+            Some(leader) => leader,
+            None => {
+                let at = match self.masters.iter().position(|m| *m == self.current) {
+                    Some(i) => i,
+                    None => {
+                        self.turn += 1;
+                        self.turn
+                    }
+                };
+                // In list order, skipping a master just found dead unless
+                // there is no other.
+                let n = self.masters.len();
+                (1..=n)
+                    .map(|k| &self.masters[(at + k) % n])
+                    .find(|m| !dead(m))
+                    .unwrap_or(&self.masters[(at + 1) % n])
+                    .clone()
+            }
+        };
+        delay
+    }
 }
 
 /// The next delay: uniformly random in `[0, factor * 2^attempt]`, capped.
@@ -81,9 +197,9 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let mut attempt = 0u32;
-    let mut next_master = 0usize;
+    let mut failover = Failover::new(config.masters.clone());
     loop {
-        let master = config.masters[next_master % config.masters.len()].clone();
+        let master = failover.current().to_string();
         let result = tokio::select! {
             r = session_once(&master, &config, work_dir, &status, &mut attempt) => r,
             _ = shutdown.wait_for(|s| *s) => {
@@ -96,15 +212,23 @@ pub async fn run(
             s.registered = false;
             s.master = None;
         });
-        match result {
+        let ended = match result {
             Ok(()) => return Ok(()),
             Err(SessionError::WorkDir(e)) => return Err(SessionError::WorkDir(e)),
-            Err(e) => tracing::warn!(error = %e, "session with master ended"),
+            Err(e) => {
+                tracing::warn!(error = %e, "session with master ended");
+                Ended::from(&e)
+            }
+        };
+        // A master that answers but does not lead is no reason to back off
+        // further: the cluster is electing or has a leader to name.
+        let grows = !matches!(ended, Ended::NotLeader { .. });
+        let delay = failover.next(ended, config.backoff_factor, attempt, Instant::now());
+        if grows {
+            attempt = attempt.saturating_add(1);
         }
-        next_master += 1;
-        let delay = backoff(config.backoff_factor, attempt);
-        attempt = attempt.saturating_add(1);
-        tracing::info!(?delay, "reconnecting");
+        let master = failover.current();
+        tracing::info!(?delay, %master, "reconnecting");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
@@ -144,14 +268,10 @@ async fn session_once(
     };
     // Fresh channel: cannot be full.
     let _ = tx.try_send(register);
-    let response =
-        client
-            .session(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| SessionError::Refused {
-                master: master.to_string(),
-                reason: s.message().to_string(),
-            })?;
+    let response = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| refused(master, &s))?;
     let mut inbound = response.into_inner();
 
     let closed = || SessionError::Closed {
@@ -169,12 +289,7 @@ async fn session_once(
                 reason: r.reason,
             });
         }
-        Some(Err(s)) => {
-            return Err(SessionError::Refused {
-                master: master.to_string(),
-                reason: s.message().to_string(),
-            });
-        }
+        Some(Err(s)) => return Err(refused(master, &s)),
         _ => return Err(closed()),
     };
     if work_dir.agent_id()?.as_deref() != Some(registered.agent_id.as_str()) {
@@ -254,6 +369,28 @@ async fn session_once(
     }
 }
 
+/// A refusal in gRPC status form. `UNAVAILABLE` is a master that does not
+/// lead, with the leader it names in the `keel-leader` metadata, if any.
+fn refused(master: &str, s: &tonic::Status) -> SessionError {
+    if s.code() == tonic::Code::Unavailable {
+        let leader = s
+            .metadata()
+            .get(pb::LEADER_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .filter(|l| !l.is_empty())
+            .map(str::to_string);
+        return SessionError::NotLeader {
+            master: master.to_string(),
+            reason: s.message().to_string(),
+            leader,
+        };
+    }
+    SessionError::Refused {
+        master: master.to_string(),
+        reason: s.message().to_string(),
+    }
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -274,6 +411,101 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn three() -> Failover {
+        Failover::new(["a:1", "b:2", "c:3"].map(String::from).to_vec())
+    }
+
+    fn names(leader: &str) -> Ended {
+        Ended::NotLeader {
+            leader: Some(leader.into()),
+        }
+    }
+
+    #[test]
+    fn a_named_leader_is_tried_next_soon() {
+        let f = Duration::from_millis(100);
+        for _ in 0..100 {
+            let mut fo = three();
+            let delay = fo.next(names("c:3"), f, 10, Instant::now());
+            assert_eq!(fo.current(), "c:3");
+            assert!(delay <= f * 4, "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_leader_the_master_after_the_failed_one_is_tried() {
+        let f = Duration::from_millis(100);
+        let now = Instant::now();
+        let mut fo = three();
+        fo.next(names("c:3"), f, 0, now);
+        // c:3 is down: next in list order after c:3, not after a:1.
+        fo.next(Ended::Unreachable, f, 1, now);
+        assert_eq!(fo.current(), "a:1");
+        fo.next(Ended::NotLeader { leader: None }, f, 2, now);
+        assert_eq!(fo.current(), "b:2");
+        // c:3 was just found dead: skipped.
+        fo.next(Ended::Other, f, 3, now);
+        assert_eq!(fo.current(), "a:1");
+        // Only dead masters left: the next one anyway.
+        let mut alone = Failover::new(vec!["a:1".into()]);
+        alone.next(Ended::Unreachable, f, 0, now);
+        assert_eq!(alone.current(), "a:1");
+        let grows = (0..200).any(|_| three().next(Ended::Other, f, 5, now) > f * 4);
+        assert!(grows, "backoff keeps growing on other failures");
+        let bounded = (0..200).all(|_| three().next(names("b:2"), f, 30, now) <= f * 4);
+        assert!(bounded, "a live master that does not lead is retried soon");
+    }
+
+    #[test]
+    fn a_named_leader_just_found_dead_is_skipped_for_a_while() {
+        let f = Duration::from_millis(100);
+        let t0 = Instant::now();
+        let mut fo = three();
+        // a:1 (the old leader) is dead; b:2 still names it.
+        fo.next(Ended::Unreachable, f, 0, t0);
+        assert_eq!(fo.current(), "b:2");
+        fo.next(names("a:1"), f, 1, t0);
+        assert_eq!(fo.current(), "c:3");
+        // c:3 too: the list goes on, past the dead a:1.
+        fo.next(names("a:1"), f, 2, t0);
+        assert_eq!(fo.current(), "b:2");
+        let mut fo = three();
+        fo.next(Ended::Unreachable, f, 0, t0);
+        // b:2 has been elected.
+        fo.next(names("b:2"), f, 2, t0);
+        assert_eq!(fo.current(), "b:2");
+        // Named later, a:1 is followed: it may have come back.
+        fo.next(names("a:1"), f, 3, t0 + DEAD_LEADER);
+        assert_eq!(fo.current(), "a:1");
+    }
+
+    #[test]
+    fn a_leader_outside_the_list_is_followed_and_then_left_in_turn() {
+        let f = Duration::from_millis(100);
+        let now = Instant::now();
+        let mut fo = three();
+        fo.next(names("d:4"), f, 0, now);
+        assert_eq!(fo.current(), "d:4");
+        fo.next(Ended::Unreachable, f, 1, now);
+        assert!(["a:1", "b:2", "c:3"].contains(&fo.current()));
+    }
+
+    #[test]
+    fn a_refusal_carries_the_leader_from_metadata() {
+        let mut s = tonic::Status::unavailable("not the leading master; leader: b:2");
+        s.metadata_mut()
+            .insert(pb::LEADER_METADATA, "127.0.0.1:5051".parse().unwrap());
+        let e = refused("127.0.0.1:5050", &s);
+        assert_eq!(Ended::from(&e), names("127.0.0.1:5051"));
+        let plain = tonic::Status::unavailable("no leader elected");
+        assert_eq!(
+            Ended::from(&refused("x:1", &plain)),
+            Ended::NotLeader { leader: None }
+        );
+        let invalid = tonic::Status::invalid_argument("register carries no agent info");
+        assert_eq!(Ended::from(&refused("x:1", &invalid)), Ended::Other);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

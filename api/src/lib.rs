@@ -17,6 +17,10 @@ pub mod resources;
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
     tonic::include_proto!("keel.v1");
+
+    /// gRPC metadata key on a master's refusal of an agent session: the
+    /// leading master's `host:port`, where the agent should go next.
+    pub const LEADER_METADATA: &str = "keel-leader";
 }
 
 /// Generated code for `proto/keel/v1/raft.proto`: Raft between masters.

@@ -329,7 +329,18 @@ pub fn masters_table(body: &Json) -> String {
             ]
         })
         .collect();
-    let mut out = format!("term {}\n", num(&body["term"]));
+    let mut out = format!("term {}", num(&body["term"]));
+    if let Some(log) = body["log"].as_object() {
+        out += &format!(
+            ", log {} (applied {})",
+            num(&log["last_index"]),
+            num(&log["applied_index"])
+        );
+    }
+    out.push('\n');
+    if let Some(problem) = body["problem"].as_str() {
+        out += &format!("PROBLEM: {problem}\n");
+    }
     out += &table(&["ID", "ADDRESS", "ROLE", "VOTE", "ASKED"], &rows);
     out
 }
@@ -353,6 +364,25 @@ mod tests {
         assert!(
             lines[1].contains("m-S0") && lines[1].contains("23000") && lines[1].contains("active")
         );
+    }
+
+    #[test]
+    fn masters_table_shows_log_and_problem() {
+        let body = json!({
+            "leader": "127.0.0.1:5050", "term": 3, "me": 7,
+            "members": [
+                {"id": 7, "address": "127.0.0.1:5050", "voter": true, "leader": true},
+                {"id": 9, "address": "127.0.0.1:5060", "voter": true, "leader": false}
+            ],
+            "log": {"last_index": 42, "applied_index": 41, "snapshot_index": null},
+            "problem": "the --masters lists disagree"
+        });
+        let t = masters_table(&body);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "term 3, log 42 (applied 41)");
+        assert_eq!(lines[1], "PROBLEM: the --masters lists disagree");
+        assert!(lines[3].contains("leader") && lines[3].ends_with('*'));
+        assert!(lines[4].contains("follower"));
     }
 
     #[test]

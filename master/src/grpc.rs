@@ -69,10 +69,15 @@ impl pb::agent_service_server::AgentService for AgentService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         if !self.master.serving() {
             let leader = crate::http::leader::leader_addr(&self.master.cluster());
-            return Err(Status::unavailable(match leader {
+            let mut status = Status::unavailable(match &leader {
                 Some(l) => format!("not the leading master; leader: {l}"),
                 None => "not the leading master; no leader elected".to_string(),
-            }));
+            });
+            // Where the agent should go next, machine-readable.
+            if let Some(value) = leader.and_then(|l| l.parse().ok()) {
+                status.metadata_mut().insert(pb::LEADER_METADATA, value);
+            }
+            return Err(status);
         }
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())

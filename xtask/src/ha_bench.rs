@@ -8,6 +8,9 @@
 //!   (each one a Raft commit on 3 masters), and in the same run a 3-node
 //!   etcd (Debian `etcd-server`) on loopback written through its v3 HTTP
 //!   gateway (`POST /v3/kv/put`) by the same client.
+//!
+//! Each process's stderr goes to `<tmp>/<name>.log`; the directory is kept
+//! when the run fails, or always with `KEEL_BENCH_KEEP=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,10 +62,29 @@ fn spawn_master(port: u16, dir: &Path, list: &str) -> Result<Proc> {
         ])
         .arg("--work-dir")
         .arg(dir.join(format!("m{port}")))
-        .stderr(Stdio::null())
+        .stderr(log_file(dir, &format!("m{port}"))?)
         .spawn()
         .context("cannot start keel-master")?;
     Ok(Proc(child))
+}
+
+/// Appends a process's stderr to `DIR/NAME.log`, kept when the run fails.
+fn log_file(dir: &Path, name: &str) -> Result<Stdio> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))?;
+    Ok(Stdio::from(f))
+}
+
+/// `(last log index, applied index)` of a master, from Keel's masters view.
+fn log_position(port: u16) -> Option<(u64, u64)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&cluster::get(port, "/api/keel/v1/masters")?).ok()?;
+    Some((
+        v["log"]["last_index"].as_u64()?,
+        v["log"]["applied_index"].as_u64()?,
+    ))
 }
 
 fn health(http: &reqwest::blocking_like::Client, port: u16) -> bool {
@@ -146,6 +168,21 @@ pub fn run(kills: usize, agents: usize, writes: usize) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("keel-bench-ha-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
+    match bench(&tmp, kills, agents, writes) {
+        Ok(()) if std::env::var_os("KEEL_BENCH_KEEP").is_some() => {
+            eprintln!("logs and stores kept in {}", tmp.display());
+            Ok(())
+        }
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!("logs and stores are kept in {}", tmp.display()))),
+    }
+}
+
+fn bench(tmp: &Path, kills: usize, agents: usize, writes: usize) -> Result<()> {
+    let tmp = tmp.to_path_buf();
     let http = Client::new();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let list = ports
@@ -184,7 +221,7 @@ pub fn run(kills: usize, agents: usize, writes: usize) -> Result<()> {
                 "--hostname",
                 &format!("bench-{i}"),
             ])
-            .stderr(Stdio::null())
+            .stderr(log_file(&tmp, &format!("a{i}"))?)
             .spawn()?;
         agent_procs.push(Proc(child));
     }
@@ -230,12 +267,21 @@ pub fn run(kills: usize, agents: usize, writes: usize) -> Result<()> {
         }
         masters[l] = Some(spawn_master(ports[l], &tmp, &list)?);
         alive[l] = true;
-        // Let it catch up before the next kill.
-        std::thread::sleep(Duration::from_secs(2));
+        // The next kill waits until the restarted master has applied the
+        // leader's whole log: killing the leader before that could leave no
+        // majority that holds every committed entry up to date.
+        let target = log_position(ports[n]).map(|p| p.0).unwrap_or(0);
+        if !wait_until(Duration::from_secs(30), || {
+            log_position(ports[l]).is_some_and(|(_, applied)| applied >= target)
+        }) {
+            bail!(
+                "restarted master on port {} did not catch up to index {target} in 30s",
+                ports[l]
+            );
+        }
     }
     drop(agent_procs);
     drop(masters);
-    let _ = std::fs::remove_dir_all(&tmp);
 
     for v in [&mut failovers, &mut rereg] {
         v.sort_by(f64::total_cmp);

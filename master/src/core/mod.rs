@@ -197,8 +197,19 @@ impl Master {
             serving: std::sync::atomic::AtomicBool::new(false),
             allocate_soon: Notify::new(),
         });
-        if master.replicator.cluster().leadership == replicate::Leadership::Leader {
-            master.become_leader().await?;
+        let view = master.replicator.cluster();
+        if view.leadership == replicate::Leadership::Leader
+            && let Err(e) = master.become_leader().await
+        {
+            // A restarted Raft master may believe for a moment that it still
+            // leads (its own committed vote) until it hears the newer term:
+            // its takeover then fails, and `follow_leadership` (which the
+            // server runs) retries or follows whoever leads. A single
+            // master's local log failing is fatal.
+            if view.log.is_none() {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "cannot take over as leader at startup; following the cluster");
         }
         Ok(master)
     }
@@ -235,9 +246,9 @@ impl Master {
             .filter(|a| a.state == AgentState::Active)
             .map(|a| a.id.clone())
             .collect();
-        for agent_id in stale {
-            let cmd = Command::DisconnectAgent {
-                agent_id,
+        if !stale.is_empty() {
+            let cmd = Command::DisconnectAgents {
+                agent_ids: stale,
                 at: unix_now(),
             };
             self.commit(&w, cmd).await?;
@@ -590,4 +601,78 @@ fn reset_runtime(inner: &mut Inner, config: &MasterConfig) -> Result<(), MasterE
     inner.offers.clear();
     inner.tasks = tasks::TaskTable::default();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replicate::{
+        BoxFuture, ClusterView, Leadership, LogPosition, Member, ProposeError, Replicator,
+    };
+    use super::*;
+
+    /// A replicated master that believes it leads (its own vote, right
+    /// after a restart) but whose proposals are refused: the newer leader
+    /// has already taken over.
+    struct StaleLeader {
+        replicated: bool,
+    }
+
+    impl Replicator for StaleLeader {
+        fn propose(
+            &self,
+            _cmd: Command,
+        ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>> {
+            Box::pin(std::future::ready(Err(ProposeError::NotLeader {
+                leader: Some("127.0.0.1:2".into()),
+            })))
+        }
+        fn registry(&self) -> Registry {
+            Registry::default()
+        }
+        fn cluster(&self) -> ClusterView {
+            ClusterView {
+                leadership: Leadership::Leader,
+                term: 5,
+                members: vec![Member {
+                    id: 1,
+                    addr: "127.0.0.1:1".into(),
+                    voter: true,
+                }],
+                me: 1,
+                log: self.replicated.then_some(LogPosition {
+                    last: Some(3),
+                    applied: Some(3),
+                    snapshot: None,
+                }),
+                problem: None,
+            }
+        }
+        fn leadership_changed(&self) -> BoxFuture<'_, ()> {
+            Box::pin(std::future::pending())
+        }
+        fn add_member(&self, _addr: String) -> BoxFuture<'_, Result<(), ProposeError>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+        fn remove_member(&self, _id: u64) -> BoxFuture<'_, Result<(), ProposeError>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_leader_at_startup_starts_and_does_not_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MasterConfig::local(1, dir.path().to_path_buf());
+        let master = Master::open_with(config, Box::new(StaleLeader { replicated: true }))
+            .await
+            .expect("a replicated master must start and follow the cluster");
+        assert!(!master.serving());
+    }
+
+    #[tokio::test]
+    async fn a_single_master_that_cannot_commit_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MasterConfig::local(1, dir.path().to_path_buf());
+        let opened = Master::open_with(config, Box::new(StaleLeader { replicated: false })).await;
+        assert!(opened.is_err());
+    }
 }

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::replicate::{BoxFuture, ClusterView, Leadership, Member, ProposeError, Replicator};
+use super::replicate::{
+    BoxFuture, ClusterView, Leadership, LogPosition, Member, ProposeError, Replicator,
+};
 use crate::raft::{self, RaftNode};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
@@ -78,6 +80,12 @@ impl Replicator for RaftReplicator {
                 })
                 .collect(),
             me: status.id,
+            log: Some(LogPosition {
+                last: status.last_log_index,
+                applied: status.last_applied_index,
+                snapshot: status.snapshot_index,
+            }),
+            problem: status.problem,
         }
     }
 

@@ -72,6 +72,20 @@ pub struct ClusterView {
     pub members: Vec<Member>,
     /// This master's id.
     pub me: u64,
+    /// Where this master's copy of the replicated log stands (Raft only).
+    pub log: Option<LogPosition>,
+    /// Something an operator must fix (a refused store, a member list that
+    /// disagrees), if any.
+    pub problem: Option<String>,
+}
+
+/// Indexes of this master's replicated log: a restarted master has caught
+/// up when its `applied` reaches the leader's `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    pub last: Option<u64>,
+    pub applied: Option<u64>,
+    pub snapshot: Option<u64>,
 }
 
 const SINGLE: &str =
@@ -130,6 +144,8 @@ impl Replicator for LocalLog {
                 voter: true,
             }],
             me: 1,
+            log: None,
+            problem: None,
         }
     }
 

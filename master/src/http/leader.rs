@@ -80,6 +80,12 @@ pub fn cluster_json(view: &ClusterView) -> Json {
             "voter": m.voter,
             "leader": leader.as_deref() == Some(m.addr.as_str()),
         })).collect::<Vec<_>>(),
+        "log": view.log.map(|l| json!({
+            "last_index": l.last,
+            "applied_index": l.applied,
+            "snapshot_index": l.snapshot,
+        })),
+        "problem": view.problem,
     })
 }
 

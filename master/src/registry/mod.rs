@@ -9,7 +9,7 @@
 //! Agent life cycle:
 //!
 //! ```text
-//!   AdmitAgent          DisconnectAgent           MarkAgentUnreachable
+//!   AdmitAgent          DisconnectAgent(s)        MarkAgentUnreachable
 //! ------------> Active ----------------> Disconnected ----------------> Unreachable
 //!                 ^  \______________________________________________________/ |
 //!                 |              MarkAgentUnreachable (no heartbeats)          |
@@ -122,6 +122,14 @@ pub enum Command {
         agent_id: String,
         at: f64,
     },
+    /// A new leader takes over: every agent still marked active had its
+    /// session with the old leader, so all of them are disconnected until
+    /// they re-register. One command, so a takeover is one commit however
+    /// many agents there are. Unknown ids are ignored.
+    DisconnectAgents {
+        agent_ids: Vec<String>,
+        at: f64,
+    },
     /// No heartbeat from the agent within the agent timeout.
     MarkAgentUnreachable {
         agent_id: String,
@@ -190,6 +198,10 @@ pub enum Applied {
     },
     AgentDisconnected {
         agent_id: String,
+    },
+    /// How many of a [`Command::DisconnectAgents`] were active.
+    AgentsDisconnected {
+        count: usize,
     },
     AgentUnreachable {
         agent_id: String,
@@ -272,7 +284,7 @@ impl Registry {
             }
             (Command::Bootstrap { .. }, None) => Ok(()),
             (_, None) => Err(RegistryError::NotBootstrapped),
-            (Command::AdmitAgent { .. }, Some(_)) => Ok(()),
+            (Command::AdmitAgent { .. } | Command::DisconnectAgents { .. }, Some(_)) => Ok(()),
             (Command::ReadmitAgent { agent_id, .. }, Some(_)) => {
                 if keel_api::valid_id(agent_id) {
                     Ok(())
@@ -381,6 +393,22 @@ impl Registry {
                     }
                 } else {
                     Applied::Unchanged
+                }
+            }
+            Command::DisconnectAgents { agent_ids, .. } => {
+                let mut count = 0;
+                for id in agent_ids {
+                    if let Some(rec) = self.agents.get_mut(id)
+                        && rec.state == AgentState::Active
+                    {
+                        rec.state = AgentState::Disconnected;
+                        count += 1;
+                    }
+                }
+                if count == 0 {
+                    Applied::Unchanged
+                } else {
+                    Applied::AgentsDisconnected { count }
                 }
             }
             Command::MarkAgentUnreachable { agent_id, at } => {
@@ -503,6 +531,36 @@ mod tests {
         );
         assert_eq!(r.agent("m1-S1").unwrap().info.hostname, "b");
         assert_eq!(r.agent("m1-S1").unwrap().state, AgentState::Active);
+    }
+
+    #[test]
+    fn a_takeover_disconnects_every_active_agent_in_one_command() {
+        let mut r = bootstrapped();
+        for host in ["a", "b", "c"] {
+            r.apply(&Command::AdmitAgent {
+                info: info(host),
+                at: 1.0,
+            })
+            .unwrap();
+        }
+        r.apply(&Command::MarkAgentUnreachable {
+            agent_id: "m1-S2".into(),
+            at: 2.0,
+        })
+        .unwrap();
+        let ids = ["m1-S0", "m1-S1", "m1-S2", "unknown"].map(String::from);
+        let cmd = Command::DisconnectAgents {
+            agent_ids: ids.to_vec(),
+            at: 3.0,
+        };
+        assert_eq!(
+            r.apply(&cmd).unwrap(),
+            Applied::AgentsDisconnected { count: 2 }
+        );
+        assert_eq!(r.agent("m1-S0").unwrap().state, AgentState::Disconnected);
+        assert_eq!(r.agent("m1-S1").unwrap().state, AgentState::Disconnected);
+        assert_eq!(r.agent("m1-S2").unwrap().state, AgentState::Unreachable);
+        assert_eq!(r.apply(&cmd).unwrap(), Applied::Unchanged);
     }
 
     #[test]
