@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::replicate::{
     BoxFuture, ClusterView, Leadership, LogPosition, Member, ProposeError, Replicator,
@@ -10,13 +11,40 @@ use super::replicate::{
 use crate::raft::{self, RaftNode};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
+/// How long a leader may go without a majority acknowledging it before it
+/// stops acting as leader: by then the others have elected a new one
+/// (they campaign 450-600 ms after the last heartbeat they heard).
+pub const LEADER_LEASE: Duration = Duration::from_millis(1000);
+
 pub struct RaftReplicator {
     node: Arc<RaftNode>,
+    lease: Duration,
 }
 
 impl RaftReplicator {
     pub fn new(node: Arc<RaftNode>) -> Self {
-        RaftReplicator { node }
+        Self::with_lease(node, LEADER_LEASE)
+    }
+
+    /// A leader cut off from the majority for longer than `lease` answers as
+    /// a master that knows no leader: writes fail at once (`NotLeader`, so
+    /// HTTP 503) instead of waiting for a commit that cannot come, and the
+    /// master steps down (agents and frameworks go and find the new
+    /// leader). openraft 0.9 itself keeps such a leader leading until it
+    /// hears a newer term.
+    pub fn with_lease(node: Arc<RaftNode>, lease: Duration) -> Self {
+        RaftReplicator { node, lease }
+    }
+
+    /// Whether this master leads and a majority acknowledged it within the
+    /// lease.
+    fn leads(&self) -> bool {
+        self.node.is_leader() && !self.lease_lapsed()
+    }
+
+    fn lease_lapsed(&self) -> bool {
+        let since = self.node.metrics().borrow().millis_since_quorum_ack;
+        since.is_some_and(|ms| Duration::from_millis(ms) > self.lease)
     }
 }
 
@@ -38,17 +66,17 @@ fn membership_error(e: raft::MembershipError) -> ProposeError {
     }
 }
 
-/// (is leader, leader id, term): what a leadership change changes.
-fn leadership_key(node: &RaftNode) -> (bool, Option<u64>, u64) {
-    (node.is_leader(), node.leader().map(|l| l.0), node.term())
-}
-
 impl Replicator for RaftReplicator {
     fn propose(
         &self,
         cmd: Command,
     ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>> {
-        Box::pin(async move { self.node.propose(cmd).await.map_err(propose_error) })
+        Box::pin(async move {
+            if self.node.is_leader() && self.lease_lapsed() {
+                return Err(ProposeError::NotLeader { leader: None });
+            }
+            self.node.propose(cmd).await.map_err(propose_error)
+        })
     }
 
     fn registry(&self) -> Registry {
@@ -57,8 +85,11 @@ impl Replicator for RaftReplicator {
 
     fn cluster(&self) -> ClusterView {
         let status = self.node.status();
-        let leadership = if self.node.is_leader() {
+        let leadership = if self.leads() {
             Leadership::Leader
+        } else if self.node.is_leader() {
+            // Its lease lapsed: who leads is not known from here.
+            Leadership::Follower { leader: None }
         } else {
             Leadership::Follower {
                 leader: status
@@ -91,14 +122,31 @@ impl Replicator for RaftReplicator {
 
     fn leadership_changed(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let before = leadership_key(&self.node);
+            // (leads, leader id, term). A lapsing lease changes no metric
+            // openraft must report, hence the ticks as well.
+            let key = || {
+                (
+                    self.leads(),
+                    self.node.leader().map(|l| l.0),
+                    self.node.term(),
+                )
+            };
+            let before = key();
             let mut metrics = self.node.metrics();
-            while metrics.changed().await.is_ok() {
-                if leadership_key(&self.node) != before {
+            let mut tick = tokio::time::interval(self.lease / 4);
+            loop {
+                tokio::select! {
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            return std::future::pending::<()>().await;
+                        }
+                    }
+                    _ = tick.tick() => {}
+                }
+                if key() != before {
                     return;
                 }
             }
-            std::future::pending::<()>().await
         })
     }
 
