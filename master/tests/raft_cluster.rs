@@ -423,3 +423,59 @@ async fn bad_master_lists_are_refused_at_open() {
     let err = RaftNode::open(dir.path(), moved, &[]).await.err().unwrap();
     assert!(err.to_string().contains("cannot change"), "{err}");
 }
+
+/// Writes acknowledged by a leader that then dies are on the new leader,
+/// whether the leader replicates while its own fsync runs (the default) or
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_the_leader_in_both_fsync_orders() {
+    for overlap in [true, false] {
+        let options = RaftOptions {
+            overlap_leader_fsync: overlap,
+            ..RaftOptions::default()
+        };
+        let mut c = Cluster::start(3, options).await;
+        let l = c.leader(SETTLE).await;
+        c.propose(l, bootstrap()).await.unwrap();
+        // Weak: the killed master's store must be let go of.
+        let node = std::sync::Arc::downgrade(c.masters[l].node.as_ref().unwrap());
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for i in 0.. {
+                        let name = format!("w{w}-{i}");
+                        let Some(n) = node.upgrade() else { break };
+                        match n.propose(add_framework(&name)).await {
+                            Ok(Ok(_)) => acked.push(name),
+                            _ => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.kill(l).await;
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.await.unwrap());
+        }
+        assert!(
+            acked.len() > 8,
+            "only {} writes before the kill",
+            acked.len()
+        );
+        let l2 = c.leader(SETTLE).await;
+        assert_ne!(l2, l);
+        // The new leader commits a write of its own, so that everything
+        // before it is applied.
+        c.propose(l2, add_framework("after")).await.unwrap();
+        let reg = c.converged(l2, SETTLE).await;
+        let names = framework_names(&reg);
+        for name in &acked {
+            assert!(names.contains(name), "overlap {overlap}: {name} was lost");
+        }
+    }
+}

@@ -6,8 +6,10 @@
 //! - `snapshot`: the last snapshot's metadata and data.
 //!
 //! Every write is one redb transaction committed with immediate durability
-//! (fsync) before the call returns. The committed log id rides along with
-//! log appends (Raft can always learn it again). [`Db::open`] reads everything back and refuses a
+//! (fsync) before the call returns; the log's writer
+//! ([`super::log_writer`]) commits everything queued meanwhile in one. The
+//! committed log id rides along with log appends (Raft can always learn it
+//! again). [`Db::open`] reads everything back and refuses a
 //! file it cannot fully trust: a master must not serve a registry rebuilt
 //! from a damaged log.
 
@@ -59,6 +61,20 @@ pub enum StoreError {
 pub struct Db {
     db: Database,
     path: PathBuf,
+}
+
+/// One change [`Db::commit_writes`] makes, values already encoded.
+#[derive(Debug)]
+pub enum LogWrite {
+    /// Log entries by index.
+    Entries(Vec<(u64, Vec<u8>)>),
+    /// Deletes the entries from this index on (conflicting entries).
+    TruncateFrom(u64),
+    /// Deletes the entries up to and including `index` and records the
+    /// purged log id, `raw`.
+    PurgeUpto { index: u64, raw: Vec<u8> },
+    /// One `meta` value.
+    Meta { key: &'static str, raw: Vec<u8> },
 }
 
 /// What [`Db::open`] found, already checked.
@@ -204,49 +220,29 @@ impl Db {
         }
     }
 
-    /// Appends `entries` and, in the same transaction, the committed log id
-    /// if one is given.
-    pub fn append(
-        &self,
-        entries: &[LogEntry],
-        committed: Option<Option<LogId<NodeId>>>,
-    ) -> Result<(), StoreError> {
-        let encoded = entries
-            .iter()
-            .map(|e| Ok((e.log_id.index, self.encode("log entry", e)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let committed = match committed {
-            Some(c) => Some(self.encode(key::COMMITTED, &c)?),
-            None => None,
-        };
+    /// Commits `writes` in one transaction, in order, durably (one fsync
+    /// for all of them): the log's writer groups whatever queued up.
+    pub fn commit_writes(&self, writes: &[LogWrite]) -> Result<(), StoreError> {
         self.write(|txn| {
-            let mut table = txn.open_table(LOG)?;
-            for (index, raw) in &encoded {
-                table.insert(*index, raw.as_slice())?;
+            let mut log = txn.open_table(LOG)?;
+            let mut meta = txn.open_table(META)?;
+            for w in writes {
+                match w {
+                    LogWrite::Entries(entries) => {
+                        for (index, raw) in entries {
+                            log.insert(*index, raw.as_slice())?;
+                        }
+                    }
+                    LogWrite::TruncateFrom(index) => log.retain_in(*index.., |_, _| false)?,
+                    LogWrite::PurgeUpto { index, raw } => {
+                        log.retain_in(..=*index, |_, _| false)?;
+                        meta.insert(key::PURGED, raw.as_slice())?;
+                    }
+                    LogWrite::Meta { key, raw } => {
+                        meta.insert(*key, raw.as_slice())?;
+                    }
+                }
             }
-            if let Some(raw) = &committed {
-                txn.open_table(META)?
-                    .insert(key::COMMITTED, raw.as_slice())?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Deletes the entries from `index` on (conflicting entries).
-    pub fn truncate_from(&self, index: u64) -> Result<(), StoreError> {
-        self.write(|txn| {
-            txn.open_table(LOG)?.retain_in(index.., |_, _| false)?;
-            Ok(())
-        })
-    }
-
-    /// Deletes the entries up to and including `upto` and remembers it.
-    pub fn purge_upto(&self, upto: &LogId<NodeId>) -> Result<(), StoreError> {
-        let raw = self.encode(key::PURGED, upto)?;
-        self.write(|txn| {
-            txn.open_table(LOG)?
-                .retain_in(..=upto.index, |_, _| false)?;
-            txn.open_table(META)?.insert(key::PURGED, raw.as_slice())?;
             Ok(())
         })
     }
@@ -313,7 +309,7 @@ impl Db {
         txn.commit().map_err(|e| self.err(e))
     }
 
-    fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    pub fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(value).map_err(|e| self.invalid(format!("cannot encode {what}: {e}")))
     }
 

@@ -1,36 +1,50 @@
 //! openraft's [`RaftLogStorage`] over the redb [`Db`]: the vote, the
-//! committed log id and the log itself. redb is synchronous and fsyncs on
-//! commit, so every call runs on the blocking pool.
+//! committed log id and the log itself. Every write goes through the log's
+//! single writer ([`super::log_writer`]), which fsyncs in the background and
+//! serves what is not durable yet from memory.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 
 use super::db::{Db, LogEntry, StoreError, key};
+use super::log_writer::{Durability, Writer};
 use super::types::{NodeId, TypeConfig};
 
-/// Cheap to clone: every clone is a handle on the same file.
+/// Cheap to clone: every clone is a handle on the same store. The writer
+/// stops once the last clone is dropped.
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Db>,
-    /// The committed log id openraft last reported; written to the store
-    /// with the next append (see [`LogStore::save_committed`]).
-    committed: Arc<Mutex<Option<Option<LogId<NodeId>>>>>,
+    writer: Arc<Writer>,
+    /// This master's node id when its own entries, as leader, are
+    /// acknowledged before their fsync (see [`super::log_writer`]).
+    leader_early_ack: Option<NodeId>,
 }
 
 impl LogStore {
-    pub fn new(db: Arc<Db>) -> Self {
-        LogStore {
-            db,
-            committed: Arc::default(),
-        }
+    /// A store that acknowledges every append once it is durable.
+    pub fn new(db: Arc<Db>) -> Result<Self, StoreError> {
+        Ok(LogStore {
+            writer: Arc::new(Writer::start(db)?),
+            leader_early_ack: None,
+        })
     }
 
-    fn committed(&self) -> std::sync::MutexGuard<'_, Option<Option<LogId<NodeId>>>> {
-        self.committed.lock().unwrap_or_else(|p| p.into_inner())
+    /// A store for master `me` that, while `me` leads, acknowledges its own
+    /// new entries before their fsync so that replication overlaps it.
+    pub fn with_early_leader_ack(db: Arc<Db>, me: NodeId) -> Result<Self, StoreError> {
+        Ok(LogStore {
+            leader_early_ack: Some(me),
+            ..LogStore::new(db)?
+        })
+    }
+
+    /// What the state machine and the network wait for and bound by.
+    pub fn durability(&self) -> Durability {
+        self.writer.durability()
     }
 }
 
@@ -58,7 +72,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<LogEntry>, StorageError<NodeId>> {
         let bounds: (Bound<u64>, Bound<u64>) =
             (range.start_bound().cloned(), range.end_bound().cloned());
-        blocking(&self.db, move |db| db.entries(bounds))
+        self.writer
+            .entries(bounds)
             .await
             .map_err(|e| StorageIOError::read_logs(&e).into())
     }
@@ -68,14 +83,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
-        let (purged, last) = blocking(&self.db, |db| {
-            Ok((db.get::<LogId<NodeId>>(key::PURGED)?, db.last_entry()?))
-        })
-        .await
-        .map_err(|e| StorageIOError::read_logs(&e))?;
+        let (purged, last) = self.writer.log_state();
         Ok(LogState {
             last_purged_log_id: purged,
-            last_log_id: last.or(purged),
+            last_log_id: last,
         })
     }
 
@@ -83,17 +94,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
+    /// Durable when this returns, with every write before it.
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let vote = *vote;
-        blocking(&self.db, move |db| db.put(key::VOTE, &vote))
+        self.writer
+            .save_vote(*vote)
             .await
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        blocking(&self.db, |db| db.get(key::VOTE))
-            .await
-            .map_err(|e| StorageIOError::read_vote(&e).into())
+        Ok(self.writer.vote())
     }
 
     /// Kept in memory and written with the next append, so that it costs no
@@ -103,21 +113,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        *self.committed() = Some(committed);
+        self.writer.set_committed(committed);
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        if let Some(committed) = *self.committed() {
+        if let Some(committed) = self.writer.committed() {
             return Ok(committed);
         }
-        blocking(&self.db, |db| {
+        blocking(self.writer.db(), |db| {
             Ok(db.get::<Option<LogId<NodeId>>>(key::COMMITTED)?.flatten())
         })
         .await
         .map_err(|e| StorageIOError::read(&e).into())
     }
 
+    /// Readable on return; `callback` hears when the entries are durable
+    /// (or, for a leader's own entries, at once: see [`super::log_writer`]).
     async fn append<I>(
         &mut self,
         entries: I,
@@ -128,28 +140,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<LogEntry> = entries.into_iter().collect();
-        let committed = *self.committed();
-        match blocking(&self.db, move |db| db.append(&entries, committed)).await {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(&e).into())
-            }
-        }
+        self.writer
+            .append(
+                entries,
+                self.leader_early_ack,
+                Box::new(move |r| callback.log_io_completed(r)),
+            )
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        blocking(&self.db, move |db| db.truncate_from(log_id.index))
+        self.writer
+            .truncate(log_id.index)
             .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        blocking(&self.db, move |db| db.purge_upto(&log_id))
-            .await
+        self.writer
+            .purge(log_id)
             .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }

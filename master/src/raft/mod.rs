@@ -6,6 +6,9 @@
 //!   ids derived from addresses.
 //! - [`db`], [`log_store`], [`state_machine`]: the store (one redb file)
 //!   behind openraft's storage traits; passes `openraft::testing::Suite`.
+//!   [`log_writer`]: the one thread that writes the log, group-committing
+//!   and fsyncing in the background, and the rules that let a leader
+//!   replicate while its own fsync runs.
 //! - [`wire`], [`network`], [`service`]: Raft messages over gRPC, client
 //!   and server side.
 //! - [`cluster`]: identities and the checks on incoming calls (wiped
@@ -27,6 +30,7 @@ pub mod cluster;
 pub mod db;
 pub mod formation;
 pub mod log_store;
+pub mod log_writer;
 pub mod membership;
 pub mod network;
 pub mod node;
@@ -58,6 +62,7 @@ pub const GRPC_ROUTE: &str = "/keel.raft.v1.RaftService/{*method}";
 pub fn open_store(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
     let (db, _) = db::Db::open(path)?;
     let db = Arc::new(db);
-    let (sm, _) = StateMachine::restore(db.clone())?;
-    Ok((LogStore::new(db), sm))
+    let log = LogStore::new(db.clone())?;
+    let (sm, _) = StateMachine::restore(db, log.durability())?;
+    Ok((log, sm))
 }

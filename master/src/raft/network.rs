@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
 use super::cluster::Cluster;
+use super::log_writer::Durability;
 use super::types::{MasterNode, NodeId, TypeConfig};
 use super::wire;
 
@@ -41,13 +42,16 @@ type Client = RaftServiceClient<Channel>;
 pub struct Network {
     cluster: Arc<Cluster>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// This master's log: followers learn only of commits durable here.
+    durable: Durability,
 }
 
 impl Network {
-    pub(crate) fn new(cluster: Arc<Cluster>) -> Network {
+    pub(crate) fn new(cluster: Arc<Cluster>, durable: Durability) -> Network {
         Network {
             cluster,
             channels: Arc::default(),
+            durable,
         }
     }
 
@@ -99,6 +103,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             node: node.clone(),
             client: self.client(&node.addr),
             cluster: self.cluster.clone(),
+            durable: self.durable.clone(),
         }
     }
 }
@@ -109,6 +114,7 @@ pub struct PeerClient {
     node: MasterNode,
     client: Result<Client, String>,
     cluster: Arc<Cluster>,
+    durable: Durability,
 }
 
 /// Why a call produced no reply.
@@ -207,10 +213,13 @@ impl PeerClient {
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, MasterNode, RaftError<NodeId>>>
     {
+        // openraft may count this leader's entries before they are on its
+        // disk (see `log_writer`); followers must not apply them until then.
+        rpc.leader_commit = self.durable.commit_bound(rpc.leader_commit);
         let payload = wire::encode("append entries", &rpc);
         self.round_trip(
             RPCTypes::AppendEntries,

@@ -184,17 +184,16 @@ impl RaftNode {
             "opening raft"
         );
         let cluster = Arc::new(Cluster::new(identity, masters, &db));
-        let (sm, shared) = StateMachine::restore(db.clone())?;
-        let network = Network::new(cluster.clone());
-        let raft = Raft::new(
-            id,
-            Arc::new(config),
-            network.clone(),
-            LogStore::new(db.clone()),
-            sm,
-        )
-        .await
-        .map_err(|e| RaftError::Start(e.to_string()))?;
+        let log = if options.overlap_leader_fsync {
+            LogStore::with_early_leader_ack(db.clone(), id)?
+        } else {
+            LogStore::new(db.clone())?
+        };
+        let (sm, shared) = StateMachine::restore(db.clone(), log.durability())?;
+        let network = Network::new(cluster.clone(), log.durability());
+        let raft = Raft::new(id, Arc::new(config), network.clone(), log, sm)
+            .await
+            .map_err(|e| RaftError::Start(e.to_string()))?;
         let grace_until = tokio::time::Instant::now() + options.formation_grace;
         let maintenance = tokio::spawn(maintain(
             raft.clone(),

@@ -1,12 +1,12 @@
 //! Group commit: proposals that arrive while one entry is being committed
 //! travel together in the next one.
 //!
-//! openraft 0.9 appends (and fsyncs) each client entry on its own inside
-//! its core task, and only then replicates it, so every entry costs a local
-//! fsync plus a round trip to a follower and its fsync, one entry after the
-//! other. One task here sends one [`Batch`] at a time: a lone proposal goes
-//! out at once, and under load each entry carries everything that queued up
-//! meanwhile (up to [`MAX_BATCH`] commands).
+//! openraft 0.9 appends each client entry on its own inside its core task,
+//! so every entry costs a round trip to a follower and its fsync (the
+//! leader's own fsync runs beside it: see [`super::log_writer`]), one entry
+//! after the other. One task here sends one [`Batch`] at a time: a lone
+//! proposal goes out at once, and under load each entry carries everything
+//! that queued up meanwhile (up to [`MAX_BATCH`] commands).
 
 use std::time::Duration;
 

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::db::{Db, LogEntry, StoreError};
 use super::log_store::blocking;
+use super::log_writer::Durability;
 use super::types::{ApplyResponse, Batch, MasterNode, NodeId, TypeConfig};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
@@ -84,11 +85,17 @@ type Meta = SnapshotMeta<NodeId, MasterNode>;
 pub struct StateMachine {
     shared: Arc<SmShared>,
     db: Arc<Db>,
+    /// The log's: entries are applied only once durable on this master.
+    durable: Durability,
 }
 
 impl StateMachine {
-    /// The state machine as of the stored snapshot (empty without one).
-    pub(crate) fn restore(db: Arc<Db>) -> Result<(StateMachine, Arc<SmShared>), StoreError> {
+    /// The state machine as of the stored snapshot (empty without one),
+    /// applying entries once `durable` says they are on disk.
+    pub(crate) fn restore(
+        db: Arc<Db>,
+        durable: Durability,
+    ) -> Result<(StateMachine, Arc<SmShared>), StoreError> {
         let mut state = SmState {
             last_applied: None,
             membership: StoredMembership::default(),
@@ -111,6 +118,7 @@ impl StateMachine {
             StateMachine {
                 shared: shared.clone(),
                 db,
+                durable,
             },
             shared,
         ))
@@ -132,7 +140,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut responses = Vec::new();
+        let entries: Vec<LogEntry> = entries.into_iter().collect();
+        // A leader's own entries may be committed before its fsync is done
+        // (see `log_writer`); they take effect only after it.
+        if let Some(last) = entries.last() {
+            let last = last.log_id;
+            self.durable
+                .wait_for(last)
+                .await
+                .map_err(|e| StorageIOError::apply(last, &e))?;
+        }
+        let mut responses = Vec::with_capacity(entries.len());
         let mut guard = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
         for entry in entries {
