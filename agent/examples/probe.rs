@@ -10,6 +10,7 @@
 //! probe serve PORT        answer "pong" to every TCP connection
 //! probe connect ADDR      connect, print what comes back
 //! probe ls DIR            list a directory
+//! probe io                the container's io.max and io.weight
 //! probe sleep SECS
 //! ```
 
@@ -116,6 +117,18 @@ fn threads(n: usize) {
     std::process::exit(0);
 }
 
+fn io() {
+    let leaf = own_cgroup();
+    let container = leaf
+        .rsplit_once('/')
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
+    for file in ["io.max", "io.weight"] {
+        let text = read(&format!("/sys/fs/cgroup{container}/{file}"));
+        out(&file.replace('.', "_"), text.trim().replace('\n', ";"));
+    }
+}
+
 fn cpu_usage_usec(container: &str) -> u64 {
     read(&format!("/sys/fs/cgroup{container}/cpu.stat"))
         .lines()
@@ -183,6 +196,7 @@ fn main() {
         "spin" => spin(num(2)),
         "serve" => serve(num(2) as u16),
         "connect" => connect(&arg(2)),
+        "io" => io(),
         "ls" => {
             for e in std::fs::read_dir(arg(2)).into_iter().flatten().flatten() {
                 out("entry", e.file_name().to_string_lossy());

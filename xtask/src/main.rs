@@ -3,8 +3,9 @@
 //! - `test`: everything CI checks (fmt, clippy, build, the whole test suite);
 //! - `dev`: builds and runs a local cluster (one master, one agent);
 //! - `bench`: prints registration latency and memory figures;
-//! - `pxe`, `vm`, `vm-test`, `vm-bench`, `image`, `image-test`: the appliance
-//!   (PXE bundle, mkosi image) and its QEMU guests.
+//! - `pxe`, `vm`, `vm-test`, `vm-bench`, `guest-bench`, `image`,
+//!   `image-test`: the appliance (PXE bundle, mkosi image) and its QEMU
+//!   guests.
 
 mod bench;
 mod cluster;
@@ -78,6 +79,15 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Inside a QEMU guest: launching `true` through a Keel agent beside
+    /// `crun run` of the same work, and launch -> TASK_RUNNING.
+    GuestBench {
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        /// Launches on each side before the timed ones.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
     /// Build the immutable mkosi image: target/image/out/keel.raw.
     Image(image::ImageArgs),
     /// Boot the image in QEMU: a master guest and an agent guest.
@@ -126,6 +136,34 @@ fn require_tools(tools: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// C libraries the build links, as pkg-config modules with their Debian
+/// packages (.ci/run installs them): tss-esapi's tpm2-tss.
+const BUILD_LIBS: &[(&str, &str)] = &[
+    ("tss2-esys", "libtss2-dev"),
+    ("tss2-tctildr", "libtss2-dev"),
+];
+
+fn require_libs(libs: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<String> = libs
+        .iter()
+        .filter(|(module, _)| {
+            Command::new("pkg-config")
+                .args(["--exists", module])
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+        })
+        .map(|(module, pkg)| format!("{module} (Debian package {pkg})"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing libraries the build links: {}; install them or run .ci/run",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Test { no_lint, no_vm } => {
@@ -136,7 +174,9 @@ fn main() -> Result<()> {
                 ("ip", "iproute2"),
                 ("lsblk", "util-linux"),
                 ("nproc", "coreutils"),
+                ("pkg-config", "pkg-config"),
             ])?;
+            require_libs(BUILD_LIBS)?;
             if !no_lint {
                 cargo(&["fmt", "--all", "--check"])?;
                 cargo(&[
@@ -170,6 +210,7 @@ fn main() -> Result<()> {
         Cmd::Vm(args) => vm::vm(&args),
         Cmd::VmTest => vm::vm_test(),
         Cmd::VmBench { runs } => vm::vm_bench(runs),
+        Cmd::GuestBench { runs, warmup } => vm::guest_bench(runs, warmup),
         Cmd::Image(args) => image::build(&args),
         Cmd::ImageTest => image::test(),
     }

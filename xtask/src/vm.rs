@@ -1,10 +1,11 @@
 //! QEMU commands: `cargo xtask vm` (boot one node of a shape against a
-//! master on this machine), `vm-test` (the hardware tests, as CI runs them)
-//! and `vm-bench` (boot time against a bare busybox initramfs). All build
-//! the PXE bundle first through `pxe::build`, then drive the
-//! keel-hardware-tests crate.
+//! master on this machine), `vm-test` (the hardware tests and the guest
+//! isolation test, as CI runs them), `vm-bench` (boot time against a bare
+//! busybox initramfs) and `guest-bench` (task launch inside a guest, beside
+//! crun). All build the PXE bundle first through `pxe::build`, then drive
+//! the keel-hardware-tests crate or the agent's guest tests.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::pxe::{self, PxeArgs};
 use crate::{cargo, root};
@@ -91,9 +92,12 @@ pub fn vm(args: &VmArgs) -> Result<()> {
     hwtest(&a)
 }
 
-/// The QEMU tests of hardware-tests/tests/qemu.rs, one guest at a time.
+/// The QEMU tests, one guest at a time: hardware-tests/tests/qemu.rs (the
+/// appliance), then agent/tests/guest_isolation.rs (task isolation in a
+/// guest, probe tasks fetched from this machine).
 pub fn vm_test() -> Result<()> {
     require_vm_tools()?;
+    // The release binaries and the kernel cache both tests build on.
     pxe::build(&PxeArgs::default())?;
     cargo(&[
         "test",
@@ -104,7 +108,63 @@ pub fn vm_test() -> Result<()> {
         "--",
         "--ignored",
         "--test-threads=1",
-    ])
+    ])?;
+    // The probe the guest fetches: the test finds it beside itself
+    // (target/debug/examples).
+    cargo(&["build", "-p", "keel-agent", "--example", "probe"])?;
+    let started = std::time::Instant::now();
+    cargo(&[
+        "test",
+        "-p",
+        "keel-agent",
+        "--test",
+        "guest_isolation",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ])?;
+    eprintln!("guest isolation test: {:?}", started.elapsed());
+    Ok(())
+}
+
+/// Task launch inside a guest, beside `crun run` (agent/tests/guest_bench.rs
+/// drives agent/examples/guest_bench.rs, built in release, in the guest).
+pub fn guest_bench(runs: usize, warmup: usize) -> Result<()> {
+    require_vm_tools()?;
+    pxe::build(&PxeArgs::default())?;
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "keel-agent",
+        "--example",
+        "guest_bench",
+    ])?;
+    let bench = root().join("target/release/examples/guest_bench");
+    let args = [
+        "test",
+        "-p",
+        "keel-agent",
+        "--test",
+        "guest_bench",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ];
+    eprintln!("+ cargo {}", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(args)
+        .env("KEEL_GUEST_BENCH_BIN", &bench)
+        .env("GUEST_BENCH_RUNS", runs.to_string())
+        .env("GUEST_BENCH_WARMUP", warmup.to_string())
+        .current_dir(root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("the guest bench failed with {status}");
+    }
+    Ok(())
 }
 
 pub fn vm_bench(runs: usize) -> Result<()> {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod framework;
+pub mod guest;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -352,7 +353,7 @@ pub async fn next_acked(
 pub fn is_terminal(st: &pb::TaskStatus) -> bool {
     matches!(
         st.state.as_str(),
-        "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED"
+        "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED" | "TASK_ERROR"
     )
 }
 
