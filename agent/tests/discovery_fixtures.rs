@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use keel_agent::discovery::{DiscoveryOptions, capture_tree, discover_fixture};
 use keel_api::inventory::{
     CpuInfo, Disk, HugePages, Inventory, IpAddress, MemoryInfo, Nic, Partition, PciDevice, PciKind,
+    TpmInfo,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -142,6 +143,7 @@ fn devbox() {
     );
     assert!(inv.accelerators.is_empty());
     assert_eq!(inv.gpu_count(), 0);
+    assert_eq!(inv.tpm, Some(TpmInfo::absent()));
 }
 
 #[test]
@@ -321,6 +323,8 @@ fn qemu_q35() {
         ]
     );
     assert_eq!(inv.gpu_count(), 0);
+    // Captured before TPM discovery, with no swtpm on the QEMU line.
+    assert_eq!(inv.tpm, Some(TpmInfo::absent()));
 }
 
 #[test]

@@ -242,4 +242,19 @@ async fn capture_reads_back_as_live() {
             .collect()
     };
     assert_eq!(stable(&captured), stable(&live));
+    let present = |inv: &Inventory| inv.tpm.as_ref().map(|t| t.present);
+    assert_eq!(present(&captured), present(&live));
+}
+
+#[tokio::test]
+async fn tpm_presence_matches_sysfs() {
+    let inv = live().await;
+    let tpm = inv
+        .tpm
+        .expect("live discovery always says whether there is a TPM");
+    let sysfs = fs::read_dir("/sys/class/tpm").is_ok_and(|mut d| d.next().is_some());
+    assert_eq!(tpm.present, sysfs, "{tpm:?}");
+    if !tpm.present {
+        assert_eq!(tpm, keel_api::inventory::TpmInfo::absent());
+    }
 }

@@ -5,7 +5,8 @@
 
 use crate::attributes::{Attribute, AttributeValue, Attributes};
 use crate::inventory::{
-    CpuInfo, Disk, HugePages, Inventory, IpAddress, MemoryInfo, Nic, Partition, PciDevice, PciKind,
+    CpuInfo, Disk, EndorsementKey, HugePages, Inventory, IpAddress, MemoryInfo, Nic, Partition,
+    PciDevice, PciKind, TpmInfo,
 };
 use crate::mesos;
 use crate::pb;
@@ -194,6 +195,43 @@ pub fn inventory_to_pb(inv: &Inventory) -> pb::Inventory {
         disks: inv.disks.iter().map(disk_to_pb).collect(),
         nics: inv.nics.iter().map(nic_to_pb).collect(),
         accelerators: inv.accelerators.iter().map(pci_to_pb).collect(),
+        tpm: inv.tpm.as_ref().map(tpm_to_pb),
+    }
+}
+
+fn tpm_to_pb(t: &TpmInfo) -> pb::Tpm {
+    pb::Tpm {
+        present: t.present,
+        device: t.device.clone(),
+        family: t.family.clone(),
+        level: t.level,
+        revision: t.revision.clone(),
+        manufacturer: t.manufacturer.clone(),
+        vendor: t.vendor.clone(),
+        firmware_version: t.firmware_version.clone(),
+        ek: t.ek.as_ref().map(|k| pb::EndorsementKey {
+            algorithm: k.algorithm.clone(),
+            sha256: k.sha256.clone(),
+        }),
+        error: t.error.clone(),
+    }
+}
+
+fn tpm_from_pb(t: &pb::Tpm) -> TpmInfo {
+    TpmInfo {
+        present: t.present,
+        device: t.device.clone(),
+        family: t.family.clone(),
+        level: t.level,
+        revision: t.revision.clone(),
+        manufacturer: t.manufacturer.clone(),
+        vendor: t.vendor.clone(),
+        firmware_version: t.firmware_version.clone(),
+        ek: t.ek.as_ref().map(|k| EndorsementKey {
+            algorithm: k.algorithm.clone(),
+            sha256: k.sha256.clone(),
+        }),
+        error: t.error.clone(),
     }
 }
 
@@ -291,6 +329,7 @@ pub fn inventory_from_pb(inv: &pb::Inventory) -> Result<Inventory, ConvertError>
             .iter()
             .map(pci_from_pb)
             .collect::<Result<_, _>>()?,
+        tpm: inv.tpm.as_ref().map(tpm_from_pb),
     })
 }
 
@@ -492,6 +531,21 @@ mod tests {
                 numa_node: Some(0),
                 kind: PciKind::Gpu,
             }],
+            tpm: Some(TpmInfo {
+                present: true,
+                device: Some("/dev/tpmrm0".into()),
+                family: Some("2.0".into()),
+                level: Some(0),
+                revision: Some("1.59".into()),
+                manufacturer: Some("INTC".into()),
+                vendor: Some("Intel".into()),
+                firmware_version: Some("600.18.0.0".into()),
+                ek: Some(EndorsementKey {
+                    algorithm: "rsa2048".into(),
+                    sha256: "ab".repeat(32),
+                }),
+                error: None,
+            }),
         }
     }
 
@@ -499,6 +553,26 @@ mod tests {
     fn inventory_round_trips() {
         let inv = sample_inventory();
         assert_eq!(inventory_from_pb(&inventory_to_pb(&inv)).unwrap(), inv);
+    }
+
+    #[test]
+    fn tpm_unknown_absent_and_failed_round_trip() {
+        for tpm in [
+            None,
+            Some(TpmInfo::absent()),
+            Some(TpmInfo {
+                present: true,
+                device: Some("/dev/tpm0".into()),
+                error: Some("endorsement key: tpm error".into()),
+                ..TpmInfo::default()
+            }),
+        ] {
+            let inv = Inventory {
+                tpm,
+                ..sample_inventory()
+            };
+            assert_eq!(inventory_from_pb(&inventory_to_pb(&inv)).unwrap(), inv);
+        }
     }
 
     #[test]

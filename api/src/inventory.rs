@@ -16,6 +16,11 @@ pub struct Inventory {
     pub nics: Vec<Nic>,
     /// GPUs and other accelerators found on the PCI bus.
     pub accelerators: Vec<PciDevice>,
+    /// The TPM. `None`: unknown (an agent from before TPM discovery, or
+    /// JSON written by one); a machine without a TPM says so with
+    /// `present: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<TpmInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -157,6 +162,63 @@ pub struct PciDevice {
     pub kind: PciKind,
 }
 
+/// The machine's TPM as the agent read it. Everything but `present` is
+/// optional: a TPM that does not answer still counts as present, with
+/// `error` saying what went wrong.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmInfo {
+    pub present: bool,
+    /// The device node the agent talked to, e.g. `/dev/tpmrm0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// `TPM_PT_FAMILY_INDICATOR`, e.g. `2.0` (`1.2` for an old TPM, which
+    /// is reported but not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// `TPM_PT_LEVEL` of the specification (0 for every TPM 2.0 so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    /// `TPM_PT_REVISION` of the specification, e.g. `1.59`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `TPM_PT_MANUFACTURER`: the TCG vendor id, its four ASCII characters
+    /// without trailing NULs or spaces (`IBM`, `INTC`, `IFX`, `STM`, `NTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// `TPM_PT_VENDOR_STRING_1..4` joined, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// `TPM_PT_FIRMWARE_VERSION_1/2` as four 16-bit numbers `a.b.c.d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_version: Option<String>,
+    /// The endorsement key made from the TCG default template: the node's
+    /// hardware identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ek: Option<EndorsementKey>,
+    /// What went wrong talking to a present TPM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TpmInfo {
+    /// A machine without a TPM.
+    pub fn absent() -> Self {
+        TpmInfo::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndorsementKey {
+    /// The template it was created from: `rsa2048` or `ecc_nist_p256`.
+    pub algorithm: String,
+    /// SHA-256 of the public key's DER `SubjectPublicKeyInfo` in lower-case
+    /// hex: what `openssl pkey -pubin -outform DER | sha256sum` prints for
+    /// the key, and the key of the TPM's EK certificate when it has one.
+    pub sha256: String,
+}
+
 impl Inventory {
     /// Number of devices that count towards the `gpus` resource.
     pub fn gpu_count(&self) -> usize {
@@ -164,5 +226,26 @@ impl Inventory {
             .iter()
             .filter(|d| d.kind == PciKind::Gpu)
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_without_tpm_reads_as_unknown_and_round_trips() {
+        let old = serde_json::to_value(Inventory::default()).unwrap();
+        assert!(old.get("tpm").is_none(), "{old}");
+        let inv: Inventory = serde_json::from_value(old).unwrap();
+        assert_eq!(inv.tpm, None);
+
+        let absent = Inventory {
+            tpm: Some(TpmInfo::absent()),
+            ..Inventory::default()
+        };
+        let json = serde_json::to_value(&absent).unwrap();
+        assert_eq!(json["tpm"], serde_json::json!({"present": false}));
+        assert_eq!(serde_json::from_value::<Inventory>(json).unwrap(), absent);
     }
 }

@@ -72,6 +72,10 @@ pub enum Mismatch {
         name: String,
         mac: String,
     },
+    /// The shape has a TPM; the inventory has none, or one it could not read.
+    Tpm {
+        found: String,
+    },
 }
 
 impl fmt::Display for Mismatch {
@@ -119,6 +123,7 @@ impl fmt::Display for Mismatch {
                 "NIC {mac} ({name}) has driver {driver}, but the shape expects no driver for it"
             ),
             Mismatch::NicExtra { name, mac } => write!(f, "unexpected NIC {name} ({mac})"),
+            Mismatch::Tpm { found } => write!(f, "expected a readable TPM 2.0, found {found}"),
         }
     }
 }
@@ -153,7 +158,49 @@ pub fn compare(shape: &Shape, inv: &Inventory) -> Vec<Mismatch> {
     }
     compare_disks(shape, &inv.disks, &mut out);
     compare_nics(shape, inv, &mut out);
+    compare_tpm(shape, inv, &mut out);
     out
+}
+
+/// A shape with `tpm` needs a TPM the agent read (properties and EK). A
+/// TPM the shape does not mention is no mismatch: real machines' shapes
+/// need not list theirs.
+fn compare_tpm(shape: &Shape, inv: &Inventory, out: &mut Vec<Mismatch>) {
+    if !shape.tpm {
+        return;
+    }
+    let readable = inv
+        .tpm
+        .as_ref()
+        .is_some_and(|t| t.present && t.error.is_none() && t.ek.is_some());
+    if !readable {
+        out.push(Mismatch::Tpm {
+            found: tpm_summary(inv),
+        });
+    }
+}
+
+/// One line about the inventory's TPM, as `keel-hwtest check` prints it.
+pub fn tpm_summary(inv: &Inventory) -> String {
+    let Some(t) = &inv.tpm else {
+        return "unknown (the agent did not report a TPM)".into();
+    };
+    if !t.present {
+        return "no TPM".into();
+    }
+    let mut line = format!(
+        "TPM {} {} firmware {}",
+        t.family.as_deref().unwrap_or("?"),
+        t.manufacturer.as_deref().unwrap_or("?"),
+        t.firmware_version.as_deref().unwrap_or("?")
+    );
+    if let Some(ek) = &t.ek {
+        line += &format!(", EK {} sha256:{}", ek.algorithm, ek.sha256);
+    }
+    if let Some(e) = &t.error {
+        line += &format!(", error: {e}");
+    }
+    line
 }
 
 fn compare_disks(shape: &Shape, disks: &[Disk], out: &mut Vec<Mismatch>) {
@@ -255,7 +302,7 @@ fn compare_nics(shape: &Shape, inv: &Inventory, out: &mut Vec<Mismatch>) {
 mod tests {
     use super::*;
     use crate::shape::{DiskKind, DiskSpec, NicSpec};
-    use keel_api::inventory::{CpuInfo, MemoryInfo, Nic};
+    use keel_api::inventory::{CpuInfo, EndorsementKey, MemoryInfo, Nic, TpmInfo};
 
     fn shape() -> Shape {
         Shape {
@@ -385,5 +432,50 @@ mod tests {
             [Mismatch::Memory { .. }]
         ));
         assert_eq!(min_memtotal(2048), (2048 - 32 - 96) * MIB);
+    }
+
+    #[test]
+    fn a_tpm_shape_needs_a_readable_tpm() {
+        let with_tpm = Shape {
+            tpm: true,
+            ..shape()
+        };
+        let read = TpmInfo {
+            present: true,
+            family: Some("2.0".into()),
+            manufacturer: Some("IBM".into()),
+            firmware_version: Some("8217.4131.22.13878".into()),
+            ek: Some(EndorsementKey {
+                algorithm: "rsa2048".into(),
+                sha256: "1f5f".into(),
+            }),
+            ..TpmInfo::default()
+        };
+        let with = |tpm: Option<TpmInfo>| Inventory { tpm, ..matching() };
+        assert_eq!(compare(&with_tpm, &with(Some(read.clone()))), vec![]);
+        assert_eq!(
+            tpm_summary(&with(Some(read))),
+            "TPM 2.0 IBM firmware 8217.4131.22.13878, EK rsa2048 sha256:1f5f"
+        );
+        let failed = TpmInfo {
+            present: true,
+            error: Some("cannot open".into()),
+            ..TpmInfo::default()
+        };
+        let got: Vec<String> = [None, Some(TpmInfo::absent()), Some(failed)]
+            .into_iter()
+            .flat_map(|t| compare(&with_tpm, &with(t)))
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "expected a readable TPM 2.0, found unknown (the agent did not report a TPM)",
+                "expected a readable TPM 2.0, found no TPM",
+                "expected a readable TPM 2.0, found TPM ? ? firmware ?, error: cannot open",
+            ]
+        );
+        // A TPM the shape does not mention is fine.
+        assert_eq!(compare(&shape(), &with(Some(TpmInfo::absent()))), vec![]);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use keel_hardware_tests::api::{MasterApi, has_any_mac};
-use keel_hardware_tests::check::compare;
+use keel_hardware_tests::check::{compare, tpm_summary};
 use keel_hardware_tests::lab::{Lab, bundle_dir, workspace_root};
 use keel_hardware_tests::qemu::Guest;
 use keel_hardware_tests::shape::Shape;
@@ -133,6 +133,7 @@ fn boot(
         agent.hostname,
         seen.duration_since(guest.started()).as_secs_f64()
     );
+    println!("tpm: {}", tpm_summary(&inv));
     let mismatches = compare(&shape, &inv);
     for m in &mismatches {
         println!("MISMATCH {m}");
@@ -214,6 +215,7 @@ fn check(master: &str, node: &str, shape: &std::path::Path) -> Result<()> {
         "agent {} ({}, {}), state {}",
         agent.id, agent.hostname, agent.ip, agent.state
     );
+    println!("tpm: {}", tpm_summary(&inv));
     for m in &mismatches {
         println!("MISMATCH {m}");
     }

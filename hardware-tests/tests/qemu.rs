@@ -92,6 +92,13 @@ fn pxe_guest_matches_its_shape_and_keeps_its_id_across_a_reboot() {
         .map(|m| m.to_string())
         .collect();
     assert!(mismatches.is_empty(), "{mismatches:#?}\n{inv:#?}");
+    // The agent read the guest's swtpm through tss-esapi and
+    // /dev/tpmrm0 (compare() checked it is readable: the shape has a TPM).
+    let tpm = inv.tpm.clone().expect("the agent reported no TPM");
+    assert!(tpm.present, "{tpm:#?}");
+    assert_eq!(tpm.manufacturer.as_deref(), Some("IBM"), "{tpm:#?}");
+    assert_eq!(tpm.device.as_deref(), Some("/dev/tpmrm0"), "{tpm:#?}");
+    let ek = tpm.ek.clone().expect("no endorsement key");
     assert_eq!(agent.hostname, "keel-5254004b0101");
     // iPXE fetched the script and the bundle over HTTP from the host.
     assert_eq!(
@@ -109,7 +116,7 @@ fn pxe_guest_matches_its_shape_and_keeps_its_id_across_a_reboot() {
     );
     wait(&mut g, "existing file system", BOOT);
     let id = agent.id.clone();
-    let (again, _, _) = lab
+    let (again, again_inv, _) = lab
         .rt
         .block_on(
             lab.api
@@ -119,6 +126,8 @@ fn pxe_guest_matches_its_shape_and_keeps_its_id_across_a_reboot() {
         )
         .unwrap_or_else(|e| panic!("{e}\n--- console tail ---\n{}", tail(&g)));
     assert_eq!(again.id, agent.id);
+    // The same swtpm state: the same endorsement key after the reboot.
+    assert_eq!(again_inv.tpm.and_then(|t| t.ek), Some(ek));
     let agents = lab.rt.block_on(lab.api.agents()).unwrap();
     assert_eq!(
         agents.len(),

@@ -94,6 +94,41 @@ fn bytes(v: &Json) -> String {
     }
 }
 
+/// The inventory's `tpm`: manufacturer, firmware and the endorsement key's
+/// fingerprint; `none` for a machine without one, `unknown` when the agent
+/// did not say (one from before TPM discovery).
+fn tpm_line(tpm: &Json) -> String {
+    if tpm.is_null() {
+        return "unknown".into();
+    }
+    if tpm["present"].as_bool() != Some(true) {
+        return "none".into();
+    }
+    let mut parts = Vec::new();
+    if let Some(m) = tpm["manufacturer"].as_str() {
+        let vendor = tpm["vendor"].as_str().unwrap_or_default();
+        parts.push(format!("{m} {vendor}").trim().to_string());
+    }
+    if let Some(f) = tpm["family"].as_str() {
+        parts.push(format!("TPM {f}"));
+    }
+    if let Some(f) = tpm["firmware_version"].as_str() {
+        parts.push(format!("firmware {f}"));
+    }
+    let ek = &tpm["ek"];
+    if let Some(sha) = ek["sha256"].as_str() {
+        parts.push(format!("EK {} sha256:{sha}", s(&ek["algorithm"])));
+    }
+    if let Some(e) = tpm["error"].as_str() {
+        parts.push(format!("error: {e}"));
+    }
+    if parts.is_empty() {
+        "present".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 pub fn agent_details(a: &Json) -> String {
     let inv = &a["inventory"];
     let cpu = &inv["cpu"];
@@ -123,6 +158,7 @@ pub fn agent_details(a: &Json) -> String {
         bytes(&mem["available_bytes"]),
         bytes(&mem["swap_total_bytes"])
     );
+    let _ = writeln!(out, "TPM:        {}", tpm_line(&inv["tpm"]));
     let empty = Vec::new();
     let disks: Vec<Vec<String>> = inv["disks"]
         .as_array()
@@ -389,5 +425,31 @@ mod tests {
     fn sizes_are_human() {
         assert_eq!(bytes(&json!(512)), "512 B");
         assert_eq!(bytes(&json!(3u64 << 30)), "3.0 GiB");
+    }
+
+    #[test]
+    fn tpm_line_shows_identity_or_why_not() {
+        let tpm = json!({
+            "present": true, "device": "/dev/tpmrm0", "family": "2.0", "level": 0,
+            "revision": "1.64", "manufacturer": "IBM", "vendor": "SW   TPM",
+            "firmware_version": "8217.4131.22.13878",
+            "ek": {"algorithm": "rsa2048", "sha256": "1f5f"}
+        });
+        assert_eq!(
+            tpm_line(&tpm),
+            "IBM SW   TPM, TPM 2.0, firmware 8217.4131.22.13878, EK rsa2048 sha256:1f5f"
+        );
+        assert_eq!(tpm_line(&json!({"present": false})), "none");
+        assert_eq!(tpm_line(&Json::Null), "unknown");
+        assert_eq!(
+            tpm_line(&json!({"present": true, "error": "cannot open"})),
+            "error: cannot open"
+        );
+        let agent = json!({"id": "a1", "inventory": {"tpm": tpm}});
+        assert!(
+            agent_details(&agent).contains("TPM:        IBM SW   TPM, TPM 2.0"),
+            "{}",
+            agent_details(&agent)
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Logs go to journald (through `tracing-journald`, pure Rust, no libsystemd)
 //! when the journald socket exists, as in the appliance image, and to stderr
 //! otherwise (a developer machine, the initramfs console). `KEEL_LOG` (or
-//! `RUST_LOG`) sets the filter, default `info`.
+//! `RUST_LOG`) sets the filter, default [`DEFAULT_FILTER`].
 
 use std::path::Path;
 
@@ -20,12 +20,16 @@ pub enum LogSink {
 
 const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
 
+/// `info`, but tss-esapi (the agent's TPM reader) only from `warn`: it logs
+/// every context it closes at `info`.
+pub const DEFAULT_FILTER: &str = "info,tss_esapi=warn";
+
 /// Installs the global subscriber. `syslog_identifier` names the binary in
 /// the journal. Safe to call more than once: later calls do nothing.
 pub fn init(syslog_identifier: &str) -> LogSink {
     let filter = EnvFilter::try_from_env("KEEL_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let force_stderr = std::env::var_os("KEEL_LOG_STDERR").is_some();
     if !force_stderr
         && Path::new(JOURNALD_SOCKET).exists()

@@ -17,7 +17,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use super::sysfs::{MAX_SYMLINK_HOPS, components, list_dir};
-use super::{DiscoveryError, HOSTNAME_FILE, cpu, disk, memory, netlink, nic, pci};
+use super::{DiscoveryError, HOSTNAME_FILE, cpu, disk, memory, netlink, nic, pci, tpm};
 
 /// Captures this machine (`/` and the current network namespace) into `dst`,
 /// creating it.
@@ -102,6 +102,12 @@ pub fn capture_tree(root: &Path, dst: &Path) -> Result<(), DiscoveryError> {
     for name in m.list(net_dir)? {
         m.file(&net_dir.join(&name).join("speed"))?;
         m.link(&net_dir.join(&name).join("device/driver"))?;
+    }
+
+    // The TPM's presence and version; the device itself is not recorded.
+    let tpm_dir = Path::new(tpm::CLASS_DIR);
+    for name in m.list(tpm_dir)? {
+        m.file(&tpm_dir.join(&name).join("tpm_version_major"))?;
     }
     Ok(())
 }
@@ -311,5 +317,32 @@ mod tests {
             pci::read(d).unwrap()[0].driver.as_deref(),
             Some("bochs-drm")
         );
+    }
+
+    #[test]
+    fn records_the_tpm_class_through_its_link() {
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        let dev = "sys/devices/platform/MSFT0101:00/tpm/tpm0";
+        write_file(s, &format!("{dev}/tpm_version_major"), "2\n");
+        write_file(s, &format!("{dev}/dev"), "10:224\n");
+        write_file(s, "proc/meminfo", "MemTotal: 1 kB\n");
+        fs::create_dir_all(s.join("sys/class/tpm")).unwrap();
+        symlink(
+            "../../devices/platform/MSFT0101:00/tpm/tpm0",
+            s.join("sys/class/tpm/tpm0"),
+        )
+        .unwrap();
+
+        let dst = tempfile::tempdir().unwrap();
+        capture_tree(s, dst.path()).unwrap();
+        let d = dst.path();
+        assert_eq!(
+            fs::read_to_string(d.join("sys/class/tpm/tpm0/tpm_version_major")).unwrap(),
+            "2\n"
+        );
+        assert!(!d.join(dev).join("dev").exists());
+        let found = tpm::detect(d).unwrap().unwrap();
+        assert_eq!((found.name.as_str(), found.major), ("tpm0", Some(2)));
     }
 }

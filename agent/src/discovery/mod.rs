@@ -11,9 +11,11 @@
 //! | `sys/block` | [`disk`] | disks and partitions |
 //! | `sys/bus/pci/devices` | [`pci`] | GPUs, display devices, accelerators |
 //! | netlink `RTM_GETLINK`/`RTM_GETADDR`, `sys/class/net` | [`nic`], [`netlink`] | network interfaces |
+//! | `sys/class/tpm`, then the TPM itself (tss-esapi) | [`tpm`] | TPM 2.0 identity and endorsement key |
 //!
 //! A fixture is such a tree, made by [`capture()`], plus the recorded netlink
-//! dumps in `netlink/` (format in [`netlink`]).
+//! dumps in `netlink/` (format in [`netlink`]). A fixture records no TPM
+//! device: one its sysfs lists reads as present with an error.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ pub mod netlink;
 pub mod nic;
 pub mod pci;
 mod sysfs;
+pub mod tpm;
 
 pub use capture::{capture, capture_tree};
 
@@ -88,7 +91,8 @@ impl DiscoveryError {
 pub async fn discover(root: &Path, opts: &DiscoveryOptions) -> Result<Inventory, DiscoveryError> {
     let (links, addrs) = netlink::dump_live().await?;
     let nics = nic::from_messages(&links, &addrs);
-    assemble(root, opts, nics)
+    let tpm = tpm::read_live(root, tpm::LIVE_TIMEOUT).await;
+    assemble(root, opts, nics, tpm)
 }
 
 /// Discovery from a captured fixture directory: the procfs/sysfs files under
@@ -97,7 +101,20 @@ pub fn discover_fixture(dir: &Path, opts: &DiscoveryOptions) -> Result<Inventory
     let links = netlink::read_links(&dir.join(netlink::LINKS_FILE))?;
     let addrs = netlink::read_addrs(&dir.join(netlink::ADDRS_FILE))?;
     let nics = nic::from_messages(&links, &addrs);
-    assemble(dir, opts, nics)
+    let tpm = Some(tpm::read(dir, &Unrecorded)?);
+    assemble(dir, opts, nics, tpm)
+}
+
+/// A fixture's TPM: sysfs is recorded, the device is not.
+struct Unrecorded;
+
+impl tpm::TpmConnector for Unrecorded {
+    fn connect(&self, tcti: &str) -> Result<Box<dyn tpm::TpmSession>, tpm::TpmError> {
+        Err(tpm::TpmError::Open {
+            tcti: tcti.to_string(),
+            reason: "a fixture records no tpm device".into(),
+        })
+    }
 }
 
 /// Runs the file readers under `root` and merges in the NICs (enriched from
@@ -106,6 +123,7 @@ fn assemble(
     root: &Path,
     opts: &DiscoveryOptions,
     mut nics: Vec<keel_api::inventory::Nic>,
+    tpm: Option<keel_api::inventory::TpmInfo>,
 ) -> Result<Inventory, DiscoveryError> {
     for n in &mut nics {
         nic::enrich(root, n);
@@ -117,6 +135,7 @@ fn assemble(
         disks: disk::read(root, opts)?,
         nics,
         accelerators: pci::read(root)?,
+        tpm,
     })
 }
 
