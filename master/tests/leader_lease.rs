@@ -64,16 +64,7 @@ async fn a_cut_off_leader_stops_leading_within_its_lease_and_follows_when_healed
     );
 
     // The majority goes on; healed, the old leader follows the new one.
-    let mut nl = None;
-    eventually(SETTLE, "a new leader among the majority", || {
-        nl = c
-            .running()
-            .find(|(i, n)| *i != l && n.is_leader())
-            .map(|(i, _)| i);
-        nl.is_some()
-    })
-    .await;
-    let nl = nl.unwrap();
+    let nl = c.leader_other_than(l, SETTLE).await;
     c.propose(nl, add_framework("during")).await.unwrap();
     c.node(l).set_isolated(false);
     let new_addr = c.masters[nl].addr.to_string();

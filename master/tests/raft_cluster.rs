@@ -166,16 +166,7 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_cleanly() {
     );
     assert!(c.node(l).ensure_leader().await.is_err());
     // The majority elects a leader of its own and goes on.
-    let mut nl = None;
-    eventually(SETTLE, "a new leader among the majority", || {
-        nl = c
-            .running()
-            .find(|(i, n)| *i != l && n.is_leader())
-            .map(|(i, _)| i);
-        nl.is_some()
-    })
-    .await;
-    let nl = nl.unwrap();
+    let nl = c.leader_other_than(l, SETTLE).await;
     c.propose(nl, add_framework("during")).await.unwrap();
     assert_eq!(framework_names(&c.node(l).registry()), ["before"]);
 

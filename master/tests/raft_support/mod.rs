@@ -190,6 +190,21 @@ impl Cluster {
             .filter_map(|(i, m)| m.node.as_deref().map(|n| (i, n)))
     }
 
+    /// A running master other than `old` that believes it leads (the
+    /// majority's new leader while `old` is cut off).
+    pub async fn leader_other_than(&self, old: usize, within: Duration) -> usize {
+        let mut found = None;
+        eventually(within, "a new leader among the majority", || {
+            found = self
+                .running()
+                .find(|(i, n)| *i != old && n.is_leader())
+                .map(|(i, _)| i);
+            found.is_some()
+        })
+        .await;
+        found.unwrap()
+    }
+
     /// The running master that leads, once all running ones agree on it.
     pub async fn leader(&self, within: Duration) -> usize {
         let deadline = Instant::now() + within;
