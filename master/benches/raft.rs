@@ -1,14 +1,17 @@
 //! Registry writes through Raft on 3 masters on loopback, each on its own
-//! tokio runtime with real gRPC between them and a real (fsynced) redb store.
+//! tokio runtime with real gRPC between them and a real (fsynced) store: log
+//! segments plus redb.
 //!
 //! `cargo bench -p keel-master --bench raft` (`-- --writes N`, `--kills N`).
 //! Printed:
 //!
 //! - `one master`: sequential writes on a cluster of one master: the fsync
 //!   plus everything around it (proposer, openraft, apply), no network;
-//! - `fsync`, `grpc rtt`: what a write is made of: one redb commit of a
-//!   registry-sized value on the same disk, and one small gRPC call to a
-//!   master's Raft service on loopback;
+//! - `wal sync`, `grpc rtt`: what a write is made of: one log segment
+//!   append (write + fdatasync) of a registry-sized entry on the same disk,
+//!   and one small gRPC call to a master's Raft service on loopback;
+//!   `redb fsync`: one redb commit of the same value, as the log cost when
+//!   redb held it;
 //! - `seq serial`: as `sequential`, on a cluster whose leader fsyncs an
 //!   entry before replicating it (openraft 0.9's own order,
 //!   `RaftOptions::overlap_leader_fsync = false`);
@@ -40,6 +43,7 @@ use std::time::{Duration, Instant};
 use keel_api::raft_pb::HelloRequest;
 use keel_api::raft_pb::raft_service_client::RaftServiceClient;
 use keel_master::raft::RaftOptions;
+use keel_master::raft::wal::{self, Wal};
 use raft_support::{Cluster, add_framework, bootstrap};
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -69,8 +73,30 @@ fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
     );
 }
 
-/// The parts of a write: a redb commit on this disk, a gRPC round trip.
+/// The parts of a write: a log append on this disk (and a redb commit, for
+/// comparison), a gRPC round trip.
 async fn probes(c: &Cluster, l: usize, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let value = serde_json::to_vec(&add_framework("probe")).unwrap();
+    let (lat, wall) = tokio::task::spawn_blocking(move || {
+        let mut wal = Wal::open(dir.path(), wal::SEGMENT_SIZE, None).unwrap().wal;
+        let mut append = |i: u64| {
+            wal.append(&[(i, value.clone())]).unwrap();
+            wal.sync().unwrap();
+        };
+        (0..100).for_each(&mut append);
+        let mut lat = Vec::with_capacity(n);
+        let start = Instant::now();
+        for i in 100..100 + n as u64 {
+            let t = Instant::now();
+            append(i);
+            lat.push(t.elapsed());
+        }
+        (lat, start.elapsed())
+    })
+    .await
+    .unwrap();
+    report("wal sync", lat, wall);
     const LOG: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("log");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("probe.redb");
@@ -99,7 +125,7 @@ async fn probes(c: &Cluster, l: usize, n: usize) {
     })
     .await
     .unwrap();
-    report("fsync", lat, wall);
+    report("redb fsync", lat, wall);
     let follower = (0..c.masters.len()).find(|i| *i != l).unwrap();
     let addr = format!("http://{}", c.masters[follower].addr);
     let mut client = RaftServiceClient::connect(addr).await.unwrap();
@@ -244,7 +270,7 @@ async fn main() {
     let kills = arg("--kills").unwrap_or(if quick { 1 } else { 10 });
     let warm = 100.min(writes);
     println!(
-        "3 masters on loopback, redb fsync per write, {} cpus",
+        "3 masters on loopback, log fdatasync per write, {} cpus",
         cpus()
     );
     {

@@ -1,5 +1,6 @@
-//! The redb Raft store: openraft's own storage conformance suite, and a
-//! damaged store refusing to open.
+//! The Raft store (log segments plus redb): openraft's own storage
+//! conformance suite, a damaged store refusing to open, and a store written
+//! before the segments (entries in redb) moving to them.
 
 use keel_master::raft::{LogStore, StateMachine, StoreError, TypeConfig, open_store};
 use openraft::StorageError;
@@ -26,7 +27,7 @@ mod damage {
     use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
     use openraft::testing::{blank_ent, log_id};
     use openraft::{RaftLogReader, RaftSnapshotBuilder, Vote};
-    use redb::TableDefinition;
+    use redb::{ReadableDatabase, TableDefinition};
     use std::path::{Path, PathBuf};
 
     fn rt() -> tokio::runtime::Runtime {
@@ -47,6 +48,7 @@ mod damage {
                 .build_snapshot()
                 .await
                 .unwrap();
+            log.save_committed(Some(log_id(1, 1, 49))).await.unwrap();
             log.purge(log_id(1, 1, 10)).await.unwrap();
         });
         path
@@ -58,15 +60,48 @@ mod damage {
         std::fs::write(path, &bytes).unwrap();
     }
 
-    /// Opening must fail as corrupt, naming the file.
+    /// Opening must fail as corrupt, naming the damaged file (the redb file
+    /// or a log segment beside it).
     fn assert_refused(path: &Path) -> String {
         let err = open_store(path)
             .err()
             .expect("a damaged store must not open");
         let text = err.to_string();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{text}");
-        assert!(text.contains(&path.display().to_string()), "{text}");
+        let dir = path.parent().unwrap().display().to_string();
+        assert!(text.contains(&dir), "{text}");
         text
+    }
+
+    /// The log segment holding entries 0..50 of [`written_store`].
+    fn segment(path: &Path) -> PathBuf {
+        path.with_file_name("wal").join(format!("{:020}.wal", 0))
+    }
+
+    /// Where entry `index` of `segment` starts, and its encoded bytes.
+    fn record(segment: &Path, index: u64) -> (usize, Vec<u8>) {
+        let bytes = std::fs::read(segment).unwrap();
+        let mut at = 0;
+        for i in 0.. {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if i == index {
+                return (at, bytes[at + 8..at + 8 + len].to_vec());
+            }
+            at += 8 + len;
+        }
+        unreachable!()
+    }
+
+    /// A record as the store writes it: length, checksum, entry.
+    fn encode(raw: &[u8]) -> Vec<u8> {
+        let len = (raw.len() as u32).to_le_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&len);
+        crc.update(raw);
+        let mut out = len.to_vec();
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(raw);
+        out
     }
 
     #[test]
@@ -104,11 +139,53 @@ mod damage {
     fn garbled_pages_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = written_store(&dir);
+        // The page holding the snapshot.
         damage(&path, |b| {
-            let at = b.len() / 3;
-            b[at..at + 4096].iter_mut().for_each(|x| *x ^= 0x5a);
+            let at = b.windows(8).position(|w| w == b"registry").unwrap();
+            let page = at / 4096 * 4096;
+            b[page..page + 4096].iter_mut().for_each(|x| *x ^= 0x5a);
         });
         assert_refused(&path);
+    }
+
+    #[test]
+    fn a_truncated_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written_store(&dir);
+        let segment = segment(&path);
+        let (at, _) = record(&segment, 30);
+        let file = std::fs::OpenOptions::new().write(true).open(&segment);
+        file.unwrap().set_len(at as u64).unwrap();
+        let text = assert_refused(&path);
+        assert!(text.contains("truncated"), "{text}");
+    }
+
+    #[test]
+    fn a_garbled_entry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written_store(&dir);
+        let (at, raw) = record(&segment(&path), 20);
+        damage(&segment(&path), |b| b[at + 8 + raw.len() / 2] ^= 0x5a);
+        let text = assert_refused(&path);
+        assert!(text.contains("entry 20 fails its checksum"), "{text}");
+    }
+
+    #[test]
+    fn a_lost_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written_store(&dir);
+        std::fs::remove_dir_all(path.with_file_name("wal")).unwrap();
+        let text = assert_refused(&path);
+        assert!(text.contains("entry 49 was committed"), "{text}");
+    }
+
+    #[test]
+    fn segments_without_their_store_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written_store(&dir);
+        std::fs::remove_file(&path).unwrap();
+        let text = assert_refused(&path);
+        assert!(text.contains("holds log segments"), "{text}");
     }
 
     #[test]
@@ -131,13 +208,22 @@ mod damage {
         txn.commit().unwrap();
     }
 
+    /// Replaces entry `index` of `segment` with `raw`, checksummed: written
+    /// by a bug, not torn by a crash.
+    fn rewrite(segment: &Path, index: u64, raw: &[u8]) {
+        let (at, old) = record(segment, index);
+        // Padded with JSON whitespace to the same length.
+        let mut raw = raw.to_vec();
+        raw.resize(old.len(), b' ');
+        let new = encode(&raw);
+        damage(segment, |b| b[at..at + new.len()].copy_from_slice(&new));
+    }
+
     #[test]
     fn an_entry_that_does_not_decode_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = written_store(&dir);
-        poke(&path, |t| {
-            t.insert(20, b"{\"log_id\":".as_slice()).unwrap();
-        });
+        rewrite(&segment(&path), 20, b"{\"log_id\":");
         let text = assert_refused(&path);
         assert!(text.contains("log entry 20"), "{text}");
     }
@@ -146,9 +232,8 @@ mod damage {
     fn a_hole_in_the_log_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = written_store(&dir);
-        poke(&path, |t| {
-            t.remove(30).unwrap();
-        });
+        let (_, raw) = record(&segment(&path), 31);
+        rewrite(&segment(&path), 30, &raw);
         let text = assert_refused(&path);
         assert!(text.contains("31 found where 30"), "{text}");
     }
@@ -162,5 +247,54 @@ mod damage {
         });
         let text = assert_refused(&path);
         assert!(text.contains("missing"), "{text}");
+    }
+
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+    #[test]
+    fn a_store_with_its_entries_in_redb_moves_them_to_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written_store(&dir);
+        // Rewritten as the version before the segments kept it: entries in
+        // redb's `log` table, format 1. And a migration that was cut short
+        // left a segment behind.
+        let raws: Vec<Vec<u8>> = (11..50).map(|i| record(&segment(&path), i).1).collect();
+        let wal = path.with_file_name("wal");
+        std::fs::remove_dir_all(&wal).unwrap();
+        poke(&path, |log| {
+            for (i, raw) in (11..).zip(&raws) {
+                log.insert(i, raw.as_slice()).unwrap();
+            }
+        });
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("format", b"keel-raft-1".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        std::fs::create_dir(&wal).unwrap();
+        std::fs::write(wal.join(format!("{:020}.wal", 11)), b"half a migration").unwrap();
+        for _ in 0..2 {
+            rt().block_on(async {
+                let (mut log, mut sm) = open_store(&path).unwrap();
+                assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+                let state = log.get_log_state().await.unwrap();
+                assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 10)));
+                assert_eq!(state.last_log_id, Some(log_id(1, 1, 49)));
+                let entries = log.try_get_log_entries(11..50).await.unwrap();
+                let ids: Vec<_> = entries.iter().map(|e| e.log_id.index).collect();
+                assert_eq!(ids, (11..50).collect::<Vec<_>>());
+                let (applied, _) = sm.applied_state().await.unwrap();
+                assert_eq!(applied, Some(log_id(1, 1, 49)));
+            });
+        }
+        // Moved for good: redb no longer has them, and says so.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(LOG).is_err(), "the log table is still there");
+        let format = txn.open_table(META).unwrap().get("format").unwrap();
+        assert_eq!(format.unwrap().value(), b"keel-raft-2");
     }
 }

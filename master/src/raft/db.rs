@@ -1,27 +1,31 @@
-//! The Raft store on disk: one redb file, `<work_dir>/raft/raft.redb`.
+//! The Raft store on disk, in `<work_dir>/raft/`: the log's entries in
+//! append-only segment files under `wal/` ([`super::wal`]), everything else
+//! in one redb file, `raft.redb`:
 //!
-//! - `log`: log index -> JSON of the openraft entry;
 //! - `meta`: small JSON values: the format marker, vote, committed log id,
 //!   last purged log id and this master's identity;
-//! - `snapshot`: the last snapshot's metadata and data.
+//! - `snapshot`: the last snapshot's metadata and data;
+//! - `log` (format `keel-raft-1` only): the entries, as stores written
+//!   before the segment files kept them. [`Db::open`] moves them into
+//!   segments once and marks the file `keel-raft-2`, which older masters
+//!   refuse.
 //!
-//! Every write is one redb transaction committed with immediate durability
+//! Every redb write is one transaction committed with immediate durability
 //! (fsync) before the call returns; the log's writer
-//! ([`super::log_writer`]) commits everything queued meanwhile in one. The
-//! committed log id rides along with log appends (Raft can always learn it
-//! again). [`Db::open`] reads everything back and refuses a
-//! file it cannot fully trust: a master must not serve a registry rebuilt
-//! from a damaged log.
+//! ([`super::log_writer`]) orders them with the segment writes.
+//! [`Db::open`] reads everything back and refuses a store it cannot fully
+//! trust: a master must not serve a registry rebuilt from a damaged log.
 
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
 use openraft::{Entry, LogId, SnapshotMeta};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::types::{MasterNode, NodeId, TypeConfig};
+use super::wal::{self, Wal, WalError};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -37,7 +41,10 @@ pub mod key {
 }
 const SNAPSHOT_META: &str = "meta";
 const SNAPSHOT_DATA: &str = "data";
-const FORMAT: &str = "keel-raft-1";
+/// Entries in the segment files.
+const FORMAT: &str = "keel-raft-2";
+/// Entries in redb's `log` table: migrated on open.
+const FORMAT_REDB_LOG: &str = "keel-raft-1";
 
 pub type LogEntry = Entry<TypeConfig>;
 
@@ -55,6 +62,21 @@ pub enum StoreError {
     Invalid { path: PathBuf, reason: String },
     #[error("raft store {path}: the store was closed")]
     Closed { path: PathBuf },
+    #[error("raft log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<WalError> for StoreError {
+    fn from(e: WalError) -> Self {
+        match e {
+            WalError::Io { path, source } => StoreError::Log { path, source },
+            WalError::Corrupt { path, reason } => StoreError::Corrupt { path, reason },
+        }
+    }
 }
 
 /// The redb database and its path (for error messages).
@@ -63,31 +85,19 @@ pub struct Db {
     path: PathBuf,
 }
 
-/// One change [`Db::commit_writes`] makes, values already encoded.
-#[derive(Debug)]
-pub enum LogWrite {
-    /// Log entries by index.
-    Entries(Vec<(u64, Vec<u8>)>),
-    /// Deletes the entries from this index on (conflicting entries).
-    TruncateFrom(u64),
-    /// Deletes the entries up to and including `index` and records the
-    /// purged log id, `raw`.
-    PurgeUpto { index: u64, raw: Vec<u8> },
-    /// One `meta` value.
-    Meta { key: &'static str, raw: Vec<u8> },
-}
-
 /// What [`Db::open`] found, already checked.
-#[derive(Debug, Default)]
 pub struct Recovered {
     pub last_purged: Option<LogId<NodeId>>,
     pub last_log: Option<LogId<NodeId>>,
     pub snapshot_last: Option<LogId<NodeId>>,
+    /// The log's entries, for its writer.
+    pub wal: Wal,
 }
 
 impl Db {
-    /// Opens or creates the store at `path` and checks all of it: every value
-    /// must decode, and the log must be contiguous after the purged prefix.
+    /// Opens or creates the store at `path` (and its segments beside it)
+    /// and checks all of it: every value must decode, and the log must be
+    /// contiguous after the purged prefix.
     ///
     /// redb panics on some damage (a garbled page header) instead of
     /// returning an error; that panic is caught and reported as corruption.
@@ -114,9 +124,12 @@ impl Db {
             db,
             path: path.to_path_buf(),
         };
+        let wal_dir = db.wal_dir();
+        let mut legacy = false;
         if existed {
             match db.get_raw(META, key::FORMAT)? {
                 Some(f) if f == FORMAT.as_bytes() => {}
+                Some(f) if f == FORMAT_REDB_LOG.as_bytes() => legacy = true,
                 Some(f) => {
                     return Err(db.corrupt(format!(
                         "unknown format {:?} (expected {FORMAT})",
@@ -126,9 +139,14 @@ impl Db {
                 None => return Err(db.corrupt("format marker missing".into())),
             }
         } else {
+            if segments_in(&wal_dir) {
+                return Err(db.corrupt(format!(
+                    "{} holds log segments but the store is new",
+                    wal_dir.display()
+                )));
+            }
             let txn = db.db.begin_write().map_err(|e| db.err(e))?;
             {
-                txn.open_table(LOG).map_err(|e| db.err(e))?;
                 txn.open_table(SNAPSHOT).map_err(|e| db.err(e))?;
                 let mut meta = txn.open_table(META).map_err(|e| db.err(e))?;
                 meta.insert(key::FORMAT, FORMAT.as_bytes())
@@ -136,7 +154,7 @@ impl Db {
             }
             txn.commit().map_err(|e| db.err(e))?;
         }
-        let recovered = db.verify()?;
+        let recovered = db.verify(legacy)?;
         Ok((db, recovered))
     }
 
@@ -144,29 +162,88 @@ impl Db {
         &self.path
     }
 
-    fn verify(&self) -> Result<Recovered, StoreError> {
+    /// Where the log's segment files are.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.path.with_file_name("wal")
+    }
+
+    fn verify(&self, legacy: bool) -> Result<Recovered, StoreError> {
         let _: Option<openraft::Vote<NodeId>> = self.get(key::VOTE)?;
-        let _: Option<LogId<NodeId>> = self.get(key::COMMITTED)?;
+        let committed = self.get::<Option<LogId<NodeId>>>(key::COMMITTED)?.flatten();
         let _: Option<serde_json::Value> = self.get(key::IDENTITY)?;
         let last_purged: Option<LogId<NodeId>> = self.get(key::PURGED)?;
         let snapshot: Option<(SnapshotMeta<NodeId, MasterNode>, Vec<u8>)> = self.snapshot()?;
         let snapshot_last = snapshot.and_then(|(meta, _)| meta.last_log_id);
-        let first = last_purged.map_or(0, |l| l.index + 1);
-        let mut last_log = last_purged;
-        for (expected, entry) in (first..).zip(self.entries(..)?) {
+        let purged = last_purged.map(|l| l.index);
+        let opened = if legacy {
+            self.migrate(purged)?
+        } else {
+            Wal::open(&self.wal_dir(), wal::SEGMENT_SIZE, purged)?
+        };
+        // The committed id is written once its entries are durable, and
+        // committed entries are never truncated: a log that ends before it
+        // lost entries (a segment deleted, say).
+        let last_log = opened.last.or(last_purged);
+        if let Some(c) = committed
+            && last_log.is_none_or(|l| l.index < c.index)
+        {
+            return Err(self.corrupt(format!(
+                "entry {} was committed but the log in {} ends at {:?}",
+                c.index,
+                self.wal_dir().display(),
+                last_log.map(|l| l.index)
+            )));
+        }
+        Ok(Recovered {
+            last_purged,
+            last_log,
+            snapshot_last,
+            wal: opened.wal,
+        })
+    }
+
+    /// Moves a `keel-raft-1` store's entries from redb into segment files,
+    /// then (one transaction) drops them from redb and marks the new
+    /// format. Until that commit redb's entries are the log: an interrupted
+    /// migration starts over.
+    fn migrate(&self, purged: Option<u64>) -> Result<wal::Opened, StoreError> {
+        let first = purged.map_or(0, |p| p + 1);
+        let entries = self.entries(..)?;
+        for (expected, entry) in (first..).zip(&entries) {
             if entry.log_id.index != expected {
                 return Err(self.corrupt(format!(
                     "log entry {} found where {expected} was expected",
                     entry.log_id.index
                 )));
             }
-            last_log = Some(entry.log_id);
         }
-        Ok(Recovered {
-            last_purged,
-            last_log,
-            snapshot_last,
-        })
+        let dir = self.wal_dir();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| StoreError::Log {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let mut opened = Wal::open(&dir, wal::SEGMENT_SIZE, purged)?;
+        let raw = entries
+            .iter()
+            .map(|e| Ok((e.log_id.index, self.encode("log entry", e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        opened.wal.append(&raw)?;
+        opened.wal.sync()?;
+        opened.last = entries.last().map(|e| e.log_id);
+        self.write(|txn| {
+            txn.delete_table(LOG)?;
+            txn.open_table(META)?
+                .insert(key::FORMAT, FORMAT.as_bytes())?;
+            Ok(())
+        })?;
+        tracing::info!(
+            store = %self.path.display(),
+            entries = entries.len(),
+            "moved the raft log from redb into segment files"
+        );
+        Ok(opened)
     }
 
     /// Reads and decodes one `meta` value.
@@ -186,8 +263,8 @@ impl Db {
         })
     }
 
-    /// Log entries with indexes in `range`, in order.
-    pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<LogEntry>, StoreError> {
+    /// Entries of a `keel-raft-1` store with indexes in `range`, in order.
+    fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<LogEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(LOG).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -206,42 +283,12 @@ impl Db {
         Ok(out)
     }
 
-    /// The id of the last log entry, if the log holds any.
-    pub fn last_entry(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(LOG).map_err(|e| self.err(e))?;
-        match table.last().map_err(|e| self.err(e))? {
-            Some((k, v)) => {
-                let entry: LogEntry =
-                    self.decode(&format!("log entry {}", k.value()), v.value())?;
-                Ok(Some(entry.log_id))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Commits `writes` in one transaction, in order, durably (one fsync
-    /// for all of them): the log's writer groups whatever queued up.
-    pub fn commit_writes(&self, writes: &[LogWrite]) -> Result<(), StoreError> {
+    /// Commits `values` to `meta` in one transaction, durably.
+    pub fn put_raw(&self, values: &[(&'static str, Vec<u8>)]) -> Result<(), StoreError> {
         self.write(|txn| {
-            let mut log = txn.open_table(LOG)?;
             let mut meta = txn.open_table(META)?;
-            for w in writes {
-                match w {
-                    LogWrite::Entries(entries) => {
-                        for (index, raw) in entries {
-                            log.insert(*index, raw.as_slice())?;
-                        }
-                    }
-                    LogWrite::TruncateFrom(index) => log.retain_in(*index.., |_, _| false)?,
-                    LogWrite::PurgeUpto { index, raw } => {
-                        log.retain_in(..=*index, |_, _| false)?;
-                        meta.insert(key::PURGED, raw.as_slice())?;
-                    }
-                    LogWrite::Meta { key, raw } => {
-                        meta.insert(*key, raw.as_slice())?;
-                    }
-                }
+            for (key, raw) in values {
+                meta.insert(*key, raw.as_slice())?;
             }
             Ok(())
         })
@@ -321,6 +368,13 @@ impl Db {
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         classify(&self.path, e.into())
     }
+}
+
+/// Whether `dir` holds log segment files.
+fn segments_in(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wal")))
+    })
 }
 
 /// redb's own corruption reports become [`StoreError::Corrupt`].

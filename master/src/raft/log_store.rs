@@ -1,7 +1,8 @@
-//! openraft's [`RaftLogStorage`] over the redb [`Db`]: the vote, the
-//! committed log id and the log itself. Every write goes through the log's
-//! single writer ([`super::log_writer`]), which fsyncs in the background and
-//! serves what is not durable yet from memory.
+//! openraft's [`RaftLogStorage`] over the store: the log's entries in
+//! segment files ([`super::wal`]), the vote and the committed log id in the
+//! redb [`Db`]. Every write goes through the log's single writer
+//! ([`super::log_writer`]), which fsyncs in the background and serves what
+//! is not durable yet from memory.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 
-use super::db::{Db, LogEntry, StoreError, key};
+use super::db::{Db, LogEntry, Recovered, StoreError, key};
 use super::log_writer::{Durability, Writer};
 use super::types::{NodeId, TypeConfig};
 
@@ -25,20 +26,25 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// A store that acknowledges every append once it is durable.
-    pub fn new(db: Arc<Db>) -> Result<Self, StoreError> {
+    /// A store over `db` and the segments [`Db::open`] found beside it
+    /// that acknowledges every append once it is durable.
+    pub fn new(db: Arc<Db>, recovered: Recovered) -> Result<Self, StoreError> {
         Ok(LogStore {
-            writer: Arc::new(Writer::start(db)?),
+            writer: Arc::new(Writer::start(db, recovered)?),
             leader_early_ack: None,
         })
     }
 
     /// A store for master `me` that, while `me` leads, acknowledges its own
     /// new entries before their fsync so that replication overlaps it.
-    pub fn with_early_leader_ack(db: Arc<Db>, me: NodeId) -> Result<Self, StoreError> {
+    pub fn with_early_leader_ack(
+        db: Arc<Db>,
+        recovered: Recovered,
+        me: NodeId,
+    ) -> Result<Self, StoreError> {
         Ok(LogStore {
             leader_early_ack: Some(me),
-            ..LogStore::new(db)?
+            ..LogStore::new(db, recovered)?
         })
     }
 
@@ -106,8 +112,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.writer.vote())
     }
 
-    /// Kept in memory and written with the next append, so that it costs no
-    /// I/O of its own: a lost committed id only means that a restarted
+    /// Kept in memory and written with the next redb commit the writer
+    /// makes anyway (a vote, a purge) and on close, so that it costs no I/O
+    /// of its own: a lost or stale committed id only means that a restarted
     /// master re-applies less of its log until the leader tells it again.
     async fn save_committed(
         &mut self,

@@ -1,12 +1,19 @@
 //! The Raft log's single writer. One thread owns every write to the log,
 //! the vote and the log's metadata: writes queue in the order openraft
-//! makes them, and the thread commits whatever queued up meanwhile in one
-//! redb transaction (one fsync), in that order, then reports durability.
-//! A crash thus leaves a prefix of the writes on disk.
+//! makes them, and the thread writes whatever queued up meanwhile, in that
+//! order, then reports durability. Entries go to the segment files
+//! ([`super::wal`]), one `fdatasync` per batch; the vote and the purged
+//! log id to redb. Where a batch mixes the two, each run of segment writes
+//! is synced before the redb commit after it and each redb commit is done
+//! before the segment writes after it, so a crash still leaves a prefix of
+//! the writes on disk. The committed log id rides along with a batch's
+//! redb commit, after its entries are synced, and is written on close;
+//! with no redb commit it is only kept in memory (see
+//! [`super::log_store`]).
 //!
 //! The log as submitted, durable or not, is kept in memory (its tail; older
-//! entries are read from redb), so reads see a write as soon as it is
-//! queued.
+//! entries are read from the segments), so reads see a write as soon as it
+//! is queued.
 //!
 //! # A leader's fsync beside replication
 //!
@@ -42,12 +49,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use openraft::{EntryPayload, LogId, Vote};
 use tokio::sync::watch;
 
-use super::db::{Db, LogEntry, LogWrite, StoreError, key};
-use super::log_store::blocking;
+use super::db::{Db, LogEntry, Recovered, StoreError, key};
 use super::types::NodeId;
+use super::wal::WalReader;
+use batch::LogWrite;
 
 /// Durable entries kept in memory, so that replication and apply read
-/// recent entries without redb (and without decoding them).
+/// recent entries without the disk (and without decoding them).
 const KEEP: usize = 256;
 
 /// Told once an append is durable (or failed).
@@ -70,6 +78,8 @@ pub struct Durability {
 
 struct Shared {
     db: Arc<Db>,
+    /// Reads entries that left the tail.
+    reader: WalReader,
     state: Mutex<State>,
     /// Wakes the thread: writes queued, or the store closed.
     work: Condvar,
@@ -120,10 +130,12 @@ struct Queued {
 }
 
 impl Writer {
-    /// Reads the log's state from `db` and starts the thread.
-    pub(crate) fn start(db: Arc<Db>) -> Result<Writer, StoreError> {
-        let purged: Option<LogId<NodeId>> = db.get(key::PURGED)?;
-        let last = db.last_entry()?;
+    /// Takes over the log `db` and its segments (`recovered`) and starts
+    /// the thread.
+    pub(crate) fn start(db: Arc<Db>, recovered: Recovered) -> Result<Writer, StoreError> {
+        let purged = recovered.last_purged;
+        let last = recovered.last_log.filter(|l| Some(*l) != purged);
+        let wal = recovered.wal;
         let tail_start = last.or(purged).map_or(0, |l| l.index + 1);
         let state = State {
             vote: db.get(key::VOTE)?,
@@ -142,6 +154,7 @@ impl Writer {
         };
         let shared = Arc::new(Shared {
             db: db.clone(),
+            reader: wal.reader(),
             state: Mutex::new(state),
             work: Condvar::new(),
             progress: watch::channel(Progress::default()).0,
@@ -149,7 +162,7 @@ impl Writer {
         let thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("raft-log".into())
-            .spawn(move || run(&thread))
+            .spawn(move || batch::run(&thread, wal))
             .map_err(|e| db.invalid(format!("cannot start the log writer: {e}")))?;
         Ok(Writer {
             shared,
@@ -269,14 +282,11 @@ impl Writer {
     /// Queues deleting the entries from `from` on.
     pub(crate) async fn truncate(&self, from: u64) -> Result<(), StoreError> {
         let prev = from.checked_sub(1);
-        // The new last entry, when only redb has it (nothing queued writes
-        // below the tail).
+        // The new last entry, when only the segments have it (nothing
+        // queued writes below the tail).
         let known = self.shared.lock().known_id(prev);
         let stored = match (known, prev) {
-            (None, Some(p)) => blocking(&self.shared.db, move |db| db.entries(p..=p))
-                .await?
-                .first()
-                .map(|e| e.log_id),
+            (None, Some(p)) => self.read(p, p + 1).await?.first().map(|e| e.log_id),
             _ => None,
         };
         {
@@ -361,9 +371,23 @@ impl Writer {
         let Some(stored) = stored else {
             return Ok(tail);
         };
-        let mut entries = blocking(&self.shared.db, move |db| db.entries(stored)).await?;
+        let mut entries = self.read(stored.start, stored.end).await?;
         entries.append(&mut tail);
         Ok(entries)
+    }
+
+    /// Entries `lo..hi` from the segments, on the blocking pool.
+    async fn read(&self, lo: u64, hi: u64) -> Result<Vec<LogEntry>, StoreError> {
+        let reader = self.shared.reader.clone();
+        let path = self.shared.db.wal_dir();
+        tokio::task::spawn_blocking(move || reader.read(lo, hi).map_err(StoreError::from))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Invalid {
+                    path,
+                    reason: format!("log read failed: {e}"),
+                })
+            })
     }
 
     /// Test hook: the thread leaves queued writes alone while `held`.
@@ -505,7 +529,7 @@ impl State {
         }
     }
 
-    /// The id of entry `index` if known without redb: `Some(None)` when
+    /// The id of entry `index` if known without the disk: `Some(None)` when
     /// there is none (before the log, or purged).
     fn known_id(&self, index: Option<u64>) -> Option<Option<LogId<NodeId>>> {
         let Some(i) = index else {
@@ -564,67 +588,8 @@ impl State {
     }
 }
 
-/// The thread: commits what is queued, in order, until the store closes.
-fn run(shared: &Shared) {
-    loop {
-        let (batch, committed, failed) = {
-            let mut s = shared.lock();
-            loop {
-                if !s.queue.is_empty() && (!s.held || s.closed) {
-                    break;
-                }
-                if s.closed {
-                    return;
-                }
-                s = shared.work.wait(s).unwrap_or_else(|p| p.into_inner());
-            }
-            (std::mem::take(&mut s.queue), s.committed, s.failed.clone())
-        };
-        let upto = batch.last().map_or(0, |q| q.seq);
-        let mut writes = Vec::with_capacity(batch.len() + 1);
-        let mut callbacks = Vec::new();
-        for q in batch {
-            writes.push(q.write);
-            callbacks.extend(q.flushed);
-        }
-        let result = match failed {
-            Some(e) => Err(e),
-            None => {
-                let appends = writes.iter().any(|w| matches!(w, LogWrite::Entries(_)));
-                if let (true, Some(c)) = (appends, committed)
-                    && let Ok(raw) = shared.db.encode(key::COMMITTED, &c)
-                {
-                    writes.push(LogWrite::Meta {
-                        key: key::COMMITTED,
-                        raw,
-                    });
-                }
-                shared.db.commit_writes(&writes).map_err(|e| e.to_string())
-            }
-        };
-        let progress = {
-            let mut s = shared.lock();
-            match &result {
-                Ok(()) => {
-                    s.durable = upto;
-                    s.evict();
-                }
-                Err(e) => {
-                    tracing::error!("raft log write failed: {e}");
-                    s.failed.get_or_insert_with(|| e.clone());
-                }
-            }
-            Progress {
-                durable: s.durable,
-                failed: s.failed.is_some(),
-            }
-        };
-        shared.progress.send_replace(progress);
-        for flushed in callbacks {
-            flushed(result.clone().map_err(io::Error::other));
-        }
-    }
-}
+#[path = "log_writer_batch.rs"]
+mod batch;
 
 #[cfg(test)]
 #[path = "log_writer_tests.rs"]

@@ -40,9 +40,9 @@ fn flushed() -> (OnFlushed, mpsc::Receiver<io::Result<()>>) {
 }
 
 fn open(path: &Path) -> (Arc<Db>, Writer) {
-    let (db, _) = Db::open(path).unwrap();
+    let (db, recovered) = Db::open(path).unwrap();
     let db = Arc::new(db);
-    let writer = Writer::start(db.clone()).unwrap();
+    let writer = Writer::start(db.clone(), recovered).unwrap();
     (db, writer)
 }
 
@@ -126,7 +126,7 @@ async fn truncating_queued_entries_reaches_the_disk_in_order() {
 }
 
 #[tokio::test]
-async fn truncating_into_entries_only_redb_has() {
+async fn truncating_into_entries_only_the_segments_have() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raft.redb");
     let (db, w) = open(&path);
@@ -135,7 +135,7 @@ async fn truncating_into_entries_only_redb_has() {
         .unwrap();
     rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
     close(db, w).await;
-    // Reopened, the tail is empty: everything is read from redb.
+    // Reopened, the tail is empty: everything is read from the segments.
     let (db, w) = open(&path);
     w.truncate(10).await.unwrap();
     assert_eq!(w.log_state(), (None, Some(log_id(1, 1, 9))));
@@ -151,7 +151,7 @@ async fn truncating_into_entries_only_redb_has() {
 }
 
 #[tokio::test]
-async fn old_entries_are_read_from_redb_and_recent_ones_from_memory() {
+async fn old_entries_are_read_from_the_segments_and_recent_ones_from_memory() {
     let dir = tempfile::tempdir().unwrap();
     let (db, w) = open(&dir.path().join("raft.redb"));
     let n = KEEP as u64 * 2;

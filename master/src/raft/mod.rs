@@ -4,7 +4,8 @@
 //! - [`types`]: the type config: [`Batch`]es of registry
 //!   [`Command`](crate::registry::Command)s in, [`ApplyResponse`]s out; node
 //!   ids derived from addresses.
-//! - [`db`], [`log_store`], [`state_machine`]: the store (one redb file)
+//! - [`db`], [`wal`], [`log_store`], [`state_machine`]: the store (the
+//!   log's entries in append-only segment files, the rest in one redb file)
 //!   behind openraft's storage traits; passes `openraft::testing::Suite`.
 //!   [`log_writer`]: the one thread that writes the log, group-committing
 //!   and fsyncing in the background, and the rules that let a leader
@@ -20,7 +21,7 @@
 //!   removing masters at runtime.
 //!
 //! ```text
-//!  core --propose--> proposer --Batch--> openraft --append--> LogStore (redb)
+//!  core --propose--> proposer --Batch--> openraft --append--> LogStore (wal + redb)
 //!                                           |--AppendEntries/Vote--> network --gRPC--> peers' service
 //!  core <--registry/subscribe-- StateMachine <--apply committed--'
 //! ```
@@ -39,6 +40,7 @@ pub mod proposer;
 pub mod service;
 pub mod state_machine;
 pub mod types;
+pub mod wal;
 pub mod wire;
 
 use std::path::Path;
@@ -60,9 +62,9 @@ pub const GRPC_ROUTE: &str = "/keel.raft.v1.RaftService/{*method}";
 /// Opens (or creates) the Raft store at `path`, checked, as the two halves
 /// openraft takes. [`RaftNode`] does this itself; this is for storage tests.
 pub fn open_store(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
-    let (db, _) = db::Db::open(path)?;
+    let (db, recovered) = db::Db::open(path)?;
     let db = Arc::new(db);
-    let log = LogStore::new(db.clone())?;
+    let log = LogStore::new(db.clone(), recovered)?;
     let (sm, _) = StateMachine::restore(db, log.durability())?;
     Ok((log, sm))
 }

@@ -119,7 +119,8 @@ impl RaftNode {
         Self::open_with(work_dir, me, masters, RaftOptions::default()).await
     }
 
-    /// Opens `<work_dir>/raft/raft.redb` (refusing a damaged one) and starts
+    /// Opens the store in `<work_dir>/raft/` (`raft.redb` and the log
+    /// segments in `wal/`, refusing a damaged one) and starts
     /// Raft. `me` is this master's advertised `ip:port`; `masters` the
     /// `--masters` list (empty: a cluster of this master alone). Returns
     /// before the cluster is formed: the gRPC service must be served for
@@ -185,9 +186,9 @@ impl RaftNode {
         );
         let cluster = Arc::new(Cluster::new(identity, masters, &db));
         let log = if options.overlap_leader_fsync {
-            LogStore::with_early_leader_ack(db.clone(), id)?
+            LogStore::with_early_leader_ack(db.clone(), recovered, id)?
         } else {
-            LogStore::new(db.clone())?
+            LogStore::new(db.clone(), recovered)?
         };
         let (sm, shared) = StateMachine::restore(db.clone(), log.durability())?;
         let network = Network::new(cluster.clone(), log.durability());
