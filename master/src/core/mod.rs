@@ -197,19 +197,16 @@ impl Master {
             serving: std::sync::atomic::AtomicBool::new(false),
             allocate_soon: Notify::new(),
         });
+        // A single master takes over here: its local log failing is fatal.
+        // A Raft master does not: its takeover needs the others, whose
+        // messages arrive on the API port, which serves only once this
+        // returns. Blocking here left a restarted master deaf, campaigning
+        // with ever higher terms that then unseated the real leader.
+        // `follow_leadership` (which the server runs) takes over once
+        // serving, retrying or following whoever leads.
         let view = master.replicator.cluster();
-        if view.leadership == replicate::Leadership::Leader
-            && let Err(e) = master.become_leader().await
-        {
-            // A restarted Raft master may believe for a moment that it still
-            // leads (its own committed vote) until it hears the newer term:
-            // its takeover then fails, and `follow_leadership` (which the
-            // server runs) retries or follows whoever leads. A single
-            // master's local log failing is fatal.
-            if view.log.is_none() {
-                return Err(e);
-            }
-            tracing::warn!(error = %e, "cannot take over as leader at startup; following the cluster");
+        if view.leadership == replicate::Leadership::Leader && view.log.is_none() {
+            master.become_leader().await?;
         }
         Ok(master)
     }
@@ -615,6 +612,7 @@ mod tests {
     /// has already taken over.
     struct StaleLeader {
         replicated: bool,
+        proposals: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Replicator for StaleLeader {
@@ -622,6 +620,8 @@ mod tests {
             &self,
             _cmd: Command,
         ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>> {
+            self.proposals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Box::pin(std::future::ready(Err(ProposeError::NotLeader {
                 leader: Some("127.0.0.1:2".into()),
             })))
@@ -659,20 +659,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stale_leader_at_startup_starts_and_does_not_serve() {
+    async fn a_replicated_master_opens_without_waiting_for_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let config = MasterConfig::local(1, dir.path().to_path_buf());
-        let master = Master::open_with(config, Box::new(StaleLeader { replicated: true }))
+        let proposals = std::sync::Arc::default();
+        let replicator = StaleLeader {
+            replicated: true,
+            proposals: std::sync::Arc::clone(&proposals),
+        };
+        let master = Master::open_with(config, Box::new(replicator))
             .await
             .expect("a replicated master must start and follow the cluster");
         assert!(!master.serving());
+        // Its takeover is left to follow_leadership, once the API port (which
+        // carries the other masters' Raft messages) serves.
+        assert_eq!(proposals.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn a_single_master_that_cannot_commit_refuses_to_start() {
         let dir = tempfile::tempdir().unwrap();
         let config = MasterConfig::local(1, dir.path().to_path_buf());
-        let opened = Master::open_with(config, Box::new(StaleLeader { replicated: false })).await;
-        assert!(opened.is_err());
+        let replicator = StaleLeader {
+            replicated: false,
+            proposals: std::sync::Arc::default(),
+        };
+        assert!(
+            Master::open_with(config, Box::new(replicator))
+                .await
+                .is_err()
+        );
     }
 }
