@@ -15,13 +15,31 @@
 //! `true`, PID/mount/UTS/IPC namespaces, a read-only root, a cgroup with
 //! the same cpu.max, memory.max (no swap) and pids.max; its state on tmpfs.
 //!
+//! With `--host DIR` (`cargo xtask host-bench`) it runs the same comparison
+//! on the machine it is started on, as root, with no container to relax:
+//! `keel-master` and `keel-agent` from beside this example's directory
+//! (`target/release/`), the agent with `--isolation auto`, every work dir
+//! and crun's state under DIR (on disk, so the fsyncs count), the host's
+//! `crun` and static busybox (`KEEL_BENCH_BUSYBOX`, default `/bin/busybox`).
+//! Neither side gets resource limits (a host may offer no cgroup v2
+//! controllers; each side still gets its own cgroup per container). On a
+//! hybrid cgroup host (v1 controllers, v2 at `/sys/fs/cgroup/unified`),
+//! which crun refuses, it re-runs itself under `unshare --mount`, detaches
+//! the v1 tree and mounts cgroup2 at `/sys/fs/cgroup`, so both sides see a
+//! v2-only machine (the same v2 hierarchy).
+//! `KEEL_BENCH_STRACE="-f -c -o FILE"` runs the agent under `strace` with
+//! those options (for counting syscalls; the times are then not the
+//! agent's).
+//!
 //! ```text
 //! guest_bench RUNS WARMUP
+//! guest_bench --host DIR RUNS WARMUP
 //! ```
 //!
 //! Output: `key=value` lines on stdout (milliseconds).
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,8 +144,8 @@ fn wait_port(port: u16, within: Duration) -> anyhow::Result<()> {
 }
 
 /// The OCI bundle `crun run` gets: the same work as one of the agent's
-/// tasks.
-fn crun_config(cgroup: &str) -> Json {
+/// tasks (with the agent's cpu, memory and pids limits when `limits`).
+fn crun_config(cgroup: &str, limits: bool) -> Json {
     let caps = json!([
         "CAP_CHOWN",
         "CAP_DAC_OVERRIDE",
@@ -145,6 +163,16 @@ fn crun_config(cgroup: &str) -> Json {
         "CAP_AUDIT_WRITE"
     ]);
     let mem = (MEM_MB << 20) as i64;
+    let resources = if limits {
+        json!({
+            "memory": {"limit": mem, "swap": mem},
+            "cpu": {"shares": (CPUS * 1024.0) as u64,
+                    "quota": (CPUS * 100_000.0) as i64, "period": 100_000},
+            "pids": {"limit": PIDS_MAX}
+        })
+    } else {
+        json!({})
+    };
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -174,12 +202,7 @@ fn crun_config(cgroup: &str) -> Json {
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}],
             "cgroupsPath": cgroup,
-            "resources": {
-                "memory": {"limit": mem, "swap": mem},
-                "cpu": {"shares": (CPUS * 1024.0) as u64,
-                        "quota": (CPUS * 100_000.0) as i64, "period": 100_000},
-                "pids": {"limit": PIDS_MAX}
-            }
+            "resources": resources
         }
     })
 }
@@ -316,7 +339,11 @@ impl Framework {
 
 /// One `true` through the nested agent: (ACCEPT -> RUNNING, ACCEPT ->
 /// FINISHED, the agent's own STARTING -> FINISHED from its timestamps).
-async fn agent_true(fw: &mut Framework, i: usize) -> anyhow::Result<(f64, f64, f64)> {
+async fn agent_true(
+    fw: &mut Framework,
+    i: usize,
+    true_bin: &str,
+) -> anyhow::Result<(f64, f64, f64)> {
     let offer = fw.offer().await?;
     let take = |name: &str, amount: f64| {
         let mut r = offer["resources"]
@@ -332,7 +359,7 @@ async fn agent_true(fw: &mut Framework, i: usize) -> anyhow::Result<(f64, f64, f
     let id = format!("true-{i}");
     let task = json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
         "resources": [take("cpus", CPUS), take("mem", MEM_MB as f64)],
-        "command": {"shell": false, "value": "/bench/rootfs/bin/true", "arguments": ["true"]},
+        "command": {"shell": false, "value": true_bin, "arguments": ["true"]},
         "container": {"type": "MESOS", "hostname": "bench"}});
     let accept = json!({"type": "ACCEPT", "accept": {
         "offer_ids": [offer["id"]],
@@ -366,21 +393,32 @@ fn ms(d: Duration) -> f64 {
 
 struct Crun {
     bin: PathBuf,
-    lib: PathBuf,
+    /// Where its libraries are, when not the system's.
+    lib: Option<PathBuf>,
     state: PathBuf,
     bundle: PathBuf,
     /// The cgroup (relative to the mount) runs go under.
     cgroup: String,
+    /// The agent's cpu, memory and pids limits in the bundle too.
+    limits: bool,
 }
 
 impl Crun {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        if let Some(lib) = &self.lib {
+            c.env("LD_LIBRARY_PATH", lib);
+        }
+        c
+    }
+
     /// `crun run` of the bundle, start to exit.
     fn run(&self, i: usize) -> anyhow::Result<f64> {
-        let config = crun_config(&format!("{}/run-{i}", self.cgroup));
+        let config = crun_config(&format!("{}/run-{i}", self.cgroup), self.limits);
         std::fs::write(self.bundle.join("config.json"), config.to_string())?;
         let t0 = Instant::now();
-        let out = Command::new(&self.bin)
-            .env("LD_LIBRARY_PATH", &self.lib)
+        let out = self
+            .command()
             .arg("--root")
             .arg(&self.state)
             .args(["run", "--bundle"])
@@ -399,8 +437,7 @@ impl Crun {
     }
 
     fn version(&self) -> String {
-        Command::new(&self.bin)
-            .env("LD_LIBRARY_PATH", &self.lib)
+        self.command()
             .arg("--version")
             .output()
             .map(|o| {
@@ -425,14 +462,33 @@ impl Drop for Children {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
-    let warmup: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let sandbox = sandbox();
+/// Where one run takes its binaries and puts its state.
+struct Setup {
+    /// The master's and agent's work dirs and logs.
+    work: PathBuf,
+    /// `rootfs/` (a static busybox as `bin/true`), `config.json`, `netns/`.
+    bundle: PathBuf,
+    master_bin: PathBuf,
+    agent_bin: PathBuf,
+    busybox: PathBuf,
+    /// `--isolation` of the agent under test.
+    isolation: &'static str,
+    /// The cgroup both sides' containers go under: `nested/` (the agent's
+    /// `--cgroups-root`) and `crun/`.
+    cgroup: PathBuf,
+    /// Whether `cgroup` is this bench's own (removed at the end).
+    own_cgroup: bool,
+    crun: Crun,
+    master_port: u16,
+    agent_port: u16,
+}
 
-    // Relax this container: a writable / (for /bench, which the nested
-    // agent's tasks then see read-only) and a writable cgroup tree.
+/// Inside the guest: relaxes this task's container, everything in /bench
+/// and the sandbox, limits on both sides.
+fn guest_setup() -> anyhow::Result<Setup> {
+    let sandbox = sandbox();
+    // A writable / (for /bench, which the nested agent's tasks then see
+    // read-only) and a writable cgroup tree.
     writable("/")?;
     writable("/sys/fs/cgroup")?;
     // This view's /var holds (under the empty tmpfs over the guest agent's
@@ -442,75 +498,231 @@ fn main() -> anyhow::Result<()> {
     unmount("/var", UnmountFlags::DETACH)?;
     let container = container_cgroup()?;
     enable_controllers(&container);
-    let crun_cg = container.join("crun");
+    let crun_dir = sandbox.join("crun");
+    let crun_bin = crun_dir.join("bin/crun");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&crun_bin, std::fs::Permissions::from_mode(0o755))?;
+    Ok(Setup {
+        work: sandbox.clone(),
+        bundle: PathBuf::from("/bench"),
+        master_bin: PathBuf::from("/usr/bin/keel-master"),
+        agent_bin: PathBuf::from("/usr/bin/keel-agent"),
+        busybox: sandbox.join("busybox"),
+        isolation: "strict",
+        cgroup: container,
+        own_cgroup: false,
+        crun: Crun {
+            bin: crun_bin,
+            lib: Some(crun_dir.join("lib")),
+            // tmpfs in the guest.
+            state: PathBuf::from("/bench/crun-state"),
+            bundle: PathBuf::from("/bench"),
+            cgroup: String::new(),
+            limits: true,
+        },
+        master_port: MASTER_PORT,
+        agent_port: AGENT_PORT,
+    })
+}
+
+/// The file system type mounted (last) at `path`, from mountinfo.
+fn mount_type(path: &str) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let fs_type = right.split(' ').next()?;
+        (left.split(' ').nth(4)? == path).then(|| fs_type.to_string())
+    })
+}
+
+/// Set in the private mount namespace `host_setup` re-runs itself in.
+const PRIVATE_NS: &str = "KEEL_BENCH_PRIVATE_NS";
+
+/// On this machine: everything under `dir`, no limits, `--isolation auto`.
+/// Returns None when it re-ran itself in a private mount namespace (which
+/// did the work).
+fn host_setup(dir: &Path) -> anyhow::Result<Option<Setup>> {
+    let is_v2 = |p: &str| mount_type(p).is_some_and(|t| t == "cgroup2");
+    if !is_v2("/sys/fs/cgroup") {
+        anyhow::ensure!(
+            is_v2("/sys/fs/cgroup/unified"),
+            "no cgroup v2 at /sys/fs/cgroup or /sys/fs/cgroup/unified"
+        );
+        if std::env::var_os(PRIVATE_NS).is_none() {
+            // crun refuses a hybrid hierarchy: run in a mount namespace of
+            // our own where the v2 tree is /sys/fs/cgroup.
+            let status = Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "--"])
+                .arg(std::env::current_exe()?)
+                .args(std::env::args_os().skip(1))
+                .env(PRIVATE_NS, "1")
+                .status()?;
+            anyhow::ensure!(status.success(), "the bench under unshare: {status}");
+            return Ok(None);
+        }
+        // The v1 tree goes (the agent builds its tasks' views from every
+        // mount it sees), a fresh view of the same v2 hierarchy replaces it.
+        unmount("/sys/fs/cgroup", UnmountFlags::DETACH)?;
+        rustix::mount::mount(
+            "cgroup2",
+            "/sys/fs/cgroup",
+            "cgroup2",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            None,
+        )?;
+    }
+    let release = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow::anyhow!("no directory above this example's"))?;
+    for d in ["master", "agent", "crun-state", "bundle"] {
+        let p = dir.join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(&p)
+                .map_err(|e| anyhow::anyhow!("cannot clear {}: {e}", p.display()))?;
+        }
+    }
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let cgroup = PathBuf::from(format!(
+        "/sys/fs/cgroup/keel-host-bench-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&cgroup)?;
+    Ok(Some(Setup {
+        work: dir.to_path_buf(),
+        bundle: dir.join("bundle"),
+        master_bin: release.join("keel-master"),
+        agent_bin: release.join("keel-agent"),
+        busybox: std::env::var_os("KEEL_BENCH_BUSYBOX")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/bin/busybox")),
+        isolation: "auto",
+        cgroup,
+        own_cgroup: true,
+        crun: Crun {
+            bin: PathBuf::from("crun"),
+            lib: None,
+            state: dir.join("crun-state"),
+            bundle: dir.join("bundle"),
+            cgroup: String::new(),
+            limits: false,
+        },
+        master_port: free_port()?,
+        agent_port: free_port()?,
+    }))
+}
+
+/// `program` (the agent under `strace` when `KEEL_BENCH_STRACE` says so).
+fn spawn_traced(program: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+    match std::env::var("KEEL_BENCH_STRACE") {
+        Ok(opts) if !opts.trim().is_empty() => {
+            let mut all: Vec<String> = opts.split_whitespace().map(String::from).collect();
+            all.push("--".into());
+            all.push(program.display().to_string());
+            all.extend_from_slice(args);
+            spawn("strace", &all, log)
+        }
+        _ => spawn(&program.display().to_string(), args, log),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let setup = if args.first().map(String::as_str) == Some("--host") {
+        anyhow::ensure!(args.len() >= 2, "usage: guest_bench --host DIR RUNS WARMUP");
+        let dir = PathBuf::from(args[1].clone());
+        args.drain(..2);
+        match host_setup(&dir)? {
+            Some(s) => s,
+            None => return Ok(()),
+        }
+    } else {
+        guest_setup()?
+    };
+    let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let warmup: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let Setup {
+        work,
+        bundle,
+        master_bin,
+        agent_bin,
+        busybox,
+        isolation,
+        cgroup,
+        own_cgroup,
+        mut crun,
+        master_port,
+        agent_port,
+    } = setup;
+
+    let crun_cg = cgroup.join("crun");
     std::fs::create_dir_all(&crun_cg)?;
     enable_controllers(&crun_cg);
-    let nested_cg = container.join("nested");
-    out("cgroup", container.display());
+    crun.cgroup = crun_cg
+        .strip_prefix("/sys/fs/cgroup")?
+        .display()
+        .to_string();
+    let nested_cg = cgroup.join("nested");
+    out("cgroup", cgroup.display());
+    out("isolation", isolation);
+    out("limits", crun.limits);
 
-    // The same static `true` for both sides: /bench/rootfs/bin/true.
-    let rootfs = Path::new("/bench/rootfs");
+    // The same static `true` for both sides: BUNDLE/rootfs/bin/true.
+    let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin"))?;
     for d in ["proc", "dev", "sys", "tmp"] {
         std::fs::create_dir_all(rootfs.join(d))?;
     }
-    std::fs::copy(sandbox.join("busybox"), rootfs.join("bin/busybox"))?;
+    std::fs::copy(&busybox, rootfs.join("bin/busybox"))?;
     let _ = std::fs::remove_file(rootfs.join("bin/true"));
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/true"))?;
-    let crun_dir = sandbox.join("crun");
-    let crun = Crun {
-        bin: crun_dir.join("bin/crun"),
-        lib: crun_dir.join("lib"),
-        state: PathBuf::from("/bench/crun-state"),
-        bundle: PathBuf::from("/bench"),
-        cgroup: crun_cg
-            .strip_prefix("/sys/fs/cgroup")?
-            .display()
-            .to_string(),
-    };
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&crun.bin, std::fs::Permissions::from_mode(0o755))?;
+    let true_bin = rootfs.join("bin/true");
     std::fs::create_dir_all(&crun.state)?;
     out("crun", crun.version());
 
     let mut children = Children(Vec::new());
     children.0.push(spawn(
-        "/usr/bin/keel-master",
+        &master_bin.display().to_string(),
         &[
             "--ip".into(),
             "127.0.0.1".into(),
             "--port".into(),
-            MASTER_PORT.to_string(),
+            master_port.to_string(),
             "--work-dir".into(),
-            sandbox.join("master").display().to_string(),
+            work.join("master").display().to_string(),
         ],
-        &sandbox.join("master.log"),
+        &work.join("master.log"),
     )?);
-    wait_port(MASTER_PORT, Duration::from_secs(60))?;
-    children.0.push(spawn(
-        "/usr/bin/keel-agent",
+    wait_port(master_port, Duration::from_secs(60))?;
+    children.0.push(spawn_traced(
+        &agent_bin,
         &[
             "--master".into(),
-            format!("127.0.0.1:{MASTER_PORT}"),
+            format!("127.0.0.1:{master_port}"),
             "--ip".into(),
             "127.0.0.1".into(),
             "--port".into(),
-            AGENT_PORT.to_string(),
+            agent_port.to_string(),
             "--work-dir".into(),
-            sandbox.join("agent").display().to_string(),
+            work.join("agent").display().to_string(),
             "--hostname".into(),
             "bench".into(),
             "--isolation".into(),
-            "strict".into(),
+            isolation.into(),
             "--cgroups-root".into(),
             nested_cg.display().to_string(),
             "--switch-user=false".into(),
             "--network-cidr".into(),
             "none".into(),
             "--network-netns-dir".into(),
-            "/bench/netns".into(),
+            bundle.join("netns").display().to_string(),
         ],
-        &sandbox.join("agent.log"),
+        &work.join("agent.log"),
     )?);
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -519,10 +731,11 @@ fn main() -> anyhow::Result<()> {
     let (mut to_running, mut to_finished, mut inside, mut crun_runs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
+    let true_path = true_bin.display().to_string();
     rt.block_on(async {
-        let mut fw = Framework::subscribe(MASTER_PORT).await?;
+        let mut fw = Framework::subscribe(master_port).await?;
         for i in 0..warmup + runs {
-            let (r, f, a) = agent_true(&mut fw, i).await?;
+            let (r, f, a) = agent_true(&mut fw, i, &true_path).await?;
             let c = crun.run(i)?;
             if i >= warmup {
                 to_running.push(r);
@@ -550,28 +763,28 @@ fn main() -> anyhow::Result<()> {
 
     // What one exec of each binary costs here (the agent execs itself
     // twice per task: the shim and the container's init).
-    let execs = |program: &Path, arg: &str| -> anyhow::Result<f64> {
+    let execs = |mut cmd: Command| -> anyhow::Result<f64> {
         let mut v = Vec::new();
         for _ in 0..20 {
             let t0 = Instant::now();
-            let st = Command::new(program)
-                .arg(arg)
-                .env("LD_LIBRARY_PATH", &crun.lib)
-                .stdout(Stdio::null())
-                .status()?;
-            anyhow::ensure!(st.success(), "{}: {st}", program.display());
+            let st = cmd.stdout(Stdio::null()).status()?;
+            anyhow::ensure!(st.success(), "{cmd:?}: {st}");
             v.push(ms(t0.elapsed()));
         }
         Ok(percentiles(v).0)
     };
-    let exec_agent = execs(Path::new("/usr/bin/keel-agent"), "--version")?;
-    out("exec_keel_agent_p50_ms", format!("{exec_agent:.1}"));
+    let mut agent_version = Command::new(&agent_bin);
+    agent_version.arg("--version");
     out(
-        "exec_crun_p50_ms",
-        format!("{:.1}", execs(&crun.bin, "--version")?),
+        "exec_keel_agent_p50_ms",
+        format!("{:.1}", execs(agent_version)?),
     );
-    let exec_true = execs(&rootfs.join("bin/true"), "true")?;
-    out("exec_true_p50_ms", format!("{exec_true:.1}"));
+    let mut crun_version = crun.command();
+    crun_version.arg("--version");
+    out("exec_crun_p50_ms", format!("{:.1}", execs(crun_version)?));
+    let mut true_cmd = Command::new(&true_bin);
+    true_cmd.arg0("true");
+    out("exec_true_p50_ms", format!("{:.1}", execs(true_cmd)?));
 
     // Nothing left behind by either side.
     let leftovers = |dir: &Path| {
@@ -589,6 +802,9 @@ fn main() -> anyhow::Result<()> {
     drop(children);
     for dir in [&nested_cg.join("supervisors"), &nested_cg, &crun_cg] {
         let _ = std::fs::remove_dir(dir);
+    }
+    if own_cgroup {
+        let _ = std::fs::remove_dir(&cgroup);
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! - `test`: everything CI checks (fmt, clippy, build, the whole test suite);
 //! - `dev`: builds and runs a local cluster (one master, one agent);
 //! - `bench`: prints registration latency and memory figures;
+//! - `host-bench`: task launch through an agent beside `crun run`, on this
+//!   machine (the guest bench's comparison without emulation);
 //! - `pxe`, `vm`, `vm-test`, `vm-bench`, `guest-bench`, `image`,
 //!   `image-test`: the appliance (PXE bundle, mkosi image) and its QEMU
 //!   guests.
@@ -10,6 +12,7 @@
 mod bench;
 mod cluster;
 mod ha_bench;
+mod host_bench;
 mod image;
 mod launch_bench;
 mod pxe;
@@ -88,6 +91,10 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         warmup: usize,
     },
+    /// On this machine (root, Debian crun): launching `true` through a
+    /// Keel agent (`--isolation auto`) beside `crun run` of the same work,
+    /// and launch -> TASK_RUNNING; the guest bench without emulation.
+    HostBench(host_bench::HostBenchArgs),
     /// Build the immutable mkosi image: target/image/out/keel.raw.
     Image(image::ImageArgs),
     /// Boot the image in QEMU: a master guest and an agent guest.
@@ -211,6 +218,7 @@ fn main() -> Result<()> {
         Cmd::VmTest => vm::vm_test(),
         Cmd::VmBench { runs } => vm::vm_bench(runs),
         Cmd::GuestBench { runs, warmup } => vm::guest_bench(runs, warmup),
+        Cmd::HostBench(args) => host_bench::run(&args),
         Cmd::Image(args) => image::build(&args),
         Cmd::ImageTest => image::test(),
     }
