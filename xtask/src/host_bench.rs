@@ -7,7 +7,6 @@
 //! its work dirs are under target/keel-host-bench (on disk, so fsyncs
 //! count). Not part of CI.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -101,21 +100,7 @@ pub fn run(args: &HostBenchArgs) -> Result<()> {
             dir.display()
         );
     }
-    let seen: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
-    let v = |k: &str| seen.get(k).copied().unwrap_or("?");
-    println!(
-        "| {} runs | Keel ACCEPT->RUNNING p50 {} / p99 {} ms | Keel ACCEPT->FINISHED p50 {} / p99 {} ms | Keel STARTING->FINISHED p50 {} / p99 {} ms | crun run p50 {} / p99 {} ms | ratio p50 {} / p99 {} |",
-        v("runs"),
-        v("agent_accept_to_running_p50_ms"),
-        v("agent_accept_to_running_p99_ms"),
-        v("agent_accept_to_finished_p50_ms"),
-        v("agent_accept_to_finished_p99_ms"),
-        v("agent_starting_to_finished_p50_ms"),
-        v("agent_starting_to_finished_p99_ms"),
-        v("crun_run_p50_ms"),
-        v("crun_run_p99_ms"),
-        v("ratio_p50"),
-        v("ratio_p99"),
-    );
+    let row = stdout.lines().find_map(|l| l.strip_prefix("table_row="));
+    println!("{}", row.unwrap_or("(no table row in the bench's output)"));
     Ok(())
 }
