@@ -1,6 +1,6 @@
 //! The host half of `cargo xtask guest-bench` (not a test: `#[ignore]`d,
 //! run by that command): boots a guest of Keel's kernel and initramfs,
-//! serves it `examples/guest_bench.rs` (release), Debian's crun with its
+//! serves it `examples/guest_bench/` (release), Debian's crun with its
 //! libraries and the host's static busybox, and launches the bench as one
 //! task. Everything it times happens inside the guest, on the guest's clock
 //! (see the example); this side prints what it reported.

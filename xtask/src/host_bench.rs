@@ -2,7 +2,7 @@
 //! without emulation: launching a static `true` through a `keel-master`
 //! and `keel-agent` (`--isolation auto`) on loopback, interleaved with
 //! `crun run` of an OCI bundle doing the same work, timed on one clock by
-//! agent/examples/guest_bench.rs in its `--host` mode. Needs root, the
+//! agent/examples/guest_bench/ in its `--host` mode. Needs root, the
 //! Debian packages `crun` and `busybox-static`, and `unshare` (util-linux);
 //! its work dirs are under target/keel-host-bench (on disk, so fsyncs
 //! count). Not part of CI.

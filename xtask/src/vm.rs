@@ -128,7 +128,7 @@ pub fn vm_test() -> Result<()> {
 }
 
 /// Task launch inside a guest, beside `crun run` (agent/tests/guest_bench.rs
-/// drives agent/examples/guest_bench.rs, built in release, in the guest).
+/// drives agent/examples/guest_bench/, built in release, in the guest).
 pub fn guest_bench(runs: usize, warmup: usize) -> Result<()> {
     require_vm_tools()?;
     pxe::build(&PxeArgs::default())?;
