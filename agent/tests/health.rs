@@ -47,26 +47,11 @@ impl Agent {
         let task = json!({"name": id, "task_id": {"value": id},
             "agent_id": {"value": "agent-S1"}, "resources": [],
             "command": {"value": cmd}, "health_check": check});
-        self.exec.call(ExecutorCall::Launch(pb::LaunchTasks {
-            framework_id: "fw".into(),
-            framework_info_json: json!({"user": "root", "name": "t"}).to_string(),
-            task_info_json: vec![task.to_string()],
-            executor_info_json: String::new(),
-        }));
+        support::launch_into(&self.exec, json!({"user": "root", "name": "t"}), &task);
     }
 
     async fn next(&mut self) -> pb::TaskStatus {
-        let u = tokio::time::timeout(support::WAIT, self.rx.recv())
-            .await
-            .expect("no update")
-            .unwrap();
-        let st = u.status.clone().unwrap();
-        self.exec.call(ExecutorCall::Acknowledge(pb::Acknowledge {
-            framework_id: u.framework_id.clone(),
-            task_id: st.task_id.clone(),
-            uuid: st.uuid.clone(),
-        }));
-        st
+        support::next_acked(&self.exec, &mut self.rx).await
     }
 
     /// Updates until one with `healthy` set (or a terminal one).

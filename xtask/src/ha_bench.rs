@@ -120,25 +120,8 @@ mod reqwest {
                 self.post_url(&format!("http://127.0.0.1:{port}{path}"), body)
             }
 
-            /// POSTs and returns the body of a 2xx answer.
-            pub fn post_body(&self, url: &str, body: &str) -> Option<String> {
-                self.rt.block_on(async {
-                    let r = self
-                        .http
-                        .post(url)
-                        .header("Content-Type", "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await
-                        .ok()?;
-                    if !r.status().is_success() {
-                        return None;
-                    }
-                    r.text().await.ok()
-                })
-            }
-
-            pub fn post_url(&self, url: &str, body: &str) -> Option<u16> {
+            /// POSTs; the answer's status and body.
+            fn post(&self, url: &str, body: &str) -> Option<(u16, String)> {
                 self.rt.block_on(async {
                     let r = self
                         .http
@@ -149,9 +132,19 @@ mod reqwest {
                         .await
                         .ok()?;
                     let status = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    Some(status)
+                    Some((status, r.text().await.unwrap_or_default()))
                 })
+            }
+
+            /// POSTs and returns the body of a 2xx answer.
+            pub fn post_body(&self, url: &str, body: &str) -> Option<String> {
+                self.post(url, body)
+                    .filter(|(status, _)| (200..300).contains(status))
+                    .map(|(_, body)| body)
+            }
+
+            pub fn post_url(&self, url: &str, body: &str) -> Option<u16> {
+                self.post(url, body).map(|(status, _)| status)
             }
         }
     }
