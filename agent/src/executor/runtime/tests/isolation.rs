@@ -51,6 +51,21 @@ fn resourced(id: &str, cpus: f64, mem: f64, cmd: &str) -> String {
     .to_string()
 }
 
+/// The DEFAULT executor of task group `ex`, with its own cpus and mem.
+fn group_executor(cpus: f64, mem: f64) -> serde_json::Value {
+    json!({"type": "DEFAULT", "executor_id": {"value": "ex"},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]})
+}
+
+/// Acknowledges TASK_STARTING then TASK_RUNNING of each task, in order.
+async fn started(h: &mut Harness, tasks: &[&str]) {
+    for t in tasks {
+        h.expect_ack(t, "TASK_STARTING").await;
+        h.expect_ack(t, "TASK_RUNNING").await;
+    }
+}
+
 fn creates(
     cg: &FakeCgroups,
 ) -> Vec<(
@@ -170,9 +185,7 @@ async fn the_end_of_the_grace_period_kills_the_cgroup() {
 #[tokio::test]
 async fn a_task_group_shares_one_limited_container() {
     let (mut h, cg) = with_cgroups(&Controller::ALL, Isolation::Auto);
-    let executor = json!({"type": "DEFAULT", "executor_id": {"value": "ex"},
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
-                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32.0}}]});
+    let executor = group_executor(0.1, 32.0);
     h.exec.call(launch(
         "fw",
         vec![
@@ -181,10 +194,7 @@ async fn a_task_group_shares_one_limited_container() {
         ],
         Some(executor),
     ));
-    for t in ["a", "b"] {
-        h.expect_ack(t, "TASK_STARTING").await;
-        h.expect_ack(t, "TASK_RUNNING").await;
-    }
+    started(&mut h, &["a", "b"]).await;
     let made = creates(&cg);
     assert_eq!(made.len(), 2);
     assert_eq!(made[0].0.container, made[1].0.container);
@@ -198,9 +208,7 @@ async fn a_task_group_shares_one_limited_container() {
 #[tokio::test]
 async fn a_later_launch_group_grows_the_container_and_an_end_shrinks_its_cpu() {
     let (mut h, cg) = with_cgroups(&Controller::ALL, Isolation::Auto);
-    let executor = json!({"type": "DEFAULT", "executor_id": {"value": "ex"},
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
-                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32.0}}]});
+    let executor = group_executor(0.1, 32.0);
     let opts = LimitOptions::default();
     h.exec.call(launch(
         "fw",
@@ -402,9 +410,7 @@ async fn a_task_group_is_throttled_only_on_what_every_task_limits() {
 #[tokio::test]
 async fn an_adopted_task_group_is_resized_with_its_checkpointed_executor() {
     let (mut h, cg) = with_cgroups(&Controller::ALL, Isolation::Auto);
-    let executor = json!({"type": "DEFAULT", "executor_id": {"value": "ex"},
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.25}},
-                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32.0}}]});
+    let executor = group_executor(0.25, 32.0);
     h.exec.call(launch(
         "fw",
         vec![
@@ -413,10 +419,7 @@ async fn an_adopted_task_group_is_resized_with_its_checkpointed_executor() {
         ],
         Some(executor),
     ));
-    for t in ["a", "b"] {
-        h.expect_ack(t, "TASK_STARTING").await;
-        h.expect_ack(t, "TASK_RUNNING").await;
-    }
+    started(&mut h, &["a", "b"]).await;
     let (pid_a, _) = h.spawned(1).await;
     let container = creates(&cg)[0].0.container.clone();
 
