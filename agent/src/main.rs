@@ -110,23 +110,18 @@ fn parse_attributes(s: &str) -> Result<Attributes, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    // `keel-agent shim DIR`: a task's supervisor process, started by the
-    // agent itself. It must stay single-threaded, so it runs before clap,
-    // logging and the async runtime.
-    // `keel-agent init DIR`: the init of a task's namespaces, started by
-    // the shim. Same rules.
-    let args: Vec<std::ffi::OsString> = std::env::args_os().take(3).collect();
-    if args.len() == 3 && args[1] == "shim" {
-        let dir = PathBuf::from(&args[2]);
-        std::process::exit(keel_agent::executor::launcher::shim::main(&dir));
+    // `keel-agent forkserver`: forks the task supervisors, started by the
+    // agent itself. It must stay single-threaded (its children run Rust
+    // code after a fork), so it runs before clap, logging and the async
+    // runtime. `keel-agent enter ...` (COMMAND health checks): same rules.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(2).collect();
+    if args.len() == 2 && args[1] == "forkserver" {
+        // (followed by padding for the shims' command lines)
+        std::process::exit(keel_agent::executor::launcher::forkserver::main());
     }
     if args.len() >= 2 && args[1] == "enter" {
         let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
         std::process::exit(keel_agent::executor::launcher::enter::main(&rest));
-    }
-    if args.len() == 3 && args[1] == "init" {
-        let dir = PathBuf::from(&args[2]);
-        std::process::exit(keel_agent::executor::launcher::init::main(&dir));
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

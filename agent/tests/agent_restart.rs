@@ -27,6 +27,17 @@ fn leader(work: &Path, task: &str) -> Option<u32> {
     })
 }
 
+/// The agent's fork servers: its children running `keel-agent forkserver`.
+fn fork_servers_of(agent: u32) -> Vec<u32> {
+    support::pids_with_cmdline("forkserver")
+        .into_iter()
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            keel_agent::isolation::procfs::parse_stat(&stat).is_some_and(|s| s.ppid == agent)
+        })
+        .collect()
+}
+
 async fn wait_leader(work: &Path, task: &str) -> u32 {
     let deadline = Instant::now() + support::WAIT;
     loop {
@@ -61,10 +72,16 @@ async fn tasks_survive_a_sigkilled_agent_and_end_correctly() {
     }
     let long = wait_leader(&work, "long").await;
     let quick = wait_leader(&work, "quick").await;
+    let servers = fork_servers_of(agent.pid());
+    assert_eq!(servers.len(), 1, "one fork server per agent: {servers:?}");
 
     agent.kill9();
     drop(m);
     assert!(alive(long), "a task dies with its agent");
+    assert!(
+        gone(servers[0], Duration::from_secs(2)).await,
+        "the fork server ends with its agent"
+    );
     // Two tasks end while no agent watches.
     assert!(gone(quick, Duration::from_secs(5)).await);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -55,6 +55,14 @@ pub struct ProcFs {
     root: PathBuf,
 }
 
+impl ProcFs {
+    /// `sys/kernel/random/boot_id`: changes with every boot.
+    pub fn boot_id(&self) -> Option<String> {
+        let text = fs::read_to_string(self.root.join("sys/kernel/random/boot_id")).ok()?;
+        Some(text.trim().to_string()).filter(|t| !t.is_empty())
+    }
+}
+
 impl Default for ProcFs {
     fn default() -> Self {
         ProcFs::new("/proc")

@@ -1,5 +1,7 @@
 //! A task's status update log (`task.updates`): every update is appended
-//! and fsynced before it is sent, every acknowledgement after it arrives.
+//! and fsynced before it is sent, every acknowledgement appended when it
+//! arrives (made durable by the next update's fsync, see
+//! [`UpdateLog::append_ack`]).
 //! Replaying the log gives the updates still waiting for their ack, in
 //! order, with their original uuids (so a resend is a duplicate the master
 //! and the framework recognise).
@@ -9,7 +11,9 @@
 //! kind 1: a StatusUpdate (protobuf)      kind 2: an ack (the 16-byte uuid)
 //! ```
 //!
-//! A crash can only tear the last record (it was being appended); replay
+//! A crash can only tear the tail (the record being appended, or
+//! acknowledgements not yet fsynced: everything before a synced update is
+//! on disk); replay
 //! stops at the first record that is short or fails its checksum, and
 //! [`UpdateLog::open`] cuts the file there before appending again.
 
@@ -157,16 +161,20 @@ impl UpdateLog {
     }
 
     fn append(&mut self, record: &[u8]) -> Result<(), CheckpointError> {
-        self.file.write_all(record).map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))
+        self.file.write_all(record).map_err(io(&self.path))
     }
 
     /// Appends `update`; it is on disk when this returns.
     pub fn append_update(&mut self, update: &pb::StatusUpdate) -> Result<(), CheckpointError> {
-        self.append(&encode(KIND_UPDATE, &update.encode_to_vec()))
+        self.append(&encode(KIND_UPDATE, &update.encode_to_vec()))?;
+        self.file.sync_data().map_err(io(&self.path))
     }
 
-    /// Appends the acknowledgement of the update with `uuid`.
+    /// Appends the acknowledgement of the update with `uuid`, without an
+    /// fsync: it reaches the disk with the next update's, or with the
+    /// kernel's writeback. Lost in a machine crash, it only makes the
+    /// restarted agent send that update again, and a scheduler
+    /// acknowledges a duplicate like the first (the Mesos contract).
     pub fn append_ack(&mut self, uuid: &[u8]) -> Result<(), CheckpointError> {
         self.append(&encode(KIND_ACK, uuid))
     }

@@ -14,13 +14,18 @@
 //!
 //! The layout mirrors the sandbox tree (and Mesos' `meta/slaves/...`), so
 //! ids are checked the same way ([`crate::executor::sandbox`]). Whole files
-//! are written atomically (temp file, fsync, rename, fsync of the directory);
-//! the update log is appended and fsynced record by record. Reading it all
-//! back is [`recover::scan`].
+//! are written atomically (temp file, rename). A new task's directories and
+//! files are made durable together by one [`Durable`] pass before its first
+//! update is sent: every new file and every directory that got an entry is
+//! fsynced, all after the writes, so a journalling file system commits them
+//! once instead of once per step. Status updates are appended and fsynced
+//! record by record; acknowledgements are appended without an fsync (see
+//! [`log`]). Reading it all back is [`recover::scan`].
 
 pub mod log;
 pub mod recover;
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -131,40 +136,97 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     sync_dir(dir)
 }
 
+/// Replaces `path` whole (temp file and rename) without an fsync: for
+/// runtime state that a machine crash makes meaningless anyway.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
 /// fsync of a directory, so that a new entry in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-/// Creates `dir` and makes its entry durable in each parent that is new.
-pub fn create_dir_durable(dir: &Path) -> Result<(), CheckpointError> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while !cur.exists() {
-        missing.push(cur.to_path_buf());
-        match cur.parent() {
-            Some(p) => cur = p,
-            None => break,
+/// Directories and files written now and made durable together by
+/// [`Durable::sync`]: the fsyncs come after all the writes, so that a
+/// journalling file system commits everything with the first.
+#[derive(Debug, Default)]
+pub struct Durable {
+    files: Vec<PathBuf>,
+    /// Directories that got a new entry.
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Durable {
+    /// Creates `dir` and its missing parents.
+    pub fn create_dir(&mut self, dir: &Path) -> Result<(), CheckpointError> {
+        let mut cur = dir;
+        while !cur.exists() {
+            match cur.parent() {
+                Some(parent) => {
+                    self.dirs.insert(parent.to_path_buf());
+                    cur = parent;
+                }
+                None => break,
+            }
+        }
+        fs::create_dir_all(dir).map_err(io(dir))
+    }
+
+    /// Replaces `path` whole (temp file and rename).
+    pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+        if let Some(dir) = path.parent() {
+            self.create_dir(dir)?;
+            self.dirs.insert(dir.to_path_buf());
+        }
+        replace_file(path, bytes)?;
+        self.files.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// A file created by other means (its entry in its directory).
+    pub fn created(&mut self, path: &Path) {
+        if let Some(dir) = path.parent() {
+            self.dirs.insert(dir.to_path_buf());
         }
     }
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    for d in missing.iter().rev() {
-        if let Some(parent) = d.parent() {
-            sync_dir(parent)?;
+
+    /// fsyncs every file written, then every directory changed.
+    pub fn sync(self) -> Result<(), CheckpointError> {
+        for file in &self.files {
+            File::open(file)
+                .and_then(|f| f.sync_all())
+                .map_err(io(file))?;
         }
+        for dir in &self.dirs {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 impl ContainerCheckpoint {
-    /// Writes `container.json` into `dir` (created if needed).
+    /// Writes `container.json` into `dir` (created if needed), durably.
     pub fn write(&self, dir: &Path) -> Result<(), CheckpointError> {
-        create_dir_durable(dir)?;
+        let mut batch = Durable::default();
+        self.write_into(dir, &mut batch)?;
+        batch.sync()
+    }
+
+    /// Writes `container.json` into `dir`, durable with `batch`.
+    pub fn write_into(&self, dir: &Path, batch: &mut Durable) -> Result<(), CheckpointError> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| CheckpointError::Damaged {
             path: dir.join(CONTAINER_FILE),
             reason: e.to_string(),
         })?;
-        write_atomic(&dir.join(CONTAINER_FILE), &json)
+        batch.write(&dir.join(CONTAINER_FILE), &json)
     }
 
     pub fn read(dir: &Path) -> Result<Self, CheckpointError> {
@@ -177,10 +239,11 @@ impl ContainerCheckpoint {
     }
 }
 
-/// Writes the task's `task.info` into its (new) checkpoint directory.
+/// Writes the task's `task.info` into its (new) checkpoint directory, durably.
 pub fn write_task_info(task_dir: &Path, info_json: &str) -> Result<(), CheckpointError> {
-    create_dir_durable(task_dir)?;
-    write_atomic(&task_dir.join(TASK_INFO_FILE), info_json.as_bytes())
+    let mut batch = Durable::default();
+    batch.write(&task_dir.join(TASK_INFO_FILE), info_json.as_bytes())?;
+    batch.sync()
 }
 
 /// Records that the task was asked to die, with the grace period it got.

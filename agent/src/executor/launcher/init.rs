@@ -1,8 +1,9 @@
-//! The container's init (`keel-agent init DIR`), started by the shim when a
-//! task has namespaces. It sets them up from inside, then runs the task:
+//! The task's first process: forked by the shim into the task's cgroup
+//! (and as PID 1 of a new PID namespace if asked, see [`super::clone`]). It
+//! sets up the rest from inside, then runs the task:
 //!
 //! ```text
-//!  shim: unshare(NEWPID) if asked --spawn--> init (PID 1 of the new PID namespace)
+//!  shim --clone3(INTO_CGROUP [, NEWPID])--> init: own process group
 //!    init: unshare(NEWNS|NEWUTS|NEWIPC), setns(netns), sethostname,
 //!          open stdout/stderr on the host, build the view (mounts), pivot_root
 //!    PID namespace:  spawn the task as PID 2 (same process group), report
@@ -10,41 +11,46 @@
 //!                    report {"exited"|"signaled"}, exit (the kernel kills
 //!                    what is left in the namespace)
 //!    otherwise:      exec the task (init becomes it; the shim reaps)
-//!  failure at any step: {"failed": {errno, message}} on stdout, exit 127
+//!  failure at any step: {"failed": {errno, message}} on the report pipe, exit 127
 //! ```
+//!
+//! Reports go to the shim through a close-on-exec pipe, so an exec that
+//! worked says nothing and closes it.
 //!
 //! As PID 1, init gets no signal it has no handler for from outside the
 //! namespace, SIGKILL aside: the agent's SIGTERM to the task's process group
 //! reaches the task and leaves init waiting; SIGKILL ends the namespace.
 
+use std::io::{PipeWriter, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::LaunchSpec;
-use super::shim::{self, Failure, LAUNCH_FILE, ShimEnd, ShimReport};
+use super::shim::{self, Failure, ShimEnd, ShimReport};
 use crate::isolation::{mounts, namespaces};
 
-/// The init's `main`: returns the process exit code.
-pub fn main(dir: &Path) -> i32 {
-    match run(dir) {
+/// Runs in the forked child; returns its exit code (when it did not exec).
+pub fn run(spec: &LaunchSpec, mut out: PipeWriter) -> i32 {
+    let dir = spec.state_dir.to_string_lossy();
+    super::clone::set_identity("keel-init", &["keel-agent", "init", &dir]);
+    // The shim's stdout is the agent's report pipe: not for this process.
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+    }
+    match set_up_and_run(spec, &mut out) {
         Ok(code) => code,
         Err((errno, message)) => {
-            shim::report(&ShimReport::Failed { errno, message });
+            shim::report_to(&mut out, &ShimReport::Failed { errno, message });
             127
         }
     }
 }
 
-fn failure(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Failure {
-    move |e| (e.raw_os_error(), format!("{what}: {e}"))
-}
-
-fn run(dir: &Path) -> Result<i32, Failure> {
-    let path = dir.join(LAUNCH_FILE);
-    let spec: LaunchSpec = std::fs::read(&path)
-        .map_err(failure(path.display()))
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| (None, e.to_string())))?;
+fn set_up_and_run(spec: &LaunchSpec, out: &mut impl Write) -> Result<i32, Failure> {
+    // Its own process group: the agent signals the task's group.
+    rustix::process::setpgid(None, None)
+        .map_err(|e| (Some(e.raw_os_error()), format!("setpgid: {e}")))?;
     let ns = spec.namespaces;
     namespaces::enter_own(&ns).map_err(|e| (None, e.to_string()))?;
     if let Some(netns) = &spec.netns {
@@ -62,7 +68,7 @@ fn run(dir: &Path) -> Result<i32, Failure> {
         mounts::make_private().map_err(|e| (None, e.to_string()))?;
     }
     if ns.mount {
-        let root = dir.join("rootfs");
+        let root = spec.state_dir.join("rootfs");
         let sandbox = spec.sandbox.clone().unwrap_or_else(|| spec.cwd.clone());
         let view = mounts::View {
             root: &root,
@@ -110,9 +116,9 @@ fn run(dir: &Path) -> Result<i32, Failure> {
         return Err(cannot_run(cmd.exec()));
     }
     let task = cmd.spawn().map_err(cannot_run)?.id();
-    shim::report(&ShimReport::Started { pid: task });
+    shim::report_to(out, &ShimReport::Started { pid: task });
     let end = shim::wait_for(task).map_err(|e| (None, e.to_string()))?;
-    shim::report_end(&end);
+    shim::report_end(out, &end);
     Ok(match end {
         ShimEnd::Exited(code) => code,
         ShimEnd::Signaled(sig) => 128 + sig,

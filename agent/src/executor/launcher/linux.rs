@@ -1,12 +1,13 @@
-//! The real launcher: one [`shim`](super::shim) per task (`keel-agent shim
-//! DIR`, found at `/proc/self/exe` in the agent), process groups signalled
-//! with `kill(-pgid, sig)`, and shims of an earlier agent found again by
-//! pid + start time and watched through a pidfd.
+//! The real launcher: one [`shim`](super::shim) per task, forked by the
+//! agent's [fork server](super::forkserver) (`keel-agent forkserver`, found
+//! at `/proc/self/exe` in the agent), process groups signalled with
+//! `kill(-pgid, sig)`, and every shim watched through a pidfd; those of an
+//! earlier agent are found again by pid + start time + boot id.
 
 use std::fs::{self, File};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -14,6 +15,7 @@ use rustix::process::{Pid, PidfdFlags, kill_process_group};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::forkserver::{ForkServer, ForkServerError, Spawned};
 use super::shim::{EXIT_FILE, LAUNCH_FILE, LOG_FILE, PID_FILE, PidRecord, ShimEnd, ShimReport};
 use super::{Adopted, ExitStatus, LaunchSpec, LauncherError, Process, ProcessLauncher, Signal};
 use crate::isolation::procfs::ProcFs;
@@ -25,17 +27,20 @@ const ADOPT_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct LinuxLauncher {
-    /// A `keel-agent` binary: run as `<shim> shim DIR`.
-    shim: PathBuf,
+    /// A `keel-agent` binary: run as `<program> forkserver`.
+    program: PathBuf,
     proc: ProcFs,
+    /// Started on the first spawn, again if it died.
+    server: Arc<Mutex<Option<ForkServer>>>,
 }
 
 impl LinuxLauncher {
-    /// Shims are started as `<program> shim DIR`.
+    /// The fork server is started as `<program> forkserver`.
     pub fn new(program: impl Into<PathBuf>) -> Self {
         LinuxLauncher {
-            shim: program.into(),
+            program: program.into(),
             proc: ProcFs::default(),
+            server: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -45,18 +50,12 @@ impl LinuxLauncher {
     }
 }
 
-enum Waiter {
-    /// Started by this agent: its child.
-    Child(tokio::process::Child),
-    /// Started by an earlier agent: watched through a pidfd.
-    Pidfd(AsyncFd<OwnedFd>),
-}
-
 pub struct LinuxProcess {
     task_pid: u32,
     shim_pid: u32,
     state_dir: PathBuf,
-    waiter: Waiter,
+    /// The shim's pidfd: readable once it exited.
+    shim: AsyncFd<OwnedFd>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -84,17 +83,50 @@ fn end_status(end: ShimEnd) -> Result<ExitStatus, String> {
 impl LinuxLauncher {
     fn shim_error(&self, reason: impl Into<String>) -> LauncherError {
         LauncherError::Shim {
-            program: self.shim.display().to_string(),
+            program: self.program.display().to_string(),
             reason: reason.into(),
         }
     }
 
     /// The shim's pidfd if the shim of `rec` still runs.
     fn live_shim(&self, rec: &PidRecord) -> Option<OwnedFd> {
+        if rec.boot_id.is_some() && rec.boot_id != self.proc.boot_id() {
+            return None;
+        }
         let pid = i32::try_from(rec.shim_pid).ok().and_then(Pid::from_raw)?;
         // pidfd first: a pid recycled before this shows another start time.
         let fd = rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
         (self.proc.start_time(rec.shim_pid) == Some(rec.shim_start_time)).then_some(fd)
+    }
+}
+
+impl LinuxLauncher {
+    /// Has the fork server fork a shim (blocking: on a blocking thread).
+    /// A server that died is replaced once.
+    fn fork_shim(
+        &self,
+        dir: &Path,
+        cgroup: Option<&Path>,
+        report: std::io::PipeWriter,
+        log: File,
+    ) -> Result<Spawned, ForkServerError> {
+        let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in 0..2 {
+            if !server.as_mut().is_some_and(ForkServer::alive) {
+                *server = Some(ForkServer::start(&self.program)?);
+            }
+            let Some(running) = server.as_mut() else {
+                continue;
+            };
+            match running.spawn_shim(dir, cgroup, report.as_fd(), log.as_fd()) {
+                Err(ForkServerError::Io(e)) if attempt == 0 => {
+                    tracing::warn!(error = %e, "the fork server is gone; starting another");
+                    *server = None;
+                }
+                other => return other,
+            }
+        }
+        Err(ForkServerError::Refused("it keeps failing".into()))
     }
 }
 
@@ -117,43 +149,44 @@ impl ProcessLauncher for LinuxLauncher {
         let json = serde_json::to_vec(spec).map_err(|e| self.shim_error(e.to_string()))?;
         fs::write(dir.join(LAUNCH_FILE), json).map_err(|e| io_err(LAUNCH_FILE, e))?;
         let log = File::create(dir.join(LOG_FILE)).map_err(|e| io_err(LOG_FILE, e))?;
-        let mut child = tokio::process::Command::new(&self.shim)
-            .arg0("keel-agent")
-            .arg("shim")
-            .arg(dir)
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(|e| io_err("spawn", e))?;
-        let shim_pid = child.id().unwrap_or_default();
+        let (reader, writer) = std::io::pipe().map_err(|e| io_err("pipe", e))?;
+        let forked = {
+            let (launcher, dir) = (self.clone(), dir.clone());
+            let cgroup = spec.supervisor_cgroup.clone();
+            // Our copy of the pipe's write end is closed when this ends.
+            tokio::task::spawn_blocking(move || {
+                launcher.fork_shim(&dir, cgroup.as_deref(), writer, log)
+            })
+            .await
+            .map_err(|e| self.shim_error(e.to_string()))?
+            .map_err(|e| self.shim_error(e.to_string()))?
+        };
+        let shim_pid = forked.pid;
+        let shim = watch(forked.pidfd).map_err(|e| io_err("pidfd", e))?;
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+            .map_err(|e| io_err("pipe", e))?;
         let mut line = String::new();
-        if let Some(stdout) = child.stdout.take() {
-            let mut reader = BufReader::new(stdout);
-            let read = tokio::time::timeout(REPORT_TIMEOUT, reader.read_line(&mut line)).await;
-            if read.is_err() {
-                let _ = child.start_kill();
-            }
+        let read =
+            tokio::time::timeout(REPORT_TIMEOUT, BufReader::new(reader).read_line(&mut line)).await;
+        if read.is_err() {
+            let _ =
+                rustix::process::pidfd_send_signal(shim.get_ref(), rustix::process::Signal::KILL);
         }
         match serde_json::from_str::<ShimReport>(line.trim()) {
             Ok(ShimReport::Started { pid }) => Ok(LinuxProcess {
                 task_pid: pid,
                 shim_pid,
                 state_dir: dir.clone(),
-                waiter: Waiter::Child(child),
+                shim,
             }),
             Ok(ShimReport::Failed { message, .. }) => {
-                let _ = child.wait().await;
+                let _ = shim.readable().await;
                 Err(LauncherError::Launch { message })
             }
             Err(_) => {
-                let status = child.wait().await;
+                let _ = shim.readable().await;
                 Err(self.shim_error(format!(
-                    "it ended ({status:?}) without starting the task: {}",
+                    "it ended without starting the task: {}",
                     shim_log(dir)
                 )))
             }
@@ -199,7 +232,7 @@ impl ProcessLauncher for LinuxLauncher {
                             task_pid,
                             shim_pid: rec.shim_pid,
                             state_dir: dir.to_path_buf(),
-                            waiter: Waiter::Pidfd(fd),
+                            shim: fd,
                         }),
                         Err(e) => Adopted::Gone(format!("cannot watch its supervisor: {e}")),
                     };
@@ -247,17 +280,11 @@ impl Process for LinuxProcess {
     }
 
     async fn wait(&mut self) -> Result<ExitStatus, LauncherError> {
-        let shim = match &mut self.waiter {
-            Waiter::Child(child) => match child.wait().await {
-                Ok(st) => format!("{st}"),
-                Err(e) => format!("cannot be waited for: {e}"),
-            },
-            Waiter::Pidfd(fd) => match fd.readable().await {
-                // Readable: the process exited. Readiness is kept, so a
-                // second wait returns at once.
-                Ok(_) => "exited".to_string(),
-                Err(e) => format!("cannot be watched: {e}"),
-            },
+        let shim = match self.shim.readable().await {
+            // Readable: the process exited. Readiness is kept, so a second
+            // wait returns at once.
+            Ok(_) => "exited".to_string(),
+            Err(e) => format!("cannot be watched: {e}"),
         };
         match read_json::<ShimEnd>(&self.state_dir.join(EXIT_FILE)).map(end_status) {
             Some(Ok(status)) => Ok(status),

@@ -6,14 +6,23 @@
 //! this module is plain, safe Rust over these traits.
 //!
 //! Tasks must outlive the agent (it can be SIGKILLed and restarted), so a
-//! task is never the agent's own child: the real launcher starts a small
-//! per-task supervisor, the [`shim`] (`keel-agent shim DIR`, a new session,
-//! child subreaper), which starts the task, waits for it, records its exit
-//! status in `DIR` and exits. A restarted agent finds the shim again by pid
-//! and start time ([`ProcessLauncher::adopt`]).
+//! task is never the agent's own child: the real launcher has its
+//! [`forkserver`] fork a small per-task supervisor, the [`shim`] (a new
+//! session, child subreaper), which forks the task's first process
+//! ([`init`]) into the task's cgroup, waits for it, records its exit status
+//! in the task's state directory and exits. A restarted agent finds the
+//! shim again by pid, start time and boot id ([`ProcessLauncher::adopt`]).
+//!
+//! ```text
+//!  agent (multi-threaded) --socket--> fork server (one per agent, single-threaded)
+//!                                        --clone3--> shim (supervisors cgroup)
+//!                                                      --clone3--> init (task cgroup) --> task
+//! ```
 
+pub mod clone;
 pub mod enter;
 pub mod fake;
+pub mod forkserver;
 pub mod init;
 pub mod linux;
 pub mod shim;

@@ -1,39 +1,41 @@
-//! The per-task supervisor process (`keel-agent shim DIR`). The agent
-//! starts one per task; it outlives the agent, so tasks keep running while
-//! the agent restarts.
+//! The per-task supervisor process. The agent has the
+//! [fork server](super::forkserver) fork one per task, in the supervisors'
+//! cgroup; it outlives the agent, so tasks keep running while the agent
+//! restarts.
 //!
 //! ```text
-//!  agent --spawn--> shim: setsid, child subreaper, writes pid.json
-//!                     | join the task's cgroup leaf, spawn the task (own
-//!                     | process group), or with namespaces the container
-//!                     | init (`init.rs`) that runs it; join the supervisors cgroup
+//!  fork server --clone3--> shim: setsid, child subreaper, writes pid.json
+//!                     | clone3 the task's process into its cgroup leaf (as
+//!                     | PID 1 of a new PID namespace if asked): it becomes
+//!                     | the container init (`init.rs`), which execs or
+//!                     | spawns the task
 //!                     |   fails --> exit.json {launch_failed}, stdout {"failed":..}
 //!                     v
 //!                   stdout {"started":{"pid":N}} (the agent reads one line)
 //!                   pid.json += task pid
 //!                   waitpid(-1) until the task exits (reaping orphans too)
 //!                   SIGKILL its group and every process left to the shim
-//!                   exit.json {exited|signaled} (atomic, fsynced), exit 0
+//!                   exit.json {exited|signaled} (atomic rename), exit 0
 //! ```
 //!
 //! Files in DIR: `launch.json` (the [`LaunchSpec`], written by the agent),
-//! `pid.json`, `exit.json`, `shim.log` (the shim's own stderr).
-//! The shim is single-threaded and runs before any async runtime starts.
+//! `pid.json`, `exit.json`, `shim.log` (the shim's own stderr). No exec
+//! happens on the way to the task's own: the shim and the init are forks of
+//! the single-threaded fork server.
 
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{BufRead, BufReader, PipeReader, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal as RSignal, WaitOptions};
 use serde::{Deserialize, Serialize};
 
-use super::LaunchSpec;
-use crate::executor::checkpoint::write_atomic;
-use crate::isolation::namespaces;
+use super::clone::{self, CloneOptions, Forked};
+use super::{LaunchSpec, init};
+use crate::executor::checkpoint::replace_file;
 use crate::isolation::procfs::ProcFs;
 
 pub const LAUNCH_FILE: &str = "launch.json";
@@ -42,7 +44,7 @@ pub const EXIT_FILE: &str = "exit.json";
 pub const LOG_FILE: &str = "shim.log";
 
 /// `pid.json`: who to look for after a restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidRecord {
     pub shim_pid: u32,
     /// From `/proc/<pid>/stat`: tells the shim from a process that got its pid later.
@@ -50,6 +52,10 @@ pub struct PidRecord {
     /// Set once the task runs: the leader of its process group.
     #[serde(default)]
     pub task_pid: Option<u32>,
+    /// The kernel's boot id when the shim started: pids and start times
+    /// from another boot mean nothing.
+    #[serde(default)]
+    pub boot_id: Option<String>,
 }
 
 /// `exit.json`: how it ended.
@@ -109,21 +115,16 @@ fn run(dir: &Path) -> Result<(), ShimError> {
             reason,
         })?;
     let my_pid = me.as_raw_nonzero().get() as u32;
+    let proc = ProcFs::default();
     let mut record = PidRecord {
         shim_pid: my_pid,
-        shim_start_time: ProcFs::default().start_time(my_pid).unwrap_or(0),
+        shim_start_time: proc.start_time(my_pid).unwrap_or(0),
         task_pid: None,
+        boot_id: proc.boot_id(),
     };
     write_json(&dir.join(PID_FILE), &record)?;
 
-    let started = join(spec.cgroup.as_deref()).and_then(|()| {
-        if spec.contained() {
-            spawn_init(&spec, dir)
-        } else {
-            spawn_task(&spec).map(|pid| (pid, None))
-        }
-    });
-    let (task_pid, init_out) = match started {
+    let (task_pid, init_out) = match start(&spec) {
         Ok(started) => started,
         Err((errno, message)) => {
             write_json(
@@ -137,11 +138,6 @@ fn run(dir: &Path) -> Result<(), ShimError> {
             return Ok(());
         }
     };
-    // The task stays in its cgroup; the shim waits outside it, so that a
-    // kill of the task's cgroup leaves it to record the exit.
-    if let Err((_, e)) = join(spec.supervisor_cgroup.as_deref()) {
-        eprintln!("keel shim: {e}");
-    }
     report(&ShimReport::Started { pid: task_pid });
     record.task_pid = Some(task_pid);
     write_json(&dir.join(PID_FILE), &record)?;
@@ -161,25 +157,35 @@ fn run(dir: &Path) -> Result<(), ShimError> {
     Ok(())
 }
 
+/// The shim's files are rewritten whole (temp file and rename) but not
+/// fsynced: they describe processes, which a machine crash ends anyway, and
+/// `pid.json` carries the boot id to tell a record from before a reboot.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ShimError> {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
-    Ok(write_atomic(path, &bytes)?)
+    Ok(replace_file(path, &bytes)?)
 }
 
 /// The final line of a container init: how its task ended.
-pub(super) fn report_end(end: &ShimEnd) {
-    write_line(&serde_json::to_string(end).unwrap_or_default());
+pub(super) fn report_end(out: &mut impl Write, end: &ShimEnd) {
+    write_line(out, &serde_json::to_string(end).unwrap_or_default());
 }
 
+/// The shim's one line for the agent, on its stdout.
 pub(super) fn report(r: &ShimReport) {
-    write_line(&serde_json::to_string(r).unwrap_or_default());
+    write_line(
+        &mut std::io::stdout().lock(),
+        &serde_json::to_string(r).unwrap_or_default(),
+    );
 }
 
-fn write_line(text: &str) {
+pub(super) fn report_to(out: &mut impl Write, r: &ShimReport) {
+    write_line(out, &serde_json::to_string(r).unwrap_or_default());
+}
+
+fn write_line(out: &mut impl Write, text: &str) {
     let mut line = text.to_string();
     line.push('\n');
-    // The agent may be gone already; the files say the same.
-    let mut out = std::io::stdout().lock();
+    // The reader may be gone already; the files say the same.
     let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
 }
 
@@ -196,49 +202,51 @@ pub(super) fn open_append(path: &Path) -> Result<fs::File, (Option<i32>, String)
         })
 }
 
-/// Moves the shim into the cgroup at `dir` (children it starts follow).
-fn join(dir: Option<&Path>) -> Result<(), (Option<i32>, String)> {
-    let Some(dir) = dir else {
-        return Ok(());
-    };
-    fs::write(dir.join("cgroup.procs"), "0").map_err(|e| {
-        (
-            e.raw_os_error(),
-            format!("cannot join cgroup {}: {e}", dir.display()),
-        )
-    })
-}
-
 /// Why a task could not be started: errno (when there is one) and text.
 pub(super) type Failure = (Option<i32>, String);
 
-/// A PID namespace init's stdout: its task's end comes last.
-type InitOut = BufReader<ChildStdout>;
+/// A PID namespace init's reports: its task's end comes last.
+type InitOut = BufReader<PipeReader>;
 
-/// Starts the container init (`keel-agent init DIR`) in a new PID
-/// namespace if asked; it sets up the rest and runs the task. Returns its
-/// pid (the task's process group) and, with a PID namespace, its stdout for
-/// the task's end.
-fn spawn_init(spec: &LaunchSpec, dir: &Path) -> Result<(u32, Option<InitOut>), Failure> {
-    if spec.namespaces.pid {
-        namespaces::new_pid_namespace().map_err(|e| (None, e.to_string()))?;
-    }
-    let mut child = Command::new("/proc/self/exe")
-        .arg0("keel-agent")
-        .arg("init")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
+/// Forks the task's process into its cgroup (and new PID namespace, if
+/// asked); the child sets up the rest and runs the task ([`init`]).
+/// Returns the child's pid (the task's process group) and, with a PID
+/// namespace, the pipe on which it reports its task's end.
+fn start(spec: &LaunchSpec) -> Result<(u32, Option<InitOut>), Failure> {
+    let cgroup = match &spec.cgroup {
+        Some(dir) => Some(fs::File::open(dir).map_err(|e| {
             (
                 e.raw_os_error(),
-                format!("cannot start the container init: {e}"),
+                format!("cannot open cgroup {}: {e}", dir.display()),
             )
-        })?;
-    let pid = child.id();
-    let mut out = BufReader::new(child.stdout.take().ok_or((None, "no pipe".to_string()))?);
+        })?),
+        None => None,
+    };
+    let (reader, writer) = std::io::pipe().map_err(|e| (e.raw_os_error(), format!("pipe: {e}")))?;
+    let options = CloneOptions {
+        cgroup: cgroup.as_ref().map(|f| f.as_fd()),
+        new_pid_namespace: spec.namespaces.pid,
+    };
+    let pid = match clone::fork_into(options) {
+        Ok(Forked::Child) => {
+            drop((reader, cgroup));
+            clone::exit_child(init::run(spec, writer))
+        }
+        Ok(Forked::Parent { pid, .. }) => pid,
+        Err(e) => {
+            let what = if spec.cgroup.is_some() {
+                " into its cgroup (clone3 with CLONE_INTO_CGROUP needs Linux 5.7 or later)"
+            } else {
+                ""
+            };
+            return Err((
+                e.raw_os_error(),
+                format!("cannot start the task's process{what}: {e}"),
+            ));
+        }
+    };
+    drop(writer);
+    let mut out = BufReader::new(reader);
     let mut line = String::new();
     let _ = out.read_line(&mut line);
     match serde_json::from_str::<ShimReport>(line.trim()) {
@@ -247,37 +255,13 @@ fn spawn_init(spec: &LaunchSpec, dir: &Path) -> Result<(u32, Option<InitOut>), F
             let _ = wait_for(pid);
             Err((errno, message))
         }
-        // Nothing said: the init became the task (exec closed the pipe).
-        Err(_) if line.is_empty() => Ok((pid, None)),
-        Err(_) => Err((None, format!("the container init said {line:?}"))),
+        // Nothing said: the child became the task (exec closed the pipe).
+        Err(_) if line.is_empty() && !spec.namespaces.pid => Ok((pid, None)),
+        Err(_) => {
+            let _ = wait_for(pid);
+            Err((None, format!("the container init said {line:?}")))
+        }
     }
-}
-
-/// Starts the task; `Err((errno, message))` when it cannot run.
-fn spawn_task(spec: &LaunchSpec) -> Result<u32, (Option<i32>, String)> {
-    let stdout = open_append(&spec.stdout)?;
-    let stderr = open_append(&spec.stderr)?;
-    let mut cmd = Command::new(&spec.program);
-    if let Some((argv0, rest)) = spec.argv.split_first() {
-        cmd.arg0(argv0).args(rest);
-    }
-    cmd.env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
-    if let Some((uid, gid)) = spec.user {
-        cmd.uid(uid).gid(gid);
-    }
-    // The child is reaped below with waitpid(-1), not through `Child`.
-    cmd.spawn().map(|child| child.id()).map_err(|e| {
-        (
-            e.raw_os_error(),
-            format!("cannot run {}: {e}", spec.program),
-        )
-    })
 }
 
 /// Reaps children until `task` exits; returns how it ended.
@@ -306,16 +290,19 @@ fn clean_up(me: u32, task: u32) {
     let proc = ProcFs::default();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
+        // Reap first: with no child left (the usual case) there is nothing
+        // to look for in /proc.
+        match rustix::process::wait(WaitOptions::NOHANG) {
+            Ok(Some(_)) | Err(Errno::INTR) => continue,
+            Ok(None) => {}
+            Err(_) => return,
+        }
         for child in proc.children(me) {
             if let Some(pid) = i32::try_from(child).ok().and_then(Pid::from_raw) {
                 let _ = rustix::process::kill_process(pid, RSignal::KILL);
             }
         }
-        match rustix::process::wait(WaitOptions::NOHANG) {
-            Ok(Some(_)) | Err(Errno::INTR) => {}
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => return,
-        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -318,12 +318,18 @@ impl<L: ProcessLauncher> Runtime<L> {
         info_json: &str,
     ) -> Result<(PathBuf, UpdateLog), checkpoint::CheckpointError> {
         let dir = self.meta.container_dir(container)?;
-        if !dir.join(checkpoint::CONTAINER_FILE).exists() {
-            container.write(&dir)?;
-        }
         let task_dir = MetaDir::task_dir(&dir, &key.task_id)?;
-        checkpoint::write_task_info(&task_dir, info_json)?;
-        let (log, _) = UpdateLog::open(&task_dir.join(checkpoint::UPDATES_FILE))?;
+        // One durable pass for all of it (see `checkpoint::Durable`).
+        let mut batch = checkpoint::Durable::default();
+        if !dir.join(checkpoint::CONTAINER_FILE).exists() {
+            container.write_into(&dir, &mut batch)?;
+        }
+        let info = task_dir.join(checkpoint::TASK_INFO_FILE);
+        batch.write(&info, info_json.as_bytes())?;
+        let updates = task_dir.join(checkpoint::UPDATES_FILE);
+        let (log, _) = UpdateLog::open(&updates)?;
+        batch.created(&updates);
+        batch.sync()?;
         Ok((task_dir, log))
     }
 
