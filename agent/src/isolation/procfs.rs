@@ -166,6 +166,17 @@ mod tests {
         assert!(matches!(proc.stat(99), Err(ProcError::Parse { .. })));
         assert_eq!(proc.children(9272), vec![9274]);
         assert_eq!(proc.children(1), Vec::<u32>::new());
+        assert_eq!(proc.boot_id(), None);
+        fs::create_dir_all(dir.path().join("sys/kernel/random")).unwrap();
+        fs::write(
+            dir.path().join("sys/kernel/random/boot_id"),
+            "0b5b2a4e-8c61-4f41-9d3c-0c3b6f0e4d1a\n",
+        )
+        .unwrap();
+        assert_eq!(
+            proc.boot_id().as_deref(),
+            Some("0b5b2a4e-8c61-4f41-9d3c-0c3b6f0e4d1a")
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! [`UpdateLog::open`] cuts the file there before appending again.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use keel_api::mesos::TaskState;
@@ -32,6 +33,8 @@ const KIND_ACK: u8 = 2;
 const HEADER: usize = 8;
 /// No single record comes near this; anything larger is damage.
 const MAX_RECORD: usize = 16 << 20;
+/// Zeros a new log starts with: room for a task's usual updates and acks.
+pub const PREALLOCATED: usize = 4096;
 
 /// What a log says about its task.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -93,6 +96,10 @@ pub fn replay(bytes: &[u8]) -> (Replay, usize) {
     let mut r = Replay::default();
     let mut at = 0;
     while at < bytes.len() {
+        if bytes[at..].iter().all(|b| *b == 0) {
+            // Preallocated space: the end of the log.
+            break;
+        }
         let Some(header) = bytes.get(at..at + HEADER) else {
             r.torn = true;
             break;
@@ -128,28 +135,38 @@ pub fn replay(bytes: &[u8]) -> (Replay, usize) {
 pub struct UpdateLog {
     path: PathBuf,
     file: File,
+    /// Where the next record goes (the end of the good records).
+    end: u64,
 }
 
 impl UpdateLog {
-    /// Opens (or creates) the log at `path` and replays it; a torn tail is
-    /// cut off so that appends start after the last good record.
+    /// Opens (or creates, with [`PREALLOCATED`] zeros) the log at `path`
+    /// and replays it; a torn tail is zeroed so that records continue after
+    /// the last good one. A new log's zeros are made durable by the task's
+    /// checkpoint pass (`checkpoint::Durable`), not here.
     pub fn open(path: &Path) -> Result<(UpdateLog, Replay), CheckpointError> {
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
-            .append(true)
+            .write(true)
+            .truncate(false)
             .open(path)
             .map_err(io(path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(path))?;
+        if bytes.is_empty() {
+            file.write_all_at(&[0; PREALLOCATED], 0).map_err(io(path))?;
+        }
         let (replay, good) = replay(&bytes);
-        if good < bytes.len() {
-            file.set_len(good as u64).map_err(io(path))?;
+        if replay.torn {
+            let zeros = vec![0; bytes.len() - good];
+            file.write_all_at(&zeros, good as u64).map_err(io(path))?;
             file.sync_all().map_err(io(path))?;
         }
         let log = UpdateLog {
             path: path.to_path_buf(),
             file,
+            end: good as u64,
         };
         Ok((log, replay))
     }
@@ -161,7 +178,11 @@ impl UpdateLog {
     }
 
     fn append(&mut self, record: &[u8]) -> Result<(), CheckpointError> {
-        self.file.write_all(record).map_err(io(&self.path))
+        self.file
+            .write_all_at(record, self.end)
+            .map_err(io(&self.path))?;
+        self.end += record.len() as u64;
+        Ok(())
     }
 
     /// Appends `update`; it is on disk when this returns.
@@ -224,6 +245,35 @@ mod tests {
         assert!(!UpdateLog::read(&path).unwrap().done());
         log.append_ack(&[3; 16]).unwrap();
         assert!(UpdateLog::read(&path).unwrap().done());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            PREALLOCATED as u64,
+            "records went into the preallocated zeros"
+        );
+    }
+
+    #[test]
+    fn a_log_grows_past_its_preallocated_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task.updates");
+        let (mut log, _) = UpdateLog::open(&path).unwrap();
+        let big = pb::StatusUpdate {
+            status: Some(pb::TaskStatus {
+                message: "x".repeat(PREALLOCATED),
+                ..update("TASK_RUNNING", 1).status.unwrap()
+            }),
+            ..update("TASK_RUNNING", 1)
+        };
+        log.append_update(&update("TASK_STARTING", 0)).unwrap();
+        log.append_update(&big).unwrap();
+        log.append_ack(&[0; 16]).unwrap();
+        drop(log);
+        let (mut log, r) = UpdateLog::open(&path).unwrap();
+        assert_eq!((r.updates.len(), r.acked, r.torn), (2, 1, false));
+        log.append_update(&update("TASK_FINISHED", 2)).unwrap();
+        let r = UpdateLog::read(&path).unwrap();
+        assert_eq!(r.updates.len(), 3);
+        assert_eq!(r.updates[1], big);
     }
 
     #[test]
@@ -233,7 +283,7 @@ mod tests {
         let (mut log, _) = UpdateLog::open(&path).unwrap();
         log.append_update(&update("TASK_STARTING", 1)).unwrap();
         drop(log);
-        let good = std::fs::metadata(&path).unwrap().len();
+        let good = replay(&std::fs::read(&path).unwrap()).1 as u64;
         let whole = encode(KIND_UPDATE, &update("TASK_RUNNING", 2).encode_to_vec());
         for cut in [3, HEADER, whole.len() - 1] {
             let mut bytes = std::fs::read(&path).unwrap()[..good as usize].to_vec();
@@ -242,7 +292,8 @@ mod tests {
             let (mut log, r) = UpdateLog::open(&path).unwrap();
             assert!(r.torn, "cut at {cut}");
             assert_eq!(r.updates.len(), 1);
-            assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+            let after = std::fs::read(&path).unwrap();
+            assert!(after[good as usize..].iter().all(|b| *b == 0), "zeroed");
             log.append_ack(&[1; 16]).unwrap();
             drop(log);
             let r = UpdateLog::read(&path).unwrap();
@@ -254,9 +305,17 @@ mod tests {
     }
 
     #[test]
-    fn garbage_and_zeroes_are_damage_not_records() {
+    fn zeros_are_free_space_and_garbage_is_damage() {
         let (r, good) = replay(&[0u8; 64]);
-        assert!(r.torn && r.updates.is_empty() && good == 0);
+        assert!(!r.torn && r.updates.is_empty() && good == 0);
+        let mut record = encode(KIND_UPDATE, &update("TASK_RUNNING", 1).encode_to_vec());
+        let len = record.len();
+        record.extend_from_slice(&[0; 100]);
+        let (r, good) = replay(&record);
+        assert!(!r.torn && r.updates.len() == 1 && good == len);
+        let mut zeros_then_junk = vec![0u8; 64];
+        zeros_then_junk.push(1);
+        assert!(replay(&zeros_then_junk).0.torn);
         let mut bytes = encode(KIND_UPDATE, &update("TASK_RUNNING", 1).encode_to_vec());
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;

@@ -191,11 +191,13 @@ impl Durable {
         Ok(())
     }
 
-    /// A file created by other means (its entry in its directory).
+    /// A file created and written by other means (its contents and its
+    /// entry in its directory).
     pub fn created(&mut self, path: &Path) {
         if let Some(dir) = path.parent() {
             self.dirs.insert(dir.to_path_buf());
         }
+        self.files.push(path.to_path_buf());
     }
 
     /// fsyncs every file written, then every directory changed.

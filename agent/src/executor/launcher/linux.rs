@@ -300,3 +300,48 @@ impl Process for LinuxProcess {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launcher_with_boot_id(dir: &Path, boot_id: &str) -> LinuxLauncher {
+        let me = std::process::id();
+        let stat = fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+        fs::create_dir_all(dir.join(me.to_string())).unwrap();
+        fs::write(dir.join(me.to_string()).join("stat"), stat).unwrap();
+        fs::create_dir_all(dir.join("sys/kernel/random")).unwrap();
+        fs::write(dir.join("sys/kernel/random/boot_id"), boot_id).unwrap();
+        LinuxLauncher {
+            proc: ProcFs::new(dir),
+            ..LinuxLauncher::new("/proc/self/exe")
+        }
+    }
+
+    #[test]
+    fn a_shim_recorded_in_another_boot_is_not_alive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let launcher = launcher_with_boot_id(tmp.path(), "boot-b");
+        let me = std::process::id();
+        let record = |boot_id: Option<&str>| PidRecord {
+            shim_pid: me,
+            shim_start_time: launcher.proc.start_time(me).unwrap(),
+            task_pid: None,
+            boot_id: boot_id.map(str::to_string),
+        };
+        assert!(launcher.live_shim(&record(Some("boot-b"))).is_some());
+        assert!(
+            launcher.live_shim(&record(None)).is_some(),
+            "records from before boot ids were kept"
+        );
+        assert!(
+            launcher.live_shim(&record(Some("boot-a"))).is_none(),
+            "same pid and start time, but another boot"
+        );
+        let recycled = PidRecord {
+            shim_start_time: 1,
+            ..record(Some("boot-b"))
+        };
+        assert!(launcher.live_shim(&recycled).is_none());
+    }
+}

@@ -245,7 +245,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                     continue;
                 }
             };
-            let (dir, log) = match self.checkpoint_task(&container, &key, &json) {
+            let (dir, log, durable) = match self.checkpoint_task(&container, &key, &json) {
                 Ok(c) => c,
                 Err(e) => {
                     self.release_address(&container_id);
@@ -293,30 +293,42 @@ impl<L: ProcessLauncher> Runtime<L> {
             );
             tracing::info!(task_id = %key.task_id, framework_id = %fw,
                 sandbox = %ctx.sandbox.display(), "launching task");
-            self.emit(&key, TaskState::TASK_STARTING, plan.0.note(), None);
             let supervisor = Supervisor {
                 launcher: self.launcher.clone(),
                 fetcher: self.fetcher.clone(),
                 health: health.map(|h| (h, self.config.helper.clone())),
                 hooks: self.hooks.clone(),
-                key,
+                key: key.clone(),
                 ctx,
                 start: Start::Launch(Box::new(spec), uris),
                 killed: false,
                 events: self.events.clone(),
             };
+            // The launch runs while the checkpoint is made durable: what it
+            // starts dies with the machine, and no update about the task
+            // leaves before the checkpoint is on disk (its events queue
+            // behind this call, TASK_STARTING first).
             tokio::spawn(supervisor.run(kill_rx));
+            if let Err(e) = durable.sync() {
+                tracing::error!(task_id = %key.task_id, error = %e,
+                    "cannot make the task's checkpoint durable; killing it");
+                self.emit(&key, TaskState::TASK_STARTING, plan.0.note(), None);
+                self.kill(&key, Some(0), false);
+                continue;
+            }
+            self.emit(&key, TaskState::TASK_STARTING, plan.0.note(), None);
         }
     }
 
     /// Writes the container's and the task's checkpoint and opens its
-    /// update log.
+    /// update log; durable once the returned [`checkpoint::Durable`] is
+    /// synced, which must happen before the task's first update.
     pub(super) fn checkpoint_task(
         &self,
         container: &ContainerCheckpoint,
         key: &TaskKey,
         info_json: &str,
-    ) -> Result<(PathBuf, UpdateLog), checkpoint::CheckpointError> {
+    ) -> Result<(PathBuf, UpdateLog, checkpoint::Durable), checkpoint::CheckpointError> {
         let dir = self.meta.container_dir(container)?;
         let task_dir = MetaDir::task_dir(&dir, &key.task_id)?;
         // One durable pass for all of it (see `checkpoint::Durable`).
@@ -329,8 +341,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         let updates = task_dir.join(checkpoint::UPDATES_FILE);
         let (log, _) = UpdateLog::open(&updates)?;
         batch.created(&updates);
-        batch.sync()?;
-        Ok((task_dir, log))
+        Ok((task_dir, log, batch))
     }
 
     /// The container's isolation and its cgroup directory; `Err` is the
@@ -596,7 +607,10 @@ impl<L: ProcessLauncher> Runtime<L> {
             network: None,
             executor_resources: Vec::new(),
         };
-        let (dir, log) = match self.checkpoint_task(&container, &key, &info_json) {
+        let checkpoint = self
+            .checkpoint_task(&container, &key, &info_json)
+            .and_then(|(dir, log, durable)| durable.sync().map(|()| (dir, log)));
+        let (dir, log) = match checkpoint {
             Ok((dir, log)) => (Some(dir), Some(log)),
             Err(e) => {
                 tracing::error!(task_id = %key.task_id, error = %e, "cannot checkpoint a rejected task");
