@@ -50,8 +50,13 @@ pub enum ForkServerError {
         program: String,
         source: std::io::Error,
     },
-    #[error("fork server: {0}")]
-    Io(#[from] std::io::Error),
+    /// The request did not reach it: nothing was forked.
+    #[error("fork server: cannot send: {0}")]
+    Send(std::io::Error),
+    /// The request reached it but no answer came back: a shim may or may
+    /// not have been forked.
+    #[error("fork server: no reply: {0}")]
+    NoReply(std::io::Error),
     #[error("fork server: {0}")]
     Refused(String),
 }
@@ -142,10 +147,11 @@ impl ForkServer {
             cgroup: cgroup.map(Path::to_path_buf),
         })
         .map_err(|e| ForkServerError::Refused(e.to_string()))?;
-        send(self.sock.as_fd(), &request, &[report, log])?;
-        let (bytes, mut fds) = recv(self.sock.as_fd())?;
+        send(self.sock.as_fd(), &request, &[report, log]).map_err(ForkServerError::Send)?;
+        let (bytes, mut fds) = recv(self.sock.as_fd()).map_err(ForkServerError::NoReply)?;
         if bytes.is_empty() {
-            return Err(ForkServerError::Refused("it exited".into()));
+            let exited = std::io::Error::other("it exited");
+            return Err(ForkServerError::NoReply(exited));
         }
         match serde_json::from_slice::<Reply>(&bytes) {
             Ok(Reply::Pid(pid)) if !fds.is_empty() => Ok(Spawned {

@@ -48,6 +48,142 @@ impl LinuxLauncher {
     pub fn current_exe() -> Self {
         Self::new("/proc/self/exe")
     }
+
+    fn shim_error(&self, reason: impl Into<String>) -> LauncherError {
+        LauncherError::Shim {
+            program: self.program.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The shim's pidfd if the shim of `rec` still runs.
+    fn live_shim(&self, rec: &PidRecord) -> Option<OwnedFd> {
+        if rec.boot_id.is_some() && rec.boot_id != self.proc.boot_id() {
+            return None;
+        }
+        let pid = i32::try_from(rec.shim_pid).ok().and_then(Pid::from_raw)?;
+        // pidfd first: a pid recycled before this shows another start time.
+        let fd = rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
+        (self.proc.start_time(rec.shim_pid) == Some(rec.shim_start_time)).then_some(fd)
+    }
+
+    /// Has the fork server fork a shim (blocking: on a blocking thread).
+    /// A server that died is replaced once.
+    fn fork_shim(
+        &self,
+        dir: &Path,
+        cgroup: Option<&Path>,
+        report: std::io::PipeWriter,
+        log: File,
+    ) -> Result<Spawned, ForkServerError> {
+        let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in 0..2 {
+            if !server.as_mut().is_some_and(ForkServer::alive) {
+                *server = Some(ForkServer::start(&self.program)?);
+            }
+            let Some(running) = server.as_mut() else {
+                continue;
+            };
+            match running.spawn_shim(dir, cgroup, report.as_fd(), log.as_fd()) {
+                // Not delivered: nothing was forked, another server may try.
+                Err(ForkServerError::Send(e)) if attempt == 0 => {
+                    tracing::warn!(error = %e, "the fork server is gone; starting another");
+                    *server = None;
+                }
+                Err(e @ ForkServerError::NoReply(_)) => {
+                    // It may have forked: stop it from doing anything more.
+                    *server = None;
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+        Err(ForkServerError::Refused("it keeps failing".into()))
+    }
+
+    /// [`ProcessLauncher::spawn`]; `again`: an unanswered fork may be
+    /// tried once more.
+    async fn spawn_once(
+        &self,
+        spec: &LaunchSpec,
+        again: bool,
+    ) -> Result<LinuxProcess, LauncherError> {
+        let dir = &spec.state_dir;
+        let io_err = |what: &str, e: std::io::Error| self.shim_error(format!("{what}: {e}"));
+        fs::create_dir_all(dir).map_err(|e| io_err(&dir.display().to_string(), e))?;
+        let json = serde_json::to_vec(spec).map_err(|e| self.shim_error(e.to_string()))?;
+        fs::write(dir.join(LAUNCH_FILE), json).map_err(|e| io_err(LAUNCH_FILE, e))?;
+        let log = File::create(dir.join(LOG_FILE)).map_err(|e| io_err(LOG_FILE, e))?;
+        let (reader, writer) = std::io::pipe().map_err(|e| io_err("pipe", e))?;
+        let forked = {
+            let (launcher, dir) = (self.clone(), dir.clone());
+            let cgroup = spec.supervisor_cgroup.clone();
+            // Our copy of the pipe's write end is closed when this ends.
+            tokio::task::spawn_blocking(move || {
+                launcher.fork_shim(&dir, cgroup.as_deref(), writer, log)
+            })
+            .await
+            .map_err(|e| self.shim_error(e.to_string()))?
+        };
+        let forked = match forked {
+            Ok(forked) => forked,
+            // A shim may run without the agent knowing its pid: find it as
+            // a restarted agent would, and start one only if there is none
+            // (never two for one task).
+            Err(ForkServerError::NoReply(e)) => {
+                tracing::warn!(error = %e, dir = %dir.display(),
+                    "no answer from the fork server; looking for the task's shim");
+                return match self.adopt(dir).await {
+                    Adopted::Running(process) => Ok(process),
+                    Adopted::Exited(status) => Ok(LinuxProcess {
+                        task_pid: 0,
+                        shim_pid: 0,
+                        state_dir: dir.clone(),
+                        shim: None,
+                        ended: Some(status),
+                    }),
+                    Adopted::LaunchFailed(message) => Err(LauncherError::Launch { message }),
+                    Adopted::Gone(_) | Adopted::NotStarted if again => {
+                        Box::pin(self.spawn_once(spec, false)).await
+                    }
+                    Adopted::Gone(reason) => Err(self.shim_error(reason)),
+                    Adopted::NotStarted => Err(self.shim_error(e.to_string())),
+                };
+            }
+            Err(e) => return Err(self.shim_error(e.to_string())),
+        };
+        let shim_pid = forked.pid;
+        let shim = watch(forked.pidfd).map_err(|e| io_err("pidfd", e))?;
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+            .map_err(|e| io_err("pipe", e))?;
+        let mut line = String::new();
+        let read =
+            tokio::time::timeout(REPORT_TIMEOUT, BufReader::new(reader).read_line(&mut line)).await;
+        if read.is_err() {
+            let _ =
+                rustix::process::pidfd_send_signal(shim.get_ref(), rustix::process::Signal::KILL);
+        }
+        match serde_json::from_str::<ShimReport>(line.trim()) {
+            Ok(ShimReport::Started { pid }) => Ok(LinuxProcess {
+                task_pid: pid,
+                shim_pid,
+                state_dir: dir.clone(),
+                shim: Some(shim),
+                ended: None,
+            }),
+            Ok(ShimReport::Failed { message, .. }) => {
+                let _ = shim.readable().await;
+                Err(LauncherError::Launch { message })
+            }
+            Err(_) => {
+                let _ = shim.readable().await;
+                Err(self.shim_error(format!(
+                    "it ended without starting the task: {}",
+                    shim_log(dir)
+                )))
+            }
+        }
+    }
 }
 
 pub struct LinuxProcess {
@@ -55,7 +191,9 @@ pub struct LinuxProcess {
     shim_pid: u32,
     state_dir: PathBuf,
     /// The shim's pidfd: readable once it exited.
-    shim: AsyncFd<OwnedFd>,
+    shim: Option<AsyncFd<OwnedFd>>,
+    /// Found already ended (an unanswered spawn whose task ran meanwhile).
+    ended: Option<ExitStatus>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -80,56 +218,6 @@ fn end_status(end: ShimEnd) -> Result<ExitStatus, String> {
     }
 }
 
-impl LinuxLauncher {
-    fn shim_error(&self, reason: impl Into<String>) -> LauncherError {
-        LauncherError::Shim {
-            program: self.program.display().to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    /// The shim's pidfd if the shim of `rec` still runs.
-    fn live_shim(&self, rec: &PidRecord) -> Option<OwnedFd> {
-        if rec.boot_id.is_some() && rec.boot_id != self.proc.boot_id() {
-            return None;
-        }
-        let pid = i32::try_from(rec.shim_pid).ok().and_then(Pid::from_raw)?;
-        // pidfd first: a pid recycled before this shows another start time.
-        let fd = rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
-        (self.proc.start_time(rec.shim_pid) == Some(rec.shim_start_time)).then_some(fd)
-    }
-}
-
-impl LinuxLauncher {
-    /// Has the fork server fork a shim (blocking: on a blocking thread).
-    /// A server that died is replaced once.
-    fn fork_shim(
-        &self,
-        dir: &Path,
-        cgroup: Option<&Path>,
-        report: std::io::PipeWriter,
-        log: File,
-    ) -> Result<Spawned, ForkServerError> {
-        let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
-        for attempt in 0..2 {
-            if !server.as_mut().is_some_and(ForkServer::alive) {
-                *server = Some(ForkServer::start(&self.program)?);
-            }
-            let Some(running) = server.as_mut() else {
-                continue;
-            };
-            match running.spawn_shim(dir, cgroup, report.as_fd(), log.as_fd()) {
-                Err(ForkServerError::Io(e)) if attempt == 0 => {
-                    tracing::warn!(error = %e, "the fork server is gone; starting another");
-                    *server = None;
-                }
-                other => return other,
-            }
-        }
-        Err(ForkServerError::Refused("it keeps failing".into()))
-    }
-}
-
 /// Registers a pidfd with the reactor: readable once the process exits.
 #[allow(unsafe_code)]
 fn watch(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
@@ -143,54 +231,7 @@ impl ProcessLauncher for LinuxLauncher {
     type Process = LinuxProcess;
 
     async fn spawn(&self, spec: &LaunchSpec) -> Result<LinuxProcess, LauncherError> {
-        let dir = &spec.state_dir;
-        let io_err = |what: &str, e: std::io::Error| self.shim_error(format!("{what}: {e}"));
-        fs::create_dir_all(dir).map_err(|e| io_err(&dir.display().to_string(), e))?;
-        let json = serde_json::to_vec(spec).map_err(|e| self.shim_error(e.to_string()))?;
-        fs::write(dir.join(LAUNCH_FILE), json).map_err(|e| io_err(LAUNCH_FILE, e))?;
-        let log = File::create(dir.join(LOG_FILE)).map_err(|e| io_err(LOG_FILE, e))?;
-        let (reader, writer) = std::io::pipe().map_err(|e| io_err("pipe", e))?;
-        let forked = {
-            let (launcher, dir) = (self.clone(), dir.clone());
-            let cgroup = spec.supervisor_cgroup.clone();
-            // Our copy of the pipe's write end is closed when this ends.
-            tokio::task::spawn_blocking(move || {
-                launcher.fork_shim(&dir, cgroup.as_deref(), writer, log)
-            })
-            .await
-            .map_err(|e| self.shim_error(e.to_string()))?
-            .map_err(|e| self.shim_error(e.to_string()))?
-        };
-        let shim_pid = forked.pid;
-        let shim = watch(forked.pidfd).map_err(|e| io_err("pidfd", e))?;
-        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
-            .map_err(|e| io_err("pipe", e))?;
-        let mut line = String::new();
-        let read =
-            tokio::time::timeout(REPORT_TIMEOUT, BufReader::new(reader).read_line(&mut line)).await;
-        if read.is_err() {
-            let _ =
-                rustix::process::pidfd_send_signal(shim.get_ref(), rustix::process::Signal::KILL);
-        }
-        match serde_json::from_str::<ShimReport>(line.trim()) {
-            Ok(ShimReport::Started { pid }) => Ok(LinuxProcess {
-                task_pid: pid,
-                shim_pid,
-                state_dir: dir.clone(),
-                shim,
-            }),
-            Ok(ShimReport::Failed { message, .. }) => {
-                let _ = shim.readable().await;
-                Err(LauncherError::Launch { message })
-            }
-            Err(_) => {
-                let _ = shim.readable().await;
-                Err(self.shim_error(format!(
-                    "it ended without starting the task: {}",
-                    shim_log(dir)
-                )))
-            }
-        }
+        self.spawn_once(spec, true).await
     }
 
     async fn adopt(&self, dir: &Path) -> Adopted<LinuxProcess> {
@@ -232,7 +273,8 @@ impl ProcessLauncher for LinuxLauncher {
                             task_pid,
                             shim_pid: rec.shim_pid,
                             state_dir: dir.to_path_buf(),
-                            shim: fd,
+                            shim: Some(fd),
+                            ended: None,
                         }),
                         Err(e) => Adopted::Gone(format!("cannot watch its supervisor: {e}")),
                     };
@@ -280,11 +322,17 @@ impl Process for LinuxProcess {
     }
 
     async fn wait(&mut self) -> Result<ExitStatus, LauncherError> {
-        let shim = match self.shim.readable().await {
+        if let Some(status) = self.ended {
+            return Ok(status);
+        }
+        let shim = match &self.shim {
             // Readable: the process exited. Readiness is kept, so a second
             // wait returns at once.
-            Ok(_) => "exited".to_string(),
-            Err(e) => format!("cannot be watched: {e}"),
+            Some(fd) => match fd.readable().await {
+                Ok(_) => "exited".to_string(),
+                Err(e) => format!("cannot be watched: {e}"),
+            },
+            None => "is not watched".to_string(),
         };
         match read_json::<ShimEnd>(&self.state_dir.join(EXIT_FILE)).map(end_status) {
             Some(Ok(status)) => Ok(status),
@@ -316,6 +364,43 @@ mod tests {
             proc: ProcFs::new(dir),
             ..LinuxLauncher::new("/proc/self/exe")
         }
+    }
+
+    #[tokio::test]
+    async fn a_fork_server_that_never_answers_fails_the_launch() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        // Reads nothing, answers nothing, exits.
+        let server = tmp.path().join("mute-forkserver");
+        fs::write(&server, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&server, fs::Permissions::from_mode(0o755)).unwrap();
+        let launcher = LinuxLauncher::new(&server);
+        let spec = LaunchSpec {
+            program: "true".into(),
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            cwd: tmp.path().into(),
+            stdout: tmp.path().join("stdout"),
+            stderr: tmp.path().join("stderr"),
+            state_dir: tmp.path().join("process"),
+            cgroup: None,
+            supervisor_cgroup: None,
+            namespaces: Default::default(),
+            hostname: None,
+            sandbox: None,
+            hide: Vec::new(),
+            volumes: Vec::new(),
+            netns: None,
+            user: None,
+        };
+        let started = std::time::Instant::now();
+        let err = launcher
+            .spawn(&spec)
+            .await
+            .err()
+            .expect("no task can start");
+        assert!(matches!(err, LauncherError::Shim { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     #[test]
