@@ -165,3 +165,47 @@ async fn a_container_path_leaving_the_sandbox_is_a_task_error() {
     }
     assert!(!a.dir.path().join("volumes").exists(), "nothing created");
 }
+
+#[tokio::test]
+async fn destroy_deletes_the_data_unless_a_task_here_uses_it() {
+    use keel_agent::executor::ExecutorCall;
+    let mut a = agent(&[]);
+    let vol = json!([volume("db", "data/db", "RW")]);
+    let task = json!({"name": "holder", "task_id": {"value": "holder"},
+        "agent_id": {"value": "agent-S1"}, "resources": vol,
+        "command": {"value": "echo kept > data/db/f; exec sleep 30"}});
+    support::launch_into(&a.exec, json!({"user": "root", "name": "t"}), &task);
+    while support::next_acked(&a.exec, &mut a.rx).await.state != "TASK_RUNNING" {}
+    let destroy = || {
+        ExecutorCall::DestroyVolumes(pb::DestroyVolumes {
+            volumes: vec![pb::VolumeRef {
+                role: "eng".into(),
+                id: "db".into(),
+            }],
+        })
+    };
+    let data = a.volume_dir("db");
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while !data.join("f").exists() {
+        assert!(std::time::Instant::now() < deadline, "the task never wrote");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    a.exec.call(destroy());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(read(&data.join("f")), "kept\n", "in use: never deleted");
+
+    a.exec.call(ExecutorCall::Kill(pb::KillTask {
+        framework_id: "fw".into(),
+        task_id: "holder".into(),
+        grace_period_ms: Some(0),
+    }));
+    while !support::is_terminal(&support::next_acked(&a.exec, &mut a.rx).await) {}
+    a.exec.call(destroy());
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while data.exists() {
+        assert!(std::time::Instant::now() < deadline, "the data stayed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The volumes of other roles and ids are untouched.
+    assert!(a.dir.path().join("volumes/roles/eng").is_dir());
+}

@@ -262,7 +262,13 @@ fn persistent_volumes_are_created_used_offered_back_and_destroyed() {
     let (_, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_AGENTS"}"#);
     assert!(body.contains("pg-data"), "{body}");
 
-    // DESTROY gives the disk back.
+    let data = dir.path().join("agent/volumes/roles/eng/pg-data");
+    assert!(
+        data.is_dir(),
+        "the task's volume has its directory on the agent"
+    );
+
+    // DESTROY gives the disk back, and the agent deletes the data.
     let v = offer["resources"]
         .as_array()
         .unwrap()
@@ -285,6 +291,12 @@ fn persistent_volumes_are_created_used_offered_back_and_destroyed() {
         .map(|r| r["scalar"]["value"].as_f64().unwrap())
         .sum();
     assert_eq!(disk, 1000.0);
+    wait_for(
+        T,
+        "the volume's data deleted",
+        || !data.exists(),
+        || agent.log_text(),
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub enum ExecutorCall {
     Kill(pb::KillTask),
     Acknowledge(pb::Acknowledge),
     ShutdownFramework(pb::ShutdownFramework),
+    DestroyVolumes(pb::DestroyVolumes),
 }
 
 impl ExecutorCall {
@@ -18,6 +19,7 @@ impl ExecutorCall {
             MasterMsg::KillTask(m) => Ok(ExecutorCall::Kill(m)),
             MasterMsg::Acknowledge(m) => Ok(ExecutorCall::Acknowledge(m)),
             MasterMsg::ShutdownFramework(m) => Ok(ExecutorCall::ShutdownFramework(m)),
+            MasterMsg::DestroyVolumes(m) => Ok(ExecutorCall::DestroyVolumes(m)),
             other => Err(other),
         }
     }

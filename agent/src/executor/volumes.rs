@@ -82,6 +82,15 @@ pub fn host_dir(work_dir: &Path, role: &str, id: &str) -> Option<PathBuf> {
     Some(work_dir.join("volumes/roles").join(role).join(id))
 }
 
+/// Deletes a destroyed volume's data (`host_dir`); one already gone is
+/// not an error.
+pub fn destroy(dir: &Path) -> Result<(), VolumeError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(dir)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// `container_path` if it stays inside the sandbox: relative, no `..`
 /// (`.` components are dropped).
 fn contained(path: &str) -> Option<PathBuf> {

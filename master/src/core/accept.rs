@@ -514,6 +514,19 @@ fn finish(inner: &mut Inner, ctx: &mut LaunchCtx<'_>, pending: Pending) {
             ctx.remaining.add(&disk);
             ctx.volumes
                 .retain(|o| !gone.iter().any(|g| g.id == o.id && g.role == o.role));
+            // The agent deletes the data (if it is connected now).
+            let msg = Msg::DestroyVolumes(pb::DestroyVolumes {
+                volumes: gone
+                    .iter()
+                    .map(|v| pb::VolumeRef {
+                        role: v.role.clone(),
+                        id: v.id.clone(),
+                    })
+                    .collect(),
+            });
+            if !Master::send_to_agent(inner, agent, msg) {
+                tracing::warn!(agent_id = %agent, "destroyed volumes' data stays: agent not connected");
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ use super::launcher::ProcessLauncher;
 use super::status;
 use super::supervisor::Event;
 use super::updates::{Output, TaskKey, UpdateManager};
+use super::volumes;
 use crate::isolation::cgroups::{Cgroups, LimitOptions};
 use crate::isolation::network::Network;
 use crate::isolation::network::ipam::{Ipam, Subnet};
@@ -301,6 +302,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                     None => tracing::debug!(task_id = %key.task_id, "ignoring unexpected ack"),
                 }
             }
+            Command::Call(ExecutorCall::DestroyVolumes(m)) => self.destroy_volumes(&m),
             Command::Call(ExecutorCall::ShutdownFramework(m)) => {
                 let keys: Vec<TaskKey> = self
                     .tasks
@@ -359,6 +361,38 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     /// Records and queues a new update for `key`.
+    /// DESTROY committed on the master: deletes each volume's data, unless
+    /// a live task here still uses it (the master destroys only offered,
+    /// so unused, volumes; a task here means the two views differ, and data
+    /// is never deleted on a doubt).
+    fn destroy_volumes(&self, m: &pb::DestroyVolumes) {
+        let work = &self.config.work_dir;
+        let in_use: Vec<PathBuf> = self
+            .tasks
+            .values()
+            .filter(|t| t.phase != Phase::Terminal)
+            .filter_map(|t| t.info.as_ref())
+            .flat_map(|info| volumes::parse(work, &info.resources).unwrap_or_default())
+            .map(|v| v.host)
+            .collect();
+        for v in &m.volumes {
+            let (role, id) = (v.role.clone(), v.id.clone());
+            let Some(dir) = volumes::host_dir(work, &role, &id) else {
+                tracing::warn!(%role, volume = %id, "DESTROY of an invalid volume id ignored");
+                continue;
+            };
+            if in_use.contains(&dir) {
+                tracing::warn!(%role, volume = %id, "destroyed volume still used by a task here: data kept");
+                continue;
+            }
+            tokio::task::spawn_blocking(move || match volumes::destroy(&dir) {
+                Ok(()) => tracing::info!(%role, volume = %id, "persistent volume destroyed"),
+                Err(e) => tracing::error!(%role, volume = %id, error = %e,
+                    "cannot delete a destroyed volume's data"),
+            });
+        }
+    }
+
     fn emit(
         &mut self,
         key: &TaskKey,
