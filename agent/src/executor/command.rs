@@ -64,15 +64,7 @@ pub fn launch_spec(
         stderr: ctx.sandbox.join("stderr"),
         // Set by the runtime: the task's checkpoint directory.
         state_dir: PathBuf::new(),
-        cgroup: None,
-        supervisor_cgroup: None,
-        namespaces: Default::default(),
-        hostname: None,
-        sandbox: None,
-        hide: Vec::new(),
-        volumes: Vec::new(),
-        netns: None,
-        user: None,
+        ..LaunchSpec::default()
     })
 }
 

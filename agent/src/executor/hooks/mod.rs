@@ -254,15 +254,7 @@ mod tests {
             stdout: "/dev/null".into(),
             stderr: "/dev/null".into(),
             state_dir: "/nonexistent".into(),
-            cgroup: None,
-            supervisor_cgroup: None,
-            namespaces: Default::default(),
-            hostname: None,
-            sandbox: None,
-            hide: Vec::new(),
-            volumes: Vec::new(),
-            netns: None,
-            user: None,
+            ..LaunchSpec::default()
         }
     }
 

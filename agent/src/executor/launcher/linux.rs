@@ -383,15 +383,7 @@ mod tests {
             stdout: tmp.path().join("stdout"),
             stderr: tmp.path().join("stderr"),
             state_dir: tmp.path().join("process"),
-            cgroup: None,
-            supervisor_cgroup: None,
-            namespaces: Default::default(),
-            hostname: None,
-            sandbox: None,
-            hide: Vec::new(),
-            volumes: Vec::new(),
-            netns: None,
-            user: None,
+            ..LaunchSpec::default()
         };
         let started = std::time::Instant::now();
         let err = launcher

@@ -34,8 +34,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::isolation::Namespaces;
 
-/// Everything needed to start one task process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything needed to start one task process (`Default`: no isolation,
+/// empty paths; callers fill in what they use).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchSpec {
     /// The program to exec; without a `/` it is looked up in the spec's `PATH`.
     pub program: String,
