@@ -148,6 +148,7 @@ async fn fifty_tasks_survive_a_sigkill_none_lost_none_twice() {
     m.registered(AGENT, false);
 
     let ids: Vec<String> = (0..N).map(|i| format!("t{i:02}")).collect();
+    let burst = Instant::now();
     for id in &ids {
         m.send(launch(AGENT, id, "exec sleep 120"));
     }
@@ -173,6 +174,10 @@ async fn fifty_tasks_survive_a_sigkill_none_lost_none_twice() {
         }
         m.ack(&u);
     }
+    println!(
+        "{N} launches sent at once: all TASK_RUNNING after {:?}",
+        burst.elapsed()
+    );
 
     let killed_at = Instant::now();
     agent.kill9();
