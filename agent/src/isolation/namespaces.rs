@@ -51,12 +51,6 @@ fn unshare(flags: UnshareFlags) -> Result<(), NamespaceError> {
     })
 }
 
-/// A new PID namespace for the caller's next children (the next one is
-/// its PID 1).
-pub fn new_pid_namespace() -> Result<(), NamespaceError> {
-    unshare(UnshareFlags::NEWPID)
-}
-
 /// A new network namespace for the calling thread only.
 pub fn new_network_namespace() -> Result<(), NamespaceError> {
     unshare(UnshareFlags::NEWNET)

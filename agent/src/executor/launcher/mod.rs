@@ -82,13 +82,6 @@ pub struct LaunchSpec {
     pub user: Option<(u32, u32)>,
 }
 
-impl LaunchSpec {
-    /// The task needs a container init (namespaces to set up).
-    pub fn contained(&self) -> bool {
-        self.namespaces.any() || self.netns.is_some()
-    }
-}
-
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
