@@ -41,7 +41,8 @@ use super::shim;
 
 /// How long the agent waits for the fork server's reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_MESSAGE: usize = 8192;
+/// A request holds two paths of up to PATH_MAX each, in JSON.
+const MAX_MESSAGE: usize = 16 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForkServerError {
