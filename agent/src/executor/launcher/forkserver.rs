@@ -129,6 +129,10 @@ impl ForkServer {
         Ok(ForkServer { sock: ours, child })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server still runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

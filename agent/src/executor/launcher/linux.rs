@@ -79,7 +79,9 @@ impl LinuxLauncher {
         let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
         for attempt in 0..2 {
             if !server.as_mut().is_some_and(ForkServer::alive) {
-                *server = Some(ForkServer::start(&self.program)?);
+                let started = ForkServer::start(&self.program)?;
+                tracing::info!(pid = started.pid(), "fork server started");
+                *server = Some(started);
             }
             let Some(running) = server.as_mut() else {
                 continue;
