@@ -121,15 +121,8 @@ pub fn parse(work_dir: &Path, resources: &[Json]) -> Result<Vec<Volume>, VolumeE
             id: id.to_string(),
             reason: reason.to_string(),
         };
-        let role = r
-            .get("reservations")
-            .and_then(Json::as_array)
-            .and_then(|rs| rs.last())
-            .and_then(|x| x.get("role"))
-            .or_else(|| r.get("role"))
-            .and_then(Json::as_str)
-            .unwrap_or("*");
-        let host = host_dir(work_dir, role, id)
+        let role = keel_api::resources::role_of(r).map_err(|e| invalid(&e))?;
+        let host = host_dir(work_dir, &role, id)
             .ok_or_else(|| invalid(&format!("no directory for role {role:?} and this id")))?;
         let volume = disk.get("volume");
         let path = volume
@@ -280,6 +273,15 @@ mod tests {
             parse(w, &[old]).unwrap()[0].host,
             Path::new("/w/volumes/roles/eng/dev/v")
         );
+        // Roles are read by the API's one rule, as the master reads them:
+        // an empty `role` is unset, a reservation must name its role.
+        let mut zero = disk("db", "data", None);
+        zero["role"] = json!("");
+        assert_eq!(parse(w, &[zero]).unwrap()[0].role, "eng");
+        let mut nameless = disk("db", "data", None);
+        nameless["reservations"] = json!([{"type": "DYNAMIC"}]);
+        let err = parse(w, &[nameless]).unwrap_err().to_string();
+        assert!(err.contains("reservation has no role"), "{err}");
     }
 
     #[test]

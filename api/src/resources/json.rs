@@ -107,8 +107,16 @@ fn resource_from_json(item: &Json) -> Result<Resource, String> {
     })
 }
 
-/// The last `reservations` entry (refinement format), else `role`, else `*`.
-/// An empty string counts as unset (mesos-go sends zero values).
+/// The role of one v1 Resource object: its last `reservations` entry
+/// (refinement format), else `role`, else `*`. An empty string counts as
+/// unset (mesos-go sends zero values).
+pub fn role_of(resource: &Json) -> Result<String, String> {
+    let obj = resource
+        .as_object()
+        .ok_or_else(|| format!("resource {resource} is not an object"))?;
+    role_from_json(obj)
+}
+
 fn role_from_json(obj: &Map<String, Json>) -> Result<String, String> {
     if let Some(reservations) = field(obj, "reservations") {
         let list = reservations

@@ -20,6 +20,7 @@ mod text;
 use arith::{add_value, coalesce, same_kind};
 
 pub(crate) use arith::round3;
+pub use json::role_of;
 pub(crate) use json::{
     object_field, ranges_from_json, ranges_to_json, scalar_from_json, str_field,
 };

@@ -59,15 +59,7 @@ impl Volume {
                 .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
                 .filter(|v| v.is_finite() && *v > 0.0)
                 .ok_or_else(|| format!("volume {id}: size must be a positive scalar"))?;
-            let role = r
-                .get("reservations")
-                .and_then(Json::as_array)
-                .and_then(|rs| rs.last())
-                .and_then(|x| x.get("role"))
-                .or_else(|| r.get("role"))
-                .and_then(Json::as_str)
-                .unwrap_or("*")
-                .to_string();
+            let role = keel_api::resources::role_of(r).map_err(|e| format!("volume {id}: {e}"))?;
             let volume = r.get("disk").and_then(|d| d.get("volume"));
             let container_path = volume
                 .and_then(|v| v.get("container_path"))
