@@ -66,17 +66,9 @@ pub fn run(args: &HostBenchArgs) -> Result<()> {
         "keel-agent",
         "--bins",
     ])?;
-    cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "keel-agent",
-        "--example",
-        "guest_bench",
-    ])?;
+    let bench = crate::vm::build_guest_bench()?;
     let dir = root().join("target/keel-host-bench");
     std::fs::create_dir_all(&dir)?;
-    let bench = root().join("target/release/examples/guest_bench");
     let mut cmd = Command::new(&bench);
     cmd.arg("--host")
         .arg(&dir)

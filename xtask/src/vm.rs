@@ -127,11 +127,9 @@ pub fn vm_test() -> Result<()> {
     Ok(())
 }
 
-/// Task launch inside a guest, beside `crun run` (agent/tests/guest_bench.rs
-/// drives agent/examples/guest_bench/, built in release, in the guest).
-pub fn guest_bench(runs: usize, warmup: usize) -> Result<()> {
-    require_vm_tools()?;
-    pxe::build(&PxeArgs::default())?;
+/// Builds agent/examples/guest_bench/ in release; returns its path (the
+/// guest bench runs it in a guest, the host bench on this machine).
+pub fn build_guest_bench() -> Result<std::path::PathBuf> {
     cargo(&[
         "build",
         "--release",
@@ -140,7 +138,15 @@ pub fn guest_bench(runs: usize, warmup: usize) -> Result<()> {
         "--example",
         "guest_bench",
     ])?;
-    let bench = root().join("target/release/examples/guest_bench");
+    Ok(root().join("target/release/examples/guest_bench"))
+}
+
+/// Task launch inside a guest, beside `crun run` (agent/tests/guest_bench.rs
+/// drives agent/examples/guest_bench/, built in release, in the guest).
+pub fn guest_bench(runs: usize, warmup: usize) -> Result<()> {
+    require_vm_tools()?;
+    pxe::build(&PxeArgs::default())?;
+    let bench = build_guest_bench()?;
     let args = [
         "test",
         "-p",

@@ -123,24 +123,14 @@ impl<L: ProcessLauncher> Runtime<L> {
             let own_io = match io::from_labels(info.labels.as_ref()) {
                 Ok(bw) => bw,
                 Err(e) => {
-                    let why = (
-                        TaskState::TASK_ERROR,
-                        status::REASON_TASK_INVALID,
-                        e.to_string(),
-                    );
-                    self.refuse(key, Some(info), json, executor_id, why);
+                    self.refuse(key, Some(info), json, executor_id, invalid(e));
                     continue;
                 }
             };
             let volumes = match volumes::parse(&self.config.work_dir, &info.resources) {
                 Ok(v) => v,
                 Err(e) => {
-                    let why = (
-                        TaskState::TASK_ERROR,
-                        status::REASON_TASK_INVALID,
-                        e.to_string(),
-                    );
-                    self.refuse(key, Some(info), json, executor_id, why);
+                    self.refuse(key, Some(info), json, executor_id, invalid(e));
                     continue;
                 }
             };
@@ -635,4 +625,13 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.tasks.insert(key.clone(), task);
         self.emit(&key, state, Some(message), Some(reason));
     }
+}
+
+/// TASK_ERROR for a task description this agent cannot accept.
+fn invalid(e: impl std::fmt::Display) -> (TaskState, &'static str, String) {
+    (
+        TaskState::TASK_ERROR,
+        status::REASON_TASK_INVALID,
+        e.to_string(),
+    )
 }
