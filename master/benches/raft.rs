@@ -73,6 +73,18 @@ fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
     );
 }
 
+/// Runs `f` for each index in `range`: each call's latency, and the whole.
+fn time_each(range: std::ops::Range<u64>, mut f: impl FnMut(u64)) -> (Vec<Duration>, Duration) {
+    let mut lat = Vec::with_capacity(range.clone().count());
+    let start = Instant::now();
+    for i in range {
+        let t = Instant::now();
+        f(i);
+        lat.push(t.elapsed());
+    }
+    (lat, start.elapsed())
+}
+
 /// The parts of a write: a log append on this disk (and a redb commit, for
 /// comparison), a gRPC round trip.
 async fn probes(c: &Cluster, l: usize, n: usize) {
@@ -85,14 +97,7 @@ async fn probes(c: &Cluster, l: usize, n: usize) {
             wal.sync().unwrap();
         };
         (0..100).for_each(&mut append);
-        let mut lat = Vec::with_capacity(n);
-        let start = Instant::now();
-        for i in 100..100 + n as u64 {
-            let t = Instant::now();
-            append(i);
-            lat.push(t.elapsed());
-        }
-        (lat, start.elapsed())
+        time_each(100..100 + n as u64, append)
     })
     .await
     .unwrap();
@@ -114,14 +119,7 @@ async fn probes(c: &Cluster, l: usize, n: usize) {
         // Until the file has grown: a commit that grows it also pays for
         // the file system's journal.
         (0..1000).for_each(commit);
-        let mut lat = Vec::with_capacity(n);
-        let start = Instant::now();
-        for i in 1000..1000 + n as u64 {
-            let t = Instant::now();
-            commit(i);
-            lat.push(t.elapsed());
-        }
-        (lat, start.elapsed())
+        time_each(1000..1000 + n as u64, commit)
     })
     .await
     .unwrap();
