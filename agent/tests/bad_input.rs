@@ -8,7 +8,7 @@ mod support;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use keel_agent::executor::{ExecutorConfig, ExecutorHandle, LinuxLauncher};
+use keel_agent::executor::{ExecutorConfig, ExecutorHandle};
 use keel_api::pb;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -31,9 +31,7 @@ fn agent() -> Agent {
     let mut config = ExecutorConfig::new(dir.path().join("work"));
     config.switch_user = true;
     config.passwd_root = dir.path().join("root");
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, rx) = support::start_runtime(config);
     Agent { exec, rx, dir }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, LinuxLauncher};
+use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle};
 use keel_agent::isolation::Isolation;
 use keel_agent::isolation::cgroups::Controller;
 use keel_agent::isolation::cgroups::detect::placement;
@@ -64,9 +64,7 @@ fn agent() -> Option<Agent> {
     let mut config = ExecutorConfig::new(dir.path());
     config.isolation = Isolation::Auto;
     config.use_cgroups(Arc::new(cg));
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, rx) = support::start_runtime(config);
     Some(Agent {
         exec,
         rx,

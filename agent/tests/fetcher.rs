@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use keel_agent::executor::{ExecutorConfig, ExecutorHandle, LinuxLauncher};
+use keel_agent::executor::{ExecutorConfig, ExecutorHandle};
 use keel_agent::isolation::{Feature, HostSupport, Isolation};
 use keel_api::pb;
 use serde_json::{Value, json};
@@ -66,9 +66,7 @@ fn agent(isolation: Isolation, host: HostSupport) -> Agent {
     let mut config = ExecutorConfig::new(dir.path());
     config.isolation = isolation;
     config.host = host;
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, rx) = support::start_runtime(config);
     Agent { exec, rx, dir }
 }
 

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use keel_agent::executor::{ExecutorConfig, ExecutorHandle, LinuxLauncher};
+use keel_agent::executor::{ExecutorConfig, ExecutorHandle};
 use keel_api::pb;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -53,12 +53,7 @@ async fn until(
 async fn a_dead_fork_server_is_replaced_and_its_tasks_live_on() {
     let dir = tempfile::tempdir().unwrap();
     let _cleanup = support::Cleanup(dir.path().to_path_buf());
-    let exec = ExecutorHandle::start(
-        ExecutorConfig::new(dir.path()),
-        LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")),
-    );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, mut rx) = support::start_runtime(ExecutorConfig::new(dir.path()));
 
     launch(&exec, "first", "sleep 1");
     until(&exec, &mut rx, "first", "TASK_RUNNING").await;

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, LinuxLauncher};
-use keel_agent::isolation::{Feature, HostSupport, Isolation};
+use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle};
+use keel_agent::isolation::Feature;
 use keel_api::pb;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -24,16 +24,9 @@ fn agent(namespaces: bool) -> Agent {
     config.kill_grace_period = Duration::from_secs(2);
     config.helper = env!("CARGO_BIN_EXE_keel-agent").into();
     if namespaces {
-        let f = [Feature::PidNs, Feature::MountNs];
-        config.isolation = Isolation::Only(f.into());
-        config.host = HostSupport {
-            namespaces: f.into(),
-            ..HostSupport::default()
-        };
+        support::only_namespaces(&mut config, &[Feature::PidNs, Feature::MountNs]);
     }
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, rx) = support::start_runtime(config);
     Agent {
         exec,
         rx,

@@ -7,8 +7,8 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, LinuxLauncher};
-use keel_agent::isolation::{Feature, HostSupport, Isolation};
+use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle};
+use keel_agent::isolation::Feature;
 use keel_api::pb;
 use serde_json::{Value, json};
 use support::gone;
@@ -28,15 +28,9 @@ fn agent(features: &[Feature]) -> Option<Agent> {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut config = ExecutorConfig::new(dir.path());
-    config.isolation = Isolation::Only(features.iter().copied().collect());
-    config.host = HostSupport {
-        namespaces: features.iter().copied().collect(),
-        ..HostSupport::default()
-    };
+    support::only_namespaces(&mut config, features);
     config.kill_grace_period = Duration::from_secs(5);
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, rx) = support::start_runtime(config);
     Some(Agent {
         exec,
         rx,

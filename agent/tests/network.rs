@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, LinuxLauncher};
+use keel_agent::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle};
+use keel_agent::isolation::Feature;
 use keel_agent::isolation::network::NetworkConfig;
 use keel_agent::isolation::network::bridge::{BridgeNetwork, veth_names};
-use keel_agent::isolation::{Feature, HostSupport, Isolation};
 use keel_api::pb;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -57,15 +57,9 @@ fn setup() -> Option<Setup> {
     };
     let features = [Feature::PidNs, Feature::MountNs];
     let mut config = ExecutorConfig::new(dir.path().join("work"));
-    config.isolation = Isolation::Only(features.into());
-    config.host = HostSupport {
-        namespaces: features.into(),
-        ..HostSupport::default()
-    };
+    support::only_namespaces(&mut config, &features);
     config.use_network("keel", net.subnet, Arc::new(BridgeNetwork::new(net)));
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    let (exec, rx) = support::start_runtime(config);
     Some(Setup {
         exec,
         rx,

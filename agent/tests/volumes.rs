@@ -7,8 +7,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use keel_agent::executor::{ExecutorConfig, ExecutorHandle, LinuxLauncher};
-use keel_agent::isolation::{Feature, HostSupport, Isolation};
+use keel_agent::executor::{ExecutorConfig, ExecutorHandle};
+use keel_agent::isolation::Feature;
 use keel_api::pb;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -23,14 +23,8 @@ struct Agent {
 fn agent(features: &[Feature]) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ExecutorConfig::new(dir.path());
-    config.isolation = Isolation::Only(features.iter().copied().collect());
-    config.host = HostSupport {
-        namespaces: features.iter().copied().collect(),
-        ..HostSupport::default()
-    };
-    let exec = ExecutorHandle::start(config, LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")));
-    let (tx, rx) = mpsc::unbounded_channel();
-    exec.attach("agent-S1", tx);
+    support::only_namespaces(&mut config, features);
+    let (exec, rx) = support::start_runtime(config);
     Agent {
         exec,
         rx,

@@ -19,6 +19,35 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// The task runtime with the real launcher (this package's `keel-agent`),
+/// attached as agent `agent-S1`: its status updates come on the receiver.
+pub fn start_runtime(
+    config: keel_agent::executor::ExecutorConfig,
+) -> (
+    keel_agent::executor::ExecutorHandle,
+    mpsc::UnboundedReceiver<pb::StatusUpdate>,
+) {
+    let exec = keel_agent::executor::ExecutorHandle::start(
+        config,
+        keel_agent::executor::LinuxLauncher::new(env!("CARGO_BIN_EXE_keel-agent")),
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    exec.attach("agent-S1", tx);
+    (exec, rx)
+}
+
+/// Turns on exactly the namespaces `features`, on a host said to have them.
+pub fn only_namespaces(
+    config: &mut keel_agent::executor::ExecutorConfig,
+    features: &[keel_agent::isolation::Feature],
+) {
+    config.isolation = keel_agent::isolation::Isolation::Only(features.iter().copied().collect());
+    config.host = keel_agent::isolation::HostSupport {
+        namespaces: features.iter().copied().collect(),
+        ..Default::default()
+    };
+}
+
 /// One agent stream as the stand-in master sees it.
 pub struct Stream {
     inbound: Streaming<pb::AgentMessage>,
