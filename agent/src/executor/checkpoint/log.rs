@@ -96,7 +96,10 @@ pub fn replay(bytes: &[u8]) -> (Replay, usize) {
     let mut r = Replay::default();
     let mut at = 0;
     while at < bytes.len() {
-        if bytes[at..].iter().all(|b| *b == 0) {
+        // A record's length is never 0 (its kind byte counts), so only a
+        // zero length can start the preallocated zeros: the rest of the file
+        // is scanned there, once, not after every record.
+        if bytes[at..].iter().take(4).all(|b| *b == 0) && bytes[at..].iter().all(|b| *b == 0) {
             // Preallocated space: the end of the log.
             break;
         }
