@@ -172,7 +172,8 @@ impl ForkServer {
 
 impl Drop for ForkServer {
     fn drop(&mut self) {
-        // Closing our end makes it exit; shims it forked keep running.
+        // It would exit once our end of the socket closes; killing it makes
+        // that immediate. Shims it forked keep running.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
