@@ -32,7 +32,8 @@ async fn a_cut_off_leader_stops_leading_within_its_lease_and_follows_when_healed
 
     let changed = tokio::spawn(async move {
         let r = RaftReplicator::with_lease(node, LEASE);
-        r.leadership_changed().await;
+        let seen = r.cluster();
+        r.leadership_changed(&seen).await;
         r.cluster().leadership
     });
     let cut = Instant::now();

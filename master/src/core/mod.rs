@@ -99,6 +99,8 @@ pub enum MasterError {
     UnknownAllocator(String),
     #[error(transparent)]
     Propose(#[from] ProposeError),
+    #[error(transparent)]
+    Allocator(#[from] crate::allocator::AllocatorError),
 }
 
 /// Outbound half of an agent session.
@@ -133,6 +135,10 @@ pub struct Master {
     /// Set once this master leads and has rebuilt its state; only then does
     /// it serve the scheduler and operator APIs and agent sessions.
     serving: std::sync::atomic::AtomicBool,
+    /// The Raft term this master took over in: if it lost and regained
+    /// leadership since, others may have committed meanwhile and its copy
+    /// of the registry is stale until it takes over again.
+    serving_term: std::sync::atomic::AtomicU64,
     /// Wakes the allocation loop after events that free or add resources.
     allocate_soon: Notify,
 }
@@ -195,6 +201,7 @@ impl Master {
             replicator,
             writes: AsyncMutex::new(()),
             serving: std::sync::atomic::AtomicBool::new(false),
+            serving_term: std::sync::atomic::AtomicU64::new(0),
             allocate_soon: Notify::new(),
         });
         // A single master takes over here: its local log failing is fatal.
@@ -217,6 +224,13 @@ impl Master {
     /// cluster, and starts serving.
     pub async fn become_leader(&self) -> Result<(), MasterError> {
         let w = self.write().await;
+        let term = self.replicator.cluster().term;
+        tracing::info!(term, "taking over as leader");
+        // A new Raft leader may not have applied what earlier terms
+        // committed yet (it commits them with its first entry): reading the
+        // registry before that lost acknowledged writes for good, since the
+        // copy is only ever advanced by this master's own commits.
+        self.replicator.barrier().await?;
         {
             let mut inner = self.lock();
             reset_runtime(&mut inner, &self.config)?;
@@ -261,6 +275,8 @@ impl Master {
                 "leading: registry recovered"
             );
         }
+        self.serving_term
+            .store(term, std::sync::atomic::Ordering::SeqCst);
         self.serving
             .store(true, std::sync::atomic::Ordering::SeqCst);
         drop(w);
@@ -281,11 +297,23 @@ impl Master {
         tracing::info!("no longer leading: agent sessions and framework streams closed");
     }
 
-    /// Follows the replicator's leadership until the returned future is dropped.
+    /// Follows the replicator's leadership until the returned future is
+    /// dropped. A master that leads again in a newer term than the one it
+    /// took over in steps down and takes over again: another leader may
+    /// have committed in between.
     pub async fn follow_leadership(&self) {
         loop {
-            let leader = self.replicator.cluster().leadership == replicate::Leadership::Leader;
+            let view = self.replicator.cluster();
+            let leader = view.leadership == replicate::Leadership::Leader;
             let serving = self.serving();
+            if leader && serving && !self.serves_term(view.term) {
+                tracing::warn!(
+                    term = view.term,
+                    "leading again in a newer term: taking over anew"
+                );
+                self.step_down().await;
+                continue;
+            }
             if leader && !serving {
                 if let Err(e) = self.become_leader().await {
                     tracing::error!(error = %e, "cannot take over as leader");
@@ -295,13 +323,37 @@ impl Master {
             } else if !leader && serving {
                 self.step_down().await;
             }
-            self.replicator.leadership_changed().await;
+            self.replicator.leadership_changed(&view).await;
         }
     }
 
     /// Whether this master leads and has rebuilt its state.
     pub fn serving(&self) -> bool {
         self.serving.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn serves_term(&self, term: u64) -> bool {
+        self.serving_term.load(std::sync::atomic::Ordering::SeqCst) == term
+    }
+
+    /// Before a read that must reflect every write acknowledged before it
+    /// began (the operator API): confirms with a majority that this master
+    /// still leads, in the term it took over in. A deposed leader that has
+    /// not noticed yet must not answer from its copy.
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        let stale = || ProposeError::NotLeader { leader: None };
+        if !self.serving() {
+            return Err(stale());
+        }
+        self.replicator.barrier().await?;
+        let view = self.replicator.cluster();
+        if view.leadership != replicate::Leadership::Leader
+            || !self.serving()
+            || !self.serves_term(view.term)
+        {
+            return Err(stale());
+        }
+        Ok(())
     }
 
     /// Who leads, the term, the members.
@@ -626,6 +678,9 @@ mod tests {
                 leader: Some("127.0.0.1:2".into()),
             })))
         }
+        fn barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
         fn registry(&self) -> Registry {
             Registry::default()
         }
@@ -647,7 +702,7 @@ mod tests {
                 problem: None,
             }
         }
-        fn leadership_changed(&self) -> BoxFuture<'_, ()> {
+        fn leadership_changed<'a>(&'a self, _seen: &'a ClusterView) -> BoxFuture<'a, ()> {
             Box::pin(std::future::pending())
         }
         fn add_member(&self, _addr: String) -> BoxFuture<'_, Result<(), ProposeError>> {
@@ -691,3 +746,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod takeover_tests;

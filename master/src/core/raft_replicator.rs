@@ -79,6 +79,15 @@ impl Replicator for RaftReplicator {
         })
     }
 
+    fn barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(async move {
+            if self.node.is_leader() && self.lease_lapsed() {
+                return Err(ProposeError::NotLeader { leader: None });
+            }
+            self.node.ensure_leader().await.map_err(propose_error)
+        })
+    }
+
     fn registry(&self) -> Registry {
         (*self.node.registry()).clone()
     }
@@ -120,21 +129,18 @@ impl Replicator for RaftReplicator {
         }
     }
 
-    fn leadership_changed(&self) -> BoxFuture<'_, ()> {
+    fn leadership_changed<'a>(&'a self, seen: &'a ClusterView) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            // (leads, leader id, term). A lapsing lease changes no metric
-            // openraft must report, hence the ticks as well.
-            let key = || {
-                (
-                    self.leads(),
-                    self.node.leader().map(|l| l.0),
-                    self.node.term(),
-                )
-            };
-            let before = key();
+            // A lapsing lease changes no metric openraft must report, hence
+            // the ticks as well.
+            let key = |v: &ClusterView| (v.leadership.clone(), v.term);
+            let before = key(seen);
             let mut metrics = self.node.metrics();
             let mut tick = tokio::time::interval(self.lease / 4);
             loop {
+                if key(&self.cluster()) != before {
+                    return;
+                }
                 tokio::select! {
                     changed = metrics.changed() => {
                         if changed.is_err() {
@@ -142,9 +148,6 @@ impl Replicator for RaftReplicator {
                         }
                     }
                     _ = tick.tick() => {}
-                }
-                if key() != before {
-                    return;
                 }
             }
         })

@@ -33,12 +33,21 @@ pub trait Replicator: Send + Sync {
         &self,
         cmd: Command,
     ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>>;
-    /// The committed registry (a copy).
+    /// Confirms that this master still leads and waits until everything
+    /// committed before the call (by any earlier leader too) is applied
+    /// here: a [`Replicator::registry`] read afterwards misses no
+    /// acknowledged write.
+    fn barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>>;
+    /// The applied registry (a copy). Only as fresh as the last
+    /// [`Replicator::barrier`] on a replicated master.
     fn registry(&self) -> Registry;
     /// Who leads, the term, the members.
     fn cluster(&self) -> ClusterView;
-    /// Resolves when leadership may have changed (never, for one master).
-    fn leadership_changed(&self) -> BoxFuture<'_, ()>;
+    /// Resolves once this master's leadership or the term differs from
+    /// `seen` (at once if it already does; never, for one master). Taking
+    /// the view the caller acted on closes the window in which a change
+    /// during that action would go unnoticed.
+    fn leadership_changed<'a>(&'a self, seen: &'a ClusterView) -> BoxFuture<'a, ()>;
     /// Adds a master (by `host:port`) to the cluster.
     fn add_member(&self, addr: String) -> BoxFuture<'_, Result<(), ProposeError>>;
     /// Removes a master (by id) from the cluster.
@@ -126,6 +135,11 @@ impl Replicator for LocalLog {
         Box::pin(std::future::ready(result))
     }
 
+    fn barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        // Appends are applied before `propose` returns.
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn registry(&self) -> Registry {
         self.state
             .lock()
@@ -149,7 +163,7 @@ impl Replicator for LocalLog {
         }
     }
 
-    fn leadership_changed(&self) -> BoxFuture<'_, ()> {
+    fn leadership_changed<'a>(&'a self, _seen: &'a ClusterView) -> BoxFuture<'a, ()> {
         Box::pin(std::future::pending())
     }
 

@@ -3,7 +3,7 @@
 
 use keel_api::resources::Resources;
 
-use super::{Inner, Master};
+use super::{Inner, Master, MasterError};
 use crate::allocator::{Quota, RoleSummary};
 use crate::registry::{Command, QuotaConfig};
 
@@ -36,18 +36,15 @@ pub(super) fn load_into_allocator(inner: &mut Inner) {
 
 impl Master {
     /// UPDATE_WEIGHTS: all or nothing.
-    pub async fn update_weights(&self, weights: Vec<(String, f64)>) -> Result<(), String> {
+    pub async fn update_weights(&self, weights: Vec<(String, f64)>) -> Result<(), MasterError> {
         let w = self.write().await;
         let cmd = Command::UpdateWeights {
             weights: weights.clone(),
         };
-        self.commit(&w, cmd).await.map_err(|e| e.to_string())?;
+        self.commit(&w, cmd).await?;
         let mut inner = self.lock();
         for (role, weight) in weights {
-            inner
-                .allocator
-                .set_weight(&role, weight)
-                .map_err(|e| e.to_string())?;
+            inner.allocator.set_weight(&role, weight)?;
         }
         drop(inner);
         self.want_allocation();
@@ -55,19 +52,16 @@ impl Master {
     }
 
     /// UPDATE_QUOTA: all or nothing; empty guarantees and limits remove a quota.
-    pub async fn update_quotas(&self, configs: Vec<QuotaConfig>) -> Result<(), String> {
+    pub async fn update_quotas(&self, configs: Vec<QuotaConfig>) -> Result<(), MasterError> {
         let w = self.write().await;
         let cmd = Command::UpdateQuotas {
             configs: configs.clone(),
         };
-        self.commit(&w, cmd).await.map_err(|e| e.to_string())?;
+        self.commit(&w, cmd).await?;
         let mut inner = self.lock();
         for q in configs {
             let quota = (!(q.guarantees.is_empty() && q.limits.is_empty())).then(|| quota_of(&q));
-            inner
-                .allocator
-                .set_quota(&q.role, quota)
-                .map_err(|e| e.to_string())?;
+            inner.allocator.set_quota(&q.role, quota)?;
         }
         drop(inner);
         self.want_allocation();

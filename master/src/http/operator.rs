@@ -15,7 +15,7 @@ use keel_api::resources::Resources;
 use super::operator_body as body;
 use super::state::{self, Snapshot};
 use super::{json, plain, views};
-use crate::core::Master;
+use crate::core::{Master, MasterError};
 use crate::registry::QuotaConfig;
 
 /// The operator calls Keel answers today.
@@ -232,7 +232,10 @@ pub async fn handle(
     match parse_operator_call(&headers, &body) {
         Ok(call) => match mutate(&master, &call).await {
             Some(resp) => resp,
-            None => json(StatusCode::OK, &answer(&master, call)),
+            None => match master.read_barrier().await {
+                Ok(()) => json(StatusCode::OK, &answer(&master, call)),
+                Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            },
         },
         Err(r) => {
             tracing::debug!(status = %r.status, reason = %r.reason, "operator call rejected");
@@ -258,12 +261,12 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
             .update_weights(w.clone())
             .await
             .map(|()| StatusCode::OK)
-            .map_err(|e| (StatusCode::BAD_REQUEST, e)),
+            .map_err(|e| (error_status(&e), e.to_string())),
         OperatorCall::UpdateQuota(q) => master
             .update_quotas(q.clone())
             .await
             .map(|()| StatusCode::OK)
-            .map_err(|e| (StatusCode::BAD_REQUEST, e)),
+            .map_err(|e| (error_status(&e), e.to_string())),
         OperatorCall::ReserveResources {
             agent_id,
             resources,
@@ -294,6 +297,19 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
         Ok(status) => status.into_response(),
         Err((status, reason)) => plain(status, reason),
     })
+}
+
+/// A master's refusal as HTTP: the request's fault is 400; a store that
+/// failed or a master that does not lead (any more) is 503, since the same
+/// request may succeed later or elsewhere.
+fn error_status(e: &MasterError) -> StatusCode {
+    match e {
+        MasterError::Registry(_) | MasterError::Allocator(_) => StatusCode::BAD_REQUEST,
+        MasterError::Propose(_)
+        | MasterError::Store(_)
+        | MasterError::WorkDir { .. }
+        | MasterError::UnknownAllocator(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 fn answer(master: &Master, call: OperatorCall) -> Json {
