@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod mesos;
 pub mod recordio;
 pub mod resources;
+pub mod scheduler;
 
 /// Generated code for `proto/keel/v1/cluster.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -1,5 +1,35 @@
-//! RecordIO decoding: `<decimal length>\n<that many bytes>` records back to
-//! back, as the Mesos scheduler and operator event streams send them.
+//! RecordIO: `<decimal length>\n<that many bytes>` records back to back,
+//! as the Mesos scheduler and operator event streams send them. [`encode`]
+//! makes one record; [`Decoder`] takes them apart.
+
+/// One record of `message` as compact JSON, every non-ASCII character
+/// escaped as `\uXXXX` (clients compare byte lengths with character
+/// counts), with no trailing newline.
+pub fn encode(message: &impl serde::Serialize) -> String {
+    let body = ascii_json(message);
+    format!("{}\n{}", body.len(), body)
+}
+
+/// Compact JSON with non-ASCII escaped.
+pub fn ascii_json(message: &impl serde::Serialize) -> String {
+    // Serializing plain data (maps with string keys) cannot fail.
+    let text = serde_json::to_string(message).unwrap_or_default();
+    if text.is_ascii() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RecordIoError {
@@ -52,6 +82,28 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_length_prefixed_without_trailing_newline() {
+        let r = encode(&serde_json::json!({"type": "HEARTBEAT"}));
+        assert_eq!(r, "20\n{\"type\":\"HEARTBEAT\"}");
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_and_lengths_count_bytes() {
+        let e = serde_json::json!({"message": "caf\u{e9} \u{1F600}"});
+        let r = encode(&e);
+        assert!(r.is_ascii());
+        assert!(r.contains("caf\\u00e9 \\ud83d\\ude00"));
+        let (len, body) = r.split_once('\n').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), body.len());
+        let mut d = Decoder::default();
+        let back = d.push(r.as_bytes()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&back[0]).unwrap(),
+            e
+        );
+    }
 
     #[test]
     fn records_split_anywhere() {

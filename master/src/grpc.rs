@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use keel_api::convert;
-use keel_api::pb::{self, agent_message::Msg as AgentMsg, master_message::Msg as MasterMsg};
+use keel_api::pb::{self, agent_message::Msg as AgentMsg};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::core::{Master, MasterError};
+use crate::engine::{AgentUpdate, EngineError, ReportedTask};
 use crate::registry::{AgentInfo, RegistryError};
 
 /// How long a new stream may take to send its `register` message.
@@ -55,6 +56,51 @@ pub fn agent_info_from_pb(info: &pb::AgentInfo) -> Result<AgentInfo, String> {
         version: info.version.clone(),
         inventory,
     })
+}
+
+/// The tasks an agent reports, parsed once. A report that does not parse
+/// is left out (and said so): the agent's other tasks still count.
+pub fn reported_tasks(agent_id: &str, reports: Vec<pb::TaskReport>) -> Vec<ReportedTask> {
+    reports
+        .into_iter()
+        .filter_map(|r| {
+            let parsed = serde_json::from_str::<serde_json::Value>(&r.task_info_json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| keel_api::mesos::parse(v).map_err(|e| e.to_string()));
+            let info = match parsed {
+                Ok(info) => info,
+                Err(e) => {
+                    tracing::warn!(%agent_id, framework_id = %r.framework_id, error = %e, "unreadable task report");
+                    return None;
+                }
+            };
+            let latest = r
+                .latest
+                .as_ref()
+                .and_then(|s| convert::task_status_to_mesos(s, agent_id).ok());
+            Some(ReportedTask {
+                framework_id: r.framework_id,
+                info,
+                latest,
+            })
+        })
+        .collect()
+}
+
+/// A status update, parsed once; `None` (and said so) when malformed.
+pub fn agent_update(agent_id: &str, update: pb::StatusUpdate) -> Option<AgentUpdate> {
+    let st = update.status?;
+    match convert::task_status_to_mesos(&st, agent_id) {
+        Ok(status) => Some(AgentUpdate {
+            framework_id: update.framework_id,
+            status,
+            uuid: st.uuid,
+        }),
+        Err(e) => {
+            tracing::warn!(%agent_id, error = %e, "dropping a malformed status update");
+            None
+        }
+    }
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
@@ -103,33 +149,21 @@ impl pb::agent_service_server::AgentService for AgentService {
         let hostname = info.hostname.clone();
         let claimed_id = Some(register.agent_id.clone()).filter(|id| !id.is_empty());
 
+        let reported = reported_tasks(claimed_id.as_deref().unwrap_or("-"), register.tasks);
         let (tx, rx) = mpsc::channel(64);
         let reg = self
             .master
-            .register(claimed_id, info, register.tasks, tx.clone())
+            .register(claimed_id, info, reported, tx)
             .await
             .map_err(|e| match e {
-                MasterError::Registry(RegistryError::InvalidAgentId(_)) => {
+                MasterError::Engine(EngineError::Registry(RegistryError::InvalidAgentId(_))) => {
                     Status::invalid_argument(e.to_string())
                 }
+                other if other.is_unavailable() => Status::unavailable(other.to_string()),
                 other => Status::internal(other.to_string()),
             })?;
         tracing::info!(agent_id = %reg.agent_id, %hostname,
             reregistered = reg.reregistered, "agent registered");
-
-        let config = self.master.config();
-        let registered = pb::MasterMessage {
-            msg: Some(MasterMsg::Registered(pb::Registered {
-                agent_id: reg.agent_id.clone(),
-                master_id: self.master.master_id(),
-                heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u64,
-                agent_timeout_ms: config.agent_timeout.as_millis() as u64,
-                reregistered: reg.reregistered,
-            })),
-        };
-        // The channel is fresh, so this cannot be full.
-        let _ = tx.try_send(Ok(registered));
-        drop(tx);
 
         let master = self.master.clone();
         tokio::spawn(async move {
@@ -140,10 +174,10 @@ impl pb::agent_service_server::AgentService for AgentService {
                     })) => master.heartbeat(&reg.agent_id, reg.session),
                     Some(Ok(pb::AgentMessage {
                         msg: Some(AgentMsg::StatusUpdate(update)),
-                    })) => {
-                        master.heartbeat(&reg.agent_id, reg.session);
-                        master.status_update(&reg.agent_id, update);
-                    }
+                    })) => match agent_update(&reg.agent_id, update) {
+                        Some(update) => master.status_update(&reg.agent_id, reg.session, update),
+                        None => master.heartbeat(&reg.agent_id, reg.session),
+                    },
                     Some(Ok(other)) => {
                         tracing::warn!(agent_id = %reg.agent_id, ?other, "ignoring unexpected message")
                     }

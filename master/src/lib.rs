@@ -3,17 +3,19 @@
 //!
 //! - [`registry`]: the pure state machine (commands in, decisions out).
 //! - [`store`]: the durable command log it is rebuilt from.
-//! - [`core`]: the shell that persists, applies, and tracks agent sessions.
+//! - [`engine`]: the Mesos logic, pure (inputs in, effects out).
+//! - [`core`]: the shell that commits, performs the engine's effects and
+//!   follows leadership.
 //! - [`grpc`]: the agents' `Session` stream.
 //! - [`http`]: the Mesos operator API, legacy endpoints, Keel's API.
 
 pub mod allocator;
 pub mod core;
+pub mod engine;
 pub mod grpc;
 pub mod http;
 pub mod raft;
 pub mod registry;
-pub mod scheduler;
 mod serde_mesos;
 pub mod server;
 pub mod store;

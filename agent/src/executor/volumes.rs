@@ -16,10 +16,9 @@
 //! the sandbox. The mount itself is in `isolation::mounts`, done by the
 //! container's init.
 
+use keel_api::mesos;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
-
-use serde_json::Value as Json;
 
 use crate::isolation::mounts::VolumeBind;
 
@@ -105,36 +104,30 @@ fn contained(path: &str) -> Option<PathBuf> {
     (ok && normal.components().next().is_some()).then_some(normal)
 }
 
-/// The persistent volumes among a TaskInfo's raw `resources`.
-pub fn parse(work_dir: &Path, resources: &[Json]) -> Result<Vec<Volume>, VolumeError> {
+/// The persistent volumes among a TaskInfo's `resources`.
+pub fn parse(work_dir: &Path, resources: &[mesos::Resource]) -> Result<Vec<Volume>, VolumeError> {
     let mut out: Vec<Volume> = Vec::new();
     for r in resources {
-        let Some(disk) = r.get("disk") else { continue };
-        let Some(id) = disk
-            .get("persistence")
-            .and_then(|p| p.get("id"))
-            .and_then(Json::as_str)
-        else {
+        let Some(id) = r.persistence_id() else {
             continue;
         };
         let invalid = |reason: &str| VolumeError::Invalid {
             id: id.to_string(),
             reason: reason.to_string(),
         };
-        let role = keel_api::resources::role_of(r).map_err(|e| invalid(&e))?;
-        let host = host_dir(work_dir, &role, id)
+        let role = r.reserved_role().map_err(|e| invalid(&e))?;
+        let host = host_dir(work_dir, role, id)
             .ok_or_else(|| invalid(&format!("no directory for role {role:?} and this id")))?;
-        let volume = disk.get("volume");
+        let volume = r.disk.as_ref().and_then(|d| d.volume.as_ref());
         let path = volume
-            .and_then(|v| v.get("container_path"))
-            .and_then(Json::as_str)
+            .and_then(|v| v.container_path.as_deref())
             .ok_or_else(|| invalid("'disk.volume.container_path' is missing"))?;
         let container_path = contained(path).ok_or_else(|| {
             invalid(&format!(
                 "container_path {path:?} must be a relative path inside the sandbox"
             ))
         })?;
-        let readonly = match volume.and_then(|v| v.get("mode")).and_then(Json::as_str) {
+        let readonly = match volume.and_then(|v| v.mode.as_deref()) {
             None | Some("RW") => false,
             Some("RO") => true,
             Some(m) => return Err(invalid(&format!("mode {m:?} is not RW or RO"))),
@@ -220,7 +213,16 @@ pub fn link(sandbox: &Path, v: &Volume) -> Result<(), VolumeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
+
+    /// `parse` over resources written as JSON.
+    fn parse(work_dir: &Path, list: &[Json]) -> Result<Vec<Volume>, VolumeError> {
+        let typed: Vec<mesos::Resource> = list
+            .iter()
+            .map(|j| mesos::parse(j.clone()).unwrap())
+            .collect();
+        super::parse(work_dir, &typed)
+    }
 
     fn disk(id: &str, path: &str, mode: Option<&str>) -> Json {
         let mut volume = json!({"container_path": path});

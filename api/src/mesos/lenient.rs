@@ -72,6 +72,12 @@ pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     d.deserialize_any(I64Visitor)
 }
 
+/// A uint64: a JSON number without a fraction, or a string of digits.
+pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = i128::from(i64(d)?);
+    u64::try_from(v).map_err(|_| de::Error::custom(format!("{v} is not an unsigned integer")))
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

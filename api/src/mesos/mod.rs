@@ -7,8 +7,10 @@
 //! - [`lenient`]: the number-or-string deserializers used by those types.
 
 pub mod lenient;
+pub mod resource;
 pub mod types;
 
+pub use resource::Resource;
 pub use types::*;
 
 use serde::de::DeserializeOwned;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::lenient;
+use super::resource::Resource;
 
 /// `FrameworkID`, `AgentID`, `TaskID`, `OfferID`, `ExecutorID`: `{"value": ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -183,7 +184,7 @@ pub struct ExecutorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resources: Vec<Json>,
+    pub resources: Vec<Resource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,7 +197,7 @@ pub struct TaskInfo {
     pub task_id: Id,
     pub agent_id: Id,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resources: Vec<Json>,
+    pub resources: Vec<Resource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +251,53 @@ pub struct TaskStatus {
     pub healthy: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_time: Option<Nanos>,
+}
+
+impl TaskStatus {
+    /// A status with only its task and state set.
+    pub fn new(task_id: impl Into<String>, state: TaskState) -> Self {
+        TaskStatus {
+            task_id: Id::new(task_id),
+            state,
+            message: None,
+            source: None,
+            reason: None,
+            data: None,
+            agent_id: None,
+            executor_id: None,
+            timestamp: None,
+            uuid: None,
+            healthy: None,
+            unreachable_time: None,
+        }
+    }
+}
+
+/// `MasterInfo.address`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterAddress {
+    pub hostname: String,
+    pub ip: String,
+    pub port: u16,
+}
+
+/// `MasterInfo`, as SUBSCRIBED and GET_MASTER carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MasterInfo {
+    pub id: String,
+    /// The IPv4 address packed in network order, as Mesos does.
+    pub ip: u32,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<MasterAddress>,
+    #[serde(default)]
+    pub capabilities: Vec<Json>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

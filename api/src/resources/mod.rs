@@ -16,6 +16,7 @@
 mod arith;
 mod json;
 mod text;
+mod typed;
 
 use arith::{add_value, coalesce, same_kind};
 

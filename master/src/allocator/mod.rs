@@ -103,7 +103,7 @@ pub struct RoleSummary {
     pub frameworks: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum AllocatorError {
     #[error("invalid weight {weight} for role {role}: must be a positive finite number")]
     InvalidWeight { role: String, weight: f64 },

@@ -2,6 +2,7 @@
 //! JSON endpoints, and Keel's own API. Each handler parses, calls the core,
 //! and renders; no state lives here.
 
+mod error;
 mod keel;
 pub mod leader;
 mod legacy;

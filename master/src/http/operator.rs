@@ -76,17 +76,10 @@ const KNOWN_UNIMPLEMENTED: &[&str] = &[
 ];
 
 /// A rejected request: the status and the plain-text reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub status: StatusCode,
-    pub reason: String,
-}
+pub use super::error::ApiError as Rejection;
 
 fn reject(status: StatusCode, reason: impl Into<String>) -> Rejection {
-    Rejection {
-        status,
-        reason: reason.into(),
-    }
+    Rejection::new(status, reason)
 }
 
 /// `Content-Type` must be exactly `application/json` (Mesos compares the
@@ -283,14 +276,24 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
                     .reserve_resources(agent_id, resources.clone(), reserve)
                     .await
                     .map(|()| StatusCode::ACCEPTED)
-                    .map_err(|e| (StatusCode::CONFLICT, e))
+                    .map_err(|e| {
+                        let status = if e.is_unavailable() {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            StatusCode::CONFLICT
+                        };
+                        (status, e.to_string())
+                    })
             }
         }
         OperatorCall::Teardown { framework_id } => master
             .teardown(framework_id)
             .await
             .map(|()| StatusCode::OK)
-            .map_err(|e| (StatusCode::BAD_REQUEST, e.reason)),
+            .map_err(|e| {
+                let e = super::error::ApiError::from(e);
+                (e.status, e.reason)
+            }),
         _ => return None,
     };
     Some(match result {
@@ -303,12 +306,10 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
 /// failed or a master that does not lead (any more) is 503, since the same
 /// request may succeed later or elsewhere.
 fn error_status(e: &MasterError) -> StatusCode {
-    match e {
-        MasterError::Registry(_) | MasterError::Allocator(_) => StatusCode::BAD_REQUEST,
-        MasterError::Propose(_)
-        | MasterError::Store(_)
-        | MasterError::WorkDir { .. }
-        | MasterError::UnknownAllocator(_) => StatusCode::SERVICE_UNAVAILABLE,
+    if e.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
     }
 }
 
@@ -329,7 +330,7 @@ fn answer(master: &Master, call: OperatorCall) -> Json {
             "get_master": {
                 "master_info": views::master_info(master),
                 "start_time": master.start_time(),
-                "elected_time": master.start_time(),
+                "elected_time": master.elected_time().unwrap_or_else(|| master.start_time()),
                 "keel_cluster": super::leader::cluster_json(&master.cluster()),
             },
         }),

@@ -1,9 +1,13 @@
 //! `POST /api/v1/scheduler` (also `/master/api/v1/scheduler`): the Mesos v1
-//! scheduler API. SUBSCRIBE answers with a chunked RecordIO event stream;
-//! other calls with `202 Accepted` (UPDATE_FRAMEWORK: `200 OK`) and an empty
-//! body without Content-Type, or a 4xx with a plain-text reason.
+//! scheduler API over HTTP. The body is parsed once into a typed
+//! [`Call`]; SUBSCRIBE answers with a chunked RecordIO event stream (an
+//! [`HttpStream`] is the framework's connection); other calls go to
+//! [`Master::call`] and answer `202 Accepted` (UPDATE_FRAMEWORK: `200 OK`)
+//! with an empty body, or a 4xx/5xx with a plain-text reason.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -11,18 +15,37 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use keel_api::recordio;
+use keel_api::scheduler::{Call, CallKind, Event};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::error::ApiError;
 use super::operator::{accepts_json, check_content_type};
-use super::plain;
-use crate::core::Master;
-use crate::scheduler::call::{CallError, SchedulerCall, parse_call};
+use crate::core::{CallReply, FrameworkConnection, Master, SendError};
 
 const STREAM_ID: &str = "Mesos-Stream-Id";
+/// Events queued for a slow framework before it is disconnected.
+const STREAM_CAPACITY: usize = 4096;
 
-fn rejected(e: CallError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    plain(status, e.reason)
+/// A framework's event stream as an HTTP response body.
+struct HttpStream {
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl FrameworkConnection for HttpStream {
+    fn send(&self, event: &Event) -> Result<(), SendError> {
+        let record = Bytes::from(recordio::encode(event));
+        self.tx.try_send(record).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        let tx = self.tx.clone();
+        Box::pin(async move { tx.closed().await })
+    }
 }
 
 pub async fn handle(
@@ -31,116 +54,63 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(resp) = super::require_post(&method) {
-        return resp;
+    match serve(&master, &method, &headers, &body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
     }
-    if let Err(r) = check_content_type(&headers) {
-        return plain(r.status, r.reason);
-    }
-    let json: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(j) => j,
-        Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to parse body into JSON: {e}"),
-            );
-        }
-    };
-    let parsed = match parse_call(json) {
-        Ok(p) => p,
-        Err(e) => return rejected(e),
-    };
-    let stream_id = headers.get(STREAM_ID).and_then(|v| v.to_str().ok());
+}
 
-    if let SchedulerCall::Subscribe {
-        info,
-        info_json,
-        suppressed_roles,
-    } = parsed.call
-    {
+async fn serve(
+    master: &Arc<Master>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    if let Some(resp) = super::require_post(method) {
+        return Ok(resp);
+    }
+    check_content_type(headers)?;
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Failed to parse body into JSON: {e}")))?;
+    let call = Call::from_json(json).map_err(ApiError::from)?;
+    let stream_id = headers.get(STREAM_ID).and_then(|v| v.to_str().ok());
+    if let CallKind::Subscribe(sub) = call.kind {
         if stream_id.is_some() {
-            return plain(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "Subscribe calls should not include the 'Mesos-Stream-Id' header",
-            );
+            ));
         }
-        if !accepts_json(&headers) {
-            return plain(
+        if !accepts_json(headers) {
+            return Err(ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
                 "Expecting 'Accept' to allow application/json",
-            );
+            ));
         }
-        let sub = master
-            .subscribe(parsed.framework_id, info, info_json, suppressed_roles)
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        let stream = uuid::Uuid::new_v4().to_string();
+        master
+            .subscribe(
+                call.framework_id,
+                sub,
+                stream.clone(),
+                Box::new(HttpStream { tx }),
+            )
             .await;
-        let events = ReceiverStream::new(sub.events).map(Ok::<Bytes, Infallible>);
+        let events = ReceiverStream::new(rx).map(Ok::<Bytes, Infallible>);
         let mut resp = Response::new(Body::from_stream(events));
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Ok(v) = HeaderValue::from_str(&sub.stream_id) {
+        if let Ok(v) = HeaderValue::from_str(&stream) {
             h.insert(STREAM_ID, v);
         }
-        return resp;
+        return Ok(resp);
     }
-
-    let framework_id = parsed.framework_id.unwrap_or_default();
-    if let Err(e) = master.check_stream(&framework_id, stream_id) {
-        return rejected(e);
+    let framework_id = call.framework_id.unwrap_or_default();
+    match master.call(&framework_id, stream_id, call.kind).await? {
+        CallReply::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
+        CallReply::Done => Ok(StatusCode::OK.into_response()),
     }
-    let fid = framework_id.as_str();
-    match parsed.call {
-        SchedulerCall::Subscribe { .. } => unreachable!("handled above"),
-        SchedulerCall::Teardown => {
-            if let Err(e) = master.teardown(fid).await {
-                return rejected(e);
-            }
-        }
-        SchedulerCall::Accept {
-            offer_ids,
-            operations,
-            filters,
-        } => master.accept(fid, &offer_ids, operations, filters).await,
-        SchedulerCall::Decline { offer_ids, filters } => master.decline(fid, &offer_ids, filters),
-        SchedulerCall::Revive { roles } => master.suppress(fid, &roles, true),
-        SchedulerCall::Suppress { roles } => master.suppress(fid, &roles, false),
-        SchedulerCall::Kill {
-            task_id,
-            kill_policy,
-            ..
-        } => master.kill(fid, &task_id, kill_policy),
-        SchedulerCall::Shutdown { executor_id, .. } => master.shutdown_executor(fid, &executor_id),
-        SchedulerCall::Acknowledge {
-            agent_id,
-            task_id,
-            uuid,
-        } => master.acknowledge(fid, &agent_id, &task_id, uuid),
-        SchedulerCall::Reconcile { tasks } => master.reconcile(fid, &tasks),
-        SchedulerCall::Message {
-            agent_id,
-            executor_id,
-        } => {
-            tracing::debug!(%fid, %agent_id, %executor_id, "framework message dropped: command executors take none");
-        }
-        SchedulerCall::Request => {}
-        SchedulerCall::NoOp { kind } => {
-            tracing::debug!(%fid, %kind, "call accepted with nothing to do")
-        }
-        SchedulerCall::UpdateFramework {
-            info,
-            info_json,
-            suppressed_roles,
-        } => {
-            return match master
-                .update_framework(fid, info, info_json, suppressed_roles)
-                .await
-            {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(e) => rejected(e),
-            };
-        }
-    }
-    StatusCode::ACCEPTED.into_response()
 }

@@ -7,8 +7,8 @@ use keel_api::mesos::TaskState;
 use keel_api::resources::Resources;
 use serde_json::{Value as Json, json};
 
-use crate::core::resources_json;
 use crate::core::{FrameworkView, Master, TaskView};
+use crate::engine::offers_json as resources_json;
 use crate::registry::Registry;
 
 pub struct Snapshot {
@@ -21,14 +21,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Taken from the master's state at one moment.
     pub fn take(master: &Master) -> Snapshot {
-        let (live, completed) = master.tasks();
+        let s = master.snapshot();
         Snapshot {
-            registry: master.registry(),
-            frameworks: master.framework_views(),
-            live,
-            completed,
-            offers: master.outstanding_offers(),
+            registry: s.registry,
+            frameworks: s.frameworks,
+            live: s.live,
+            completed: s.completed,
+            offers: s
+                .offers
+                .into_iter()
+                .map(|o| (o.id, o.framework_id, o.agent_id, o.role, o.resources))
+                .collect(),
         }
     }
 
@@ -81,6 +86,7 @@ pub fn task_v1(t: &TaskView) -> Json {
             v["status_update_uuid"] = json!(u);
         }
     }
+    let info = serde_json::to_value(&t.info).unwrap_or(Json::Null);
     for field in [
         "labels",
         "container",
@@ -88,7 +94,7 @@ pub fn task_v1(t: &TaskView) -> Json {
         "kill_policy",
         "discovery",
     ] {
-        if let Some(x) = t.info.get(field) {
+        if let Some(x) = info.get(field) {
             v[field] = x.clone();
         }
     }

@@ -6,6 +6,7 @@
 //! [`AgentRecord::total_resources`](super::AgentRecord::total_resources)),
 //! so the allocator never hands it out as plain disk.
 
+use keel_api::mesos;
 use keel_api::resources::{Resource, Resources, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -35,17 +36,14 @@ impl Volume {
         }])
     }
 
-    /// Parses a Mesos v1 `Resource` carrying `disk.persistence`; `None` for
+    /// Reads a v1 `Resource` carrying `disk.persistence`; `None` for
     /// resources that are not persistent volumes.
-    pub fn from_resource_json(r: &Json) -> Option<Result<Volume, String>> {
-        let id = r
-            .get("disk")?
-            .get("persistence")?
-            .get("id")?
-            .as_str()?
-            .to_string();
+    pub fn from_resource(r: &mesos::Resource) -> Option<Result<Volume, String>> {
+        let disk = r.disk.as_ref()?;
+        let persistence = disk.persistence.as_ref()?;
+        let id = persistence.id.clone();
         Some((|| {
-            if r.get("name").and_then(Json::as_str) != Some("disk") {
+            if r.name != "disk" {
                 return Err(format!(
                     "volume {id}: only 'disk' resources can be persistent"
                 ));
@@ -54,60 +52,76 @@ impl Volume {
                 return Err(format!("volume id '{id}' is invalid"));
             }
             let disk_mb = r
-                .get("scalar")
-                .and_then(|s| s.get("value"))
-                .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+                .scalar
+                .map(|s| s.value)
                 .filter(|v| v.is_finite() && *v > 0.0)
                 .ok_or_else(|| format!("volume {id}: size must be a positive scalar"))?;
-            let role = keel_api::resources::role_of(r).map_err(|e| format!("volume {id}: {e}"))?;
-            let volume = r.get("disk").and_then(|d| d.get("volume"));
+            let role = r
+                .reserved_role()
+                .map_err(|e| format!("volume {id}: {e}"))?
+                .to_string();
+            let volume = disk.volume.as_ref();
             let container_path = volume
-                .and_then(|v| v.get("container_path"))
-                .and_then(Json::as_str)
+                .and_then(|v| v.container_path.as_deref())
                 .filter(|p| !p.is_empty() && !p.starts_with('/') && !p.split('/').any(|s| s == ".."))
                 .ok_or_else(|| format!("volume {id}: 'disk.volume.container_path' must be a relative path inside the sandbox"))?
                 .to_string();
             Ok(Volume {
                 id: id.clone(),
                 role,
-                principal: r["disk"]["persistence"]
-                    .get("principal")
-                    .and_then(Json::as_str)
-                    .map(str::to_string),
+                principal: persistence.principal.clone(),
                 disk_mb,
                 container_path,
                 mode: volume
-                    .and_then(|v| v.get("mode"))
-                    .and_then(Json::as_str)
-                    .unwrap_or("RW")
-                    .to_string(),
+                    .and_then(|v| v.mode.clone())
+                    .unwrap_or_else(|| "RW".to_string()),
             })
         })())
     }
 
-    /// The volume as a Mesos v1 `Resource` (pre-refinement `role`, or
+    /// The volume as a v1 `Resource` (pre-refinement `role`, or
     /// `reservations` with RESERVATION_REFINEMENT).
-    pub fn to_resource_json(&self, allocation_role: Option<&str>, refinement: bool) -> Json {
-        let mut r = json!({
-            "name": "disk", "type": "SCALAR", "scalar": { "value": self.disk_mb },
-            "disk": {
-                "persistence": { "id": self.id },
-                "volume": { "container_path": self.container_path, "mode": self.mode },
-            },
-        });
-        if let Some(p) = &self.principal {
-            r["disk"]["persistence"]["principal"] = json!(p);
-        }
+    pub fn to_resource(&self, allocation_role: Option<&str>, refinement: bool) -> mesos::Resource {
+        use mesos::resource::{AllocationInfo, DiskInfo, Persistence, Reservation, Scalar};
+        let mut r = mesos::Resource {
+            name: "disk".into(),
+            kind: Some("SCALAR".into()),
+            scalar: Some(Scalar {
+                value: self.disk_mb,
+            }),
+            disk: Some(DiskInfo {
+                persistence: Some(Persistence {
+                    id: self.id.clone(),
+                    principal: self.principal.clone(),
+                }),
+                volume: Some(mesos::resource::Volume {
+                    container_path: Some(self.container_path.clone()),
+                    mode: Some(self.mode.clone()),
+                    host_path: None,
+                }),
+                source: None,
+            }),
+            allocation_info: allocation_role.map(|role| AllocationInfo {
+                role: Some(role.to_string()),
+            }),
+            ..Default::default()
+        };
         if refinement {
-            r["reservations"] = json!([{ "type": "DYNAMIC", "role": self.role }]);
+            r.reservations = vec![Reservation {
+                kind: Some("DYNAMIC".into()),
+                role: Some(self.role.clone()),
+                ..Default::default()
+            }];
         } else {
-            r["role"] = json!(self.role);
-            r["reservation"] = json!({});
-        }
-        if let Some(role) = allocation_role {
-            r["allocation_info"] = json!({ "role": role });
+            r.role = Some(self.role.clone());
+            r.reservation = Some(json!({}));
         }
         r
+    }
+
+    /// [`Volume::to_resource`] as JSON.
+    pub fn to_resource_json(&self, allocation_role: Option<&str>, refinement: bool) -> Json {
+        serde_json::to_value(self.to_resource(allocation_role, refinement)).unwrap_or(Json::Null)
     }
 }
 
@@ -203,7 +217,8 @@ mod tests {
 
     #[test]
     fn parses_and_renders_volumes() {
-        let v = Volume::from_resource_json(&vol_json("v1", "eng", 64.0))
+        let typed = |j: Json| mesos::parse::<mesos::Resource>(j).unwrap();
+        let v = Volume::from_resource(&typed(vol_json("v1", "eng", 64.0)))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -211,15 +226,16 @@ mod tests {
             ("v1", "eng", 64.0)
         );
         assert_eq!(v.principal.as_deref(), Some("p"));
-        let back = Volume::from_resource_json(&v.to_resource_json(Some("eng"), true))
+        let back = Volume::from_resource(&v.to_resource(Some("eng"), true))
             .unwrap()
             .unwrap();
         assert_eq!(back, v);
         let pre = v.to_resource_json(None, false);
         assert_eq!(pre["role"], "eng");
-        assert!(Volume::from_resource_json(&json!({"name": "disk"})).is_none());
+        assert_eq!(pre["reservation"], json!({}));
+        assert!(Volume::from_resource(&typed(json!({"name": "disk"}))).is_none());
         let mut abs = vol_json("v2", "eng", 1.0);
         abs["disk"]["volume"]["container_path"] = json!("/etc");
-        assert!(Volume::from_resource_json(&abs).unwrap().is_err());
+        assert!(Volume::from_resource(&typed(abs)).unwrap().is_err());
     }
 }

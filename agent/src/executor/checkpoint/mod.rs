@@ -56,7 +56,7 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError 
 
 /// One container (an executor run): what is needed to rebuild its tasks'
 /// contexts after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerCheckpoint {
     pub agent_id: String,
     pub framework_id: String,
@@ -77,7 +77,7 @@ pub struct ContainerCheckpoint {
     /// A task group's executor resources (Mesos v1 JSON): the container is
     /// sized to them plus its live tasks'.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub executor_resources: Vec<serde_json::Value>,
+    pub executor_resources: Vec<keel_api::mesos::Resource>,
 }
 
 /// Paths under `<work_dir>/meta`.

@@ -33,8 +33,8 @@ fn value_has_port(v: &keel_api::resources::Value, port: u16) -> bool {
 }
 
 /// Resources of a TaskInfo/ExecutorInfo (unreadable ones count as none).
-pub(super) fn resources_of(json: &[serde_json::Value]) -> Resources {
-    Resources::from_v1_json(&serde_json::Value::Array(json.to_vec())).unwrap_or_default()
+pub(super) fn resources_of(list: &[keel_api::mesos::Resource]) -> Resources {
+    Resources::from_v1(list).unwrap_or_default()
 }
 
 impl<L: ProcessLauncher> Runtime<L> {

@@ -1,10 +1,10 @@
 //! Pure checks of tasks in an ACCEPT, as `src/master/validation.cpp` does
 //! them: task ids, uniqueness, command xor executor, resources present,
-//! valid, on the offered agent, and contained in what is left of the offer.
+//! valid, on the offered agent.
 
-use keel_api::mesos::TaskInfo;
+use keel_api::mesos::resource::AllocationInfo;
+use keel_api::mesos::{Resource, TaskInfo};
 use keel_api::resources::Resources;
-use serde_json::{Value as Json, json};
 
 /// Mesos' task id rules.
 pub fn valid_task_id(id: &str) -> Result<(), String> {
@@ -23,10 +23,12 @@ pub fn valid_task_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks one task against the offer it is launched from; returns the
-/// task's resources (the executor's for LAUNCH_GROUP are checked apart).
+/// Checks one task against the agent it is launched on; `resources` are
+/// the task's resources other than persistent volumes. Returns them as
+/// the model (the executor's for LAUNCH_GROUP are checked apart).
 pub fn validate_task(
     task: &TaskInfo,
+    resources: &[Resource],
     agent_id: &str,
     exists: impl Fn(&str) -> bool,
     group: bool,
@@ -61,33 +63,23 @@ pub fn validate_task(
     {
         return Err("CommandInfo with 'shell' false must set 'value' to the executable".into());
     }
-    if task.resources.is_empty() {
-        return Err("Task uses no resources".into());
-    }
-    let resources = Resources::from_v1_json(&Json::Array(task.resources.clone()))
-        .map_err(|e| format!("Task uses invalid resources: {e}"))?;
     if resources.is_empty() {
         return Err("Task uses no resources".into());
     }
-    Ok(resources)
+    let model =
+        Resources::from_v1(resources).map_err(|e| format!("Task uses invalid resources: {e}"))?;
+    if model.is_empty() {
+        return Err("Task uses no resources".into());
+    }
+    Ok(model)
 }
 
 /// Sets `allocation_info.role` on every resource of a task (Mesos injects
 /// it for non-MULTI_ROLE frameworks); a different role already there is an
 /// error.
-pub fn inject_allocation_role(task_json: &mut Json, role: &str) -> Result<(), String> {
-    let Some(resources) = task_json.get_mut("resources").and_then(Json::as_array_mut) else {
-        return Ok(());
-    };
-    for r in resources {
-        let Some(obj) = r.as_object_mut() else {
-            continue;
-        };
-        match obj
-            .get("allocation_info")
-            .and_then(|a| a.get("role"))
-            .and_then(Json::as_str)
-        {
+pub fn inject_allocation_role(task: &mut TaskInfo, role: &str) -> Result<(), String> {
+    for r in &mut task.resources {
+        match r.allocation_role() {
             Some(existing) if existing != role => {
                 return Err(format!(
                     "Task resources are allocated to role '{existing}' but the offer is for role '{role}'"
@@ -95,7 +87,9 @@ pub fn inject_allocation_role(task_json: &mut Json, role: &str) -> Result<(), St
             }
             Some(_) => {}
             None => {
-                obj.insert("allocation_info".into(), json!({ "role": role }));
+                r.allocation_info = Some(AllocationInfo {
+                    role: Some(role.to_string()),
+                })
             }
         }
     }
@@ -106,6 +100,7 @@ pub fn inject_allocation_role(task_json: &mut Json, role: &str) -> Result<(), St
 mod tests {
     use super::*;
     use keel_api::mesos::parse;
+    use serde_json::{Value as Json, json};
 
     fn task(v: Json) -> TaskInfo {
         parse(v).unwrap()
@@ -117,9 +112,13 @@ mod tests {
             "command": {"value": "true"}})
     }
 
+    fn check(t: &TaskInfo) -> Result<Resources, String> {
+        validate_task(t, &t.resources, "a", |_| false, false)
+    }
+
     #[test]
     fn a_plain_command_task_is_valid() {
-        let rs = validate_task(&task(base()), "a", |_| false, false).unwrap();
+        let rs = check(&task(base())).unwrap();
         assert_eq!(rs.scalar("cpus"), 0.5);
     }
 
@@ -158,18 +157,19 @@ mod tests {
                     v[k] = val.clone();
                 }
             }
-            let err = validate_task(&task(v), "a", |_| false, false).unwrap_err();
+            let err = check(&task(v)).unwrap_err();
             assert!(err.contains(needle), "{err} lacks {needle}");
         }
-        let dup = validate_task(&task(base()), "a", |id| id == "t1", false).unwrap_err();
+        let t = task(base());
+        let dup = validate_task(&t, &t.resources, "a", |id| id == "t1", false).unwrap_err();
         assert!(dup.contains("duplicate"));
     }
 
     #[test]
     fn allocation_role_is_injected_or_checked() {
-        let mut v = base();
-        inject_allocation_role(&mut v, "eng").unwrap();
-        assert_eq!(v["resources"][0]["allocation_info"]["role"], "eng");
-        assert!(inject_allocation_role(&mut v, "ops").is_err());
+        let mut t = task(base());
+        inject_allocation_role(&mut t, "eng").unwrap();
+        assert_eq!(t.resources[0].allocation_role(), Some("eng"));
+        assert!(inject_allocation_role(&mut t, "ops").is_err());
     }
 }

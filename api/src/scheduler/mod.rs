@@ -1,0 +1,11 @@
+//! The Mesos v1 scheduler API, typed: [`Call`]s a framework sends (parsed
+//! once, with Mesos' leniency and its validation messages) and the
+//! [`Event`]s it receives.
+
+mod call;
+mod event;
+mod operation;
+
+pub use call::{Call, CallError, CallKind, Kill, ReconcileTask, Subscribe};
+pub use event::{Address, Event, EventKind, Offer, OfferUrl, OperationStatus, Subscribed, Uuid};
+pub use operation::{Operation, OperationKind};

@@ -1,0 +1,78 @@
+//! Operator writes (weights, quota, reservations, TEARDOWN) and the reads
+//! the views make.
+
+use keel_api::resources::Resources;
+
+use super::{Master, MasterError};
+use crate::allocator::RoleSummary;
+use crate::engine::{FrameworkView, OfferView, TaskView};
+use crate::registry::QuotaConfig;
+
+impl Master {
+    /// UPDATE_WEIGHTS: all or nothing.
+    pub async fn update_weights(&self, weights: Vec<(String, f64)>) -> Result<(), MasterError> {
+        let w = self.write().await;
+        let planned = self.with(|e, _| e.update_weights(weights))?;
+        self.commit(&w, planned.command.clone()).await?;
+        self.with(|e, _| e.roles_updated(&planned.command))?;
+        Ok(())
+    }
+
+    /// UPDATE_QUOTA: all or nothing; empty guarantees and limits remove a quota.
+    pub async fn update_quotas(&self, configs: Vec<QuotaConfig>) -> Result<(), MasterError> {
+        let w = self.write().await;
+        let planned = self.with(|e, _| e.update_quotas(configs))?;
+        self.commit(&w, planned.command.clone()).await?;
+        self.with(|e, _| e.roles_updated(&planned.command))?;
+        Ok(())
+    }
+
+    /// Operator RESERVE_RESOURCES / UNRESERVE_RESOURCES on an agent.
+    pub async fn reserve_resources(
+        &self,
+        agent_id: &str,
+        resources: Resources,
+        reserve: bool,
+    ) -> Result<(), MasterError> {
+        let w = self.write().await;
+        let planned = self.with(|e, _| e.reserve_resources(agent_id, resources, reserve))?;
+        self.commit(&w, planned.command).await?;
+        self.with(|e, _| e.reservations_updated(agent_id));
+        Ok(())
+    }
+
+    /// Operator TEARDOWN.
+    pub async fn teardown(&self, framework_id: &str) -> Result<(), super::CallError> {
+        self.remove_framework(framework_id).await
+    }
+
+    pub fn framework_views(&self) -> Vec<FrameworkView> {
+        self.snapshot().frameworks
+    }
+
+    /// Live and completed tasks, for operator views.
+    pub fn tasks(&self) -> (Vec<TaskView>, Vec<TaskView>) {
+        let s = self.snapshot();
+        (s.live, s.completed)
+    }
+
+    pub fn outstanding_offers(&self) -> Vec<OfferView> {
+        self.snapshot().offers
+    }
+
+    pub fn role_summary(&self) -> Vec<RoleSummary> {
+        self.snapshot().roles
+    }
+
+    /// Weights as stored (roles without an explicit weight have 1.0).
+    pub fn weights(&self) -> Vec<(String, f64)> {
+        self.registry()
+            .weights()
+            .map(|(r, w)| (r.clone(), *w))
+            .collect()
+    }
+
+    pub fn quotas(&self) -> Vec<QuotaConfig> {
+        self.registry().quotas().cloned().collect()
+    }
+}

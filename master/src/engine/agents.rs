@@ -1,0 +1,266 @@
+//! Agents: registration (new or returning, with the tasks they report),
+//! sessions, heartbeats, and the liveness timeout that marks them
+//! unreachable.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use keel_api::mesos::{TaskInfo, TaskStatus};
+
+use super::{Effect, Engine, EngineError, Now, Planned, ToAgent, offers, tasks, unexpected};
+use crate::registry::{AgentInfo, AgentState, Applied, Command, Registry};
+
+/// A task an agent reports when it (re-)registers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedTask {
+    pub framework_id: String,
+    pub info: TaskInfo,
+    /// The latest status the agent knows for it.
+    pub latest: Option<TaskStatus>,
+}
+
+/// A status update from an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentUpdate {
+    pub framework_id: String,
+    pub status: TaskStatus,
+    /// The update's 16-byte uuid; empty when it needs no acknowledgement.
+    pub uuid: Vec<u8>,
+}
+
+/// The result of a (re-)registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub agent_id: String,
+    /// The session the agent's stream belongs to from now on.
+    pub session: u64,
+    pub reregistered: bool,
+}
+
+/// Sessions and liveness.
+#[derive(Default)]
+pub(super) struct Agents {
+    /// The current session of each connected agent.
+    sessions: HashMap<String, u64>,
+    /// When each agent was last heard from (or is expected back by).
+    last_seen: HashMap<String, Instant>,
+    next_session: u64,
+    heartbeat_seq: u64,
+}
+
+impl Agents {
+    /// After a takeover: every known agent has until `until` to re-register.
+    pub(super) fn expect_all(&mut self, registry: &Registry, until: Instant) {
+        self.last_seen = registry.agents().map(|a| (a.id.clone(), until)).collect();
+    }
+
+    pub(super) fn sessions(&self) -> Vec<(String, u64)> {
+        self.sessions.iter().map(|(a, s)| (a.clone(), *s)).collect()
+    }
+
+    pub(super) fn session(&self, agent_id: &str) -> Option<u64> {
+        self.sessions.get(agent_id).copied()
+    }
+}
+
+impl Engine {
+    /// An agent registers: `claimed` is the id it persisted (`None` the
+    /// first time).
+    pub fn register_agent(
+        &self,
+        claimed: Option<String>,
+        info: AgentInfo,
+        now: Now,
+    ) -> Result<Planned<()>, EngineError> {
+        let info = Box::new(info);
+        let command = match claimed {
+            Some(agent_id) => Command::ReadmitAgent {
+                agent_id,
+                info,
+                at: now.unix,
+            },
+            None => Command::AdmitAgent { info, at: now.unix },
+        };
+        self.plan(command, ())
+    }
+
+    /// The registration is committed: the agent's new session replaces any
+    /// older one, its offers are rescinded, the tasks it reports are taken
+    /// into the task table (tasks it no longer has are gone), and the
+    /// allocator learns its resources.
+    pub fn agent_registered(
+        &mut self,
+        applied: &Applied,
+        reported: Vec<ReportedTask>,
+        now: Now,
+    ) -> Result<Registration, EngineError> {
+        let (agent_id, reregistered) = match applied {
+            Applied::AgentAdmitted { agent_id } => (agent_id.clone(), false),
+            Applied::AgentReadmitted { agent_id, .. } => (agent_id.clone(), true),
+            other => return Err(unexpected("a registration", other)),
+        };
+        self.agents.next_session += 1;
+        let session = self.agents.next_session;
+        if let Some(old) = self.agents.sessions.insert(agent_id.clone(), session) {
+            tracing::info!(%agent_id, "replaced an older session of this agent");
+            self.emit(Effect::CloseAgentSession {
+                agent_id: agent_id.clone(),
+                session: old,
+            });
+        }
+        self.agents.last_seen.insert(agent_id.clone(), now.instant);
+        offers::rescind_agent_offers(self, &agent_id);
+        tasks::agent_reregistered(self, &agent_id, reported, now);
+        let total = self
+            .registry
+            .agent(&agent_id)
+            .map(|a| a.total_resources())
+            .unwrap_or_default();
+        let used = tasks::used_on_agent(self, &agent_id);
+        self.allocator.remove_agent(&agent_id);
+        self.allocator.add_agent(&agent_id, total, &used);
+        self.allocate_soon();
+        Ok(Registration {
+            agent_id,
+            session,
+            reregistered,
+        })
+    }
+
+    /// Something arrived on the agent's session.
+    pub fn agent_heard(&mut self, agent_id: &str, session: u64, now: Now) {
+        if self.agents.session(agent_id) == Some(session) {
+            self.agents
+                .last_seen
+                .insert(agent_id.to_string(), now.instant);
+        }
+    }
+
+    /// The agent's stream ended. Only its current session counts: the
+    /// disconnection to commit, if any.
+    pub fn agent_session_closed(
+        &mut self,
+        agent_id: &str,
+        session: u64,
+        now: Now,
+    ) -> Option<Planned<()>> {
+        if self.agents.session(agent_id) != Some(session) {
+            return None;
+        }
+        self.agents.sessions.remove(agent_id);
+        let command = Command::DisconnectAgent {
+            agent_id: agent_id.to_string(),
+            at: now.unix,
+        };
+        self.plan(command, ()).ok()
+    }
+
+    /// The disconnection is committed: its offers go back, it gets no more.
+    pub fn agent_disconnected(&mut self, agent_id: &str, applied: &Applied) {
+        if let Applied::AgentDisconnected { .. } = applied {
+            tracing::info!(%agent_id, "agent disconnected");
+            self.allocator.deactivate_agent(agent_id);
+            offers::rescind_agent_offers(self, agent_id);
+        }
+    }
+
+    /// One heartbeat round: pings every session and returns the agents
+    /// silent for the agent timeout (see [`Engine::agent_expired`]).
+    pub fn agent_heartbeats(&mut self, now: Now) -> Vec<String> {
+        self.agents.heartbeat_seq += 1;
+        let seq = self.agents.heartbeat_seq;
+        let mut sessions = self.agents.sessions();
+        sessions.sort();
+        for (agent_id, session) in sessions {
+            self.emit(Effect::ToAgent {
+                agent_id,
+                session,
+                message: ToAgent::Heartbeat {
+                    seq,
+                    sent_unix_ms: (now.unix * 1000.0) as u64,
+                },
+            });
+        }
+        let timeout = self.cfg.agent_timeout;
+        let mut expired: Vec<String> = self
+            .registry
+            .agents()
+            .filter(|a| a.state != AgentState::Unreachable)
+            .filter(|a| {
+                self.agents
+                    .last_seen
+                    .get(&a.id)
+                    .is_none_or(|seen| now.instant.saturating_duration_since(*seen) >= timeout)
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        expired.sort();
+        expired
+    }
+
+    /// The agent stayed silent: its session ends and it is to be marked
+    /// unreachable (`None` if it came back meanwhile).
+    pub fn agent_expired(&mut self, agent_id: &str, now: Now) -> Option<Planned<()>> {
+        let seen = self.agents.last_seen.get(agent_id);
+        if seen.is_some_and(|s| now.instant.saturating_duration_since(*s) < self.cfg.agent_timeout)
+        {
+            return None;
+        }
+        if let Some(session) = self.agents.sessions.remove(agent_id) {
+            self.emit(Effect::CloseAgentSession {
+                agent_id: agent_id.to_string(),
+                session,
+            });
+        }
+        let command = Command::MarkAgentUnreachable {
+            agent_id: agent_id.to_string(),
+            at: now.unix,
+        };
+        self.plan(command, ()).ok()
+    }
+
+    /// The agent is recorded unreachable: its offers are rescinded, its
+    /// tasks become TASK_UNREACHABLE (TASK_LOST for frameworks that are
+    /// not PARTITION_AWARE) and every framework hears FAILURE.
+    pub fn agent_unreachable(&mut self, agent_id: &str, now: Now) {
+        tracing::warn!(%agent_id, timeout = ?self.cfg.agent_timeout, "agent unreachable: no heartbeat");
+        offers::rescind_agent_offers(self, agent_id);
+        self.allocator.remove_agent(agent_id);
+        tasks::agent_lost(self, agent_id, now);
+    }
+
+    /// Sends `message` to the agent's current session; `false` when it
+    /// has none.
+    pub(super) fn send_agent(&mut self, agent_id: &str, message: ToAgent) -> bool {
+        match self.agents.session(agent_id) {
+            Some(session) => {
+                self.emit(Effect::ToAgent {
+                    agent_id: agent_id.to_string(),
+                    session,
+                    message,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A message for the agent could not be sent (its queue is full, or
+    /// its session is gone). A launch that cannot be sent is not left in
+    /// TASK_STAGING: its tasks are dropped.
+    pub fn agent_send_failed(&mut self, agent_id: &str, message: ToAgent, now: Now) {
+        match message {
+            ToAgent::Launch(launch) => {
+                let framework_id = &launch.framework_id;
+                tracing::warn!(%agent_id, %framework_id, tasks = launch.tasks.len(), "launch could not be sent to the agent; tasks dropped");
+                for t in &launch.tasks {
+                    tasks::launch_undeliverable(self, framework_id, &t.task_id.value, now);
+                }
+            }
+            ToAgent::Heartbeat { .. } => {}
+            other => {
+                tracing::warn!(%agent_id, message = ?other, "message to the agent dropped: its session is full or gone")
+            }
+        }
+    }
+}

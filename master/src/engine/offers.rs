@@ -1,0 +1,334 @@
+//! Offers: allocation cycles turn the allocator's decisions into OFFERS
+//! events; DECLINE, timeouts, disconnections and agent changes give the
+//! resources back (with RESCIND where the framework still holds the offer).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use keel_api::mesos::resource::AllocationInfo;
+use keel_api::mesos::{Filters, Id, Resource};
+use keel_api::resources::Resources;
+use keel_api::scheduler::{Event, Offer, OfferUrl};
+
+use super::{Engine, Now, tasks};
+use crate::registry::AgentRecord;
+use crate::registry::volumes::Volume;
+
+pub(super) struct OfferRecord {
+    pub id: String,
+    pub framework_id: String,
+    pub agent_id: String,
+    pub role: String,
+    pub resources: Resources,
+    /// Persistent volumes of `role` offered along (not allocator-managed).
+    pub volumes: Vec<Volume>,
+    pub created: Instant,
+}
+
+/// An outstanding offer, for operator views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferView {
+    pub id: String,
+    pub framework_id: String,
+    pub agent_id: String,
+    pub role: String,
+    pub resources: Resources,
+}
+
+#[derive(Default)]
+pub(super) struct OfferBook {
+    pub(super) offers: HashMap<String, OfferRecord>,
+    next_seq: u64,
+}
+
+/// Resources as a framework sees them: `allocation_info` on each, and the
+/// reservation format it asked for (pre-refinement `role`, or
+/// `reservations` with RESERVATION_REFINEMENT).
+pub fn offered_resources(
+    resources: &Resources,
+    allocation_role: Option<&str>,
+    refinement: bool,
+) -> Vec<Resource> {
+    let json = resources.to_v1_json();
+    let mut list: Vec<Resource> = keel_api::mesos::parse(json).unwrap_or_default();
+    for r in &mut list {
+        if refinement {
+            r.role = None;
+        } else {
+            r.reservations.clear();
+        }
+        if let Some(role) = allocation_role {
+            r.allocation_info = Some(AllocationInfo {
+                role: Some(role.to_string()),
+            });
+        }
+    }
+    list
+}
+
+/// [`offered_resources`] as JSON values.
+pub fn offers_json(
+    resources: &Resources,
+    allocation_role: Option<&str>,
+    refinement: bool,
+) -> Vec<serde_json::Value> {
+    offered_resources(resources, allocation_role, refinement)
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect()
+}
+
+/// The agent's volumes of `role` that no task uses and no offer holds.
+fn free_volumes(e: &Engine, agent: &AgentRecord, role: &str) -> Vec<Volume> {
+    agent
+        .volumes
+        .iter()
+        .filter(|v| v.role == role)
+        .filter(|v| {
+            !e.offers.offers.values().any(|o| {
+                o.agent_id == agent.id && o.volumes.iter().any(|x| x.id == v.id && x.role == v.role)
+            })
+        })
+        .filter(|v| !tasks::volume_in_use(e, &agent.id, &v.role, &v.id))
+        .cloned()
+        .collect()
+}
+
+fn offer_of(e: &Engine, o: &OfferRecord, agent: &AgentRecord, executor_ids: Vec<String>) -> Offer {
+    let refinement = e
+        .frameworks
+        .get(&o.framework_id)
+        .is_some_and(|f| f.refinement());
+    let mut resources = offered_resources(&o.resources, Some(&o.role), refinement);
+    resources.extend(
+        o.volumes
+            .iter()
+            .map(|v| v.to_resource(Some(&o.role), refinement)),
+    );
+    let attributes = match agent.info.attributes.to_v1_json() {
+        serde_json::Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    let info = &agent.info;
+    Offer {
+        id: Id::new(&o.id),
+        framework_id: Id::new(&o.framework_id),
+        agent_id: Id::new(&o.agent_id),
+        hostname: info.hostname.clone(),
+        url: Some(OfferUrl {
+            scheme: "http".into(),
+            address: keel_api::scheduler::Address {
+                hostname: info.hostname.clone(),
+                ip: info.ip.clone(),
+                port: info.port,
+            },
+            path: "/slave(1)".into(),
+        }),
+        resources,
+        attributes,
+        executor_ids: executor_ids.into_iter().map(Id::new).collect(),
+        allocation_info: Some(AllocationInfo {
+            role: Some(o.role.clone()),
+        }),
+    }
+}
+
+/// Removes an offer and returns its resources to the allocator.
+fn rescind(e: &mut Engine, offer_id: &str, notify: bool, refuse_seconds: Option<f64>, now: f64) {
+    let Some(offer) = e.offers.offers.remove(offer_id) else {
+        return;
+    };
+    e.allocator.recover(
+        &offer.framework_id,
+        &offer.agent_id,
+        &offer.role,
+        &offer.resources,
+        refuse_seconds,
+        now,
+    );
+    if notify {
+        e.send_framework(
+            &offer.framework_id,
+            Event::Rescind {
+                offer_id: offer_id.to_string(),
+            },
+        );
+    }
+}
+
+fn offer_ids(e: &Engine, f: impl Fn(&OfferRecord) -> bool) -> Vec<String> {
+    let mut ids: Vec<String> = e
+        .offers
+        .offers
+        .values()
+        .filter(|o| f(o))
+        .map(|o| o.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub(super) fn rescind_agent_offers(e: &mut Engine, agent_id: &str) {
+    for id in offer_ids(e, |o| o.agent_id == agent_id) {
+        rescind(e, &id, true, None, 0.0);
+    }
+}
+
+/// Gives back every offer a framework holds (`notify`: tell it with RESCIND).
+pub(super) fn recover_framework_offers(e: &mut Engine, framework_id: &str, notify: bool) {
+    for id in offer_ids(e, |o| o.framework_id == framework_id) {
+        rescind(e, &id, notify, None, 0.0);
+    }
+}
+
+/// Takes the offers an ACCEPT names. All must exist, belong to the
+/// framework and sit on one agent; otherwise nothing is taken and the
+/// reason is returned.
+pub(super) fn take_offers(
+    e: &mut Engine,
+    framework_id: &str,
+    offer_ids: &[String],
+) -> Result<Vec<OfferRecord>, String> {
+    if offer_ids.is_empty() {
+        return Err("No offers specified".into());
+    }
+    let mut agent: Option<&str> = None;
+    let mut seen = BTreeSet::new();
+    for id in offer_ids {
+        if !seen.insert(id) {
+            return Err(format!("Offer {id} appears more than once"));
+        }
+        let Some(o) = e.offers.offers.get(id) else {
+            return Err(format!("Offer {id} is no longer valid"));
+        };
+        if o.framework_id != framework_id {
+            return Err(format!("Offer {id} belongs to another framework"));
+        }
+        match agent {
+            Some(a) if a != o.agent_id => {
+                return Err("Aggregated offers must belong to one agent".into());
+            }
+            _ => agent = Some(&o.agent_id),
+        }
+    }
+    Ok(offer_ids
+        .iter()
+        .filter_map(|id| e.offers.offers.remove(id))
+        .collect())
+}
+
+impl Engine {
+    /// One allocation cycle; returns how many offers went out.
+    pub fn allocate(&mut self, now: Now) -> usize {
+        let allocations = self.allocator.allocate(now.unix);
+        let master_id = self.registry.master_id().unwrap_or_default().to_string();
+        let mut per_framework: BTreeMap<String, Vec<Offer>> = BTreeMap::new();
+        let mut sent = 0;
+        for a in allocations {
+            let connected = self
+                .frameworks
+                .get(&a.framework_id)
+                .is_some_and(|f| f.connected());
+            let id = format!("{master_id}-O{}", self.offers.next_seq);
+            // Built under a shared borrow: the agent record (with its
+            // inventory) is read in place, not copied per offer.
+            let built = match (connected, self.registry.agent(&a.agent_id)) {
+                (true, Some(agent)) => {
+                    let record = OfferRecord {
+                        id: id.clone(),
+                        framework_id: a.framework_id.clone(),
+                        agent_id: a.agent_id.clone(),
+                        role: a.role.clone(),
+                        resources: a.resources.clone(),
+                        volumes: free_volumes(self, agent, &a.role),
+                        created: now.instant,
+                    };
+                    let executors = tasks::executor_ids_on(self, &a.framework_id, &a.agent_id);
+                    let offer = offer_of(self, &record, agent, executors);
+                    Some((record, offer))
+                }
+                _ => None,
+            };
+            let Some((record, offer)) = built else {
+                self.allocator.recover(
+                    &a.framework_id,
+                    &a.agent_id,
+                    &a.role,
+                    &a.resources,
+                    None,
+                    now.unix,
+                );
+                continue;
+            };
+            self.offers.next_seq += 1;
+            per_framework.entry(a.framework_id).or_default().push(offer);
+            self.offers.offers.insert(id, record);
+            sent += 1;
+        }
+        for (framework_id, offers) in per_framework {
+            self.send_framework(&framework_id, Event::Offers(offers));
+        }
+        sent
+    }
+
+    /// The framework could not take an OFFERS event (its stream is full
+    /// or gone): the offers in it go back without a rescind.
+    pub fn offers_undelivered(&mut self, offers: &[Offer], now: Now) {
+        for o in offers {
+            rescind(self, &o.id.value, false, None, now.unix);
+        }
+    }
+
+    /// DECLINE: the offers' resources go back, filtered for `refuse_seconds`.
+    pub fn decline(
+        &mut self,
+        framework_id: &str,
+        offer_ids: &[String],
+        filters: Filters,
+        now: Now,
+    ) {
+        for id in offer_ids {
+            if self
+                .offers
+                .offers
+                .get(id)
+                .is_some_and(|o| o.framework_id == framework_id)
+            {
+                rescind(self, id, false, Some(filters.refuse_seconds()), now.unix);
+            }
+        }
+        self.allocate_soon();
+    }
+
+    /// Offers outstanding longer than the offer timeout are rescinded.
+    pub fn expire_offers(&mut self, now: Now) {
+        let Some(timeout) = self.cfg.offer_timeout else {
+            return;
+        };
+        let expired = offer_ids(self, |o| {
+            now.instant.saturating_duration_since(o.created) >= timeout
+        });
+        for id in expired {
+            tracing::debug!(offer_id = %id, "offer timed out");
+            rescind(self, &id, true, None, now.unix);
+        }
+    }
+
+    /// Outstanding offers, sorted by id.
+    pub fn outstanding_offers(&self) -> Vec<OfferView> {
+        let mut v: Vec<OfferView> = self
+            .offers
+            .offers
+            .values()
+            .map(|o| OfferView {
+                id: o.id.clone(),
+                framework_id: o.framework_id.clone(),
+                agent_id: o.agent_id.clone(),
+                role: o.role.clone(),
+                resources: o.resources.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}

@@ -1,0 +1,627 @@
+//! Tasks: the task table, status updates from agents and their
+//! acknowledgement order, KILL, RECONCILE, and what agent loss, agent
+//! re-registration and framework removal do to tasks. ACCEPT, which
+//! creates them, is in `accept.rs`.
+//!
+//! A task only ever changes through updates from the agent it was placed
+//! on (or that reported it), and a terminal state is final.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use keel_api::mesos::{self, Id, KillPolicy, TaskInfo, TaskState, TaskStatus};
+use keel_api::resources::Resources;
+use keel_api::scheduler::{Event, ReconcileTask};
+
+use super::agents::{AgentUpdate, ReportedTask};
+use super::{Effect, Engine, Now, ToAgent};
+
+/// Completed tasks remembered for the operator views.
+const COMPLETED_KEPT: usize = 1000;
+/// Status history kept per task.
+const STATUSES_KEPT: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub framework_id: String,
+    pub task_id: String,
+    pub agent_id: String,
+    pub executor_id: Option<String>,
+    pub name: String,
+    /// The TaskInfo as sent to the agent.
+    pub info: TaskInfo,
+    pub resources: Resources,
+    pub role: String,
+    pub state: TaskState,
+    pub statuses: Vec<TaskStatus>,
+    /// The uuid of the last update forwarded and not yet acknowledged.
+    pub pending_ack: Option<Vec<u8>>,
+    /// Persistent volumes the task uses, as (role, id).
+    pub volumes: Vec<(String, String)>,
+}
+
+/// A copy for the operator views.
+pub type TaskView = TaskRecord;
+
+pub(super) type Key = (String, String);
+
+#[derive(Default)]
+pub(super) struct TaskTable {
+    pub(super) live: HashMap<Key, TaskRecord>,
+    pub(super) completed: VecDeque<TaskRecord>,
+}
+
+pub(super) fn key(fw: &str, task: &str) -> Key {
+    (fw.to_string(), task.to_string())
+}
+
+/// A status the master itself generates: no uuid, nothing to acknowledge.
+pub(super) fn master_status(
+    task_id: &str,
+    agent_id: Option<&str>,
+    state: TaskState,
+    reason: &str,
+    message: &str,
+    now: Now,
+) -> TaskStatus {
+    TaskStatus {
+        message: Some(message.to_string()),
+        source: Some("SOURCE_MASTER".into()),
+        reason: Some(reason.to_string()),
+        agent_id: agent_id.map(Id::new),
+        timestamp: Some(now.unix),
+        ..TaskStatus::new(task_id, state)
+    }
+}
+
+/// Appends `status` to a task's history; a repeat of the last state (a
+/// re-sent update) replaces it, as Mesos does.
+fn record_status(t: &mut TaskRecord, status: TaskStatus) {
+    match t.statuses.last_mut() {
+        Some(last) if last.state == status.state => *last = status,
+        _ => t.statuses.push(status),
+    }
+    if t.statuses.len() > STATUSES_KEPT {
+        t.statuses.remove(0);
+    }
+}
+
+impl Engine {
+    pub(super) fn partition_aware(&self, framework_id: &str) -> bool {
+        self.frameworks
+            .get(framework_id)
+            .is_some_and(|f| f.partition_aware())
+    }
+
+    /// An UPDATE to the framework.
+    pub(super) fn notify(&mut self, framework_id: &str, status: TaskStatus) {
+        self.send_framework(framework_id, Event::Update(status));
+    }
+
+    /// Moves a task to `completed` (terminal and acknowledged, or its
+    /// framework is gone).
+    fn complete(&mut self, k: &Key) {
+        if let Some(t) = self.tasks.live.remove(k) {
+            self.tasks.completed.push_back(t);
+            while self.tasks.completed.len() > COMPLETED_KEPT {
+                self.tasks.completed.pop_front();
+            }
+        }
+    }
+
+    /// Applies a state change; frees the resources when it becomes
+    /// terminal (`recover`: the allocator still holds the agent).
+    fn transition(&mut self, k: &Key, status: TaskStatus, recover: bool, now: Now) {
+        let Some(t) = self.tasks.live.get_mut(k) else {
+            return;
+        };
+        let was_terminal = t.state.is_terminal();
+        t.state = status.state;
+        record_status(t, status);
+        if !was_terminal && t.state.is_terminal() && recover {
+            let (fw, agent, role, res) = (
+                t.framework_id.clone(),
+                t.agent_id.clone(),
+                t.role.clone(),
+                t.resources.clone(),
+            );
+            self.allocator
+                .recover(&fw, &agent, &role, &res, None, now.unix);
+            self.allocate_soon();
+        }
+    }
+
+    /// A status update from `agent_id`. Only tasks the master placed on
+    /// that agent (or it reported) change, and never out of a terminal
+    /// state; anything else is acknowledged to the agent and dropped, so
+    /// that it stops re-sending.
+    pub fn status_update(&mut self, agent_id: &str, update: AgentUpdate, now: Now) {
+        let fw = update.framework_id.clone();
+        if !self.frameworks.contains_key(&fw) {
+            // The framework is gone; its tasks must go too.
+            self.send_agent(agent_id, ToAgent::ShutdownFramework { framework_id: fw });
+            return;
+        }
+        let task_id = update.status.task_id.value.clone();
+        let k = key(&fw, &task_id);
+        let drop_reason = match self.tasks.live.get(&k) {
+            None => Some("the master does not know the task"),
+            Some(t) if t.agent_id != agent_id => Some("the task is on another agent"),
+            Some(t) if t.state.is_terminal() && t.state != update.status.state => {
+                Some("the task is already in a terminal state")
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = drop_reason {
+            tracing::warn!(%agent_id, framework_id = %fw, %task_id, state = update.status.state.name(), reason, "status update dropped");
+            if !update.uuid.is_empty() {
+                self.send_agent(
+                    agent_id,
+                    ToAgent::Acknowledge {
+                        framework_id: fw,
+                        task_id,
+                        uuid: update.uuid,
+                    },
+                );
+            }
+            return;
+        }
+        let mut status = update.status;
+        status.agent_id = Some(Id::new(agent_id));
+        self.transition(&k, status.clone(), true, now);
+        if let Some(t) = self.tasks.live.get_mut(&k) {
+            t.pending_ack = (!update.uuid.is_empty()).then_some(update.uuid);
+        }
+        self.notify(&fw, status);
+    }
+
+    /// ACKNOWLEDGE: relayed to the agent; a terminal, acknowledged task
+    /// completes.
+    pub fn acknowledge(
+        &mut self,
+        framework_id: &str,
+        agent_id: &str,
+        task_id: &str,
+        uuid: Vec<u8>,
+    ) {
+        let k = key(framework_id, task_id);
+        if let Some(t) = self.tasks.live.get_mut(&k)
+            && t.pending_ack.as_deref() == Some(uuid.as_slice())
+        {
+            t.pending_ack = None;
+            if t.state.is_terminal() {
+                self.complete(&k);
+            }
+        }
+        self.send_agent(
+            agent_id,
+            ToAgent::Acknowledge {
+                framework_id: framework_id.to_string(),
+                task_id: task_id.to_string(),
+                uuid,
+            },
+        );
+    }
+
+    /// KILL. An unknown task is answered with TASK_LOST (TASK_UNKNOWN for
+    /// PARTITION_AWARE frameworks).
+    pub fn kill(
+        &mut self,
+        framework_id: &str,
+        task_id: &str,
+        kill_policy: Option<KillPolicy>,
+        now: Now,
+    ) {
+        let k = key(framework_id, task_id);
+        let Some(agent) = self
+            .tasks
+            .live
+            .get(&k)
+            .filter(|t| !t.state.is_terminal())
+            .map(|t| t.agent_id.clone())
+        else {
+            let state = if self.partition_aware(framework_id) {
+                TaskState::TASK_UNKNOWN
+            } else {
+                TaskState::TASK_LOST
+            };
+            let status = master_status(
+                task_id,
+                None,
+                state,
+                "REASON_TASK_UNKNOWN",
+                "Attempted to kill an unknown task",
+                now,
+            );
+            self.notify(framework_id, status);
+            return;
+        };
+        let grace_period_ms = kill_policy
+            .and_then(|p| p.grace_period)
+            .map(|g| (g.nanoseconds.max(0) / 1_000_000) as u64);
+        let sent = self.send_agent(
+            &agent,
+            ToAgent::Kill {
+                framework_id: framework_id.to_string(),
+                task_id: task_id.to_string(),
+                grace_period_ms,
+            },
+        );
+        if !sent {
+            tracing::info!(%framework_id, %task_id, agent_id = %agent, "kill not sent: agent is not connected");
+        }
+    }
+
+    /// SHUTDOWN of an executor: kills its tasks.
+    pub fn shutdown_executor(&mut self, framework_id: &str, executor_id: &str, now: Now) {
+        let mut ids: Vec<String> = self
+            .tasks
+            .live
+            .values()
+            .filter(|t| {
+                t.framework_id == framework_id && t.executor_id.as_deref() == Some(executor_id)
+            })
+            .map(|t| t.task_id.clone())
+            .collect();
+        ids.sort();
+        for id in ids {
+            self.kill(framework_id, &id, None, now);
+        }
+    }
+
+    /// RECONCILE: explicit (the listed tasks) or implicit (empty list:
+    /// every task the master knows for the framework). Answers carry no
+    /// uuid.
+    pub fn reconcile(&mut self, framework_id: &str, tasks: &[ReconcileTask], now: Now) {
+        let aware = self.partition_aware(framework_id);
+        let answer = |t: &TaskRecord| {
+            let mut s = t.statuses.last().cloned().unwrap_or_else(|| {
+                master_status(
+                    &t.task_id,
+                    Some(&t.agent_id),
+                    t.state,
+                    "REASON_RECONCILIATION",
+                    "Reconciliation: latest task state",
+                    now,
+                )
+            });
+            s.state = t.state;
+            s.uuid = None;
+            s.reason = Some("REASON_RECONCILIATION".into());
+            s.agent_id = Some(Id::new(&t.agent_id));
+            s
+        };
+        let mut out = Vec::new();
+        if tasks.is_empty() {
+            let mut mine: Vec<&TaskRecord> = self
+                .tasks
+                .live
+                .values()
+                .filter(|t| t.framework_id == framework_id)
+                .collect();
+            mine.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+            out.extend(mine.into_iter().map(answer));
+        } else {
+            for t in tasks {
+                let task_id = t.task_id.value.as_str();
+                let k = key(framework_id, task_id);
+                if let Some(known) = self.tasks.live.get(&k) {
+                    out.push(answer(known));
+                } else if let Some(done) = self
+                    .tasks
+                    .completed
+                    .iter()
+                    .rev()
+                    .find(|c| c.framework_id == framework_id && c.task_id == task_id)
+                {
+                    out.push(answer(done));
+                } else {
+                    let state = if aware {
+                        TaskState::TASK_UNKNOWN
+                    } else {
+                        TaskState::TASK_LOST
+                    };
+                    out.push(master_status(
+                        task_id,
+                        t.agent_id.as_ref().map(|a| a.value.as_str()),
+                        state,
+                        "REASON_RECONCILIATION",
+                        "Reconciliation: task is unknown",
+                        now,
+                    ));
+                }
+            }
+        }
+        for s in out {
+            self.notify(framework_id, s);
+        }
+    }
+
+    /// Live tasks (sorted) and completed ones (oldest first).
+    pub fn tasks(&self) -> (Vec<TaskView>, Vec<TaskView>) {
+        let mut live: Vec<TaskView> = self.tasks.live.values().cloned().collect();
+        live.sort_by(|a, b| (&a.framework_id, &a.task_id).cmp(&(&b.framework_id, &b.task_id)));
+        (live, self.tasks.completed.iter().cloned().collect())
+    }
+}
+
+pub(super) fn volume_in_use(e: &Engine, agent_id: &str, role: &str, id: &str) -> bool {
+    e.tasks.live.values().any(|t| {
+        t.agent_id == agent_id
+            && !t.state.is_terminal()
+            && t.volumes.iter().any(|(r, i)| r == role && i == id)
+    })
+}
+
+pub(super) fn used_on_agent(e: &Engine, agent_id: &str) -> Vec<(String, String, Resources)> {
+    let mut used: Vec<_> = e
+        .tasks
+        .live
+        .values()
+        .filter(|t| t.agent_id == agent_id && !t.state.is_terminal())
+        .map(|t| (t.framework_id.clone(), t.role.clone(), t.resources.clone()))
+        .collect();
+    used.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    used
+}
+
+pub(super) fn executor_ids_on(e: &Engine, framework_id: &str, agent_id: &str) -> Vec<String> {
+    let ids: BTreeSet<String> = e
+        .tasks
+        .live
+        .values()
+        .filter(|t| {
+            t.framework_id == framework_id && t.agent_id == agent_id && !t.state.is_terminal()
+        })
+        .filter_map(|t| t.executor_id.clone())
+        .collect();
+    ids.into_iter().collect()
+}
+
+/// A task whose launch could not be sent: TASK_DROPPED (TASK_LOST for
+/// frameworks that are not PARTITION_AWARE), its resources back.
+pub(super) fn launch_undeliverable(e: &mut Engine, framework_id: &str, task_id: &str, now: Now) {
+    let k = key(framework_id, task_id);
+    let Some(t) = e.tasks.live.get(&k) else {
+        return;
+    };
+    if t.state != TaskState::TASK_STAGING {
+        return;
+    }
+    let state = if e.partition_aware(framework_id) {
+        TaskState::TASK_DROPPED
+    } else {
+        TaskState::TASK_LOST
+    };
+    let status = master_status(
+        task_id,
+        Some(&t.agent_id.clone()),
+        state,
+        "REASON_AGENT_DISCONNECTED",
+        "The launch could not be sent to the agent",
+        now,
+    );
+    e.transition(&k, status.clone(), true, now);
+    e.notify(framework_id, status);
+    e.complete(&k);
+}
+
+/// The agent is unreachable: its tasks become TASK_UNREACHABLE (or
+/// TASK_LOST for frameworks without PARTITION_AWARE) and every framework
+/// hears FAILURE.
+pub(super) fn agent_lost(e: &mut Engine, agent_id: &str, now: Now) {
+    let mut keys: Vec<Key> = e
+        .tasks
+        .live
+        .iter()
+        .filter(|(_, t)| t.agent_id == agent_id && !t.state.is_terminal())
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.sort();
+    for k in keys {
+        let state = if e.partition_aware(&k.0) {
+            TaskState::TASK_UNREACHABLE
+        } else {
+            TaskState::TASK_LOST
+        };
+        let mut status = master_status(
+            &k.1,
+            Some(agent_id),
+            state,
+            "REASON_AGENT_REMOVED",
+            "Agent is unreachable",
+            now,
+        );
+        if state == TaskState::TASK_UNREACHABLE {
+            status.unreachable_time = Some(mesos::Nanos {
+                nanoseconds: (now.unix * 1e9) as i64,
+            });
+        }
+        // The allocator already dropped the agent: nothing to recover.
+        e.transition(&k, status.clone(), false, now);
+        e.notify(&k.0, status);
+        if state.is_terminal() {
+            e.complete(&k);
+        }
+    }
+    let mut frameworks: Vec<String> = e.frameworks.keys().cloned().collect();
+    frameworks.sort();
+    for fw in frameworks {
+        e.send_framework(
+            &fw,
+            Event::Failure {
+                agent_id: agent_id.to_string(),
+            },
+        );
+    }
+}
+
+/// A (re-)registering agent reported `reported`; tasks of known frameworks
+/// join the table, tasks it no longer has are gone.
+pub(super) fn agent_reregistered(
+    e: &mut Engine,
+    agent_id: &str,
+    reported: Vec<ReportedTask>,
+    now: Now,
+) {
+    let mut seen = HashSet::new();
+    for r in reported {
+        if e.registry.framework(&r.framework_id).is_none() {
+            // Not recorded: a framework the cluster does not know cannot
+            // be handed tasks by an agent. Its tasks keep running until
+            // it comes back or is known to be gone.
+            tracing::warn!(%agent_id, framework_id = %r.framework_id, task_id = %r.info.task_id.value, "reported task of an unknown framework ignored");
+            continue;
+        }
+        let k = key(&r.framework_id, &r.info.task_id.value);
+        if let Some(existing) = e.tasks.live.get(&k)
+            && existing.agent_id != agent_id
+            && !existing.state.is_terminal()
+        {
+            tracing::warn!(%agent_id, other = %existing.agent_id, task_id = %k.1, "reported task runs on another agent; ignored");
+            continue;
+        }
+        seen.insert(k.clone());
+        let state = r
+            .latest
+            .as_ref()
+            .map(|s| s.state)
+            .unwrap_or(TaskState::TASK_STAGING);
+        let latest = r.latest.map(|mut s| {
+            s.agent_id = Some(Id::new(agent_id));
+            s
+        });
+        match e.tasks.live.get_mut(&k) {
+            Some(t) => {
+                t.agent_id = agent_id.to_string();
+                t.state = state;
+                if let Some(s) = latest {
+                    record_status(t, s);
+                }
+            }
+            None => {
+                let resources = Resources::from_v1(&r.info.resources).unwrap_or_default();
+                let role = r
+                    .info
+                    .resources
+                    .iter()
+                    .find_map(|x| x.allocation_role().map(str::to_string))
+                    .unwrap_or_else(|| "*".to_string());
+                let executor_id = r
+                    .info
+                    .executor
+                    .as_ref()
+                    .map_or(r.info.task_id.value.clone(), |x| {
+                        x.executor_id.value.clone()
+                    });
+                e.tasks.live.insert(
+                    k,
+                    TaskRecord {
+                        framework_id: r.framework_id.clone(),
+                        task_id: r.info.task_id.value.clone(),
+                        agent_id: agent_id.to_string(),
+                        executor_id: Some(executor_id),
+                        name: r.info.name.clone(),
+                        resources,
+                        role,
+                        state,
+                        statuses: latest.into_iter().collect(),
+                        pending_ack: None,
+                        volumes: Vec::new(),
+                        info: r.info,
+                    },
+                );
+            }
+        }
+    }
+    let mut missing: Vec<Key> = e
+        .tasks
+        .live
+        .iter()
+        .filter(|(k, t)| {
+            t.agent_id == agent_id
+                && !seen.contains(*k)
+                && !t.state.is_terminal()
+                && t.state != TaskState::TASK_STAGING
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    missing.sort();
+    for k in missing {
+        let state = if e.partition_aware(&k.0) {
+            TaskState::TASK_GONE
+        } else {
+            TaskState::TASK_LOST
+        };
+        let status = master_status(
+            &k.1,
+            Some(agent_id),
+            state,
+            "REASON_AGENT_REMOVED",
+            "Task was not reported by its re-registering agent",
+            now,
+        );
+        // The allocator re-learns the agent's use from the table next.
+        e.transition(&k, status.clone(), false, now);
+        e.notify(&k.0, status);
+        e.complete(&k);
+    }
+}
+
+/// The framework is gone: its tasks are killed on their agents and
+/// recorded as TASK_KILLED.
+pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
+    let mut keys: Vec<Key> = e
+        .tasks
+        .live
+        .keys()
+        .filter(|k| k.0 == framework_id)
+        .cloned()
+        .collect();
+    keys.sort();
+    let mut agents = BTreeSet::new();
+    for k in keys {
+        if let Some(t) = e.tasks.live.get_mut(&k) {
+            agents.insert(t.agent_id.clone());
+            if !t.state.is_terminal() {
+                t.state = TaskState::TASK_KILLED;
+                let status = master_status(
+                    &t.task_id,
+                    Some(&t.agent_id),
+                    TaskState::TASK_KILLED,
+                    "REASON_FRAMEWORK_REMOVED",
+                    "Framework was removed",
+                    now,
+                );
+                record_status(t, status);
+            }
+        }
+        e.complete(&k);
+    }
+    for agent in agents {
+        e.send_agent(
+            &agent,
+            ToAgent::ShutdownFramework {
+                framework_id: framework_id.to_string(),
+            },
+        );
+    }
+}
+
+impl Engine {
+    /// An event on the framework's current stream, if it has one.
+    pub(super) fn send_framework(&mut self, framework_id: &str, event: Event) -> bool {
+        let Some(stream) = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.stream.clone())
+        else {
+            return false;
+        };
+        self.emit(Effect::ToFramework {
+            framework_id: framework_id.to_string(),
+            stream,
+            event,
+        });
+        true
+    }
+}

@@ -1,0 +1,135 @@
+//! Status updates, acknowledgements, kill, reconciliation.
+
+use super::*;
+use keel_api::scheduler::ReconcileTask;
+
+#[test]
+fn updates_are_relayed_and_acknowledgements_go_back_to_the_agent() {
+    let (mut h, agent, fw) = running();
+    h.update(&agent, &fw, "t1", TaskState::TASK_FINISHED, 7);
+    let s = h.updates(&fw).remove(0);
+    assert_eq!(s.state, TaskState::TASK_FINISHED);
+    assert_eq!(s.agent_id.unwrap().value, agent);
+    // Terminal but not acknowledged: still live.
+    assert_eq!(h.engine.tasks().0.len(), 1);
+    h.engine.acknowledge(&fw, &agent, "t1", vec![7; 16]);
+    assert!(
+        h.sent_to(&agent)
+            .iter()
+            .any(|m| matches!(m, ToAgent::Acknowledge { uuid, .. } if uuid == &vec![7; 16]))
+    );
+    let (live, completed) = h.engine.tasks();
+    assert!(live.is_empty());
+    assert_eq!(completed[0].state, TaskState::TASK_FINISHED);
+}
+
+#[test]
+fn a_terminal_update_frees_the_resources() {
+    let (mut h, agent, fw) = running();
+    h.advance(Duration::from_secs(6));
+    let before = h.offers(&fw);
+    assert_eq!(
+        Resources::from_v1(&before[0].resources)
+            .unwrap()
+            .scalar("cpus"),
+        3.0
+    );
+    h.engine.decline(
+        &fw,
+        &[before[0].id.value.clone()],
+        mesos::Filters {
+            refuse_seconds: Some(0.0),
+        },
+        h.now,
+    );
+    h.update(&agent, &fw, "t1", TaskState::TASK_FAILED, 2);
+    assert!(h.drain().contains(&Effect::AllocateSoon));
+    let after = h.offers(&fw);
+    assert_eq!(
+        Resources::from_v1(&after[0].resources)
+            .unwrap()
+            .scalar("cpus"),
+        4.0
+    );
+}
+
+#[test]
+fn a_resent_update_replaces_the_last_status_instead_of_piling_up() {
+    let (mut h, agent, fw) = running();
+    h.update(&agent, &fw, "t1", TaskState::TASK_RUNNING, 9);
+    h.update(&agent, &fw, "t1", TaskState::TASK_RUNNING, 9);
+    let (live, _) = h.engine.tasks();
+    let states: Vec<TaskState> = live[0].statuses.iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![TaskState::TASK_RUNNING]);
+}
+
+#[test]
+fn terminal_states_are_final_and_other_agents_cannot_touch_a_task() {
+    let (mut h, agent, fw) = running();
+    let (intruder, _) = h.agent("a2", "cpus:1;mem:128");
+    h.update(&intruder, &fw, "t1", TaskState::TASK_FINISHED, 3);
+    assert!(h.updates(&fw).is_empty());
+    assert_eq!(h.task_state(&fw, "t1"), Some(TaskState::TASK_RUNNING));
+    // The intruder is acknowledged so that it stops resending.
+    assert!(matches!(
+        h.sent_to(&intruder).as_slice(),
+        [ToAgent::Acknowledge { .. }]
+    ));
+
+    h.update(&agent, &fw, "t1", TaskState::TASK_FAILED, 4);
+    h.update(&agent, &fw, "t1", TaskState::TASK_RUNNING, 5);
+    let states: Vec<TaskState> = h.updates(&fw).iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![TaskState::TASK_FAILED]);
+    assert_eq!(h.task_state(&fw, "t1"), Some(TaskState::TASK_FAILED));
+    // An unknown task is dropped too.
+    h.update(&agent, &fw, "ghost", TaskState::TASK_RUNNING, 6);
+    assert!(h.updates(&fw).is_empty());
+}
+
+#[test]
+fn kill_goes_to_the_agent_and_unknown_tasks_are_answered() {
+    let (mut h, agent, fw) = running();
+    let policy: mesos::KillPolicy =
+        mesos::parse(json!({"grace_period": {"nanoseconds": 2_000_000_000i64}})).unwrap();
+    h.engine.kill(&fw, "t1", Some(policy), h.now);
+    assert_eq!(
+        h.sent_to(&agent),
+        vec![ToAgent::Kill {
+            framework_id: fw.clone(),
+            task_id: "t1".into(),
+            grace_period_ms: Some(2000)
+        }]
+    );
+    h.engine.kill(&fw, "nope", None, h.now);
+    let s = h.updates(&fw).remove(0);
+    assert_eq!(
+        (s.state, s.reason.as_deref()),
+        (TaskState::TASK_LOST, Some("REASON_TASK_UNKNOWN"))
+    );
+}
+
+#[test]
+fn explicit_and_implicit_reconciliation() {
+    let (mut h, agent, fw) = running();
+    h.engine.reconcile(&fw, &[], h.now);
+    let implicit = h.updates(&fw);
+    assert_eq!(implicit.len(), 1);
+    assert_eq!(implicit[0].state, TaskState::TASK_RUNNING);
+    assert_eq!(implicit[0].reason.as_deref(), Some("REASON_RECONCILIATION"));
+    assert!(implicit[0].uuid.is_none());
+    let ask = |id: &str| ReconcileTask {
+        task_id: mesos::Id::new(id),
+        agent_id: Some(mesos::Id::new(&agent)),
+    };
+    h.engine.reconcile(&fw, &[ask("t1"), ask("unknown")], h.now);
+    let explicit = h.updates(&fw);
+    assert_eq!(explicit[0].state, TaskState::TASK_RUNNING);
+    assert_eq!(explicit[1].state, TaskState::TASK_LOST);
+    assert_eq!(explicit[1].agent_id.as_ref().unwrap().value, agent);
+    // A completed task is still known.
+    h.update(&agent, &fw, "t1", TaskState::TASK_FINISHED, 8);
+    h.engine.acknowledge(&fw, &agent, "t1", vec![8; 16]);
+    h.drain();
+    h.engine.reconcile(&fw, &[ask("t1")], h.now);
+    assert_eq!(h.updates(&fw)[0].state, TaskState::TASK_FINISHED);
+}
