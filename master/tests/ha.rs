@@ -160,14 +160,36 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
         }
     }
 
+    let elected = |port: u16| {
+        let (_, _, body) = post_json(port, "/api/v1", r#"{"type":"GET_MASTER"}"#);
+        let v: Json = serde_json::from_str(&body).unwrap();
+        v["get_master"]["elected_time"].as_f64().unwrap()
+    };
+    let first_elected = elected(c.masters[l].port);
+
     // kill -9 the leader.
     c.masters[l].proc.kill9();
     let killed = Instant::now();
+    let killed_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let n = c.wait_leader(Some(l));
     let took = killed.elapsed();
     eprintln!("leader kill -> new leader serving: {took:?}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     let new = &c.masters[n];
+
+    // GET_MASTER says when this master was elected: after the failover.
+    let new_elected = elected(new.port);
+    assert!(
+        new_elected > first_elected,
+        "{first_elected} -> {new_elected}"
+    );
+    assert!(
+        new_elected >= killed_unix - 1.0,
+        "{new_elected} vs kill at {killed_unix}"
+    );
 
     // No acknowledged write is lost.
     let (_, _, body) = post_json(new.port, "/api/v1", r#"{"type":"GET_WEIGHTS"}"#);

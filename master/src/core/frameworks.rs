@@ -6,7 +6,7 @@ use keel_api::scheduler::{CallKind, Event, Subscribe};
 
 use super::links::FrameworkConnection;
 use super::{Master, MasterError};
-use crate::engine::{EngineError, Refusal};
+use crate::engine::{EngineError, Invalid, Refusal};
 use crate::registry::RegistryError;
 
 /// A call the master took.
@@ -169,7 +169,7 @@ impl Master {
                 .commit(&w, command)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string());
+                .map_err(|e| Invalid(e.to_string()));
             self.with(|e, _| e.accept_committed(&mut run, outcome));
         }
         self.with(|e, now| e.accept_end(run, now));

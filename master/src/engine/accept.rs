@@ -19,7 +19,7 @@ use keel_api::scheduler::{Operation, OperationKind};
 use super::operations::{self, Pending};
 use super::tasks::{TaskRecord, key, master_status};
 use super::validation::{inject_allocation_role, validate_task};
-use super::{Engine, Now, ToAgent};
+use super::{Engine, Invalid, Now, ToAgent};
 use crate::registry::Command;
 use crate::registry::volumes::Volume;
 
@@ -133,9 +133,9 @@ impl Engine {
                 }
                 OperationKind::Create { volumes } => operations::plan_create(run, &volumes),
                 OperationKind::Destroy { volumes } => operations::plan_destroy(run, &volumes),
-                OperationKind::Unsupported { kind } => {
-                    Err(format!("offer operation {kind} is not supported by Keel"))
-                }
+                OperationKind::Unsupported { kind } => Err(Invalid(format!(
+                    "offer operation {kind} is not supported by Keel"
+                ))),
             };
             match planned {
                 Ok((command, pending)) => match self.registry.validate(&command) {
@@ -145,7 +145,7 @@ impl Engine {
                     }
                     Err(e) => self.operation_refused(run, id.as_deref(), &e.to_string()),
                 },
-                Err(reason) => self.operation_refused(run, id.as_deref(), &reason),
+                Err(Invalid(reason)) => self.operation_refused(run, id.as_deref(), &reason),
             }
         }
         None
@@ -165,7 +165,7 @@ impl Engine {
 
     /// The registry change [`Engine::accept_next`] returned was committed
     /// (`Ok`) or not (`Err` with the reason).
-    pub fn accept_committed(&mut self, run: &mut AcceptRun, outcome: Result<(), String>) {
+    pub fn accept_committed(&mut self, run: &mut AcceptRun, outcome: Result<(), Invalid>) {
         let Some((pending, id)) = run.pending.take() else {
             return;
         };
@@ -181,7 +181,7 @@ impl Engine {
                     "",
                 );
             }
-            Err(reason) => {
+            Err(Invalid(reason)) => {
                 tracing::info!(framework_id = %run.framework_id, %reason, "offer operation not recorded");
                 operations::report(
                     self,
@@ -242,7 +242,7 @@ impl Engine {
             let id = task.task_id.value.clone();
             match self.check_task(run, task, &accepted, &mut budget, group) {
                 Ok(a) => accepted.push(a),
-                Err(e) => errors.push((id, e)),
+                Err(e) => errors.push((id, e.0)),
             }
         }
         if group && !errors.is_empty() {
@@ -332,13 +332,13 @@ impl Engine {
         accepted: &[Accepted],
         budget: &mut Resources,
         group: bool,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Invalid> {
         let mut volumes = Vec::new();
         let mut rest: Vec<Resource> = Vec::new();
         for r in &info.resources {
             match Volume::from_resource(r) {
                 None => rest.push(r.clone()),
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => return Err(Invalid(e.to_string())),
                 Some(Ok(v)) => {
                     let offered = run.volumes.iter().any(|o| o.id == v.id && o.role == v.role);
                     let claimed = accepted
@@ -346,10 +346,10 @@ impl Engine {
                         .flat_map(|a| &a.volumes)
                         .any(|(r, i)| r == &v.role && i == &v.id);
                     if !offered || claimed {
-                        return Err(format!(
+                        return Err(Invalid(format!(
                             "Persistent volume {} is not in the offers or already in use",
                             v.id
-                        ));
+                        )));
                     }
                     volumes.push((v.role, v.id));
                 }
@@ -365,9 +365,9 @@ impl Engine {
         };
         let resources = validate_task(&info, &rest, &run.agent_id, exists, group)?;
         let left = budget.checked_sub(&resources).ok_or_else(|| {
-            format!(
+            Invalid(format!(
                 "Task uses more resources ({resources}) than available in the offers ({budget})"
-            )
+            ))
         })?;
         inject_allocation_role(&mut info, &run.role)?;
         *budget = left;

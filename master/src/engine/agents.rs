@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use keel_api::mesos::{TaskInfo, TaskStatus};
 
-use super::{Effect, Engine, EngineError, Now, Planned, ToAgent, offers, tasks, unexpected};
+use super::{Effect, Engine, EngineError, Now, Planned, ToAgent, loss, offers, tasks, unexpected};
 use crate::registry::{AgentInfo, AgentState, Applied, Command, Registry};
 
 /// A task an agent reports when it (re-)registers.
@@ -110,7 +110,7 @@ impl Engine {
         }
         self.agents.last_seen.insert(agent_id.clone(), now.instant);
         offers::rescind_agent_offers(self, &agent_id);
-        tasks::agent_reregistered(self, &agent_id, reported, now);
+        loss::agent_reregistered(self, &agent_id, reported, now);
         let total = self
             .registry
             .agent(&agent_id)
@@ -226,7 +226,7 @@ impl Engine {
         tracing::warn!(%agent_id, timeout = ?self.cfg.agent_timeout, "agent unreachable: no heartbeat");
         offers::rescind_agent_offers(self, agent_id);
         self.allocator.remove_agent(agent_id);
-        tasks::agent_lost(self, agent_id, now);
+        loss::agent_lost(self, agent_id, now);
     }
 
     /// Sends `message` to the agent's current session; `false` when it

@@ -10,7 +10,7 @@ use keel_api::mesos::{FrameworkInfo, MasterAddress, MasterInfo};
 use keel_api::scheduler::{Event, Subscribe, Subscribed};
 use serde_json::Value as Json;
 
-use super::{Effect, Engine, Now, Planned, offers, tasks, unexpected};
+use super::{Effect, Engine, Now, Planned, loss, offers, unexpected};
 use crate::allocator::FrameworkSpec;
 use crate::registry::roles::valid_role;
 use crate::registry::{Applied, Command};
@@ -348,7 +348,7 @@ impl Engine {
     /// offers go back, its stream gets ERROR and ends.
     pub fn framework_removed(&mut self, framework_id: &str, now: Now) {
         offers::recover_framework_offers(self, framework_id, false);
-        tasks::framework_removed(self, framework_id, now);
+        loss::framework_removed(self, framework_id, now);
         self.allocator.remove_framework(framework_id);
         if let Some(stream) = self.frameworks.remove(framework_id).and_then(|f| f.stream) {
             self.close_stream(framework_id, stream, "Framework has been removed");

@@ -24,12 +24,14 @@
 //! failover, teardown), `offers.rs` (allocation cycles, decline, rescind),
 //! `accept.rs` and `operations.rs` (ACCEPT: launches, then reservations and
 //! volumes with operation feedback), `tasks.rs` (the task table, updates,
-//! acknowledgements, kill, reconciliation), `roles.rs` (weights, quota,
+//! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
+//! return, framework removal), `roles.rs` (weights, quota,
 //! operator reservations), `views.rs` (the snapshot).
 
 mod accept;
 mod agents;
 mod frameworks;
+mod loss;
 mod offers;
 mod operations;
 mod roles;
@@ -196,6 +198,24 @@ pub enum EngineError {
     },
     #[error("unknown agent {0}")]
     UnknownAgent(String),
+}
+
+/// A refusal whose reason goes to the framework as it is (TASK_ERROR,
+/// OPERATION_ERROR messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(reason: String) -> Self {
+        Invalid(reason)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(reason: &str) -> Self {
+        Invalid(reason.to_string())
+    }
 }
 
 pub(crate) fn unexpected(command: &'static str, applied: &Applied) -> EngineError {

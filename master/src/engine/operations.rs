@@ -11,7 +11,7 @@ use keel_api::resources::Resources;
 use keel_api::scheduler::{Event, OperationStatus};
 
 use super::accept::AcceptRun;
-use super::{Engine, ToAgent};
+use super::{Engine, Invalid, ToAgent};
 use crate::registry::Command;
 use crate::registry::roles::unreserved;
 use crate::registry::volumes::Volume;
@@ -166,15 +166,16 @@ pub(super) fn plan_reserve(
     run: &AcceptRun,
     resources: &[Resource],
     reserve: bool,
-) -> Result<(Command, Pending), String> {
-    let rs = Resources::from_v1(resources).map_err(|e| format!("invalid resources: {e}"))?;
+) -> Result<(Command, Pending), Invalid> {
+    let rs =
+        Resources::from_v1(resources).map_err(|e| Invalid(format!("invalid resources: {e}")))?;
     let (from, to) = if reserve {
         (unreserved(&rs), rs.clone())
     } else {
         (rs.clone(), unreserved(&rs))
     };
     if !run.remaining.contains(&from) {
-        return Err(format!("{rs} is not in the offers"));
+        return Err(Invalid(format!("{rs} is not in the offers")));
     }
     let agent_id = run.agent_id.clone();
     let command = if reserve {
@@ -196,28 +197,28 @@ pub(super) fn plan_reserve(
 pub(super) fn plan_create(
     run: &AcceptRun,
     specs: &[Resource],
-) -> Result<(Command, Pending), String> {
+) -> Result<(Command, Pending), Invalid> {
     let mut created = Vec::new();
     let mut disk = Resources::default();
     for spec in specs {
         let v = match Volume::from_resource(spec) {
             Some(Ok(v)) => v,
-            Some(Err(e)) => return Err(e),
+            Some(Err(e)) => return Err(Invalid(e.to_string())),
             None => return Err("CREATE of a resource without disk.persistence".into()),
         };
         if v.role != run.role {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "volume {}: CREATE needs disk reserved to the offer's role {}",
                 v.id, run.role
-            ));
+            )));
         }
         disk.add(&v.disk());
         created.push(v);
     }
     if !run.remaining.contains(&disk) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "CREATE needs reserved disk {disk} that is not in the offers"
-        ));
+        )));
     }
     let command = Command::CreateVolumes {
         agent_id: run.agent_id.clone(),
@@ -230,7 +231,7 @@ pub(super) fn plan_create(
 pub(super) fn plan_destroy(
     run: &AcceptRun,
     specs: &[Resource],
-) -> Result<(Command, Pending), String> {
+) -> Result<(Command, Pending), Invalid> {
     let mut gone = Vec::new();
     for spec in specs {
         let Some(Ok(v)) = Volume::from_resource(spec) else {
@@ -241,7 +242,7 @@ pub(super) fn plan_destroy(
             .iter()
             .find(|o| o.id == v.id && o.role == v.role)
             .cloned()
-            .ok_or_else(|| format!("volume {} is not in the offers", v.id))?;
+            .ok_or_else(|| Invalid(format!("volume {} is not in the offers", v.id)))?;
         gone.push(known);
     }
     let mut disk = Resources::default();

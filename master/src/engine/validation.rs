@@ -6,8 +6,10 @@ use keel_api::mesos::resource::AllocationInfo;
 use keel_api::mesos::{Resource, TaskInfo};
 use keel_api::resources::Resources;
 
+use super::Invalid;
+
 /// Mesos' task id rules.
-pub fn valid_task_id(id: &str) -> Result<(), String> {
+pub fn valid_task_id(id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
         return Err("Task ID must not be empty".into());
     }
@@ -15,10 +17,12 @@ pub fn valid_task_id(id: &str) -> Result<(), String> {
         return Err("Task ID must be at most 255 characters".into());
     }
     if id == "." || id == ".." {
-        return Err(format!("Task ID '{id}' is disallowed"));
+        return Err(Invalid(format!("Task ID '{id}' is disallowed")));
     }
     if id.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
-        return Err(format!("Task ID '{id}' contains invalid characters"));
+        return Err(Invalid(format!(
+            "Task ID '{id}' contains invalid characters"
+        )));
     }
     Ok(())
 }
@@ -32,16 +36,19 @@ pub fn validate_task(
     agent_id: &str,
     exists: impl Fn(&str) -> bool,
     group: bool,
-) -> Result<Resources, String> {
+) -> Result<Resources, Invalid> {
     valid_task_id(&task.task_id.value)?;
     if exists(&task.task_id.value) {
-        return Err(format!("Task has duplicate ID: {}", task.task_id.value));
+        return Err(Invalid(format!(
+            "Task has duplicate ID: {}",
+            task.task_id.value
+        )));
     }
     if task.agent_id.value != agent_id {
-        return Err(format!(
+        return Err(Invalid(format!(
             "Task uses agent {} but the offers are for agent {agent_id}",
             task.agent_id.value
-        ));
+        )));
     }
     match (&task.command, &task.executor, group) {
         (Some(_), Some(_), _) => {
@@ -66,8 +73,8 @@ pub fn validate_task(
     if resources.is_empty() {
         return Err("Task uses no resources".into());
     }
-    let model =
-        Resources::from_v1(resources).map_err(|e| format!("Task uses invalid resources: {e}"))?;
+    let model = Resources::from_v1(resources)
+        .map_err(|e| Invalid(format!("Task uses invalid resources: {e}")))?;
     if model.is_empty() {
         return Err("Task uses no resources".into());
     }
@@ -77,13 +84,13 @@ pub fn validate_task(
 /// Sets `allocation_info.role` on every resource of a task (Mesos injects
 /// it for non-MULTI_ROLE frameworks); a different role already there is an
 /// error.
-pub fn inject_allocation_role(task: &mut TaskInfo, role: &str) -> Result<(), String> {
+pub fn inject_allocation_role(task: &mut TaskInfo, role: &str) -> Result<(), Invalid> {
     for r in &mut task.resources {
         match r.allocation_role() {
             Some(existing) if existing != role => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "Task resources are allocated to role '{existing}' but the offer is for role '{role}'"
-                ));
+                )));
             }
             Some(_) => {}
             None => {
@@ -112,7 +119,7 @@ mod tests {
             "command": {"value": "true"}})
     }
 
-    fn check(t: &TaskInfo) -> Result<Resources, String> {
+    fn check(t: &TaskInfo) -> Result<Resources, Invalid> {
         validate_task(t, &t.resources, "a", |_| false, false)
     }
 
@@ -157,11 +164,13 @@ mod tests {
                     v[k] = val.clone();
                 }
             }
-            let err = check(&task(v)).unwrap_err();
+            let err = check(&task(v)).unwrap_err().0;
             assert!(err.contains(needle), "{err} lacks {needle}");
         }
         let t = task(base());
-        let dup = validate_task(&t, &t.resources, "a", |id| id == "t1", false).unwrap_err();
+        let dup = validate_task(&t, &t.resources, "a", |id| id == "t1", false)
+            .unwrap_err()
+            .0;
         assert!(dup.contains("duplicate"));
     }
 

@@ -38,10 +38,11 @@ impl Volume {
 
     /// Reads a v1 `Resource` carrying `disk.persistence`; `None` for
     /// resources that are not persistent volumes.
-    pub fn from_resource(r: &mesos::Resource) -> Option<Result<Volume, String>> {
+    pub fn from_resource(r: &mesos::Resource) -> Option<Result<Volume, RegistryError>> {
         let disk = r.disk.as_ref()?;
         let persistence = disk.persistence.as_ref()?;
         let id = persistence.id.clone();
+        let bad = RegistryError::InvalidRequest;
         Some((|| {
             if r.name != "disk" {
                 return Err(format!(
@@ -76,7 +77,8 @@ impl Volume {
                     .and_then(|v| v.mode.clone())
                     .unwrap_or_else(|| "RW".to_string()),
             })
-        })())
+        })()
+        .map_err(bad))
     }
 
     /// The volume as a v1 `Resource` (pre-refinement `role`, or

@@ -231,7 +231,10 @@ impl Harness {
             return;
         };
         while let Some(c) = self.engine.accept_next(&mut run, self.now) {
-            let outcome = self.commit(c).map(|_| ()).map_err(|e| e.to_string());
+            let outcome = self
+                .commit(c)
+                .map(|_| ())
+                .map_err(|e| Invalid(e.to_string()));
             self.engine.accept_committed(&mut run, outcome);
         }
         self.engine.accept_end(run, self.now);

@@ -1,0 +1,214 @@
+//! What happens to tasks when their agent is lost or comes back, and when
+//! their framework is removed.
+
+use std::collections::{BTreeSet, HashSet};
+
+use keel_api::mesos::{self, Id, TaskState};
+use keel_api::resources::Resources;
+use keel_api::scheduler::Event;
+
+use super::agents::ReportedTask;
+use super::tasks::{Key, TaskRecord, key, master_status, record_status};
+use super::{Engine, Now, ToAgent};
+
+/// The agent is unreachable: its tasks become TASK_UNREACHABLE (or
+/// TASK_LOST for frameworks without PARTITION_AWARE) and every framework
+/// hears FAILURE.
+pub(super) fn agent_lost(e: &mut Engine, agent_id: &str, now: Now) {
+    let mut keys: Vec<Key> = e
+        .tasks
+        .live
+        .iter()
+        .filter(|(_, t)| t.agent_id == agent_id && !t.state.is_terminal())
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.sort();
+    for k in keys {
+        let state = if e.partition_aware(&k.0) {
+            TaskState::TASK_UNREACHABLE
+        } else {
+            TaskState::TASK_LOST
+        };
+        let mut status = master_status(
+            &k.1,
+            Some(agent_id),
+            state,
+            "REASON_AGENT_REMOVED",
+            "Agent is unreachable",
+            now,
+        );
+        if state == TaskState::TASK_UNREACHABLE {
+            status.unreachable_time = Some(mesos::Nanos {
+                nanoseconds: (now.unix * 1e9) as i64,
+            });
+        }
+        // The allocator already dropped the agent: nothing to recover.
+        e.transition(&k, status.clone(), false, now);
+        e.notify(&k.0, status);
+        if state.is_terminal() {
+            e.complete(&k);
+        }
+    }
+    let mut frameworks: Vec<String> = e.frameworks.keys().cloned().collect();
+    frameworks.sort();
+    for fw in frameworks {
+        e.send_framework(
+            &fw,
+            Event::Failure {
+                agent_id: agent_id.to_string(),
+            },
+        );
+    }
+}
+
+/// A (re-)registering agent reported `reported`; tasks of known frameworks
+/// join the table, tasks it no longer has are gone.
+pub(super) fn agent_reregistered(
+    e: &mut Engine,
+    agent_id: &str,
+    reported: Vec<ReportedTask>,
+    now: Now,
+) {
+    let mut seen = HashSet::new();
+    for r in reported {
+        if e.registry.framework(&r.framework_id).is_none() {
+            // Not recorded: a framework the cluster does not know cannot
+            // be handed tasks by an agent. Its tasks keep running until
+            // it comes back or is known to be gone.
+            tracing::warn!(%agent_id, framework_id = %r.framework_id, task_id = %r.info.task_id.value, "reported task of an unknown framework ignored");
+            continue;
+        }
+        let k = key(&r.framework_id, &r.info.task_id.value);
+        if let Some(existing) = e.tasks.live.get(&k)
+            && existing.agent_id != agent_id
+            && !existing.state.is_terminal()
+        {
+            tracing::warn!(%agent_id, other = %existing.agent_id, task_id = %k.1, "reported task runs on another agent; ignored");
+            continue;
+        }
+        seen.insert(k.clone());
+        let state = r
+            .latest
+            .as_ref()
+            .map(|s| s.state)
+            .unwrap_or(TaskState::TASK_STAGING);
+        let latest = r.latest.map(|mut s| {
+            s.agent_id = Some(Id::new(agent_id));
+            s
+        });
+        match e.tasks.live.get_mut(&k) {
+            Some(t) => {
+                t.agent_id = agent_id.to_string();
+                t.state = state;
+                if let Some(s) = latest {
+                    record_status(t, s);
+                }
+            }
+            None => {
+                let resources = Resources::from_v1(&r.info.resources).unwrap_or_default();
+                let role = r
+                    .info
+                    .resources
+                    .iter()
+                    .find_map(|x| x.allocation_role().map(str::to_string))
+                    .unwrap_or_else(|| "*".to_string());
+                let executor_id = r
+                    .info
+                    .executor
+                    .as_ref()
+                    .map_or(r.info.task_id.value.clone(), |x| {
+                        x.executor_id.value.clone()
+                    });
+                e.tasks.live.insert(
+                    k,
+                    TaskRecord {
+                        framework_id: r.framework_id.clone(),
+                        task_id: r.info.task_id.value.clone(),
+                        agent_id: agent_id.to_string(),
+                        executor_id: Some(executor_id),
+                        name: r.info.name.clone(),
+                        resources,
+                        role,
+                        state,
+                        statuses: latest.into_iter().collect(),
+                        pending_ack: None,
+                        volumes: Vec::new(),
+                        info: r.info,
+                    },
+                );
+            }
+        }
+    }
+    let mut missing: Vec<Key> = e
+        .tasks
+        .live
+        .iter()
+        .filter(|(k, t)| {
+            t.agent_id == agent_id
+                && !seen.contains(*k)
+                && !t.state.is_terminal()
+                && t.state != TaskState::TASK_STAGING
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    missing.sort();
+    for k in missing {
+        let state = if e.partition_aware(&k.0) {
+            TaskState::TASK_GONE
+        } else {
+            TaskState::TASK_LOST
+        };
+        let status = master_status(
+            &k.1,
+            Some(agent_id),
+            state,
+            "REASON_AGENT_REMOVED",
+            "Task was not reported by its re-registering agent",
+            now,
+        );
+        // The allocator re-learns the agent's use from the table next.
+        e.transition(&k, status.clone(), false, now);
+        e.notify(&k.0, status);
+        e.complete(&k);
+    }
+}
+
+/// The framework is gone: its tasks are killed on their agents and
+/// recorded as TASK_KILLED.
+pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
+    let mut keys: Vec<Key> = e
+        .tasks
+        .live
+        .keys()
+        .filter(|k| k.0 == framework_id)
+        .cloned()
+        .collect();
+    keys.sort();
+    let mut agents = BTreeSet::new();
+    for k in keys {
+        if let Some(t) = e.tasks.live.get_mut(&k) {
+            agents.insert(t.agent_id.clone());
+            if !t.state.is_terminal() {
+                t.state = TaskState::TASK_KILLED;
+                let status = master_status(
+                    &t.task_id,
+                    Some(&t.agent_id),
+                    TaskState::TASK_KILLED,
+                    "REASON_FRAMEWORK_REMOVED",
+                    "Framework was removed",
+                    now,
+                );
+                record_status(t, status);
+            }
+        }
+        e.complete(&k);
+    }
+    for agent in agents {
+        e.send_agent(
+            &agent,
+            ToAgent::ShutdownFramework {
+                framework_id: framework_id.to_string(),
+            },
+        );
+    }
+}
