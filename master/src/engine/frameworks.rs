@@ -134,16 +134,12 @@ fn info_json(info: &FrameworkInfo) -> Json {
 /// After a takeover every known framework is disconnected and gets its
 /// failover timeout to come back.
 pub(super) fn recover(e: &mut Engine, now: Now) {
-    let records: Vec<(String, Json)> = e
+    let records: Vec<(String, FrameworkInfo)> = e
         .registry
         .frameworks()
         .map(|f| (f.id.clone(), f.info.clone()))
         .collect();
-    for (id, info_json) in records {
-        let Ok(info) = keel_api::mesos::parse::<FrameworkInfo>(info_json) else {
-            tracing::warn!(framework_id = %id, "cannot parse the stored framework info");
-            continue;
-        };
+    for (id, info) in records {
         let mut fw = FrameworkRuntime {
             info,
             stream: None,
@@ -193,7 +189,7 @@ impl Engine {
         validate_info(&sub.framework_info)?;
         let framework_id =
             framework_id.or_else(|| sub.framework_info.id.as_ref().map(|i| i.value.clone()));
-        let info = info_json(&sub.framework_info);
+        let info = sub.framework_info.clone();
         let command = match framework_id {
             Some(framework_id) => Command::ReaddFramework {
                 framework_id,
@@ -229,7 +225,7 @@ impl Engine {
         let info = self
             .registry
             .framework(&framework_id)
-            .and_then(|r| keel_api::mesos::parse::<FrameworkInfo>(r.info.clone()).ok())
+            .map(|r| r.info.clone())
             .unwrap_or(ctx.info);
         self.emit(Effect::ToFramework {
             framework_id: framework_id.clone(),
@@ -399,7 +395,7 @@ impl Engine {
         }
         let command = Command::UpdateFramework {
             framework_id: framework_id.to_string(),
-            info: info_json(&info),
+            info: info.clone(),
         };
         let ctx = UpdateCtx {
             framework_id: framework_id.to_string(),
@@ -467,7 +463,7 @@ impl Engine {
             .frameworks()
             .map(|r| FrameworkView {
                 id: r.id.clone(),
-                info: r.info.clone(),
+                info: info_json(&r.info),
                 connected: self.frameworks.get(&r.id).is_some_and(|f| f.connected()),
                 registered_time: r.registered_time,
                 reregistered_time: r.reregistered_time,

@@ -234,7 +234,10 @@ pub fn frameworks_legacy(s: &Snapshot) -> (Vec<Json>, Vec<Json>) {
     let completed = s
         .registry
         .removed_frameworks()
-        .map(|f| one(&f.id, &f.info, false, f.registered_time, f.removed_time))
+        .map(|f| {
+            let info = serde_json::to_value(&f.info).unwrap_or(Json::Null);
+            one(&f.id, &info, false, f.registered_time, f.removed_time)
+        })
         .collect();
     (active, completed)
 }

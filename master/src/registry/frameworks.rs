@@ -1,13 +1,13 @@
 //! Framework commands: subscribe (add / re-add), update, remove.
 //!
-//! The registry keeps each framework's `FrameworkInfo` (v1 JSON, with its id)
+//! The registry keeps each framework's `FrameworkInfo` (typed, with its id)
 //! so that a new master leader knows every framework and its failover
-//! timeout. Connection state is not replicated: it lives in the shell.
+//! timeout. Connection state is not replicated: it lives in the engine.
 
+use keel_api::mesos::{FrameworkInfo, Id};
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
-use super::{Applied, Command, Registry, RegistryError};
+use super::{Applied, Registry, RegistryError};
 
 /// How many removed frameworks are remembered (for `completed_frameworks`
 /// and to refuse their ids).
@@ -16,8 +16,8 @@ const REMOVED_KEPT: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FrameworkRecord {
     pub id: String,
-    /// Mesos v1 `FrameworkInfo` JSON, `id` included.
-    pub info: Json,
+    /// `FrameworkInfo`, `id` included.
+    pub info: FrameworkInfo,
     pub registered_time: f64,
     pub reregistered_time: Option<f64>,
 }
@@ -25,17 +25,16 @@ pub struct FrameworkRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemovedFramework {
     pub id: String,
-    pub info: Json,
+    pub info: FrameworkInfo,
     pub registered_time: f64,
     pub removed_time: f64,
 }
 
-fn with_id(info: &Json, id: &str) -> Json {
-    let mut info = info.clone();
-    if let Some(obj) = info.as_object_mut() {
-        obj.insert("id".into(), serde_json::json!({ "value": id }));
+fn with_id(info: &FrameworkInfo, id: &str) -> FrameworkInfo {
+    FrameworkInfo {
+        id: Some(Id::new(id)),
+        ..info.clone()
     }
-    info
 }
 
 impl Registry {
@@ -55,134 +54,138 @@ impl Registry {
         self.removed_frameworks.contains_key(id)
     }
 
-    pub(super) fn validate_framework(&self, cmd: &Command) -> Result<(), RegistryError> {
-        match cmd {
-            Command::AddFramework { info, .. } => {
-                if info.is_object() {
-                    Ok(())
-                } else {
-                    Err(RegistryError::InvalidRequest(
-                        "framework info must be an object".into(),
-                    ))
-                }
-            }
-            Command::ReaddFramework { framework_id, .. } => {
-                if !keel_api::valid_id(framework_id) {
-                    Err(RegistryError::InvalidFrameworkId(framework_id.clone()))
-                } else if self.removed_frameworks.contains_key(framework_id) {
-                    Err(RegistryError::FrameworkRemoved(framework_id.clone()))
-                } else {
-                    Ok(())
-                }
-            }
-            Command::UpdateFramework { framework_id, .. }
-            | Command::RemoveFramework { framework_id, .. } => {
-                if self.frameworks.contains_key(framework_id) {
-                    Ok(())
-                } else {
-                    Err(RegistryError::UnknownFramework(framework_id.clone()))
-                }
-            }
-            _ => unreachable!("not a framework command"),
+    pub(super) fn validate_readd(&self, framework_id: &str) -> Result<(), RegistryError> {
+        if !keel_api::valid_id(framework_id) {
+            Err(RegistryError::InvalidFrameworkId(framework_id.to_string()))
+        } else if self.removed_frameworks.contains_key(framework_id) {
+            Err(RegistryError::FrameworkRemoved(framework_id.to_string()))
+        } else {
+            Ok(())
         }
     }
 
-    pub(super) fn apply_framework(&mut self, cmd: &Command) -> Applied {
-        match cmd {
-            Command::AddFramework { info, at } => {
-                let master_id = self.master_id.clone().unwrap_or_default();
-                let framework_id = format!("{master_id}-{:04}", self.next_framework_seq);
-                self.next_framework_seq += 1;
-                self.frameworks.insert(
-                    framework_id.clone(),
-                    FrameworkRecord {
-                        id: framework_id.clone(),
-                        info: with_id(info, &framework_id),
-                        registered_time: *at,
-                        reregistered_time: None,
-                    },
-                );
-                Applied::FrameworkAdded { framework_id }
-            }
-            Command::ReaddFramework {
-                framework_id,
-                info,
-                at,
-            } => {
-                let info = with_id(info, framework_id);
-                match self.frameworks.get_mut(framework_id) {
-                    Some(rec) => {
-                        rec.info = info;
-                        rec.reregistered_time = Some(*at);
-                    }
-                    None => {
-                        self.frameworks.insert(
-                            framework_id.clone(),
-                            FrameworkRecord {
-                                id: framework_id.clone(),
-                                info,
-                                registered_time: *at,
-                                reregistered_time: Some(*at),
-                            },
-                        );
-                    }
-                }
-                let prefix = format!("{}-", self.master_id.as_deref().unwrap_or_default());
-                if let Some(seq) = framework_id
-                    .strip_prefix(&prefix)
-                    .and_then(|s| s.parse::<u64>().ok())
-                {
-                    self.next_framework_seq = self.next_framework_seq.max(seq + 1);
-                }
-                Applied::FrameworkReadded {
-                    framework_id: framework_id.clone(),
-                }
-            }
-            Command::UpdateFramework { framework_id, info } => {
-                let rec = self.frameworks.get_mut(framework_id).expect("validated");
-                rec.info = with_id(info, framework_id);
-                Applied::FrameworkUpdated {
-                    framework_id: framework_id.clone(),
-                }
-            }
-            Command::RemoveFramework { framework_id, at } => {
-                let rec = self.frameworks.remove(framework_id).expect("validated");
-                self.removed_frameworks.insert(
-                    framework_id.clone(),
-                    RemovedFramework {
-                        id: rec.id,
-                        info: rec.info,
-                        registered_time: rec.registered_time,
-                        removed_time: *at,
-                    },
-                );
-                if self.removed_frameworks.len() > REMOVED_KEPT {
-                    let oldest = self
-                        .removed_frameworks
-                        .values()
-                        .min_by(|a, b| {
-                            a.removed_time
-                                .total_cmp(&b.removed_time)
-                                .then(a.id.cmp(&b.id))
-                        })
-                        .map(|r| r.id.clone());
-                    if let Some(id) = oldest {
-                        self.removed_frameworks.remove(&id);
-                    }
-                }
-                Applied::FrameworkRemoved {
-                    framework_id: framework_id.clone(),
-                }
-            }
-            _ => unreachable!("not a framework command"),
+    pub(super) fn known_framework(&self, framework_id: &str) -> Result<(), RegistryError> {
+        if self.frameworks.contains_key(framework_id) {
+            Ok(())
+        } else {
+            Err(RegistryError::UnknownFramework(framework_id.to_string()))
         }
+    }
+
+    pub(super) fn apply_add_framework(&mut self, info: &FrameworkInfo, at: f64) -> Applied {
+        let master_id = self.master_id.clone().unwrap_or_default();
+        let framework_id = format!("{master_id}-{:04}", self.next_framework_seq);
+        self.next_framework_seq += 1;
+        self.frameworks.insert(
+            framework_id.clone(),
+            FrameworkRecord {
+                id: framework_id.clone(),
+                info: with_id(info, &framework_id),
+                registered_time: at,
+                reregistered_time: None,
+            },
+        );
+        Applied::FrameworkAdded { framework_id }
+    }
+
+    pub(super) fn apply_readd_framework(
+        &mut self,
+        framework_id: &str,
+        info: &FrameworkInfo,
+        at: f64,
+    ) -> Applied {
+        let info = with_id(info, framework_id);
+        match self.frameworks.get_mut(framework_id) {
+            Some(rec) => {
+                rec.info = info;
+                rec.reregistered_time = Some(at);
+            }
+            None => {
+                self.frameworks.insert(
+                    framework_id.to_string(),
+                    FrameworkRecord {
+                        id: framework_id.to_string(),
+                        info,
+                        registered_time: at,
+                        reregistered_time: Some(at),
+                    },
+                );
+            }
+        }
+        let prefix = format!("{}-", self.master_id.as_deref().unwrap_or_default());
+        if let Some(seq) = framework_id
+            .strip_prefix(&prefix)
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            self.next_framework_seq = self.next_framework_seq.max(seq.saturating_add(1));
+        }
+        Applied::FrameworkReadded {
+            framework_id: framework_id.to_string(),
+        }
+    }
+
+    pub(super) fn apply_update_framework(
+        &mut self,
+        framework_id: &str,
+        info: &FrameworkInfo,
+    ) -> Result<Applied, RegistryError> {
+        let rec = self
+            .frameworks
+            .get_mut(framework_id)
+            .ok_or_else(|| RegistryError::UnknownFramework(framework_id.to_string()))?;
+        rec.info = with_id(info, framework_id);
+        Ok(Applied::FrameworkUpdated {
+            framework_id: framework_id.to_string(),
+        })
+    }
+
+    pub(super) fn apply_remove_framework(
+        &mut self,
+        framework_id: &str,
+        at: f64,
+    ) -> Result<Applied, RegistryError> {
+        let rec = self
+            .frameworks
+            .remove(framework_id)
+            .ok_or_else(|| RegistryError::UnknownFramework(framework_id.to_string()))?;
+        self.removed_frameworks.insert(
+            framework_id.to_string(),
+            RemovedFramework {
+                id: rec.id,
+                info: rec.info,
+                registered_time: rec.registered_time,
+                removed_time: at,
+            },
+        );
+        if self.removed_frameworks.len() > REMOVED_KEPT {
+            let oldest = self
+                .removed_frameworks
+                .values()
+                .min_by(|a, b| {
+                    a.removed_time
+                        .total_cmp(&b.removed_time)
+                        .then(a.id.cmp(&b.id))
+                })
+                .map(|r| r.id.clone());
+            if let Some(id) = oldest {
+                self.removed_frameworks.remove(&id);
+            }
+        }
+        Ok(Applied::FrameworkRemoved {
+            framework_id: framework_id.to_string(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Command;
     use serde_json::json;
+
+    fn fw(v: serde_json::Value) -> FrameworkInfo {
+        keel_api::mesos::parse(v).unwrap()
+    }
 
     fn registry() -> Registry {
         let mut r = Registry::default();
@@ -198,7 +201,7 @@ mod tests {
         let mut r = registry();
         let a = r
             .apply(&Command::AddFramework {
-                info: json!({"user": "u", "name": "a"}),
+                info: fw(json!({"user": "u", "name": "a"})),
                 at: 1.0,
             })
             .unwrap();
@@ -209,8 +212,8 @@ mod tests {
             }
         );
         let rec = r.framework("m-0000").unwrap();
-        assert_eq!(rec.info["id"]["value"], "m-0000");
-        assert_eq!(rec.info["name"], "a");
+        assert_eq!(rec.info.id.as_ref().unwrap().value, "m-0000");
+        assert_eq!(rec.info.name, "a");
     }
 
     #[test]
@@ -218,23 +221,23 @@ mod tests {
         let mut r = registry();
         r.apply(&Command::ReaddFramework {
             framework_id: "m-0041".into(),
-            info: json!({"user": "u", "name": "old"}),
+            info: fw(json!({"user": "u", "name": "old"})),
             at: 1.0,
         })
         .unwrap();
         // Ids handed out later skip past a re-added one.
         r.apply(&Command::AddFramework {
-            info: json!({"user": "u", "name": "new"}),
+            info: fw(json!({"user": "u", "name": "new"})),
             at: 2.0,
         })
         .unwrap();
         assert!(r.framework("m-0042").is_some());
         r.apply(&Command::UpdateFramework {
             framework_id: "m-0041".into(),
-            info: json!({"user": "u", "name": "renamed"}),
+            info: fw(json!({"user": "u", "name": "renamed"})),
         })
         .unwrap();
-        assert_eq!(r.framework("m-0041").unwrap().info["name"], "renamed");
+        assert_eq!(r.framework("m-0041").unwrap().info.name, "renamed");
         r.apply(&Command::RemoveFramework {
             framework_id: "m-0041".into(),
             at: 3.0,
@@ -246,7 +249,7 @@ mod tests {
         assert_eq!(
             r.apply(&Command::ReaddFramework {
                 framework_id: "m-0041".into(),
-                info: json!({}),
+                info: fw(json!({"user": "u", "name": "x"})),
                 at: 4.0
             }),
             Err(RegistryError::FrameworkRemoved("m-0041".into()))

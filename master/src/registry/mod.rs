@@ -16,6 +16,7 @@
 //!                 +------------------- ReadmitAgent ---------------------------+
 //! ```
 
+mod agents;
 mod frameworks;
 pub mod roles;
 pub mod volumes;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 
 use keel_api::attributes::Attributes;
 use keel_api::inventory::Inventory;
+use keel_api::mesos::FrameworkInfo;
 use keel_api::resources::Resources;
 use serde::{Deserialize, Serialize};
 
@@ -137,20 +139,20 @@ pub enum Command {
     },
     /// A new framework subscribes; it gets the next `<master-id>-<nnnn>` id.
     AddFramework {
-        info: serde_json::Value,
+        info: FrameworkInfo,
         at: f64,
     },
     /// A framework subscribes again with its id (also one the registry
     /// does not know, e.g. after the master lost its state).
     ReaddFramework {
         framework_id: String,
-        info: serde_json::Value,
+        info: FrameworkInfo,
         at: f64,
     },
     /// UPDATE_FRAMEWORK: new FrameworkInfo for a known framework.
     UpdateFramework {
         framework_id: String,
-        info: serde_json::Value,
+        info: FrameworkInfo,
     },
     /// TEARDOWN or failover timeout.
     RemoveFramework {
@@ -274,425 +276,118 @@ impl Registry {
         self.agents.get(id)
     }
 
-    /// Checks that `cmd` would apply, without changing anything. The shell
-    /// persists a command only after this succeeds, so [`Registry::apply`]
-    /// of a persisted command never fails.
+    /// Checks that `cmd` would apply, without changing anything, and that
+    /// it reads back from its log encoding exactly as it is (a value JSON
+    /// cannot carry, such as a NaN, or resources that do not survive their
+    /// v1 form, would otherwise be committed and then refuse to replay).
+    /// The shell persists a command only after this succeeds, so
+    /// [`Registry::apply`] of a persisted command never fails.
     pub fn validate(&self, cmd: &Command) -> Result<(), RegistryError> {
-        match (cmd, &self.master_id) {
-            (Command::Bootstrap { .. }, Some(id)) => {
-                Err(RegistryError::AlreadyBootstrapped(id.clone()))
-            }
-            (Command::Bootstrap { .. }, None) => Ok(()),
-            (_, None) => Err(RegistryError::NotBootstrapped),
-            (Command::AdmitAgent { .. } | Command::DisconnectAgents { .. }, Some(_)) => Ok(()),
-            (Command::ReadmitAgent { agent_id, .. }, Some(_)) => {
+        self.check(cmd)?;
+        let unrecordable = |e: String| {
+            RegistryError::InvalidRequest(format!("the command cannot be recorded: {e}"))
+        };
+        let text = serde_json::to_string(cmd).map_err(|e| unrecordable(e.to_string()))?;
+        let back: Command = serde_json::from_str(&text).map_err(|e| unrecordable(e.to_string()))?;
+        if &back != cmd {
+            return Err(unrecordable("it would not read back as written".into()));
+        }
+        Ok(())
+    }
+
+    /// [`Registry::validate`] without the encoding check (what replaying a
+    /// recorded command needs).
+    fn check(&self, cmd: &Command) -> Result<(), RegistryError> {
+        if let Command::Bootstrap { .. } = cmd {
+            return match &self.master_id {
+                Some(id) => Err(RegistryError::AlreadyBootstrapped(id.clone())),
+                None => Ok(()),
+            };
+        }
+        if self.master_id.is_none() {
+            return Err(RegistryError::NotBootstrapped);
+        }
+        match cmd {
+            Command::Bootstrap { .. }
+            | Command::AdmitAgent { .. }
+            | Command::DisconnectAgents { .. }
+            | Command::AddFramework { .. } => Ok(()),
+            Command::ReadmitAgent { agent_id, .. } => {
                 if keel_api::valid_id(agent_id) {
                     Ok(())
                 } else {
                     Err(RegistryError::InvalidAgentId(agent_id.clone()))
                 }
             }
-            (
-                Command::DisconnectAgent { agent_id, .. }
-                | Command::MarkAgentUnreachable { agent_id, .. },
-                Some(_),
-            ) => {
-                if self.agents.contains_key(agent_id) {
-                    Ok(())
-                } else {
-                    Err(RegistryError::UnknownAgent(agent_id.clone()))
-                }
+            Command::DisconnectAgent { agent_id, .. }
+            | Command::MarkAgentUnreachable { agent_id, .. } => {
+                self.known_agent(agent_id).map(|_| ())
             }
-            (
-                Command::AddFramework { .. }
-                | Command::ReaddFramework { .. }
-                | Command::UpdateFramework { .. }
-                | Command::RemoveFramework { .. },
-                Some(_),
-            ) => self.validate_framework(cmd),
-            (
-                Command::UpdateWeights { .. }
-                | Command::UpdateQuotas { .. }
-                | Command::ReserveResources { .. }
-                | Command::UnreserveResources { .. },
-                Some(_),
-            ) => self.validate_roles(cmd),
-            (Command::CreateVolumes { .. } | Command::DestroyVolumes { .. }, Some(_)) => {
-                self.validate_volumes(cmd)
+            Command::ReaddFramework { framework_id, .. } => self.validate_readd(framework_id),
+            Command::UpdateFramework { framework_id, .. }
+            | Command::RemoveFramework { framework_id, .. } => self.known_framework(framework_id),
+            Command::UpdateWeights { weights } => Registry::validate_weights(weights),
+            Command::UpdateQuotas { configs } => Registry::validate_quotas(configs),
+            Command::ReserveResources {
+                agent_id,
+                resources,
+            } => self.validate_reserve(agent_id, resources),
+            Command::UnreserveResources {
+                agent_id,
+                resources,
+            } => self.validate_unreserve(agent_id, resources),
+            Command::CreateVolumes { agent_id, volumes } => self.validate_create(agent_id, volumes),
+            Command::DestroyVolumes { agent_id, volumes } => {
+                self.validate_destroy(agent_id, volumes)
             }
         }
     }
 
+    /// Applies `cmd` if [`Registry::validate`] accepts it; otherwise
+    /// nothing changes.
     pub fn apply(&mut self, cmd: &Command) -> Result<Applied, RegistryError> {
-        self.validate(cmd)?;
-        Ok(match cmd {
+        self.check(cmd)?;
+        match cmd {
             Command::Bootstrap { master_id } => {
                 self.master_id = Some(master_id.clone());
-                Applied::Bootstrapped
+                Ok(Applied::Bootstrapped)
             }
-            Command::AdmitAgent { info, at } => {
-                let master_id = self.master_id.as_deref().unwrap_or_default();
-                let agent_id = format!("{master_id}-S{}", self.next_agent_seq);
-                self.next_agent_seq += 1;
-                self.agents.insert(
-                    agent_id.clone(),
-                    AgentRecord {
-                        id: agent_id.clone(),
-                        info: (**info).clone(),
-                        state: AgentState::Active,
-                        registered_time: *at,
-                        reregistered_time: None,
-                        unreachable_time: None,
-                        dynamic_reservations: Resources::default(),
-                        volumes: Vec::new(),
-                    },
-                );
-                Applied::AgentAdmitted { agent_id }
-            }
+            Command::AdmitAgent { info, at } => Ok(self.apply_admit(info, *at)),
             Command::ReadmitAgent { agent_id, info, at } => {
-                let previous = self.agents.get(agent_id).map(|a| a.state);
-                match self.agents.get_mut(agent_id) {
-                    Some(rec) => {
-                        rec.info = (**info).clone();
-                        rec.state = AgentState::Active;
-                        rec.reregistered_time = Some(*at);
-                        rec.unreachable_time = None;
-                    }
-                    None => {
-                        self.agents.insert(
-                            agent_id.clone(),
-                            AgentRecord {
-                                id: agent_id.clone(),
-                                info: (**info).clone(),
-                                state: AgentState::Active,
-                                registered_time: *at,
-                                reregistered_time: Some(*at),
-                                unreachable_time: None,
-                                dynamic_reservations: Resources::default(),
-                                volumes: Vec::new(),
-                            },
-                        );
-                    }
-                }
-                // Keep ids we hand out unique even when an agent brings an id
-                // from our own sequence that we had forgotten.
-                if let Some(seq) = self.own_sequence_number(agent_id) {
-                    self.next_agent_seq = self.next_agent_seq.max(seq + 1);
-                }
-                Applied::AgentReadmitted {
-                    agent_id: agent_id.clone(),
-                    previous,
-                }
+                Ok(self.apply_readmit(agent_id, info, *at))
             }
-            Command::DisconnectAgent { agent_id, .. } => {
-                let rec = self.agents.get_mut(agent_id).expect("validated");
-                if rec.state == AgentState::Active {
-                    rec.state = AgentState::Disconnected;
-                    Applied::AgentDisconnected {
-                        agent_id: agent_id.clone(),
-                    }
-                } else {
-                    Applied::Unchanged
-                }
+            Command::DisconnectAgent { agent_id, .. } => self.apply_disconnect(agent_id),
+            Command::DisconnectAgents { agent_ids, .. } => Ok(self.apply_disconnect_all(agent_ids)),
+            Command::MarkAgentUnreachable { agent_id, at } => self.apply_unreachable(agent_id, *at),
+            Command::AddFramework { info, at } => Ok(self.apply_add_framework(info, *at)),
+            Command::ReaddFramework {
+                framework_id,
+                info,
+                at,
+            } => Ok(self.apply_readd_framework(framework_id, info, *at)),
+            Command::UpdateFramework { framework_id, info } => {
+                self.apply_update_framework(framework_id, info)
             }
-            Command::DisconnectAgents { agent_ids, .. } => {
-                let mut count = 0;
-                for id in agent_ids {
-                    if let Some(rec) = self.agents.get_mut(id)
-                        && rec.state == AgentState::Active
-                    {
-                        rec.state = AgentState::Disconnected;
-                        count += 1;
-                    }
-                }
-                if count == 0 {
-                    Applied::Unchanged
-                } else {
-                    Applied::AgentsDisconnected { count }
-                }
+            Command::RemoveFramework { framework_id, at } => {
+                self.apply_remove_framework(framework_id, *at)
             }
-            Command::MarkAgentUnreachable { agent_id, at } => {
-                let rec = self.agents.get_mut(agent_id).expect("validated");
-                if rec.state == AgentState::Unreachable {
-                    Applied::Unchanged
-                } else {
-                    rec.state = AgentState::Unreachable;
-                    rec.unreachable_time = Some(*at);
-                    Applied::AgentUnreachable {
-                        agent_id: agent_id.clone(),
-                    }
-                }
-            }
-            Command::AddFramework { .. }
-            | Command::ReaddFramework { .. }
-            | Command::UpdateFramework { .. }
-            | Command::RemoveFramework { .. } => self.apply_framework(cmd),
-            Command::UpdateWeights { .. }
-            | Command::UpdateQuotas { .. }
-            | Command::ReserveResources { .. }
-            | Command::UnreserveResources { .. } => self.apply_roles(cmd),
-            Command::CreateVolumes { .. } | Command::DestroyVolumes { .. } => {
-                self.apply_volumes(cmd)
-            }
-        })
-    }
-
-    fn own_sequence_number(&self, agent_id: &str) -> Option<u64> {
-        let master_id = self.master_id.as_deref()?;
-        agent_id
-            .strip_prefix(master_id)?
-            .strip_prefix("-S")?
-            .parse()
-            .ok()
+            Command::UpdateWeights { weights } => Ok(self.apply_weights(weights)),
+            Command::UpdateQuotas { configs } => Ok(self.apply_quotas(configs)),
+            Command::ReserveResources {
+                agent_id,
+                resources,
+            } => self.apply_reserve(agent_id, resources),
+            Command::UnreserveResources {
+                agent_id,
+                resources,
+            } => self.apply_unreserve(agent_id, resources),
+            Command::CreateVolumes { agent_id, volumes } => self.apply_create(agent_id, volumes),
+            Command::DestroyVolumes { agent_id, volumes } => self.apply_destroy(agent_id, volumes),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use keel_api::resources::{Resource, Value};
-
-    fn info(host: &str) -> Box<AgentInfo> {
-        Box::new(AgentInfo {
-            hostname: host.into(),
-            ip: "127.0.0.1".into(),
-            port: 5051,
-            resources: Resources(vec![Resource {
-                name: "cpus".into(),
-                role: "*".into(),
-                value: Value::Scalar(2.0),
-            }]),
-            attributes: Attributes::default(),
-            version: "0.1.0".into(),
-            inventory: Inventory::default(),
-        })
-    }
-
-    fn bootstrapped() -> Registry {
-        let mut r = Registry::default();
-        r.apply(&Command::Bootstrap {
-            master_id: "m1".into(),
-        })
-        .unwrap();
-        r
-    }
-
-    #[test]
-    fn commands_before_bootstrap_are_refused() {
-        let mut r = Registry::default();
-        let err = r
-            .apply(&Command::AdmitAgent {
-                info: info("a"),
-                at: 1.0,
-            })
-            .unwrap_err();
-        assert_eq!(err, RegistryError::NotBootstrapped);
-        assert_eq!(r, Registry::default());
-    }
-
-    #[test]
-    fn bootstrap_happens_once() {
-        let mut r = bootstrapped();
-        assert_eq!(
-            r.apply(&Command::Bootstrap {
-                master_id: "m2".into()
-            }),
-            Err(RegistryError::AlreadyBootstrapped("m1".into()))
-        );
-        assert_eq!(r.master_id(), Some("m1"));
-    }
-
-    #[test]
-    fn admitted_agents_get_sequential_ids() {
-        let mut r = bootstrapped();
-        let a = r
-            .apply(&Command::AdmitAgent {
-                info: info("a"),
-                at: 1.0,
-            })
-            .unwrap();
-        let b = r
-            .apply(&Command::AdmitAgent {
-                info: info("b"),
-                at: 2.0,
-            })
-            .unwrap();
-        assert_eq!(
-            a,
-            Applied::AgentAdmitted {
-                agent_id: "m1-S0".into()
-            }
-        );
-        assert_eq!(
-            b,
-            Applied::AgentAdmitted {
-                agent_id: "m1-S1".into()
-            }
-        );
-        assert_eq!(r.agent("m1-S1").unwrap().info.hostname, "b");
-        assert_eq!(r.agent("m1-S1").unwrap().state, AgentState::Active);
-    }
-
-    #[test]
-    fn a_takeover_disconnects_every_active_agent_in_one_command() {
-        let mut r = bootstrapped();
-        for host in ["a", "b", "c"] {
-            r.apply(&Command::AdmitAgent {
-                info: info(host),
-                at: 1.0,
-            })
-            .unwrap();
-        }
-        r.apply(&Command::MarkAgentUnreachable {
-            agent_id: "m1-S2".into(),
-            at: 2.0,
-        })
-        .unwrap();
-        let ids = ["m1-S0", "m1-S1", "m1-S2", "unknown"].map(String::from);
-        let cmd = Command::DisconnectAgents {
-            agent_ids: ids.to_vec(),
-            at: 3.0,
-        };
-        assert_eq!(
-            r.apply(&cmd).unwrap(),
-            Applied::AgentsDisconnected { count: 2 }
-        );
-        assert_eq!(r.agent("m1-S0").unwrap().state, AgentState::Disconnected);
-        assert_eq!(r.agent("m1-S1").unwrap().state, AgentState::Disconnected);
-        assert_eq!(r.agent("m1-S2").unwrap().state, AgentState::Unreachable);
-        assert_eq!(r.apply(&cmd).unwrap(), Applied::Unchanged);
-    }
-
-    #[test]
-    fn full_life_cycle() {
-        let mut r = bootstrapped();
-        r.apply(&Command::AdmitAgent {
-            info: info("a"),
-            at: 1.0,
-        })
-        .unwrap();
-        let id = "m1-S0".to_string();
-        assert_eq!(
-            r.apply(&Command::DisconnectAgent {
-                agent_id: id.clone(),
-                at: 2.0
-            })
-            .unwrap(),
-            Applied::AgentDisconnected {
-                agent_id: id.clone()
-            }
-        );
-        assert_eq!(
-            r.apply(&Command::MarkAgentUnreachable {
-                agent_id: id.clone(),
-                at: 3.0
-            })
-            .unwrap(),
-            Applied::AgentUnreachable {
-                agent_id: id.clone()
-            }
-        );
-        assert_eq!(r.agent(&id).unwrap().unreachable_time, Some(3.0));
-        // Disconnecting an unreachable agent changes nothing.
-        assert_eq!(
-            r.apply(&Command::DisconnectAgent {
-                agent_id: id.clone(),
-                at: 3.5
-            })
-            .unwrap(),
-            Applied::Unchanged
-        );
-        let back = r
-            .apply(&Command::ReadmitAgent {
-                agent_id: id.clone(),
-                info: info("a2"),
-                at: 4.0,
-            })
-            .unwrap();
-        assert_eq!(
-            back,
-            Applied::AgentReadmitted {
-                agent_id: id.clone(),
-                previous: Some(AgentState::Unreachable)
-            }
-        );
-        let rec = r.agent(&id).unwrap();
-        assert_eq!(rec.state, AgentState::Active);
-        assert_eq!(rec.registered_time, 1.0);
-        assert_eq!(rec.reregistered_time, Some(4.0));
-        assert_eq!(rec.unreachable_time, None);
-        assert_eq!(rec.info.hostname, "a2");
-    }
-
-    #[test]
-    fn readmitting_a_forgotten_id_keeps_ids_unique() {
-        let mut r = bootstrapped();
-        r.apply(&Command::ReadmitAgent {
-            agent_id: "m1-S7".into(),
-            info: info("old"),
-            at: 1.0,
-        })
-        .unwrap();
-        let next = r
-            .apply(&Command::AdmitAgent {
-                info: info("new"),
-                at: 2.0,
-            })
-            .unwrap();
-        assert_eq!(
-            next,
-            Applied::AgentAdmitted {
-                agent_id: "m1-S8".into()
-            }
-        );
-    }
-
-    #[test]
-    fn bad_ids_and_unknown_agents_are_refused() {
-        let mut r = bootstrapped();
-        assert_eq!(
-            r.apply(&Command::ReadmitAgent {
-                agent_id: "../etc".into(),
-                info: info("x"),
-                at: 1.0
-            }),
-            Err(RegistryError::InvalidAgentId("../etc".into()))
-        );
-        assert_eq!(
-            r.apply(&Command::MarkAgentUnreachable {
-                agent_id: "m1-S9".into(),
-                at: 1.0
-            }),
-            Err(RegistryError::UnknownAgent("m1-S9".into()))
-        );
-    }
-
-    #[test]
-    fn replaying_the_same_log_gives_the_same_registry() {
-        let log = vec![
-            Command::Bootstrap {
-                master_id: "m1".into(),
-            },
-            Command::AdmitAgent {
-                info: info("a"),
-                at: 1.0,
-            },
-            Command::AdmitAgent {
-                info: info("b"),
-                at: 1.5,
-            },
-            Command::DisconnectAgent {
-                agent_id: "m1-S0".into(),
-                at: 2.0,
-            },
-        ];
-        let replay = |cmds: &[Command]| {
-            let mut r = Registry::default();
-            for c in cmds {
-                r.apply(c).unwrap();
-            }
-            r
-        };
-        assert_eq!(replay(&log), replay(&log));
-    }
-}
+mod props;
+#[cfg(test)]
+mod tests;

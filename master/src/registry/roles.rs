@@ -3,7 +3,7 @@
 use keel_api::resources::{Resource, Resources};
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Command, Registry, RegistryError};
+use super::{Applied, Registry, RegistryError};
 use crate::serde_mesos;
 
 /// `UPDATE_QUOTA`'s `QuotaConfig`: guarantees and limits (scalars).
@@ -60,139 +60,141 @@ impl Registry {
         self.quotas.values()
     }
 
-    pub(super) fn validate_roles(&self, cmd: &Command) -> Result<(), RegistryError> {
-        let bad = |m: String| Err(RegistryError::InvalidRequest(m));
-        match cmd {
-            Command::UpdateWeights { weights } => {
-                for (role, w) in weights {
-                    if !valid_role(role) {
-                        return bad(format!("invalid role '{role}'"));
-                    }
-                    if !w.is_finite() || *w <= 0.0 {
-                        return bad(format!("weight of role '{role}' must be positive, got {w}"));
-                    }
-                }
-                Ok(())
+    pub(super) fn validate_weights(weights: &[(String, f64)]) -> Result<(), RegistryError> {
+        for (role, w) in weights {
+            if !valid_role(role) {
+                return bad(format!("invalid role '{role}'"));
             }
-            Command::UpdateQuotas { configs } => {
-                for q in configs {
-                    if !valid_role(&q.role) {
-                        return bad(format!("invalid role '{}'", q.role));
-                    }
-                    for r in q.guarantees.iter().chain(q.limits.iter()) {
-                        let v = q.guarantees.scalar(&r.name).max(q.limits.scalar(&r.name));
-                        if !v.is_finite() || v < 0.0 {
-                            return bad(format!("quota of role '{}': invalid {}", q.role, r.name));
-                        }
-                    }
-                    for g in q.guarantees.iter() {
-                        if q.limits.has(&g.name)
-                            && q.guarantees.scalar(&g.name) > q.limits.scalar(&g.name)
-                        {
-                            return bad(format!(
-                                "quota of role '{}': guarantee of {} exceeds its limit",
-                                q.role, g.name
-                            ));
-                        }
-                    }
-                }
-                Ok(())
+            if !w.is_finite() || *w <= 0.0 {
+                return bad(format!("weight of role '{role}' must be positive, got {w}"));
             }
-            Command::ReserveResources {
-                agent_id,
-                resources,
-            } => {
-                let agent = self
-                    .agents
-                    .get(agent_id)
-                    .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
-                if resources.is_empty() {
-                    return bad("no resources to reserve".into());
-                }
-                if let Some(r) = resources.iter().find(|r| !valid_role(&r.role)) {
-                    return bad(format!("cannot reserve {} for role '{}'", r.name, r.role));
-                }
-                let mut wanted = agent.dynamic_reservations.clone();
-                wanted.add(resources);
-                match apply_reservations(&agent.info.resources, &wanted) {
-                    Some(_) => Ok(()),
-                    None => bad(format!(
-                        "agent {agent_id} does not have {resources} unreserved"
-                    )),
+        }
+        Ok(())
+    }
+
+    pub(super) fn validate_quotas(configs: &[QuotaConfig]) -> Result<(), RegistryError> {
+        for q in configs {
+            if !valid_role(&q.role) {
+                return bad(format!("invalid role '{}'", q.role));
+            }
+            for r in q.guarantees.iter().chain(q.limits.iter()) {
+                let v = q.guarantees.scalar(&r.name).max(q.limits.scalar(&r.name));
+                if !v.is_finite() || v < 0.0 {
+                    return bad(format!("quota of role '{}': invalid {}", q.role, r.name));
                 }
             }
-            Command::UnreserveResources {
-                agent_id,
-                resources,
-            } => {
-                let agent = self
-                    .agents
-                    .get(agent_id)
-                    .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
-                if resources.is_empty()
-                    || !agent.dynamic_reservations.contains(resources)
-                    || !agent.total_resources().contains(resources)
+            for g in q.guarantees.iter() {
+                if q.limits.has(&g.name) && q.guarantees.scalar(&g.name) > q.limits.scalar(&g.name)
                 {
                     return bad(format!(
-                        "agent {agent_id} has no dynamic reservation of {resources}"
+                        "quota of role '{}': guarantee of {} exceeds its limit",
+                        q.role, g.name
                     ));
                 }
-                Ok(())
             }
-            _ => unreachable!("not a role command"),
+        }
+        Ok(())
+    }
+
+    pub(super) fn validate_reserve(
+        &self,
+        agent_id: &str,
+        resources: &Resources,
+    ) -> Result<(), RegistryError> {
+        let agent = self.known_agent(agent_id)?;
+        if resources.is_empty() {
+            return bad("no resources to reserve".into());
+        }
+        if let Some(r) = resources.iter().find(|r| !valid_role(&r.role)) {
+            return bad(format!("cannot reserve {} for role '{}'", r.name, r.role));
+        }
+        let mut wanted = agent.dynamic_reservations.clone();
+        wanted.add(resources);
+        match apply_reservations(&agent.info.resources, &wanted) {
+            Some(_) => Ok(()),
+            None => bad(format!(
+                "agent {agent_id} does not have {resources} unreserved"
+            )),
         }
     }
 
-    pub(super) fn apply_roles(&mut self, cmd: &Command) -> Applied {
-        match cmd {
-            Command::UpdateWeights { weights } => {
-                for (role, w) in weights {
-                    self.weights.insert(role.clone(), *w);
-                }
-                Applied::WeightsUpdated
-            }
-            Command::UpdateQuotas { configs } => {
-                for q in configs {
-                    if q.guarantees.is_empty() && q.limits.is_empty() {
-                        self.quotas.remove(&q.role);
-                    } else {
-                        self.quotas.insert(q.role.clone(), q.clone());
-                    }
-                }
-                Applied::QuotasUpdated
-            }
-            Command::ReserveResources {
-                agent_id,
-                resources,
-            } => {
-                let agent = self.agents.get_mut(agent_id).expect("validated");
-                agent.dynamic_reservations.add(resources);
-                Applied::AgentResourcesUpdated {
-                    agent_id: agent_id.clone(),
-                }
-            }
-            Command::UnreserveResources {
-                agent_id,
-                resources,
-            } => {
-                let agent = self.agents.get_mut(agent_id).expect("validated");
-                agent.dynamic_reservations = agent
-                    .dynamic_reservations
-                    .checked_sub(resources)
-                    .expect("validated");
-                Applied::AgentResourcesUpdated {
-                    agent_id: agent_id.clone(),
-                }
-            }
-            _ => unreachable!("not a role command"),
+    pub(super) fn validate_unreserve(
+        &self,
+        agent_id: &str,
+        resources: &Resources,
+    ) -> Result<(), RegistryError> {
+        let agent = self.known_agent(agent_id)?;
+        if resources.is_empty()
+            || !agent.dynamic_reservations.contains(resources)
+            || !agent.total_resources().contains(resources)
+        {
+            return bad(format!(
+                "agent {agent_id} has no dynamic reservation of {resources}"
+            ));
         }
+        Ok(())
     }
+
+    pub(super) fn apply_weights(&mut self, weights: &[(String, f64)]) -> Applied {
+        for (role, w) in weights {
+            self.weights.insert(role.clone(), *w);
+        }
+        Applied::WeightsUpdated
+    }
+
+    pub(super) fn apply_quotas(&mut self, configs: &[QuotaConfig]) -> Applied {
+        for q in configs {
+            if q.guarantees.is_empty() && q.limits.is_empty() {
+                self.quotas.remove(&q.role);
+            } else {
+                self.quotas.insert(q.role.clone(), q.clone());
+            }
+        }
+        Applied::QuotasUpdated
+    }
+
+    pub(super) fn apply_reserve(
+        &mut self,
+        agent_id: &str,
+        resources: &Resources,
+    ) -> Result<Applied, RegistryError> {
+        let agent = self.known_agent_mut(agent_id)?;
+        agent.dynamic_reservations.add(resources);
+        Ok(Applied::AgentResourcesUpdated {
+            agent_id: agent_id.to_string(),
+        })
+    }
+
+    pub(super) fn apply_unreserve(
+        &mut self,
+        agent_id: &str,
+        resources: &Resources,
+    ) -> Result<Applied, RegistryError> {
+        let agent = self.known_agent_mut(agent_id)?;
+        let left = agent
+            .dynamic_reservations
+            .checked_sub(resources)
+            .ok_or_else(|| {
+                RegistryError::InvalidRequest(format!(
+                    "agent {agent_id} has no dynamic reservation of {resources}"
+                ))
+            })?;
+        agent.dynamic_reservations = left;
+        Ok(Applied::AgentResourcesUpdated {
+            agent_id: agent_id.to_string(),
+        })
+    }
+}
+
+fn bad(m: String) -> Result<(), RegistryError> {
+    Err(RegistryError::InvalidRequest(m))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::registry::AgentInfo;
+    use crate::registry::Command;
     use keel_api::attributes::Attributes;
     use keel_api::inventory::Inventory;
 

@@ -11,7 +11,7 @@ use keel_api::resources::{Resource, Resources, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::{Applied, Command, Registry, RegistryError, roles::valid_role};
+use super::{Applied, Registry, RegistryError, roles::valid_role};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
@@ -128,82 +128,84 @@ impl Volume {
 }
 
 impl Registry {
-    pub(super) fn validate_volumes(&self, cmd: &Command) -> Result<(), RegistryError> {
+    pub(super) fn validate_create(
+        &self,
+        agent_id: &str,
+        volumes: &[Volume],
+    ) -> Result<(), RegistryError> {
         let bad = |m: String| Err(RegistryError::InvalidRequest(m));
-        match cmd {
-            Command::CreateVolumes { agent_id, volumes } => {
-                let agent = self
-                    .agents
-                    .get(agent_id)
-                    .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
-                let mut disk = Resources::default();
-                for v in volumes {
-                    if !valid_role(&v.role) {
-                        return bad(format!(
-                            "volume {}: persistent volumes need reserved disk, not role '{}'",
-                            v.id, v.role
-                        ));
-                    }
-                    if agent
-                        .volumes
-                        .iter()
-                        .chain(volumes.iter().filter(|o| !std::ptr::eq(*o, v)))
-                        .any(|o| o.id == v.id && o.role == v.role)
-                    {
-                        return bad(format!(
-                            "volume {} already exists for role {}",
-                            v.id, v.role
-                        ));
-                    }
-                    disk.add(&v.disk());
-                }
-                if !agent.total_resources().contains(&disk) {
-                    return bad(format!(
-                        "agent {agent_id} does not have {disk} of reserved disk for these volumes"
-                    ));
-                }
-                Ok(())
+        let agent = self.known_agent(agent_id)?;
+        let mut disk = Resources::default();
+        for v in volumes {
+            if !valid_role(&v.role) {
+                return bad(format!(
+                    "volume {}: persistent volumes need reserved disk, not role '{}'",
+                    v.id, v.role
+                ));
             }
-            Command::DestroyVolumes { agent_id, volumes } => {
-                let agent = self
-                    .agents
-                    .get(agent_id)
-                    .ok_or_else(|| RegistryError::UnknownAgent(agent_id.clone()))?;
-                for (role, id) in volumes {
-                    if !agent.volumes.iter().any(|v| &v.id == id && &v.role == role) {
-                        return bad(format!(
-                            "agent {agent_id} has no volume {id} for role {role}"
-                        ));
-                    }
-                }
-                Ok(())
+            if agent
+                .volumes
+                .iter()
+                .chain(volumes.iter().filter(|o| !std::ptr::eq(*o, v)))
+                .any(|o| o.id == v.id && o.role == v.role)
+            {
+                return bad(format!(
+                    "volume {} already exists for role {}",
+                    v.id, v.role
+                ));
             }
-            _ => unreachable!("not a volume command"),
+            disk.add(&v.disk());
         }
+        if !agent.total_resources().contains(&disk) {
+            return bad(format!(
+                "agent {agent_id} does not have {disk} of reserved disk for these volumes"
+            ));
+        }
+        Ok(())
     }
 
-    pub(super) fn apply_volumes(&mut self, cmd: &Command) -> Applied {
-        match cmd {
-            Command::CreateVolumes { agent_id, volumes } => {
-                let agent = self.agents.get_mut(agent_id).expect("validated");
-                agent.volumes.extend(volumes.iter().cloned());
-                Applied::AgentResourcesUpdated {
-                    agent_id: agent_id.clone(),
-                }
+    pub(super) fn validate_destroy(
+        &self,
+        agent_id: &str,
+        volumes: &[(String, String)],
+    ) -> Result<(), RegistryError> {
+        let agent = self.known_agent(agent_id)?;
+        for (role, id) in volumes {
+            if !agent.volumes.iter().any(|v| &v.id == id && &v.role == role) {
+                return Err(RegistryError::InvalidRequest(format!(
+                    "agent {agent_id} has no volume {id} for role {role}"
+                )));
             }
-            Command::DestroyVolumes { agent_id, volumes } => {
-                let agent = self.agents.get_mut(agent_id).expect("validated");
-                agent.volumes.retain(|v| {
-                    !volumes
-                        .iter()
-                        .any(|(role, id)| &v.id == id && &v.role == role)
-                });
-                Applied::AgentResourcesUpdated {
-                    agent_id: agent_id.clone(),
-                }
-            }
-            _ => unreachable!("not a volume command"),
         }
+        Ok(())
+    }
+
+    pub(super) fn apply_create(
+        &mut self,
+        agent_id: &str,
+        volumes: &[Volume],
+    ) -> Result<Applied, RegistryError> {
+        let agent = self.known_agent_mut(agent_id)?;
+        agent.volumes.extend(volumes.iter().cloned());
+        Ok(Applied::AgentResourcesUpdated {
+            agent_id: agent_id.to_string(),
+        })
+    }
+
+    pub(super) fn apply_destroy(
+        &mut self,
+        agent_id: &str,
+        volumes: &[(String, String)],
+    ) -> Result<Applied, RegistryError> {
+        let agent = self.known_agent_mut(agent_id)?;
+        agent.volumes.retain(|v| {
+            !volumes
+                .iter()
+                .any(|(role, id)| &v.id == id && &v.role == role)
+        });
+        Ok(Applied::AgentResourcesUpdated {
+            agent_id: agent_id.to_string(),
+        })
     }
 }
 
