@@ -340,7 +340,8 @@ pub async fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> boo
 /// A command that always applies (once the registry is bootstrapped).
 pub fn add_framework(name: &str) -> Command {
     Command::AddFramework {
-        info: serde_json::json!({ "name": name, "user": "test" }),
+        info: keel_api::mesos::parse(serde_json::json!({ "name": name, "user": "test" }))
+            .expect("framework info"),
         at: 1.0,
     }
 }
@@ -353,7 +354,5 @@ pub fn bootstrap() -> Command {
 
 /// Names of the registry's frameworks, in id order.
 pub fn framework_names(reg: &Registry) -> Vec<String> {
-    reg.frameworks()
-        .map(|f| f.info["name"].as_str().unwrap_or_default().to_string())
-        .collect()
+    reg.frameworks().map(|f| f.info.name.clone()).collect()
 }
