@@ -8,9 +8,9 @@ mod raft_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_master::core::raft_replicator::RaftReplicator;
-use keel_master::core::replicate::{Leadership, ProposeError, Replicator};
-use keel_master::raft::RaftOptions;
+use keel_master::replication::raft::RaftOptions;
+use keel_master::replication::raft::RaftReplicator;
+use keel_master::replication::{Leadership, ProposeError, Replicator};
 use raft_support::*;
 
 const SETTLE: Duration = Duration::from_secs(10);

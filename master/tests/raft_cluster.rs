@@ -6,8 +6,8 @@ mod raft_support;
 
 use std::time::{Duration, Instant};
 
-use keel_master::raft::{ProposeError, RaftNode, RaftOptions, StateEvent};
 use keel_master::registry::{Applied, Command, RegistryError};
+use keel_master::replication::raft::{ProposeError, RaftNode, RaftOptions, StateEvent};
 use raft_support::*;
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -300,7 +300,7 @@ async fn masters_are_added_and_removed_at_runtime() {
     let f = (l + 1) % 3;
     assert!(matches!(
         c.node(f).remove_member(id).await,
-        Err(keel_master::raft::MembershipError::NotLeader { .. })
+        Err(keel_master::replication::raft::MembershipError::NotLeader { .. })
     ));
 
     let gone = c.node(f).id();
@@ -319,7 +319,7 @@ async fn masters_are_added_and_removed_at_runtime() {
     );
     assert!(matches!(
         c.node(l).remove_member(gone).await,
-        Err(keel_master::raft::MembershipError::UnknownMember(_))
+        Err(keel_master::replication::raft::MembershipError::UnknownMember(_))
     ));
 }
 

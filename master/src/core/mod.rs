@@ -15,8 +15,6 @@
 mod accept;
 mod frameworks;
 mod offers;
-pub mod raft_replicator;
-pub mod replicate;
 mod roles;
 mod tasks;
 
@@ -31,8 +29,8 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, Notify, mp
 
 use crate::allocator::Allocator;
 use crate::registry::{AgentInfo, AgentState, Applied, Command, Registry, RegistryError};
-use crate::store::StoreError;
-use replicate::{LocalLog, ProposeError, Replicator};
+use crate::replication::local::{LocalLog, StoreError};
+use crate::replication::{self as replicate, ProposeError, Replicator};
 
 pub use frameworks::{FrameworkView, Subscription};
 pub use offers::resources_json;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
-use keel_master::raft::{GRPC_ROUTE, RaftNode, RaftOptions};
 use keel_master::registry::{Applied, Command, Registry, RegistryError};
+use keel_master::replication::raft::{GRPC_ROUTE, RaftNode, RaftOptions};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -50,7 +50,7 @@ async fn boot(
     me: SocketAddr,
     list: Vec<SocketAddr>,
     options: RaftOptions,
-) -> Result<Arc<RaftNode>, keel_master::raft::RaftError> {
+) -> Result<Arc<RaftNode>, keel_master::replication::raft::RaftError> {
     let opened = rt
         .spawn(async move {
             // A killed master's store may take a moment to be let go of.
@@ -281,7 +281,10 @@ impl Cluster {
         self.try_restart(i).await.expect("restart master");
     }
 
-    pub async fn try_restart(&mut self, i: usize) -> Result<(), keel_master::raft::RaftError> {
+    pub async fn try_restart(
+        &mut self,
+        i: usize,
+    ) -> Result<(), keel_master::replication::raft::RaftError> {
         assert!(self.masters[i].node.is_none(), "kill it first");
         let addr = self.masters[i].addr;
         let rt = runtime();

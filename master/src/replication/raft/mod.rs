@@ -15,15 +15,17 @@
 //! - [`cluster`]: identities and the checks on incoming calls (wiped
 //!   stores, other clusters); [`formation`]: forming the cluster from
 //!   `--masters`.
-//! - [`node`]: [`RaftNode`], what the master core uses, with its
+//! - [`node`]: [`RaftNode`], one master's member of the cluster, with its
 //!   [`options`], the [`proposer`] (group commit) and a background task
 //!   (membership view, formation, incarnations); [`membership`]: adding and
 //!   removing masters at runtime.
+//! - [`replicator`]: [`RaftReplicator`], the node as the master core's
+//!   [`Replicator`](super::Replicator), with the leader lease.
 //!
 //! ```text
-//!  core --propose--> proposer --Batch--> openraft --append--> LogStore (wal + redb)
-//!                                           |--AppendEntries/Vote--> network --gRPC--> peers' service
-//!  core <--registry/subscribe-- StateMachine <--apply committed--'
+//!  core --propose--> RaftReplicator --> proposer --Batch--> openraft --append--> LogStore (wal + redb)
+//!                                                           |--AppendEntries/Vote--> network --gRPC--> peers' service
+//!  core <--read-- RaftReplicator <-- StateMachine <--apply--'
 //! ```
 
 mod background;
@@ -37,6 +39,7 @@ pub mod network;
 pub mod node;
 pub mod options;
 pub mod proposer;
+pub mod replicator;
 pub mod service;
 pub mod state_machine;
 pub mod types;
@@ -52,6 +55,7 @@ pub use membership::MembershipError;
 pub use node::{Member, RaftError, RaftNode, RaftStatus, Subscription};
 pub use options::RaftOptions;
 pub use proposer::ProposeError;
+pub use replicator::{LEADER_LEASE, RaftReplicator};
 pub use service::{RaftGrpc, RaftGrpcServer};
 pub use state_machine::{AppliedEntry, StateEvent, StateMachine};
 pub use types::{ApplyResponse, Batch, MasterNode, NodeId, TypeConfig, node_id_for};
