@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, RaftError as OrError};
-use openraft::{Raft, RaftMetrics, ServerState};
+use openraft::{ConfigError, Raft, RaftMetrics, ServerState};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -25,7 +25,7 @@ use super::options::RaftOptions;
 use super::proposer::{ProposeError, Proposer};
 use super::service::{RaftGrpc, RaftGrpcServer};
 use super::state_machine::{SmShared, StateEvent, StateMachine};
-use super::types::{MasterNode, NodeId, TypeConfig, addr_text, node_id_for};
+use super::types::{MasterNode, NodeId, TypeConfig, addr_of, addr_text, node_id_for};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,7 @@ pub enum RaftError {
         id: NodeId,
     },
     #[error("invalid raft configuration: {0}")]
-    Config(String),
+    Config(#[from] Box<ConfigError>),
     #[error("raft did not start: {0}")]
     Start(String),
 }
@@ -386,16 +386,6 @@ impl Drop for RaftNode {
             task.abort();
         }
     }
-}
-
-/// The address of member `id`, as the membership records it.
-pub(super) fn addr_of(raft: &Raft<TypeConfig>, id: NodeId) -> Option<String> {
-    raft.metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .get_node(&id)
-        .map(|n| n.addr.clone())
 }
 
 fn members_of(m: &RaftMetrics<NodeId, MasterNode>) -> Vec<Member> {

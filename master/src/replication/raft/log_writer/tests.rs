@@ -10,6 +10,7 @@ use std::time::Duration;
 use openraft::testing::{blank_ent, log_id, membership_ent};
 use openraft::{Entry, EntryPayload, Vote};
 
+use super::state::KEEP;
 use super::*;
 use crate::replication::raft::types::{Batch, TypeConfig};
 
