@@ -11,7 +11,8 @@
 //!   and fsyncing in the background, and the rules that let a leader
 //!   replicate while its own fsync runs.
 //! - [`wire`], [`network`], [`service`]: Raft messages over gRPC, client
-//!   and server side.
+//!   and server side; the client reaches peers through a [`Connector`]
+//!   ([`TcpConnector`], or a test network that cuts links).
 //! - [`cluster`]: identities and the checks on incoming calls (wiped
 //!   stores, other clusters); [`formation`]: forming the cluster from
 //!   `--masters`.
@@ -30,6 +31,7 @@
 
 mod background;
 pub mod cluster;
+pub mod connector;
 pub mod db;
 pub mod formation;
 pub mod log_store;
@@ -49,6 +51,7 @@ pub mod wire;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use connector::{ConnectError, Connector, TcpConnector};
 pub use db::StoreError;
 pub use log_store::LogStore;
 pub use membership::MembershipError;
