@@ -109,6 +109,8 @@ impl CommandLog {
     }
 }
 
+/// The one term of a single master.
+const TERM: u64 = 1;
 const SINGLE: &str =
     "this master runs alone on a local command log; start masters with --masters to replicate";
 
@@ -163,7 +165,7 @@ impl Replicator for LocalLog {
     fn cluster(&self) -> ClusterView {
         ClusterView {
             leadership: Leadership::Leader,
-            term: 1,
+            term: TERM,
             members: vec![Member {
                 id: 1,
                 addr: self.addr.clone(),
@@ -175,7 +177,11 @@ impl Replicator for LocalLog {
         }
     }
 
-    fn leadership_changed<'a>(&'a self, _seen: &'a ClusterView) -> BoxFuture<'a, ()> {
+    fn leadership_changed<'a>(&'a self, seen: &'a ClusterView) -> BoxFuture<'a, ()> {
+        // The view never changes: resolved only by one that already differs.
+        if (&seen.leadership, seen.term) != (&Leadership::Leader, TERM) {
+            return Box::pin(std::future::ready(()));
+        }
         Box::pin(std::future::pending())
     }
 

@@ -10,9 +10,12 @@
 //!
 //! - [`local`]: one master alone: the fsynced JSON-lines command log.
 //! - [`raft`]: masters replicated with Raft (openraft 0.9).
+//! - [`conformance`]: the contract both keep, as a suite any replicator
+//!   can be run against.
 //!
 //! This module imports none of its children; they import it.
 
+pub mod conformance;
 pub mod local;
 pub mod raft;
 
@@ -51,9 +54,9 @@ pub trait Replicator: Send + Sync {
     /// Who leads, the term, the members.
     fn cluster(&self) -> ClusterView;
     /// Resolves once this master's leadership or the term differs from
-    /// `seen` (at once if it already does; never, for one master). Taking
-    /// the view the caller acted on closes the window in which a change
-    /// during that action would go unnoticed.
+    /// `seen` (at once if it already does; for one master, whose view never
+    /// changes, only then). Taking the view the caller acted on closes the
+    /// window in which a change during that action would go unnoticed.
     fn leadership_changed<'a>(&'a self, seen: &'a ClusterView) -> BoxFuture<'a, ()>;
     /// Adds a master (by `host:port`) to the cluster.
     fn add_member(&self, addr: String) -> BoxFuture<'_, Result<(), ProposeError>>;
