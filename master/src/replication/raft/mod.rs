@@ -10,6 +10,7 @@
 //!   [`log_writer`]: the one thread that writes the log, group-committing
 //!   and fsyncing in the background, and the rules that let a leader
 //!   replicate while its own fsync runs.
+//!   Why the store is built so: `docs/design/0003-raft-store.md`.
 //! - [`wire`], [`network`], [`service`]: Raft messages over gRPC, client
 //!   and server side; the client reaches peers through a [`Connector`]
 //!   ([`TcpConnector`], or a test network that cuts links).
