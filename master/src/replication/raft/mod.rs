@@ -1,5 +1,6 @@
 //! The masters' replicated registry: Raft (openraft 0.9) between masters,
-//! stored in redb, spoken over gRPC on the masters' API port.
+//! stored in log segments and redb, spoken over gRPC on the masters' API
+//! port.
 //!
 //! - [`types`]: the type config: [`Batch`]es of registry
 //!   [`Command`](crate::registry::Command)s in, [`ApplyResponse`]s out; node

@@ -40,7 +40,7 @@
 //! applied. Membership (and blank) entries are never acknowledged early: a
 //! configuration must really be committed before the next one is proposed.
 //!
-//! Here the handle, [`Writer`]; `state.rs` what it shares with the thread
+//! Here the handle, `Writer`; `state.rs` what it shares with the thread
 //! (`batch.rs`) and with [`Durability`] (`durability.rs`).
 
 mod batch;
