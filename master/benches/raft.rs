@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use keel_api::raft_pb::HelloRequest;
 use keel_api::raft_pb::raft_service_client::RaftServiceClient;
-use keel_master::raft::RaftOptions;
-use keel_master::raft::wal::{self, Wal};
+use keel_master::replication::raft::RaftOptions;
+use keel_master::replication::raft::wal::{self, Wal};
 use raft_support::{Cluster, add_framework, bootstrap};
 
 const SETTLE: Duration = Duration::from_secs(10);

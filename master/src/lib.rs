@@ -2,7 +2,9 @@
 //! [`server::run`]; tests start the same server on `127.0.0.1:0`.
 //!
 //! - [`registry`]: the pure state machine (commands in, decisions out).
-//! - [`store`]: the durable command log it is rebuilt from.
+//! - [`replication`]: where commands become durable: the
+//!   [`Replicator`](replication::Replicator) trait, the local command log
+//!   of a single master and Raft between masters.
 //! - [`engine`]: the Mesos logic, pure (inputs in, effects out).
 //! - [`core`]: the shell that commits, performs the engine's effects and
 //!   follows leadership.
@@ -14,11 +16,10 @@ pub mod core;
 pub mod engine;
 pub mod grpc;
 pub mod http;
-pub mod raft;
 pub mod registry;
+pub mod replication;
 mod serde_mesos;
 pub mod server;
-pub mod store;
 
 pub use crate::core::{Master, MasterConfig, MasterError};
 pub use crate::server::run;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use keel_master::replication::raft::{GRPC_ROUTE, RaftNode, RaftReplicator};
 use keel_master::{Master, MasterConfig};
 
 /// Keel master: agent registry and the Mesos v1 HTTP APIs.
@@ -125,17 +126,16 @@ async fn main() -> anyhow::Result<()> {
         (master, axum::Router::new())
     } else {
         let me = SocketAddr::new(flags.ip, local.port());
-        let node = keel_master::raft::RaftNode::open(&flags.work_dir, me, &flags.masters)
+        let node = RaftNode::open(&flags.work_dir, me, &flags.masters)
             .await
             .context("cannot start raft")?;
         let service = node.grpc_service();
         let node = std::sync::Arc::new(node);
-        let replicator = keel_master::core::raft_replicator::RaftReplicator::new(node);
+        let replicator = RaftReplicator::new(node);
         let master = Master::open_with(config, Box::new(replicator))
             .await
             .context("cannot open the master registry")?;
-        let router =
-            axum::Router::new().route_service("/keel.raft.v1.RaftService/{*method}", service);
+        let router = axum::Router::new().route_service(GRPC_ROUTE, service);
         (master, router)
     };
     tracing::info!(api = %format!("http://{local}"), masters = flags.masters.len(), "keel-master listening");

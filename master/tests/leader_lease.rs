@@ -8,9 +8,9 @@ mod raft_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_master::core::raft_replicator::RaftReplicator;
-use keel_master::core::replicate::{Leadership, ProposeError, Replicator};
-use keel_master::raft::RaftOptions;
+use keel_master::replication::raft::RaftOptions;
+use keel_master::replication::raft::RaftReplicator;
+use keel_master::replication::{Leadership, ProposeError, Replicator};
 use raft_support::*;
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -37,7 +37,7 @@ async fn a_cut_off_leader_stops_leading_within_its_lease_and_follows_when_healed
         r.cluster().leadership
     });
     let cut = Instant::now();
-    c.node(l).set_isolated(true);
+    c.isolate(l);
     // openraft alone would keep this master leading; the lease ends it.
     eventually(SETTLE, "the cut-off leader gives up leading", || {
         replicator.cluster().leadership != Leadership::Leader
@@ -67,7 +67,7 @@ async fn a_cut_off_leader_stops_leading_within_its_lease_and_follows_when_healed
     // The majority goes on; healed, the old leader follows the new one.
     let nl = c.leader_other_than(l, SETTLE).await;
     c.propose(nl, add_framework("during")).await.unwrap();
-    c.node(l).set_isolated(false);
+    c.rejoin(l);
     let new_addr = c.masters[nl].addr.to_string();
     eventually(SETTLE, "the old leader names the new one", || {
         replicator.cluster().leadership

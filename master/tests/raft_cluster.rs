@@ -6,8 +6,8 @@ mod raft_support;
 
 use std::time::{Duration, Instant};
 
-use keel_master::raft::{ProposeError, RaftNode, RaftOptions, StateEvent};
 use keel_master::registry::{Applied, Command, RegistryError};
+use keel_master::replication::raft::{ProposeError, RaftNode, RaftOptions, StateEvent};
 use raft_support::*;
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -154,7 +154,7 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_cleanly() {
     c.propose(l, add_framework("before")).await.unwrap();
     c.converged(l, SETTLE).await;
 
-    c.node(l).set_isolated(true);
+    c.isolate(l);
     // Cut off, the old leader commits nothing.
     let lost = c.node(l).propose(add_framework("lost")).await;
     assert!(
@@ -171,7 +171,7 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_cleanly() {
     assert_eq!(framework_names(&c.node(l).registry()), ["before"]);
 
     // Healed, the old leader follows and drops what it never committed.
-    c.node(l).set_isolated(false);
+    c.rejoin(l);
     let reg = c.converged(nl, SETTLE).await;
     assert_eq!(framework_names(&reg), ["before", "during"]);
     assert!(!c.node(l).is_leader());
@@ -180,6 +180,34 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_cleanly() {
     assert_eq!(
         framework_names(&*c.converged(nl, SETTLE).await),
         ["before", "during", "after"]
+    );
+}
+
+/// The test network cuts one link, both ways, and leaves the others: a
+/// leader that loses one of its two followers still commits with the
+/// other, and the cut-off follower catches up once the link heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_leaves_the_majority_committing() {
+    let c = Cluster::start(3, RaftOptions::default()).await;
+    let l = c.leader(SETTLE).await;
+    c.propose(l, bootstrap()).await.unwrap();
+    c.converged(l, SETTLE).await;
+    let f = (l + 1) % 3;
+    let (a, b) = (c.masters[l].addr, c.masters[f].addr);
+    c.net.cut(a, b);
+    c.propose(l, add_framework("cut")).await.unwrap();
+    let other = (l + 2) % 3;
+    eventually(SETTLE, "the connected follower applies the write", || {
+        framework_names(&c.node(other).registry()) == ["cut"]
+    })
+    .await;
+    assert!(framework_names(&c.node(f).registry()).is_empty());
+
+    c.net.heal(a, b);
+    let (nl, _) = serve_again(&c, add_framework("healed"), SETTLE).await;
+    assert_eq!(
+        framework_names(&*c.converged(nl, SETTLE).await),
+        ["cut", "healed"]
     );
 }
 
@@ -300,7 +328,7 @@ async fn masters_are_added_and_removed_at_runtime() {
     let f = (l + 1) % 3;
     assert!(matches!(
         c.node(f).remove_member(id).await,
-        Err(keel_master::raft::MembershipError::NotLeader { .. })
+        Err(keel_master::replication::raft::MembershipError::NotLeader { .. })
     ));
 
     let gone = c.node(f).id();
@@ -319,7 +347,7 @@ async fn masters_are_added_and_removed_at_runtime() {
     );
     assert!(matches!(
         c.node(l).remove_member(gone).await,
-        Err(keel_master::raft::MembershipError::UnknownMember(_))
+        Err(keel_master::replication::raft::MembershipError::UnknownMember(_))
     ));
 }
 

@@ -2,7 +2,7 @@
 //! conformance suite, a damaged store refusing to open, and a store written
 //! before the segments (entries in redb) moving to them.
 
-use keel_master::raft::{LogStore, StateMachine, StoreError, TypeConfig, open_store};
+use keel_master::replication::raft::{LogStore, StateMachine, StoreError, TypeConfig, open_store};
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
 use tempfile::TempDir;

@@ -1,6 +1,7 @@
 //! Keel's automation, run as `cargo xtask <command>`:
 //!
-//! - `test`: everything CI checks (fmt, clippy, build, the whole test suite);
+//! - `test`: everything CI checks (the paths `ARCHITECTURE.md` names, fmt,
+//!   clippy, build, the whole test suite);
 //! - `dev`: builds and runs a local cluster (one master, one agent);
 //! - `bench`: prints registration latency and memory figures;
 //! - `host-bench`: task launch through an agent beside `crun run`, on this
@@ -9,6 +10,7 @@
 //!   `image-test`: the appliance (PXE bundle, mkosi image) and its QEMU
 //!   guests.
 
+mod archcheck;
 mod bench;
 mod cluster;
 mod ha_bench;
@@ -33,7 +35,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// fmt --check, clippy -D warnings, build all binaries, run every test.
+    /// ARCHITECTURE.md's paths, fmt --check, clippy -D warnings, build all
+    /// binaries, run every test.
     Test {
         /// Skip fmt and clippy.
         #[arg(long)]
@@ -184,6 +187,7 @@ fn main() -> Result<()> {
                 ("pkg-config", "pkg-config"),
             ])?;
             require_libs(BUILD_LIBS)?;
+            archcheck::run(&root())?;
             if !no_lint {
                 cargo(&["fmt", "--all", "--check"])?;
                 cargo(&[

@@ -18,8 +18,6 @@ mod frameworks;
 mod links;
 pub mod local;
 mod operator;
-pub mod raft_replicator;
-pub mod replicate;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -31,8 +29,8 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, Notify};
 
 use crate::engine::{Engine, EngineConfig, EngineError, Now};
 use crate::registry::{Applied, Command, Registry, RegistryError};
-use crate::store::StoreError;
-use replicate::{LocalLog, ProposeError, Replicator};
+use crate::replication::local::{LocalLog, StoreError};
+use crate::replication::{self as replicate, ProposeError, Replicator};
 
 pub use crate::engine::{FrameworkView, Refusal, Registration, Snapshot, TaskView};
 pub use frameworks::{CallError, CallReply};

@@ -13,7 +13,7 @@ use serde_json::{Value as Json, json};
 
 use super::{json, plain};
 use crate::core::Master;
-use crate::core::replicate::{ClusterView, Leadership};
+use crate::replication::{ClusterView, Leadership};
 
 fn redirect(location: &str) -> Response {
     let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();

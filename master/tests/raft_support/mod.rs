@@ -2,9 +2,13 @@
 //! its own tokio runtime, serving only the Raft gRPC service on a real
 //! `127.0.0.1` port, mounted the way the master's router mounts it. Killing
 //! a master shuts its runtime down: every task of it (Raft, server,
-//! connections) stops at once, as with `kill -9`.
+//! connections) stops at once, as with `kill -9`. The masters reach each
+//! other through a test network ([`net`]) that can cut links, both ways,
+//! between chosen masters.
 
 #![allow(dead_code)]
+
+pub mod net;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,11 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
-use keel_master::raft::{GRPC_ROUTE, RaftNode, RaftOptions};
 use keel_master::registry::{Applied, Command, Registry, RegistryError};
+use keel_master::replication::raft::{GRPC_ROUTE, RaftError, RaftNode, RaftOptions};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
+
+pub use net::Net;
 
 pub struct Master {
     pub addr: SocketAddr,
@@ -31,6 +37,8 @@ pub struct Master {
 pub struct Cluster {
     pub masters: Vec<Master>,
     pub options: RaftOptions,
+    /// The network between them.
+    pub net: Arc<Net>,
     tmp: TempDir,
 }
 
@@ -42,21 +50,36 @@ fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-/// Opens the node and serves it on `listener`, on `rt`.
-async fn boot(
-    rt: &Runtime,
-    listener: TcpListener,
+/// What a master is started with.
+struct Boot {
     dir: PathBuf,
     me: SocketAddr,
     list: Vec<SocketAddr>,
     options: RaftOptions,
-) -> Result<Arc<RaftNode>, keel_master::raft::RaftError> {
+}
+
+/// Opens the node, on the test network, and serves it on `listener`, on
+/// `rt`.
+async fn boot(
+    rt: &Runtime,
+    listener: TcpListener,
+    net: &Arc<Net>,
+    b: Boot,
+) -> Result<Arc<RaftNode>, RaftError> {
+    let connector = net.connector(b.me);
     let opened = rt
         .spawn(async move {
             // A killed master's store may take a moment to be let go of.
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
-                match RaftNode::open_with(&dir, me, &list, options.clone()).await {
+                let open = RaftNode::open_with_connector(
+                    &b.dir,
+                    b.me,
+                    &b.list,
+                    b.options.clone(),
+                    connector.clone(),
+                );
+                match open.await {
                     Err(e)
                         if e.to_string().contains("already open") && Instant::now() < deadline =>
                     {
@@ -109,6 +132,7 @@ impl Cluster {
             keel_telemetry::init("raft-test");
         }
         let tmp = tempfile::tempdir().expect("temp dir");
+        let net = Net::new();
         let ports = lists
             .iter()
             .flatten()
@@ -125,16 +149,13 @@ impl Cluster {
             let list: Vec<SocketAddr> = lists[i].iter().map(|j| addrs[*j]).collect();
             let dir = tmp.path().join(format!("m{i}"));
             let rt = runtime();
-            let node = boot(
-                &rt,
-                listener,
-                dir.clone(),
-                addrs[i],
-                list.clone(),
-                options.clone(),
-            )
-            .await
-            .expect("open master");
+            let b = Boot {
+                dir: dir.clone(),
+                me: addrs[i],
+                list: list.clone(),
+                options: options.clone(),
+            };
+            let node = boot(&rt, listener, &net, b).await.expect("open master");
             masters.push(Master {
                 addr: addrs[i],
                 dir,
@@ -146,6 +167,7 @@ impl Cluster {
         Cluster {
             masters,
             options,
+            net,
             tmp,
         }
     }
@@ -159,16 +181,15 @@ impl Cluster {
         list.push(addr);
         let dir = self.tmp.path().join(format!("m{}", self.masters.len()));
         let rt = runtime();
-        let node = boot(
-            &rt,
-            listener,
-            dir.clone(),
-            addr,
-            list.clone(),
-            self.options.clone(),
-        )
-        .await
-        .expect("open master");
+        let b = Boot {
+            dir: dir.clone(),
+            me: addr,
+            list: list.clone(),
+            options: self.options.clone(),
+        };
+        let node = boot(&rt, listener, &self.net, b)
+            .await
+            .expect("open master");
         self.masters.push(Master {
             addr,
             dir,
@@ -177,6 +198,17 @@ impl Cluster {
             runtime: Some(rt),
         });
         self.masters.len() - 1
+    }
+
+    /// Cuts master `i` off from the others, both ways, as a network
+    /// partition would.
+    pub fn isolate(&self, i: usize) {
+        self.net.isolate(self.masters[i].addr);
+    }
+
+    /// Undoes [`Cluster::isolate`].
+    pub fn rejoin(&self, i: usize) {
+        self.net.rejoin(self.masters[i].addr);
     }
 
     pub fn node(&self, i: usize) -> &RaftNode {
@@ -281,14 +313,18 @@ impl Cluster {
         self.try_restart(i).await.expect("restart master");
     }
 
-    pub async fn try_restart(&mut self, i: usize) -> Result<(), keel_master::raft::RaftError> {
+    pub async fn try_restart(&mut self, i: usize) -> Result<(), RaftError> {
         assert!(self.masters[i].node.is_none(), "kill it first");
         let addr = self.masters[i].addr;
         let rt = runtime();
         let listener = bind(addr).await;
-        let dir = self.masters[i].dir.clone();
-        let list = self.masters[i].list.clone();
-        let node = boot(&rt, listener, dir, addr, list, self.options.clone()).await;
+        let b = Boot {
+            dir: self.masters[i].dir.clone(),
+            me: addr,
+            list: self.masters[i].list.clone(),
+            options: self.options.clone(),
+        };
+        let node = boot(&rt, listener, &self.net, b).await;
         let m = &mut self.masters[i];
         match node {
             Ok(node) => {

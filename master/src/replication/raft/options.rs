@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use openraft::{Config, SnapshotPolicy};
-
-use super::node::RaftError;
+use openraft::{Config, ConfigError, SnapshotPolicy};
 
 /// Timing and log compaction. The defaults suit masters on one LAN: a
 /// killed leader is replaced well within a second. (openraft 0.9 lets a
@@ -25,7 +23,7 @@ pub struct RaftOptions {
     /// Entries kept in the log behind a snapshot, so that slightly lagging
     /// followers catch up from the log instead of the whole snapshot.
     pub logs_kept_after_snapshot: u64,
-    /// How long [`RaftNode::propose`] waits for the commit.
+    /// How long [`super::RaftNode::propose`] waits for the commit.
     pub propose_timeout: Duration,
     /// For this long after start, the cluster forms only once every master
     /// in `--masters` answers (so that a disagreeing list is noticed);
@@ -54,7 +52,7 @@ impl Default for RaftOptions {
 }
 
 impl RaftOptions {
-    pub(super) fn config(&self) -> Result<Config, RaftError> {
+    pub(super) fn config(&self) -> Result<Config, Box<ConfigError>> {
         let ms = |d: Duration| d.as_millis() as u64;
         Config {
             cluster_name: "keel-masters".into(),
@@ -71,6 +69,6 @@ impl RaftOptions {
             ..Default::default()
         }
         .validate()
-        .map_err(|e| RaftError::Config(e.to_string()))
+        .map_err(Box::new)
     }
 }

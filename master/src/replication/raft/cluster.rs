@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use keel_api::raft_pb::Header;
@@ -50,8 +49,6 @@ pub enum ClusterError {
         theirs: String,
         mine: String,
     },
-    #[error("this master is cut off from the other masters")]
-    Isolated,
     #[error("cannot record the cluster id: {0}")]
     Store(String),
 }
@@ -97,7 +94,6 @@ pub(crate) struct Cluster {
     adopting: tokio::sync::Mutex<()>,
     db: Weak<Db>,
     db_path: PathBuf,
-    isolated: AtomicBool,
     problem: Mutex<Option<String>>,
     last_logged: Mutex<Option<String>>,
     members: RwLock<BTreeMap<NodeId, MasterNode>>,
@@ -113,7 +109,6 @@ impl Cluster {
             adopting: tokio::sync::Mutex::new(()),
             db: Arc::downgrade(db),
             db_path: db.path().to_path_buf(),
-            isolated: AtomicBool::new(false),
             problem: Mutex::new(None),
             last_logged: Mutex::new(None),
             members: RwLock::new(BTreeMap::new()),
@@ -130,9 +125,6 @@ impl Cluster {
     /// Checks an incoming call; adopts the caller's cluster id (durably)
     /// when this master has none yet.
     pub async fn admit(&self, h: &Header) -> Result<(), ClusterError> {
-        if self.is_isolated() {
-            return Err(ClusterError::Isolated);
-        }
         let checked = admit(&self.identity(), h);
         let adopt = match checked {
             Ok(None) => return Ok(()),
@@ -210,14 +202,6 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    pub fn set_isolated(&self, isolated: bool) {
-        self.isolated.store(isolated, Ordering::SeqCst);
-    }
-
-    pub fn is_isolated(&self) -> bool {
-        self.isolated.load(Ordering::SeqCst)
     }
 }
 

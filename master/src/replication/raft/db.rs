@@ -19,12 +19,12 @@
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
-use openraft::{Entry, LogId, SnapshotMeta};
+use openraft::{LogId, SnapshotMeta};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::types::{MasterNode, NodeId, TypeConfig};
+use super::types::{LogEntry, MasterNode, NodeId};
 use super::wal::{self, Wal, WalError};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -45,8 +45,6 @@ const SNAPSHOT_DATA: &str = "data";
 const FORMAT: &str = "keel-raft-2";
 /// Entries in redb's `log` table: migrated on open.
 const FORMAT_REDB_LOG: &str = "keel-raft-1";
-
-pub type LogEntry = Entry<TypeConfig>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,23 +6,10 @@ use std::io;
 
 use openraft::LogId;
 
-use super::super::db::{StoreError, key};
-use super::super::types::NodeId;
-use super::super::wal::Wal;
-use super::{Progress, Shared};
-
-/// One queued change, values already encoded.
-pub(super) enum LogWrite {
-    /// Log entries by index, to the segments.
-    Entries(Vec<(u64, Vec<u8>)>),
-    /// Deletes the entries from this index on (conflicting entries).
-    TruncateFrom(u64),
-    /// Records the purged log id, `raw`, then deletes the segments holding
-    /// only entries up to `index`.
-    PurgeUpto { index: u64, raw: Vec<u8> },
-    /// One redb `meta` value.
-    Meta { key: &'static str, raw: Vec<u8> },
-}
+use super::state::{LogWrite, Progress, Shared};
+use crate::replication::raft::db::{StoreError, key};
+use crate::replication::raft::types::NodeId;
+use crate::replication::raft::wal::Wal;
 
 /// The thread: writes what is queued, in order, until the store closes.
 pub(super) fn run(shared: &Shared, mut wal: Wal) {

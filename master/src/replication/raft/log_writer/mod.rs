@@ -39,94 +39,35 @@
 //! quorum. A leader that dies before its fsync loses entries nobody
 //! applied. Membership (and blank) entries are never acknowledged early: a
 //! configuration must really be committed before the next one is proposed.
+//!
+//! Here the handle, `Writer`; `state.rs` what it shares with the thread
+//! (`batch.rs`) and with [`Durability`] (`durability.rs`).
+
+mod batch;
+mod durability;
+mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::io;
 use std::ops::Bound;
-use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 
-use openraft::{EntryPayload, LogId, Vote};
+use openraft::{LogId, Vote};
 use tokio::sync::watch;
 
-use super::db::{Db, LogEntry, Recovered, StoreError, key};
-use super::types::NodeId;
-use super::wal::WalReader;
-use batch::LogWrite;
-
-/// Durable entries kept in memory, so that replication and apply read
-/// recent entries without the disk (and without decoding them).
-const KEEP: usize = 256;
-
-/// Told once an append is durable (or failed).
-pub(crate) type OnFlushed = Box<dyn FnOnce(io::Result<()>) + Send>;
+use super::db::{Db, Recovered, StoreError, key};
+use super::types::{LogEntry, NodeId};
+pub use durability::Durability;
+pub(crate) use state::OnFlushed;
+use state::{Cached, LogWrite, Progress, Shared, State};
 
 /// The writer's handle. Dropping it writes what is queued, stops the
 /// thread and waits for it: the file is closed afterwards.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Waits for, and bounds by, what the writer has made durable. Holds the
-/// writer weakly: it does not keep the store open.
-#[derive(Clone)]
-pub struct Durability {
-    shared: Weak<Shared>,
-    path: PathBuf,
-}
-
-struct Shared {
-    db: Arc<Db>,
-    /// Reads entries that left the tail.
-    reader: WalReader,
-    state: Mutex<State>,
-    /// Wakes the thread: writes queued, or the store closed.
-    work: Condvar,
-    progress: watch::Sender<Progress>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Progress {
-    /// Every write with a sequence number up to this one is durable.
-    durable: u64,
-    failed: bool,
-}
-
-struct State {
-    vote: Option<Vote<NodeId>>,
-    purged: Option<LogId<NodeId>>,
-    /// The last entry, `None` while the log holds none after `purged`.
-    last: Option<LogId<NodeId>>,
-    /// The committed log id openraft last reported, once it has; written
-    /// with the next append.
-    committed: Option<Option<LogId<NodeId>>>,
-    /// The entries from `tail_start` on, all of them, as submitted.
-    tail: VecDeque<Cached>,
-    tail_start: u64,
-    /// The id of the entry before `tail_start`, where known.
-    before_tail: Option<LogId<NodeId>>,
-    queue: Vec<Queued>,
-    /// Sequence number of the last queued write.
-    submitted: u64,
-    /// Sequence number of the last durable write.
-    durable: u64,
-    failed: Option<String>,
-    closed: bool,
-    /// Test hook: the thread leaves the queue alone.
-    held: bool,
-}
-
-struct Cached {
-    entry: LogEntry,
-    /// The write that put it there.
-    seq: u64,
-}
-
-struct Queued {
-    seq: u64,
-    write: LogWrite,
-    flushed: Option<OnFlushed>,
 }
 
 impl Writer {
@@ -171,10 +112,7 @@ impl Writer {
     }
 
     pub(crate) fn durability(&self) -> Durability {
-        Durability {
-            shared: Arc::downgrade(&self.shared),
-            path: self.shared.db.path().to_path_buf(),
-        }
+        Durability::new(&self.shared)
     }
 
     pub(crate) fn db(&self) -> &Arc<Db> {
@@ -423,174 +361,3 @@ impl Drop for Writer {
         }
     }
 }
-
-impl Durability {
-    /// Waits until the entry `log_id` is durable here.
-    pub(crate) async fn wait_for(&self, log_id: LogId<NodeId>) -> Result<(), StoreError> {
-        let shared = self.shared.upgrade().ok_or_else(|| StoreError::Closed {
-            path: self.path.clone(),
-        })?;
-        let seq = {
-            let s = shared.lock();
-            shared.check(&s)?;
-            s.seq_of(log_id)
-        };
-        shared.wait_seq(seq).await
-    }
-
-    /// `committed`, or the last durable entry before it when it is not
-    /// durable here yet: what a leader may tell followers is committed.
-    pub(crate) fn commit_bound(&self, committed: Option<LogId<NodeId>>) -> Option<LogId<NodeId>> {
-        let (Some(shared), Some(c)) = (self.shared.upgrade(), committed) else {
-            return committed;
-        };
-        let s = shared.lock();
-        if c.index < s.tail_start {
-            return committed;
-        }
-        let upto = c.index.min(s.next_index().saturating_sub(1));
-        let mut i = upto;
-        while i >= s.tail_start {
-            let cached = &s.tail[(i - s.tail_start) as usize];
-            if cached.seq <= s.durable {
-                return if i == c.index {
-                    committed
-                } else {
-                    Some(cached.entry.log_id)
-                };
-            }
-            if i == 0 {
-                break;
-            }
-            i -= 1;
-        }
-        s.before_tail.filter(|b| b.index < c.index)
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn closed(&self) -> StoreError {
-        StoreError::Closed {
-            path: self.db.path().to_path_buf(),
-        }
-    }
-
-    fn check(&self, s: &State) -> Result<(), StoreError> {
-        match &s.failed {
-            Some(e) => Err(self.db.invalid(format!("an earlier log write failed: {e}"))),
-            None => Ok(()),
-        }
-    }
-
-    async fn wait_seq(&self, seq: u64) -> Result<(), StoreError> {
-        let mut rx = self.progress.subscribe();
-        let p = *rx
-            .wait_for(|p| p.durable >= seq || p.failed)
-            .await
-            .map_err(|_| self.closed())?;
-        if p.durable >= seq {
-            return Ok(());
-        }
-        Err(self
-            .check(&self.lock())
-            .err()
-            .unwrap_or_else(|| self.closed()))
-    }
-}
-
-impl State {
-    fn next_index(&self) -> u64 {
-        self.tail_start + self.tail.len() as u64
-    }
-
-    fn push(&mut self, write: LogWrite, flushed: Option<OnFlushed>) -> u64 {
-        self.submitted += 1;
-        let seq = self.submitted;
-        self.queue.push(Queued {
-            seq,
-            write,
-            flushed,
-        });
-        seq
-    }
-
-    /// Forgets the entries from `from` on.
-    fn cut_tail(&mut self, from: u64) {
-        if from < self.tail_start {
-            self.tail.clear();
-            self.tail_start = from;
-            self.before_tail = None;
-        } else {
-            self.tail.truncate((from - self.tail_start) as usize);
-        }
-    }
-
-    /// The id of entry `index` if known without the disk: `Some(None)` when
-    /// there is none (before the log, or purged).
-    fn known_id(&self, index: Option<u64>) -> Option<Option<LogId<NodeId>>> {
-        let Some(i) = index else {
-            return Some(None);
-        };
-        if let Some(p) = self.purged
-            && i <= p.index
-        {
-            return Some(None);
-        }
-        if i >= self.tail_start {
-            return Some(
-                self.tail
-                    .get((i - self.tail_start) as usize)
-                    .map(|c| c.entry.log_id),
-            );
-        }
-        match self.before_tail {
-            Some(b) if b.index == i => Some(Some(b)),
-            _ => None,
-        }
-    }
-
-    /// Whether `entries` are new entries of the leader `me`, in its term,
-    /// and ordinary ones (see the module documentation).
-    fn leader_own(&self, me: NodeId, entries: &[LogEntry]) -> bool {
-        let Some(vote) = self.vote else {
-            return false;
-        };
-        vote.leader_id.node_id == me
-            && entries.iter().all(|e| {
-                e.log_id.leader_id == vote.leader_id && matches!(e.payload, EntryPayload::Normal(_))
-            })
-    }
-
-    /// The write that must be durable for entry `log_id` to be.
-    fn seq_of(&self, log_id: LogId<NodeId>) -> u64 {
-        if log_id.index < self.tail_start {
-            return 0;
-        }
-        match self.tail.get((log_id.index - self.tail_start) as usize) {
-            Some(c) if c.entry.log_id == log_id => c.seq,
-            _ => self.submitted,
-        }
-    }
-
-    fn evict(&mut self) {
-        while self.tail.len() > KEEP
-            && let Some(front) = self.tail.front()
-            && front.seq <= self.durable
-        {
-            self.before_tail = Some(front.entry.log_id);
-            self.tail_start += 1;
-            self.tail.pop_front();
-        }
-    }
-}
-
-#[path = "log_writer_batch.rs"]
-mod batch;
-
-#[cfg(test)]
-#[path = "log_writer_tests.rs"]
-mod tests;

@@ -10,8 +10,9 @@ use std::time::Duration;
 use openraft::testing::{blank_ent, log_id, membership_ent};
 use openraft::{Entry, EntryPayload, Vote};
 
+use super::state::KEEP;
 use super::*;
-use crate::raft::types::{Batch, TypeConfig};
+use crate::replication::raft::types::{Batch, TypeConfig};
 
 const ME: NodeId = 7;
 

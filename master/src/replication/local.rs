@@ -1,17 +1,20 @@
-//! Durable command log: one JSON [`Command`] per line, fsynced before the
+//! One master alone: [`LocalLog`], the [`Replicator`] over [`CommandLog`],
+//! a durable command log: one JSON [`Command`] per line, fsynced before the
 //! command takes effect. Replaying it rebuilds the [`Registry`].
 //!
 //! A crash can tear only the last line (written without its newline); that
 //! tail is cut off on open, since its command was never acknowledged. Any
 //! other damage is an error: the master refuses to start rather than serve a
-//! registry it cannot trust. Raft (openraft + redb) replaces this file when
+//! registry it cannot trust. Raft ([`super::raft`]) replaces this file when
 //! masters are replicated; the commands stay the same.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use crate::registry::{Command, Registry, RegistryError};
+use super::{BoxFuture, ClusterView, Leadership, Member, ProposeError, Replicator};
+use crate::registry::{Applied, Command, Registry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -106,6 +109,95 @@ impl CommandLog {
     }
 }
 
+/// The one term of a single master.
+const TERM: u64 = 1;
+const SINGLE: &str =
+    "this master runs alone on a local command log; start masters with --masters to replicate";
+
+/// A single master's registry: the fsynced JSON-lines command log.
+pub struct LocalLog {
+    state: Mutex<(CommandLog, Registry)>,
+    addr: String,
+}
+
+impl LocalLog {
+    /// `addr` is this master's `host:port`, reported as the only member.
+    pub fn open(path: &Path, addr: String) -> Result<Self, StoreError> {
+        let (log, registry) = CommandLog::open(path)?;
+        Ok(LocalLog {
+            state: Mutex::new((log, registry)),
+            addr,
+        })
+    }
+}
+
+impl Replicator for LocalLog {
+    fn propose(
+        &self,
+        cmd: Command,
+    ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>> {
+        let result = (|| {
+            let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let (log, registry) = &mut *guard;
+            if let Err(e) = registry.validate(&cmd) {
+                return Ok(Err(e));
+            }
+            log.append(&cmd)
+                .map_err(|e| ProposeError::Store(e.to_string()))?;
+            Ok(registry.apply(&cmd))
+        })();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
+        // Appends are applied before `propose` returns.
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn registry(&self) -> Registry {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+
+    fn cluster(&self) -> ClusterView {
+        ClusterView {
+            leadership: Leadership::Leader,
+            term: TERM,
+            members: vec![Member {
+                id: 1,
+                addr: self.addr.clone(),
+                voter: true,
+            }],
+            me: 1,
+            log: None,
+            problem: None,
+        }
+    }
+
+    fn leadership_changed<'a>(&'a self, seen: &'a ClusterView) -> BoxFuture<'a, ()> {
+        // The view never changes: resolved only by one that already differs.
+        if (&seen.leadership, seen.term) != (&Leadership::Leader, TERM) {
+            return Box::pin(std::future::ready(()));
+        }
+        Box::pin(std::future::pending())
+    }
+
+    fn add_member(&self, _addr: String) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(std::future::ready(Err(ProposeError::Unsupported(
+            SINGLE.into(),
+        ))))
+    }
+
+    fn remove_member(&self, _id: u64) -> BoxFuture<'_, Result<(), ProposeError>> {
+        Box::pin(std::future::ready(Err(ProposeError::Unsupported(
+            SINGLE.into(),
+        ))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +266,31 @@ mod tests {
         .unwrap();
         let err = CommandLog::open(&path).err().expect("must fail");
         assert!(err.to_string().contains("not bootstrapped"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn local_log_persists_before_answering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.log");
+        let log = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
+        let applied = log
+            .propose(Command::Bootstrap {
+                master_id: "m".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(applied, Ok(Applied::Bootstrapped));
+        // A refused command is the registry's verdict, not a store failure,
+        // and is not written.
+        let refused = log
+            .propose(Command::Bootstrap {
+                master_id: "n".into(),
+            })
+            .await
+            .unwrap();
+        assert!(refused.is_err());
+        let again = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
+        assert_eq!(again.cluster().leadership, Leadership::Leader);
+        assert_eq!(again.registry().master_id(), Some("m"));
     }
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 
-use super::db::{Db, LogEntry, Recovered, StoreError, key};
+use super::db::{Db, Recovered, StoreError, key};
 use super::log_writer::{Durability, Writer};
-use super::types::{NodeId, TypeConfig};
+use super::types::{LogEntry, NodeId, TypeConfig};
 
 /// Cheap to clone: every clone is a handle on the same store. The writer
 /// stops once the last clone is dropped.

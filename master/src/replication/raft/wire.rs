@@ -69,8 +69,8 @@ pub fn decode_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::types::Batch;
     use crate::registry::Command;
+    use crate::replication::raft::types::Batch;
     use openraft::raft::AppendEntriesRequest;
     use openraft::testing::log_id;
     use openraft::{Entry, EntryPayload, StoredMembership};

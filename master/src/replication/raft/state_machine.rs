@@ -19,10 +19,10 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use super::db::{Db, LogEntry, StoreError};
+use super::db::{Db, StoreError};
 use super::log_store::blocking;
 use super::log_writer::Durability;
-use super::types::{ApplyResponse, Batch, MasterNode, NodeId, TypeConfig};
+use super::types::{ApplyResponse, Batch, LogEntry, MasterNode, NodeId, TypeConfig};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 /// How many events a slow subscriber may fall behind before it lags.

@@ -1,6 +1,7 @@
 //! The client side of Raft between masters: openraft's
 //! [`RaftNetworkFactory`]/[`RaftNetwork`] over the `RaftService` gRPC
-//! service, one lazily connected channel per peer address.
+//! service, one lazily connected channel per peer address, made by the
+//! node's [`Connector`].
 //!
 //! Failures map onto openraft's retry rules: a peer that cannot be reached,
 //! refuses the call (see [`super::cluster`]) or sends garbage is
@@ -24,32 +25,48 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::cluster::Cluster;
+use super::connector::{ConnectError, Connector};
 use super::log_writer::Durability;
 use super::types::{MasterNode, NodeId, TypeConfig};
 use super::wire;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Raft messages may carry many entries or a snapshot chunk.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 type Client = RaftServiceClient<Channel>;
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{addr}: {message}")]
+    Refused { addr: String, message: String },
+    #[error("{addr}: no answer within {timeout:?}")]
+    NoAnswer { addr: String, timeout: Duration },
+}
+
 /// Channels to peers, shared by every client openraft creates.
 #[derive(Clone)]
 pub struct Network {
     cluster: Arc<Cluster>,
+    connector: Arc<dyn Connector>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// This master's log: followers learn only of commits durable here.
     durable: Durability,
 }
 
 impl Network {
-    pub(crate) fn new(cluster: Arc<Cluster>, durable: Durability) -> Network {
+    pub(crate) fn new(
+        cluster: Arc<Cluster>,
+        connector: Arc<dyn Connector>,
+        durable: Durability,
+    ) -> Network {
         Network {
             cluster,
+            connector,
             channels: Arc::default(),
             durable,
         }
@@ -57,16 +74,12 @@ impl Network {
 
     /// A client for `addr`, reusing its channel. Connection happens on the
     /// first call, and again after failures.
-    pub(crate) fn client(&self, addr: &str) -> Result<Client, String> {
+    pub(crate) fn client(&self, addr: &str) -> Result<Client, ConnectError> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
             None => {
-                let c = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(|e| format!("bad master address {addr:?}: {e}"))?
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                let c = self.connector.connect(addr)?;
                 channels.insert(addr.to_string(), c.clone());
                 c
             }
@@ -77,10 +90,11 @@ impl Network {
     }
 
     /// Asks the master at `addr` who it is.
-    pub(crate) async fn hello(&self, addr: &str, timeout: Duration) -> Result<HelloReply, String> {
-        if self.cluster.is_isolated() {
-            return Err("this master is cut off from the other masters".into());
-        }
+    pub(crate) async fn hello(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<HelloReply, NetworkError> {
         let mut client = self.client(addr)?;
         let request = HelloRequest {
             from: self.cluster.id,
@@ -88,8 +102,14 @@ impl Network {
         };
         match tokio::time::timeout(timeout, client.hello(request)).await {
             Ok(Ok(reply)) => Ok(reply.into_inner()),
-            Ok(Err(status)) => Err(format!("{addr}: {}", status.message())),
-            Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
+            Ok(Err(status)) => Err(NetworkError::Refused {
+                addr: addr.to_string(),
+                message: status.message().to_string(),
+            }),
+            Err(_) => Err(NetworkError::NoAnswer {
+                addr: addr.to_string(),
+                timeout,
+            }),
         }
     }
 }
@@ -112,7 +132,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: NodeId,
     node: MasterNode,
-    client: Result<Client, String>,
+    client: Result<Client, ConnectError>,
     cluster: Arc<Cluster>,
     durable: Durability,
 }
@@ -137,12 +157,9 @@ impl PeerClient {
     ) -> Result<Vec<u8>, Failed> {
         let unreachable =
             |e: &dyn Error| Failed::Unreachable(Unreachable::new(&Refused(e.to_string())));
-        if self.cluster.is_isolated() {
-            return Err(unreachable(&Refused("this master is cut off".into())));
-        }
         let mut client = match &self.client {
             Ok(c) => c.clone(),
-            Err(e) => return Err(unreachable(&Refused(e.clone()))),
+            Err(e) => return Err(unreachable(e)),
         };
         let request = RaftRequest {
             header: Some(self.cluster.header_for(self.target, self.node.incarnation)),

@@ -5,10 +5,11 @@
 //! Exactly one master initializes Raft: the one with the lowest node id in
 //! the list, once all listed masters (after a grace period: a majority,
 //! itself included) have answered with the same list and none of them
-//! already belongs to a cluster. Masters that had not answered yet join as members whose store
-//! incarnation the leader learns later. Every other outcome is a wait; a
-//! disagreeing list, a master answering under another id, or (for the
-//! lowest master) a cluster that already exists is a problem to report.
+//! already belongs to a cluster. Masters that had not answered yet join as
+//! members whose store incarnation the leader learns later. Every other
+//! outcome is a wait; a disagreeing list, a master answering under another
+//! id, or (for the lowest master) a cluster that already exists is a
+//! problem to report.
 
 use std::collections::BTreeMap;
 
@@ -110,6 +111,16 @@ pub fn decide(
             }
         ));
     }
+    Decision::Initialize(members(me, masters, answers))
+}
+
+/// The first membership: every listed master, with the store incarnation
+/// it answered with (0 for those that did not answer yet).
+fn members(
+    me: &Identity,
+    masters: &[String],
+    answers: &[(String, Option<HelloReply>)],
+) -> BTreeMap<NodeId, MasterNode> {
     let mut members = BTreeMap::new();
     for addr in masters {
         let incarnation = if *addr == me.addr {
@@ -129,7 +140,7 @@ pub fn decide(
             },
         );
     }
-    Decision::Initialize(members)
+    members
 }
 
 #[cfg(test)]

@@ -38,7 +38,6 @@ impl RaftGrpc {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("raft call without a header"))?;
         self.cluster.admit(header).await.map_err(|e| match e {
-            ClusterError::Isolated => Status::unavailable(e.to_string()),
             ClusterError::Store(_) => Status::internal(e.to_string()),
             _ => Status::failed_precondition(e.to_string()),
         })
@@ -85,9 +84,6 @@ impl RaftService for RaftGrpc {
     }
 
     async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
-        if self.cluster.is_isolated() {
-            return Err(Status::unavailable("this master is cut off"));
-        }
         let request = request.into_inner();
         if request.masters != self.cluster.masters {
             tracing::debug!(

@@ -1,9 +1,11 @@
 //! The Raft type configuration and the small types around it: node ids
-//! derived from addresses, the membership's node record, and the response a
-//! log entry produces when applied.
+//! derived from addresses (and addresses looked up by id), the membership's
+//! node record, log entries, and the response a log entry produces when
+//! applied.
 
 use std::net::SocketAddr;
 
+use openraft::{Entry, Raft};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Applied, Command, RegistryError};
@@ -21,6 +23,9 @@ openraft::declare_raft_types!(
         Node = MasterNode,
         SnapshotData = std::io::Cursor<Vec<u8>>,
 );
+
+/// One entry of the Raft log.
+pub type LogEntry = Entry<TypeConfig>;
 
 /// How the membership records a master.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +71,16 @@ pub fn node_id_for(addr: &str) -> NodeId {
 /// The canonical text of a master address, as node ids are derived from it.
 pub fn addr_text(addr: &SocketAddr) -> String {
     addr.to_string()
+}
+
+/// The address of member `id`, as `raft`'s membership records it.
+pub(crate) fn addr_of(raft: &Raft<TypeConfig>, id: NodeId) -> Option<String> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .map(|n| n.addr.clone())
 }
 
 #[cfg(test)]

@@ -15,9 +15,7 @@ use openraft::error::{ClientWriteError, RaftError as OrError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::node::addr_of;
-use super::types::NodeId;
-use super::types::{ApplyResponse, Batch, TypeConfig};
+use super::types::{ApplyResponse, Batch, NodeId, TypeConfig, addr_of};
 use crate::registry::{Applied, Command, RegistryError};
 
 /// Commands per entry, at most. Keeps entries, and the AppendEntries calls

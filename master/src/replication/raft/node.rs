@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, RaftError as OrError};
-use openraft::{Raft, RaftMetrics, ServerState};
+use openraft::{ConfigError, Raft, RaftMetrics, ServerState};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::background::maintain;
 use super::cluster::{Cluster, Identity};
+use super::connector::{Connector, TcpConnector};
 use super::db::{Db, StoreError, key};
 use super::log_store::LogStore;
 use super::network::Network;
@@ -25,7 +26,7 @@ use super::options::RaftOptions;
 use super::proposer::{ProposeError, Proposer};
 use super::service::{RaftGrpc, RaftGrpcServer};
 use super::state_machine::{SmShared, StateEvent, StateMachine};
-use super::types::{MasterNode, NodeId, TypeConfig, addr_text, node_id_for};
+use super::types::{MasterNode, NodeId, TypeConfig, addr_of, addr_text, node_id_for};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +56,7 @@ pub enum RaftError {
         id: NodeId,
     },
     #[error("invalid raft configuration: {0}")]
-    Config(String),
+    Config(#[from] Box<ConfigError>),
     #[error("raft did not start: {0}")]
     Start(String),
 }
@@ -131,6 +132,18 @@ impl RaftNode {
         masters: &[SocketAddr],
         options: RaftOptions,
     ) -> Result<RaftNode, RaftError> {
+        Self::open_with_connector(work_dir, me, masters, options, Arc::new(TcpConnector)).await
+    }
+
+    /// [`RaftNode::open_with`], reaching the other masters through
+    /// `connector` (tests pass one that can cut links).
+    pub async fn open_with_connector(
+        work_dir: &Path,
+        me: SocketAddr,
+        masters: &[SocketAddr],
+        options: RaftOptions,
+        connector: Arc<dyn Connector>,
+    ) -> Result<RaftNode, RaftError> {
         let me_text = addr_text(&me);
         if me.ip().is_unspecified() {
             return Err(RaftError::UnspecifiedAddress(me_text));
@@ -152,28 +165,7 @@ impl RaftNode {
         };
         let (db, recovered) = opened?;
         let db = Arc::new(db);
-        let identity = match db.get::<Identity>(key::IDENTITY)? {
-            Some(i) if i.node_id != id || i.addr != me_text => {
-                return Err(RaftError::WrongStore {
-                    path,
-                    stored: i.addr,
-                    stored_id: i.node_id,
-                    me: me_text,
-                    id,
-                });
-            }
-            Some(i) => i,
-            None => {
-                let identity = Identity {
-                    node_id: id,
-                    addr: me_text.clone(),
-                    incarnation: (uuid::Uuid::new_v4().as_u64_pair().0 >> 11) | 1,
-                    cluster_id: None,
-                };
-                db.put(key::IDENTITY, &identity)?;
-                identity
-            }
-        };
+        let identity = identity(&db, &path, id, &me_text)?;
         tracing::info!(
             node = id,
             addr = %me_text,
@@ -191,7 +183,7 @@ impl RaftNode {
             LogStore::new(db.clone(), recovered)?
         };
         let (sm, shared) = StateMachine::restore(db.clone(), log.durability())?;
-        let network = Network::new(cluster.clone(), log.durability());
+        let network = Network::new(cluster.clone(), connector, log.durability());
         let raft = Raft::new(id, Arc::new(config), network.clone(), log, sm)
             .await
             .map_err(|e| RaftError::Start(e.to_string()))?;
@@ -353,13 +345,6 @@ impl RaftNode {
             .map_err(|e| ProposeError::Stopped(e.to_string()))
     }
 
-    /// Test hook: cuts this master off from the others (`true`) or
-    /// reconnects it. Its calls fail and it refuses theirs, as under a
-    /// network partition.
-    pub fn set_isolated(&self, isolated: bool) {
-        self.cluster.set_isolated(isolated);
-    }
-
     /// Stops Raft and waits until the store is closed.
     pub async fn shutdown(self) {
         for task in &self.background {
@@ -388,16 +373,6 @@ impl Drop for RaftNode {
     }
 }
 
-/// The address of member `id`, as the membership records it.
-pub(super) fn addr_of(raft: &Raft<TypeConfig>, id: NodeId) -> Option<String> {
-    raft.metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .get_node(&id)
-        .map(|n| n.addr.clone())
-}
-
 fn members_of(m: &RaftMetrics<NodeId, MasterNode>) -> Vec<Member> {
     let membership = m.membership_config.membership();
     let voters: Vec<NodeId> = membership.voter_ids().collect();
@@ -410,6 +385,31 @@ fn members_of(m: &RaftMetrics<NodeId, MasterNode>) -> Vec<Member> {
             incarnation: n.incarnation,
         })
         .collect()
+}
+
+/// This master's identity from the store at `path`, created with a new
+/// incarnation for a new store; a store of another master is refused.
+fn identity(db: &Db, path: &Path, id: NodeId, me: &str) -> Result<Identity, RaftError> {
+    match db.get::<Identity>(key::IDENTITY)? {
+        Some(i) if i.node_id != id || i.addr != me => Err(RaftError::WrongStore {
+            path: path.to_path_buf(),
+            stored: i.addr,
+            stored_id: i.node_id,
+            me: me.to_string(),
+            id,
+        }),
+        Some(i) => Ok(i),
+        None => {
+            let identity = Identity {
+                node_id: id,
+                addr: me.to_string(),
+                incarnation: (uuid::Uuid::new_v4().as_u64_pair().0 >> 11) | 1,
+                cluster_id: None,
+            };
+            db.put(key::IDENTITY, &identity)?;
+            Ok(identity)
+        }
+    }
 }
 
 /// The `--masters` list as node ids are derived from it: sorted, this

@@ -4,7 +4,7 @@
 use openraft::testing::{blank_ent, log_id};
 
 use super::*;
-use crate::raft::types::TypeConfig;
+use crate::replication::raft::types::TypeConfig;
 
 /// Small segments, so that a few entries span several.
 const SMALL: u64 = 4096;

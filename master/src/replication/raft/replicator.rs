@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::replicate::{
+use super::membership::MembershipError;
+use super::node::RaftNode;
+use super::proposer;
+use crate::registry::{Applied, Command, Registry, RegistryError};
+use crate::replication::{
     BoxFuture, ClusterView, Leadership, LogPosition, Member, ProposeError, Replicator,
 };
-use crate::raft::{self, RaftNode};
-use crate::registry::{Applied, Command, Registry, RegistryError};
 
 /// How long a leader may go without a majority acknowledging it before it
 /// stops acting as leader: by then the others have elected a new one
@@ -48,18 +50,18 @@ impl RaftReplicator {
     }
 }
 
-fn propose_error(e: raft::ProposeError) -> ProposeError {
+fn propose_error(e: proposer::ProposeError) -> ProposeError {
     match e {
-        raft::ProposeError::NotLeader { leader } => ProposeError::NotLeader {
+        proposer::ProposeError::NotLeader { leader } => ProposeError::NotLeader {
             leader: leader.map(|(_, addr)| addr).filter(|a| !a.is_empty()),
         },
         other => ProposeError::Store(other.to_string()),
     }
 }
 
-fn membership_error(e: raft::MembershipError) -> ProposeError {
+fn membership_error(e: MembershipError) -> ProposeError {
     match e {
-        raft::MembershipError::NotLeader { leader } => ProposeError::NotLeader {
+        MembershipError::NotLeader { leader } => ProposeError::NotLeader {
             leader: leader.map(|(_, addr)| addr).filter(|a| !a.is_empty()),
         },
         other => ProposeError::Unsupported(other.to_string()),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use openraft::ChangeMembers;
 use openraft::error::{ClientWriteError, RaftError as OrError};
 
+use super::network::NetworkError;
 use super::node::RaftNode;
 use super::types::{MasterNode, NodeId, addr_text, node_id_for};
 
@@ -26,7 +27,7 @@ pub enum MembershipError {
     #[error("this master is not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<(NodeId, String)> },
     #[error("cannot reach the master to add: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] NetworkError),
     #[error("{addr} answers as node {answered}, expected node {expected}")]
     WrongNode {
         addr: String,
