@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::core::{Master, MasterError};
-use crate::engine::{AgentUpdate, EngineError, ReportedTask};
+use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
 use crate::registry::{AgentInfo, RegistryError};
 
 /// How long a new stream may take to send its `register` message.
@@ -165,32 +165,33 @@ impl pb::agent_service_server::AgentService for AgentService {
         tracing::info!(agent_id = %reg.agent_id, %hostname,
             reregistered = reg.reregistered, "agent registered");
 
-        let master = self.master.clone();
-        tokio::spawn(async move {
-            loop {
-                match inbound.next().await {
-                    Some(Ok(pb::AgentMessage {
-                        msg: Some(AgentMsg::Heartbeat(_)),
-                    })) => master.heartbeat(&reg.agent_id, reg.session),
-                    Some(Ok(pb::AgentMessage {
-                        msg: Some(AgentMsg::StatusUpdate(update)),
-                    })) => match agent_update(&reg.agent_id, update) {
-                        Some(update) => master.status_update(&reg.agent_id, reg.session, update),
-                        None => master.heartbeat(&reg.agent_id, reg.session),
-                    },
-                    Some(Ok(other)) => {
-                        tracing::warn!(agent_id = %reg.agent_id, ?other, "ignoring unexpected message")
-                    }
-                    Some(Err(status)) => {
-                        tracing::info!(agent_id = %reg.agent_id, %status, "agent stream failed");
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            master.session_closed(&reg.agent_id, reg.session).await;
-        });
-
+        tokio::spawn(follow(self.master.clone(), reg, inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Reads the agent's session until it ends, then records that it did.
+async fn follow(master: Arc<Master>, reg: Registration, mut inbound: Streaming<pb::AgentMessage>) {
+    loop {
+        match inbound.next().await {
+            Some(Ok(pb::AgentMessage {
+                msg: Some(AgentMsg::Heartbeat(_)),
+            })) => master.heartbeat(&reg.agent_id, reg.session),
+            Some(Ok(pb::AgentMessage {
+                msg: Some(AgentMsg::StatusUpdate(update)),
+            })) => match agent_update(&reg.agent_id, update) {
+                Some(update) => master.status_update(&reg.agent_id, reg.session, update),
+                None => master.heartbeat(&reg.agent_id, reg.session),
+            },
+            Some(Ok(other)) => {
+                tracing::warn!(agent_id = %reg.agent_id, ?other, "ignoring unexpected message")
+            }
+            Some(Err(status)) => {
+                tracing::info!(agent_id = %reg.agent_id, %status, "agent stream failed");
+                break;
+            }
+            None => break,
+        }
+    }
+    master.session_closed(&reg.agent_id, reg.session).await;
 }

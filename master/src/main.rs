@@ -84,41 +84,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let config = MasterConfig {
-        ip: flags.ip,
-        port: local.port(),
-        hostname,
-        work_dir: flags.work_dir.clone(),
-        agent_timeout: flags.agent_timeout,
-        heartbeat_interval: flags.heartbeat_interval,
-        framework_heartbeat_interval: flags.framework_heartbeat_interval,
-        allocation_interval: flags.allocation_interval,
-        offer_timeout: flags.offer_timeout,
-        agent_reregister_timeout: flags.agent_reregister_timeout,
-        allocator: flags.allocator.clone(),
-        flags: vec![
-            ("ip".into(), flags.ip.to_string()),
-            ("port".into(), local.port().to_string()),
-            ("work_dir".into(), flags.work_dir.display().to_string()),
-            (
-                "agent_timeout".into(),
-                humantime::format_duration(flags.agent_timeout).to_string(),
-            ),
-            (
-                "heartbeat_interval".into(),
-                humantime::format_duration(flags.heartbeat_interval).to_string(),
-            ),
-            (
-                "framework_heartbeat_interval".into(),
-                humantime::format_duration(flags.framework_heartbeat_interval).to_string(),
-            ),
-            (
-                "allocation_interval".into(),
-                humantime::format_duration(flags.allocation_interval).to_string(),
-            ),
-            ("allocator".into(), flags.allocator.clone()),
-        ],
-    };
+    let config = master_config(&flags, hostname, local.port());
     let (master, extra) = if flags.masters.is_empty() {
         let master = Master::open(config)
             .await
@@ -142,6 +108,41 @@ async fn main() -> anyhow::Result<()> {
     keel_master::server::run_with(listener, master, extra, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The master's configuration from its flags; `port` is the one it listens
+/// on (the kernel's choice for `--port 0`).
+fn master_config(flags: &Flags, hostname: String, port: u16) -> MasterConfig {
+    let text = |d: Duration| humantime::format_duration(d).to_string();
+    MasterConfig {
+        ip: flags.ip,
+        port,
+        hostname,
+        work_dir: flags.work_dir.clone(),
+        agent_timeout: flags.agent_timeout,
+        heartbeat_interval: flags.heartbeat_interval,
+        framework_heartbeat_interval: flags.framework_heartbeat_interval,
+        allocation_interval: flags.allocation_interval,
+        offer_timeout: flags.offer_timeout,
+        agent_reregister_timeout: flags.agent_reregister_timeout,
+        allocator: flags.allocator.clone(),
+        flags: vec![
+            ("ip".into(), flags.ip.to_string()),
+            ("port".into(), port.to_string()),
+            ("work_dir".into(), flags.work_dir.display().to_string()),
+            ("agent_timeout".into(), text(flags.agent_timeout)),
+            ("heartbeat_interval".into(), text(flags.heartbeat_interval)),
+            (
+                "framework_heartbeat_interval".into(),
+                text(flags.framework_heartbeat_interval),
+            ),
+            (
+                "allocation_interval".into(),
+                text(flags.allocation_interval),
+            ),
+            ("allocator".into(), flags.allocator.clone()),
+        ],
+    }
 }
 
 async fn shutdown_signal() {

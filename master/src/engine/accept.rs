@@ -221,45 +221,10 @@ impl Engine {
         group_executor: Option<ExecutorInfo>,
         now: Now,
     ) {
-        let group = group_executor.is_some();
         let mut budget = run.remaining.clone();
-        let mut errors: Vec<(String, String)> = Vec::new();
-        if let Some(exec) = &group_executor {
-            if exec.executor_id.value.is_empty() {
-                errors.push((String::new(), "ExecutorInfo must set 'executor_id'".into()));
-            } else if let Ok(res) = Resources::from_v1(&exec.resources) {
-                match budget.checked_sub(&res) {
-                    Some(left) => budget = left,
-                    None => errors.push((
-                        String::new(),
-                        "Executor uses resources not in the offers".into(),
-                    )),
-                }
-            }
-        }
-        let mut accepted: Vec<Accepted> = Vec::new();
-        for task in tasks {
-            let id = task.task_id.value.clone();
-            match self.check_task(run, task, &accepted, &mut budget, group) {
-                Ok(a) => accepted.push(a),
-                Err(e) => errors.push((id, e.0)),
-            }
-        }
-        if group && !errors.is_empty() {
-            let reason = errors
-                .iter()
-                .map(|e| e.1.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            for a in &accepted {
-                errors.push((
-                    a.info.task_id.value.clone(),
-                    format!("Task group is invalid: {reason}"),
-                ));
-            }
-            accepted.clear();
-        }
-        for (id, message) in errors.into_iter().filter(|e| !e.0.is_empty()) {
+        let (accepted, errors) =
+            self.check_launch(run, tasks, group_executor.as_ref(), &mut budget);
+        for (id, message) in errors {
             tracing::info!(framework_id = %run.framework_id, task_id = %id, %message, "invalid task");
             let status = master_status(
                 &id,
@@ -278,7 +243,6 @@ impl Engine {
         let executor_id = group_executor.as_ref().map(|e| e.executor_id.value.clone());
         let mut infos = Vec::with_capacity(accepted.len());
         for a in accepted {
-            let k = key(&run.framework_id, &a.info.task_id.value);
             let task_executor = executor_id
                 .clone()
                 .or_else(|| {
@@ -290,7 +254,7 @@ impl Engine {
                 .unwrap_or_else(|| a.info.task_id.value.clone());
             infos.push(a.info.clone());
             self.tasks.live.insert(
-                k,
+                key(&run.framework_id, &a.info.task_id.value),
                 TaskRecord {
                     framework_id: run.framework_id.clone(),
                     task_id: a.info.task_id.value.clone(),
@@ -321,6 +285,56 @@ impl Engine {
             let agent_id = run.agent_id.clone();
             self.agent_send_failed(&agent_id, message, now);
         }
+    }
+
+    /// The tasks of one launch that may run (drawing from `budget`), and
+    /// (task id, reason) for the others. A task group is all or nothing.
+    fn check_launch(
+        &self,
+        run: &AcceptRun,
+        tasks: Vec<TaskInfo>,
+        group_executor: Option<&ExecutorInfo>,
+        budget: &mut Resources,
+    ) -> (Vec<Accepted>, Vec<(String, String)>) {
+        let group = group_executor.is_some();
+        // Problems of the group itself (no task id) fail every task in it.
+        let mut errors: Vec<(String, String)> = Vec::new();
+        if let Some(exec) = group_executor {
+            if exec.executor_id.value.is_empty() {
+                errors.push((String::new(), "ExecutorInfo must set 'executor_id'".into()));
+            } else if let Ok(res) = Resources::from_v1(&exec.resources) {
+                match budget.checked_sub(&res) {
+                    Some(left) => *budget = left,
+                    None => errors.push((
+                        String::new(),
+                        "Executor uses resources not in the offers".into(),
+                    )),
+                }
+            }
+        }
+        let mut accepted: Vec<Accepted> = Vec::new();
+        for task in tasks {
+            let id = task.task_id.value.clone();
+            match self.check_task(run, task, &accepted, budget, group) {
+                Ok(a) => accepted.push(a),
+                Err(e) => errors.push((id, e.0)),
+            }
+        }
+        if group && !errors.is_empty() {
+            let reason = errors
+                .iter()
+                .map(|e| e.1.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            for a in accepted.drain(..) {
+                errors.push((
+                    a.info.task_id.value.clone(),
+                    format!("Task group is invalid: {reason}"),
+                ));
+            }
+        }
+        errors.retain(|e| !e.0.is_empty());
+        (accepted, errors)
     }
 
     /// One task of a launch: its volumes must be in the offers and not

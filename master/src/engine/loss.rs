@@ -71,72 +71,8 @@ pub(super) fn agent_reregistered(
 ) {
     let mut seen = HashSet::new();
     for r in reported {
-        if e.registry.framework(&r.framework_id).is_none() {
-            // Not recorded: a framework the cluster does not know cannot
-            // be handed tasks by an agent. Its tasks keep running until
-            // it comes back or is known to be gone.
-            tracing::warn!(%agent_id, framework_id = %r.framework_id, task_id = %r.info.task_id.value, "reported task of an unknown framework ignored");
-            continue;
-        }
-        let k = key(&r.framework_id, &r.info.task_id.value);
-        if let Some(existing) = e.tasks.live.get(&k)
-            && existing.agent_id != agent_id
-            && !existing.state.is_terminal()
-        {
-            tracing::warn!(%agent_id, other = %existing.agent_id, task_id = %k.1, "reported task runs on another agent; ignored");
-            continue;
-        }
-        seen.insert(k.clone());
-        let state = r
-            .latest
-            .as_ref()
-            .map(|s| s.state)
-            .unwrap_or(TaskState::TASK_STAGING);
-        let latest = r.latest.map(|mut s| {
-            s.agent_id = Some(Id::new(agent_id));
-            s
-        });
-        match e.tasks.live.get_mut(&k) {
-            Some(t) => {
-                t.agent_id = agent_id.to_string();
-                t.state = state;
-                if let Some(s) = latest {
-                    record_status(t, s);
-                }
-            }
-            None => {
-                let resources = Resources::from_v1(&r.info.resources).unwrap_or_default();
-                let role = r
-                    .info
-                    .resources
-                    .iter()
-                    .find_map(|x| x.allocation_role().map(str::to_string))
-                    .unwrap_or_else(|| "*".to_string());
-                let executor_id = r
-                    .info
-                    .executor
-                    .as_ref()
-                    .map_or(r.info.task_id.value.clone(), |x| {
-                        x.executor_id.value.clone()
-                    });
-                e.tasks.live.insert(
-                    k,
-                    TaskRecord {
-                        framework_id: r.framework_id.clone(),
-                        task_id: r.info.task_id.value.clone(),
-                        agent_id: agent_id.to_string(),
-                        executor_id: Some(executor_id),
-                        name: r.info.name.clone(),
-                        resources,
-                        role,
-                        state,
-                        statuses: latest.into_iter().collect(),
-                        pending_ack: None,
-                        volumes: Vec::new(),
-                        info: r.info,
-                    },
-                );
-            }
+        if let Some(k) = take_report(e, agent_id, r) {
+            seen.insert(k);
         }
     }
     let mut missing: Vec<Key> = e
@@ -171,6 +107,69 @@ pub(super) fn agent_reregistered(
         e.notify(&k.0, status);
         e.complete(&k);
     }
+}
+
+/// One reported task into the table; its key, or `None` when the report
+/// is not taken (an unknown framework, or a task another agent runs).
+fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
+    if e.registry.framework(&r.framework_id).is_none() {
+        // A framework the cluster does not know cannot be handed tasks by
+        // an agent. Its tasks keep running until it comes back or is
+        // known to be gone.
+        tracing::warn!(%agent_id, framework_id = %r.framework_id, task_id = %r.info.task_id.value, "reported task of an unknown framework ignored");
+        return None;
+    }
+    let k = key(&r.framework_id, &r.info.task_id.value);
+    if let Some(existing) = e.tasks.live.get(&k)
+        && existing.agent_id != agent_id
+        && !existing.state.is_terminal()
+    {
+        tracing::warn!(%agent_id, other = %existing.agent_id, task_id = %k.1, "reported task runs on another agent; ignored");
+        return None;
+    }
+    let state = r
+        .latest
+        .as_ref()
+        .map(|s| s.state)
+        .unwrap_or(TaskState::TASK_STAGING);
+    let latest = r.latest.map(|mut s| {
+        s.agent_id = Some(Id::new(agent_id));
+        s
+    });
+    if let Some(t) = e.tasks.live.get_mut(&k) {
+        t.agent_id = agent_id.to_string();
+        t.state = state;
+        if let Some(s) = latest {
+            record_status(t, s);
+        }
+        return Some(k);
+    }
+    let info = r.info;
+    let role = info
+        .resources
+        .iter()
+        .find_map(|x| x.allocation_role().map(str::to_string))
+        .unwrap_or_else(|| "*".to_string());
+    let executor_id = info
+        .executor
+        .as_ref()
+        .map_or(info.task_id.value.clone(), |x| x.executor_id.value.clone());
+    let record = TaskRecord {
+        framework_id: r.framework_id,
+        task_id: info.task_id.value.clone(),
+        agent_id: agent_id.to_string(),
+        executor_id: Some(executor_id),
+        name: info.name.clone(),
+        resources: Resources::from_v1(&info.resources).unwrap_or_default(),
+        role,
+        state,
+        statuses: latest.into_iter().collect(),
+        pending_ack: None,
+        volumes: Vec::new(),
+        info,
+    };
+    e.tasks.live.insert(k.clone(), record);
+    Some(k)
 }
 
 /// The framework is gone: its tasks are killed on their agents and
