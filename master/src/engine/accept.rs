@@ -10,34 +10,17 @@
 //! and reporting with [`Engine::accept_committed`]), then
 //! [`Engine::accept_end`].
 
-use std::collections::VecDeque;
-
 use keel_api::mesos::{ExecutorInfo, Filters, Resource, TaskInfo, TaskState};
 use keel_api::resources::Resources;
 use keel_api::scheduler::{Operation, OperationKind};
 
-use super::operations::{self, Pending};
+use super::changes::{self, AcceptRun};
+use super::operations;
 use super::tasks::{TaskRecord, key, master_status};
 use super::validation::{inject_allocation_role, validate_task};
 use super::{Engine, Invalid, Now, ToAgent};
 use crate::registry::Command;
 use crate::registry::volumes::Volume;
-
-/// An ACCEPT in progress.
-#[derive(Debug)]
-pub struct AcceptRun {
-    pub(super) framework_id: String,
-    pub(super) agent_id: String,
-    pub(super) role: String,
-    /// What is left of the offers.
-    pub(super) remaining: Resources,
-    /// Persistent volumes offered (or created) in this ACCEPT.
-    pub(super) volumes: Vec<Volume>,
-    filters: Filters,
-    operations: VecDeque<Operation>,
-    /// The registry change being committed, and its operation's id.
-    pending: Option<(Pending, Option<String>)>,
-}
 
 impl Engine {
     /// Takes the offers. Offer problems turn every launched task into
@@ -126,13 +109,13 @@ impl Engine {
                     continue;
                 }
                 OperationKind::Reserve { resources } => {
-                    operations::plan_reserve(run, &resources, true)
+                    changes::plan_reserve(run, &resources, true)
                 }
                 OperationKind::Unreserve { resources } => {
-                    operations::plan_reserve(run, &resources, false)
+                    changes::plan_reserve(run, &resources, false)
                 }
-                OperationKind::Create { volumes } => operations::plan_create(run, &volumes),
-                OperationKind::Destroy { volumes } => operations::plan_destroy(run, &volumes),
+                OperationKind::Create { volumes } => changes::plan_create(run, &volumes),
+                OperationKind::Destroy { volumes } => changes::plan_destroy(run, &volumes),
                 OperationKind::Unsupported { kind } => Err(Invalid(format!(
                     "offer operation {kind} is not supported by Keel"
                 ))),
@@ -171,7 +154,7 @@ impl Engine {
         };
         match outcome {
             Ok(()) => {
-                operations::finish(self, run, pending);
+                changes::finish(self, run, pending);
                 operations::report(
                     self,
                     &run.framework_id,

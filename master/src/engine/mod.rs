@@ -22,14 +22,15 @@
 //! renders views from one [`Snapshot`]. Files: `agents.rs` (registration,
 //! heartbeats, liveness, loss), `frameworks.rs` (subscriptions, streams,
 //! failover, teardown), `offers.rs` (allocation cycles, decline, rescind),
-//! `accept.rs` and `operations.rs` (ACCEPT: launches, then reservations and
-//! volumes with operation feedback), `tasks.rs` (the task table, updates,
+//! `accept.rs` (ACCEPT and its launches), `changes.rs` (its
+//! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
 //! return, framework removal), `roles.rs` (weights, quota,
 //! operator reservations), `views.rs` (the snapshot).
 
 mod accept;
 mod agents;
+mod changes;
 mod frameworks;
 mod loss;
 mod offers;
