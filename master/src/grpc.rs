@@ -32,20 +32,33 @@ impl AgentService {
     }
 }
 
+/// What is wrong with what an agent says about itself.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentInfoError {
+    #[error("agent info has an empty hostname")]
+    EmptyHostname,
+    #[error("agent port {0} is not a valid port")]
+    Port(u32),
+    #[error("agent info carries no inventory")]
+    NoInventory,
+    #[error(transparent)]
+    Convert(#[from] convert::ConvertError),
+}
+
 /// Decodes and checks what an agent says about itself.
-pub fn agent_info_from_pb(info: &pb::AgentInfo) -> Result<AgentInfo, String> {
+pub fn agent_info_from_pb(info: &pb::AgentInfo) -> Result<AgentInfo, AgentInfoError> {
     if info.hostname.trim().is_empty() {
-        return Err("agent info has an empty hostname".into());
+        return Err(AgentInfoError::EmptyHostname);
     }
     let port = u16::try_from(info.port)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| format!("agent port {} is not a valid port", info.port))?;
-    let resources = convert::resources_from_pb(&info.resources).map_err(|e| e.to_string())?;
-    let attributes = convert::attributes_from_pb(&info.attributes).map_err(|e| e.to_string())?;
+        .ok_or(AgentInfoError::Port(info.port))?;
+    let resources = convert::resources_from_pb(&info.resources)?;
+    let attributes = convert::attributes_from_pb(&info.attributes)?;
     let inventory = match &info.inventory {
-        Some(inv) => convert::inventory_from_pb(inv).map_err(|e| e.to_string())?,
-        None => return Err("agent info carries no inventory".into()),
+        Some(inv) => convert::inventory_from_pb(inv)?,
+        None => return Err(AgentInfoError::NoInventory),
     };
     Ok(AgentInfo {
         hostname: info.hostname.clone(),
@@ -145,7 +158,9 @@ impl pb::agent_service_server::AgentService for AgentService {
             .info
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("register carries no agent info"))
-            .and_then(|i| agent_info_from_pb(i).map_err(Status::invalid_argument))?;
+            .and_then(|i| {
+                agent_info_from_pb(i).map_err(|e| Status::invalid_argument(e.to_string()))
+            })?;
         let hostname = info.hostname.clone();
         let claimed_id = Some(register.agent_id.clone()).filter(|id| !id.is_empty());
 
