@@ -122,3 +122,47 @@ async fn an_in_process_framework_runs_a_task_to_finished() {
     let _ = server.await;
     drop(agent);
 }
+
+#[tokio::test]
+async fn subscribing_again_ends_the_old_stream_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = Master::open(MasterConfig::local(1, dir.path().to_path_buf()))
+        .await
+        .unwrap();
+    let info = |id: Option<&str>| {
+        let mut v = json!({"user": "root", "name": "twice", "failover_timeout": 60});
+        if let Some(id) = id {
+            v["id"] = json!({"value": id});
+        }
+        Subscribe {
+            framework_info: mesos::parse(v).unwrap(),
+            suppressed_roles: Vec::new(),
+        }
+    };
+    let mut first = LocalFramework::subscribe(&master, info(None))
+        .await
+        .unwrap();
+    let id = first.framework_id().to_string();
+    let second = LocalFramework::subscribe(&master, info(Some(&id)))
+        .await
+        .unwrap();
+    assert_eq!(second.framework_id(), id);
+    let Some(Event::Error { message }) = first.next_event().await else {
+        panic!("no ERROR on the old stream");
+    };
+    assert_eq!(message, "Framework failed over");
+    // And then the old stream ends.
+    let end = tokio::time::timeout(T, first.next_event()).await.unwrap();
+    assert!(end.is_none(), "{end:?}");
+    // Calls on the old stream are refused; the new one works.
+    assert!(
+        first
+            .call(CallKind::Revive { roles: vec![] })
+            .await
+            .is_err()
+    );
+    second
+        .call(CallKind::Revive { roles: vec![] })
+        .await
+        .unwrap();
+}

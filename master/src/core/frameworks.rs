@@ -32,19 +32,21 @@ pub enum CallError {
 }
 
 impl Master {
-    /// SUBSCRIBE: `conn` carries the framework's events from now on, the
-    /// first being SUBSCRIBED (or a single ERROR when the subscription is
-    /// refused, after which the connection is dropped).
+    /// SUBSCRIBE: `conn` carries the framework's events on stream `stream`
+    /// from now on, the first being SUBSCRIBED; returns the framework id.
+    /// A refused subscription gets a single ERROR, after which `conn` is
+    /// dropped (`None`).
     pub async fn subscribe(
-        self: &std::sync::Arc<Self>,
+        &self,
         framework_id: Option<String>,
         sub: Subscribe,
         stream: String,
         conn: Box<dyn FrameworkConnection>,
-    ) {
+    ) -> Option<String> {
         let refuse = |conn: Box<dyn FrameworkConnection>, message: String| {
             tracing::info!(%message, "subscription refused");
             let _ = conn.send(&Event::Error { message });
+            None
         };
         let w = self.write().await;
         let planned = match self.with(|e, now| e.subscribe(framework_id, sub, stream.clone(), now))
@@ -61,23 +63,25 @@ impl Master {
             }
             Err(e) => return refuse(conn, format!("Cannot subscribe: {e}")),
         };
-        let closed = conn.closed();
         let subscribed = self.with_links(|state, now| {
             state.links.add_stream(&stream, conn);
             state.engine.subscribed(planned.then, &applied, now)
         });
-        drop(w);
-        let framework_id = match subscribed {
-            Ok(id) => id,
+        match subscribed {
+            Ok(id) => Some(id),
             Err(e) => {
                 tracing::error!(error = %e, "subscription recorded but not taken");
-                return;
+                None
             }
-        };
-        let master = std::sync::Arc::clone(self);
-        tokio::spawn(async move {
-            closed.await;
-            master.with(|e, now| e.stream_closed(&framework_id, &stream, now));
+        }
+    }
+
+    /// The reader of the framework's stream `stream` went away (the HTTP
+    /// client disconnected, the in-process framework was dropped).
+    pub fn stream_gone(&self, framework_id: &str, stream: &str) {
+        self.with_links(|state, now| {
+            state.links.remove_stream(stream);
+            state.engine.stream_closed(framework_id, stream, now)
         });
     }
 

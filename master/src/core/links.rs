@@ -5,8 +5,6 @@
 //! ([`super::local`]). Both sit behind [`FrameworkConnection`].
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use keel_api::pb::{self, master_message::Msg};
 use keel_api::scheduler::Event;
@@ -27,12 +25,13 @@ pub enum SendError {
     Closed,
 }
 
-/// Where a framework's events go.
+/// Where a framework's events go. Dropping it ends the stream; the side
+/// that reads the events tells the master when it goes away
+/// ([`super::Master::stream_gone`]), so a connection holds nothing that
+/// would keep the stream open.
 pub trait FrameworkConnection: Send {
     /// Queues `event` without waiting.
     fn send(&self, event: &Event) -> Result<(), SendError>;
-    /// Resolves when the framework has gone away (its end is dropped).
-    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 }
 
 #[derive(Default)]
@@ -48,6 +47,10 @@ impl Links {
 
     pub(crate) fn add_stream(&mut self, stream: &str, conn: Box<dyn FrameworkConnection>) {
         self.streams.insert(stream.to_string(), conn);
+    }
+
+    pub(crate) fn remove_stream(&mut self, stream: &str) {
+        self.streams.remove(stream);
     }
 
     /// Drops every link: agent streams and framework connections end.

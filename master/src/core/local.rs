@@ -5,8 +5,6 @@
 //! arrive on a channel instead of a RecordIO stream. It shows in
 //! `GET_FRAMEWORKS` like any other.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use keel_api::scheduler::{CallKind, Event, Subscribe};
@@ -29,11 +27,6 @@ impl FrameworkConnection for LocalConnection {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
-    }
-
-    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        let tx = self.tx.clone();
-        Box::pin(async move { tx.closed().await })
     }
 }
 
@@ -61,7 +54,7 @@ impl LocalFramework {
         let (tx, mut events) = mpsc::channel(QUEUE);
         let stream = uuid::Uuid::new_v4().to_string();
         let framework_id = sub.framework_info.id.as_ref().map(|i| i.value.clone());
-        master
+        let _ = master
             .subscribe(
                 framework_id,
                 sub,
@@ -95,5 +88,13 @@ impl LocalFramework {
         self.master
             .call(&self.framework_id, Some(&self.stream), kind)
             .await
+    }
+}
+
+impl Drop for LocalFramework {
+    /// The framework is gone: its stream closes, its failover timeout
+    /// starts, as for an HTTP framework whose connection broke.
+    fn drop(&mut self) {
+        self.master.stream_gone(&self.framework_id, &self.stream);
     }
 }

@@ -6,8 +6,6 @@
 //! with an empty body, or a 4xx/5xx with a plain-text reason.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -41,10 +39,19 @@ impl FrameworkConnection for HttpStream {
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
+}
 
-    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        let tx = self.tx.clone();
-        Box::pin(async move { tx.closed().await })
+/// Tells the master when the response body is dropped: the client went
+/// away (or the master ended the stream, which it then ignores).
+struct Gone {
+    master: Arc<Master>,
+    framework_id: String,
+    stream: String,
+}
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.master.stream_gone(&self.framework_id, &self.stream);
     }
 }
 
@@ -88,7 +95,7 @@ async fn serve(
         }
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
         let stream = uuid::Uuid::new_v4().to_string();
-        master
+        let framework_id = master
             .subscribe(
                 call.framework_id,
                 sub,
@@ -96,7 +103,16 @@ async fn serve(
                 Box::new(HttpStream { tx }),
             )
             .await;
-        let events = ReceiverStream::new(rx).map(Ok::<Bytes, Infallible>);
+        let gone = framework_id.map(|framework_id| Gone {
+            master: Arc::clone(master),
+            framework_id,
+            stream: stream.clone(),
+        });
+        let events = ReceiverStream::new(rx).map(move |record| {
+            // Owned by the body: dropped when the client goes away.
+            let _held = &gone;
+            Ok::<Bytes, Infallible>(record)
+        });
         let mut resp = Response::new(Body::from_stream(events));
         let h = resp.headers_mut();
         h.insert(
