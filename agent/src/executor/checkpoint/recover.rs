@@ -10,6 +10,7 @@ use super::{
     CONTAINER_FILE, ContainerCheckpoint, MetaDir, PROCESS_DIR, TASK_INFO_FILE, UPDATES_FILE,
     read_killed,
 };
+use crate::executor::task::TaskDescription;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecoveredContainer {
@@ -22,8 +23,9 @@ pub struct RecoveredContainer {
 pub struct RecoveredTask {
     pub task_id: String,
     pub dir: PathBuf,
-    /// `task.info`; `None` when missing (the agent died while writing it).
-    pub info_json: Option<String>,
+    /// `task.info`, read; `None` when missing (the agent died while
+    /// writing it).
+    pub description: Option<TaskDescription>,
     pub replay: Replay,
     /// The grace period of a kill the task was given, if any.
     pub killed: Option<u64>,
@@ -82,7 +84,9 @@ fn read_container(dir: &Path) -> Result<Option<RecoveredContainer>, String> {
     for (task_id, task_dir) in subdirs(&dir.join("tasks")) {
         let replay = UpdateLog::read(&task_dir.join(UPDATES_FILE)).unwrap_or_default();
         tasks.push(RecoveredTask {
-            info_json: fs::read_to_string(task_dir.join(TASK_INFO_FILE)).ok(),
+            description: fs::read_to_string(task_dir.join(TASK_INFO_FILE))
+                .ok()
+                .map(|text| TaskDescription::read(&text)),
             killed: read_killed(&task_dir),
             replay,
             task_id,
@@ -120,7 +124,8 @@ mod tests {
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();
         let t1 = MetaDir::task_dir(&dir, "t1").unwrap();
-        write_task_info(&t1, r#"{"task_id":{"value":"t1"}}"#).unwrap();
+        let info = TaskDescription::Unreadable(r#"{"task_id":{"value":"t1"}}"#.into());
+        write_task_info(&t1, &info).unwrap();
         write_killed(&t1, 250).unwrap();
         let (mut log, _) = UpdateLog::open(&t1.join(UPDATES_FILE)).unwrap();
         let update = pb::StatusUpdate {
@@ -150,7 +155,8 @@ mod tests {
         let t = &rc.tasks[0];
         assert_eq!(t.task_id, "t1");
         assert_eq!(t.killed, Some(250));
-        assert!(t.info_json.as_deref().unwrap().contains("t1"));
+        let info_json = t.description.as_ref().unwrap().to_json().unwrap();
+        assert!(info_json.contains("t1"));
         assert_eq!(t.replay.pending(), &[update][..]);
         assert_eq!(t.process_dir(), t1.join("process"));
     }
