@@ -103,7 +103,13 @@ fn read_container(dir: &Path) -> Result<Option<RecoveredContainer>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::executor::checkpoint::{write_killed, write_task_info};
+    use crate::executor::command;
+    use crate::executor::health::{HealthCheck, Probe};
+    use crate::isolation::cgroups::io;
+    use crate::isolation::network;
     use keel_api::pb;
 
     #[test]
@@ -159,6 +165,67 @@ mod tests {
         assert!(info_json.contains("t1"));
         assert_eq!(t.replay.pending(), &[update][..]);
         assert_eq!(t.process_dir(), t1.join("process"));
+    }
+
+    /// The directory of a checkpoint in `testdata/checkpoint-v1`.
+    const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/checkpoint-v1");
+
+    #[test]
+    fn a_checkpoint_of_an_earlier_agent_is_read_typed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = MetaDir::new(tmp.path());
+        let dir = meta
+            .slaves()
+            .join("a-S0/frameworks/fw/executors/web-1/runs/c1");
+        let task_dir = dir.join("tasks/web-1");
+        fs::create_dir_all(&task_dir).unwrap();
+        let v1 = Path::new(V1);
+        fs::copy(v1.join(CONTAINER_FILE), dir.join(CONTAINER_FILE)).unwrap();
+        fs::copy(v1.join(TASK_INFO_FILE), task_dir.join(TASK_INFO_FILE)).unwrap();
+
+        let (found, problems) = scan(&meta);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(found[0].checkpoint.container_id, "c1");
+        let read = found[0].tasks[0].description.clone().unwrap();
+        let spec = read.spec().expect("typed").clone();
+        assert_eq!(spec.task_id(), "web-1");
+        let info = spec.info();
+        assert_eq!(info.resources.len(), 3);
+        assert_eq!(info.resources[0].scalar.unwrap().value, 0.5);
+        let command = info.command.as_ref().unwrap();
+        assert_eq!(command.environment.as_ref().unwrap().variables.len(), 1);
+        let grace = info.kill_policy.as_ref().unwrap().grace_period.unwrap();
+        assert_eq!(grace.nanoseconds, 300_000_000);
+        // The parts the agent interprets, typed and accepted as a new launch would.
+        let hc = HealthCheck::from_mesos(spec.health_check().unwrap()).unwrap();
+        assert_eq!(hc.probe, Probe::Tcp { port: 31080 });
+        assert_eq!(hc.policy.interval, Duration::from_millis(50));
+        let bw = io::from_labels(spec.labels()).unwrap();
+        assert_eq!(bw.wbps, Some(1 << 20));
+        let net = network::request(spec.container()).unwrap().unwrap();
+        assert_eq!(
+            (net.name.as_str(), net.port_mappings[0].host_port),
+            ("keel", 31001)
+        );
+        assert_eq!(command::container_hostname(spec.container()), Some("web"));
+
+        // Written back the new way (the typed value serialized), it reads
+        // to the same value.
+        write_task_info(&task_dir, &read).unwrap();
+        let (again, _) = scan(&meta);
+        assert_eq!(again[0].tasks[0].description.as_ref(), Some(&read));
+        let text = fs::read_to_string(task_dir.join(TASK_INFO_FILE)).unwrap();
+        assert!(!text.contains("null") && !text.contains("a_field_from_a_newer_mesos"));
+    }
+
+    #[test]
+    fn an_unreadable_task_info_stays_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("t");
+        let text = r#"{"task_id": {"value": "t"}, "command": "#;
+        write_task_info(&t, &TaskDescription::Unreadable(text.into())).unwrap();
+        let read = TaskDescription::read(&fs::read_to_string(t.join(TASK_INFO_FILE)).unwrap());
+        assert_eq!(read, TaskDescription::Unreadable(text.into()));
     }
 
     #[test]
