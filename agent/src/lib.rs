@@ -4,6 +4,7 @@
 //! - [`discovery`]: hardware inventory from /proc, /sys and netlink.
 //! - [`resources`]: Mesos resources offered, with the Mesos defaults.
 //! - [`workdir`]: the persisted agent id.
+//! - [`masters`]: the `--master` list (`HOST:PORT[,HOST:PORT...]`).
 //! - [`session`]: registration, heartbeats and the master's task calls over gRPC.
 //! - [`executor`]: the task runtime: sandboxes, processes, status updates,
 //!   checkpoints and recovery.
@@ -18,6 +19,7 @@ pub mod fetcher;
 pub mod files;
 pub mod http;
 pub mod isolation;
+pub mod masters;
 pub mod resources;
 pub mod session;
 pub mod workdir;

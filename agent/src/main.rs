@@ -170,17 +170,11 @@ async fn agent_main() -> anyhow::Result<()> {
     }
 
     keel_telemetry::init("keel-agent");
-    let masters: Vec<String> = flags
+    let given = flags
         .master
         .as_deref()
-        .context("--master HOST:PORT is required")?
-        .split(',')
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
-        .collect();
-    for m in &masters {
-        validate_master(m)?;
-    }
+        .with_context(|| format!("--master is required: {}", keel_agent::masters::FORM))?;
+    let masters = keel_agent::masters::parse(given)?;
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let config = AgentConfig {
@@ -219,18 +213,6 @@ async fn agent_main() -> anyhow::Result<()> {
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
     keel_agent::run(listener, config, status, shutdown_signal()).await?;
     tracing::info!("stopped");
-    Ok(())
-}
-
-fn validate_master(m: &str) -> anyhow::Result<()> {
-    let (host, port) = m
-        .rsplit_once(':')
-        .with_context(|| format!("--master {m:?} is not HOST:PORT"))?;
-    anyhow::ensure!(!host.is_empty(), "--master {m:?} has no host");
-    port.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .with_context(|| format!("--master {m:?} has an invalid port"))?;
     Ok(())
 }
 

@@ -80,7 +80,7 @@ impl Agent {
             "agent_id": {"value": "agent-S1"}, "command": {"value": cmd},
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
                           {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]});
-        self.exec.call(ExecutorCall::Launch(pb::LaunchTasks {
+        self.exec.call(ExecutorCall::launch(pb::LaunchTasks {
             framework_id: "fw".into(),
             framework_info_json: json!({"user": "root", "name": "t"}).to_string(),
             task_info_json: vec![task.to_string()],

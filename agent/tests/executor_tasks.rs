@@ -37,7 +37,7 @@ impl Agent {
     fn launch(&self, id: &str, command: Value) {
         let task = json!({"name": id, "task_id": {"value": id},
             "agent_id": {"value": "agent-S1"}, "resources": [], "command": command});
-        self.exec.call(ExecutorCall::Launch(pb::LaunchTasks {
+        self.exec.call(ExecutorCall::launch(pb::LaunchTasks {
             framework_id: "fw-1".into(),
             framework_info_json: json!({"user": "root", "name": "test"}).to_string(),
             task_info_json: vec![task.to_string()],

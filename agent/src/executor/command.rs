@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use keel_api::mesos::CommandInfo;
+use keel_api::mesos::{CommandInfo, ContainerInfo};
 
 use super::hooks::TaskContext;
 use super::launcher::LaunchSpec;
@@ -90,12 +90,9 @@ pub fn contain(spec: &mut LaunchSpec, ctx: &TaskContext, hostname: Option<&str>,
     }
 }
 
-/// `ContainerInfo.hostname` of a TaskInfo's raw `container`.
-pub fn container_hostname(container: Option<&serde_json::Value>) -> Option<&str> {
-    container?
-        .get("hostname")?
-        .as_str()
-        .filter(|h| !h.is_empty())
+/// `ContainerInfo.hostname`, when set.
+pub fn container_hostname(container: Option<&ContainerInfo>) -> Option<&str> {
+    container?.hostname.as_deref().filter(|h| !h.is_empty())
 }
 
 /// The task's complete environment, sorted by name.

@@ -1,28 +1,28 @@
-//! Parsing a master's `LaunchTasks` into typed tasks. Pure: nothing is
-//! created or spawned here. A task whose JSON cannot be read is kept as
+//! Parsing a master's `LaunchTasks` into typed tasks, once, where the call
+//! leaves the session ([`super::ExecutorCall::from_master`]). Pure: nothing
+//! is created or spawned here. A task whose JSON cannot be read is kept as
 //! [`ParsedTask::Invalid`] (with its id when one can be found) so the
-//! runtime can answer it with TASK_FAILED instead of dropping it.
+//! runtime can answer it with TASK_ERROR instead of dropping it.
 
 use std::time::Duration;
 
 use keel_api::mesos::{self, ExecutorInfo, FrameworkInfo, TaskInfo};
 use keel_api::pb;
-use serde_json::Value as Json;
 
-#[derive(Debug)]
+use super::task::TaskSpec;
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum ParsedTask {
-    Valid {
-        info: Box<TaskInfo>,
-        json: String,
-    },
+    Valid(Box<TaskSpec>),
     Invalid {
         task_id: Option<String>,
-        json: String,
+        /// The text as sent: only reported back, never interpreted.
+        text: String,
         message: String,
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LaunchRequest {
     pub framework_id: String,
     /// `None` when absent or unreadable (only capabilities are read from it).
@@ -35,51 +35,37 @@ pub struct LaunchRequest {
     pub tasks: Vec<ParsedTask>,
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    let json: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    mesos::parse(json).map_err(|e| e.to_string())
-}
-
-pub fn parse(msg: &pb::LaunchTasks) -> LaunchRequest {
+pub fn parse(msg: pb::LaunchTasks) -> LaunchRequest {
     let framework = Some(msg.framework_info_json.as_str())
         .filter(|s| !s.trim().is_empty())
-        .and_then(|s| parse_json(s).ok());
+        .and_then(|s| mesos::parse_str(s).ok());
     let (executor, executor_error) = if msg.executor_info_json.trim().is_empty() {
         (None, None)
     } else {
-        match parse_json::<ExecutorInfo>(&msg.executor_info_json) {
+        match mesos::parse_str::<ExecutorInfo>(&msg.executor_info_json) {
             Ok(e) => (Some(e), None),
             Err(e) => (None, Some(format!("invalid executor info: {e}"))),
         }
     };
     let tasks = msg
         .task_info_json
-        .iter()
-        .map(|json| match parse_json::<TaskInfo>(json) {
-            Ok(info) => ParsedTask::Valid {
-                info: Box::new(info),
-                json: json.clone(),
-            },
+        .into_iter()
+        .map(|text| match TaskSpec::parse(&text) {
+            Ok(spec) => ParsedTask::Valid(Box::new(spec)),
             Err(e) => ParsedTask::Invalid {
-                task_id: raw_task_id(json),
-                json: json.clone(),
+                task_id: e.task_id().map(str::to_string),
                 message: format!("invalid task info: {e}"),
+                text,
             },
         })
         .collect();
     LaunchRequest {
-        framework_id: msg.framework_id.clone(),
+        framework_id: msg.framework_id,
         framework,
         executor,
         executor_error,
         tasks,
     }
-}
-
-/// `task_id.value` from JSON that did not parse as a whole TaskInfo.
-fn raw_task_id(json: &str) -> Option<String> {
-    let v: Json = serde_json::from_str(json).ok()?;
-    Some(v.get("task_id")?.get("value")?.as_str()?.to_string()).filter(|s| !s.is_empty())
 }
 
 /// The grace period of a kill: the kill's own, else the task's kill policy,
@@ -121,18 +107,19 @@ mod tests {
             ],
             executor_info_json: String::new(),
         };
-        let r = parse(&msg);
+        let r = parse(msg);
         assert!(r.framework.unwrap().has_capability("TASK_KILLING_STATE"));
         assert!(r.executor.is_none() && r.executor_error.is_none());
-        assert!(
-            matches!(&r.tasks[0], ParsedTask::Valid { info, .. } if info.task_id.value == "t1")
-        );
+        assert!(matches!(&r.tasks[0], ParsedTask::Valid(spec) if spec.task_id() == "t1"));
         match &r.tasks[1] {
             ParsedTask::Invalid {
-                task_id, message, ..
+                task_id,
+                message,
+                text,
             } => {
                 assert_eq!(task_id.as_deref(), Some("t2"));
                 assert!(message.contains("Missing required fields"), "{message}");
+                assert_eq!(text, r#"{"task_id":{"value":"t2"}}"#, "kept as sent");
             }
             other => panic!("{other:?}"),
         }
@@ -151,17 +138,17 @@ mod tests {
             task_info_json: vec![task("t1")],
             ..Default::default()
         };
-        assert_eq!(parse(&msg).executor.unwrap().executor_id.value, "ex");
         let bad = pb::LaunchTasks {
             executor_info_json: "{}".into(),
-            ..msg
+            ..msg.clone()
         };
-        assert!(parse(&bad).executor_error.is_some());
+        assert_eq!(parse(msg).executor.unwrap().executor_id.value, "ex");
+        assert!(parse(bad).executor_error.is_some());
     }
 
     #[test]
     fn grace_period_precedence() {
-        let info: TaskInfo = parse_json(&task("t")).unwrap();
+        let info: TaskInfo = mesos::parse_str(&task("t")).unwrap();
         let d = Duration::from_secs(3);
         assert_eq!(
             grace_period(Some(200), &info, d),

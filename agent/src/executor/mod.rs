@@ -13,6 +13,8 @@
 //! - [`checkpoint`]: what survives an agent restart (containers, tasks,
 //!   the status update log) and reading it back.
 //! - [`launch`]: `LaunchTasks` -> typed tasks, kill grace periods (pure).
+//! - [`task`]: a task's TaskInfo as the agent holds it ([`task::TaskSpec`],
+//!   typed once at the edge; checkpoints and reports are its serialization).
 //! - [`command`]: CommandInfo -> argv and environment (pure).
 //! - [`health`]: COMMAND, HTTP and TCP health checks.
 //! - [`sandbox`]: the Mesos sandbox layout under the work dir.
@@ -37,6 +39,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod status;
 pub mod supervisor;
+pub mod task;
 pub mod updates;
 pub mod users;
 pub mod volumes;

@@ -349,7 +349,7 @@ pub fn launch_into(
     framework_info: serde_json::Value,
     task: &serde_json::Value,
 ) {
-    exec.call(keel_agent::executor::ExecutorCall::Launch(
+    exec.call(keel_agent::executor::ExecutorCall::launch(
         pb::LaunchTasks {
             framework_id: "fw".into(),
             framework_info_json: framework_info.to_string(),

@@ -78,6 +78,16 @@ pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     u64::try_from(v).map_err(|_| de::Error::custom(format!("{v} is not an unsigned integer")))
 }
 
+/// A uint32: as [`u64`], and within range.
+pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = u64(d)?;
+    u32::try_from(v).map_err(|_| de::Error::custom(format!("{v} is out of range for a uint32")))
+}
+
+pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    u32(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -4,12 +4,21 @@
 //! Emission omits unset fields.
 //!
 //! - [`types`]: ids, TaskInfo, CommandInfo, TaskStatus, FrameworkInfo, ...
+//! - [`container`], [`health`], [`labels`]: typed forms of parts of a
+//!   TaskInfo that the agent interprets (`TaskInfo` itself keeps them as
+//!   sent).
 //! - [`lenient`]: the number-or-string deserializers used by those types.
 
+pub mod container;
+pub mod health;
+pub mod labels;
 pub mod lenient;
 pub mod resource;
 pub mod types;
 
+pub use container::{ContainerInfo, NetworkInfo, PortMapping};
+pub use health::{HealthCheck, HttpCheckInfo, TcpCheckInfo};
+pub use labels::{Label, Labels};
 pub use resource::Resource;
 pub use types::*;
 
@@ -42,6 +51,13 @@ pub fn strip_nulls(v: &mut Json) {
 pub fn parse<T: DeserializeOwned>(mut json: Json) -> Result<T, MesosJsonError> {
     strip_nulls(&mut json);
     serde_json::from_value(json).map_err(|e| MesosJsonError::Invalid(describe(&e.to_string())))
+}
+
+/// Parses Mesos v1 JSON text into `T` (JSON syntax errors included).
+pub fn parse_str<T: DeserializeOwned>(text: &str) -> Result<T, MesosJsonError> {
+    let json: Json =
+        serde_json::from_str(text).map_err(|e| MesosJsonError::Invalid(e.to_string()))?;
+    parse(json)
 }
 
 /// Turns serde's wording into Mesos' where Mesos has one.
@@ -87,6 +103,17 @@ mod tests {
             Err(MesosJsonError::Invalid(
                 "Missing required fields: value".into()
             ))
+        );
+    }
+
+    #[test]
+    fn text_is_parsed_the_same_way() {
+        let id: Id = parse_str(r#"{"value": "x", "other": null}"#).unwrap();
+        assert_eq!(id.value, "x");
+        assert!(parse_str::<Id>("{").is_err());
+        assert_eq!(
+            parse_str::<Id>("{}").unwrap_err().to_string(),
+            "Missing required fields: value"
         );
     }
 

@@ -5,7 +5,9 @@
 //! ```text
 //! <work_dir>/meta/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>/
 //!     container.json              ids, sandbox paths, task group, capabilities
-//!     tasks/<task>/task.info      the TaskInfo JSON as the master sent it
+//!     tasks/<task>/task.info      the TaskInfo JSON: the typed task serialized
+//!                                 (earlier agents kept the master's text; both
+//!                                 read as one, see [`TaskDescription::read`])
 //!     tasks/<task>/task.updates   status update log (see [`log`])
 //!     tasks/<task>/killed         the task was asked to die (grace period, ms)
 //!     tasks/<task>/process/       the launcher's own files (the task supervisor's
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::sandbox::{self, SandboxError};
+use super::task::TaskDescription;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -43,6 +46,11 @@ pub enum CheckpointError {
     },
     #[error("checkpoint {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
+    #[error("checkpoint {path}: cannot encode: {source}")]
+    Encode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Id(#[from] SandboxError),
 }
@@ -224,9 +232,9 @@ impl ContainerCheckpoint {
 
     /// Writes `container.json` into `dir`, durable with `batch`.
     pub fn write_into(&self, dir: &Path, batch: &mut Durable) -> Result<(), CheckpointError> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| CheckpointError::Damaged {
+        let json = serde_json::to_vec_pretty(self).map_err(|source| CheckpointError::Encode {
             path: dir.join(CONTAINER_FILE),
-            reason: e.to_string(),
+            source,
         })?;
         batch.write(&dir.join(CONTAINER_FILE), &json)
     }
@@ -241,10 +249,25 @@ impl ContainerCheckpoint {
     }
 }
 
+/// Writes the task's `task.info` into its (new) checkpoint directory,
+/// durable with `batch`.
+pub fn write_task_info_into(
+    task_dir: &Path,
+    task: &TaskDescription,
+    batch: &mut Durable,
+) -> Result<(), CheckpointError> {
+    let path = task_dir.join(TASK_INFO_FILE);
+    let json = task.to_json().map_err(|source| CheckpointError::Encode {
+        path: path.clone(),
+        source,
+    })?;
+    batch.write(&path, json.as_bytes())
+}
+
 /// Writes the task's `task.info` into its (new) checkpoint directory, durably.
-pub fn write_task_info(task_dir: &Path, info_json: &str) -> Result<(), CheckpointError> {
+pub fn write_task_info(task_dir: &Path, task: &TaskDescription) -> Result<(), CheckpointError> {
     let mut batch = Durable::default();
-    batch.write(&task_dir.join(TASK_INFO_FILE), info_json.as_bytes())?;
+    write_task_info_into(task_dir, task, &mut batch)?;
     batch.sync()
 }
 
@@ -325,8 +348,9 @@ mod tests {
 
         let t1 = MetaDir::task_dir(&dir, "t1").unwrap();
         let t2 = MetaDir::task_dir(&dir, "t2").unwrap();
-        write_task_info(&t1, "{}").unwrap();
-        write_task_info(&t2, "{}").unwrap();
+        let info = TaskDescription::Unreadable("{}".into());
+        write_task_info(&t1, &info).unwrap();
+        write_task_info(&t2, &info).unwrap();
         assert_eq!(read_killed(&t1), None);
         write_killed(&t1, 1500).unwrap();
         assert_eq!(read_killed(&t1), Some(1500));

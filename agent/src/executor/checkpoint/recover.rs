@@ -10,6 +10,7 @@ use super::{
     CONTAINER_FILE, ContainerCheckpoint, MetaDir, PROCESS_DIR, TASK_INFO_FILE, UPDATES_FILE,
     read_killed,
 };
+use crate::executor::task::TaskDescription;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecoveredContainer {
@@ -22,8 +23,9 @@ pub struct RecoveredContainer {
 pub struct RecoveredTask {
     pub task_id: String,
     pub dir: PathBuf,
-    /// `task.info`; `None` when missing (the agent died while writing it).
-    pub info_json: Option<String>,
+    /// `task.info`, read; `None` when missing (the agent died while
+    /// writing it).
+    pub description: Option<TaskDescription>,
     pub replay: Replay,
     /// The grace period of a kill the task was given, if any.
     pub killed: Option<u64>,
@@ -82,7 +84,9 @@ fn read_container(dir: &Path) -> Result<Option<RecoveredContainer>, String> {
     for (task_id, task_dir) in subdirs(&dir.join("tasks")) {
         let replay = UpdateLog::read(&task_dir.join(UPDATES_FILE)).unwrap_or_default();
         tasks.push(RecoveredTask {
-            info_json: fs::read_to_string(task_dir.join(TASK_INFO_FILE)).ok(),
+            description: fs::read_to_string(task_dir.join(TASK_INFO_FILE))
+                .ok()
+                .map(|text| TaskDescription::read(&text)),
             killed: read_killed(&task_dir),
             replay,
             task_id,
@@ -99,7 +103,13 @@ fn read_container(dir: &Path) -> Result<Option<RecoveredContainer>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::executor::checkpoint::{write_killed, write_task_info};
+    use crate::executor::command;
+    use crate::executor::health::{HealthCheck, Probe};
+    use crate::isolation::cgroups::io;
+    use crate::isolation::network;
     use keel_api::pb;
 
     #[test]
@@ -120,7 +130,8 @@ mod tests {
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();
         let t1 = MetaDir::task_dir(&dir, "t1").unwrap();
-        write_task_info(&t1, r#"{"task_id":{"value":"t1"}}"#).unwrap();
+        let info = TaskDescription::Unreadable(r#"{"task_id":{"value":"t1"}}"#.into());
+        write_task_info(&t1, &info).unwrap();
         write_killed(&t1, 250).unwrap();
         let (mut log, _) = UpdateLog::open(&t1.join(UPDATES_FILE)).unwrap();
         let update = pb::StatusUpdate {
@@ -150,9 +161,71 @@ mod tests {
         let t = &rc.tasks[0];
         assert_eq!(t.task_id, "t1");
         assert_eq!(t.killed, Some(250));
-        assert!(t.info_json.as_deref().unwrap().contains("t1"));
+        let info_json = t.description.as_ref().unwrap().to_json().unwrap();
+        assert!(info_json.contains("t1"));
         assert_eq!(t.replay.pending(), &[update][..]);
         assert_eq!(t.process_dir(), t1.join("process"));
+    }
+
+    /// The directory of a checkpoint in `testdata/checkpoint-v1`.
+    const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/checkpoint-v1");
+
+    #[test]
+    fn a_checkpoint_of_an_earlier_agent_is_read_typed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = MetaDir::new(tmp.path());
+        let dir = meta
+            .slaves()
+            .join("a-S0/frameworks/fw/executors/web-1/runs/c1");
+        let task_dir = dir.join("tasks/web-1");
+        fs::create_dir_all(&task_dir).unwrap();
+        let v1 = Path::new(V1);
+        fs::copy(v1.join(CONTAINER_FILE), dir.join(CONTAINER_FILE)).unwrap();
+        fs::copy(v1.join(TASK_INFO_FILE), task_dir.join(TASK_INFO_FILE)).unwrap();
+
+        let (found, problems) = scan(&meta);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(found[0].checkpoint.container_id, "c1");
+        let read = found[0].tasks[0].description.clone().unwrap();
+        let spec = read.spec().expect("typed").clone();
+        assert_eq!(spec.task_id(), "web-1");
+        let info = spec.info();
+        assert_eq!(info.resources.len(), 3);
+        assert_eq!(info.resources[0].scalar.unwrap().value, 0.5);
+        let command = info.command.as_ref().unwrap();
+        assert_eq!(command.environment.as_ref().unwrap().variables.len(), 1);
+        let grace = info.kill_policy.as_ref().unwrap().grace_period.unwrap();
+        assert_eq!(grace.nanoseconds, 300_000_000);
+        // The parts the agent interprets, typed and accepted as a new launch would.
+        let hc = HealthCheck::from_mesos(spec.health_check().unwrap()).unwrap();
+        assert_eq!(hc.probe, Probe::Tcp { port: 31080 });
+        assert_eq!(hc.policy.interval, Duration::from_millis(50));
+        let bw = io::from_labels(spec.labels()).unwrap();
+        assert_eq!(bw.wbps, Some(1 << 20));
+        let net = network::request(spec.container()).unwrap().unwrap();
+        assert_eq!(
+            (net.name.as_str(), net.port_mappings[0].host_port),
+            ("keel", 31001)
+        );
+        assert_eq!(command::container_hostname(spec.container()), Some("web"));
+
+        // Written back the new way (the typed value serialized), it reads
+        // to the same value.
+        write_task_info(&task_dir, &read).unwrap();
+        let (again, _) = scan(&meta);
+        assert_eq!(again[0].tasks[0].description.as_ref(), Some(&read));
+        let text = fs::read_to_string(task_dir.join(TASK_INFO_FILE)).unwrap();
+        assert!(!text.contains("null") && !text.contains("a_field_from_a_newer_mesos"));
+    }
+
+    #[test]
+    fn an_unreadable_task_info_stays_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("t");
+        let text = r#"{"task_id": {"value": "t"}, "command": "#;
+        write_task_info(&t, &TaskDescription::Unreadable(text.into())).unwrap();
+        let read = TaskDescription::read(&fs::read_to_string(t.join(TASK_INFO_FILE)).unwrap());
+        assert_eq!(read, TaskDescription::Unreadable(text.into()));
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub mod probe;
 use std::time::Duration;
 
 use keel_api::mesos::{self, CommandInfo};
-use serde_json::Value as Json;
 use tokio::time::Instant;
 
 pub const REASON_TASK_HEALTH_CHECK_STATUS_UPDATED: &str = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED";
@@ -54,79 +53,96 @@ pub struct HealthCheck {
     pub policy: Policy,
 }
 
-fn seconds(v: &Json, key: &str, default: f64) -> Result<Duration, String> {
-    match v.get(key) {
+/// A `HealthCheck` the agent cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HealthCheckError {
+    #[error("unsupported health check type {0:?}")]
+    Kind(String),
+    #[error("{0} check without {1}")]
+    Missing(&'static str, &'static str),
+    #[error("COMMAND check without a command value")]
+    NoCommandValue,
+    #[error("unsupported scheme {0}")]
+    Scheme(String),
+    #[error("a valid port is required")]
+    Port,
+    #[error("{0} must be a non-negative number")]
+    Seconds(&'static str),
+}
+
+fn seconds(v: Option<f64>, key: &'static str, default: f64) -> Result<Duration, HealthCheckError> {
+    match v {
         None => Ok(Duration::from_secs_f64(default)),
-        Some(x) => x
-            .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("{key} must be a non-negative number")),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        Some(_) => Err(HealthCheckError::Seconds(key)),
     }
 }
 
-fn port(v: &Json) -> Result<u16, String> {
-    v.get("port")
-        .and_then(Json::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
+fn port(p: u32) -> Result<u16, HealthCheckError> {
+    u16::try_from(p)
+        .ok()
         .filter(|p| *p > 0)
-        .ok_or_else(|| "a valid port is required".to_string())
+        .ok_or(HealthCheckError::Port)
 }
 
-/// Reads a v1 `HealthCheck`.
-pub fn parse(v: &Json) -> Result<HealthCheck, String> {
-    let kind = v.get("type").and_then(Json::as_str).unwrap_or("");
-    let probe = match kind {
-        "COMMAND" => {
-            let cmd = v
-                .get("command")
-                .cloned()
-                .ok_or("COMMAND check without command")?;
-            let cmd: CommandInfo = mesos::parse(cmd).map_err(|e| e.to_string())?;
-            if cmd.value.as_deref().unwrap_or("").is_empty() {
-                return Err("COMMAND check without a command value".into());
+impl HealthCheck {
+    /// What the agent runs for a task's `HealthCheck`, Mesos' defaults
+    /// filled in.
+    pub fn from_mesos(v: &mesos::HealthCheck) -> Result<HealthCheck, HealthCheckError> {
+        let probe = match v.kind.as_deref().unwrap_or("") {
+            "COMMAND" => {
+                let cmd = v
+                    .command
+                    .clone()
+                    .ok_or(HealthCheckError::Missing("COMMAND", "command"))?;
+                if cmd.value.as_deref().unwrap_or("").is_empty() {
+                    return Err(HealthCheckError::NoCommandValue);
+                }
+                Probe::Command(cmd)
             }
-            Probe::Command(cmd)
-        }
-        "HTTP" => {
-            let http = v.get("http").ok_or("HTTP check without http")?;
-            let scheme = http.get("scheme").and_then(Json::as_str).unwrap_or("http");
-            if scheme != "http" && scheme != "https" {
-                return Err(format!("unsupported scheme {scheme}"));
+            "HTTP" => {
+                let http = v
+                    .http
+                    .as_ref()
+                    .ok_or(HealthCheckError::Missing("HTTP", "http"))?;
+                let scheme = http.scheme.as_deref().unwrap_or("http");
+                if scheme != "http" && scheme != "https" {
+                    return Err(HealthCheckError::Scheme(scheme.to_string()));
+                }
+                let path = http.path.as_deref().unwrap_or("/");
+                Probe::Http {
+                    scheme: scheme.to_string(),
+                    port: port(http.port)?,
+                    path: if path.starts_with('/') {
+                        path.to_string()
+                    } else {
+                        format!("/{path}")
+                    },
+                }
             }
-            let path = http.get("path").and_then(Json::as_str).unwrap_or("/");
-            Probe::Http {
-                scheme: scheme.to_string(),
-                port: port(http)?,
-                path: if path.starts_with('/') {
-                    path.to_string()
-                } else {
-                    format!("/{path}")
-                },
-            }
-        }
-        "TCP" => Probe::Tcp {
-            port: port(v.get("tcp").ok_or("TCP check without tcp")?)?,
-        },
-        other => return Err(format!("unsupported health check type {other:?}")),
-    };
-    let failures = match v.get("consecutive_failures") {
-        None => 3,
-        Some(x) => x
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or("consecutive_failures must be a non-negative integer")?,
-    };
-    Ok(HealthCheck {
-        probe,
-        policy: Policy {
-            delay: seconds(v, "delay_seconds", 15.0)?,
-            interval: seconds(v, "interval_seconds", 10.0)?.max(Duration::from_millis(10)),
-            timeout: seconds(v, "timeout_seconds", 20.0)?.max(Duration::from_millis(10)),
-            consecutive_failures: failures,
-            grace_period: seconds(v, "grace_period_seconds", 10.0)?,
-        },
-    })
+            "TCP" => Probe::Tcp {
+                port: port(
+                    v.tcp
+                        .as_ref()
+                        .ok_or(HealthCheckError::Missing("TCP", "tcp"))?
+                        .port,
+                )?,
+            },
+            other => return Err(HealthCheckError::Kind(other.to_string())),
+        };
+        Ok(HealthCheck {
+            probe,
+            policy: Policy {
+                delay: seconds(v.delay_seconds, "delay_seconds", 15.0)?,
+                interval: seconds(v.interval_seconds, "interval_seconds", 10.0)?
+                    .max(Duration::from_millis(10)),
+                timeout: seconds(v.timeout_seconds, "timeout_seconds", 20.0)?
+                    .max(Duration::from_millis(10)),
+                consecutive_failures: v.consecutive_failures.unwrap_or(3),
+                grace_period: seconds(v.grace_period_seconds, "grace_period_seconds", 10.0)?,
+            },
+        })
+    }
 }
 
 /// What a check result leads to.
@@ -200,6 +216,11 @@ mod tests {
             consecutive_failures: failures,
             grace_period: Duration::from_secs(grace),
         }
+    }
+
+    /// `HealthCheck::from_mesos` of a check written as JSON.
+    fn parse(v: &serde_json::Value) -> Result<HealthCheck, HealthCheckError> {
+        HealthCheck::from_mesos(&mesos::parse(v.clone()).unwrap())
     }
 
     #[test]

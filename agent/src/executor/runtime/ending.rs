@@ -24,8 +24,8 @@ impl<L: ProcessLauncher> Runtime<L> {
             return;
         }
         let default = self.config.kill_grace_period;
-        let grace = match &task.info {
-            Some(info) => launch::grace_period(grace_ms, info, default),
+        let grace = match task.spec() {
+            Some(spec) => launch::grace_period(grace_ms, spec.info(), default),
             None => default,
         };
         if let Some(kills) = &task.kills {

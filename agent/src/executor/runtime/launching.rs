@@ -3,20 +3,21 @@
 
 use std::path::PathBuf;
 
-use keel_api::mesos::{TaskInfo, TaskState};
-use keel_api::pb;
+use keel_api::mesos::TaskState;
 use keel_api::resources::Resources;
 use tokio::sync::mpsc;
 
 use super::{Phase, Runtime, Task};
 use crate::executor::checkpoint::log::UpdateLog;
 use crate::executor::checkpoint::{self, ContainerCheckpoint, MetaDir};
+use crate::executor::health::HealthCheck;
 use crate::executor::hooks::{ContainerIsolation, TaskContext};
-use crate::executor::launch::{self, ParsedTask};
+use crate::executor::launch::{LaunchRequest, ParsedTask};
 use crate::executor::launcher::ProcessLauncher;
 use crate::executor::supervisor::{Start, Supervisor};
+use crate::executor::task::{TaskDescription, TaskSpec};
 use crate::executor::updates::TaskKey;
-use crate::executor::{command, health, sandbox, status, users, volumes};
+use crate::executor::{command, sandbox, status, users, volumes};
 use crate::isolation::cgroups::io::{self, Bandwidth};
 use crate::isolation::cgroups::{CgroupPaths, leaf_name};
 use crate::isolation::network::{self, NetworkAttachment};
@@ -38,8 +39,7 @@ pub(super) fn resources_of(list: &[keel_api::mesos::Resource]) -> Resources {
 }
 
 impl<L: ProcessLauncher> Runtime<L> {
-    pub(super) fn launch(&mut self, msg: &pb::LaunchTasks) {
-        let req = launch::parse(msg);
+    pub(super) fn launch(&mut self, req: LaunchRequest) {
         let fw = req.framework_id.clone();
         let killing_state = req
             .framework
@@ -63,14 +63,12 @@ impl<L: ProcessLauncher> Runtime<L> {
         let mut joining = Resources::default();
         let mut bandwidths = self.live_bandwidths(&group_container);
         for t in &req.tasks {
-            if let ParsedTask::Valid { info, .. } = t
-                && !self
-                    .tasks
-                    .contains_key(&TaskKey::new(&fw, &info.task_id.value))
-                && let Ok(bw) = io::from_labels(info.labels.as_ref())
-                && volumes::parse(&self.config.work_dir, &info.resources).is_ok()
+            if let ParsedTask::Valid(spec) = t
+                && !self.tasks.contains_key(&TaskKey::new(&fw, spec.task_id()))
+                && let Ok(bw) = io::from_labels(spec.labels())
+                && volumes::parse(&self.config.work_dir, &spec.info().resources).is_ok()
             {
-                joining.add(&resources_of(&info.resources));
+                joining.add(&resources_of(&spec.info().resources));
                 bandwidths.push(bw);
             }
         }
@@ -78,19 +76,18 @@ impl<L: ProcessLauncher> Runtime<L> {
         group_total.add(&resources_of(&executor_json));
         let group_io = Bandwidth::combine(&bandwidths);
         for parsed in req.tasks {
-            let (info, json) = match parsed {
-                ParsedTask::Valid { info, json } => (info, json),
+            let spec = match parsed {
+                ParsedTask::Valid(spec) => spec,
                 ParsedTask::Invalid {
                     task_id: Some(id),
-                    json,
+                    text,
                     message,
                 } => {
                     let key = TaskKey::new(&fw, &id);
                     let executor_id = group.clone().unwrap_or(id);
                     self.reject(
                         key,
-                        None,
-                        json,
+                        TaskDescription::Unreadable(text),
                         executor_id,
                         message,
                         status::REASON_TASK_INVALID,
@@ -106,7 +103,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                     continue;
                 }
             };
-            let key = TaskKey::new(&fw, &info.task_id.value);
+            let key = TaskKey::new(&fw, spec.task_id());
             if self.tasks.contains_key(&key) {
                 tracing::warn!(task_id = %key.task_id, "task already known, launch ignored");
                 continue;
@@ -119,35 +116,36 @@ impl<L: ProcessLauncher> Runtime<L> {
             let agent_id = self
                 .agent_id
                 .clone()
-                .unwrap_or_else(|| info.agent_id.value.clone());
-            let own_io = match io::from_labels(info.labels.as_ref()) {
+                .unwrap_or_else(|| spec.info().agent_id.value.clone());
+            let own_io = match io::from_labels(spec.labels()) {
                 Ok(bw) => bw,
                 Err(e) => {
-                    self.refuse(key, Some(info), json, executor_id, invalid(e));
+                    self.refuse(key, typed(spec), executor_id, invalid(e));
                     continue;
                 }
             };
-            let volumes = match volumes::parse(&self.config.work_dir, &info.resources) {
+            let volumes = match volumes::parse(&self.config.work_dir, &spec.info().resources) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.refuse(key, Some(info), json, executor_id, invalid(e));
+                    self.refuse(key, typed(spec), executor_id, invalid(e));
                     continue;
                 }
             };
             let (resources, io) = match &group {
                 Some(_) => (group_total.clone(), group_io),
-                None => (resources_of(&info.resources), own_io),
+                None => (resources_of(&spec.info().resources), own_io),
             };
             let mut plan = match self.plan(&resources, &io, &container_id, &key.task_id) {
                 Ok(p) => p,
                 Err(message) => {
                     let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
-                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    self.reject(key, typed(spec), executor_id, message, reason);
                     continue;
                 }
             };
             let user = if self.config.switch_user {
-                let name = info
+                let name = spec
+                    .info()
                     .command
                     .as_ref()
                     .and_then(|c| c.user.clone())
@@ -158,19 +156,19 @@ impl<L: ProcessLauncher> Runtime<L> {
                     Ok(u) => u,
                     Err(e) => {
                         let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
-                        self.reject(key, Some(info), json, executor_id, e.to_string(), reason);
+                        self.reject(key, typed(spec), executor_id, e.to_string(), reason);
                         continue;
                     }
                 }
             } else {
                 None
             };
-            let health = match info.health_check.as_ref().map(health::parse).transpose() {
+            let health = match spec.health_check().map(HealthCheck::from_mesos).transpose() {
                 Ok(h) => h,
                 Err(e) => {
                     let message = format!("invalid health check: {e}");
                     let reason = status::REASON_TASK_INVALID;
-                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    self.reject(key, typed(spec), executor_id, message, reason);
                     continue;
                 }
             };
@@ -182,10 +180,10 @@ impl<L: ProcessLauncher> Runtime<L> {
                     ));
                 }
             }
-            let network = match self.network_for(&info, &resources, &container_id) {
+            let network = match self.network_for(&spec, &resources, &container_id) {
                 Ok(n) => n,
                 Err((message, reason)) => {
-                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    self.reject(key, typed(spec), executor_id, message, reason);
                     continue;
                 }
             };
@@ -204,7 +202,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             };
             let prepared = if let Some(e) = &req.executor_error {
                 Err(e.clone())
-            } else if group.is_none() && info.executor.is_some() {
+            } else if group.is_none() && spec.info().executor.is_some() {
                 Err("custom executors are not supported by this agent".to_string())
             } else {
                 self.context(&container, &key.task_id, Some(&plan.0))
@@ -215,44 +213,41 @@ impl<L: ProcessLauncher> Runtime<L> {
                     })
                     .map_err(|e| e.to_string())
                     .and_then(|ctx| {
-                        command::launch_spec(&ctx, info.command.as_ref(), &self.config.base_env)
+                        let command = spec.info().command.as_ref();
+                        command::launch_spec(&ctx, command, &self.config.base_env)
                             .map(|spec| (ctx, spec))
                             .map_err(|e| e.to_string())
                     })
             };
-            let (ctx, mut spec) = match prepared {
+            let (ctx, mut launch) = match prepared {
                 Ok(p) => p,
                 Err(message) => {
                     self.release_address(&container_id);
-                    self.reject(
-                        key,
-                        Some(info),
-                        json,
-                        executor_id,
-                        message,
-                        status::REASON_TASK_INVALID,
-                    );
+                    let reason = status::REASON_TASK_INVALID;
+                    self.reject(key, typed(spec), executor_id, message, reason);
                     continue;
                 }
             };
-            let (dir, log, durable) = match self.checkpoint_task(&container, &key, &json) {
+            let hostname = command::container_hostname(spec.container());
+            command::contain(&mut launch, &ctx, hostname, &self.config.work_dir);
+            let uris = spec
+                .info()
+                .command
+                .as_ref()
+                .map(|c| c.uris.clone())
+                .unwrap_or_default();
+            let description = typed(spec);
+            let (dir, log, durable) = match self.checkpoint_task(&container, &key, &description) {
                 Ok(c) => c,
                 Err(e) => {
                     self.release_address(&container_id);
                     let message = format!("the agent cannot checkpoint the task: {e}");
                     let reason = status::REASON_CONTAINER_LAUNCH_FAILED;
-                    self.reject(key, Some(info), json, executor_id, message, reason);
+                    self.reject(key, description, executor_id, message, reason);
                     continue;
                 }
             };
-            spec.state_dir = dir.join(checkpoint::PROCESS_DIR);
-            let uris = info
-                .command
-                .as_ref()
-                .map(|c| c.uris.clone())
-                .unwrap_or_default();
-            let hostname = command::container_hostname(info.container.as_ref());
-            command::contain(&mut spec, &ctx, hostname, &self.config.work_dir);
+            launch.state_dir = dir.join(checkpoint::PROCESS_DIR);
             if let Some(ex) = &group {
                 self.groups
                     .insert((fw.clone(), ex.clone()), container_id.clone());
@@ -266,8 +261,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             self.tasks.insert(
                 key.clone(),
                 Task {
-                    info: Some(info),
-                    info_json: json,
+                    description,
                     executor_id,
                     container_id: container_id.clone(),
                     group: group.clone(),
@@ -290,7 +284,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 hooks: self.hooks.clone(),
                 key: key.clone(),
                 ctx,
-                start: Start::Launch(Box::new(spec), uris),
+                start: Start::Launch(Box::new(launch), uris),
                 killed: false,
                 events: self.events.clone(),
             };
@@ -317,7 +311,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         &self,
         container: &ContainerCheckpoint,
         key: &TaskKey,
-        info_json: &str,
+        task: &TaskDescription,
     ) -> Result<(PathBuf, UpdateLog, checkpoint::Durable), checkpoint::CheckpointError> {
         let dir = self.meta.container_dir(container)?;
         let task_dir = MetaDir::task_dir(&dir, &key.task_id)?;
@@ -326,8 +320,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         if !dir.join(checkpoint::CONTAINER_FILE).exists() {
             container.write_into(&dir, &mut batch)?;
         }
-        let info = task_dir.join(checkpoint::TASK_INFO_FILE);
-        batch.write(&info, info_json.as_bytes())?;
+        checkpoint::write_task_info_into(&task_dir, task, &mut batch)?;
         let updates = task_dir.join(checkpoint::UPDATES_FILE);
         let (log, _) = UpdateLog::open(&updates)?;
         batch.created(&updates);
@@ -371,8 +364,8 @@ impl<L: ProcessLauncher> Runtime<L> {
             .tasks
             .values()
             .filter(|t| t.container_id == container_id && t.phase != Phase::Terminal);
-        for info in live.filter_map(|t| t.info.as_ref()) {
-            total.add(&resources_of(&info.resources));
+        for spec in live.filter_map(Task::spec) {
+            total.add(&resources_of(&spec.info().resources));
         }
         total
     }
@@ -382,8 +375,8 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.tasks
             .values()
             .filter(|t| t.container_id == container_id && t.phase != Phase::Terminal)
-            .filter_map(|t| t.info.as_ref())
-            .map(|info| io::from_labels(info.labels.as_ref()).unwrap_or_default())
+            .filter_map(Task::spec)
+            .map(|spec| io::from_labels(spec.labels()).unwrap_or_default())
             .collect()
     }
 
@@ -446,13 +439,12 @@ impl<L: ProcessLauncher> Runtime<L> {
     /// the refusal.
     fn network_for(
         &mut self,
-        info: &TaskInfo,
+        spec: &TaskSpec,
         resources: &Resources,
         container_id: &str,
     ) -> Result<Option<NetworkAttachment>, (String, &'static str)> {
         let invalid = |e: String| (e, status::REASON_TASK_INVALID);
-        let Some(req) =
-            network::request(info.container.as_ref()).map_err(|e| invalid(e.to_string()))?
+        let Some(req) = network::request(spec.container()).map_err(|e| invalid(e.to_string()))?
         else {
             return Ok(None);
         };
@@ -560,14 +552,13 @@ impl<L: ProcessLauncher> Runtime<L> {
     fn reject(
         &mut self,
         key: TaskKey,
-        info: Option<Box<TaskInfo>>,
-        info_json: String,
+        description: TaskDescription,
         executor_id: String,
         message: String,
         reason: &'static str,
     ) {
         let why = (TaskState::TASK_FAILED, reason, message);
-        self.refuse(key, info, info_json, executor_id, why);
+        self.refuse(key, description, executor_id, why);
     }
 
     /// A task that is not started, nothing spawned; `why`: its state
@@ -576,8 +567,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     fn refuse(
         &mut self,
         key: TaskKey,
-        info: Option<Box<TaskInfo>>,
-        info_json: String,
+        description: TaskDescription,
         executor_id: String,
         why: (TaskState, &'static str, String),
     ) {
@@ -598,7 +588,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             executor_resources: Vec::new(),
         };
         let checkpoint = self
-            .checkpoint_task(&container, &key, &info_json)
+            .checkpoint_task(&container, &key, &description)
             .and_then(|(dir, log, durable)| durable.sync().map(|()| (dir, log)));
         let (dir, log) = match checkpoint {
             Ok((dir, log)) => (Some(dir), Some(log)),
@@ -608,8 +598,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             }
         };
         let task = Task {
-            info,
-            info_json,
+            description,
             executor_id,
             container_id: container.container_id.clone(),
             group: None,
@@ -625,6 +614,10 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.tasks.insert(key.clone(), task);
         self.emit(&key, state, Some(message), Some(reason));
     }
+}
+
+fn typed(spec: Box<TaskSpec>) -> TaskDescription {
+    TaskDescription::Typed(spec)
 }
 
 /// TASK_ERROR for a task description this agent cannot accept.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_api::mesos::{TaskInfo, TaskState};
+use keel_api::mesos::TaskState;
 use keel_api::pb;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -21,6 +21,7 @@ use super::hooks::cgroup::ContainerLimits;
 use super::launcher::ProcessLauncher;
 use super::status;
 use super::supervisor::Event;
+use super::task::{TaskDescription, TaskSpec};
 use super::updates::{Output, TaskKey, UpdateManager};
 use super::volumes;
 use crate::isolation::cgroups::{Cgroups, LimitOptions};
@@ -207,8 +208,8 @@ enum Phase {
 }
 
 struct Task {
-    info: Option<Box<TaskInfo>>,
-    info_json: String,
+    /// Its TaskInfo, typed (unless it was unreadable).
+    description: TaskDescription,
     executor_id: String,
     container_id: String,
     /// The task-group executor it belongs to.
@@ -224,6 +225,12 @@ struct Task {
     /// could not be written: the task runs, but would not survive a restart).
     dir: Option<PathBuf>,
     log: Option<UpdateLog>,
+}
+
+impl Task {
+    fn spec(&self) -> Option<&TaskSpec> {
+        self.description.spec()
+    }
 }
 
 struct Runtime<L> {
@@ -282,7 +289,7 @@ impl<L: ProcessLauncher> Runtime<L> {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Call(ExecutorCall::Launch(m)) => self.launch(&m),
+            Command::Call(ExecutorCall::Launch(req)) => self.launch(*req),
             Command::Call(ExecutorCall::Kill(m)) => {
                 let key = TaskKey::new(m.framework_id, m.task_id);
                 self.kill(&key, m.grace_period_ms, true);
@@ -329,10 +336,17 @@ impl<L: ProcessLauncher> Runtime<L> {
                 let reports = self
                     .tasks
                     .iter()
-                    .map(|(key, t)| pb::TaskReport {
-                        framework_id: key.framework_id.clone(),
-                        task_info_json: t.info_json.clone(),
-                        latest: t.latest.clone(),
+                    .filter_map(|(key, t)| match t.description.to_json() {
+                        Ok(task_info_json) => Some(pb::TaskReport {
+                            framework_id: key.framework_id.clone(),
+                            task_info_json,
+                            latest: t.latest.clone(),
+                        }),
+                        Err(e) => {
+                            tracing::error!(task_id = %key.task_id, error = %e,
+                                "cannot write a task's info for its report");
+                            None
+                        }
                     })
                     .collect();
                 let _ = reply.send(reports);
@@ -371,8 +385,8 @@ impl<L: ProcessLauncher> Runtime<L> {
             .tasks
             .values()
             .filter(|t| t.phase != Phase::Terminal)
-            .filter_map(|t| t.info.as_ref())
-            .flat_map(|info| volumes::parse(work, &info.resources).unwrap_or_default())
+            .filter_map(Task::spec)
+            .flat_map(|spec| volumes::parse(work, &spec.info().resources).unwrap_or_default())
             .map(|v| v.host)
             .collect();
         for v in &m.volumes {

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use keel_api::mesos::{self, TaskInfo, TaskState};
+use keel_api::mesos::TaskState;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -21,9 +21,11 @@ use super::{Phase, Runtime, Task, remove_checkpoint};
 use crate::executor::checkpoint::log::UpdateLog;
 use crate::executor::checkpoint::recover::{self, RecoveredContainer, RecoveredTask};
 use crate::executor::checkpoint::{self};
+use crate::executor::health::HealthCheck;
 use crate::executor::launcher::{Adopted, ProcessLauncher};
 use crate::executor::status;
 use crate::executor::supervisor::{Start, Supervisor};
+use crate::executor::task::TaskDescription;
 use crate::executor::updates::TaskKey;
 
 /// What recovery found, for the log line and tests.
@@ -33,11 +35,6 @@ pub struct RecoverySummary {
     pub ended: usize,
     pub pending_updates: usize,
     pub forgotten: usize,
-}
-
-fn parse_info(json: &str) -> Option<Box<TaskInfo>> {
-    let v = serde_json::from_str(json).ok()?;
-    mesos::parse(v).ok().map(Box::new)
 }
 
 impl<L: ProcessLauncher> Runtime<L> {
@@ -70,7 +67,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     async fn recover_task(
         &mut self,
         c: &RecoveredContainer,
-        t: RecoveredTask,
+        mut t: RecoveredTask,
         summary: &mut RecoverySummary,
     ) {
         let cp = &c.checkpoint;
@@ -88,7 +85,12 @@ impl<L: ProcessLauncher> Runtime<L> {
                 return;
             }
         };
-        let info_json = t.info_json.clone().unwrap_or_default();
+        // Read once, by the checkpoint scan; a missing `task.info` is
+        // reported as an empty one, as before.
+        let description = t
+            .description
+            .take()
+            .unwrap_or_else(|| TaskDescription::Unreadable(String::new()));
         let phase = match replay.latest_state() {
             None | Some(TaskState::TASK_STAGING | TaskState::TASK_STARTING) => Phase::Starting,
             Some(s) if s.is_terminal() => Phase::Terminal,
@@ -98,8 +100,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.tasks.insert(
             key.clone(),
             Task {
-                info: parse_info(&info_json),
-                info_json,
+                description,
                 executor_id: cp.executor_id.clone(),
                 container_id: cp.container_id.clone(),
                 group: cp.group.clone(),
@@ -170,9 +171,9 @@ impl<L: ProcessLauncher> Runtime<L> {
         let health = self
             .tasks
             .get(&key)
-            .and_then(|t| t.info.as_ref())
-            .and_then(|i| i.health_check.as_ref())
-            .and_then(|h| crate::executor::health::parse(h).ok())
+            .and_then(Task::spec)
+            .and_then(|spec| spec.health_check())
+            .and_then(|h| HealthCheck::from_mesos(h).ok())
             .map(|h| (h, self.config.helper.clone()));
         let supervisor = Supervisor {
             launcher: self.launcher.clone(),

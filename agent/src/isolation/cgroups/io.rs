@@ -20,8 +20,8 @@
 
 use std::path::Path;
 
+use keel_api::mesos::Labels;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
 /// The labels, in `io.max` key order.
 pub const LABELS: [(&str, &str); 4] = [
@@ -94,23 +94,16 @@ pub struct LabelError {
     pub reason: String,
 }
 
-/// Reads the `keel.io/*` bandwidth labels of a TaskInfo's raw `labels`
-/// (`{"labels": [{"key": .., "value": ..}]}`); other labels are ignored.
-pub fn from_labels(labels: Option<&Json>) -> Result<Bandwidth, LabelError> {
+/// Reads the `keel.io/*` bandwidth labels of a task's `labels`; other
+/// labels are ignored.
+pub fn from_labels(labels: Option<&Labels>) -> Result<Bandwidth, LabelError> {
     let mut slots = [None; 4];
-    let list = labels
-        .and_then(|l| l.get("labels"))
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten();
-    for label in list {
-        let Some(key) = label.get("key").and_then(Json::as_str) else {
-            continue;
-        };
+    for label in labels.iter().flat_map(|l| &l.labels) {
+        let key = label.key.as_str();
         let Some(i) = LABELS.iter().position(|(l, _)| *l == key) else {
             continue;
         };
-        let raw = label.get("value").and_then(Json::as_str).unwrap_or("");
+        let raw = label.value.as_deref().unwrap_or("");
         let err = |reason: &str| LabelError {
             key: key.to_string(),
             value: raw.to_string(),
@@ -195,12 +188,12 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
 
-    fn labels(pairs: &[(&str, &str)]) -> Json {
-        let list: Vec<Json> = pairs
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        let list: Vec<serde_json::Value> = pairs
             .iter()
             .map(|(k, v)| json!({"key": k, "value": v}))
             .collect();
-        json!({ "labels": list })
+        keel_api::mesos::parse(json!({ "labels": list })).unwrap()
     }
 
     #[test]
@@ -224,7 +217,8 @@ mod tests {
             "keel.io/read-bps=1048576, keel.io/write-iops=100"
         );
         assert!(from_labels(None).unwrap().is_empty());
-        assert!(from_labels(Some(&json!({}))).unwrap().is_empty());
+        let none: Labels = keel_api::mesos::parse(json!({})).unwrap();
+        assert!(from_labels(Some(&none)).unwrap().is_empty());
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub mod proxy;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use keel_api::mesos::ContainerInfo;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -81,12 +81,13 @@ pub struct NetworkRequest {
     pub port_mappings: Vec<PortMapping>,
 }
 
-/// Reads the request of a TaskInfo's raw `container` (`None`: host
-/// networking). Several networks, a protocol other than `tcp`/`udp`, or the
-/// same host port and protocol mapped twice are refused.
-pub fn request(container: Option<&Json>) -> Result<Option<NetworkRequest>, NetworkError> {
-    let infos = match container.and_then(|c| c.get("network_infos")) {
-        Some(Json::Array(infos)) if !infos.is_empty() => infos,
+/// The request of a task's `ContainerInfo` (`None`: host networking).
+/// Several networks, a network without a name, ports that are not ports,
+/// a protocol other than `tcp`/`udp`, or the same host port and protocol
+/// mapped twice are refused.
+pub fn request(container: Option<&ContainerInfo>) -> Result<Option<NetworkRequest>, NetworkError> {
+    let infos = match container.map(|c| c.network_infos.as_slice()) {
+        Some(infos) if !infos.is_empty() => infos,
         _ => return Ok(None),
     };
     if infos.len() > 1 {
@@ -94,25 +95,18 @@ pub fn request(container: Option<&Json>) -> Result<Option<NetworkRequest>, Netwo
     }
     let info = &infos[0];
     let name = info
-        .get("name")
-        .and_then(Json::as_str)
-        .ok_or_else(|| NetworkError::Invalid("network_infos[0] has no name".into()))?
-        .to_string();
+        .name
+        .clone()
+        .ok_or_else(|| NetworkError::Invalid("network_infos[0] has no name".into()))?;
     let mut port_mappings = Vec::new();
-    for m in info
-        .get("port_mappings")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let port = |k: &str| {
-            m.get(k)
-                .and_then(Json::as_u64)
-                .and_then(|p| u16::try_from(p).ok())
+    for m in &info.port_mappings {
+        let port = |k: &str, p: u32| {
+            u16::try_from(p)
+                .ok()
                 .filter(|p| *p > 0)
                 .ok_or_else(|| NetworkError::Invalid(format!("port mapping without a valid {k}")))
         };
-        let protocol = match m.get("protocol").and_then(Json::as_str).unwrap_or("tcp") {
+        let protocol = match m.protocol.as_deref().unwrap_or("tcp") {
             p if p.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
             p if p.eq_ignore_ascii_case("udp") => Protocol::Udp,
             p => {
@@ -122,8 +116,8 @@ pub fn request(container: Option<&Json>) -> Result<Option<NetworkRequest>, Netwo
             }
         };
         let mapping = PortMapping {
-            host_port: port("host_port")?,
-            container_port: port("container_port")?,
+            host_port: port("host_port", m.host_port)?,
+            container_port: port("container_port", m.container_port)?,
             protocol,
         };
         if port_mappings
@@ -178,7 +172,13 @@ pub trait Network: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
+
+    /// `request` of a container written as JSON.
+    fn request(c: Option<&Json>) -> Result<Option<NetworkRequest>, NetworkError> {
+        let typed: Option<ContainerInfo> = c.map(|c| keel_api::mesos::parse(c.clone()).unwrap());
+        super::request(typed.as_ref())
+    }
 
     #[test]
     fn reads_network_infos() {

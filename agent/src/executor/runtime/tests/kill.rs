@@ -68,13 +68,11 @@ async fn a_task_ignoring_term_is_killed_after_the_grace_period() {
 #[tokio::test]
 async fn killing_state_frameworks_see_task_killing() {
     let mut h = harness();
-    let mut call = launch("fw", vec![task("t", json!({"value": "sleep 9"}))], None);
-    if let ExecutorCall::Launch(l) = &mut call {
-        l.framework_info_json = json!({"user": "u", "name": "n",
-            "capabilities": [{"type": "TASK_KILLING_STATE"}]})
-        .to_string();
-    }
-    h.exec.call(call);
+    let mut msg = launch_msg("fw", vec![task("t", json!({"value": "sleep 9"}))], None);
+    msg.framework_info_json = json!({"user": "u", "name": "n",
+        "capabilities": [{"type": "TASK_KILLING_STATE"}]})
+    .to_string();
+    h.exec.call(ExecutorCall::launch(msg));
     h.expect_ack("t", "TASK_STARTING").await;
     h.expect_ack("t", "TASK_RUNNING").await;
     h.exec.call(kill("fw", "t", None));

@@ -59,13 +59,22 @@ fn task(id: &str, command: serde_json::Value) -> String {
     .to_string()
 }
 
-fn launch(fw: &str, tasks: Vec<String>, executor: Option<serde_json::Value>) -> ExecutorCall {
-    ExecutorCall::Launch(pb::LaunchTasks {
+/// The master's message for [`launch`].
+fn launch_msg(
+    fw: &str,
+    tasks: Vec<String>,
+    executor: Option<serde_json::Value>,
+) -> pb::LaunchTasks {
+    pb::LaunchTasks {
         framework_id: fw.into(),
         framework_info_json: json!({"user": "u", "name": "n"}).to_string(),
         task_info_json: tasks,
         executor_info_json: executor.map(|e| e.to_string()).unwrap_or_default(),
-    })
+    }
+}
+
+fn launch(fw: &str, tasks: Vec<String>, executor: Option<serde_json::Value>) -> ExecutorCall {
+    ExecutorCall::launch(launch_msg(fw, tasks, executor))
 }
 
 fn kill(fw: &str, task: &str, grace_ms: Option<u64>) -> ExecutorCall {

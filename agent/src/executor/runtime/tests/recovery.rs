@@ -155,3 +155,52 @@ async fn a_restart_before_any_master_keeps_everything() {
     h.expect_ack("t", "TASK_FINISHED").await;
     h.quiet().await;
 }
+
+/// A task whose `task.info` an earlier agent wrote (the master's text
+/// verbatim: `testdata/checkpoint-v1`) is adopted with everything in it:
+/// its health check runs, its kill policy holds, and it is reported as the
+/// typed TaskInfo serialized.
+#[tokio::test]
+async fn a_task_checkpointed_by_an_earlier_agent_keeps_its_task_info() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut h = harness();
+    h.fake.ignore_term(true);
+    h.exec.call(sleeper("web-1"));
+    h.expect_ack("web-1", "TASK_STARTING").await;
+    h.expect_ack("web-1", "TASK_RUNNING").await;
+    let (pid, _) = h.spawned(1).await;
+    let info = logs(&h).pop().unwrap().with_file_name("task.info");
+    let v1 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/checkpoint-v1/task.info"
+    );
+    let old = std::fs::read_to_string(v1)
+        .unwrap()
+        .replace("\"31080\"", &format!("\"{port}\""));
+    std::fs::write(&info, old).unwrap();
+
+    h.restart().await;
+    h.attach();
+    // The health check is only in the old file: it runs, and the task's
+    // port answers.
+    let healthy = h.expect_ack("web-1", "TASK_RUNNING").await;
+    assert_eq!(st(&healthy).healthy, Some(true), "{healthy:?}");
+    let reports = h.exec.reports().await;
+    let text = &reports[0].task_info_json;
+    assert!(!text.contains("null") && !text.contains("a_field_from_a_newer_mesos"));
+    let reported: keel_api::mesos::TaskInfo = keel_api::mesos::parse_str(text).unwrap();
+    let grace = reported.kill_policy.unwrap().grace_period.unwrap();
+    assert_eq!(grace.nanoseconds, 300_000_000);
+    assert_eq!(reported.labels.unwrap()["labels"][0]["value"], "1048576");
+    // Its kill policy's 300 ms, not the agent's 100 ms.
+    let start = tokio::time::Instant::now();
+    h.exec.call(kill("fw", "web-1", None));
+    h.expect_ack("web-1", "TASK_KILLED").await;
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        h.fake.signals()[..2],
+        [(pid, Signal::Term), (pid, Signal::Kill)]
+    );
+    drop(listener);
+}
