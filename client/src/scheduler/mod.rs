@@ -7,6 +7,7 @@
 //! while the framework makes calls; [`Subscription::next`] takes them.
 
 mod call;
+pub mod compose;
 mod event;
 
 pub use call::{
