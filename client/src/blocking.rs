@@ -195,7 +195,8 @@ impl Subscription {
     }
 
     blocking! {
-        fn call(&self, call: &Call) -> ();
+        /// Sends `call`; the success status (202, or 200 for UPDATE_FRAMEWORK).
+        fn call(&self, call: &Call) -> reqwest::StatusCode;
         fn accept(&self, offer_ids: Vec<Id>, operations: Vec<Operation>, refuse_seconds: Option<f64>) -> ();
         fn launch(&self, offer: &Offer, tasks: Vec<TaskInfo>, refuse_seconds: Option<f64>) -> ();
         fn decline(&self, offer_ids: Vec<Id>, refuse_seconds: Option<f64>) -> ();

@@ -45,9 +45,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Sends `call`: `202 Accepted` (or `200` for UPDATE_FRAMEWORK) is
-    /// success, anything else [`ClientError::Status`] with Mesos' reason.
-    pub async fn call(&self, call: &Call) -> Result<(), ClientError> {
+    /// Sends `call`: `202 Accepted` (or `200 OK` for the synchronous
+    /// UPDATE_FRAMEWORK) is success and returned, anything else is
+    /// [`ClientError::Status`] with Mesos' reason.
+    pub async fn call(&self, call: &Call) -> Result<StatusCode, ClientError> {
         let body = call
             .to_json(Some(&self.framework_id))
             .map_err(|e| ClientError::Decode {
@@ -69,7 +70,7 @@ impl Caller {
             })?;
         let status = resp.status();
         if status == StatusCode::ACCEPTED || status == StatusCode::OK {
-            return Ok(());
+            return Ok(status);
         }
         Err(ClientError::Status {
             method: call.kind().to_string(),
@@ -256,8 +257,13 @@ impl Subscription {
         self.caller.clone()
     }
 
-    pub async fn call(&self, call: &Call) -> Result<(), ClientError> {
+    /// Sends `call`; the success status (202, or 200 for UPDATE_FRAMEWORK).
+    pub async fn call(&self, call: &Call) -> Result<StatusCode, ClientError> {
         self.caller.call(call).await
+    }
+
+    async fn send(&self, call: Call) -> Result<(), ClientError> {
+        self.caller.call(&call).await.map(drop)
     }
 
     /// ACCEPT `offer_ids` with `operations`.
@@ -267,7 +273,7 @@ impl Subscription {
         operations: Vec<Operation>,
         refuse_seconds: Option<f64>,
     ) -> Result<(), ClientError> {
-        self.call(&Call::Accept(Accept {
+        self.send(Call::Accept(Accept {
             offer_ids,
             operations,
             filters: refuse_seconds.map(filters),
@@ -295,7 +301,7 @@ impl Subscription {
         offer_ids: Vec<Id>,
         refuse_seconds: Option<f64>,
     ) -> Result<(), ClientError> {
-        self.call(&Call::Decline(Decline {
+        self.send(Call::Decline(Decline {
             offer_ids,
             filters: refuse_seconds.map(filters),
         }))
@@ -306,13 +312,13 @@ impl Subscription {
     /// it did.
     pub async fn acknowledge(&self, status: &TaskStatus) -> Result<bool, ClientError> {
         match Acknowledge::of(status) {
-            Some(ack) => self.call(&Call::Acknowledge(ack)).await.map(|()| true),
+            Some(ack) => self.send(Call::Acknowledge(ack)).await.map(|()| true),
             None => Ok(false),
         }
     }
 
     pub async fn kill(&self, task_id: &str) -> Result<(), ClientError> {
-        self.call(&Call::Kill(Kill {
+        self.send(Call::Kill(Kill {
             task_id: Id::new(task_id),
             agent_id: None,
             kill_policy: None,
@@ -322,24 +328,23 @@ impl Subscription {
 
     /// RECONCILE `tasks` (none: every task the master knows).
     pub async fn reconcile(&self, tasks: Vec<ReconcileTask>) -> Result<(), ClientError> {
-        self.call(&Call::Reconcile(tasks)).await
+        self.send(Call::Reconcile(tasks)).await
     }
 
     pub async fn revive(&self, roles: Vec<String>) -> Result<(), ClientError> {
-        self.call(&Call::Revive(roles)).await
+        self.send(Call::Revive(roles)).await
     }
 
     pub async fn suppress(&self, roles: Vec<String>) -> Result<(), ClientError> {
-        self.call(&Call::Suppress(roles)).await
+        self.send(Call::Suppress(roles)).await
     }
 
     pub async fn teardown(&self) -> Result<(), ClientError> {
-        self.call(&Call::Teardown).await
+        self.send(Call::Teardown).await
     }
 
     pub async fn update_framework(&self, info: FrameworkInfo) -> Result<(), ClientError> {
-        self.call(&Call::UpdateFramework(Subscribe::new(info)))
-            .await
+        self.send(Call::UpdateFramework(Subscribe::new(info))).await
     }
 }
 
