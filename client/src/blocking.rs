@@ -33,7 +33,7 @@ fn runtime() -> Result<Runtime, ClientError> {
         .thread_name("keel-client")
         .enable_all()
         .build()
-        .map_err(|e| ClientError::Subscribe(format!("cannot start a runtime: {e}")))
+        .map_err(ClientError::Runtime)
 }
 
 /// Blocking methods that call the async one of the same name.

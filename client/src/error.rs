@@ -69,6 +69,9 @@ pub enum ClientError {
     Subscribe(String),
     #[error("the event stream ended")]
     StreamEnded,
+    /// The blocking facade could not start its runtime.
+    #[error("cannot start the client's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl ClientError {
