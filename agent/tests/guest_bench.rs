@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use keel_api::mesos::TaskState;
 use keel_hardware_tests::lab::workspace_root;
 use serde_json::json;
 use support::framework::Framework;
@@ -146,15 +147,15 @@ fn launch_beside_crun_inside_a_guest() {
             "container": {"type": "MESOS", "hostname": "bench"}});
         fw.launch(task, 2.0, 768.0, vec![]).await;
         let within = Duration::from_secs(300 + 20 * (runs + warmup) as u64);
-        let st = fw.until("bench", "TASK_FINISHED", within).await;
+        let st = fw.until("bench", TaskState::TASK_FINISHED, within).await;
         let http = reqwest::Client::new();
         let out = guest.sandbox_file(&http, &fw.id, "bench", "stdout").await;
-        if st["state"] != "TASK_FINISHED" {
+        if st.state != TaskState::TASK_FINISHED {
             let err = guest.sandbox_file(&http, &fw.id, "bench", "stderr").await;
             let agent = guest
                 .sandbox_file(&http, &fw.id, "bench", "agent.log")
                 .await;
-            panic!("the bench ended {st}\nstdout:\n{out}\nstderr:\n{err}\nagent.log:\n{agent}");
+            panic!("the bench ended {st:?}\nstdout:\n{out}\nstderr:\n{err}\nagent.log:\n{agent}");
         }
         out
     });

@@ -18,6 +18,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use keel_api::mesos::{TaskState, TaskStatus};
 use keel_hardware_tests::lab::workspace_root;
 use serde_json::{Value as Json, json};
 use support::framework::Framework;
@@ -69,7 +70,7 @@ impl Probe<'_> {
             "container": container})
     }
 
-    async fn run(&mut self, id: &str, args: &[&str], cpus: f64, mem: f64) -> Json {
+    async fn run(&mut self, id: &str, args: &[&str], cpus: f64, mem: f64) -> TaskStatus {
         let container = json!({"type": "MESOS", "hostname": id});
         self.run_with(id, args, cpus, mem, container, vec![]).await
     }
@@ -82,10 +83,10 @@ impl Probe<'_> {
         mem: f64,
         container: Json,
         extra: Vec<Json>,
-    ) -> Json {
+    ) -> TaskStatus {
         let task = self.task(id, args, container);
         self.fw.launch(task, cpus, mem, extra).await;
-        self.fw.until(id, "TASK_FINISHED", TASK).await
+        self.fw.until(id, TaskState::TASK_FINISHED, TASK).await
     }
 
     async fn stdout_text(&self, id: &str) -> String {
@@ -128,12 +129,7 @@ fn isolation_holds_inside_a_guest() {
         // Its own PID namespace (init is PID 1, the task PID 2), host name,
         // read-only host, private /tmp, its cgroup.
         let st = p.run("whoami", &["whoami"], 0.1, 32.0).await;
-        c.eq(
-            "whoami state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        c.eq("whoami state", st.state.name(), "TASK_FINISHED", &st);
         let seen = p.stdout("whoami").await;
         eprintln!("whoami: {seen:?}");
         c.eq("task pid", get(&seen, "pid"), "2", &seen);
@@ -156,14 +152,9 @@ fn isolation_holds_inside_a_guest() {
 
         // mem=64 and a hog of 256 MiB: OOM-killed, reported with the reason.
         let st = p.run("hog", &["hog", "256"], 0.1, 64.0).await;
-        eprintln!("hog: {st}");
-        c.eq(
-            "hog state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FAILED",
-            &st,
-        );
-        let reason = st["reason"].as_str().unwrap_or("");
+        eprintln!("hog: {st:?}");
+        c.eq("hog state", st.state.name(), "TASK_FAILED", &st);
+        let reason = st.reason.as_deref().unwrap_or("");
         c.eq(
             "hog reason",
             reason,
@@ -180,12 +171,7 @@ fn isolation_holds_inside_a_guest() {
         // Each thread costs ~30 KiB of the container's memory (stack pages, its
         // kernel stack): 4096 of them need more than 128 MiB.
         let st = p.run("bomb", &["threads", "20000"], 0.1, 320.0).await;
-        c.eq(
-            "bomb state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        c.eq("bomb state", st.state.name(), "TASK_FINISHED", &st);
         let seen = p.stdout("bomb").await;
         eprintln!("bomb: {seen:?}");
         let threads: u32 = get(&seen, "threads").parse().unwrap_or(0);
@@ -200,12 +186,7 @@ fn isolation_holds_inside_a_guest() {
 
         // cpus=0.5: a busy loop gets half a CPU (+/- 10 %).
         let st = p.run("spin", &["spin", "6"], 0.5, 32.0).await;
-        c.eq(
-            "spin state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        c.eq("spin state", st.state.name(), "TASK_FINISHED", &st);
         let seen = p.stdout("spin").await;
         eprintln!("spin: {seen:?}");
         c.eq("cpu.max", get(&seen, "cpu_max"), "50000 100000", &seen);
@@ -219,13 +200,8 @@ fn isolation_holds_inside_a_guest() {
         io["labels"] = json!({"labels": [{"key": "keel.io/read-bps", "value": "1048576"},
                                          {"key": "keel.io/write-iops", "value": "200"}]});
         p.fw.launch(io, 0.1, 32.0, vec![]).await;
-        let st = p.fw.until("io", "TASK_FINISHED", TASK).await;
-        c.eq(
-            "io state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        let st = p.fw.until("io", TaskState::TASK_FINISHED, TASK).await;
+        c.eq("io state", st.state.name(), "TASK_FINISHED", &st);
         let seen = p.stdout("io").await;
         eprintln!("io: {seen:?}");
         c.check(
@@ -241,24 +217,14 @@ fn isolation_holds_inside_a_guest() {
             "ranges": {"range": [{"begin": port, "end": port}]}});
         let server = p.task("server", &["serve", "8080"], net);
         p.fw.launch(server, 0.1, 32.0, vec![ports]).await;
-        let st = p.fw.until("server", "TASK_RUNNING", TASK).await;
-        c.eq(
-            "server state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_RUNNING",
-            &st,
-        );
+        let st = p.fw.until("server", TaskState::TASK_RUNNING, TASK).await;
+        c.eq("server state", st.state.name(), "TASK_RUNNING", &st);
         let target = format!("127.0.0.1:{port}");
         let plain = json!({"type": "MESOS"});
         let st = p
             .run_with("client", &["connect", &target], 0.1, 32.0, plain, vec![])
             .await;
-        c.eq(
-            "client state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        c.eq("client state", st.state.name(), "TASK_FINISHED", &st);
         let reply = p.stdout("client").await;
         c.eq(
             "reply through the port mapping",
@@ -270,12 +236,7 @@ fn isolation_holds_inside_a_guest() {
         let st = p
             .run_with("netview", &["whoami"], 0.1, 32.0, own_net, vec![])
             .await;
-        c.eq(
-            "netview state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        c.eq("netview state", st.state.name(), "TASK_FINISHED", &st);
         let seen = p.stdout("netview").await;
         let mut ifaces: Vec<&str> = get(&seen, "interfaces").split(',').collect();
         ifaces.sort();
@@ -285,13 +246,8 @@ fn isolation_holds_inside_a_guest() {
 
         // Kill: every process goes, and with them the container's cgroup.
         p.fw.kill("server").await;
-        let st = p.fw.until("server", "TASK_KILLED", TASK).await;
-        c.eq(
-            "killed server state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_KILLED",
-            &st,
-        );
+        let st = p.fw.until("server", TaskState::TASK_KILLED, TASK).await;
+        c.eq("killed server state", st.state.name(), "TASK_KILLED", &st);
         let st = p
             .run(
                 "after",
@@ -300,12 +256,7 @@ fn isolation_holds_inside_a_guest() {
                 32.0,
             )
             .await;
-        c.eq(
-            "after state",
-            st["state"].as_str().unwrap_or(""),
-            "TASK_FINISHED",
-            &st,
-        );
+        c.eq("after state", st.state.name(), "TASK_FINISHED", &st);
         let listing = p.stdout_text("after").await;
         let containers = listing
             .lines()
@@ -329,15 +280,10 @@ fn isolation_holds_inside_a_guest() {
             let task = p.task(&id, &["sleep", "0"], json!({"type": "MESOS"}));
             p.fw.launch(task, 0.1, 16.0, vec![]).await;
             let start = Instant::now();
-            let st = p.fw.until(&id, "TASK_RUNNING", TASK).await;
+            let st = p.fw.until(&id, TaskState::TASK_RUNNING, TASK).await;
             latencies.push(start.elapsed());
-            c.eq(
-                "latency task state",
-                st["state"].as_str().unwrap_or(""),
-                "TASK_RUNNING",
-                &st,
-            );
-            p.fw.until(&id, "TASK_FINISHED", TASK).await;
+            c.eq("latency task state", st.state.name(), "TASK_RUNNING", &st);
+            p.fw.until(&id, TaskState::TASK_FINISHED, TASK).await;
         }
         latencies.sort();
         eprintln!(

@@ -11,8 +11,9 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::Value as Json;
 
+use crate::legacy::{LegacyMap, LegacyValue};
 use crate::resources::{self, Range};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,22 +120,27 @@ impl Attributes {
 
     /// `[{"name":"rack","type":"TEXT","text":{"value":"abc"}}, ...]`.
     pub fn to_v1_json(&self) -> Json {
-        Json::Array(self.0.iter().map(attribute_to_json).collect())
+        serde_json::to_value(self.to_v1()).unwrap_or(Json::Array(Vec::new()))
     }
 
     /// The legacy `/state` form, `{"rack":"abc","level":10.0,"keys":"[1000-1500]"}`
     /// (several ranges print as Mesos does, `"[1-2, 5-9]"`).
-    pub fn to_legacy_json(&self) -> Json {
-        let mut obj = Map::new();
+    pub fn to_legacy(&self) -> LegacyMap {
+        let mut map = LegacyMap::default();
         for a in &self.0 {
             let value = match &a.value {
-                AttributeValue::Scalar(v) => json!(v),
-                AttributeValue::Ranges(r) => json!(resources::fmt_ranges(r, ", ")),
-                AttributeValue::Text(t) => json!(t),
+                AttributeValue::Scalar(v) => LegacyValue::Number(*v),
+                AttributeValue::Ranges(r) => LegacyValue::Text(resources::fmt_ranges(r, ", ")),
+                AttributeValue::Text(t) => LegacyValue::Text(t.clone()),
             };
-            obj.insert(a.name.clone(), value);
+            map.0.insert(a.name.clone(), value);
         }
-        Json::Object(obj)
+        map
+    }
+
+    /// [`Attributes::to_legacy`] as JSON.
+    pub fn to_legacy_json(&self) -> Json {
+        serde_json::to_value(self.to_legacy()).unwrap_or(Json::Null)
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Attribute> {
@@ -269,22 +275,10 @@ fn attribute_from_json(item: &Json) -> Result<Attribute, String> {
     })
 }
 
-fn attribute_to_json(a: &Attribute) -> Json {
-    let mut obj = Map::new();
-    obj.insert("name".into(), json!(a.name));
-    obj.insert("type".into(), json!(a.value.type_name()));
-    let (key, body) = match &a.value {
-        AttributeValue::Scalar(v) => ("scalar", json!({ "value": v })),
-        AttributeValue::Ranges(r) => ("ranges", resources::ranges_to_json(r)),
-        AttributeValue::Text(t) => ("text", json!({ "value": t })),
-    };
-    obj.insert(key.into(), body);
-    Json::Object(obj)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(text: &str) -> Attributes {
         Attributes::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))

@@ -5,11 +5,16 @@
 //!   v1 JSON and legacy JSON forms.
 //! - [`pb`]: the generated agent<->master gRPC protocol, with
 //!   [`convert`] mapping it to and from the domain types.
+//! - The master's HTTP answers: [`operator`] (`POST /api/v1`), [`legacy`]
+//!   (`/master/state`, ...), [`keel`] (`/api/keel/v1`).
 
 pub mod attributes;
 pub mod convert;
 pub mod inventory;
+pub mod keel;
+pub mod legacy;
 pub mod mesos;
+pub mod operator;
 pub mod recordio;
 pub mod resources;
 pub mod scheduler;

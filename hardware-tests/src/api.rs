@@ -1,15 +1,20 @@
-//! The master's HTTP API as the lab reads it: the agent list and an agent's
-//! inventory (`/api/keel/v1/agents[/{id}/inventory]`).
+//! The master's API as the lab reads it, through `keel-client`: the agent
+//! list and an agent's inventory (`/api/keel/v1/agents[/{id}/inventory]`),
+//! and waiting for an agent to register.
 
 use std::time::{Duration, Instant};
 
 use keel_api::inventory::Inventory;
-use serde::Deserialize;
+use keel_api::keel::AgentState;
+use keel_client::{Client, ClientError};
+
+/// An entry of `GET /api/keel/v1/agents`.
+pub use keel_api::keel::AgentSummary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("GET {url}: {reason}")]
-    Get { url: String, reason: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("no agent with {what} became active at {master} within {within:?}")]
     Timeout {
         master: String,
@@ -18,66 +23,34 @@ pub enum ApiError {
     },
 }
 
-/// An entry of `GET /api/keel/v1/agents`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct AgentSummary {
-    pub id: String,
-    pub hostname: String,
-    pub state: String,
-    #[serde(default)]
-    pub ip: String,
-    #[serde(default)]
-    pub reregistered_time: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct AgentList {
-    agents: Vec<AgentSummary>,
-}
-
 /// A client of one master (`HOST:PORT`).
-#[derive(Debug, Clone)]
 pub struct MasterApi {
     pub addr: String,
-    http: reqwest::Client,
+    client: Client,
+}
+
+impl std::fmt::Debug for MasterApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterApi")
+            .field("addr", &self.addr)
+            .finish()
+    }
 }
 
 impl MasterApi {
-    pub fn new(addr: &str) -> Self {
-        MasterApi {
+    pub fn new(addr: &str) -> Result<Self, ApiError> {
+        Ok(MasterApi {
             addr: addr.to_string(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-        }
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        let url = format!("http://{}{path}", self.addr);
-        let err = |reason: String| ApiError::Get {
-            url: url.clone(),
-            reason,
-        };
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(err(resp.status().to_string()));
-        }
-        resp.json().await.map_err(|e| err(e.to_string()))
+            client: Client::new(addr)?,
+        })
     }
 
     pub async fn agents(&self) -> Result<Vec<AgentSummary>, ApiError> {
-        Ok(self.get::<AgentList>("/api/keel/v1/agents").await?.agents)
+        Ok(self.client.keel_agents().await?.agents)
     }
 
     pub async fn inventory(&self, id: &str) -> Result<Inventory, ApiError> {
-        self.get(&format!("/api/keel/v1/agents/{id}/inventory"))
-            .await
+        Ok(self.client.inventory(id).await?)
     }
 
     /// Waits for an active agent for which `pick` (given the summary and the
@@ -91,7 +64,7 @@ impl MasterApi {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(agents) = self.agents().await {
-                for a in agents.into_iter().filter(|a| a.state == "active") {
+                for a in agents.into_iter().filter(|a| a.state == AgentState::Active) {
                     if let Ok(inv) = self.inventory(&a.id).await
                         && pick(&a, &inv)
                     {

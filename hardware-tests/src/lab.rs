@@ -36,6 +36,8 @@ pub enum LabError {
     },
     #[error("the PXE bundle is missing {0}; build it with `cargo xtask pxe`")]
     NoBundle(PathBuf),
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
@@ -231,7 +233,7 @@ impl Lab {
             .build()
             .map_err(io(dir))?;
         let master = HostMaster::start(&master_bin(), &dir.join("master"))?;
-        let api = MasterApi::new(&format!("127.0.0.1:{}", master.port));
+        let api = MasterApi::new(&format!("127.0.0.1:{}", master.port))?;
         Ok(Lab {
             rt,
             dir: dir.to_path_buf(),

@@ -203,7 +203,7 @@ fn check(master: &str, node: &str, shape: &std::path::Path) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let api = MasterApi::new(master);
+    let api = MasterApi::new(master)?;
     let agents = rt.block_on(api.agents())?;
     let agent = agents
         .iter()

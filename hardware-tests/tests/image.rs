@@ -122,7 +122,7 @@ fn image_boots_a_master_and_an_agent_that_registers_with_it() {
     wait(&mut agent, "registered with master");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = MasterApi::new(&format!("127.0.0.1:{port}"));
+    let api = MasterApi::new(&format!("127.0.0.1:{port}")).unwrap();
     let macs = vec![ashape.nics[0].mac.clone()];
     let (_, inv, _) = rt
         .block_on(api.wait_for_agent(

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use serde_json::Value as Json;
-
-use crate::client::Client;
+use keel_api::mesos::TaskState;
+use keel_api::operator::{GetAgents, GetTasks};
+use keel_client::Client;
+use serde::Deserialize;
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -28,37 +29,34 @@ pub struct LogsSpec {
     pub stderr: bool,
 }
 
+/// An answer of the agent's `/files/read`.
+#[derive(Debug, Default, Deserialize)]
+struct FileChunk {
+    #[serde(default)]
+    data: String,
+}
+
 /// Where a task ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskPlace {
     pub framework_id: String,
     pub agent_id: String,
     pub executor_id: String,
-    pub state: String,
+    pub state: TaskState,
 }
 
 /// Finds `task` in a `GET_TASKS` answer (live tasks first).
-pub fn find_task(get_tasks: &Json, task: &str, framework: Option<&str>) -> Result<TaskPlace> {
-    let mut found = Vec::new();
-    for list in ["tasks", "unreachable_tasks", "completed_tasks"] {
-        for t in get_tasks[list].as_array().into_iter().flatten() {
-            let fw = t["framework_id"]["value"].as_str().unwrap_or_default();
-            if t["task_id"]["value"] == task && framework.is_none_or(|f| f == fw) {
-                found.push(TaskPlace {
-                    framework_id: fw.to_string(),
-                    agent_id: t["agent_id"]["value"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    executor_id: t["executor_id"]["value"]
-                        .as_str()
-                        .unwrap_or(task)
-                        .to_string(),
-                    state: t["state"].as_str().unwrap_or_default().to_string(),
-                });
-            }
-        }
-    }
+pub fn find_task(get_tasks: &GetTasks, task: &str, framework: Option<&str>) -> Result<TaskPlace> {
+    let found: Vec<TaskPlace> = get_tasks
+        .all()
+        .filter(|t| t.task_id.value == task && framework.is_none_or(|f| f == t.framework_id.value))
+        .map(|t| TaskPlace {
+            framework_id: t.framework_id.value.clone(),
+            agent_id: t.agent_id.value.clone(),
+            executor_id: t.executor().to_string(),
+            state: t.state,
+        })
+        .collect();
     let frameworks: std::collections::BTreeSet<&str> =
         found.iter().map(|p| p.framework_id.as_str()).collect();
     if frameworks.len() > 1 {
@@ -71,22 +69,18 @@ pub fn find_task(get_tasks: &Json, task: &str, framework: Option<&str>) -> Resul
 }
 
 /// `HOST:PORT` of agent `agent_id` from a `GET_AGENTS` answer.
-pub fn agent_address(get_agents: &Json, agent_id: &str) -> Result<String> {
-    let agents = get_agents["agents"].as_array().into_iter().flatten();
-    let agent = agents
-        .chain(
-            get_agents["recovered_agents"]
-                .as_array()
-                .into_iter()
-                .flatten(),
-        )
-        .find(|a| a["agent_info"]["id"]["value"] == agent_id)
+pub fn agent_address(get_agents: &GetAgents, agent_id: &str) -> Result<String> {
+    let agent = get_agents
+        .agents
+        .iter()
+        .find(|a| a.id() == agent_id)
         .ok_or_else(|| anyhow!("agent {agent_id} is not registered with the master"))?;
-    let pid = agent["pid"].as_str().unwrap_or_default();
-    pid.split_once('@')
-        .map(|(_, addr)| addr.to_string())
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| anyhow!("agent {agent_id} has no address (pid {pid:?})"))
+    agent.address().map(str::to_string).ok_or_else(|| {
+        anyhow!(
+            "agent {agent_id} has no address (pid {:?})",
+            agent.pid.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 /// The virtual path of the task's output file.
@@ -102,29 +96,15 @@ pub fn sandbox_file(task: &str, place: &TaskPlace, stderr: bool) -> String {
     p
 }
 
-fn terminal(state: &str) -> bool {
-    matches!(
-        state,
-        "TASK_FINISHED"
-            | "TASK_FAILED"
-            | "TASK_KILLED"
-            | "TASK_ERROR"
-            | "TASK_LOST"
-            | "TASK_DROPPED"
-            | "TASK_GONE"
-            | "TASK_GONE_BY_OPERATOR"
-    )
-}
-
 async fn locate(client: &Client, spec: &LogsSpec) -> Result<TaskPlace> {
-    let tasks = client.operator_call("GET_TASKS").await?;
-    find_task(&tasks["get_tasks"], &spec.task, spec.framework.as_deref())
+    let tasks = client.get_tasks().await?;
+    find_task(&tasks, &spec.task, spec.framework.as_deref())
 }
 
 pub async fn logs(client: &Client, spec: LogsSpec) -> Result<()> {
     let place = locate(client, &spec).await?;
-    let agents = client.operator_call("GET_AGENTS").await?;
-    let agent = agent_address(&agents["get_agents"], &place.agent_id)?;
+    let agents = client.get_agents().await?;
+    let agent = agent_address(&agents, &place.agent_id)?;
     let path = sandbox_file(&spec.task, &place, spec.stderr);
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -156,7 +136,7 @@ pub async fn logs(client: &Client, spec: LogsSpec) -> Result<()> {
     }
 
     let mut offset: u64 = 0;
-    let mut ended = terminal(&place.state);
+    let mut ended = place.state.is_terminal();
     let mut last_check = std::time::Instant::now();
     loop {
         let resp = http
@@ -172,8 +152,8 @@ pub async fn logs(client: &Client, spec: LogsSpec) -> Result<()> {
         if !status.is_success() && !not_yet {
             bail!("agent {agent}: {path}: {status}: {text}");
         }
-        let body: Json = serde_json::from_str(&text).unwrap_or_default();
-        let data = body["data"].as_str().unwrap_or_default();
+        let chunk: FileChunk = serde_json::from_str(&text).unwrap_or_default();
+        let data = chunk.data.as_str();
         if !data.is_empty() {
             out.write_all(data.as_bytes())?;
             out.flush()?;
@@ -187,7 +167,7 @@ pub async fn logs(client: &Client, spec: LogsSpec) -> Result<()> {
         if last_check.elapsed() >= Duration::from_secs(2) {
             last_check = std::time::Instant::now();
             // Ended: one more read drains what was written last.
-            ended = terminal(&locate(client, &spec).await?.state);
+            ended = locate(client, &spec).await?.state.is_terminal();
         }
     }
 }
@@ -197,17 +177,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn tasks() -> Json {
-        json!({
-            "tasks": [{"task_id": {"value": "web"}, "framework_id": {"value": "f1"},
-                       "agent_id": {"value": "a-S0"}, "executor_id": {"value": "web"},
-                       "state": "TASK_RUNNING"}],
-            "completed_tasks": [{"task_id": {"value": "t2"}, "framework_id": {"value": "f1"},
-                       "agent_id": {"value": "a-S1"}, "executor_id": {"value": "group"},
-                       "state": "TASK_FINISHED"},
-                      {"task_id": {"value": "web"}, "framework_id": {"value": "f2"},
-                       "agent_id": {"value": "a-S1"}, "state": "TASK_FAILED"}]
-        })
+    fn tasks() -> GetTasks {
+        let task = |id: &str, fw: &str, agent: &str, executor: Option<&str>, state: &str| {
+            let mut t = json!({"name": id, "task_id": {"value": id}, "framework_id": {"value": fw},
+                "agent_id": {"value": agent}, "state": state});
+            if let Some(e) = executor {
+                t["executor_id"] = json!({"value": e});
+            }
+            t
+        };
+        serde_json::from_value(json!({
+            "tasks": [task("web", "f1", "a-S0", Some("web"), "TASK_RUNNING")],
+            "completed_tasks": [task("t2", "f1", "a-S1", Some("group"), "TASK_FINISHED"),
+                                task("web", "f2", "a-S1", None, "TASK_FAILED")]
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -216,7 +200,7 @@ mod tests {
         assert!(find_task(&t, "web", None).is_err(), "ambiguous");
         let web = find_task(&t, "web", Some("f2")).unwrap();
         assert_eq!(
-            (web.executor_id.as_str(), web.state.as_str()),
+            (web.executor_id.as_str(), web.state.name()),
             ("web", "TASK_FAILED")
         );
         let t2 = find_task(&t, "t2", None).unwrap();
@@ -234,8 +218,10 @@ mod tests {
 
     #[test]
     fn agent_addresses_come_from_the_pid() {
-        let agents = json!({"agents": [
-            {"agent_info": {"id": {"value": "a-S0"}}, "pid": "slave(1)@10.0.0.5:5051"}]});
+        let agents: GetAgents = serde_json::from_value(json!({"agents": [
+            {"agent_info": {"hostname": "h", "id": {"value": "a-S0"}}, "active": true,
+             "version": "1", "pid": "slave(1)@10.0.0.5:5051"}]}))
+        .unwrap();
         assert_eq!(agent_address(&agents, "a-S0").unwrap(), "10.0.0.5:5051");
         assert!(agent_address(&agents, "a-S9").is_err());
     }

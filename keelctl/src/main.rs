@@ -1,14 +1,13 @@
-//! keelctl: Keel's operator command line. Talks to the master's HTTP API.
+//! keelctl: Keel's operator command line. Talks to the master's HTTP API
+//! through `keel-client`, which finds the leader over the `--master` list.
 
-mod client;
 mod logs;
 mod output;
 mod run;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-
-use crate::client::Client;
+use keel_client::Client;
 
 #[derive(Debug, Parser)]
 #[command(name = "keelctl", version, about = "Operate a Keel cluster")]
@@ -94,6 +93,10 @@ enum MastersAction {
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
+        // `keelctl ... | head`: the reader went away, nothing to say.
+        if output::is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
         eprintln!("keelctl: {e:#}");
         std::process::exit(1);
     }
@@ -101,6 +104,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.master)?;
+    let json = cli.output == Format::Json;
     match cli.command {
         Command::Run {
             cpus,
@@ -120,7 +124,7 @@ async fn run(cli: Cli) -> Result<()> {
                 command,
                 offer_timeout,
             };
-            let code = run::run(client.first_master(), spec).await?;
+            let code = run::run(&client, spec).await?;
             std::process::exit(code);
         }
         Command::Logs {
@@ -138,59 +142,42 @@ async fn run(cli: Cli) -> Result<()> {
             logs::logs(&client, spec).await?;
         }
         Command::Masters { action } => {
-            let body = match action {
-                None => client.get_json("/api/keel/v1/masters").await?,
-                Some(MastersAction::Add { addr }) => {
-                    client
-                        .send_json(
-                            "POST",
-                            "/api/keel/v1/masters",
-                            Some(serde_json::json!({ "add": addr })),
-                        )
-                        .await?
-                }
-                Some(MastersAction::Remove { id }) => {
-                    client
-                        .send_json("DELETE", &format!("/api/keel/v1/masters/{id}"), None)
-                        .await?
-                }
+            let cluster = match action {
+                None => client.masters().await?,
+                Some(MastersAction::Add { addr }) => client.add_master(&addr).await?,
+                Some(MastersAction::Remove { id }) => client.remove_master(id).await?,
             };
-            match cli.output {
-                Format::Json => output::print_json(&body),
-                Format::Table => print!("{}", output::masters_table(&body)),
+            match json {
+                true => output::print_json(&cluster)?,
+                false => output::print(&output::masters_table(&cluster))?,
             }
         }
         Command::Frameworks => {
-            let body = client.operator_call("GET_FRAMEWORKS").await?;
-            match cli.output {
-                Format::Json => output::print_json(&body["get_frameworks"]),
-                Format::Table => print!("{}", output::frameworks_table(&body["get_frameworks"])),
+            let frameworks = client.get_frameworks().await?;
+            match json {
+                true => output::print_json(&frameworks)?,
+                false => output::print(&output::frameworks_table(&frameworks))?,
             }
         }
         Command::Tasks => {
-            let body = client.operator_call("GET_TASKS").await?;
-            match cli.output {
-                Format::Json => output::print_json(&body["get_tasks"]),
-                Format::Table => print!("{}", output::tasks_table(&body["get_tasks"])),
+            let tasks = client.get_tasks().await?;
+            match json {
+                true => output::print_json(&tasks)?,
+                false => output::print(&output::tasks_table(&tasks))?,
             }
         }
         Command::Agents => {
-            let body = client.get_json("/api/keel/v1/agents").await?;
-            match cli.output {
-                Format::Json => output::print_json(&body),
-                Format::Table => print!("{}", output::agents_table(&body)),
+            let agents = client.keel_agents().await?;
+            match json {
+                true => output::print_json(&agents)?,
+                false => output::print(&output::agents_table(&agents))?,
             }
         }
         Command::Agent { id } => {
-            let body = client
-                .get_json(&format!(
-                    "/api/keel/v1/agents/{}",
-                    client::path_segment(&id)
-                ))
-                .await?;
-            match cli.output {
-                Format::Json => output::print_json(&body),
-                Format::Table => print!("{}", output::agent_details(&body)),
+            let agent = client.keel_agent(&id).await?;
+            match json {
+                true => output::print_json(&agent)?,
+                false => output::print(&output::agent_details(&agent))?,
             }
         }
     }

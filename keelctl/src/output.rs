@@ -1,26 +1,59 @@
-//! Human-readable renderings of API answers.
+//! Human-readable renderings of the typed API answers, and stdout.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
-use serde_json::Value as Json;
+use keel_api::inventory::TpmInfo;
+use keel_api::keel::{AgentDetail, Agents, Cluster};
+use keel_api::legacy::{LegacyMap, LegacyValue};
+use keel_api::operator::{GetFrameworks, GetTasks};
+use keel_api::resources::v1::Resource;
+use serde::Serialize;
 
-pub fn print_json(v: &Json) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+/// Writes `text` to stdout. A reader that went away (`| head`, `| grep -q`)
+/// is an error [`is_broken_pipe`] recognizes, not a panic.
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
-fn num(v: &Json) -> String {
-    match v.as_f64() {
-        Some(f) if f.fract() == 0.0 => format!("{f:.0}"),
-        Some(f) => format!("{f}"),
-        None => "-".into(),
+pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    print(&format!("{text}\n"))?;
+    Ok(())
+}
+
+/// Whether `e` is stdout's reader having gone away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
     }
 }
 
-fn s(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        Json::Null => "-".into(),
-        other => other.to_string(),
+fn opt_num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), num)
+}
+
+fn s(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_string()
+}
+
+/// A legacy resource as a number, `-` when absent.
+fn legacy_num(map: &LegacyMap, name: &str) -> String {
+    match map.get(name) {
+        Some(LegacyValue::Number(v)) => num(*v),
+        Some(LegacyValue::Text(t)) => t.clone(),
+        None => "-".into(),
     }
 }
 
@@ -48,23 +81,21 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn agents_table(body: &Json) -> String {
-    let rows: Vec<Vec<String>> = body["agents"]
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
+pub fn agents_table(body: &Agents) -> String {
+    let rows: Vec<Vec<String>> = body
+        .agents
         .iter()
         .map(|a| {
-            let r = &a["resources"];
+            let r = &a.resources;
             vec![
-                s(&a["id"]),
-                s(&a["hostname"]),
-                format!("{}:{}", s(&a["ip"]), num(&a["port"])),
-                s(&a["state"]),
-                num(&r["cpus"]),
-                num(&r["mem"]),
-                num(&r["disk"]),
-                num(&r["gpus"]),
+                a.id.clone(),
+                a.hostname.clone(),
+                format!("{}:{}", a.ip, a.port),
+                a.state.to_string(),
+                legacy_num(r, "cpus"),
+                legacy_num(r, "mem"),
+                legacy_num(r, "disk"),
+                legacy_num(r, "gpus"),
             ]
         })
         .collect();
@@ -76,10 +107,7 @@ pub fn agents_table(body: &Json) -> String {
     )
 }
 
-fn bytes(v: &Json) -> String {
-    let Some(b) = v.as_u64() else {
-        return "-".into();
-    };
+fn bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = b as f64;
     let mut unit = 0;
@@ -97,29 +125,28 @@ fn bytes(v: &Json) -> String {
 /// The inventory's `tpm`: manufacturer, firmware and the endorsement key's
 /// fingerprint; `none` for a machine without one, `unknown` when the agent
 /// did not say (one from before TPM discovery).
-fn tpm_line(tpm: &Json) -> String {
-    if tpm.is_null() {
+fn tpm_line(tpm: Option<&TpmInfo>) -> String {
+    let Some(tpm) = tpm else {
         return "unknown".into();
-    }
-    if tpm["present"].as_bool() != Some(true) {
+    };
+    if !tpm.present {
         return "none".into();
     }
     let mut parts = Vec::new();
-    if let Some(m) = tpm["manufacturer"].as_str() {
-        let vendor = tpm["vendor"].as_str().unwrap_or_default();
+    if let Some(m) = &tpm.manufacturer {
+        let vendor = tpm.vendor.as_deref().unwrap_or_default();
         parts.push(format!("{m} {vendor}").trim().to_string());
     }
-    if let Some(f) = tpm["family"].as_str() {
+    if let Some(f) = &tpm.family {
         parts.push(format!("TPM {f}"));
     }
-    if let Some(f) = tpm["firmware_version"].as_str() {
+    if let Some(f) = &tpm.firmware_version {
         parts.push(format!("firmware {f}"));
     }
-    let ek = &tpm["ek"];
-    if let Some(sha) = ek["sha256"].as_str() {
-        parts.push(format!("EK {} sha256:{sha}", s(&ek["algorithm"])));
+    if let Some(ek) = &tpm.ek {
+        parts.push(format!("EK {} sha256:{}", ek.algorithm, ek.sha256));
     }
-    if let Some(e) = tpm["error"].as_str() {
+    if let Some(e) = &tpm.error {
         parts.push(format!("error: {e}"));
     }
     if parts.is_empty() {
@@ -129,55 +156,43 @@ fn tpm_line(tpm: &Json) -> String {
     }
 }
 
-pub fn agent_details(a: &Json) -> String {
-    let inv = &a["inventory"];
-    let cpu = &inv["cpu"];
-    let mem = &inv["memory"];
+pub fn agent_details(a: &AgentDetail) -> String {
+    let (sum, inv) = (&a.summary, &a.inventory);
+    let (cpu, mem) = (&inv.cpu, &inv.memory);
+    let attributes = serde_json::to_string(&sum.attributes).unwrap_or_default();
     let mut out = String::new();
-    let _ = writeln!(out, "Agent:      {}", s(&a["id"]));
-    let _ = writeln!(out, "Hostname:   {}", s(&a["hostname"]));
-    let _ = writeln!(out, "Address:    {}:{}", s(&a["ip"]), num(&a["port"]));
-    let _ = writeln!(out, "State:      {}", s(&a["state"]));
-    let _ = writeln!(out, "Version:    {}", s(&a["version"]));
-    let _ = writeln!(out, "Resources:  {}", s(&a["resources_text"]));
-    let _ = writeln!(out, "Attributes: {}", a["attributes"]);
+    let _ = writeln!(out, "Agent:      {}", sum.id);
+    let _ = writeln!(out, "Hostname:   {}", sum.hostname);
+    let _ = writeln!(out, "Address:    {}:{}", sum.ip, sum.port);
+    let _ = writeln!(out, "State:      {}", sum.state);
+    let _ = writeln!(out, "Version:    {}", sum.version);
+    let _ = writeln!(out, "Resources:  {}", sum.resources_text);
+    let _ = writeln!(out, "Attributes: {attributes}");
     let _ = writeln!(
         out,
         "CPU:        {} logical, {} cores, {} sockets, {} NUMA nodes, {} ({})",
-        num(&cpu["logical"]),
-        num(&cpu["cores"]),
-        num(&cpu["sockets"]),
-        num(&cpu["numa_nodes"]),
-        s(&cpu["model"]),
-        s(&cpu["online"])
+        cpu.logical, cpu.cores, cpu.sockets, cpu.numa_nodes, cpu.model, cpu.online
     );
     let _ = writeln!(
         out,
         "Memory:     {} total, {} available, {} swap",
-        bytes(&mem["total_bytes"]),
-        bytes(&mem["available_bytes"]),
-        bytes(&mem["swap_total_bytes"])
+        bytes(mem.total_bytes),
+        bytes(mem.available_bytes),
+        bytes(mem.swap_total_bytes)
     );
-    let _ = writeln!(out, "TPM:        {}", tpm_line(&inv["tpm"]));
-    let empty = Vec::new();
-    let disks: Vec<Vec<String>> = inv["disks"]
-        .as_array()
-        .unwrap_or(&empty)
+    let _ = writeln!(out, "TPM:        {}", tpm_line(inv.tpm.as_ref()));
+    let disks: Vec<Vec<String>> = inv
+        .disks
         .iter()
         .map(|d| {
             vec![
-                s(&d["name"]),
-                bytes(&d["size_bytes"]),
-                s(&d["transport"]),
-                if d["rotational"].as_bool() == Some(true) {
-                    "hdd"
-                } else {
-                    "ssd"
-                }
-                .into(),
-                s(&d["model"]),
-                s(&d["serial"]),
-                d["partitions"].as_array().map_or(0, Vec::len).to_string(),
+                d.name.clone(),
+                bytes(d.size_bytes),
+                d.transport.clone(),
+                if d.rotational { "hdd" } else { "ssd" }.into(),
+                s(d.model.as_deref()),
+                s(d.serial.as_deref()),
+                d.partitions.len().to_string(),
             ]
         })
         .collect();
@@ -194,27 +209,23 @@ pub fn agent_details(a: &Json) -> String {
         ],
         &disks,
     );
-    let nics: Vec<Vec<String>> = inv["nics"]
-        .as_array()
-        .unwrap_or(&empty)
+    let nics: Vec<Vec<String>> = inv
+        .nics
         .iter()
         .map(|n| {
-            let addrs: Vec<String> = n["addresses"]
-                .as_array()
-                .unwrap_or(&empty)
+            let addrs: Vec<String> = n
+                .addresses
                 .iter()
-                .map(|a| format!("{}/{}", s(&a["address"]), num(&a["prefix_len"])))
+                .map(|a| format!("{}/{}", a.address, a.prefix_len))
                 .collect();
             vec![
-                s(&n["name"]),
-                s(&n["mac"]),
-                num(&n["mtu"]),
-                s(&n["oper_state"]),
-                s(&n["driver"]),
-                s(&n["pci_address"]),
-                n["speed_mbps"]
-                    .as_u64()
-                    .map_or("-".into(), |v| format!("{v}Mb/s")),
+                n.name.clone(),
+                s(n.mac.as_deref()),
+                n.mtu.to_string(),
+                n.oper_state.clone(),
+                s(n.driver.as_deref()),
+                s(n.pci_address.as_deref()),
+                n.speed_mbps.map_or("-".into(), |v| format!("{v}Mb/s")),
                 addrs.join(","),
             ]
         })
@@ -233,21 +244,16 @@ pub fn agent_details(a: &Json) -> String {
         ],
         &nics,
     );
-    let accel: Vec<Vec<String>> = inv["accelerators"]
-        .as_array()
-        .unwrap_or(&empty)
+    let accel: Vec<Vec<String>> = inv
+        .accelerators
         .iter()
         .map(|p| {
             vec![
-                s(&p["address"]),
-                s(&p["kind"]),
-                s(&p["vendor_name"]),
-                format!(
-                    "{:04x}:{:04x}",
-                    p["vendor_id"].as_u64().unwrap_or(0),
-                    p["device_id"].as_u64().unwrap_or(0)
-                ),
-                s(&p["driver"]),
+                p.address.clone(),
+                p.kind.as_str().to_string(),
+                s(p.vendor_name.as_deref()),
+                format!("{:04x}:{:04x}", p.vendor_id, p.device_id),
+                s(p.driver.as_deref()),
             ]
         })
         .collect();
@@ -258,69 +264,61 @@ pub fn agent_details(a: &Json) -> String {
     out
 }
 
-fn sum_scalar(resources: &Json, name: &str) -> f64 {
+fn sum_scalar(resources: &[Resource], name: &str) -> f64 {
     resources
-        .as_array()
-        .map(|rs| {
-            rs.iter()
-                .filter(|r| r["name"] == name)
-                .filter_map(|r| r["scalar"]["value"].as_f64())
-                .sum()
-        })
-        .unwrap_or(0.0)
+        .iter()
+        .filter(|r| r.name == name)
+        .map(Resource::scalar_value)
+        .sum()
 }
 
-pub fn frameworks_table(body: &Json) -> String {
-    let empty = Vec::new();
+pub fn frameworks_table(body: &GetFrameworks) -> String {
     let mut rows = Vec::new();
-    for (list, active) in [("frameworks", true), ("completed_frameworks", false)] {
-        for f in body[list].as_array().unwrap_or(&empty) {
-            let info = &f["framework_info"];
-            let roles = info["roles"]
-                .as_array()
-                .map(|r| r.iter().map(s).collect::<Vec<_>>().join(","))
-                .unwrap_or_else(|| info["role"].as_str().unwrap_or("*").to_string());
+    for (list, active) in [
+        (&body.frameworks, true),
+        (&body.completed_frameworks, false),
+    ] {
+        for f in list {
+            let info = &f.framework_info;
+            let roles = if info.roles.is_empty() {
+                info.role.clone().unwrap_or_else(|| "*".into())
+            } else {
+                info.roles.join(",")
+            };
             rows.push(vec![
-                s(&info["id"]["value"]),
-                s(&info["name"]),
+                f.id().to_string(),
+                info.name.clone(),
                 roles,
                 if !active {
                     "completed".into()
-                } else if f["connected"].as_bool() == Some(true) {
+                } else if f.connected {
                     "connected".into()
                 } else {
                     "disconnected".into()
                 },
-                num(&serde_json::json!(sum_scalar(
-                    &f["allocated_resources"],
-                    "cpus"
-                ))),
-                num(&serde_json::json!(sum_scalar(
-                    &f["allocated_resources"],
-                    "mem"
-                ))),
+                num(sum_scalar(f.allocated(), "cpus")),
+                num(sum_scalar(f.allocated(), "mem")),
             ]);
         }
     }
     table(&["ID", "NAME", "ROLES", "STATE", "CPUS", "MEM(MB)"], &rows)
 }
 
-pub fn tasks_table(body: &Json) -> String {
-    let empty = Vec::new();
-    let mut rows = Vec::new();
-    for list in ["tasks", "unreachable_tasks", "completed_tasks"] {
-        for t in body[list].as_array().unwrap_or(&empty) {
-            rows.push(vec![
-                s(&t["task_id"]["value"]),
-                s(&t["name"]),
-                s(&t["framework_id"]["value"]),
-                s(&t["agent_id"]["value"]),
-                s(&t["state"]),
-                num(&serde_json::json!(sum_scalar(&t["resources"], "cpus"))),
-                num(&serde_json::json!(sum_scalar(&t["resources"], "mem"))),
-            ]);
-        }
-    }
+pub fn tasks_table(body: &GetTasks) -> String {
+    let rows: Vec<Vec<String>> = body
+        .all()
+        .map(|t| {
+            vec![
+                t.task_id.value.clone(),
+                t.name.clone(),
+                t.framework_id.value.clone(),
+                t.agent_id.value.clone(),
+                t.state.name().to_string(),
+                num(sum_scalar(&t.resources, "cpus")),
+                num(sum_scalar(&t.resources, "mem")),
+            ]
+        })
+        .collect();
     table(
         &[
             "ID",
@@ -335,29 +333,17 @@ pub fn tasks_table(body: &Json) -> String {
     )
 }
 
-pub fn masters_table(body: &Json) -> String {
-    let empty = Vec::new();
-    let rows: Vec<Vec<String>> = body["members"]
-        .as_array()
-        .unwrap_or(&empty)
+pub fn masters_table(body: &Cluster) -> String {
+    let rows: Vec<Vec<String>> = body
+        .members
         .iter()
         .map(|m| {
             vec![
-                num(&m["id"]),
-                s(&m["address"]),
-                if m["leader"].as_bool() == Some(true) {
-                    "leader"
-                } else {
-                    "follower"
-                }
-                .into(),
-                if m["voter"].as_bool() == Some(true) {
-                    "voter"
-                } else {
-                    "learner"
-                }
-                .into(),
-                if m["id"] == body["me"] {
+                m.id.to_string(),
+                m.address.clone(),
+                if m.leader { "leader" } else { "follower" }.into(),
+                if m.voter { "voter" } else { "learner" }.into(),
+                if m.id == body.me {
                     "*".into()
                 } else {
                     String::new()
@@ -365,16 +351,16 @@ pub fn masters_table(body: &Json) -> String {
             ]
         })
         .collect();
-    let mut out = format!("term {}", num(&body["term"]));
-    if let Some(log) = body["log"].as_object() {
+    let mut out = format!("term {}", body.term);
+    if let Some(log) = &body.log {
         out += &format!(
             ", log {} (applied {})",
-            num(&log["last_index"]),
-            num(&log["applied_index"])
+            opt_num(log.last_index.map(|i| i as f64)),
+            opt_num(log.applied_index.map(|i| i as f64))
         );
     }
     out.push('\n');
-    if let Some(problem) = body["problem"].as_str() {
+    if let Some(problem) = &body.problem {
         out += &format!("PROBLEM: {problem}\n");
     }
     out += &table(&["ID", "ADDRESS", "ROLE", "VOTE", "ASKED"], &rows);
@@ -384,15 +370,26 @@ pub fn masters_table(body: &Json) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_api::inventory::{EndorsementKey, Inventory};
+    use keel_api::keel::{AgentState, AgentSummary, LogPosition, Member};
     use serde_json::json;
+
+    fn summary() -> AgentSummary {
+        serde_json::from_value(json!({
+            "id": "m-S0", "hostname": "node1", "ip": "127.0.0.1", "port": 5051,
+            "state": "active", "version": "0.1.0", "registered_time": 1.0,
+            "reregistered_time": null, "unreachable_time": null,
+            "resources": {"cpus": 2.0, "mem": 23000.0, "disk": 1000.0, "gpus": 0.0},
+            "resources_text": "cpus:2;mem:23000;disk:1000", "attributes": {}
+        }))
+        .unwrap()
+    }
 
     #[test]
     fn agents_table_lists_each_agent() {
-        let body = json!({"agents": [{
-            "id": "m-S0", "hostname": "node1", "ip": "127.0.0.1", "port": 5051,
-            "state": "active",
-            "resources": {"cpus": 2.0, "mem": 23000.0, "disk": 1000.0, "gpus": 0.0}
-        }]});
+        let body = Agents {
+            agents: vec![summary()],
+        };
         let t = agents_table(&body);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -400,19 +397,29 @@ mod tests {
         assert!(
             lines[1].contains("m-S0") && lines[1].contains("23000") && lines[1].contains("active")
         );
+        assert_eq!(body.agents[0].state, AgentState::Active);
     }
 
     #[test]
     fn masters_table_shows_log_and_problem() {
-        let body = json!({
-            "leader": "127.0.0.1:5050", "term": 3, "me": 7,
-            "members": [
-                {"id": 7, "address": "127.0.0.1:5050", "voter": true, "leader": true},
-                {"id": 9, "address": "127.0.0.1:5060", "voter": true, "leader": false}
-            ],
-            "log": {"last_index": 42, "applied_index": 41, "snapshot_index": null},
-            "problem": "the --masters lists disagree"
-        });
+        let member = |id, port, leader| Member {
+            id,
+            address: format!("127.0.0.1:{port}"),
+            voter: true,
+            leader,
+        };
+        let body = Cluster {
+            leader: Some("127.0.0.1:5050".into()),
+            term: 3,
+            me: 7,
+            members: vec![member(7, 5050, true), member(9, 5060, false)],
+            log: Some(LogPosition {
+                last_index: Some(42),
+                applied_index: Some(41),
+                snapshot_index: None,
+            }),
+            problem: Some("the --masters lists disagree".into()),
+        };
         let t = masters_table(&body);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "term 3, log 42 (applied 41)");
@@ -423,33 +430,60 @@ mod tests {
 
     #[test]
     fn sizes_are_human() {
-        assert_eq!(bytes(&json!(512)), "512 B");
-        assert_eq!(bytes(&json!(3u64 << 30)), "3.0 GiB");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3u64 << 30), "3.0 GiB");
     }
 
     #[test]
     fn tpm_line_shows_identity_or_why_not() {
-        let tpm = json!({
-            "present": true, "device": "/dev/tpmrm0", "family": "2.0", "level": 0,
-            "revision": "1.64", "manufacturer": "IBM", "vendor": "SW   TPM",
-            "firmware_version": "8217.4131.22.13878",
-            "ek": {"algorithm": "rsa2048", "sha256": "1f5f"}
-        });
+        let tpm = TpmInfo {
+            present: true,
+            device: Some("/dev/tpmrm0".into()),
+            family: Some("2.0".into()),
+            level: Some(0),
+            revision: Some("1.64".into()),
+            manufacturer: Some("IBM".into()),
+            vendor: Some("SW   TPM".into()),
+            firmware_version: Some("8217.4131.22.13878".into()),
+            ek: Some(EndorsementKey {
+                algorithm: "rsa2048".into(),
+                sha256: "1f5f".into(),
+            }),
+            error: None,
+        };
         assert_eq!(
-            tpm_line(&tpm),
+            tpm_line(Some(&tpm)),
             "IBM SW   TPM, TPM 2.0, firmware 8217.4131.22.13878, EK rsa2048 sha256:1f5f"
         );
-        assert_eq!(tpm_line(&json!({"present": false})), "none");
-        assert_eq!(tpm_line(&Json::Null), "unknown");
-        assert_eq!(
-            tpm_line(&json!({"present": true, "error": "cannot open"})),
-            "error: cannot open"
-        );
-        let agent = json!({"id": "a1", "inventory": {"tpm": tpm}});
+        assert_eq!(tpm_line(Some(&TpmInfo::absent())), "none");
+        assert_eq!(tpm_line(None), "unknown");
+        let broken = TpmInfo {
+            present: true,
+            error: Some("cannot open".into()),
+            ..TpmInfo::default()
+        };
+        assert_eq!(tpm_line(Some(&broken)), "error: cannot open");
+        let agent = AgentDetail {
+            summary: AgentSummary {
+                id: "a1".into(),
+                ..summary()
+            },
+            inventory: Inventory {
+                tpm: Some(tpm),
+                ..Inventory::default()
+            },
+        };
         assert!(
             agent_details(&agent).contains("TPM:        IBM SW   TPM, TPM 2.0"),
             "{}",
             agent_details(&agent)
         );
+    }
+
+    #[test]
+    fn broken_pipes_are_recognized() {
+        let e = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&e.context("writing")));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
     }
 }

@@ -7,20 +7,25 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value as Json;
+use keel_api::keel::{AgentDetail, AgentState, AgentSummary, Agents};
 use support::*;
 
-fn only_agent(m: &Master) -> Json {
+fn only_agent(m: &Master) -> AgentSummary {
     let agents = m.keel_agents();
     assert_eq!(agents.len(), 1, "{agents:?}");
     agents[0].clone()
 }
 
-fn wait_agent_state(m: &Master, agent: Option<&Proc>, state: &str, within: Duration) -> Json {
+fn wait_agent_state(
+    m: &Master,
+    agent: Option<&Proc>,
+    state: AgentState,
+    within: Duration,
+) -> AgentSummary {
     wait_for(
         within,
         &format!("agent {state}"),
-        || m.keel_agents().iter().any(|a| a["state"] == state),
+        || m.keel_agents().iter().any(|a| a.state == state),
         || {
             format!(
                 "{}\n---agent---\n{}",
@@ -54,54 +59,45 @@ fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "2s");
     let mut agent = start_agent(dir.path(), &m.addr(), &["--attributes", "rack:r1;zone:a"]);
-    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
+    let a = wait_agent_state(
+        &m,
+        Some(&agent),
+        AgentState::Active,
+        Duration::from_secs(30),
+    );
 
     // Id is <master-id>-S0 and is persisted in the agent's work dir.
-    let (_, state) = http_get(m.port, "/master/state").unwrap();
-    let state: Json = serde_json::from_str(&state).unwrap();
-    let master_id = state["id"].as_str().unwrap().to_string();
-    let id = a["id"].as_str().unwrap().to_string();
+    let state = m.api.legacy_state().unwrap();
+    let master_id = state.id.clone();
+    let id = a.id.clone();
     assert_eq!(id, format!("{master_id}-S0"));
     let saved = std::fs::read_to_string(dir.path().join("agent/meta/agent_id")).unwrap();
     assert_eq!(saved.trim(), id);
 
     // Mesos default resources from the real machine.
-    assert_eq!(a["resources"]["cpus"].as_f64().unwrap(), nproc());
+    assert_eq!(a.resources.scalar("cpus"), nproc());
     let total = mem_total_bytes();
     let expected_mem = if total >= 2 << 30 {
         total - (1 << 30)
     } else {
         total / 2
     } >> 20;
-    assert_eq!(a["resources"]["mem"].as_f64().unwrap(), expected_mem as f64);
-    assert_eq!(a["resources"]["ports"], "[31000-32000]");
-    assert_eq!(a["attributes"]["rack"], "r1");
+    assert_eq!(a.resources.scalar("mem"), expected_mem as f64);
+    assert_eq!(a.resources.text("ports").as_deref(), Some("[31000-32000]"));
+    assert_eq!(a.attributes.text("rack").as_deref(), Some("r1"));
 
     // The legacy state shows it as an active slave with its pid.
-    let slave = &state["slaves"][0];
-    assert_eq!(slave["id"], id.as_str());
-    assert_eq!(slave["active"], true);
-    assert!(
-        slave["pid"]
-            .as_str()
-            .unwrap()
-            .starts_with("slave(1)@127.0.0.1:")
-    );
-    assert_eq!(slave["attributes"]["zone"], "a");
-    assert_eq!(state["activated_slaves"], 1);
+    let slave = &state.slaves[0];
+    assert_eq!(slave.id, id.as_str());
+    assert!(slave.active);
+    assert!(slave.pid.starts_with("slave(1)@127.0.0.1:"));
+    assert_eq!(slave.attributes.text("zone").as_deref(), Some("a"));
+    assert_eq!(state.activated_slaves, 1);
 
     // The inventory is served in full.
-    let (status, inv) = http_get(m.port, &format!("/api/keel/v1/agents/{id}/inventory")).unwrap();
-    assert_eq!(status, 200);
-    let inv: Json = serde_json::from_str(&inv).unwrap();
-    assert_eq!(inv["cpu"]["logical"].as_f64().unwrap(), nproc());
-    assert!(
-        inv["nics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["name"] == "lo")
-    );
+    let inv = m.api.inventory(&id).unwrap();
+    assert_eq!(f64::from(inv.cpu.logical), nproc());
+    assert!(inv.nics.iter().any(|n| n.name == "lo"));
 
     // Restarting the agent (SIGKILL) keeps the id: re-registration.
     agent.kill9();
@@ -109,24 +105,28 @@ fn agent_registers_keeps_its_id_and_goes_unreachable_and_back() {
     wait_for(
         Duration::from_secs(30),
         "re-registration",
-        || only_agent(&m)["reregistered_time"].is_number() && only_agent(&m)["state"] == "active",
+        || only_agent(&m).reregistered_time.is_some() && only_agent(&m).state == AgentState::Active,
         || agent.log_text(),
     );
-    assert_eq!(only_agent(&m)["id"], id.as_str());
+    assert_eq!(only_agent(&m).id, id.as_str());
 
     // Silence beyond the 2 s agent timeout: unreachable, gone from `slaves`.
     agent.kill9();
-    wait_agent_state(&m, None, "unreachable", Duration::from_secs(10));
-    let (_, state) = http_get(m.port, "/master/state").unwrap();
-    let state: Json = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["unreachable_slaves"], 1);
-    assert_eq!(state["slaves"].as_array().unwrap().len(), 0);
+    wait_agent_state(&m, None, AgentState::Unreachable, Duration::from_secs(10));
+    let state = m.api.legacy_state().unwrap();
+    assert_eq!(state.unreachable_slaves, 1);
+    assert_eq!(state.slaves.len(), 0);
 
     // Re-registration brings it back under the same id.
     let mut agent = start_agent(dir.path(), &m.addr(), &[]);
-    let back = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
-    assert_eq!(back["id"], id.as_str());
-    assert!(back["unreachable_time"].is_null());
+    let back = wait_agent_state(
+        &m,
+        Some(&agent),
+        AgentState::Active,
+        Duration::from_secs(30),
+    );
+    assert_eq!(back.id, id.as_str());
+    assert!(back.unreachable_time.is_none());
 
     // Both exit 0 on SIGTERM.
     assert!(
@@ -148,19 +148,27 @@ fn master_restart_keeps_the_registry_and_agents_come_back() {
     let port = free_port();
     let mut m = Master::start(dir.path(), port, "5s");
     let agent = start_agent(dir.path(), &m.addr(), &[]);
-    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
-    let (_, before) = http_get(port, "/master/state").unwrap();
-    let before: Json = serde_json::from_str(&before).unwrap();
+    let a = wait_agent_state(
+        &m,
+        Some(&agent),
+        AgentState::Active,
+        Duration::from_secs(30),
+    );
+    let before = m.api.legacy_state().unwrap();
 
     m.proc.kill9();
     let m = Master::start(dir.path(), port, "5s");
-    let (_, after) = http_get(port, "/master/state").unwrap();
-    let after: Json = serde_json::from_str(&after).unwrap();
-    assert_eq!(after["id"], before["id"], "master id survives a crash");
+    let after = m.api.legacy_state().unwrap();
+    assert_eq!(after.id, before.id, "master id survives a crash");
 
-    let back = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
-    assert_eq!(back["id"], a["id"]);
-    assert_eq!(back["registered_time"], a["registered_time"]);
+    let back = wait_agent_state(
+        &m,
+        Some(&agent),
+        AgentState::Active,
+        Duration::from_secs(30),
+    );
+    assert_eq!(back.id, a.id);
+    assert_eq!(back.registered_time, a.registered_time);
     assert_eq!(m.keel_agents().len(), 1);
 }
 
@@ -173,9 +181,14 @@ fn operator_api_answers_mesos_calls() {
         &m.addr(),
         &["--resources", "cpus:1.5;mem:512;disk(eng):100"],
     );
-    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
-    assert_eq!(a["resources"]["cpus"], 1.5);
-    assert_eq!(a["resources"]["mem"], 512.0);
+    let a = wait_agent_state(
+        &m,
+        Some(&agent),
+        AgentState::Active,
+        Duration::from_secs(30),
+    );
+    assert_eq!(a.resources.scalar("cpus"), 1.5);
+    assert_eq!(a.resources.scalar("mem"), 512.0);
 
     for path in ["/api/v1", "/api/v1/operator", "/master/api/v1"] {
         let (status, headers, body) = post_json(m.port, path, r#"{"type":"GET_HEALTH"}"#);
@@ -191,58 +204,49 @@ fn operator_api_answers_mesos_calls() {
         );
     }
 
-    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_AGENTS"}"#);
-    assert_eq!(status, 200);
-    let v: Json = serde_json::from_str(&body).unwrap();
-    let agent_info = &v["get_agents"]["agents"][0]["agent_info"];
-    assert_eq!(agent_info["id"]["value"], a["id"]);
-    let resources = agent_info["resources"].as_array().unwrap();
+    let v = m.api.get_agents().unwrap();
+    let agent_info = &v.agents[0].agent_info;
+    assert_eq!(agent_info.id.as_ref().unwrap().value, a.id);
+    let resources = &agent_info.resources;
     assert!(
         resources
             .iter()
-            .any(|r| r["name"] == "disk" && r["role"] == "eng")
+            .any(|r| r.name == "disk" && r.role.as_deref() == Some("eng"))
     );
     assert!(
         resources
             .iter()
-            .any(|r| r["name"] == "cpus" && r["scalar"]["value"] == 1.5)
+            .any(|r| r.name == "cpus" && r.scalar_value() == 1.5)
     );
 
-    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_STATE"}"#);
-    assert_eq!(status, 200);
-    let v: Json = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        v["get_state"]["get_agents"]["agents"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let v = m.api.get_state().unwrap();
+    assert_eq!(v.get_agents.agents.len(), 1);
 
-    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_MASTER"}"#);
-    assert_eq!(status, 200);
-    let v: Json = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["get_master"]["master_info"]["port"], m.port);
+    let v = m.api.get_master().unwrap();
+    assert_eq!(v.master_info.port, m.port);
     // 127.0.0.1 in libprocess' packing.
-    assert_eq!(v["get_master"]["master_info"]["ip"], 16777343u32);
+    assert_eq!(v.master_info.ip, 16777343u32);
 
-    let (status, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_VERSION"}"#);
-    assert_eq!(status, 200);
-    let v: Json = serde_json::from_str(&body).unwrap();
-    let version = v["get_version"]["version_info"]["version"]
-        .as_str()
-        .unwrap();
+    let v = m.api.get_version().unwrap();
+    let version = v.version.as_str();
     assert!(
         version.split('.').all(|p| p.parse::<u32>().is_ok()),
         "{version}"
     );
-
-    let (status, body) = http_get(m.port, "/version").unwrap();
-    assert_eq!(status, 200);
+    // When it was built: seconds, and the same as a UTC date.
+    let build_time = v.build_time.expect("build_time");
+    assert!(build_time > 1.5e9, "{build_time}");
+    let build_date = v.build_date.as_deref().expect("build_date");
     assert_eq!(
-        serde_json::from_str::<Json>(&body).unwrap()["version"],
-        version
+        build_date.len(),
+        "2024-08-23 12:34:56".len(),
+        "{build_date}"
     );
+
+    let legacy = m.api.version().unwrap();
+    assert_eq!(legacy.version, version);
+    assert_eq!(legacy.build_time, Some(build_time));
+    assert_eq!(legacy.build_date.as_deref(), Some(build_date));
 
     let (status, _, body) = http(m.port, "GET", "/master/state?jsonp=cb", &[], b"").unwrap();
     assert_eq!(status, 200);
@@ -374,8 +378,13 @@ fn keelctl_lists_agents_and_shows_inventory() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "5s");
     let agent = start_agent(dir.path(), &m.addr(), &[]);
-    let a = wait_agent_state(&m, Some(&agent), "active", Duration::from_secs(30));
-    let id = a["id"].as_str().unwrap();
+    let a = wait_agent_state(
+        &m,
+        Some(&agent),
+        AgentState::Active,
+        Duration::from_secs(30),
+    );
+    let id = a.id.as_str();
 
     let out = run_output(Command::new(bin("keelctl")).args([
         "--master",
@@ -389,8 +398,8 @@ fn keelctl_lists_agents_and_shows_inventory() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Json = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["agents"][0]["id"], id);
+    let v: Agents = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.agents[0].id, id);
 
     let out = run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agents"]));
     let table = String::from_utf8_lossy(&out.stdout);
@@ -413,8 +422,8 @@ fn keelctl_lists_agents_and_shows_inventory() {
         "-o",
         "json",
     ]));
-    let v: Json = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["inventory"]["cpu"]["logical"].as_u64().unwrap() >= 1);
+    let v: AgentDetail = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.inventory.cpu.logical >= 1);
 
     let out =
         run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", "nope"]));

@@ -8,7 +8,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value as Json, json};
+use keel_api::keel::{AgentState, Cluster as View};
+use keel_api::mesos::{Id, TaskState};
+use keel_client::scheduler::{Call, Subscribe};
+use serde_json::json;
 use support::scheduler::*;
 use support::*;
 
@@ -43,18 +46,16 @@ impl Cluster {
         Cluster { masters, list }
     }
 
-    fn view(&self, i: usize) -> Option<Json> {
-        let (code, body) = http_get(self.masters[i].port, "/api/keel/v1/masters").ok()?;
-        (code == 200)
-            .then(|| serde_json::from_str(&body).ok())
-            .flatten()
+    fn view(&self, i: usize) -> Option<View> {
+        self.masters[i].api.masters().ok()
     }
 
-    /// Index of the master that leads and serves the operator API.
+    /// Index of the master that leads and serves the operator API (a
+    /// follower's redirect is an error of its pinned client).
     fn serving_leader(&self, skip: Option<usize>) -> Option<usize> {
         (0..self.masters.len())
             .filter(|i| Some(*i) != skip)
-            .find(|i| post_json_opt(self.masters[*i].port, r#"{"type":"GET_HEALTH"}"#) == Some(200))
+            .find(|i| self.masters[*i].api.get_health().unwrap_or(false))
     }
 
     fn wait_leader(&self, skip: Option<usize>) -> usize {
@@ -78,25 +79,13 @@ impl Cluster {
     }
 }
 
-fn post_json_opt(port: u16, body: &str) -> Option<u16> {
-    http(
-        port,
-        "POST",
-        "/api/v1",
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
-    .ok()
-    .map(|r| r.0)
-}
-
 #[test]
 fn leader_failover_keeps_the_registry_agents_and_frameworks() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Cluster::start(dir.path());
     let l = c.wait_leader(None);
     let view = c.view(l).unwrap();
-    assert_eq!(view["members"].as_array().unwrap().len(), 3, "{view}");
+    assert_eq!(view.members.len(), 3, "{view:?}");
 
     // Followers redirect the APIs to the leader.
     let leader_addr = c.masters[l].addr();
@@ -126,11 +115,11 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
             c.masters[l]
                 .keel_agents()
                 .iter()
-                .any(|a| a["state"] == "active")
+                .any(|a| a.state == AgentState::Active)
         },
         || agent.log_text(),
     );
-    let agent_id = c.masters[l].keel_agents()[0]["id"].clone();
+    let agent_id = c.masters[l].keel_agents()[0].id.clone();
 
     // An acknowledged write.
     let (code, _, _) = post_json(
@@ -143,29 +132,25 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
     // A framework with a running task.
     let mut s = Scheduler::subscribe(
         c.masters[l].port,
-        json!({"user": "root", "name": "ha", "failover_timeout": 60}),
+        info(json!({"user": "root", "name": "ha", "failover_timeout": 60})),
     );
     let fid = s.framework_id.clone();
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     launch(
         &s,
         &offer,
         vec![command_task(&offer, "long", "sleep 120", 0.5, 64.0)],
     );
     loop {
-        let u = s.expect("UPDATE", T)["update"]["status"].clone();
+        let u = s.update(T);
         s.ack(&u);
-        if u["state"] == "TASK_RUNNING" {
+        if u.state == TaskState::TASK_RUNNING {
             break;
         }
     }
 
-    let elected = |port: u16| {
-        let (_, _, body) = post_json(port, "/api/v1", r#"{"type":"GET_MASTER"}"#);
-        let v: Json = serde_json::from_str(&body).unwrap();
-        v["get_master"]["elected_time"].as_f64().unwrap()
-    };
-    let first_elected = elected(c.masters[l].port);
+    let elected = |m: &Master| m.api.get_master().unwrap().elected_time.unwrap();
+    let first_elected = elected(&c.masters[l]);
 
     // kill -9 the leader.
     c.masters[l].proc.kill9();
@@ -181,7 +166,7 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
     let new = &c.masters[n];
 
     // GET_MASTER says when this master was elected: after the failover.
-    let new_elected = elected(new.port);
+    let new_elected = elected(new);
     assert!(
         new_elected > first_elected,
         "{first_elected} -> {new_elected}"
@@ -192,8 +177,8 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
     );
 
     // No acknowledged write is lost.
-    let (_, _, body) = post_json(new.port, "/api/v1", r#"{"type":"GET_WEIGHTS"}"#);
-    assert!(body.contains("2.5"), "{body}");
+    let weights = new.api.get_weights().unwrap().weight_infos;
+    assert!(weights.iter().any(|w| w.weight == 2.5), "{weights:?}");
 
     // The agent re-registers with the new leader, same id.
     wait_for(
@@ -202,22 +187,20 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
         || {
             new.keel_agents()
                 .iter()
-                .any(|a| a["id"] == agent_id && a["state"] == "active")
+                .any(|a| a.id == agent_id && a.state == AgentState::Active)
         },
         || format!("{}\n---agent---\n{}", new.proc.log_text(), agent.log_text()),
     );
 
     // The framework re-subscribes with its id; reconciliation finds the task running.
-    let mut s2 = Scheduler::subscribe_with(
-        new.port,
-        json!({"type": "SUBSCRIBE", "framework_id": {"value": fid},
-        "subscribe": {"framework_info": {"user": "root", "name": "ha", "failover_timeout": 60, "id": {"value": fid}}}}),
-    );
+    let mut again = info(json!({"user": "root", "name": "ha", "failover_timeout": 60}));
+    again.id = Some(Id::new(&fid));
+    let mut s2 = Scheduler::subscribe_with(new.port, Subscribe::new(again));
     assert_eq!(s2.framework_id, fid);
-    let (code, _, _) = s2.call(json!({"type": "RECONCILE", "reconcile": {"tasks": []}}));
+    let (code, _) = s2.call(Call::Reconcile(vec![]));
     assert_eq!(code, 202);
-    let u = s2.expect("UPDATE", T)["update"]["status"].clone();
-    assert_eq!(u["task_id"]["value"], "long");
-    assert_eq!(u["state"], "TASK_RUNNING", "{u}");
+    let u = s2.update(T);
+    assert_eq!(u.task_id.value, "long");
+    assert_eq!(u.state, TaskState::TASK_RUNNING, "{u:?}");
     drop(c);
 }

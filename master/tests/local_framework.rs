@@ -147,7 +147,7 @@ async fn subscribing_again_ends_the_old_stream_with_an_error() {
         .await
         .unwrap();
     assert_eq!(second.framework_id(), id);
-    let Some(Event::Error { message }) = first.next_event().await else {
+    let Some(Event::Error(message)) = first.next_event().await else {
         panic!("no ERROR on the old stream");
     };
     assert_eq!(message, "Framework failed over");

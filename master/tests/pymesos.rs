@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
+use keel_api::mesos::TaskState;
 use support::*;
 
 fn sh(cmd: &mut Command) {
@@ -126,28 +126,16 @@ fn pymesos_framework_launches_echo_hello() {
     assert_eq!(updates.last(), Some(&"TASK_FINISHED"), "{stdout}");
 
     // The framework tore down; its task is completed in the master's view.
-    let (code, _, body) = post_json(
-        m.port,
-        "/api/v1",
-        &json!({"type": "GET_FRAMEWORKS"}).to_string(),
-    );
-    assert_eq!(code, 200);
-    let v: Json = serde_json::from_str(&body).unwrap();
-    assert!(
-        v["get_frameworks"]["frameworks"]
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "{v}"
-    );
+    let v = m.api.get_frameworks().unwrap();
+    assert!(v.frameworks.is_empty(), "{v:?}");
     assert_eq!(
-        v["get_frameworks"]["completed_frameworks"][0]["framework_info"]["name"],
+        v.completed_frameworks[0].framework_info.name,
         "pymesos-echo"
     );
-    let (_, state) = http_get(m.port, "/master/state").unwrap();
-    let state: Json = serde_json::from_str(&state).unwrap();
+    let state = m.api.legacy_state().unwrap();
     assert_eq!(
-        state["completed_frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED",
-        "{state}"
+        state.completed_frameworks[0].completed_tasks[0].state,
+        TaskState::TASK_FINISHED,
+        "{state:?}"
     );
 }

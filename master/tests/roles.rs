@@ -6,21 +6,47 @@ mod support;
 
 use std::time::Duration;
 
+use keel_api::keel::AgentState;
+use keel_api::mesos::{Filters, TaskState};
+use keel_api::operator::{QuotaScalar, WeightInfo};
+use keel_api::resources::v1::{AllocationInfo, Resource};
+use keel_client::scheduler::{Accept, Call, Event, Operation, Subscribe};
 use serde_json::{Value as Json, json};
 use support::scheduler::*;
 use support::*;
 
 const T: Duration = Duration::from_secs(20);
 
+/// A mutating operator call on the wire: its status code (200 or 202 on
+/// success, 400 or 409 when refused) and text.
 fn call(port: u16, body: Json) -> (u16, String) {
     let (code, _, text) = post_json(port, "/api/v1", &body.to_string());
     (code, text)
 }
 
-fn get(port: u16, kind: &str) -> Json {
-    let (code, text) = call(port, json!({"type": kind}));
-    assert_eq!(code, 200, "{text}");
-    serde_json::from_str(&text).unwrap()
+fn resource(json: Json) -> Resource {
+    serde_json::from_value(json).unwrap()
+}
+
+/// DECLINE `offer` for 0 s.
+fn decline_now(offer: &keel_api::operator::Offer) -> Call {
+    Call::Decline(keel_client::scheduler::Decline {
+        offer_ids: vec![offer.id.clone()],
+        filters: Some(Filters {
+            refuse_seconds: Some(0.0),
+        }),
+    })
+}
+
+/// ACCEPT `offer` with `operations`, declining the rest for 0 s.
+fn accept_now(offer: &keel_api::operator::Offer, operations: Vec<Operation>) -> Call {
+    Call::Accept(Accept {
+        offer_ids: vec![offer.id.clone()],
+        operations,
+        filters: Some(Filters {
+            refuse_seconds: Some(0.0),
+        }),
+    })
 }
 
 #[test]
@@ -41,7 +67,7 @@ fn reservations_weights_quota_and_multi_role() {
         || !m.keel_agents().is_empty(),
         || agent.log_text(),
     );
-    let agent_id = m.keel_agents()[0]["id"].as_str().unwrap().to_string();
+    let agent_id = m.keel_agents()[0].id.clone();
 
     // Operator reservation of 1 cpu + 512 MB for role eng.
     let reserve = |kind: &str, cpus: f64| {
@@ -58,71 +84,68 @@ fn reservations_weights_quota_and_multi_role() {
     // More than is unreserved: refused, nothing changes.
     let (code, text) = reserve("RESERVE_RESOURCES", 10.0);
     assert_eq!(code, 409, "{text}");
-    let (_, state) = http_get(m.port, "/master/state").unwrap();
-    let state: Json = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["slaves"][0]["reserved_resources"]["eng"]["cpus"], 1.0);
-    assert_eq!(state["slaves"][0]["unreserved_resources"]["cpus"], 3.0);
+    let state = m.api.legacy_state().unwrap();
+    assert_eq!(
+        state.slaves[0].reserved_resources["eng"].scalar("cpus"),
+        1.0
+    );
+    assert_eq!(state.slaves[0].unreserved_resources.scalar("cpus"), 3.0);
 
     // A framework in another role never sees eng's or static's resources.
     let mut ops = Scheduler::subscribe(
         m.port,
-        json!({"user": "root", "name": "ops", "role": "ops"}),
+        info(json!({"user": "root", "name": "ops", "role": "ops"})),
     );
     let offer = match ops.sees("OFFERS", T) {
-        Some(o) => o["offers"]["offers"][0].clone(),
-        None => panic!("ops got no offer; master log:\n{}", m.proc.log_text()),
+        Some(Event::Offers(o)) => o[0].clone(),
+        _ => panic!("ops got no offer; master log:\n{}", m.proc.log_text()),
     };
-    for r in offer["resources"].as_array().unwrap() {
-        assert_eq!(r["role"], "*", "ops got {r}");
-        assert_eq!(r["allocation_info"]["role"], "ops");
+    let allocated = |r: &Resource| r.allocation_info.as_ref().and_then(|a| a.role.clone());
+    for r in &offer.resources {
+        assert_eq!(r.role.as_deref(), Some("*"), "ops got {r:?}");
+        assert_eq!(allocated(r).as_deref(), Some("ops"));
     }
     assert_eq!(scalar(&offer, "cpus"), 3.0);
-    assert_eq!(ops.call(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 60}}})).0, 202);
+    let decline = Call::Decline(keel_client::scheduler::Decline {
+        offer_ids: vec![offer.id.clone()],
+        filters: Some(Filters {
+            refuse_seconds: Some(60.0),
+        }),
+    });
+    assert_eq!(ops.call(decline).0, 202);
 
     // A MULTI_ROLE framework in eng and static gets one offer per role.
     let mut multi = Scheduler::subscribe(
         m.port,
-        json!({"user": "root", "name": "multi",
-        "roles": ["eng", "static"], "capabilities": [{"type": "MULTI_ROLE"}]}),
+        info(json!({"user": "root", "name": "multi",
+        "roles": ["eng", "static"], "capabilities": [{"type": "MULTI_ROLE"}]})),
     );
     let mut by_role = std::collections::BTreeMap::new();
     while by_role.len() < 2 {
-        for o in multi.expect("OFFERS", T)["offers"]["offers"]
-            .as_array()
-            .unwrap()
-        {
-            let role = o["allocation_info"]["role"].as_str().unwrap().to_string();
-            for r in o["resources"].as_array().unwrap() {
-                assert_eq!(r["allocation_info"]["role"], role.as_str());
+        for o in multi.offers(T) {
+            let role = o.role().to_string();
+            for r in &o.resources {
+                assert_eq!(allocated(r).as_deref(), Some(role.as_str()));
             }
             by_role.insert(role, o.clone());
         }
     }
     let eng = &by_role["eng"];
     assert!(
-        eng["resources"]
-            .as_array()
-            .unwrap()
+        eng.resources
             .iter()
-            .any(|r| r["role"] == "eng" && r["name"] == "cpus")
+            .any(|r| r.role.as_deref() == Some("eng") && r.name == "cpus")
     );
     let st = &by_role["static"];
     assert!(
-        st["resources"]
-            .as_array()
-            .unwrap()
+        st.resources
             .iter()
-            .any(|r| r["role"] == "static" && r["name"] == "disk")
+            .any(|r| r.role.as_deref() == Some("static") && r.name == "disk")
     );
 
     // GET_ROLES knows the roles and their frameworks.
-    let roles = get(m.port, "GET_ROLES");
-    let names: Vec<&str> = roles["get_roles"]["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let roles = m.api.get_roles().unwrap();
+    let names: Vec<&str> = roles.roles.iter().map(|r| r.name.as_str()).collect();
     for r in ["eng", "ops"] {
         assert!(names.contains(&r), "{names:?}");
     }
@@ -138,22 +161,20 @@ fn reservations_weights_quota_and_multi_role() {
         json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "eng", "weight": -1}]}}),
     );
     assert_eq!(code, 400, "{text}");
-    assert_eq!(
-        get(m.port, "GET_WEIGHTS")["get_weights"]["weight_infos"],
-        json!([{"role": "eng", "weight": 3.0}])
-    );
+    let eng_weight = vec![WeightInfo {
+        role: "eng".into(),
+        weight: 3.0,
+    }];
+    assert_eq!(m.api.get_weights().unwrap().weight_infos, eng_weight);
     let (code, _) = call(
         m.port,
         json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
         {"role": "ops", "guarantees": {"cpus": {"value": 1}}, "limits": {"cpus": {"value": 2}}}]}}),
     );
     assert_eq!(code, 200);
-    let q = get(m.port, "GET_QUOTA");
-    assert_eq!(q["get_quota"]["status"]["configs"][0]["role"], "ops");
-    assert_eq!(
-        q["get_quota"]["status"]["configs"][0]["limits"]["cpus"]["value"],
-        2.0
-    );
+    let q = m.api.get_quota().unwrap();
+    assert_eq!(q.status.configs[0].role, "ops");
+    assert_eq!(q.status.configs[0].limits["cpus"], QuotaScalar(2.0));
     let (code, _) = call(
         m.port,
         json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
@@ -165,20 +186,18 @@ fn reservations_weights_quota_and_multi_role() {
     let mut m = m;
     m.proc.kill9();
     let m2 = Master::start(dir.path(), m.port, "5s");
-    assert_eq!(
-        get(m2.port, "GET_WEIGHTS")["get_weights"]["weight_infos"],
-        json!([{"role": "eng", "weight": 3.0}])
-    );
-    assert_eq!(
-        get(m2.port, "GET_QUOTA")["get_quota"]["status"]["configs"][0]["role"],
-        "ops"
-    );
+    assert_eq!(m2.api.get_weights().unwrap().weight_infos, eng_weight);
+    assert_eq!(m2.api.get_quota().unwrap().status.configs[0].role, "ops");
 
     // Unreserve gives the resources back to `*` once the agent is back.
     wait_for(
         T,
         "agent back",
-        || m2.keel_agents().iter().any(|a| a["state"] == "active"),
+        || {
+            m2.keel_agents()
+                .iter()
+                .any(|a| a.state == AgentState::Active)
+        },
         || agent.log_text(),
     );
     let (code, text) = call(
@@ -190,9 +209,8 @@ fn reservations_weights_quota_and_multi_role() {
             {"name": "mem", "type": "SCALAR", "scalar": {"value": 512}, "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]}}),
     );
     assert_eq!(code, 202, "{text}");
-    let (_, state) = http_get(m2.port, "/master/state").unwrap();
-    let state: Json = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["slaves"][0]["unreserved_resources"]["cpus"], 4.0);
+    let state = m2.api.legacy_state().unwrap();
+    assert_eq!(state.slaves[0].unreserved_resources.scalar("cpus"), 4.0);
 }
 
 #[test]
@@ -213,54 +231,75 @@ fn persistent_volumes_are_created_used_offered_back_and_destroyed() {
         || !m.keel_agents().is_empty(),
         || agent.log_text(),
     );
-    let mut s = Scheduler::subscribe(m.port, json!({"user": "root", "name": "db", "role": "eng"}));
-    let volume = json!({"name": "disk", "type": "SCALAR", "scalar": {"value": 300}, "role": "eng",
-        "disk": {"persistence": {"id": "pg-data", "principal": "db"}, "volume": {"container_path": "data", "mode": "RW"}}});
+    let mut s = Scheduler::subscribe(
+        m.port,
+        info(json!({"user": "root", "name": "db", "role": "eng"})),
+    );
+    let volume = resource(
+        json!({"name": "disk", "type": "SCALAR", "scalar": {"value": 300}, "role": "eng",
+        "disk": {"persistence": {"id": "pg-data", "principal": "db"}, "volume": {"container_path": "data", "mode": "RW"}}}),
+    );
 
     // CREATE and LAUNCH in one ACCEPT: the task uses the new volume.
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     let mut task = command_task(&offer, "pg", "true", 0.5, 64.0);
     let mut with_role = volume.clone();
-    with_role["allocation_info"] = json!({"role": "eng"});
-    task["resources"].as_array_mut().unwrap().push(with_role);
-    let (code, _, _) = s.call(
-        json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
-        {"type": "CREATE", "create": {"volumes": [volume]}},
-        {"type": "LAUNCH", "launch": {"task_infos": [task]}}], "filters": {"refuse_seconds": 0}}}),
-    );
+    with_role.allocation_info = Some(AllocationInfo::role("eng"));
+    task.resources.push(with_role);
+    let (code, _) = s.call(accept_now(
+        &offer,
+        vec![
+            Operation::create(vec![volume.clone()]),
+            Operation::launch(vec![task]),
+        ],
+    ));
     assert_eq!(code, 202);
     loop {
-        let u = s.expect("UPDATE", T)["update"]["status"].clone();
-        assert_ne!(u["state"], "TASK_ERROR", "{u}");
-        if u.get("uuid").is_some() {
+        let u = s.update(T);
+        assert_ne!(u.state, TaskState::TASK_ERROR, "{u:?}");
+        if u.uuid.is_some() {
             s.ack(&u);
         }
-        if u["state"] == "TASK_FINISHED" {
+        if u.state == TaskState::TASK_FINISHED {
             break;
         }
     }
 
     // The volume is offered back to eng; plain reserved disk shrank by its size.
-    let is_volume = |r: &Json| r["disk"]["persistence"]["id"] == "pg-data";
+    let is_volume = |r: &Resource| {
+        r.disk
+            .as_ref()
+            .and_then(|d| d.persistence.as_ref())
+            .is_some_and(|p| p.id == "pg-data")
+    };
+    // (The task's resources come back while the rest of the agent may
+    // still be offered apart: wait for one offer with both.)
+    let plain_disk_in = |o: &keel_api::operator::Offer| {
+        o.resources
+            .iter()
+            .any(|r| r.name == "disk" && !is_volume(r))
+    };
     let offer = loop {
-        let o = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
-        if o["resources"].as_array().unwrap().iter().any(is_volume) {
+        let o = s.offer(T);
+        if o.resources.iter().any(is_volume) && plain_disk_in(&o) {
             break o;
         }
-        s.call(json!({"type": "DECLINE", "decline": {"offer_ids": [o["id"]], "filters": {"refuse_seconds": 0}}}));
+        s.call(decline_now(&o));
     };
-    let plain_disk: f64 = offer["resources"]
-        .as_array()
-        .unwrap()
+    let plain_disk: f64 = offer
+        .resources
         .iter()
-        .filter(|r| r["name"] == "disk" && !is_volume(r))
-        .map(|r| r["scalar"]["value"].as_f64().unwrap())
+        .filter(|r| r.name == "disk" && !is_volume(r))
+        .map(Resource::scalar_value)
         .sum();
-    assert_eq!(plain_disk, 700.0, "{offer}");
+    assert_eq!(plain_disk, 700.0, "{offer:?}");
 
     // The volume is registry state: GET_AGENTS lists it.
-    let (_, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_AGENTS"}"#);
-    assert!(body.contains("pg-data"), "{body}");
+    let agents = m.api.get_agents().unwrap();
+    assert!(
+        agents.agents[0].total_resources.iter().any(is_volume),
+        "{agents:?}"
+    );
 
     let data = dir.path().join("agent/volumes/roles/eng/pg-data");
     assert!(
@@ -269,26 +308,21 @@ fn persistent_volumes_are_created_used_offered_back_and_destroyed() {
     );
 
     // DESTROY gives the disk back, and the agent deletes the data.
-    let v = offer["resources"]
-        .as_array()
-        .unwrap()
+    let v = offer
+        .resources
         .iter()
         .find(|r| is_volume(r))
         .unwrap()
         .clone();
-    let (code, _, _) = s.call(
-        json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
-        {"type": "DESTROY", "destroy": {"volumes": [v]}}], "filters": {"refuse_seconds": 0}}}),
-    );
+    let (code, _) = s.call(accept_now(&offer, vec![Operation::destroy(vec![v])]));
     assert_eq!(code, 202);
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
-    assert!(!offer["resources"].as_array().unwrap().iter().any(is_volume));
-    let disk: f64 = offer["resources"]
-        .as_array()
-        .unwrap()
+    let offer = s.offer(T);
+    assert!(!offer.resources.iter().any(is_volume));
+    let disk: f64 = offer
+        .resources
         .iter()
-        .filter(|r| r["name"] == "disk")
-        .map(|r| r["scalar"]["value"].as_f64().unwrap())
+        .filter(|r| r.name == "disk")
+        .map(Resource::scalar_value)
         .sum();
     assert_eq!(disk, 1000.0);
     wait_for(
@@ -312,50 +346,52 @@ fn update_framework_reserve_in_offer_and_offer_timeout() {
     );
     let mut s = Scheduler::subscribe(
         m.port,
-        json!({"user": "root", "name": "one", "role": "web"}),
+        info(json!({"user": "root", "name": "one", "role": "web"})),
     );
 
     // An unanswered offer is rescinded after --offer-timeout and re-offered.
-    let first = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
-    let rescind = s.expect("RESCIND", Duration::from_secs(5));
-    assert_eq!(rescind["rescind"]["offer_id"], first["id"]);
-    let offer = s.expect("OFFERS", Duration::from_secs(5))["offers"]["offers"][0].clone();
+    let first = s.offer(T);
+    let Event::Rescind { offer_id } = s.expect("RESCIND", Duration::from_secs(5)) else {
+        panic!("not RESCIND")
+    };
+    assert_eq!(offer_id, first.id);
+    let offer = s.offer(Duration::from_secs(5));
 
     // RESERVE inside an ACCEPT: the rest of the offer comes back reserved.
     let res = |name: &str, v: f64| {
-        json!({"name": name, "type": "SCALAR", "scalar": {"value": v},
-        "role": "web", "reservation": {"principal": "p"}, "allocation_info": {"role": "web"}})
+        resource(
+            json!({"name": name, "type": "SCALAR", "scalar": {"value": v},
+        "role": "web", "reservation": {"principal": "p"}, "allocation_info": {"role": "web"}}),
+        )
     };
-    let (code, _, _) = s.call(json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
-        "operations": [{"type": "RESERVE", "reserve": {"resources": [res("cpus", 1.0), res("mem", 256.0)]}}],
-        "filters": {"refuse_seconds": 0}}}));
+    let (code, _) = s.call(accept_now(
+        &offer,
+        vec![Operation::reserve(vec![
+            res("cpus", 1.0),
+            res("mem", 256.0),
+        ])],
+    ));
     assert_eq!(code, 202);
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
-    let reserved: f64 = offer["resources"]
-        .as_array()
-        .unwrap()
+    let offer = s.offer(T);
+    let reserved: f64 = offer
+        .resources
         .iter()
-        .filter(|r| r["name"] == "cpus" && r["role"] == "web")
-        .map(|r| r["scalar"]["value"].as_f64().unwrap())
+        .filter(|r| r.name == "cpus" && r.role.as_deref() == Some("web"))
+        .map(Resource::scalar_value)
         .sum();
-    assert_eq!(reserved, 1.0, "{offer}");
+    assert_eq!(reserved, 1.0, "{offer:?}");
 
     // UPDATE_FRAMEWORK: 200 when only mutable fields change; 400 otherwise.
     let fid = s.framework_id.clone();
-    let (code, _, body) = s.call(
-        json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info":
-        {"user": "root", "name": "renamed", "role": "web", "id": {"value": fid}}}}),
-    );
+    let update = |user: &str| {
+        Call::UpdateFramework(Subscribe::new(info(
+            json!({"user": user, "name": "renamed", "role": "web", "id": {"value": fid}}),
+        )))
+    };
+    let (code, body) = s.call(update("root"));
     assert_eq!(code, 200, "{body}");
-    let (code, _, _) = s.call(
-        json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info":
-        {"user": "someone-else", "name": "renamed", "role": "web", "id": {"value": fid}}}}),
-    );
+    let (code, _) = s.call(update("someone-else"));
     assert_eq!(code, 400);
-    let (_, _, body) = post_json(m.port, "/api/v1", r#"{"type":"GET_FRAMEWORKS"}"#);
-    let v: Json = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        v["get_frameworks"]["frameworks"][0]["framework_info"]["name"],
-        "renamed"
-    );
+    let v = m.api.get_frameworks().unwrap();
+    assert_eq!(v.frameworks[0].framework_info.name, "renamed");
 }

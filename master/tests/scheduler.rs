@@ -7,7 +7,10 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
+use keel_api::mesos::{Id, TaskState};
+use keel_client::TaskQuery;
+use keel_client::scheduler::{Call, Decline, Event, Kill, ReconcileTask, Subscribe};
+use serde_json::json;
 use support::scheduler::*;
 use support::*;
 
@@ -25,14 +28,17 @@ fn cluster(dir: &std::path::Path, agent_timeout: &str) -> (Master, Proc) {
     (m, agent)
 }
 
-fn operator(port: u16, kind: &str) -> Json {
-    let (code, _, body) = post_json(port, "/api/v1", &json!({"type": kind}).to_string());
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+fn update(s: &mut Scheduler) -> keel_api::mesos::TaskStatus {
+    s.update(T)
 }
 
-fn update(s: &mut Scheduler) -> Json {
-    s.expect("UPDATE", T)["update"]["status"].clone()
+fn decline(offer_id: &Id, refuse_seconds: f64) -> Call {
+    Call::Decline(Decline {
+        offer_ids: vec![offer_id.clone()],
+        filters: Some(keel_api::mesos::Filters {
+            refuse_seconds: Some(refuse_seconds),
+        }),
+    })
 }
 
 #[test]
@@ -43,12 +49,12 @@ fn a_framework_runs_a_command_task_end_to_end() {
     assert!(s.framework_id.ends_with("-0000"), "{}", s.framework_id);
     assert!(!s.stream_id.is_empty());
 
-    let offers = s.expect("OFFERS", T);
-    let offer = offers["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     assert_eq!(scalar(&offer, "cpus"), 4.0);
-    assert_eq!(offer["framework_id"]["value"], s.framework_id.as_str());
-    for r in offer["resources"].as_array().unwrap() {
-        assert_eq!(r["allocation_info"]["role"], "*", "{r}");
+    assert_eq!(offer.framework_id.value, s.framework_id.as_str());
+    for r in &offer.resources {
+        let role = r.allocation_info.as_ref().and_then(|a| a.role.as_deref());
+        assert_eq!(role, Some("*"), "{r:?}");
     }
 
     let task = command_task(&offer, "hello", "echo hello; echo oops >&2", 0.5, 64.0);
@@ -58,18 +64,16 @@ fn a_framework_runs_a_command_task_end_to_end() {
     let mut uuids = std::collections::BTreeSet::new();
     loop {
         let st = update(&mut s);
-        assert_eq!(st["task_id"]["value"], "hello");
+        assert_eq!(st.task_id.value, "hello");
         assert_eq!(
-            st["agent_id"], offer["agent_id"],
+            st.agent_id.as_ref(),
+            Some(&offer.agent_id),
             "agent_id must be on every update"
         );
-        let uuid = st["uuid"]
-            .as_str()
-            .expect("agent updates carry a uuid")
-            .to_string();
+        let uuid = st.uuid.clone().expect("agent updates carry a uuid");
         assert_eq!(keel_api::mesos::base64_decode(&uuid).unwrap().len(), 16);
         assert!(uuids.insert(uuid));
-        let state = st["state"].as_str().unwrap().to_string();
+        let state = st.state.name().to_string();
         seen.push(state.clone());
         s.ack(&st);
         if state == "TASK_FINISHED" {
@@ -94,44 +98,36 @@ fn a_framework_runs_a_command_task_end_to_end() {
     wait_for(
         T,
         "completed task",
-        || {
-            operator(m.port, "GET_TASKS")["get_tasks"]["completed_tasks"]
-                .as_array()
-                .is_some_and(|t| t.len() == 1)
-        },
+        || m.api.get_tasks().unwrap().completed_tasks.len() == 1,
         || m.proc.log_text(),
     );
-    let tasks = operator(m.port, "GET_TASKS");
+    let tasks = m.api.get_tasks().unwrap();
+    assert_eq!(tasks.completed_tasks[0].state, TaskState::TASK_FINISHED);
+    let state = m.api.legacy_state().unwrap();
+    assert_eq!(state.frameworks[0].id, s.framework_id.as_str());
     assert_eq!(
-        tasks["get_tasks"]["completed_tasks"][0]["state"],
-        "TASK_FINISHED"
-    );
-    let (_, state) = http_get(m.port, "/master/state").unwrap();
-    let state: Json = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["frameworks"][0]["id"], s.framework_id.as_str());
-    assert_eq!(
-        state["frameworks"][0]["completed_tasks"][0]["state"],
-        "TASK_FINISHED"
+        state.frameworks[0].completed_tasks[0].state,
+        TaskState::TASK_FINISHED
     );
 
     // Explicit reconciliation of the finished task and of an unknown one.
-    let (code, _, _) = s.call(json!({"type": "RECONCILE", "reconcile": {"tasks": [
-        {"task_id": {"value": "hello"}}, {"task_id": {"value": "nope"}}]}}));
+    let task = |id: &str| ReconcileTask {
+        task_id: Id::new(id),
+        agent_id: None,
+    };
+    let (code, _) = s.call(Call::Reconcile(vec![task("hello"), task("nope")]));
     assert_eq!(code, 202);
     let mut answers = vec![update(&mut s), update(&mut s)];
-    answers.sort_by_key(|a| a["task_id"]["value"].as_str().unwrap().to_string());
-    assert_eq!(answers[0]["state"], "TASK_FINISHED");
-    assert_eq!(answers[1]["state"], "TASK_LOST");
+    answers.sort_by_key(|a| a.task_id.value.clone());
+    assert_eq!(answers[0].state, TaskState::TASK_FINISHED);
+    assert_eq!(answers[1].state, TaskState::TASK_LOST);
     for a in &answers {
-        assert_eq!(a["reason"], "REASON_RECONCILIATION");
-        assert!(
-            a.get("uuid").is_none(),
-            "reconciliation answers carry no uuid"
-        );
+        assert_eq!(a.reason.as_deref(), Some("REASON_RECONCILIATION"));
+        assert!(a.uuid.is_none(), "reconciliation answers carry no uuid");
     }
 
     // A failing command reports its exit status.
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     launch(
         &s,
         &offer,
@@ -140,18 +136,18 @@ fn a_framework_runs_a_command_task_end_to_end() {
     let terminal = loop {
         let st = update(&mut s);
         s.ack(&st);
-        if st["state"] != "TASK_STARTING" && st["state"] != "TASK_RUNNING" {
+        if st.state != TaskState::TASK_STARTING && st.state != TaskState::TASK_RUNNING {
             break st;
         }
     };
-    assert_eq!(terminal["state"], "TASK_FAILED");
+    assert_eq!(terminal.state, TaskState::TASK_FAILED);
     assert!(
-        terminal["message"].as_str().unwrap().contains("status 3"),
-        "{terminal}"
+        terminal.message.as_deref().unwrap().contains("status 3"),
+        "{terminal:?}"
     );
 
     // KILL a long task.
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     launch(
         &s,
         &offer,
@@ -160,31 +156,51 @@ fn a_framework_runs_a_command_task_end_to_end() {
     loop {
         let st = update(&mut s);
         s.ack(&st);
-        if st["state"] == "TASK_RUNNING" {
+        if st.state == TaskState::TASK_RUNNING {
             break;
         }
     }
-    let (code, _, _) = s.call(json!({"type": "KILL", "kill": {"task_id": {"value": "sleeper"}}}));
+    let (code, _) = s.call(Call::Kill(Kill {
+        task_id: Id::new("sleeper"),
+        agent_id: None,
+        kill_policy: None,
+    }));
     assert_eq!(code, 202);
     let killed = update(&mut s);
-    assert_eq!(killed["state"], "TASK_KILLED");
+    assert_eq!(killed.state, TaskState::TASK_KILLED);
     s.ack(&killed);
 
-    // TEARDOWN: the framework is completed and its stream ends.
-    let (code, _, _) = s.call(json!({"type": "TEARDOWN"}));
-    assert_eq!(code, 202);
-    let fws = operator(m.port, "GET_FRAMEWORKS");
-    assert_eq!(
-        fws["get_frameworks"]["frameworks"]
-            .as_array()
+    // /master/tasks pages as Mesos does: newest first by default, at most
+    // `limit` from `offset`, oldest first with order=asc.
+    let page = |limit, offset, ascending| {
+        let q = TaskQuery {
+            limit: Some(limit),
+            offset: Some(offset),
+            ascending,
+        };
+        let ids: Vec<String> = m
+            .api
+            .legacy_tasks(q)
             .unwrap()
-            .len(),
-        0
-    );
-    assert_eq!(
-        fws["get_frameworks"]["completed_frameworks"][0]["framework_info"]["id"]["value"],
-        s.framework_id.as_str()
-    );
+            .tasks
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        ids
+    };
+    let all = m.api.legacy_tasks(TaskQuery::default()).unwrap().tasks;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(page(100, 0, false), ["sleeper", "fails", "hello"]);
+    assert_eq!(page(100, 0, true), ["hello", "fails", "sleeper"]);
+    assert_eq!(page(1, 1, false), ["fails"]);
+    assert!(page(5, 3, true).is_empty());
+
+    // TEARDOWN: the framework is completed and its stream ends.
+    let (code, _) = s.call(Call::Teardown);
+    assert_eq!(code, 202);
+    let fws = m.api.get_frameworks().unwrap();
+    assert_eq!(fws.frameworks.len(), 0);
+    assert_eq!(fws.completed_frameworks[0].id(), s.framework_id.as_str());
     drop(agent);
 }
 
@@ -252,14 +268,24 @@ fn protocol_errors_get_the_mesos_answers() {
         &revive,
     );
     assert_eq!(code, 400);
-    assert_eq!(s.call(json!({"type": "REVIVE"})).0, 202);
-    let (code, _, body) = s.call(json!({"type": "ACKNOWLEDGE", "acknowledge": {
-        "agent_id": {"value": "a"}, "task_id": {"value": "t"}, "uuid": "AAEC"}}));
+    assert_eq!(s.call(Call::Revive(vec![])).0, 202);
+    // An accepted call is a 202 with an empty body.
+    let with_stream = [
+        ("Content-Type", "application/json"),
+        ("Mesos-Stream-Id", s.stream_id.as_str()),
+    ];
+    assert_eq!(post(&with_stream, &revive).0, 202);
+    assert_eq!(post(&with_stream, &revive).2, "");
+    let (code, body) = s.call(Call::Acknowledge(keel_client::scheduler::Acknowledge {
+        agent_id: Id::new("a"),
+        task_id: Id::new("t"),
+        uuid: "AAEC".into(),
+    }));
     assert_eq!(code, 400, "{body}");
 
     // Launches on an unknown offer: TASK_LOST with REASON_INVALID_OFFERS,
     // and nothing changes in the master.
-    let fake = json!({"id": {"value": "no-such-offer"}, "agent_id": {"value": "x"}, "allocation_info": {"role": "*"}});
+    let fake = fake_offer("no-such-offer", "x");
     assert_eq!(
         launch(
             &s,
@@ -269,36 +295,26 @@ fn protocol_errors_get_the_mesos_answers() {
         202
     );
     let st = update(&mut s);
-    assert_eq!(st["state"], "TASK_LOST");
-    assert_eq!(st["reason"], "REASON_INVALID_OFFERS");
-    assert!(st.get("uuid").is_none());
-    assert!(
-        operator(p, "GET_TASKS")["get_tasks"]["tasks"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(st.state, TaskState::TASK_LOST);
+    assert_eq!(st.reason.as_deref(), Some("REASON_INVALID_OFFERS"));
+    assert!(st.uuid.is_none());
+    assert!(m.api.get_tasks().unwrap().tasks.is_empty());
 
     // Invalid tasks on a real offer: TASK_ERROR, and the offer's resources
     // come back.
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     let mut neg = command_task(&offer, "neg", "true", -1.0, 32.0);
-    neg["task_id"] = json!({"value": "neg"});
+    neg.task_id = Id::new("neg");
     let huge = command_task(&offer, "huge", "true", 400.0, 32.0);
     launch(&s, &offer, vec![neg, huge]);
     let mut states = vec![update(&mut s), update(&mut s)];
-    states.sort_by_key(|u| u["task_id"]["value"].as_str().unwrap().to_string());
+    states.sort_by_key(|u| u.task_id.value.clone());
     for u in &states {
-        assert_eq!(u["state"], "TASK_ERROR", "{u}");
-        assert_eq!(u["reason"], "REASON_TASK_INVALID");
+        assert_eq!(u.state, TaskState::TASK_ERROR, "{u:?}");
+        assert_eq!(u.reason.as_deref(), Some("REASON_TASK_INVALID"));
     }
-    assert!(
-        operator(p, "GET_TASKS")["get_tasks"]["tasks"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    let again = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    assert!(m.api.get_tasks().unwrap().tasks.is_empty());
+    let again = s.offer(T);
     assert_eq!(scalar(&again, "cpus"), 4.0);
 
     // A used offer cannot be used again.
@@ -315,12 +331,12 @@ fn protocol_errors_get_the_mesos_answers() {
     let mut found_lost = false;
     for _ in 0..4 {
         let u = update(&mut s);
-        if u["task_id"]["value"] == "twice" {
-            assert_eq!(u["state"], "TASK_LOST");
+        if u.task_id.value == "twice" {
+            assert_eq!(u.state, TaskState::TASK_LOST);
             found_lost = true;
             break;
         }
-        if u.get("uuid").is_some() {
+        if u.uuid.is_some() {
             s.ack(&u);
         }
     }
@@ -331,16 +347,14 @@ fn protocol_errors_get_the_mesos_answers() {
     wait_for(
         T,
         "403",
-        || s.call(json!({"type": "REVIVE"})).0 == 403,
+        || s.call(Call::Revive(vec![])).0 == 403,
         || m.proc.log_text(),
     );
-    let again = Scheduler::subscribe_with(
-        p,
-        json!({"type": "SUBSCRIBE", "framework_id": {"value": s.framework_id},
-        "subscribe": {"framework_info": {"user": "root", "name": "errors", "id": {"value": s.framework_id}}}}),
-    );
+    let mut resubscribe = framework("errors");
+    resubscribe.id = Some(Id::new(&s.framework_id));
+    let again = Scheduler::subscribe_with(p, Subscribe::new(resubscribe));
     assert_eq!(again.framework_id, s.framework_id);
-    assert_eq!(again.call(json!({"type": "REVIVE"})).0, 202);
+    assert_eq!(again.call(Call::Revive(vec![])).0, 202);
 }
 
 #[test]
@@ -348,23 +362,23 @@ fn declined_offers_wait_for_refuse_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _agent) = cluster(dir.path(), "5s");
     let mut s = Scheduler::subscribe(m.port, framework("decline"));
-    let offer = s.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = s.offer(T);
     let declined_at = std::time::Instant::now();
-    let (code, _, _) = s.call(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 3}}}));
+    let (code, _) = s.call(decline(&offer.id, 3.0));
     assert_eq!(code, 202);
-    let next = s.expect("OFFERS", Duration::from_secs(15));
+    let next = s.offers(Duration::from_secs(15));
     assert!(
         declined_at.elapsed() >= Duration::from_secs(3),
         "re-offered after {:?}",
         declined_at.elapsed()
     );
-    assert_ne!(next["offers"]["offers"][0]["id"], offer["id"]);
+    assert_ne!(next[0].id, offer.id);
     // SUPPRESS stops offers; REVIVE brings them back at once.
-    let offer = next["offers"]["offers"][0].clone();
-    s.call(json!({"type": "SUPPRESS"}));
-    s.call(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0}}}));
+    let offer = next[0].clone();
+    s.call(Call::Suppress(vec![]));
+    s.call(decline(&offer.id, 0.0));
     assert!(s.sees("OFFERS", Duration::from_secs(3)).is_none());
-    s.call(json!({"type": "REVIVE"}));
+    s.call(Call::Revive(vec![]));
     s.expect("OFFERS", Duration::from_secs(5));
 }
 
@@ -373,7 +387,7 @@ fn agent_loss_is_reported_to_frameworks() {
     let dir = tempfile::tempdir().unwrap();
     let (m, mut agent) = cluster(dir.path(), "2s");
     let mut plain = Scheduler::subscribe(m.port, framework("plain"));
-    let offer = plain.expect("OFFERS", T)["offers"]["offers"][0].clone();
+    let offer = plain.offer(T);
     launch(
         &plain,
         &offer,
@@ -382,19 +396,22 @@ fn agent_loss_is_reported_to_frameworks() {
     loop {
         let st = update(&mut plain);
         plain.ack(&st);
-        if st["state"] == "TASK_RUNNING" {
+        if st.state == TaskState::TASK_RUNNING {
             break;
         }
     }
     agent.kill9();
     let lost = update(&mut plain);
     assert_eq!(
-        lost["state"], "TASK_LOST",
+        lost.state,
+        TaskState::TASK_LOST,
         "non-PARTITION_AWARE frameworks get TASK_LOST"
     );
-    assert_eq!(lost["agent_id"], offer["agent_id"]);
-    let failure = plain.expect("FAILURE", T);
-    assert_eq!(failure["failure"]["agent_id"], offer["agent_id"]);
+    assert_eq!(lost.agent_id.as_ref(), Some(&offer.agent_id));
+    let Event::Failure(failure) = plain.expect("FAILURE", T) else {
+        panic!("not FAILURE")
+    };
+    assert_eq!(failure.agent_id.as_ref(), Some(&offer.agent_id));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::cluster::{self, active_agents, get, wait_until};
+use crate::cluster::{self, Api, wait_until};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -48,7 +48,8 @@ pub fn run(runs: usize, launches: usize) -> Result<()> {
         let dir = tmp.join(i.to_string());
         let port = free_port();
         let master = cluster::spawn_master(port, &dir.join("master"), true)?;
-        if !wait_until(Duration::from_secs(15), || get(port, "/health").is_some()) {
+        let api = Api::new(port)?;
+        if !wait_until(Duration::from_secs(15), || api.healthy()) {
             bail!("master did not start");
         }
         let start = Instant::now();
@@ -58,7 +59,7 @@ pub fn run(runs: usize, launches: usize) -> Result<()> {
             &dir.join("agent"),
             true,
         )?;
-        if !wait_until(Duration::from_secs(30), || !active_agents(port).is_empty()) {
+        if !wait_until(Duration::from_secs(30), || !api.active_agents().is_empty()) {
             bail!("agent did not register");
         }
         latencies.push(start.elapsed().as_secs_f64() * 1000.0);
@@ -99,7 +100,8 @@ fn launch_latency(launches: usize) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("keel-bench-launch-{}", std::process::id()));
     let port = free_port();
     let master = cluster::spawn_master(port, &dir.join("master"), true)?;
-    if !wait_until(Duration::from_secs(15), || get(port, "/health").is_some()) {
+    let api = Api::new(port)?;
+    if !wait_until(Duration::from_secs(15), || api.healthy()) {
         bail!("master did not start");
     }
     let agent = cluster::spawn_agent(
@@ -108,7 +110,7 @@ fn launch_latency(launches: usize) -> Result<()> {
         &dir.join("agent"),
         true,
     )?;
-    if !wait_until(Duration::from_secs(30), || !active_agents(port).is_empty()) {
+    if !wait_until(Duration::from_secs(30), || !api.active_agents().is_empty()) {
         bail!("agent did not register");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

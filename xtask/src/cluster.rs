@@ -5,6 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use keel_api::keel::{AgentState, AgentSummary};
+use keel_client::blocking;
 
 use crate::{cargo, root};
 
@@ -103,34 +105,37 @@ pub fn spawn_agent(master: &str, port: u16, work_dir: &Path, quiet: bool) -> Res
     })
 }
 
-/// Blocking GET returning the body of a 200 answer.
-pub fn get(port: u16, path: &str) -> Option<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{port}{path}"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        resp.text().await.ok()
-    })
-}
+/// The master on `port` through keel-client: that master only (no leader
+/// discovery), each request answered within 2 s.
+pub struct Api(blocking::Client);
 
-pub fn active_agents(port: u16) -> Vec<serde_json::Value> {
-    get(port, "/api/keel/v1/agents")
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["agents"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a["state"] == "active")
-        .collect()
+impl Api {
+    pub fn new(port: u16) -> Result<Api> {
+        let builder = keel_client::Client::builder(&format!("127.0.0.1:{port}"))
+            .discover_leader(false)
+            .timeout(Duration::from_secs(2));
+        Ok(Api(blocking::Client::from_builder(builder)?))
+    }
+
+    /// Whether it answers `/health`.
+    pub fn healthy(&self) -> bool {
+        self.0.health().is_ok()
+    }
+
+    /// The agents it lists as active.
+    pub fn active_agents(&self) -> Vec<AgentSummary> {
+        self.0
+            .keel_agents()
+            .map(|a| a.agents)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.state == AgentState::Active)
+            .collect()
+    }
+
+    pub fn client(&self) -> &blocking::Client {
+        &self.0
+    }
 }
 
 pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -151,7 +156,8 @@ pub fn dev(port: u16, agent_port: u16, fresh: bool) -> Result<()> {
         std::fs::remove_dir_all(&base)?;
     }
     let master = spawn_master(port, &base.join("master"), false)?;
-    if !wait_until(Duration::from_secs(15), || get(port, "/health").is_some()) {
+    let api = Api::new(port)?;
+    if !wait_until(Duration::from_secs(15), || api.healthy()) {
         bail!("keel-master did not answer on 127.0.0.1:{port}");
     }
     let agent = spawn_agent(
@@ -160,11 +166,11 @@ pub fn dev(port: u16, agent_port: u16, fresh: bool) -> Result<()> {
         &base.join("agent"),
         false,
     )?;
-    if !wait_until(Duration::from_secs(30), || !active_agents(port).is_empty()) {
+    if !wait_until(Duration::from_secs(30), || !api.active_agents().is_empty()) {
         bail!("the agent did not register within 30s");
     }
-    let agents = active_agents(port);
-    let id = agents[0]["id"].as_str().unwrap_or_default();
+    let agents = api.active_agents();
+    let id = agents.first().map_or("", |a| a.id.as_str());
     let keelctl = release_bin("keelctl");
     println!();
     println!("+ keelctl run -- 'echo hello from keel'");

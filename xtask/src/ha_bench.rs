@@ -17,9 +17,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use keel_api::keel::AgentState;
+use keel_api::operator::WeightInfo;
 use serde_json::json;
 
-use crate::cluster::{self, release_bin, wait_until};
+use crate::cluster::{self, Api, release_bin, wait_until};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,82 +80,73 @@ fn log_file(dir: &Path, name: &str) -> Result<Stdio> {
 }
 
 /// `(last log index, applied index)` of a master, from Keel's masters view.
-fn log_position(port: u16) -> Option<(u64, u64)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&cluster::get(port, "/api/keel/v1/masters")?).ok()?;
-    Some((
-        v["log"]["last_index"].as_u64()?,
-        v["log"]["applied_index"].as_u64()?,
-    ))
+fn log_position(master: &Api) -> Option<(u64, u64)> {
+    let log = master.client().masters().ok()?.log?;
+    Some((log.last_index?, log.applied_index?))
 }
 
-fn health(http: &reqwest::blocking_like::Client, port: u16) -> bool {
-    http.post_json(port, "/api/v1", r#"{"type":"GET_HEALTH"}"#) == Some(200)
+/// Whether the master leads and serves: `GET_HEALTH` answered by it (a
+/// follower redirects, which the pinned client reports as an error).
+fn health(master: &Api) -> bool {
+    master.client().get_health().unwrap_or(false)
 }
 
-/// A tiny blocking HTTP client on a current-thread runtime.
-mod reqwest {
-    pub mod blocking_like {
-        use std::time::Duration;
+/// A tiny blocking HTTP client on a current-thread runtime, for etcd's
+/// gateway (Keel's masters are asked through keel-client).
+mod etcd_http {
+    use std::time::Duration;
 
-        pub struct Client {
-            rt: tokio::runtime::Runtime,
-            http: ::reqwest::Client,
+    pub struct Client {
+        rt: tokio::runtime::Runtime,
+        http: reqwest::Client,
+    }
+
+    impl Client {
+        pub fn new() -> Self {
+            Client {
+                rt: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime"),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(2))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("client"),
+            }
         }
 
-        impl Client {
-            pub fn new() -> Self {
-                Client {
-                    rt: tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime"),
-                    http: ::reqwest::Client::builder()
-                        .timeout(Duration::from_secs(2))
-                        .redirect(::reqwest::redirect::Policy::none())
-                        .build()
-                        .expect("client"),
-                }
-            }
+        /// POSTs; the answer's status and body.
+        fn post(&self, url: &str, body: &str) -> Option<(u16, String)> {
+            self.rt.block_on(async {
+                let r = self
+                    .http
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .ok()?;
+                let status = r.status().as_u16();
+                Some((status, r.text().await.unwrap_or_default()))
+            })
+        }
 
-            pub fn post_json(&self, port: u16, path: &str, body: &str) -> Option<u16> {
-                self.post_url(&format!("http://127.0.0.1:{port}{path}"), body)
-            }
+        /// POSTs and returns the body of a 2xx answer.
+        pub fn post_body(&self, url: &str, body: &str) -> Option<String> {
+            self.post(url, body)
+                .filter(|(status, _)| (200..300).contains(status))
+                .map(|(_, body)| body)
+        }
 
-            /// POSTs; the answer's status and body.
-            fn post(&self, url: &str, body: &str) -> Option<(u16, String)> {
-                self.rt.block_on(async {
-                    let r = self
-                        .http
-                        .post(url)
-                        .header("Content-Type", "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await
-                        .ok()?;
-                    let status = r.status().as_u16();
-                    Some((status, r.text().await.unwrap_or_default()))
-                })
-            }
-
-            /// POSTs and returns the body of a 2xx answer.
-            pub fn post_body(&self, url: &str, body: &str) -> Option<String> {
-                self.post(url, body)
-                    .filter(|(status, _)| (200..300).contains(status))
-                    .map(|(_, body)| body)
-            }
-
-            pub fn post_url(&self, url: &str, body: &str) -> Option<u16> {
-                self.post(url, body).map(|(status, _)| status)
-            }
+        pub fn post_url(&self, url: &str, body: &str) -> Option<u16> {
+            self.post(url, body).map(|(status, _)| status)
         }
     }
 }
 
-use reqwest::blocking_like::Client;
-
-fn leader_index(http: &Client, ports: &[u16], alive: &[bool]) -> Option<usize> {
-    (0..ports.len()).find(|i| alive[*i] && health(http, ports[*i]))
+fn leader_index(apis: &[Api], alive: &[bool]) -> Option<usize> {
+    (0..apis.len()).find(|i| alive[*i] && health(&apis[*i]))
 }
 
 pub fn run(kills: usize, agents: usize, writes: usize) -> Result<()> {
@@ -176,7 +169,7 @@ pub fn run(kills: usize, agents: usize, writes: usize) -> Result<()> {
 
 fn bench(tmp: &Path, kills: usize, agents: usize, writes: usize) -> Result<()> {
     let tmp = tmp.to_path_buf();
-    let http = Client::new();
+    let http = etcd_http::Client::new();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let list = ports
         .iter()
@@ -187,9 +180,10 @@ fn bench(tmp: &Path, kills: usize, agents: usize, writes: usize) -> Result<()> {
         .iter()
         .map(|p| spawn_master(*p, &tmp, &list).map(Some))
         .collect::<Result<_>>()?;
+    let apis: Vec<Api> = ports.iter().map(|p| Api::new(*p)).collect::<Result<_>>()?;
     let mut alive = vec![true; 3];
     if !wait_until(Duration::from_secs(30), || {
-        leader_index(&http, &ports, &alive).is_some()
+        leader_index(&apis, &alive).is_some()
     }) {
         bail!("no leader within 30s");
     }
@@ -220,23 +214,25 @@ fn bench(tmp: &Path, kills: usize, agents: usize, writes: usize) -> Result<()> {
             .spawn()?;
         agent_procs.push(Proc(child));
     }
-    let all_active = |port: u16| {
-        cluster::get(port, "/api/keel/v1/agents")
-            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .and_then(|v| {
-                v["agents"]
-                    .as_array()
-                    .map(|a| a.iter().filter(|x| x["state"] == "active").count())
+    let all_active = |master: &Api| {
+        master
+            .client()
+            .keel_agents()
+            .map(|a| {
+                a.agents
+                    .iter()
+                    .filter(|x| x.state == AgentState::Active)
+                    .count()
             })
             .unwrap_or(0)
     };
-    let l = leader_index(&http, &ports, &alive).unwrap();
-    if !wait_until(Duration::from_secs(120), || all_active(ports[l]) == agents) {
+    let l = leader_index(&apis, &alive).unwrap();
+    if !wait_until(Duration::from_secs(120), || all_active(&apis[l]) == agents) {
         bail!("agents did not all register");
     }
 
     // Registry writes through the API, then etcd's.
-    let keel_writes = write_latencies(&http, ports[l], writes)?;
+    let keel_writes = write_latencies(&apis[l], writes)?;
     let etcd_writes = etcd_latencies(&http, &tmp, writes).unwrap_or_else(|e| {
         eprintln!("etcd comparison skipped: {e:#}");
         Vec::new()
@@ -246,18 +242,18 @@ fn bench(tmp: &Path, kills: usize, agents: usize, writes: usize) -> Result<()> {
     let mut failovers = Vec::new();
     let mut rereg = Vec::new();
     for k in 0..kills {
-        let l = leader_index(&http, &ports, &alive).context("no leader")?;
+        let l = leader_index(&apis, &alive).context("no leader")?;
         masters[l] = None; // SIGKILL
         alive[l] = false;
         let t0 = Instant::now();
         if !wait_until(Duration::from_secs(30), || {
-            leader_index(&http, &ports, &alive).is_some()
+            leader_index(&apis, &alive).is_some()
         }) {
             bail!("no new leader after kill {k}");
         }
         failovers.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let n = leader_index(&http, &ports, &alive).unwrap();
-        if agents > 0 && wait_until(Duration::from_secs(120), || all_active(ports[n]) == agents) {
+        let n = leader_index(&apis, &alive).unwrap();
+        if agents > 0 && wait_until(Duration::from_secs(120), || all_active(&apis[n]) == agents) {
             rereg.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
         masters[l] = Some(spawn_master(ports[l], &tmp, &list)?);
@@ -265,9 +261,9 @@ fn bench(tmp: &Path, kills: usize, agents: usize, writes: usize) -> Result<()> {
         // The next kill waits until the restarted master has applied the
         // leader's whole log: killing the leader before that could leave no
         // majority that holds every committed entry up to date.
-        let target = log_position(ports[n]).map(|p| p.0).unwrap_or(0);
+        let target = log_position(&apis[n]).map(|p| p.0).unwrap_or(0);
         if !wait_until(Duration::from_secs(30), || {
-            log_position(ports[l]).is_some_and(|(_, applied)| applied >= target)
+            log_position(&apis[l]).is_some_and(|(_, applied)| applied >= target)
         }) {
             bail!(
                 "restarted master on port {} did not catch up to index {target} in 30s",
@@ -317,21 +313,24 @@ fn print_latencies(what: &str, v: &[f64]) {
     );
 }
 
-fn write_latencies(http: &Client, port: u16, n: usize) -> Result<Vec<f64>> {
+fn write_latencies(leader: &Api, n: usize) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let body = json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": format!("r{}", i % 50), "weight": 1.0 + (i % 7) as f64}]}}).to_string();
+        let weights = vec![WeightInfo {
+            role: format!("r{}", i % 50),
+            weight: 1.0 + (i % 7) as f64,
+        }];
         let t = Instant::now();
-        let code = http.post_json(port, "/api/v1", &body);
-        if code != Some(200) {
-            bail!("UPDATE_WEIGHTS answered {code:?}");
-        }
+        leader
+            .client()
+            .update_weights(weights)
+            .context("UPDATE_WEIGHTS")?;
         out.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(out)
 }
 
-fn etcd_latencies(http: &Client, tmp: &Path, n: usize) -> Result<Vec<f64>> {
+fn etcd_latencies(http: &etcd_http::Client, tmp: &Path, n: usize) -> Result<Vec<f64>> {
     let etcd = PathBuf::from("/usr/bin/etcd");
     if !etcd.exists() {
         bail!("etcd is not installed (apt-get install etcd-server)");

@@ -115,12 +115,14 @@ pub fn parse(work_dir: &Path, resources: &[mesos::Resource]) -> Result<Vec<Volum
             id: id.to_string(),
             reason: reason.to_string(),
         };
-        let role = r.reserved_role().map_err(|e| invalid(&e))?;
+        let role = r
+            .checked_role()
+            .ok_or_else(|| invalid("reservation has no role"))?;
         let host = host_dir(work_dir, role, id)
             .ok_or_else(|| invalid(&format!("no directory for role {role:?} and this id")))?;
         let volume = r.disk.as_ref().and_then(|d| d.volume.as_ref());
         let path = volume
-            .and_then(|v| v.container_path.as_deref())
+            .map(|v| v.container_path.as_str())
             .ok_or_else(|| invalid("'disk.volume.container_path' is missing"))?;
         let container_path = contained(path).ok_or_else(|| {
             invalid(&format!(
@@ -269,7 +271,7 @@ mod tests {
             ]
         );
         // Pre-refinement role, hierarchical.
-        let old = json!({"name": "disk", "role": "eng/dev", "scalar": {"value": 1},
+        let old = json!({"name": "disk", "type": "SCALAR", "role": "eng/dev", "scalar": {"value": 1},
             "disk": {"persistence": {"id": "v"}, "volume": {"container_path": "v"}}});
         assert_eq!(
             parse(w, &[old]).unwrap()[0].host,
@@ -302,7 +304,7 @@ mod tests {
             let err = parse(w, std::slice::from_ref(&bad)).unwrap_err();
             assert!(err.to_string().starts_with("persistent volume"), "{err}");
         }
-        let unreserved = json!({"name": "disk", "role": "*", "scalar": {"value": 1},
+        let unreserved = json!({"name": "disk", "type": "SCALAR", "role": "*", "scalar": {"value": 1},
             "disk": {"persistence": {"id": "v"}, "volume": {"container_path": "v"}}});
         assert!(parse(w, &[unreserved]).is_err());
         let overlap = [disk("a", "data", None), disk("b", "data/inner", None)];

@@ -1,174 +1,129 @@
-//! A small Mesos v1 framework for tests that go through a real master:
-//! SUBSCRIBE (RecordIO events read on a task), launch one task per offer,
-//! acknowledge updates, kill.
+//! A small Mesos v1 framework for tests that go through a real master, on
+//! keel-client: SUBSCRIBE, launch one task per offer, acknowledge updates,
+//! kill.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::StreamExt;
-use keel_api::recordio::Decoder;
-use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
+use keel_api::mesos::{Capability, TaskInfo, TaskState, TaskStatus};
+use keel_api::operator::Offer;
+use keel_api::resources::v1::{Resource, Scalar};
+use keel_client::Client;
+use keel_client::scheduler::compose::framework_info;
+use keel_client::scheduler::{Event, Subscription};
+use serde_json::Value as Json;
 
 pub struct Framework {
-    http: reqwest::Client,
-    url: String,
+    sub: Subscription,
     pub id: String,
-    stream_id: String,
-    events: mpsc::UnboundedReceiver<Json>,
-    backlog: Vec<Json>,
+    backlog: VecDeque<Event>,
 }
 
-/// `resources` entries taken from `offer` for `name` (scalar `amount`).
-fn take(offer: &Json, name: &str, amount: f64) -> Option<Json> {
-    let r = offer["resources"]
-        .as_array()?
+/// `amount` of `name` from the first entry of `offer` that has that much.
+fn take(offer: &Offer, name: &str, amount: f64) -> Option<Resource> {
+    let r = offer
+        .resources
         .iter()
-        .find(|r| r["name"] == name && r["scalar"]["value"].as_f64().unwrap_or(0.0) >= amount)?;
+        .find(|r| r.name == name && r.scalar_value() >= amount)?;
     let mut r = r.clone();
-    r["scalar"] = json!({ "value": amount });
+    r.scalar = Some(Scalar { value: amount });
     Some(r)
 }
 
 /// Whether `offer` holds every range of the RANGES resource `r`.
-fn has_ranges(offer: &Json, r: &Json) -> bool {
-    let offered: Vec<(u64, u64)> = offer["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| o["name"] == r["name"])
-        .flat_map(|o| o["ranges"]["range"].as_array().cloned().unwrap_or_default())
-        .filter_map(|x| Some((x["begin"].as_u64()?, x["end"].as_u64()?)))
+fn has_ranges(offer: &Offer, r: &Resource) -> bool {
+    let offered: Vec<(u64, u64)> = offer
+        .resources
+        .iter()
+        .filter(|o| o.name == r.name)
+        .flat_map(|o| o.ranges.iter().flat_map(|x| &x.range))
+        .map(|x| (x.begin, x.end))
         .collect();
-    r["ranges"]["range"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| Some((x["begin"].as_u64()?, x["end"].as_u64()?)))
-        .all(|(b, e)| offered.iter().any(|(ob, oe)| *ob <= b && e <= *oe))
+    r.ranges
+        .iter()
+        .flat_map(|x| &x.range)
+        .all(|x| offered.iter().any(|(b, e)| *b <= x.begin && x.end <= *e))
 }
 
 impl Framework {
     pub async fn subscribe(master: &str, name: &str) -> Framework {
-        let http = reqwest::Client::new();
-        let url = format!("http://{master}/api/v1/scheduler");
-        let body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
-            "user": "root", "name": name,
-            "capabilities": [{"type": "TASK_KILLING_STATE"}]}}});
-        let resp = http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("subscribe");
-        assert!(resp.status().is_success(), "subscribe: {}", resp.status());
-        let stream_id = resp.headers()["Mesos-Stream-Id"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut body = resp.bytes_stream();
-            let mut decoder = Decoder::default();
-            while let Some(Ok(chunk)) = body.next().await {
-                for record in decoder.push(&chunk).unwrap_or_default() {
-                    if let Ok(e) = serde_json::from_slice::<Json>(&record)
-                        && tx.send(e).is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut f = Framework {
-            http,
-            url,
-            id: String::new(),
-            stream_id,
-            events,
-            backlog: Vec::new(),
-        };
-        let first = f.expect("SUBSCRIBED", Duration::from_secs(30)).await;
-        f.id = first["subscribed"]["framework_id"]["value"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        f
-    }
-
-    pub async fn call(&self, mut call: Json) {
-        call["framework_id"] = json!({ "value": self.id });
-        let resp = self
-            .http
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .header("Mesos-Stream-Id", &self.stream_id)
-            .body(call.to_string())
-            .send()
-            .await
-            .expect("call");
-        assert!(resp.status().is_success(), "{call}: {}", resp.status());
+        let client = Client::new(master).expect("master address");
+        let mut info = framework_info("root", name);
+        info.capabilities = vec![Capability {
+            kind: "TASK_KILLING_STATE".into(),
+        }];
+        let sub = client.subscribe_framework(info).await.expect("subscribe");
+        let id = sub.framework_id().value.clone();
+        Framework {
+            sub,
+            id,
+            backlog: VecDeque::new(),
+        }
     }
 
     /// The next event of `kind` (others are kept), skipping heartbeats.
-    pub async fn expect(&mut self, kind: &str, within: Duration) -> Json {
-        if let Some(i) = self.backlog.iter().position(|e| e["type"] == kind) {
-            return self.backlog.remove(i);
+    pub async fn expect(&mut self, kind: &str, within: Duration) -> Event {
+        if let Some(i) = self.backlog.iter().position(|e| e.kind() == kind) {
+            return self.backlog.remove(i).unwrap();
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let e = tokio::time::timeout_at(deadline, self.events.recv())
+            let e = tokio::time::timeout_at(deadline, self.sub.next())
                 .await
                 .unwrap_or_else(|_| panic!("no {kind} within {within:?}; kept {:?}", self.backlog))
-                .expect("event stream ended");
-            match e["type"].as_str() {
-                Some(k) if k == kind => return e,
-                Some("HEARTBEAT") => {}
-                _ => self.backlog.push(e),
+                .expect("event stream ended")
+                .expect("event");
+            match e {
+                e if e.kind() == kind => return e,
+                Event::Heartbeat => {}
+                e => self.backlog.push_back(e),
             }
         }
     }
 
-    /// Launches `task` (a TaskInfo without agent_id and resources) with
+    /// Launches `task` (TaskInfo JSON without agent_id and resources) with
     /// `cpus`/`mem` and the given extra resources, on the first offer that
     /// has them; every other offer is declined (its resources come back).
     pub async fn launch(&mut self, mut task: Json, cpus: f64, mem: f64, extra: Vec<Json>) {
+        let extra: Vec<Resource> = extra
+            .into_iter()
+            .map(|r| serde_json::from_value(r).expect("extra resource"))
+            .collect();
         loop {
-            let offers = self.expect("OFFERS", Duration::from_secs(60)).await;
+            let Event::Offers(offers) = self.expect("OFFERS", Duration::from_secs(60)).await else {
+                panic!("expect returned another kind than OFFERS")
+            };
             let mut decline = Vec::new();
             let mut launched = false;
-            for offer in offers["offers"]["offers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
+            for offer in offers {
                 let fits = (take(&offer, "cpus", cpus), take(&offer, "mem", mem));
                 let has_extra = extra.iter().all(|r| has_ranges(&offer, r));
                 let (Some(c), Some(m), false, true) = (fits.0, fits.1, launched, has_extra) else {
-                    decline.push(offer["id"].clone());
+                    decline.push(offer.id);
                     continue;
                 };
                 let mut resources = vec![c, m];
                 for mut r in extra.clone() {
-                    if let Some(alloc) = offer["resources"][0].get("allocation_info") {
-                        r["allocation_info"] = alloc.clone();
+                    if let Some(alloc) = offer
+                        .resources
+                        .first()
+                        .and_then(|o| o.allocation_info.clone())
+                    {
+                        r.allocation_info = Some(alloc);
                     }
                     resources.push(r);
                 }
-                task["agent_id"] = offer["agent_id"].clone();
-                task["resources"] = json!(resources);
-                self.call(json!({"type": "ACCEPT", "accept": {
-                    "offer_ids": [offer["id"]],
-                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task.clone()]}}],
-                    "filters": {"refuse_seconds": 0.0}}}))
-                    .await;
+                task["agent_id"] = serde_json::to_value(&offer.agent_id).unwrap();
+                task["resources"] = serde_json::to_value(&resources).unwrap();
+                let info: TaskInfo = keel_api::mesos::parse(task.clone()).expect("task info");
+                self.sub
+                    .launch(&offer, vec![info], Some(0.0))
+                    .await
+                    .expect("accept");
                 launched = true;
             }
             if !decline.is_empty() {
-                self.call(json!({"type": "DECLINE", "decline": {"offer_ids": decline,
-                    "filters": {"refuse_seconds": 0.0}}}))
-                    .await;
+                self.sub.decline(decline, Some(0.0)).await.expect("decline");
             }
             if launched {
                 return;
@@ -177,39 +132,37 @@ impl Framework {
     }
 
     /// The next update of `task_id`, acknowledged.
-    pub async fn update(&mut self, task_id: &str, within: Duration) -> Json {
+    pub async fn update(&mut self, task_id: &str, within: Duration) -> TaskStatus {
         loop {
-            let e = self.expect("UPDATE", within).await;
-            let status = e["update"]["status"].clone();
-            if status.get("uuid").is_some() {
-                self.call(json!({"type": "ACKNOWLEDGE", "acknowledge": {
-                    "agent_id": status["agent_id"], "task_id": status["task_id"],
-                    "uuid": status["uuid"]}}))
-                    .await;
-            }
-            if status["task_id"]["value"] == task_id {
+            let Event::Update(status) = self.expect("UPDATE", within).await else {
+                panic!("expect returned another kind than UPDATE")
+            };
+            self.sub.acknowledge(&status).await.expect("acknowledge");
+            if status.task_id.value == task_id {
                 return status;
             }
         }
     }
 
     /// Updates of `task_id` until `state` (or a terminal one); returns it.
-    pub async fn until(&mut self, task_id: &str, state: &str, within: Duration) -> Json {
+    pub async fn until(&mut self, task_id: &str, state: TaskState, within: Duration) -> TaskStatus {
         loop {
             let st = self.update(task_id, within).await;
-            let s = st["state"].as_str().unwrap_or("");
             let terminal = matches!(
-                s,
-                "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED" | "TASK_ERROR" | "TASK_LOST"
+                st.state,
+                TaskState::TASK_FINISHED
+                    | TaskState::TASK_FAILED
+                    | TaskState::TASK_KILLED
+                    | TaskState::TASK_ERROR
+                    | TaskState::TASK_LOST
             );
-            if s == state || terminal {
+            if st.state == state || terminal {
                 return st;
             }
         }
     }
 
     pub async fn kill(&self, task_id: &str) {
-        self.call(json!({"type": "KILL", "kill": {"task_id": {"value": task_id}}}))
-            .await;
+        self.sub.kill(task_id).await.expect("kill");
     }
 }

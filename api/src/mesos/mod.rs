@@ -13,13 +13,12 @@ pub mod container;
 pub mod health;
 pub mod labels;
 pub mod lenient;
-pub mod resource;
 pub mod types;
 
+pub use crate::resources::v1::Resource;
 pub use container::{ContainerInfo, NetworkInfo, PortMapping};
 pub use health::{HealthCheck, HttpCheckInfo, TcpCheckInfo};
 pub use labels::{Label, Labels};
-pub use resource::Resource;
 pub use types::*;
 
 use serde::de::DeserializeOwned;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::lenient;
-use super::resource::Resource;
+use crate::resources::v1::Resource;
 
 /// `FrameworkID`, `AgentID`, `TaskID`, `OfferID`, `ExecutorID`: `{"value": ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -271,33 +271,6 @@ impl TaskStatus {
             unreachable_time: None,
         }
     }
-}
-
-/// `MasterInfo.address`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MasterAddress {
-    pub hostname: String,
-    pub ip: String,
-    pub port: u16,
-}
-
-/// `MasterInfo`, as SUBSCRIBED and GET_MASTER carry it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MasterInfo {
-    pub id: String,
-    /// The IPv4 address packed in network order, as Mesos does.
-    pub ip: u32,
-    pub port: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<MasterAddress>,
-    #[serde(default)]
-    pub capabilities: Vec<Json>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

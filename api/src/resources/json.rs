@@ -1,7 +1,7 @@
 //! Mesos v1 JSON (the `Resource` message, in and out) and the legacy
 //! `/state` object.
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 use super::arith::add_value;
 use super::text::{
@@ -9,6 +9,7 @@ use super::text::{
     validated_set,
 };
 use super::{Range, Resource, Resources, ResourcesError, UNRESERVED, Value, invalid};
+use crate::legacy::{LegacyMap, LegacyValue};
 
 impl Resources {
     /// Lenient Mesos JSON: an array of v1 `Resource` objects (`null` = none).
@@ -20,21 +21,16 @@ impl Resources {
 
     /// A JSON array of v1 `Resource` objects in the pre-refinement format
     /// (`role`, plus a STATIC `reservations` entry when reserved). Empty
-    /// entries are left out, as Mesos never holds them.
+    /// entries are left out, as Mesos never holds them. The typed form is
+    /// [`Resources::to_v1`].
     pub fn to_v1_json(&self) -> Json {
-        let list = self
-            .0
-            .iter()
-            .filter(|r| !r.value.is_empty())
-            .map(resource_to_json)
-            .collect();
-        Json::Array(list)
+        serde_json::to_value(self.to_v1()).unwrap_or(Json::Array(Vec::new()))
     }
 
     /// The legacy `/state` form: an object keyed by name with scalars summed
     /// over roles, ranges and sets as Mesos prints them (`"[1-2, 5-9]"`,
     /// `"{a, b}"`), and `cpus`, `gpus`, `mem`, `disk` always present.
-    pub fn to_legacy_json(&self) -> Json {
+    pub fn to_legacy(&self) -> LegacyMap {
         let mut totals: Vec<(&str, Value)> = Vec::new();
         for r in self.0.iter().filter(|r| !r.value.is_empty()) {
             match totals.iter_mut().find(|(name, _)| *name == r.name) {
@@ -42,19 +38,24 @@ impl Resources {
                 None => totals.push((&r.name, r.value.clone().normalized())),
             }
         }
-        let mut obj = Map::new();
+        let mut map = LegacyMap::default();
         for name in ["cpus", "gpus", "mem", "disk"] {
-            obj.insert(name.to_string(), json!(0.0));
+            map.0.insert(name.to_string(), LegacyValue::Number(0.0));
         }
         for (name, total) in totals {
             let value = match total {
-                Value::Scalar(v) => json!(v),
-                Value::Ranges(r) => json!(fmt_ranges(&r, ", ")),
-                Value::Set(items) => json!(format!("{{{}}}", items.join(", "))),
+                Value::Scalar(v) => LegacyValue::Number(v),
+                Value::Ranges(r) => LegacyValue::Text(fmt_ranges(&r, ", ")),
+                Value::Set(items) => LegacyValue::Text(format!("{{{}}}", items.join(", "))),
             };
-            obj.insert(name.to_string(), value);
+            map.0.insert(name.to_string(), value);
         }
-        Json::Object(obj)
+        map
+    }
+
+    /// [`Resources::to_legacy`] as JSON.
+    pub fn to_legacy_json(&self) -> Json {
+        serde_json::to_value(self.to_legacy()).unwrap_or(Json::Null)
     }
 }
 
@@ -138,25 +139,6 @@ fn role_from_json(obj: &Map<String, Json>) -> Result<String, String> {
     }
 }
 
-fn resource_to_json(r: &Resource) -> Json {
-    let mut obj = Map::new();
-    obj.insert("name".into(), json!(r.name));
-    obj.insert("type".into(), json!(r.value.type_name()));
-    match &r.value {
-        Value::Scalar(v) => obj.insert("scalar".into(), json!({ "value": v })),
-        Value::Ranges(ranges) => obj.insert("ranges".into(), ranges_to_json(ranges)),
-        Value::Set(items) => obj.insert("set".into(), json!({ "item": items })),
-    };
-    obj.insert("role".into(), json!(r.role));
-    if r.role != UNRESERVED {
-        obj.insert(
-            "reservations".into(),
-            json!([{ "type": "STATIC", "role": r.role }]),
-        );
-    }
-    Json::Object(obj)
-}
-
 /// `obj[key]`, with `null` read as unset (stout's JSON mapping).
 pub(crate) fn field<'a>(obj: &'a Map<String, Json>, key: &str) -> Option<&'a Json> {
     obj.get(key).filter(|v| !v.is_null())
@@ -231,18 +213,11 @@ pub(crate) fn ranges_from_json(obj: &Map<String, Json>) -> Result<Vec<Range>, St
         .collect()
 }
 
-pub(crate) fn ranges_to_json(ranges: &[Range]) -> Json {
-    let list: Vec<Json> = ranges
-        .iter()
-        .map(|r| json!({ "begin": r.begin, "end": r.end }))
-        .collect();
-    json!({ "range": list })
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::{parse, reason};
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parses_the_json_flag_form() {

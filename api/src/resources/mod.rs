@@ -5,7 +5,8 @@
 //!   ([`Resources::parse`] and `Display`), or a JSON array of v1 Resource objects;
 //! - Mesos v1 JSON in the pre-refinement format
 //!   ([`Resources::from_v1_json`], [`Resources::to_v1_json`]);
-//! - the legacy `/state` object keyed by name ([`Resources::to_legacy_json`]).
+//! - the legacy `/state` object keyed by name ([`Resources::to_legacy`]);
+//! - typed v1 `Resource` messages ([`v1`], [`Resources::to_v1`]).
 //!
 //! Everything built here (parse, JSON, `push`, arithmetic) keeps one entry per
 //! (name, role, type), scalars rounded to three decimals (Mesos fixed point),
@@ -17,14 +18,13 @@ mod arith;
 mod json;
 mod text;
 mod typed;
+pub mod v1;
 
 use arith::{add_value, coalesce, same_kind};
 
 pub(crate) use arith::round3;
 pub use json::role_of;
-pub(crate) use json::{
-    object_field, ranges_from_json, ranges_to_json, scalar_from_json, str_field,
-};
+pub(crate) use json::{object_field, ranges_from_json, scalar_from_json, str_field};
 pub(crate) use text::{fmt_ranges, parse_ranges, validated_ranges};
 
 /// The role of unreserved resources.

@@ -4,6 +4,7 @@
 use super::text::{
     assemble, validate_name, validate_role, validated_ranges, validated_scalar, validated_set,
 };
+use super::v1::ValueType;
 use super::{Range, Resource, Resources, ResourcesError, Value, invalid};
 use crate::mesos;
 
@@ -25,12 +26,12 @@ impl Resources {
 fn one(r: &mesos::Resource) -> Result<Resource, String> {
     let name = r.name.as_str();
     validate_name(name)?;
-    let value = match r.kind.as_deref() {
-        Some("SCALAR") => {
+    let value = match r.kind {
+        ValueType::SCALAR => {
             let s = r.scalar.as_ref().ok_or("missing scalar")?;
             Value::Scalar(validated_scalar(s.value)?)
         }
-        Some("RANGES") => {
+        ValueType::RANGES => {
             let ranges = r.ranges.as_ref().ok_or("missing ranges")?;
             let list = ranges
                 .range
@@ -39,14 +40,16 @@ fn one(r: &mesos::Resource) -> Result<Resource, String> {
                 .collect();
             Value::Ranges(validated_ranges(list)?)
         }
-        Some("SET") => {
+        ValueType::SET => {
             let set = r.set.as_ref().ok_or("missing set")?;
             Value::Set(validated_set(set.item.clone())?)
         }
-        Some(other) => return Err(format!("{name}: unsupported resource type {other:?}")),
-        None => return Err(format!("{name}: missing type")),
+        ValueType::TEXT => return Err(format!("{name}: unsupported resource type \"TEXT\"")),
     };
-    let role = r.reserved_role()?.to_string();
+    let role = r
+        .checked_role()
+        .ok_or("reservation has no role")?
+        .to_string();
     validate_role(&role)?;
     Ok(Resource {
         name: name.to_string(),
@@ -92,7 +95,6 @@ mod tests {
                 "not finite",
             ),
             (json!([{"name":"x","type":"SCALAR"}]), "missing scalar"),
-            (json!([{"name":"x"}]), "missing type"),
             (
                 json!([{"name":"x","type":"RANGES","ranges":{"range":[{"begin":3,"end":2}]}}]),
                 "begin greater than end",

@@ -5,9 +5,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::mesos::resource::AllocationInfo;
-use crate::mesos::{Id, MasterInfo, Resource, TaskStatus};
+use crate::mesos::{Id, TaskStatus};
+use crate::operator::{MasterInfo, Offer};
+use crate::resources::v1::Resource;
 
+/// `subscribed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscribed {
     pub framework_id: Id,
@@ -17,39 +19,25 @@ pub struct Subscribed {
     pub master_info: Option<MasterInfo>,
 }
 
+/// `failure`: an agent was lost (no executor), or an executor ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Address {
-    pub hostname: String,
-    pub ip: String,
-    pub port: u16,
+pub struct Failure {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
 }
 
-/// `URL` of the agent an offer is on.
+/// `message`: data from an executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OfferUrl {
-    pub scheme: String,
-    pub address: Address,
-    #[serde(default)]
-    pub path: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Offer {
-    pub id: Id,
-    pub framework_id: Id,
+pub struct Message {
     pub agent_id: Id,
-    pub hostname: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<OfferUrl>,
+    pub executor_id: Id,
+    /// base64.
     #[serde(default)]
-    pub resources: Vec<Resource>,
-    /// v1 `Attribute` objects.
-    #[serde(default)]
-    pub attributes: Vec<Json>,
-    #[serde(default)]
-    pub executor_ids: Vec<Id>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allocation_info: Option<AllocationInfo>,
+    pub data: String,
 }
 
 /// `{"value": <base64>}`, as Mesos wraps an operation status uuid.
@@ -82,18 +70,16 @@ pub enum Event {
     Subscribed(Subscribed),
     Offers(Vec<Offer>),
     Rescind {
-        offer_id: String,
+        offer_id: Id,
     },
     Update(TaskStatus),
     UpdateOperationStatus(OperationStatus),
-    Failure {
-        agent_id: String,
-    },
-    Error {
-        message: String,
-    },
+    Message(Message),
+    Failure(Failure),
+    /// The master ends the subscription (`error.message`).
+    Error(String),
     Heartbeat,
-    /// Any other event type (MESSAGE, INVERSE_OFFERS, ...), as sent.
+    /// Any other event type (INVERSE_OFFERS, ...), as sent.
     Other(Json),
 }
 
@@ -101,6 +87,7 @@ pub enum Event {
 pub type EventKind = &'static str;
 
 impl Event {
+    /// The event's `type`, e.g. `OFFERS`.
     pub fn kind(&self) -> &str {
         match self {
             Event::Subscribed(_) => "SUBSCRIBED",
@@ -108,11 +95,17 @@ impl Event {
             Event::Rescind { .. } => "RESCIND",
             Event::Update(_) => "UPDATE",
             Event::UpdateOperationStatus(_) => "UPDATE_OPERATION_STATUS",
-            Event::Failure { .. } => "FAILURE",
-            Event::Error { .. } => "ERROR",
+            Event::Message(_) => "MESSAGE",
+            Event::Failure(_) => "FAILURE",
+            Event::Error(_) => "ERROR",
             Event::Heartbeat => "HEARTBEAT",
             Event::Other(v) => v.get("type").and_then(Json::as_str).unwrap_or("UNKNOWN"),
         }
+    }
+
+    /// Reads one record of the stream (Mesos' JSON rules: nulls unset).
+    pub fn from_json(event: Json) -> Result<Event, serde_json::Error> {
+        serde_json::from_value(event)
     }
 }
 
@@ -138,12 +131,8 @@ struct OperationBody {
 }
 
 #[derive(Serialize, Deserialize)]
-struct FailureBody {
-    agent_id: Id,
-}
-
-#[derive(Serialize, Deserialize)]
 struct ErrorBody {
+    #[serde(default)]
     message: String,
 }
 
@@ -163,7 +152,9 @@ struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     update_operation_status: Option<OperationBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    failure: Option<FailureBody>,
+    message: Option<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<ErrorBody>,
 }
@@ -177,6 +168,7 @@ impl Wire {
             rescind: None,
             update: None,
             update_operation_status: None,
+            message: None,
             failure: None,
             error: None,
         }
@@ -195,7 +187,7 @@ impl Serialize for Event {
             }
             Event::Rescind { offer_id } => {
                 w.rescind = Some(RescindBody {
-                    offer_id: Id::new(offer_id),
+                    offer_id: offer_id.clone(),
                 })
             }
             Event::Update(status) => {
@@ -208,12 +200,9 @@ impl Serialize for Event {
                     status: status.clone(),
                 })
             }
-            Event::Failure { agent_id } => {
-                w.failure = Some(FailureBody {
-                    agent_id: Id::new(agent_id),
-                })
-            }
-            Event::Error { message } => {
+            Event::Message(m) => w.message = Some(m.clone()),
+            Event::Failure(f) => w.failure = Some(f.clone()),
+            Event::Error(message) => {
                 w.error = Some(ErrorBody {
                     message: message.clone(),
                 })
@@ -241,6 +230,7 @@ impl<'de> Deserialize<'de> for Event {
             "RESCIND",
             "UPDATE",
             "UPDATE_OPERATION_STATUS",
+            "MESSAGE",
             "FAILURE",
             "ERROR",
             "HEARTBEAT",
@@ -254,18 +244,15 @@ impl<'de> Deserialize<'de> for Event {
             "SUBSCRIBED" => Event::Subscribed(w.subscribed.ok_or_else(missing)?),
             "OFFERS" => Event::Offers(w.offers.map(|o| o.offers).unwrap_or_default()),
             "RESCIND" => Event::Rescind {
-                offer_id: w.rescind.ok_or_else(missing)?.offer_id.value,
+                offer_id: w.rescind.ok_or_else(missing)?.offer_id,
             },
             "UPDATE" => Event::Update(w.update.ok_or_else(missing)?.status),
             "UPDATE_OPERATION_STATUS" => {
                 Event::UpdateOperationStatus(w.update_operation_status.ok_or_else(missing)?.status)
             }
-            "FAILURE" => Event::Failure {
-                agent_id: w.failure.ok_or_else(missing)?.agent_id.value,
-            },
-            "ERROR" => Event::Error {
-                message: w.error.ok_or_else(missing)?.message,
-            },
+            "MESSAGE" => Event::Message(w.message.ok_or_else(missing)?),
+            "FAILURE" => Event::Failure(w.failure.ok_or_else(missing)?),
+            "ERROR" => Event::Error(w.error.ok_or_else(missing)?.message),
             _ => Event::Heartbeat,
         })
     }
@@ -283,20 +270,20 @@ mod tests {
             (Event::Heartbeat, json!({"type": "HEARTBEAT"})),
             (
                 Event::Rescind {
-                    offer_id: "o1".into(),
+                    offer_id: Id::new("o1"),
                 },
                 json!({"type": "RESCIND", "rescind": {"offer_id": {"value": "o1"}}}),
             ),
             (
-                Event::Failure {
-                    agent_id: "a".into(),
-                },
+                Event::Failure(Failure {
+                    agent_id: Some(Id::new("a")),
+                    executor_id: None,
+                    status: None,
+                }),
                 json!({"type": "FAILURE", "failure": {"agent_id": {"value": "a"}}}),
             ),
             (
-                Event::Error {
-                    message: "gone".into(),
-                },
+                Event::Error("gone".into()),
                 json!({"type": "ERROR", "error": {"message": "gone"}}),
             ),
             (
@@ -312,5 +299,23 @@ mod tests {
         let e: Event = serde_json::from_value(other.clone()).unwrap();
         assert_eq!(e.kind(), "INVERSE_OFFERS");
         assert_eq!(serde_json::to_value(&e).unwrap(), other);
+    }
+
+    #[test]
+    fn events_read_typed_with_nulls() {
+        let e = Event::from_json(json!({"type": "OFFERS", "offers": {"offers": [
+            {"id": {"value": "o1"}, "framework_id": {"value": "f"}, "agent_id": {"value": "a"},
+             "hostname": "h", "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 2},
+             "role": "*", "allocation_info": {"role": "*"}}], "allocation_info": {"role": "*"}}]}}))
+        .unwrap();
+        let Event::Offers(offers) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(offers[0].scalar("cpus"), 2.0);
+        let e = Event::from_json(json!({"type": "UPDATE", "update": {"status": {
+            "task_id": {"value": "t"}, "state": "TASK_RUNNING", "uuid": null}}}))
+        .unwrap();
+        assert!(matches!(e, Event::Update(s) if s.uuid.is_none()));
+        assert!(Event::from_json(json!({"type": "UPDATE"})).is_err());
     }
 }

@@ -6,6 +6,7 @@ mod call;
 mod event;
 mod operation;
 
+pub use crate::operator::Offer;
 pub use call::{Call, CallError, CallKind, Kill, ReconcileTask, Subscribe};
-pub use event::{Address, Event, EventKind, Offer, OfferUrl, OperationStatus, Subscribed, Uuid};
+pub use event::{Event, EventKind, Failure, Message, OperationStatus, Subscribed, Uuid};
 pub use operation::{Operation, OperationKind};

@@ -45,7 +45,7 @@ impl Master {
     ) -> Option<String> {
         let refuse = |conn: Box<dyn FrameworkConnection>, message: String| {
             tracing::info!(%message, "subscription refused");
-            let _ = conn.send(&Event::Error { message });
+            let _ = conn.send(&Event::Error(message));
             None
         };
         let w = self.write().await;

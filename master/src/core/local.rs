@@ -69,7 +69,7 @@ impl LocalFramework {
                 stream,
                 events,
             }),
-            Some(Event::Error { message }) => Err(LocalError::Refused(message)),
+            Some(Event::Error(message)) => Err(LocalError::Refused(message)),
             _ => Err(LocalError::Closed),
         }
     }

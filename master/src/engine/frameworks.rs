@@ -6,9 +6,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use keel_api::mesos::{FrameworkInfo, MasterAddress, MasterInfo};
+use keel_api::mesos::FrameworkInfo;
+use keel_api::operator::MasterInfo;
+use keel_api::operator::master::Address;
 use keel_api::scheduler::{Event, Subscribe, Subscribed};
-use serde_json::Value as Json;
 
 use super::{Effect, Engine, Now, Planned, loss, offers, unexpected};
 use crate::allocator::FrameworkSpec;
@@ -81,7 +82,7 @@ pub enum Refusal {
 #[derive(Debug, Clone)]
 pub struct FrameworkView {
     pub id: String,
-    pub info: Json,
+    pub info: FrameworkInfo,
     pub connected: bool,
     pub registered_time: f64,
     pub reregistered_time: Option<f64>,
@@ -127,10 +128,6 @@ fn validate_info(info: &FrameworkInfo) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn info_json(info: &FrameworkInfo) -> Json {
-    serde_json::to_value(info).unwrap_or(Json::Null)
-}
-
 /// After a takeover every known framework is disconnected and gets its
 /// failover timeout to come back.
 pub(super) fn recover(e: &mut Engine, now: Now) {
@@ -168,9 +165,9 @@ impl Engine {
             pid: Some(format!("master@{}:{}", c.ip, c.port)),
             hostname: Some(c.hostname.clone()),
             version: Some(keel_api::MESOS_COMPAT_VERSION.to_string()),
-            address: Some(MasterAddress {
-                hostname: c.hostname.clone(),
-                ip: c.ip.to_string(),
+            address: Some(Address {
+                hostname: Some(c.hostname.clone()),
+                ip: Some(c.ip.to_string()),
                 port: c.port,
             }),
             capabilities: Vec::new(),
@@ -275,9 +272,7 @@ impl Engine {
         self.emit(Effect::ToFramework {
             framework_id: framework_id.to_string(),
             stream: stream.clone(),
-            event: Event::Error {
-                message: message.to_string(),
-            },
+            event: Event::Error(message.to_string()),
         });
         self.emit(Effect::CloseStream {
             framework_id: framework_id.to_string(),
@@ -463,7 +458,7 @@ impl Engine {
             .frameworks()
             .map(|r| FrameworkView {
                 id: r.id.clone(),
-                info: info_json(&r.info),
+                info: r.info.clone(),
                 connected: self.frameworks.get(&r.id).is_some_and(|f| f.connected()),
                 registered_time: r.registered_time,
                 reregistered_time: r.reregistered_time,

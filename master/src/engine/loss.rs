@@ -54,9 +54,11 @@ pub(super) fn agent_lost(e: &mut Engine, agent_id: &str, now: Now) {
     for fw in frameworks {
         e.send_framework(
             &fw,
-            Event::Failure {
-                agent_id: agent_id.to_string(),
-            },
+            Event::Failure(keel_api::scheduler::Failure {
+                agent_id: Some(Id::new(agent_id)),
+                executor_id: None,
+                status: None,
+            }),
         );
     }
 }

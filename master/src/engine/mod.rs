@@ -55,7 +55,7 @@ use crate::registry::{Applied, Command, Registry, RegistryError};
 
 pub use agents::{AgentUpdate, Registration, ReportedTask};
 pub use frameworks::{FrameworkView, Refusal};
-pub use offers::{OfferView, offered_resources, offers_json};
+pub use offers::{OfferView, offered_resources};
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
 

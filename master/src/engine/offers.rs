@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use keel_api::mesos::resource::AllocationInfo;
 use keel_api::mesos::{Filters, Id, Resource};
+use keel_api::operator::frameworks::Url;
+use keel_api::operator::master::Address;
 use keel_api::resources::Resources;
-use keel_api::scheduler::{Event, Offer, OfferUrl};
+use keel_api::resources::v1::AllocationInfo;
+use keel_api::scheduler::{Event, Offer};
 
 use super::{Engine, Now, tasks};
 use crate::registry::AgentRecord;
@@ -49,33 +51,18 @@ pub fn offered_resources(
     allocation_role: Option<&str>,
     refinement: bool,
 ) -> Vec<Resource> {
-    let json = resources.to_v1_json();
-    let mut list: Vec<Resource> = keel_api::mesos::parse(json).unwrap_or_default();
+    let mut list = resources.to_v1();
     for r in &mut list {
         if refinement {
+            // Only `reservations`: empty for unreserved resources.
             r.role = None;
+            r.reservations.get_or_insert_with(Vec::new);
         } else {
-            r.reservations.clear();
+            r.reservations = None;
         }
-        if let Some(role) = allocation_role {
-            r.allocation_info = Some(AllocationInfo {
-                role: Some(role.to_string()),
-            });
-        }
+        r.allocation_info = allocation_role.map(AllocationInfo::role);
     }
     list
-}
-
-/// [`offered_resources`] as JSON values.
-pub fn offers_json(
-    resources: &Resources,
-    allocation_role: Option<&str>,
-    refinement: bool,
-) -> Vec<serde_json::Value> {
-    offered_resources(resources, allocation_role, refinement)
-        .iter()
-        .filter_map(|r| serde_json::to_value(r).ok())
-        .collect()
 }
 
 /// The agent's volumes of `role` that no task uses and no offer holds.
@@ -105,31 +92,27 @@ fn offer_of(e: &Engine, o: &OfferRecord, agent: &AgentRecord, executor_ids: Vec<
             .iter()
             .map(|v| v.to_resource(Some(&o.role), refinement)),
     );
-    let attributes = match agent.info.attributes.to_v1_json() {
-        serde_json::Value::Array(items) => items,
-        _ => Vec::new(),
-    };
     let info = &agent.info;
     Offer {
         id: Id::new(&o.id),
         framework_id: Id::new(&o.framework_id),
         agent_id: Id::new(&o.agent_id),
-        hostname: info.hostname.clone(),
-        url: Some(OfferUrl {
+        hostname: Some(info.hostname.clone()),
+        url: Some(Url {
             scheme: "http".into(),
-            address: keel_api::scheduler::Address {
-                hostname: info.hostname.clone(),
-                ip: info.ip.clone(),
+            address: Address {
+                hostname: Some(info.hostname.clone()),
+                ip: Some(info.ip.clone()),
                 port: info.port,
             },
-            path: "/slave(1)".into(),
+            path: Some("/slave(1)".into()),
         }),
         resources,
-        attributes,
+        attributes: info.attributes.to_v1(),
         executor_ids: executor_ids.into_iter().map(Id::new).collect(),
-        allocation_info: Some(AllocationInfo {
-            role: Some(o.role.clone()),
-        }),
+        allocation_info: Some(AllocationInfo::role(o.role.clone())),
+        domain: None,
+        unavailability: None,
     }
 }
 
@@ -150,7 +133,7 @@ fn rescind(e: &mut Engine, offer_id: &str, notify: bool, refuse_seconds: Option<
         e.send_framework(
             &offer.framework_id,
             Event::Rescind {
-                offer_id: offer_id.to_string(),
+                offer_id: Id::new(offer_id),
             },
         );
     }

@@ -2,9 +2,9 @@
 //! them: task ids, uniqueness, command xor executor, resources present,
 //! valid, on the offered agent.
 
-use keel_api::mesos::resource::AllocationInfo;
 use keel_api::mesos::{Resource, TaskInfo};
 use keel_api::resources::Resources;
+use keel_api::resources::v1::AllocationInfo;
 
 use super::Invalid;
 
@@ -93,11 +93,7 @@ pub fn inject_allocation_role(task: &mut TaskInfo, role: &str) -> Result<(), Inv
                 )));
             }
             Some(_) => {}
-            None => {
-                r.allocation_info = Some(AllocationInfo {
-                    role: Some(role.to_string()),
-                })
-            }
+            None => r.allocation_info = Some(AllocationInfo::role(role)),
         }
     }
     Ok(())

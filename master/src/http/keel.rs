@@ -6,22 +6,31 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::json;
+use keel_api::keel::{AgentDetail, Agents, Error};
 
 use super::{json, views};
 use crate::core::Master;
 
 pub async fn agents(State(master): State<Arc<Master>>) -> Response {
     let registry = master.registry();
-    let agents: Vec<_> = registry.agents().map(views::agent_keel).collect();
-    json(StatusCode::OK, &json!({ "agents": agents }))
+    let body = Agents {
+        agents: registry.agents().map(views::agent_keel).collect(),
+    };
+    json(StatusCode::OK, &body)
+}
+
+/// Keel's error answer.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json(
+        status,
+        &Error {
+            error: message.into(),
+        },
+    )
 }
 
 fn unknown(id: &str) -> Response {
-    json(
-        StatusCode::NOT_FOUND,
-        &json!({ "error": format!("unknown agent {id}") }),
-    )
+    error(StatusCode::NOT_FOUND, format!("unknown agent {id}"))
 }
 
 pub async fn agent(State(master): State<Arc<Master>>, Path(id): Path<String>) -> Response {
@@ -29,18 +38,17 @@ pub async fn agent(State(master): State<Arc<Master>>, Path(id): Path<String>) ->
     let Some(a) = registry.agent(&id) else {
         return unknown(&id);
     };
-    let mut body = views::agent_keel(a);
-    body["inventory"] = serde_json::to_value(&a.info.inventory).unwrap_or_default();
+    let body = AgentDetail {
+        summary: views::agent_keel(a),
+        inventory: a.info.inventory.clone(),
+    };
     json(StatusCode::OK, &body)
 }
 
 pub async fn inventory(State(master): State<Arc<Master>>, Path(id): Path<String>) -> Response {
     let registry = master.registry();
     match registry.agent(&id) {
-        Some(a) => json(
-            StatusCode::OK,
-            &serde_json::to_value(&a.info.inventory).unwrap_or_default(),
-        ),
+        Some(a) => json(StatusCode::OK, &a.info.inventory),
         None => unknown(&id),
     }
 }

@@ -9,8 +9,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value as Json, json};
+use keel_api::keel::{AddMaster, Cluster, LogPosition, Member};
 
+use super::keel::error;
 use super::{json, plain};
 use crate::core::Master;
 use crate::replication::{ClusterView, Leadership};
@@ -68,62 +69,62 @@ pub async fn master_redirect(State(master): State<Arc<Master>>) -> Response {
 }
 
 /// Keel's own description of the cluster.
-pub fn cluster_json(view: &ClusterView) -> Json {
+pub fn cluster(view: &ClusterView) -> Cluster {
     let leader = leader_addr(view);
-    json!({
-        "leader": leader,
-        "term": view.term,
-        "me": view.me,
-        "members": view.members.iter().map(|m| json!({
-            "id": m.id,
-            "address": m.addr,
-            "voter": m.voter,
-            "leader": leader.as_deref() == Some(m.addr.as_str()),
-        })).collect::<Vec<_>>(),
-        "log": view.log.map(|l| json!({
-            "last_index": l.last,
-            "applied_index": l.applied,
-            "snapshot_index": l.snapshot,
-        })),
-        "problem": view.problem,
-    })
+    Cluster {
+        term: view.term,
+        me: view.me,
+        members: view
+            .members
+            .iter()
+            .map(|m| Member {
+                id: m.id,
+                address: m.addr.clone(),
+                voter: m.voter,
+                leader: leader.as_deref() == Some(m.addr.as_str()),
+            })
+            .collect(),
+        log: view.log.map(|l| LogPosition {
+            last_index: l.last,
+            applied_index: l.applied,
+            snapshot_index: l.snapshot,
+        }),
+        problem: view.problem.clone(),
+        leader,
+    }
 }
 
 pub async fn masters(State(master): State<Arc<Master>>) -> Response {
-    json(StatusCode::OK, &cluster_json(&master.cluster()))
+    json(StatusCode::OK, &cluster(&master.cluster()))
 }
 
 /// `POST /api/keel/v1/masters` `{"add": "host:port"}`.
 pub async fn add_master(State(master): State<Arc<Master>>, body: axum::body::Bytes) -> Response {
-    let err = |status, m: String| json(status, &json!({ "error": m }));
-    let Ok(v) = serde_json::from_slice::<Json>(&body) else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "body must be JSON: {\"add\": \"host:port\"}".into(),
-        );
+    let add = match serde_json::from_slice::<AddMaster>(&body) {
+        Ok(a) => a.add,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"add\": \"host:port\"}}: {e}"),
+            );
+        }
     };
-    let Some(addr) = v.get("add").and_then(Json::as_str) else {
-        return err(
+    if add.parse::<std::net::SocketAddr>().is_err() {
+        return error(
             StatusCode::BAD_REQUEST,
-            "expected {\"add\": \"host:port\"}".into(),
-        );
-    };
-    if addr.parse::<std::net::SocketAddr>().is_err() {
-        return err(
-            StatusCode::BAD_REQUEST,
-            format!("{addr:?} is not an ip:port address"),
+            format!("{add:?} is not an ip:port address"),
         );
     }
-    match master.add_master(addr.to_string()).await {
-        Ok(()) => json(StatusCode::OK, &cluster_json(&master.cluster())),
-        Err(e) => err(StatusCode::CONFLICT, e.to_string()),
+    match master.add_master(add).await {
+        Ok(()) => json(StatusCode::OK, &cluster(&master.cluster())),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }
 
 /// `DELETE /api/keel/v1/masters/{id}`.
 pub async fn remove_master(State(master): State<Arc<Master>>, Path(id): Path<u64>) -> Response {
     match master.remove_master(id).await {
-        Ok(()) => json(StatusCode::OK, &cluster_json(&master.cluster())),
-        Err(e) => json(StatusCode::CONFLICT, &json!({ "error": e.to_string() })),
+        Ok(()) => json(StatusCode::OK, &cluster(&master.cluster())),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }

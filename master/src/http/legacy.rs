@@ -8,8 +8,9 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keel_api::legacy::{self, LeaderInfo};
 use keel_api::{KEEL_VERSION, MESOS_COMPAT_VERSION};
-use serde_json::{Value as Json, json};
+use serde::Serialize;
 
 use super::state::{self, Snapshot};
 use super::{json, plain, views};
@@ -27,10 +28,11 @@ fn valid_callback(cb: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
-fn respond(params: &HashMap<String, String>, body: &Json) -> Response {
+fn respond(params: &HashMap<String, String>, body: &impl Serialize) -> Response {
     match params.get("jsonp") {
         None => json(StatusCode::OK, body),
         Some(cb) if valid_callback(cb) => {
+            let body = serde_json::to_string(body).unwrap_or_default();
             let mut resp = (StatusCode::OK, format!("{cb}({body});")).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -50,26 +52,19 @@ pub async fn health() -> StatusCode {
 }
 
 pub async fn version(Query(params): Params) -> Response {
-    respond(
-        &params,
-        &json!({
-            "version": MESOS_COMPAT_VERSION,
-            "build_user": "keel",
-            "git_tag": format!("keel-{KEEL_VERSION}"),
-            "keel_version": KEEL_VERSION,
-        }),
-    )
+    respond(&params, &views::version_info())
 }
 
 /// Legacy `slaves[]` with what tasks use and offers hold on each agent.
-fn slaves(snapshot: &Snapshot) -> Vec<Json> {
+fn slaves(snapshot: &Snapshot) -> Vec<legacy::Slave> {
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
     views::registered_agents(&agents)
         .map(|a| {
-            let mut v = views::agent_legacy(a);
-            v["used_resources"] = snapshot.used(|t| t.agent_id == a.id).to_legacy_json();
-            v["offered_resources"] = snapshot.offered(|_, agent| agent == a.id).to_legacy_json();
-            v
+            views::agent_legacy(
+                a,
+                &snapshot.used(|t| t.agent_id == a.id),
+                &snapshot.offered(|_, agent| agent == a.id),
+            )
         })
         .collect()
 }
@@ -78,83 +73,215 @@ pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> 
     let snapshot = Snapshot::take(&master);
     let (frameworks, completed_frameworks) = state::frameworks_legacy(&snapshot);
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
-    let count = |s: AgentState| agents.iter().filter(|a| a.state == s).count();
+    let count = |s: AgentState| agents.iter().filter(|a| a.state == s).count() as u64;
     let config = master.config();
     let cluster = master.cluster();
     let leader = super::leader::leader_addr(&cluster);
     let leader_info = if master.is_leader() {
-        views::master_info(&master)
+        LeaderInfo::from(views::master_info(&master))
     } else {
         match leader.as_deref().and_then(|l| l.rsplit_once(':')) {
-            Some((host, port)) => {
-                json!({ "hostname": host, "port": port.parse::<u16>().unwrap_or(0) })
-            }
-            None => json!({}),
+            Some((host, port)) => LeaderInfo {
+                hostname: Some(host.to_string()),
+                port: Some(port.parse().unwrap_or(0)),
+                ..LeaderInfo::default()
+            },
+            None => LeaderInfo::default(),
         }
     };
-    let body = json!({
-        "version": MESOS_COMPAT_VERSION,
-        "keel_version": KEEL_VERSION,
-        "build_user": "keel",
-        "start_time": master.start_time(),
-        "elected_time": master.start_time(),
-        "id": master.master_id(),
-        "pid": views::master_pid(&master),
-        "hostname": config.hostname,
-        "capabilities": [],
-        "activated_slaves": count(AgentState::Active),
-        "deactivated_slaves": count(AgentState::Disconnected),
-        "unreachable_slaves": count(AgentState::Unreachable),
-        "leader": leader.as_ref().map(|l| format!("master@{l}")),
-        "leader_info": leader_info,
-        "keel_cluster": super::leader::cluster_json(&cluster),
-        "flags": views::flags_object(&master),
-        "slaves": slaves(&snapshot),
-        "recovered_slaves": [],
-        "frameworks": frameworks,
-        "completed_frameworks": completed_frameworks,
-        "orphan_tasks": [],
-        "unregistered_frameworks": [],
-    });
+    let version = views::version_info();
+    let body = legacy::State {
+        version: MESOS_COMPAT_VERSION.to_string(),
+        keel_version: Some(KEEL_VERSION.to_string()),
+        build_date: version.build_date,
+        build_time: version.build_time,
+        build_user: version.build_user,
+        start_time: master.start_time(),
+        elected_time: Some(master.start_time()),
+        id: master.master_id(),
+        pid: views::master_pid(&master),
+        hostname: config.hostname.clone(),
+        capabilities: Vec::new(),
+        activated_slaves: count(AgentState::Active),
+        deactivated_slaves: count(AgentState::Disconnected),
+        unreachable_slaves: count(AgentState::Unreachable),
+        leader: leader.as_ref().map(|l| format!("master@{l}")),
+        leader_info,
+        keel_cluster: Some(super::leader::cluster(&cluster)),
+        flags: views::flags_map(&master),
+        slaves: slaves(&snapshot),
+        recovered_slaves: Vec::new(),
+        frameworks,
+        completed_frameworks,
+        orphan_tasks: Vec::new(),
+        unregistered_frameworks: Vec::new(),
+    };
     respond(&params, &body)
 }
 
 pub async fn slaves_endpoint(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
     let snapshot = Snapshot::take(&master);
-    let body = json!({
-        "slaves": slaves(&snapshot),
-        "recovered_slaves": [],
-    });
+    let body = legacy::Slaves {
+        slaves: slaves(&snapshot),
+        recovered_slaves: Vec::new(),
+    };
     respond(&params, &body)
 }
 
 pub async fn frameworks(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
     let snapshot = Snapshot::take(&master);
     let (frameworks, completed) = state::frameworks_legacy(&snapshot);
-    respond(
-        &params,
-        &json!({ "frameworks": frameworks, "completed_frameworks": completed, "unregistered_frameworks": [] }),
-    )
+    let body = legacy::Frameworks {
+        frameworks,
+        completed_frameworks: completed,
+        unregistered_frameworks: Vec::new(),
+    };
+    respond(&params, &body)
+}
+
+/// `limit`, `offset` and `order` of `/master/tasks`, read as Mesos does:
+/// 100, 0 and descending unless given; a value that is not a number is
+/// ignored (the default applies), and any `order` but `asc` is descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TaskPage {
+    limit: usize,
+    offset: usize,
+    ascending: bool,
+}
+
+impl TaskPage {
+    /// Mesos' `TASK_LIMIT`.
+    const DEFAULT_LIMIT: usize = 100;
+
+    fn from_params(params: &HashMap<String, String>) -> TaskPage {
+        let number = |name: &str| params.get(name).and_then(|v| v.trim().parse().ok());
+        TaskPage {
+            limit: number("limit").unwrap_or(Self::DEFAULT_LIMIT),
+            offset: number("offset").unwrap_or(0),
+            ascending: params.get("order").map(String::as_str) == Some("asc"),
+        }
+    }
+
+    /// Sorts by the earliest status' time (tasks without a status count as
+    /// oldest), newest first unless ascending, then takes the page.
+    fn apply(self, mut tasks: Vec<legacy::Task>) -> Vec<legacy::Task> {
+        let first = |t: &legacy::Task| t.statuses.first().map(|s| s.timestamp);
+        tasks.sort_by(|a, b| {
+            let order = match (first(a), first(b)) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (x, y) => x.is_some().cmp(&y.is_some()),
+            };
+            if self.ascending {
+                order
+            } else {
+                order.reverse()
+            }
+        });
+        tasks
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect()
+    }
 }
 
 pub async fn tasks(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
     let snapshot = Snapshot::take(&master);
-    let tasks: Vec<Json> = snapshot
+    let tasks = snapshot
         .live
         .iter()
         .chain(snapshot.completed.iter())
         .map(state::task_legacy)
         .collect();
-    respond(&params, &json!({ "tasks": tasks }))
+    let body = legacy::Tasks {
+        tasks: TaskPage::from_params(&params).apply(tasks),
+    };
+    respond(&params, &body)
 }
 
 pub async fn flags(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
-    respond(&params, &json!({ "flags": views::flags_object(&master) }))
+    respond(
+        &params,
+        &legacy::Flags {
+            flags: views::flags_map(&master),
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::valid_callback;
+    use super::*;
+    use keel_api::mesos::TaskState;
+
+    fn task(id: &str, started: Option<f64>) -> legacy::Task {
+        legacy::Task {
+            id: id.into(),
+            name: id.into(),
+            framework_id: "f".into(),
+            executor_id: String::new(),
+            slave_id: "a".into(),
+            state: TaskState::TASK_RUNNING,
+            resources: Default::default(),
+            role: "*".into(),
+            statuses: started
+                .into_iter()
+                .map(|t| legacy::TaskStatus {
+                    state: TaskState::TASK_STARTING,
+                    timestamp: t,
+                    healthy: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn ids(tasks: &[legacy::Task]) -> Vec<&str> {
+        tasks.iter().map(|t| t.id.as_str()).collect()
+    }
+
+    fn page(query: &[(&str, &str)]) -> TaskPage {
+        let params = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TaskPage::from_params(&params)
+    }
+
+    #[test]
+    fn tasks_are_paged_as_mesos_pages_them() {
+        let all = || {
+            vec![
+                task("b", Some(2.0)),
+                task("none", None),
+                task("a", Some(1.0)),
+                task("c", Some(3.0)),
+            ]
+        };
+        assert_eq!(
+            page(&[]),
+            TaskPage {
+                limit: 100,
+                offset: 0,
+                ascending: false
+            }
+        );
+        assert_eq!(ids(&page(&[]).apply(all())), ["c", "b", "a", "none"]);
+        assert_eq!(
+            ids(&page(&[("order", "asc")]).apply(all())),
+            ["none", "a", "b", "c"]
+        );
+        assert_eq!(
+            ids(&page(&[("limit", "2"), ("offset", "1")]).apply(all())),
+            ["b", "a"]
+        );
+        assert_eq!(
+            ids(&page(&[("order", "asc"), ("offset", "3")]).apply(all())),
+            ["c"]
+        );
+        assert!(page(&[("offset", "9")]).apply(all()).is_empty());
+        // Not numbers: ignored, as Mesos does.
+        assert_eq!(page(&[("limit", "x"), ("offset", "-1")]), page(&[]));
+        assert_eq!(page(&[("order", "desc")]), page(&[]));
+    }
 
     #[test]
     fn jsonp_callbacks_are_identifiers() {

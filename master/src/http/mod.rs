@@ -18,7 +18,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use serde_json::Value as Json;
+use serde::Serialize;
 
 use crate::core::Master;
 
@@ -104,9 +104,14 @@ pub(crate) fn plain(status: StatusCode, message: impl Into<String>) -> Response 
     resp
 }
 
-/// A JSON body with exactly `Content-Type: application/json`.
-pub(crate) fn json(status: StatusCode, body: &Json) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+/// A JSON body (one of `keel-api`'s answer types) with exactly
+/// `Content-Type: application/json`.
+pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let text = match serde_json::to_string(body) {
+        Ok(text) => text,
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut resp = (status, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

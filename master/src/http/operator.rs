@@ -8,8 +8,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
+use keel_api::operator::{
+    GetAgents, GetExecutors, GetFlags, GetHealth, GetMaster, GetQuota, GetState, GetVersion,
+    GetWeights, QuotaStatus, Response as Answer, WeightInfo,
+};
 use keel_api::resources::Resources;
 
 use super::operator_body as body;
@@ -222,28 +226,37 @@ pub async fn handle(
     if let Some(resp) = super::require_post(&method) {
         return resp;
     }
-    match parse_operator_call(&headers, &body) {
-        Ok(call) => match mutate(&master, &call).await {
-            Some(resp) => resp,
-            None => match master.read_barrier().await {
-                Ok(()) => json(StatusCode::OK, &answer(&master, call)),
-                Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            },
-        },
+    let call = match parse_operator_call(&headers, &body) {
+        Ok(call) => call,
         Err(r) => {
             tracing::debug!(status = %r.status, reason = %r.reason, "operator call rejected");
-            plain(r.status, r.reason)
+            return plain(r.status, r.reason);
         }
+    };
+    if let Some(resp) = mutate(&master, &call).await {
+        return resp;
+    }
+    if let Err(e) = master.read_barrier().await {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    match answer(&master, &call) {
+        Some(a) => json(StatusCode::OK, &a),
+        None => plain(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Operator call {call:?} has no answer"),
+        ),
     }
 }
 
-fn get_agents(master: &Master) -> Json {
+fn get_agents(master: &Master) -> GetAgents {
     let registry = master.registry();
     let agents: Vec<_> = registry.agents().cloned().collect();
-    json!({
-        "agents": views::registered_agents(&agents).map(views::agent_v1).collect::<Vec<_>>(),
-        "recovered_agents": [],
-    })
+    GetAgents {
+        agents: views::registered_agents(&agents)
+            .map(views::agent_v1)
+            .collect(),
+        recovered_agents: Vec::new(),
+    }
 }
 
 /// Performs a mutating call; `None` for read calls.
@@ -313,73 +326,64 @@ fn error_status(e: &MasterError) -> StatusCode {
     }
 }
 
-fn answer(master: &Master, call: OperatorCall) -> Json {
-    match call {
-        OperatorCall::GetHealth => {
-            json!({ "type": "GET_HEALTH", "get_health": { "healthy": true } })
-        }
-        OperatorCall::GetFlags => {
-            json!({ "type": "GET_FLAGS", "get_flags": { "flags": views::flags(master) } })
-        }
-        OperatorCall::GetVersion => json!({
-            "type": "GET_VERSION",
-            "get_version": { "version_info": views::version_info() },
+/// Answers a read call; `None` for mutating calls.
+fn answer(master: &Master, call: &OperatorCall) -> Option<Answer> {
+    Some(match call {
+        OperatorCall::GetHealth => Answer::GetHealth(GetHealth { healthy: true }),
+        OperatorCall::GetFlags => Answer::GetFlags(GetFlags {
+            flags: views::flags(master),
         }),
-        OperatorCall::GetMaster => json!({
-            "type": "GET_MASTER",
-            "get_master": {
-                "master_info": views::master_info(master),
-                "start_time": master.start_time(),
-                "elected_time": master.elected_time().unwrap_or_else(|| master.start_time()),
-                "keel_cluster": super::leader::cluster_json(&master.cluster()),
-            },
+        OperatorCall::GetVersion => Answer::GetVersion(GetVersion {
+            version_info: views::version_info(),
         }),
-        OperatorCall::GetAgents => {
-            json!({ "type": "GET_AGENTS", "get_agents": get_agents(master) })
-        }
+        OperatorCall::GetMaster => Answer::GetMaster(GetMaster {
+            master_info: views::master_info(master),
+            start_time: Some(master.start_time()),
+            elected_time: Some(master.elected_time().unwrap_or_else(|| master.start_time())),
+            keel_cluster: Some(super::leader::cluster(&master.cluster())),
+        }),
+        OperatorCall::GetAgents => Answer::GetAgents(get_agents(master)),
         OperatorCall::GetState => {
             let s = Snapshot::take(master);
-            json!({
-                "type": "GET_STATE",
-                "get_state": {
-                    "get_tasks": state::get_tasks(&s),
-                    "get_executors": {},
-                    "get_frameworks": state::get_frameworks(&s),
-                    "get_agents": get_agents(master),
-                },
+            Answer::GetState(GetState {
+                get_tasks: state::get_tasks(&s),
+                get_executors: GetExecutors::default(),
+                get_frameworks: state::get_frameworks(&s),
+                get_agents: get_agents(master),
             })
         }
         OperatorCall::GetFrameworks => {
-            json!({ "type": "GET_FRAMEWORKS", "get_frameworks": state::get_frameworks(&Snapshot::take(master)) })
+            Answer::GetFrameworks(state::get_frameworks(&Snapshot::take(master)))
         }
-        OperatorCall::GetTasks => {
-            json!({ "type": "GET_TASKS", "get_tasks": state::get_tasks(&Snapshot::take(master)) })
-        }
-        OperatorCall::GetRoles => {
-            json!({ "type": "GET_ROLES", "get_roles": state::get_roles(master) })
-        }
-        OperatorCall::GetWeights => json!({
-            "type": "GET_WEIGHTS",
-            "get_weights": { "weight_infos": master.weights().into_iter()
-                .map(|(role, weight)| json!({"role": role, "weight": weight})).collect::<Vec<_>>() },
+        OperatorCall::GetTasks => Answer::GetTasks(state::get_tasks(&Snapshot::take(master))),
+        OperatorCall::GetRoles => Answer::GetRoles(state::get_roles(master)),
+        OperatorCall::GetWeights => Answer::GetWeights(GetWeights {
+            weight_infos: master
+                .weights()
+                .into_iter()
+                .map(|(role, weight)| WeightInfo { role, weight })
+                .collect(),
         }),
-        OperatorCall::GetQuota => json!({
-            "type": "GET_QUOTA",
-            "get_quota": { "status": {
-                "infos": [],
-                "configs": master.quotas().into_iter().map(|q| json!({
-                    "role": q.role,
-                    "guarantees": state::scalar_map(Some(&q.guarantees)),
-                    "limits": state::scalar_map(Some(&q.limits)),
-                })).collect::<Vec<_>>(),
-            }},
+        OperatorCall::GetQuota => Answer::GetQuota(GetQuota {
+            status: QuotaStatus {
+                infos: Vec::new(),
+                configs: master
+                    .quotas()
+                    .into_iter()
+                    .map(|q| keel_api::operator::QuotaConfig {
+                        guarantees: state::scalar_map(Some(&q.guarantees)),
+                        limits: state::scalar_map(Some(&q.limits)),
+                        role: q.role,
+                    })
+                    .collect(),
+            },
         }),
         OperatorCall::UpdateWeights(_)
         | OperatorCall::UpdateQuota(_)
         | OperatorCall::ReserveResources { .. }
         | OperatorCall::UnreserveResources { .. }
-        | OperatorCall::Teardown { .. } => unreachable!("mutating calls are answered by mutate"),
-    }
+        | OperatorCall::Teardown { .. } => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
-//! Bodies of the mutating operator calls, parsed into domain values with a
-//! 400 and a reason for anything malformed.
+//! Bodies of the mutating operator calls: parsed into the typed bodies of
+//! `keel_api::operator` (Mesos' JSON rules: nulls unset, unknown fields
+//! ignored, numbers as strings), then into domain values, with a 400 and a
+//! reason for anything malformed.
 
 use axum::http::StatusCode;
-use keel_api::mesos::{self, Id};
+use keel_api::mesos;
+use keel_api::operator::{Reservation, ScalarMap, Teardown, UpdateQuota, UpdateWeights};
 use keel_api::resources::Resources;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
 
 use super::operator::Rejection;
@@ -16,68 +20,39 @@ fn bad(reason: impl Into<String>) -> Rejection {
     }
 }
 
-fn body<'a>(obj: &'a Map<String, Json>, name: &str) -> Result<&'a Json, Rejection> {
-    obj.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
+/// The body `name` of the call, typed.
+fn body<T: DeserializeOwned>(obj: &Map<String, Json>, name: &str) -> Result<T, Rejection> {
+    let b = obj.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
         bad(format!(
             "Failed to validate master::Call: Expecting '{name}' to be present"
+        ))
+    })?;
+    mesos::parse(b.clone()).map_err(|e| {
+        bad(format!(
+            "Failed to convert JSON into Call protobuf: {name}: {e}"
         ))
     })
 }
 
-fn number(v: &Json) -> Option<f64> {
-    match v {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// `update_weights.weight_infos[{role, weight}]`.
 pub fn update_weights(obj: &Map<String, Json>) -> Result<Vec<(String, f64)>, Rejection> {
-    let infos = body(obj, "update_weights")?
-        .get("weight_infos")
-        .and_then(Json::as_array)
-        .ok_or_else(|| {
-            bad("Failed to validate master::Call: Expecting 'update_weights.weight_infos'")
-        })?;
-    infos
-        .iter()
-        .map(|w| {
-            let role = w
-                .get("role")
-                .and_then(Json::as_str)
-                .ok_or_else(|| bad("weight_info needs a 'role'"))?;
-            let weight = w.get("weight").and_then(number).ok_or_else(|| {
-                bad(format!(
-                    "weight of role '{role}' is missing or not a number"
-                ))
-            })?;
-            Ok((role.to_string(), weight))
-        })
-        .collect()
+    let b: UpdateWeights = body(obj, "update_weights")?;
+    Ok(b.weight_infos
+        .into_iter()
+        .map(|w| (w.role, w.weight))
+        .collect())
 }
 
-/// `{"cpus": {"value": 1}, "mem": {"value": 512}}` (bare numbers accepted).
-fn scalars(v: Option<&Json>, role: &str, what: &str) -> Result<Resources, Rejection> {
+/// `{"cpus": {"value": 1}, "mem": {"value": 512}}` as resources.
+fn scalars(map: &ScalarMap, role: &str, what: &str) -> Result<Resources, Rejection> {
     let mut parts = Vec::new();
-    if let Some(map) = v.and_then(Json::as_object) {
-        for (name, val) in map {
-            let n = val
-                .get("value")
-                .and_then(number)
-                .or_else(|| number(val))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "quota {what} of role '{role}': {name} is not a number"
-                    ))
-                })?;
-            if !n.is_finite() || n < 0.0 {
-                return Err(bad(format!(
-                    "quota {what} of role '{role}': {name} must be a non-negative number"
-                )));
-            }
-            parts.push(format!("{name}:{n}"));
+    for (name, n) in map {
+        if !n.0.is_finite() || n.0 < 0.0 {
+            return Err(bad(format!(
+                "quota {what} of role '{role}': {name} must be a non-negative number"
+            )));
         }
+        parts.push(format!("{name}:{}", n.0));
     }
     Resources::parse(&parts.join(";"))
         .map_err(|e| bad(format!("quota {what} of role '{role}': {e}")))
@@ -85,23 +60,14 @@ fn scalars(v: Option<&Json>, role: &str, what: &str) -> Result<Resources, Reject
 
 /// `update_quota.quota_configs[{role, guarantees{}, limits{}}]`.
 pub fn update_quota(obj: &Map<String, Json>) -> Result<Vec<QuotaConfig>, Rejection> {
-    let configs = body(obj, "update_quota")?
-        .get("quota_configs")
-        .and_then(Json::as_array)
-        .ok_or_else(|| {
-            bad("Failed to validate master::Call: Expecting 'update_quota.quota_configs'")
-        })?;
-    configs
+    let b: UpdateQuota = body(obj, "update_quota")?;
+    b.quota_configs
         .iter()
         .map(|c| {
-            let role = c
-                .get("role")
-                .and_then(Json::as_str)
-                .ok_or_else(|| bad("quota_config needs a 'role'"))?;
             Ok(QuotaConfig {
-                role: role.to_string(),
-                guarantees: scalars(c.get("guarantees"), role, "guarantee")?,
-                limits: scalars(c.get("limits"), role, "limit")?,
+                role: c.role.clone(),
+                guarantees: scalars(&c.guarantees, &c.role, "guarantee")?,
+                limits: scalars(&c.limits, &c.role, "limit")?,
             })
         })
         .collect()
@@ -109,23 +75,19 @@ pub fn update_quota(obj: &Map<String, Json>) -> Result<Vec<QuotaConfig>, Rejecti
 
 /// `reserve_resources` / `unreserve_resources`: `{agent_id, resources[]}`.
 pub fn reservation(obj: &Map<String, Json>, name: &str) -> Result<(String, Resources), Rejection> {
-    let b = body(obj, name)?;
-    let agent_id: Id = mesos::parse(b.get("agent_id").cloned().unwrap_or(Json::Null))
-        .map_err(|e| bad(format!("{name}.agent_id: {e}")))?;
-    let resources = Resources::from_v1_json(b.get("resources").unwrap_or(&Json::Array(vec![])))
-        .map_err(|e| bad(format!("{name}.resources: {e}")))?;
+    let b: Reservation = body(obj, name)?;
+    let resources =
+        Resources::from_v1(&b.resources).map_err(|e| bad(format!("{name}.resources: {e}")))?;
     if resources.is_empty() {
         return Err(bad(format!("{name}: no resources given")));
     }
-    Ok((agent_id.value, resources))
+    Ok((b.agent_id.value, resources))
 }
 
 /// `teardown.framework_id`.
 pub fn teardown(obj: &Map<String, Json>) -> Result<String, Rejection> {
-    let b = body(obj, "teardown")?;
-    let id: Id = mesos::parse(b.get("framework_id").cloned().unwrap_or(Json::Null))
-        .map_err(|e| bad(format!("teardown.framework_id: {e}")))?;
-    Ok(id.value)
+    let b: Teardown = body(obj, "teardown")?;
+    Ok(b.framework_id.value)
 }
 
 #[cfg(test)]

@@ -1,18 +1,25 @@
-//! JSON renderings of master state in the shapes Mesos clients expect:
-//! v1 operator API objects and legacy (`/master/state`) objects.
+//! Master, agent and version answers in the typed shapes of `keel-api`:
+//! v1 operator objects, legacy (`/master/state`) objects and Keel's own.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use keel_api::keel::{self, AgentSummary};
+use keel_api::legacy::Slave;
+use keel_api::mesos::Nanos;
+use keel_api::operator::{Address, Agent, AgentInfo, Flag, MasterInfo, VersionInfo};
 use keel_api::resources::Resources;
+use keel_api::resources::v1::Resource;
 use keel_api::{KEEL_VERSION, MESOS_COMPAT_VERSION};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::core::Master;
 use crate::registry::{AgentRecord, AgentState};
 
-fn nanos(secs: f64) -> Json {
-    json!({ "nanoseconds": (secs * 1e9) as i64 })
+pub fn nanos(secs: f64) -> Nanos {
+    Nanos {
+        nanoseconds: (secs * 1e9) as i64,
+    }
 }
 
 /// `MasterInfo.ip` is the IPv4 address as libprocess stores it: the
@@ -29,32 +36,52 @@ pub fn master_pid(master: &Master) -> String {
     format!("master@{}:{}", c.ip, c.port)
 }
 
-pub fn master_info(master: &Master) -> Json {
-    master_info_of(master, &master.master_id())
+pub fn master_info(master: &Master) -> MasterInfo {
+    master_info_with(master, master.master_id())
 }
 
-/// [`master_info`] for callers that already hold the master's state lock.
-pub fn master_info_of(master: &Master, master_id: &str) -> Json {
+fn master_info_with(master: &Master, master_id: String) -> MasterInfo {
     let c = master.config();
-    json!({
-        "id": master_id,
-        "ip": packed_ipv4(c.ip),
-        "port": c.port,
-        "pid": master_pid(master),
-        "hostname": c.hostname,
-        "version": MESOS_COMPAT_VERSION,
-        "address": { "hostname": c.hostname, "ip": c.ip.to_string(), "port": c.port },
-        "capabilities": [],
-    })
+    MasterInfo {
+        id: master_id,
+        ip: packed_ipv4(c.ip),
+        port: c.port,
+        pid: Some(master_pid(master)),
+        hostname: Some(c.hostname.clone()),
+        version: Some(MESOS_COMPAT_VERSION.to_string()),
+        address: Some(Address {
+            hostname: Some(c.hostname.clone()),
+            ip: Some(c.ip.to_string()),
+            port: c.port,
+        }),
+        capabilities: Vec::new(),
+    }
 }
 
-pub fn version_info() -> Json {
-    json!({
-        "version": MESOS_COMPAT_VERSION,
-        "build_user": "keel",
-        "git_tag": format!("keel-{KEEL_VERSION}"),
-        "keel_version": KEEL_VERSION,
-    })
+/// [`master_info`] as JSON, for callers that already hold the master's
+/// state lock (the scheduler API's SUBSCRIBED event).
+pub fn master_info_of(master: &Master, master_id: &str) -> Json {
+    serde_json::to_value(master_info_with(master, master_id.to_string())).unwrap_or_default()
+}
+
+/// When this master was built: `SOURCE_DATE_EPOCH` when the build set it,
+/// otherwise the time its sources were last compiled (`build.rs`).
+fn build_time() -> Option<f64> {
+    option_env!("KEEL_BUILD_TIME").and_then(|t| t.parse().ok())
+}
+
+/// `VersionInfo`, for `GET_VERSION`, `/version` and `/master/state`.
+pub fn version_info() -> VersionInfo {
+    VersionInfo {
+        version: MESOS_COMPAT_VERSION.to_string(),
+        build_date: option_env!("KEEL_BUILD_DATE").map(str::to_string),
+        build_time: build_time(),
+        build_user: Some("keel".to_string()),
+        git_sha: None,
+        git_branch: None,
+        git_tag: Some(format!("keel-{KEEL_VERSION}")),
+        keel_version: Some(KEEL_VERSION.to_string()),
+    }
 }
 
 /// Agents as Mesos lists them: unreachable agents are not "registered".
@@ -66,41 +93,39 @@ pub fn agent_pid(a: &AgentRecord) -> String {
     format!("slave(1)@{}:{}", a.info.ip, a.info.port)
 }
 
-/// The agent's total as v1 JSON, persistent volumes included.
-fn total_with_volumes(a: &AgentRecord) -> Json {
-    let mut items = match a.total_resources().to_v1_json() {
-        Json::Array(items) => items,
-        _ => Vec::new(),
-    };
-    items.extend(a.volumes.iter().map(|v| v.to_resource_json(None, false)));
-    Json::Array(items)
+/// The agent's total, persistent volumes included.
+fn total_with_volumes(a: &AgentRecord) -> Vec<Resource> {
+    let mut items = a.total_resources().to_v1();
+    items.extend(
+        a.volumes
+            .iter()
+            .filter_map(|v| serde_json::from_value(v.to_resource_json(None, false)).ok()),
+    );
+    items
 }
 
 /// `GET_AGENTS` entry.
-pub fn agent_v1(a: &AgentRecord) -> Json {
-    let mut v = json!({
-        "agent_info": {
-            "hostname": a.info.hostname,
-            "port": a.info.port,
-            "resources": a.total_resources().to_v1_json(),
-            "attributes": a.info.attributes.to_v1_json(),
-            "id": { "value": a.id },
+pub fn agent_v1(a: &AgentRecord) -> Agent {
+    Agent {
+        agent_info: AgentInfo {
+            hostname: a.info.hostname.clone(),
+            port: Some(a.info.port),
+            resources: a.total_resources().to_v1(),
+            attributes: a.info.attributes.to_v1(),
+            id: Some(keel_api::mesos::Id::new(&a.id)),
         },
-        "active": a.state == AgentState::Active,
-        "deactivated": false,
-        "version": a.info.version,
-        "pid": agent_pid(a),
-        "registered_time": nanos(a.registered_time),
-        "total_resources": total_with_volumes(a),
-        "allocated_resources": [],
-        "offered_resources": [],
-        "capabilities": [],
-        "resource_providers": [],
-    });
-    if let Some(t) = a.reregistered_time {
-        v["reregistered_time"] = nanos(t);
+        active: a.state == AgentState::Active,
+        deactivated: false,
+        version: a.info.version.clone(),
+        pid: Some(agent_pid(a)),
+        registered_time: Some(nanos(a.registered_time)),
+        reregistered_time: a.reregistered_time.map(nanos),
+        total_resources: total_with_volumes(a),
+        allocated_resources: Vec::new(),
+        offered_resources: Vec::new(),
+        capabilities: Vec::new(),
+        resource_providers: Vec::new(),
     }
-    v
 }
 
 fn split_by_role(rs: &Resources) -> (Resources, BTreeMap<String, Resources>) {
@@ -120,73 +145,72 @@ fn split_by_role(rs: &Resources) -> (Resources, BTreeMap<String, Resources>) {
     (unreserved, reserved)
 }
 
-/// `/master/state` `slaves[]` entry.
-pub fn agent_legacy(a: &AgentRecord) -> Json {
+/// `/master/state` `slaves[]` entry, with what tasks use and offers hold.
+pub fn agent_legacy(a: &AgentRecord, used: &Resources, offered: &Resources) -> Slave {
     let total = a.total_resources();
     let (unreserved, reserved) = split_by_role(&total);
-    let reserved: serde_json::Map<String, Json> = reserved
-        .iter()
-        .map(|(role, rs)| (role.clone(), rs.to_legacy_json()))
-        .collect();
-    let mut v = json!({
-        "id": a.id,
-        "hostname": a.info.hostname,
-        "port": a.info.port,
-        "attributes": a.info.attributes.to_legacy_json(),
-        "pid": agent_pid(a),
-        "registered_time": a.registered_time,
-        "resources": total.to_legacy_json(),
-        "used_resources": Resources::default().to_legacy_json(),
-        "offered_resources": Resources::default().to_legacy_json(),
-        "reserved_resources": reserved,
-        "unreserved_resources": unreserved.to_legacy_json(),
-        "active": a.state == AgentState::Active,
-        "deactivated": false,
-        "version": a.info.version,
-        "capabilities": [],
-    });
-    if let Some(t) = a.reregistered_time {
-        v["reregistered_time"] = json!(t);
+    Slave {
+        id: a.id.clone(),
+        hostname: a.info.hostname.clone(),
+        port: a.info.port,
+        attributes: a.info.attributes.to_legacy(),
+        pid: agent_pid(a),
+        registered_time: a.registered_time,
+        reregistered_time: a.reregistered_time,
+        resources: total.to_legacy(),
+        used_resources: used.to_legacy(),
+        offered_resources: offered.to_legacy(),
+        reserved_resources: reserved
+            .iter()
+            .map(|(role, rs)| (role.clone(), rs.to_legacy()))
+            .collect(),
+        unreserved_resources: unreserved.to_legacy(),
+        active: a.state == AgentState::Active,
+        deactivated: false,
+        version: a.info.version.clone(),
+        capabilities: Vec::new(),
     }
-    v
+}
+
+fn keel_state(s: AgentState) -> keel::AgentState {
+    match s {
+        AgentState::Active => keel::AgentState::Active,
+        AgentState::Disconnected => keel::AgentState::Disconnected,
+        AgentState::Unreachable => keel::AgentState::Unreachable,
+    }
 }
 
 /// Keel's own agent summary (`/api/keel/v1/agents`).
-pub fn agent_keel(a: &AgentRecord) -> Json {
-    json!({
-        "id": a.id,
-        "hostname": a.info.hostname,
-        "ip": a.info.ip,
-        "port": a.info.port,
-        "state": a.state.as_str(),
-        "version": a.info.version,
-        "registered_time": a.registered_time,
-        "reregistered_time": a.reregistered_time,
-        "unreachable_time": a.unreachable_time,
-        "resources": a.total_resources().to_legacy_json(),
-        "resources_text": a.total_resources().to_string(),
-        "attributes": a.info.attributes.to_legacy_json(),
-    })
+pub fn agent_keel(a: &AgentRecord) -> AgentSummary {
+    let total = a.total_resources();
+    AgentSummary {
+        id: a.id.clone(),
+        hostname: a.info.hostname.clone(),
+        ip: a.info.ip.clone(),
+        port: a.info.port,
+        state: keel_state(a.state),
+        version: a.info.version.clone(),
+        registered_time: a.registered_time,
+        reregistered_time: a.reregistered_time,
+        unreachable_time: a.unreachable_time,
+        resources: total.to_legacy(),
+        resources_text: total.to_string(),
+        attributes: a.info.attributes.to_legacy(),
+    }
 }
 
-pub fn flags(master: &Master) -> Json {
-    Json::Array(
-        master
-            .config()
-            .flags
-            .iter()
-            .map(|(name, value)| json!({ "name": name, "value": value }))
-            .collect(),
-    )
+pub fn flags(master: &Master) -> Vec<Flag> {
+    master
+        .config()
+        .flags
+        .iter()
+        .map(|(name, value)| Flag {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
 }
 
-pub fn flags_object(master: &Master) -> Json {
-    Json::Object(
-        master
-            .config()
-            .flags
-            .iter()
-            .map(|(name, value)| (name.clone(), json!(value)))
-            .collect(),
-    )
+pub fn flags_map(master: &Master) -> BTreeMap<String, String> {
+    master.config().flags.iter().cloned().collect()
 }

@@ -9,7 +9,7 @@
 use keel_api::mesos;
 use keel_api::resources::{Resource, Resources, Value};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use super::{Applied, Registry, RegistryError, roles::valid_role};
 
@@ -58,12 +58,12 @@ impl Volume {
                 .filter(|v| v.is_finite() && *v > 0.0)
                 .ok_or_else(|| format!("volume {id}: size must be a positive scalar"))?;
             let role = r
-                .reserved_role()
-                .map_err(|e| format!("volume {id}: {e}"))?
+                .checked_role()
+                .ok_or_else(|| format!("volume {id}: reservation has no role"))?
                 .to_string();
             let volume = disk.volume.as_ref();
             let container_path = volume
-                .and_then(|v| v.container_path.as_deref())
+                .map(|v| v.container_path.as_str())
                 .filter(|p| !p.is_empty() && !p.starts_with('/') && !p.split('/').any(|s| s == ".."))
                 .ok_or_else(|| format!("volume {id}: 'disk.volume.container_path' must be a relative path inside the sandbox"))?
                 .to_string();
@@ -84,39 +84,33 @@ impl Volume {
     /// The volume as a v1 `Resource` (pre-refinement `role`, or
     /// `reservations` with RESERVATION_REFINEMENT).
     pub fn to_resource(&self, allocation_role: Option<&str>, refinement: bool) -> mesos::Resource {
-        use mesos::resource::{AllocationInfo, DiskInfo, Persistence, Reservation, Scalar};
-        let mut r = mesos::Resource {
-            name: "disk".into(),
-            kind: Some("SCALAR".into()),
-            scalar: Some(Scalar {
-                value: self.disk_mb,
-            }),
-            disk: Some(DiskInfo {
-                persistence: Some(Persistence {
-                    id: self.id.clone(),
-                    principal: self.principal.clone(),
-                }),
-                volume: Some(mesos::resource::Volume {
-                    container_path: Some(self.container_path.clone()),
-                    mode: Some(self.mode.clone()),
-                    host_path: None,
-                }),
-                source: None,
-            }),
-            allocation_info: allocation_role.map(|role| AllocationInfo {
-                role: Some(role.to_string()),
-            }),
-            ..Default::default()
+        use keel_api::resources::v1::{
+            AllocationInfo, DiskInfo, Persistence, ReservationInfo, VolumeInfo,
         };
+        let mut r = mesos::Resource::scalar("disk", self.disk_mb);
+        r.disk = Some(DiskInfo {
+            persistence: Some(Persistence {
+                id: self.id.clone(),
+                principal: self.principal.clone(),
+            }),
+            volume: Some(VolumeInfo {
+                container_path: self.container_path.clone(),
+                mode: Some(self.mode.clone()),
+                host_path: None,
+            }),
+            source: None,
+        });
+        r.allocation_info = allocation_role.map(AllocationInfo::role);
         if refinement {
-            r.reservations = vec![Reservation {
+            r.role = None;
+            r.reservations = Some(vec![ReservationInfo {
                 kind: Some("DYNAMIC".into()),
                 role: Some(self.role.clone()),
-                ..Default::default()
-            }];
+                ..ReservationInfo::default()
+            }]);
         } else {
             r.role = Some(self.role.clone());
-            r.reservation = Some(json!({}));
+            r.reservation = Some(ReservationInfo::default());
         }
         r
     }
@@ -212,6 +206,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn vol_json(id: &str, role: &str, size: f64) -> Json {
         json!({"name": "disk", "type": "SCALAR", "scalar": {"value": size},
@@ -237,7 +232,8 @@ mod tests {
         let pre = v.to_resource_json(None, false);
         assert_eq!(pre["role"], "eng");
         assert_eq!(pre["reservation"], json!({}));
-        assert!(Volume::from_resource(&typed(json!({"name": "disk"}))).is_none());
+        let plain = json!({"name": "disk", "type": "SCALAR", "scalar": {"value": 1}});
+        assert!(Volume::from_resource(&typed(plain)).is_none());
         let mut abs = vol_json("v2", "eng", 1.0);
         abs["disk"]["volume"]["container_path"] = json!("/etc");
         assert!(Volume::from_resource(&typed(abs)).unwrap().is_err());

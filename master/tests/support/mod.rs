@@ -2,6 +2,11 @@
 //!
 //! The binaries are found next to the test executable's `deps/` directory
 //! (`target/<profile>/`); `cargo xtask test` builds them first.
+//!
+//! Tests talk to the masters through keel-client ([`Master::api`],
+//! [`scheduler::Scheduler`]); the raw HTTP/1.1 helpers ([`http`],
+//! [`http_to`], ...) are for tests of wire details on purpose: status codes,
+//! headers, malformed bodies, exact JSON.
 
 #![allow(dead_code)]
 
@@ -13,8 +18,9 @@ use std::time::{Duration, Instant};
 pub mod scheduler;
 pub mod testnet;
 
+use keel_api::keel::AgentSummary;
+use keel_client::blocking;
 use rustix::process::{Pid, Signal, kill_process};
-use serde_json::Value as Json;
 
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -110,6 +116,9 @@ pub struct Master {
     pub proc: Proc,
     pub port: u16,
     pub work_dir: PathBuf,
+    /// This master only: its redirects are reported
+    /// ([`keel_client::ClientError::NotLeader`]), not followed.
+    pub api: blocking::Client,
 }
 
 impl Master {
@@ -133,19 +142,18 @@ impl Master {
                 .args(extra),
             dir.join(format!("master-{}.log", fastrand_suffix())),
         );
+        let builder =
+            keel_client::Client::builder(&format!("127.0.0.1:{port}")).discover_leader(false);
         let m = Master {
             proc,
             port,
             work_dir,
+            api: blocking::Client::from_builder(builder).expect("client"),
         };
         wait_for(
             Duration::from_secs(20),
             "master health",
-            || {
-                http_get(m.port, "/health")
-                    .map(|(s, _)| s == 200)
-                    .unwrap_or(false)
-            },
+            || m.api.health().is_ok(),
             || m.proc.log_text(),
         );
         m
@@ -155,11 +163,8 @@ impl Master {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn keel_agents(&self) -> Vec<Json> {
-        let (status, body) = http_get(self.port, "/api/keel/v1/agents").expect("agents");
-        assert_eq!(status, 200, "{body}");
-        let v: Json = serde_json::from_str(&body).unwrap();
-        v["agents"].as_array().cloned().unwrap_or_default()
+    pub fn keel_agents(&self) -> Vec<AgentSummary> {
+        self.api.keel_agents().expect("agents").agents
     }
 }
 
@@ -211,7 +216,7 @@ pub fn wait_for(
 /// Status, lower-cased headers, body.
 pub type Reply = (u16, Vec<(String, String)>, String);
 
-/// A tiny blocking HTTP/1.1 client, so tests need no async runtime.
+/// A tiny blocking HTTP/1.1 client for tests of wire details.
 pub fn http(
     port: u16,
     method: &str,

@@ -1,230 +1,172 @@
-//! A blocking Mesos v1 scheduler client for tests: SUBSCRIBE on its own
-//! connection, events read by a thread (chunked + RecordIO), calls on
-//! short-lived connections.
+//! A blocking Mesos v1 scheduler for tests, on keel-client's blocking
+//! facade: SUBSCRIBE with its event stream read in the background, typed
+//! events kept in order while waiting for another kind, calls with the
+//! subscription's stream id.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keel_api::recordio::Decoder;
-use serde_json::{Value as Json, json};
-
-use super::{Reply, http};
+use keel_api::mesos::{CommandInfo, FrameworkInfo, Id, TaskInfo, TaskStatus};
+use keel_api::operator::Offer;
+use keel_api::resources::v1::Resource;
+use keel_client::blocking::{self, Subscription};
+use keel_client::scheduler::compose::task_info;
+use keel_client::scheduler::{Acknowledge, Call, Event, Operation, Subscribe};
+use keel_client::{Client, ClientError};
+use serde_json::Value as Json;
 
 pub struct Scheduler {
     pub port: u16,
     pub framework_id: String,
     pub stream_id: String,
-    events: mpsc::Receiver<Json>,
-    /// Events taken while waiting for another kind, kept in order.
-    backlog: Vec<Json>,
-    conn: Option<TcpStream>,
-}
-
-/// Reads an HTTP/1.1 chunked body and feeds RecordIO records to `tx`.
-fn pump(mut reader: BufReader<TcpStream>, tx: mpsc::Sender<Json>) {
-    let mut decoder = Decoder::default();
-    loop {
-        let mut size_line = String::new();
-        if reader.read_line(&mut size_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let Ok(size) = usize::from_str_radix(size_line.trim(), 16) else {
-            eprintln!("event stream: bad chunk size line {size_line:?}");
-            return;
-        };
-        if size == 0 {
-            return;
-        }
-        let mut chunk = vec![0; size + 2];
-        if reader.read_exact(&mut chunk).is_err() {
-            return;
-        }
-        chunk.truncate(size);
-        for record in decoder.push(&chunk).expect("valid recordio") {
-            let event: Json = serde_json::from_slice(&record).expect("event json");
-            if tx.send(event).is_err() {
-                return;
-            }
-        }
-    }
+    sub: Subscription,
+    _client: blocking::Client,
 }
 
 impl Scheduler {
     /// SUBSCRIBE with `framework_info`; panics unless SUBSCRIBED arrives.
-    pub fn subscribe(port: u16, framework_info: Json) -> Scheduler {
-        Self::subscribe_with(
-            port,
-            json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info}}),
-        )
+    pub fn subscribe(port: u16, framework_info: FrameworkInfo) -> Scheduler {
+        Self::subscribe_with(port, Subscribe::new(framework_info))
     }
 
-    pub fn subscribe_with(port: u16, call: Json) -> Scheduler {
-        let mut s = Self::open(port, call);
-        let first = s.next(Duration::from_secs(10)).expect("first event");
-        assert_eq!(first["type"], "SUBSCRIBED", "{first}");
-        s.framework_id = first["subscribed"]["framework_id"]["value"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        s
-    }
-
-    /// Opens the subscription without checking the first event.
-    pub fn open(port: u16, call: Json) -> Scheduler {
-        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let body = call.to_string();
-        write!(
-            conn,
-            "POST /api/v1/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut reader = BufReader::new(conn.try_clone().unwrap());
-        let mut status = String::new();
-        reader.read_line(&mut status).unwrap();
-        assert!(status.contains(" 200 "), "subscribe answered {status}");
-        let mut stream_id = String::new();
-        let mut chunked = false;
-        let mut content_type = String::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':').unwrap();
-            match k.to_ascii_lowercase().as_str() {
-                "mesos-stream-id" => stream_id = v.trim().to_string(),
-                "transfer-encoding" => chunked = v.contains("chunked"),
-                "content-type" => content_type = v.trim().to_string(),
-                _ => {}
-            }
-        }
-        assert!(chunked, "the event stream must be chunked");
-        assert_eq!(content_type, "application/json");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || pump(reader, tx));
+    /// SUBSCRIBE (a `framework_info.id` re-subscribes that framework, with
+    /// the same top-level `framework_id`).
+    pub fn subscribe_with(port: u16, subscribe: Subscribe) -> Scheduler {
+        // One master: its redirects are reported, not followed.
+        let builder = Client::builder(&format!("127.0.0.1:{port}")).discover_leader(false);
+        let client = blocking::Client::from_builder(builder).expect("client");
+        let sub = client.subscribe(subscribe).expect("SUBSCRIBED");
         Scheduler {
             port,
-            framework_id: String::new(),
-            stream_id,
-            events: rx,
-            backlog: Vec::new(),
-            conn: Some(conn),
+            framework_id: sub.framework_id().value.clone(),
+            stream_id: sub.stream_id().to_string(),
+            sub,
+            _client: client,
         }
     }
 
-    pub fn next(&mut self, within: Duration) -> Option<Json> {
-        if !self.backlog.is_empty() {
-            return Some(self.backlog.remove(0));
-        }
-        self.events.recv_timeout(within).ok()
+    pub fn next(&mut self, within: Duration) -> Option<Event> {
+        self.sub.next(within).map(|e| e.expect("event"))
     }
 
     /// The next event of `kind` (others are kept for later), skipping heartbeats.
-    pub fn expect(&mut self, kind: &str, within: Duration) -> Json {
-        if let Some(i) = self.backlog.iter().position(|e| e["type"] == kind) {
-            return self.backlog.remove(i);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) if e["type"] == kind => return e,
-                Ok(e) if e["type"] == "HEARTBEAT" => {}
-                Ok(e) => self.backlog.push(e),
-                Err(_) => panic!(
-                    "no {kind} event within {within:?}; backlog: {:?}",
-                    self.backlog
-                ),
-            }
+    pub fn expect(&mut self, kind: &str, within: Duration) -> Event {
+        match self.sub.next_of(kind, within).expect("event stream") {
+            Some(e) => e,
+            None => panic!(
+                "no {kind} event within {within:?}; backlog: {:?}",
+                self.sub.backlog().collect::<Vec<_>>()
+            ),
         }
     }
 
     /// Whether an event of `kind` arrives within `within`.
-    pub fn sees(&mut self, kind: &str, within: Duration) -> Option<Json> {
-        if let Some(i) = self.backlog.iter().position(|e| e["type"] == kind) {
-            return Some(self.backlog.remove(i));
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) if e["type"] == kind => return Some(e),
-                Ok(e) if e["type"] == "HEARTBEAT" => {}
-                Ok(e) => self.backlog.push(e),
-                Err(_) => return None,
-            }
+    pub fn sees(&mut self, kind: &str, within: Duration) -> Option<Event> {
+        self.sub.next_of(kind, within).expect("event stream")
+    }
+
+    /// The offers of the next OFFERS event.
+    pub fn offers(&mut self, within: Duration) -> Vec<Offer> {
+        match self.expect("OFFERS", within) {
+            Event::Offers(offers) => offers,
+            other => panic!("not OFFERS: {other:?}"),
         }
     }
 
-    /// A call on behalf of this framework: adds framework_id and the stream id.
-    pub fn call(&self, mut call: Json) -> Reply {
-        call["framework_id"] = json!({ "value": self.framework_id });
-        http(
-            self.port,
-            "POST",
-            "/api/v1/scheduler",
-            &[
-                ("Content-Type", "application/json"),
-                ("Mesos-Stream-Id", &self.stream_id),
-            ],
-            call.to_string().as_bytes(),
-        )
-        .unwrap()
+    /// The first offer of the next OFFERS event.
+    pub fn offer(&mut self, within: Duration) -> Offer {
+        self.offers(within).remove(0)
     }
 
-    pub fn ack(&self, status: &Json) {
-        let (code, _, body) = self.call(json!({"type": "ACKNOWLEDGE", "acknowledge": {
-            "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}}));
+    /// The status of the next UPDATE event.
+    pub fn update(&mut self, within: Duration) -> TaskStatus {
+        match self.expect("UPDATE", within) {
+            Event::Update(status) => status,
+            other => panic!("not UPDATE: {other:?}"),
+        }
+    }
+
+    /// A call on behalf of this framework: the answer's status and, for a
+    /// refusal, Mesos' reason.
+    pub fn call(&self, call: Call) -> (u16, String) {
+        match self.sub.call(&call) {
+            Ok(status) => (status.as_u16(), String::new()),
+            Err(ClientError::Status { status, reason, .. }) => (status, reason),
+            Err(e) => panic!("{}: {e}", call.kind()),
+        }
+    }
+
+    pub fn ack(&self, status: &TaskStatus) {
+        let ack = Acknowledge::of(status).expect("an update with a uuid");
+        let (code, body) = self.call(Call::Acknowledge(ack));
         assert_eq!(code, 202, "{body}");
     }
 
     /// Closes the subscription connection.
     pub fn disconnect(&mut self) {
-        if let Some(c) = self.conn.take() {
-            let _ = c.shutdown(std::net::Shutdown::Both);
-        }
+        self.sub.close();
     }
 }
 
-pub fn framework(name: &str) -> Json {
-    json!({"user": "root", "name": name})
+/// A FrameworkInfo from its Mesos JSON.
+pub fn info(json: Json) -> FrameworkInfo {
+    keel_api::mesos::parse(json).expect("FrameworkInfo")
 }
 
-pub fn scalar(offer: &Json, name: &str) -> f64 {
-    offer["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["name"] == name)
-        .map(|r| r["scalar"]["value"].as_f64().unwrap())
-        .sum()
+pub fn framework(name: &str) -> FrameworkInfo {
+    keel_client::scheduler::compose::framework_info("root", name)
+}
+
+pub fn scalar(offer: &Offer, name: &str) -> f64 {
+    offer.scalar(name)
 }
 
 /// A command task taking `cpus`/`mem` from `offer`, in the offer's role.
-pub fn command_task(offer: &Json, id: &str, cmd: &str, cpus: f64, mem: f64) -> Json {
-    let role = offer["allocation_info"]["role"].clone();
-    json!({
-        "name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
-        "resources": [
-            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}, "role": "*", "allocation_info": {"role": role}},
-            {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}, "role": "*", "allocation_info": {"role": role}}
-        ],
-        "command": {"value": cmd}
+pub fn command_task(offer: &Offer, id: &str, cmd: &str, cpus: f64, mem: f64) -> TaskInfo {
+    let role = offer.role();
+    let resources = vec![
+        Resource::scalar("cpus", cpus).allocated_to(role),
+        Resource::scalar("mem", mem).allocated_to(role),
+    ];
+    let command = CommandInfo {
+        value: Some(cmd.to_string()),
+        ..CommandInfo::default()
+    };
+    task_info(id, &offer.agent_id, resources, command)
+}
+
+/// ACCEPT `offer` with one LAUNCH of `tasks`; the answer's status. (That
+/// a 202 comes with an empty body is checked on the wire in
+/// `scheduler.rs`'s protocol test.)
+pub fn launch(s: &Scheduler, offer: &Offer, tasks: Vec<TaskInfo>) -> u16 {
+    s.call(accept(offer, vec![Operation::launch(tasks)])).0
+}
+
+/// ACCEPT `offer` with `operations`, declining the rest for 0 s.
+pub fn accept(offer: &Offer, operations: Vec<Operation>) -> Call {
+    Call::Accept(keel_client::scheduler::Accept {
+        offer_ids: vec![offer.id.clone()],
+        operations,
+        filters: Some(keel_api::mesos::Filters {
+            refuse_seconds: Some(0.5),
+        }),
     })
 }
 
-pub fn launch(s: &Scheduler, offer: &Json, tasks: Vec<Json>) -> u16 {
-    let (code, _, body) = s.call(json!({"type": "ACCEPT", "accept": {
-        "offer_ids": [offer["id"]],
-        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
-        "filters": {"refuse_seconds": 0.5}}}));
-    assert_eq!(body, "");
-    code
+/// An offer the master never made.
+pub fn fake_offer(id: &str, agent: &str) -> Offer {
+    Offer {
+        id: Id::new(id),
+        framework_id: Id::new("unknown"),
+        agent_id: Id::new(agent),
+        hostname: None,
+        url: None,
+        resources: Vec::new(),
+        attributes: Vec::new(),
+        executor_ids: Vec::new(),
+        allocation_info: Some(keel_api::resources::v1::AllocationInfo::role("*")),
+        domain: None,
+        unavailability: None,
+    }
 }

@@ -143,7 +143,7 @@ fn teardown_kills_tasks_records_their_end_and_closes_the_stream() {
         TaskState::TASK_KILLED
     );
     let effects = h.drain();
-    assert!(effects.iter().any(|e| matches!(e, Effect::ToFramework { event: Event::Error { message }, .. } if message == "Framework has been removed")));
+    assert!(effects.iter().any(|e| matches!(e, Effect::ToFramework { event: Event::Error(message), .. } if message == "Framework has been removed")));
     assert!(
         effects
             .iter()
@@ -168,7 +168,7 @@ fn offers_are_rescinded_when_their_agent_disconnects_or_times_out() {
     h.advance(Duration::from_secs(6));
     h.engine.expire_offers(h.now);
     assert!(
-        matches!(h.events(&fw).as_slice(), [Event::Rescind { offer_id }] if offer_id == &offer.id.value)
+        matches!(h.events(&fw).as_slice(), [Event::Rescind { offer_id }] if offer_id == &offer.id)
     );
     h.advance(Duration::from_secs(1));
     let offer = h.offers(&fw).remove(0);
@@ -179,7 +179,7 @@ fn offers_are_rescinded_when_their_agent_disconnects_or_times_out() {
     let applied = h.commit(p.command).unwrap();
     h.engine.agent_disconnected(&agent, &applied);
     assert!(
-        matches!(h.events(&fw).as_slice(), [Event::Rescind { offer_id }] if offer_id == &offer.id.value)
+        matches!(h.events(&fw).as_slice(), [Event::Rescind { offer_id }] if offer_id == &offer.id)
     );
     assert!(
         h.offers(&fw).is_empty(),
@@ -212,7 +212,7 @@ fn update_framework_keeps_principal_user_and_checkpoint() {
     h.commit(p.command).unwrap();
     h.engine.framework_updated(p.then).unwrap();
     let view = h.engine.framework_views().remove(0);
-    assert_eq!(view.info["name"], "renamed");
+    assert_eq!(view.info.name, "renamed");
     let mut other_user = info.clone();
     other_user.user = "bob".into();
     assert!(h.engine.update_framework(&fw, sub(other_user)).is_err());

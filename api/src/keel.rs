@@ -1,0 +1,131 @@
+//! Keel's own API (`/api/keel/v1`): the agents with their inventories, and
+//! the replicated masters. Unlike the Mesos APIs, unknown fields in a
+//! request are refused, and errors are `{"error": "..."}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::Inventory;
+use crate::legacy::LegacyMap;
+
+/// Where an agent stands with the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Connected and heartbeating.
+    Active,
+    /// Its session closed; it may still come back before the timeout.
+    Disconnected,
+    /// No heartbeat within the agent timeout; comes back by re-registering.
+    Unreachable,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Active => "active",
+            AgentState::Disconnected => "disconnected",
+            AgentState::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for AgentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One agent, `GET /api/keel/v1/agents` (`agents[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    pub id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub port: u16,
+    pub state: AgentState,
+    pub version: String,
+    /// Seconds since the epoch.
+    pub registered_time: f64,
+    pub reregistered_time: Option<f64>,
+    pub unreachable_time: Option<f64>,
+    /// Totals by name, as in `/master/state`.
+    pub resources: LegacyMap,
+    /// The same in `--resources` syntax, roles included.
+    pub resources_text: String,
+    pub attributes: LegacyMap,
+}
+
+/// `GET /api/keel/v1/agents`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Agents {
+    pub agents: Vec<AgentSummary>,
+}
+
+/// `GET /api/keel/v1/agents/{id}`: the summary and the full inventory
+/// (`GET /api/keel/v1/agents/{id}/inventory` is the [`Inventory`] alone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentDetail {
+    #[serde(flatten)]
+    pub summary: AgentSummary,
+    pub inventory: Inventory,
+}
+
+/// A member of the replicated masters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: u64,
+    /// `ip:port` of its API (and Raft) port.
+    pub address: String,
+    pub voter: bool,
+    pub leader: bool,
+}
+
+/// Where a master's copy of the replicated log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPosition {
+    pub last_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+}
+
+/// `GET /api/keel/v1/masters` (and the answer to adding or removing one):
+/// the cluster as the asked master sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// The leader's `ip:port`, when known.
+    pub leader: Option<String>,
+    pub term: u64,
+    /// The asked master's id.
+    pub me: u64,
+    pub members: Vec<Member>,
+    /// Raft only.
+    pub log: Option<LogPosition>,
+    /// Something an operator must fix, if any.
+    pub problem: Option<String>,
+}
+
+/// `POST /api/keel/v1/masters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMaster {
+    /// `ip:port` of the master to add.
+    pub add: String,
+}
+
+/// Every error of Keel's API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Error {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn add_master_refuses_unknown_fields() {
+        assert!(serde_json::from_value::<AddMaster>(json!({"add": "1.2.3.4:5"})).is_ok());
+        assert!(serde_json::from_value::<AddMaster>(json!({"add": "a", "x": 1})).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! The Mesos v1 operator API (`POST /api/v1`) as Keel answers it: the calls
+//! ([`Call`], with typed bodies for those that have one) and the answers
+//! ([`Response`]), each in Mesos' envelope `{"type": "GET_X", "get_x": {...}}`.
+//!
+//! - `GET_HEALTH`, `GET_FLAGS`, `GET_VERSION`, `GET_MASTER` in [`master`];
+//! - `GET_AGENTS` in [`agents`];
+//! - `GET_FRAMEWORKS` (and the `Offer` message) in [`frameworks`];
+//! - `GET_TASKS`, `GET_STATE` in [`tasks`];
+//! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
+//!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`].
+//!
+//! Fields Keel always sends are plain; fields a Mesos master may leave out
+//! are `Option` or default to empty, so answers of a real Mesos master read
+//! as well. Keel's additions (`keel_cluster`, `keel_version`) are optional.
+
+pub mod agents;
+mod envelope;
+pub mod frameworks;
+pub mod master;
+pub mod roles;
+pub mod tasks;
+
+pub use agents::{Agent, AgentInfo, GetAgents};
+pub use frameworks::{Framework, GetFrameworks, Offer};
+pub use master::{
+    Address, Flag, GetFlags, GetHealth, GetMaster, GetVersion, MasterInfo, VersionInfo,
+};
+pub use roles::{
+    GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaScalar, QuotaStatus, Reservation,
+    Role, RoleQuota, ScalarMap, UpdateQuota, UpdateWeights, WeightInfo,
+};
+pub use tasks::{ExecutorEntry, GetExecutors, GetState, GetTasks, Task};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mesos::Id;
+
+/// `teardown`: the framework to remove.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Teardown {
+    pub framework_id: Id,
+}
+
+envelope::envelope! {
+    /// An operator call Keel answers: the `type` and, for the mutating
+    /// ones, the body under the type's lower-case name.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Call {
+        GetHealth = "GET_HEALTH",
+        GetFlags = "GET_FLAGS",
+        GetVersion = "GET_VERSION",
+        GetMaster = "GET_MASTER",
+        GetAgents = "GET_AGENTS",
+        GetState = "GET_STATE",
+        GetFrameworks = "GET_FRAMEWORKS",
+        GetTasks = "GET_TASKS",
+        GetRoles = "GET_ROLES",
+        GetWeights = "GET_WEIGHTS",
+        GetQuota = "GET_QUOTA";
+        UpdateWeights(UpdateWeights) = "UPDATE_WEIGHTS" / "update_weights",
+        UpdateQuota(UpdateQuota) = "UPDATE_QUOTA" / "update_quota",
+        ReserveResources(Reservation) = "RESERVE_RESOURCES" / "reserve_resources",
+        UnreserveResources(Reservation) = "UNRESERVE_RESOURCES" / "unreserve_resources",
+        Teardown(Teardown) = "TEARDOWN" / "teardown",
+    }
+}
+
+envelope::envelope! {
+    /// The answer to a `GET_*` call.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Response {
+        ;
+        GetHealth(GetHealth) = "GET_HEALTH" / "get_health",
+        GetFlags(GetFlags) = "GET_FLAGS" / "get_flags",
+        GetVersion(GetVersion) = "GET_VERSION" / "get_version",
+        GetMaster(GetMaster) = "GET_MASTER" / "get_master",
+        GetAgents(GetAgents) = "GET_AGENTS" / "get_agents",
+        GetState(GetState) = "GET_STATE" / "get_state",
+        GetFrameworks(GetFrameworks) = "GET_FRAMEWORKS" / "get_frameworks",
+        GetTasks(GetTasks) = "GET_TASKS" / "get_tasks",
+        GetRoles(GetRoles) = "GET_ROLES" / "get_roles",
+        GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
+        GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",
+    }
+}
+
+impl Call {
+    /// Whether the call is answered with a [`Response`] (the `GET_*` calls);
+    /// the others are answered with an empty 200 or 202.
+    pub fn has_response(&self) -> bool {
+        self.kind().starts_with("GET_")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn calls_travel_in_the_mesos_envelope() {
+        assert_eq!(
+            serde_json::to_value(Call::GetHealth).unwrap(),
+            json!({"type": "GET_HEALTH"})
+        );
+        let teardown = Call::Teardown(Teardown {
+            framework_id: Id::new("f"),
+        });
+        let j = serde_json::to_value(&teardown).unwrap();
+        assert_eq!(
+            j,
+            json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": "f"}}})
+        );
+        assert_eq!(serde_json::from_value::<Call>(j).unwrap(), teardown);
+        assert!(Call::GetTasks.has_response() && !teardown.has_response());
+    }
+
+    #[test]
+    fn responses_put_the_body_before_the_type() {
+        let r = Response::GetHealth(GetHealth { healthy: true });
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"get_health":{"healthy":true},"type":"GET_HEALTH"}"#
+        );
+        let back: Response =
+            serde_json::from_str(r#"{"type":"GET_HEALTH","get_health":{"healthy":true}}"#).unwrap();
+        assert_eq!(back, r);
+        let wrong = serde_json::from_str::<Response>(r#"{"type":"GET_HEALTH"}"#);
+        assert!(wrong.unwrap_err().to_string().contains("get_health"));
+        let unknown = serde_json::from_str::<Response>(r#"{"type":"GET_NOTHING"}"#);
+        assert!(unknown.unwrap_err().to_string().contains("GET_NOTHING"));
+    }
+}

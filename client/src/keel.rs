@@ -1,0 +1,79 @@
+//! Keel's own API (`/api/keel/v1`): agents with their inventories, and the
+//! replicated masters.
+
+use keel_api::inventory::Inventory;
+use keel_api::keel::{AddMaster, AgentDetail, Agents, Cluster};
+use reqwest::Method;
+
+use crate::{Client, ClientError};
+
+/// Percent-encodes what is not safe in one URL path segment.
+pub(crate) fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
+    /// `GET /api/keel/v1/agents`: every agent the master knows, whatever
+    /// its state.
+    pub async fn keel_agents(&self) -> Result<Agents, ClientError> {
+        self.get_json("/api/keel/v1/agents").await
+    }
+
+    /// `GET /api/keel/v1/agents/{id}`: one agent with its inventory.
+    pub async fn keel_agent(&self, id: &str) -> Result<AgentDetail, ClientError> {
+        self.get_json(&format!("/api/keel/v1/agents/{}", path_segment(id)))
+            .await
+    }
+
+    /// `GET /api/keel/v1/agents/{id}/inventory`.
+    pub async fn inventory(&self, id: &str) -> Result<Inventory, ClientError> {
+        self.get_json(&format!(
+            "/api/keel/v1/agents/{}/inventory",
+            path_segment(id)
+        ))
+        .await
+    }
+
+    /// `GET /api/keel/v1/masters`: the cluster as the master that answers
+    /// sees it.
+    pub async fn masters(&self) -> Result<Cluster, ClientError> {
+        self.get_json("/api/keel/v1/masters").await
+    }
+
+    /// `POST /api/keel/v1/masters`: adds the master at `addr` (`ip:port`).
+    pub async fn add_master(&self, addr: &str) -> Result<Cluster, ClientError> {
+        let body = AddMaster {
+            add: addr.to_string(),
+        };
+        let (url, bytes) = self
+            .send_json(Method::POST, "/api/keel/v1/masters", &body)
+            .await?;
+        Self::decode(url, &bytes)
+    }
+
+    /// `DELETE /api/keel/v1/masters/{id}`.
+    pub async fn remove_master(&self, id: u64) -> Result<Cluster, ClientError> {
+        let (url, bytes) = self
+            .fetch(Method::DELETE, &format!("/api/keel/v1/masters/{id}"), None)
+            .await?;
+        Self::decode(url, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("abc-S0"), "abc-S0");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+}

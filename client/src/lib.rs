@@ -1,0 +1,174 @@
+//! The one client of Keel's master, used by keelctl, the lab harness,
+//! xtask, the benches and the tests:
+//!
+//! - the Mesos v1 operator API ([`Client::get_agents`], ...; `operator.rs`)
+//!   and the legacy endpoints ([`Client::legacy_state`], ...; `legacy.rs`),
+//!   answers typed with `keel_api::operator` and `keel_api::legacy`;
+//! - Keel's own API ([`Client::keel_agents`], [`Client::masters`], ...;
+//!   `keel.rs`), typed with `keel_api::keel`;
+//! - the Mesos v1 scheduler API ([`scheduler`]): SUBSCRIBE with its RecordIO
+//!   event stream, and the calls;
+//! - a blocking facade over all of it ([`blocking`]) for callers without an
+//!   async runtime.
+//!
+//! Every request finds the leader over the whole master list
+//! (`transport.rs`). Async, over reqwest; the error type is [`ClientError`].
+
+pub mod blocking;
+mod error;
+mod keel;
+mod legacy;
+mod operator;
+pub mod scheduler;
+mod transport;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::{Attempt, ClientError};
+pub use legacy::TaskQuery;
+pub use scheduler::{Subscribe, Subscription};
+
+use transport::{Request, Transport};
+
+/// A client of one cluster's masters.
+pub struct Client {
+    transport: Transport,
+}
+
+/// Options of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    masters: String,
+    discover: bool,
+    timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Whether to look for the leader over the list (default) or to ask
+    /// only the first master and report a redirect as
+    /// [`ClientError::NotLeader`].
+    pub fn discover_leader(mut self, yes: bool) -> Self {
+        self.discover = yes;
+        self
+    }
+
+    /// Limit of one request and its answer (default 10 s); event streams
+    /// have none.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Limit of connecting to one master (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn build(self) -> Result<Client, ClientError> {
+        let masters = transport::parse_masters(&self.masters)?;
+        Ok(Client {
+            transport: Transport::new(masters, self.discover, self.timeout, self.connect_timeout)?,
+        })
+    }
+}
+
+/// The reason of a refusal: Keel's `{"error": "..."}`, else the text.
+fn reason(text: &str) -> String {
+    serde_json::from_str::<keel_api::keel::Error>(text)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| text.trim().to_string())
+}
+
+impl Client {
+    /// A client of `masters`, `HOST:PORT[,HOST:PORT...]`, with the defaults.
+    pub fn new(masters: &str) -> Result<Client, ClientError> {
+        Client::builder(masters).build()
+    }
+
+    pub fn builder(masters: &str) -> ClientBuilder {
+        ClientBuilder {
+            masters: masters.to_string(),
+            discover: true,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The masters, as given.
+    pub fn master_list(&self) -> &[String] {
+        self.transport.masters()
+    }
+
+    /// One request whose answer must be a success; its body.
+    async fn fetch(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(String, Bytes), ClientError> {
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("Content-Type", "application/json")]
+        } else {
+            &[]
+        };
+        let answer = self
+            .transport
+            .send(Request {
+                method: method.clone(),
+                path,
+                headers,
+                body,
+                stream: false,
+            })
+            .await?;
+        let status = answer.response.status();
+        let url = answer.url;
+        let bytes = answer
+            .response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Http {
+                url: url.clone(),
+                source: e,
+            })?;
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                method: method.to_string(),
+                url,
+                status: status.as_u16(),
+                reason: reason(&String::from_utf8_lossy(&bytes)),
+            });
+        }
+        Ok((url, bytes))
+    }
+
+    fn decode<T: DeserializeOwned>(url: String, bytes: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode { url, source: e })
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let (url, bytes) = self.fetch(Method::GET, path, None).await?;
+        Self::decode(url, &bytes)
+    }
+
+    /// Sends `body` as JSON; the answer's body.
+    async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(String, Bytes), ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode {
+            url: path.to_string(),
+            source: e,
+        })?;
+        self.fetch(method, path, Some(Bytes::from(body))).await
+    }
+}

@@ -1,0 +1,123 @@
+//! The Mesos v1 operator API (`POST /api/v1`), answered by the leader.
+
+use keel_api::mesos::Id;
+use keel_api::operator::{
+    Call, GetAgents, GetFlags, GetFrameworks, GetMaster, GetQuota, GetRoles, GetState, GetTasks,
+    GetWeights, QuotaConfig, Reservation, Response, Teardown, UpdateQuota, UpdateWeights,
+    VersionInfo, WeightInfo,
+};
+use reqwest::Method;
+
+use crate::{Client, ClientError};
+
+const OPERATOR: &str = "/api/v1";
+
+/// The body of the answer `$variant` to `$call`, or an error naming both.
+macro_rules! get {
+    ($self:ident, $variant:ident) => {
+        match $self.call(&Call::$variant).await? {
+            Some(Response::$variant(body)) => Ok(body),
+            other => Err(ClientError::UnexpectedAnswer {
+                call: Call::$variant.kind().to_string(),
+                got: other.map_or("nothing".to_string(), |r| r.kind().to_string()),
+            }),
+        }
+    };
+}
+
+impl Client {
+    /// Any operator call: the answer of a `GET_*` call, `None` for the
+    /// others (answered with an empty 200 or 202).
+    pub async fn call(&self, call: &Call) -> Result<Option<Response>, ClientError> {
+        let (url, bytes) = self.send_json(Method::POST, OPERATOR, call).await?;
+        if !call.has_response() {
+            return Ok(None);
+        }
+        Self::decode(url, &bytes).map(Some)
+    }
+
+    /// `GET_HEALTH`: whether the leader is healthy.
+    pub async fn get_health(&self) -> Result<bool, ClientError> {
+        get!(self, GetHealth).map(|h| h.healthy)
+    }
+
+    pub async fn get_flags(&self) -> Result<GetFlags, ClientError> {
+        get!(self, GetFlags)
+    }
+
+    pub async fn get_version(&self) -> Result<VersionInfo, ClientError> {
+        get!(self, GetVersion).map(|v| v.version_info)
+    }
+
+    pub async fn get_master(&self) -> Result<GetMaster, ClientError> {
+        get!(self, GetMaster)
+    }
+
+    pub async fn get_agents(&self) -> Result<GetAgents, ClientError> {
+        get!(self, GetAgents)
+    }
+
+    pub async fn get_state(&self) -> Result<GetState, ClientError> {
+        get!(self, GetState)
+    }
+
+    pub async fn get_frameworks(&self) -> Result<GetFrameworks, ClientError> {
+        get!(self, GetFrameworks)
+    }
+
+    pub async fn get_tasks(&self) -> Result<GetTasks, ClientError> {
+        get!(self, GetTasks)
+    }
+
+    pub async fn get_roles(&self) -> Result<GetRoles, ClientError> {
+        get!(self, GetRoles)
+    }
+
+    pub async fn get_weights(&self) -> Result<GetWeights, ClientError> {
+        get!(self, GetWeights)
+    }
+
+    pub async fn get_quota(&self) -> Result<GetQuota, ClientError> {
+        get!(self, GetQuota)
+    }
+
+    /// `UPDATE_WEIGHTS` (a registry write).
+    pub async fn update_weights(&self, weight_infos: Vec<WeightInfo>) -> Result<(), ClientError> {
+        self.call(&Call::UpdateWeights(UpdateWeights { weight_infos }))
+            .await
+            .map(drop)
+    }
+
+    /// `UPDATE_QUOTA` (a registry write).
+    pub async fn update_quota(&self, quota_configs: Vec<QuotaConfig>) -> Result<(), ClientError> {
+        self.call(&Call::UpdateQuota(UpdateQuota {
+            force: None,
+            quota_configs,
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// `RESERVE_RESOURCES` (dynamic reservations on one agent).
+    pub async fn reserve_resources(&self, reservation: Reservation) -> Result<(), ClientError> {
+        self.call(&Call::ReserveResources(reservation))
+            .await
+            .map(drop)
+    }
+
+    /// `UNRESERVE_RESOURCES`.
+    pub async fn unreserve_resources(&self, reservation: Reservation) -> Result<(), ClientError> {
+        self.call(&Call::UnreserveResources(reservation))
+            .await
+            .map(drop)
+    }
+
+    /// `TEARDOWN`: removes a framework and kills its tasks.
+    pub async fn teardown(&self, framework_id: &str) -> Result<(), ClientError> {
+        self.call(&Call::Teardown(Teardown {
+            framework_id: Id::new(framework_id),
+        }))
+        .await
+        .map(drop)
+    }
+}
