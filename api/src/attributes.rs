@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-use crate::legacy::{LegacyMap, LegacyValue};
+use crate::keyed::{LegacyMap, LegacyValue};
 use crate::resources::{self, Range};
 
 #[derive(Debug, Clone, PartialEq)]

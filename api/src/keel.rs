@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
-use crate::legacy::LegacyMap;
+use crate::keyed::LegacyMap;
 
 /// Where an agent stands with the master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -10,9 +10,12 @@
 
 pub mod attributes;
 pub mod convert;
+pub mod id;
 pub mod inventory;
 pub mod keel;
+pub mod keyed;
 pub mod legacy;
+pub mod lenient;
 pub mod mesos;
 pub mod operator;
 pub mod recordio;

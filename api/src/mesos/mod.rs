@@ -12,7 +12,7 @@
 pub mod container;
 pub mod health;
 pub mod labels;
-pub mod lenient;
+pub use crate::lenient;
 pub mod types;
 
 pub use crate::resources::v1::Resource;

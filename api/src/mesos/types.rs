@@ -10,17 +10,7 @@ use serde_json::Value as Json;
 use super::lenient;
 use crate::resources::v1::Resource;
 
-/// `FrameworkID`, `AgentID`, `TaskID`, `OfferID`, `ExecutorID`: `{"value": ...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Id {
-    pub value: String,
-}
-
-impl Id {
-    pub fn new(v: impl Into<String>) -> Self {
-        Id { value: v.into() }
-    }
-}
+pub use crate::id::Id;
 
 /// `DurationInfo` / `TimeInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use super::text::{
     validated_set,
 };
 use super::{Range, Resource, Resources, ResourcesError, UNRESERVED, Value, invalid};
-use crate::legacy::{LegacyMap, LegacyValue};
+use crate::keyed::{LegacyMap, LegacyValue};
 
 impl Resources {
     /// Lenient Mesos JSON: an array of v1 `Resource` objects (`null` = none).

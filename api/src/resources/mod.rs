@@ -64,6 +64,21 @@ pub enum ResourcesError {
     Invalid { input: String, reason: String },
 }
 
+impl Resources {
+    /// Parses the agent's `--resources` flag: Mesos text syntax
+    /// (`cpus:4;mem:2048;ports:[31000-32000];disk(role):100`) or a JSON array
+    /// of v1 Resource objects.
+    pub fn parse(text: &str) -> Result<Self, ResourcesError> {
+        let trimmed = text.trim();
+        if trimmed.starts_with('[') {
+            let json: serde_json::Value = serde_json::from_str(trimmed)
+                .map_err(|e| invalid(text, format!("invalid json: {e}")))?;
+            return json::from_json(&json, text);
+        }
+        text::parse_text(trimmed, text)
+    }
+}
+
 fn invalid(input: &str, reason: impl Into<String>) -> ResourcesError {
     ResourcesError::Invalid {
         input: input.to_string(),

@@ -3,34 +3,22 @@
 
 use std::fmt;
 
-use serde_json::Value as Json;
-
 use super::arith::{coalesce, first_overlap, round3, same_kind};
-use super::json::from_json;
 use super::{Range, Resource, Resources, ResourcesError, UNRESERVED, Value, invalid};
 
-impl Resources {
-    /// Parses the agent's `--resources` flag: Mesos text syntax
-    /// (`cpus:4;mem:2048;ports:[31000-32000];disk(role):100`) or a JSON array
-    /// of v1 Resource objects.
-    pub fn parse(text: &str) -> Result<Self, ResourcesError> {
-        let trimmed = text.trim();
-        if trimmed.starts_with('[') {
-            let json: Json = serde_json::from_str(trimmed)
-                .map_err(|e| invalid(text, format!("invalid json: {e}")))?;
-            return from_json(&json, text);
+/// The Mesos text syntax: `cpus:4;mem:2048;ports:[31000-32000];disk(role):100`
+/// (`text` is the whole input, for messages).
+pub(super) fn parse_text(trimmed: &str, text: &str) -> Result<Resources, ResourcesError> {
+    let mut raw = Vec::new();
+    for segment in trimmed.split([';', '\n']).map(str::trim) {
+        if segment.is_empty() {
+            continue;
         }
-        let mut raw = Vec::new();
-        for segment in trimmed.split([';', '\n']).map(str::trim) {
-            if segment.is_empty() {
-                continue;
-            }
-            let resource =
-                parse_segment(segment).map_err(|e| invalid(text, format!("{segment:?}: {e}")))?;
-            raw.push(resource);
-        }
-        assemble(raw, text)
+        let resource =
+            parse_segment(segment).map_err(|e| invalid(text, format!("{segment:?}: {e}")))?;
+        raw.push(resource);
     }
+    assemble(raw, text)
 }
 
 impl fmt::Display for Range {

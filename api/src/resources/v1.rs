@@ -13,7 +13,8 @@ use serde_json::Value as Json;
 
 use super::{Range, Resources, UNRESERVED, Value};
 use crate::attributes::{AttributeValue, Attributes};
-use crate::mesos::{Id, lenient};
+use crate::id::Id;
+use crate::lenient;
 
 /// `Value.Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use keel_api::resources::Resources;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
 
-use super::operator::Rejection;
+use super::error::ApiError as Rejection;
 use crate::registry::QuotaConfig;
 
 fn bad(reason: impl Into<String>) -> Rejection {
