@@ -65,12 +65,23 @@ async fn an_in_process_framework_runs_a_task_to_finished() {
         offer.allocation_info.as_ref().unwrap().role.as_deref(),
         Some("keel-test")
     );
+    // GET_AGENTS shows what the outstanding offer holds.
+    let api = keel_client::Client::new(&format!("127.0.0.1:{port}")).unwrap();
+    let sum = |rs: &[keel_api::mesos::Resource], name: &str| -> f64 {
+        rs.iter()
+            .filter(|r| r.name == name)
+            .map(|r| r.scalar_value())
+            .sum()
+    };
+    let agents = api.get_agents().await.unwrap().agents;
+    assert_eq!(sum(&agents[0].offered_resources, "cpus"), 2.0);
+    assert_eq!(sum(&agents[0].allocated_resources, "cpus"), 0.0);
     let task: mesos::TaskInfo = mesos::parse(json!({
         "name": "hello", "task_id": {"value": "hello"}, "agent_id": offer.agent_id,
         "resources": [
             {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
             {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
-        "command": {"value": "echo hello from inside the master"}
+        "command": {"value": "echo hello from inside the master; sleep 1"}
     }))
     .unwrap();
     fw.call(CallKind::Accept {
@@ -91,6 +102,11 @@ async fn an_in_process_framework_runs_a_task_to_finished() {
             unreachable!()
         };
         states.push(status.state);
+        if status.state == TaskState::TASK_RUNNING {
+            // A running task's resources are allocated on its agent.
+            let agents = api.get_agents().await.unwrap().agents;
+            assert_eq!(sum(&agents[0].allocated_resources, "cpus"), 0.1);
+        }
         if let Some(uuid) = status.uuid.as_deref().and_then(mesos::base64_decode) {
             fw.call(CallKind::Acknowledge {
                 agent_id: status.agent_id.unwrap().value,

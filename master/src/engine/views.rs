@@ -22,6 +22,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Taken from the master's state at one moment.
+    pub fn take(master: &crate::core::Master) -> Snapshot {
+        master.snapshot()
+    }
+
     fn sum<'a>(items: impl Iterator<Item = &'a Resources>) -> Resources {
         let mut total = Resources::default();
         for r in items {

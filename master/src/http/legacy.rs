@@ -58,13 +58,12 @@ pub async fn version(Query(params): Params) -> Response {
 /// Legacy `slaves[]` with what tasks use and offers hold on each agent.
 fn slaves(snapshot: &Snapshot) -> Vec<legacy::Slave> {
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
+    let per_agent = snapshot.per_agent();
+    let none = Default::default();
     views::registered_agents(&agents)
         .map(|a| {
-            views::agent_legacy(
-                a,
-                &snapshot.used(|t| t.agent_id == a.id),
-                &snapshot.offered(|_, agent| agent == a.id),
-            )
+            let (used, offered) = per_agent.get(&a.id).unwrap_or(&none);
+            views::agent_legacy(a, used, offered)
         })
         .collect()
 }

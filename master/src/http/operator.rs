@@ -248,12 +248,18 @@ pub async fn handle(
     }
 }
 
-fn get_agents(master: &Master) -> GetAgents {
-    let registry = master.registry();
-    let agents: Vec<_> = registry.agents().cloned().collect();
+/// `GET_AGENTS`: what running tasks use on each agent is allocated, what
+/// outstanding offers hold is offered.
+fn get_agents(s: &Snapshot) -> GetAgents {
+    let agents: Vec<_> = s.registry.agents().cloned().collect();
+    let per_agent = s.per_agent();
+    let none = (Resources::default(), Resources::default());
     GetAgents {
         agents: views::registered_agents(&agents)
-            .map(views::agent_v1)
+            .map(|a| {
+                let (used, offered) = per_agent.get(&a.id).unwrap_or(&none);
+                views::agent_v1(a, used, offered)
+            })
             .collect(),
         recovered_agents: Vec::new(),
     }
@@ -342,14 +348,14 @@ fn answer(master: &Master, call: &OperatorCall) -> Option<Answer> {
             elected_time: Some(master.elected_time().unwrap_or_else(|| master.start_time())),
             keel_cluster: Some(super::leader::cluster(&master.cluster())),
         }),
-        OperatorCall::GetAgents => Answer::GetAgents(get_agents(master)),
+        OperatorCall::GetAgents => Answer::GetAgents(get_agents(&Snapshot::take(master))),
         OperatorCall::GetState => {
             let s = Snapshot::take(master);
             Answer::GetState(GetState {
                 get_tasks: state::get_tasks(&s),
                 get_executors: GetExecutors::default(),
                 get_frameworks: state::get_frameworks(&s),
-                get_agents: get_agents(master),
+                get_agents: get_agents(&s),
             })
         }
         OperatorCall::GetFrameworks => {

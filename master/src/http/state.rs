@@ -13,59 +13,10 @@ use keel_api::resources::Resources;
 use keel_api::resources::v1::AllocationInfo;
 
 use super::views::nanos;
-use crate::core::{FrameworkView, Master, TaskView};
-use crate::registry::Registry;
+use crate::core::{Master, TaskView};
 
-pub struct Snapshot {
-    pub registry: Registry,
-    pub frameworks: Vec<FrameworkView>,
-    pub live: Vec<TaskView>,
-    pub completed: Vec<TaskView>,
-    /// (offer id, framework, agent, role, resources)
-    pub offers: Vec<(String, String, String, String, Resources)>,
-}
-
-impl Snapshot {
-    /// Taken from the master's state at one moment.
-    pub fn take(master: &Master) -> Snapshot {
-        let s = master.snapshot();
-        Snapshot {
-            registry: s.registry,
-            frameworks: s.frameworks,
-            live: s.live,
-            completed: s.completed,
-            offers: s
-                .offers
-                .into_iter()
-                .map(|o| (o.id, o.framework_id, o.agent_id, o.role, o.resources))
-                .collect(),
-        }
-    }
-
-    fn sum<'a>(items: impl Iterator<Item = &'a Resources>) -> Resources {
-        let mut total = Resources::default();
-        for r in items {
-            total.add(r);
-        }
-        total
-    }
-
-    /// Resources of non-terminal tasks, filtered.
-    pub fn used(&self, f: impl Fn(&TaskView) -> bool) -> Resources {
-        Self::sum(
-            self.live
-                .iter()
-                .filter(|t| {
-                    !t.state.is_terminal() && t.state != TaskState::TASK_UNREACHABLE && f(t)
-                })
-                .map(|t| &t.resources),
-        )
-    }
-
-    pub fn offered(&self, f: impl Fn(&str, &str) -> bool) -> Resources {
-        Self::sum(self.offers.iter().filter(|o| f(&o.1, &o.2)).map(|o| &o.4))
-    }
-}
+/// One consistent snapshot of the master's state (see [`Snapshot::take`]).
+pub use crate::engine::Snapshot;
 
 /// v1 `Task`; labels, discovery, container and health check pass through
 /// from the TaskInfo.
@@ -129,17 +80,17 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
             offers: Some(
                 s.offers
                     .iter()
-                    .filter(|o| o.1 == f.id)
+                    .filter(|o| o.framework_id == f.id)
                     .map(|o| Offer {
-                        id: Id::new(&o.0),
-                        framework_id: Id::new(&o.1),
-                        agent_id: Id::new(&o.2),
+                        id: Id::new(&o.id),
+                        framework_id: Id::new(&o.framework_id),
+                        agent_id: Id::new(&o.agent_id),
                         hostname: None,
                         url: None,
-                        resources: o.4.to_v1_allocated(Some(&o.3)),
+                        resources: o.resources.to_v1_allocated(Some(&o.role)),
                         attributes: Vec::new(),
                         executor_ids: Vec::new(),
-                        allocation_info: Some(AllocationInfo::role(&o.3)),
+                        allocation_info: Some(AllocationInfo::role(&o.role)),
                         domain: None,
                         unavailability: None,
                     })
@@ -243,13 +194,13 @@ fn framework_legacy(
         offers: s
             .offers
             .iter()
-            .filter(|o| o.1 == id)
+            .filter(|o| o.framework_id == id)
             .map(|o| legacy::Offer {
-                id: o.0.clone(),
-                framework_id: o.1.clone(),
-                slave_id: o.2.clone(),
-                allocation_info: AllocationInfo::role(&o.3),
-                resources: o.4.to_legacy(),
+                id: o.id.clone(),
+                framework_id: o.framework_id.clone(),
+                slave_id: o.agent_id.clone(),
+                allocation_info: AllocationInfo::role(&o.role),
+                resources: o.resources.to_legacy(),
             })
             .collect(),
         executors: Vec::new(),

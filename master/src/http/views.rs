@@ -105,7 +105,7 @@ fn total_with_volumes(a: &AgentRecord) -> Vec<Resource> {
 }
 
 /// `GET_AGENTS` entry.
-pub fn agent_v1(a: &AgentRecord) -> Agent {
+pub fn agent_v1(a: &AgentRecord, used: &Resources, offered: &Resources) -> Agent {
     Agent {
         agent_info: AgentInfo {
             hostname: a.info.hostname.clone(),
@@ -121,8 +121,8 @@ pub fn agent_v1(a: &AgentRecord) -> Agent {
         registered_time: Some(nanos(a.registered_time)),
         reregistered_time: a.reregistered_time.map(nanos),
         total_resources: total_with_volumes(a),
-        allocated_resources: Vec::new(),
-        offered_resources: Vec::new(),
+        allocated_resources: used.to_v1(),
+        offered_resources: offered.to_v1(),
         capabilities: Vec::new(),
         resource_providers: Vec::new(),
     }
