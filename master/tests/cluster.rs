@@ -429,4 +429,24 @@ fn keelctl_lists_agents_and_shows_inventory() {
         run_output(Command::new(bin("keelctl")).args(["--master", &m.addr(), "agent", "nope"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown agent nope"));
+
+    // The first master of the list is down: keelctl finds the live one,
+    // for reads and for `run` alike.
+    let masters = format!("127.0.0.1:{},{}", free_port(), m.addr());
+    let out = run_output(Command::new(bin("keelctl")).args(["--master", &masters, "agents"]));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(id),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_output(Command::new(bin("keelctl")).args([
+        "--master", &masters, "run", "--cpus", "0.1", "--mem", "32", "--", "true",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TASK_FINISHED"));
 }
