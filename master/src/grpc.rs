@@ -13,7 +13,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::core::{Master, MasterError};
 use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
-use crate::registry::{AgentInfo, RegistryError};
+use crate::registry::{AgentInfo, limits};
+
+/// Tasks one agent may report when it registers.
+const MAX_REPORTED_TASKS: usize = 10_000;
 
 /// How long a new stream may take to send its `register` message.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,6 +167,13 @@ impl pb::agent_service_server::AgentService for AgentService {
         let hostname = info.hostname.clone();
         let claimed_id = Some(register.agent_id.clone()).filter(|id| !id.is_empty());
 
+        if register.tasks.len() > MAX_REPORTED_TASKS {
+            return Err(Status::invalid_argument(format!(
+                "the agent reports {} tasks (at most {MAX_REPORTED_TASKS})",
+                register.tasks.len()
+            )));
+        }
+        limits::agent_info(&info).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reported = reported_tasks(claimed_id.as_deref().unwrap_or("-"), register.tasks);
         let (tx, rx) = mpsc::channel(64);
         let reg = self
@@ -171,8 +181,11 @@ impl pb::agent_service_server::AgentService for AgentService {
             .register(claimed_id, info, reported, tx)
             .await
             .map_err(|e| match e {
-                MasterError::Engine(EngineError::Registry(RegistryError::InvalidAgentId(_))) => {
+                MasterError::Engine(EngineError::Registry(_)) => {
                     Status::invalid_argument(e.to_string())
+                }
+                MasterError::Engine(EngineError::SessionLive(_)) => {
+                    Status::failed_precondition(e.to_string())
                 }
                 other if other.is_unavailable() => Status::unavailable(other.to_string()),
                 other => Status::internal(other.to_string()),

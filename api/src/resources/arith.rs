@@ -1,6 +1,8 @@
 //! Resource arithmetic (`add`, `checked_sub`, `contains`) and the
 //! fixed-point and range-set helpers behind it.
 
+use std::collections::HashSet;
+
 use super::{Range, Resources, Value};
 
 impl Resources {
@@ -63,10 +65,21 @@ pub(super) fn coalesce(mut ranges: Vec<Range>) -> Vec<Range> {
     out
 }
 
+/// The first pair of overlapping ranges of two sorted lists (one sweep).
 pub(super) fn first_overlap(a: &[Range], b: &[Range]) -> Option<(Range, Range)> {
-    a.iter()
-        .flat_map(|x| b.iter().map(move |y| (*x, *y)))
-        .find(|(x, y)| x.begin <= y.end && y.begin <= x.end)
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        if x.begin <= y.end && y.begin <= x.end {
+            return Some((x, y));
+        }
+        if x.end < y.end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    None
 }
 
 /// `a += b` for values of the same kind (others are left alone).
@@ -78,14 +91,31 @@ pub(super) fn add_value(a: &mut Value, b: &Value) {
             *x = coalesce(std::mem::take(x));
         }
         (Value::Set(x), Value::Set(y)) => {
+            let mut have: HashSet<String> = x.iter().cloned().collect();
             for item in y {
-                if !x.contains(item) {
+                if have.insert(item.clone()) {
                     x.push(item.clone());
                 }
             }
         }
         _ => {}
     }
+}
+
+/// Whether every range of `inner` lies inside one range of `outer`; both
+/// sorted and coalesced (one sweep).
+fn covers(outer: &[Range], inner: &[Range]) -> bool {
+    let mut i = 0;
+    for r in inner {
+        while i < outer.len() && outer[i].end < r.begin {
+            i += 1;
+        }
+        match outer.get(i) {
+            Some(o) if o.begin <= r.begin && r.end <= o.end => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// `a - b`, or `None` when `b` is not contained in `a`. Both normalized.
@@ -96,15 +126,15 @@ fn sub_value(a: &Value, b: &Value) -> Option<Value> {
             (d >= 0.0).then_some(Value::Scalar(d))
         }
         (Value::Ranges(x), Value::Ranges(y)) => {
-            let covered = y
-                .iter()
-                .all(|r| x.iter().any(|o| o.begin <= r.begin && r.end <= o.end));
-            covered.then(|| Value::Ranges(ranges_minus(x, y)))
+            covers(x, y).then(|| Value::Ranges(ranges_minus(x, y)))
         }
-        (Value::Set(x), Value::Set(y)) => y
-            .iter()
-            .all(|i| x.contains(i))
-            .then(|| Value::Set(x.iter().filter(|i| !y.contains(i)).cloned().collect())),
+        (Value::Set(x), Value::Set(y)) => {
+            let have: HashSet<&String> = x.iter().collect();
+            let gone: HashSet<&String> = y.iter().collect();
+            gone.iter()
+                .all(|i| have.contains(i))
+                .then(|| Value::Set(x.iter().filter(|i| !gone.contains(i)).cloned().collect()))
+        }
         _ => None,
     }
 }
@@ -201,5 +231,31 @@ mod tests {
         let mut u = parse("bugs:{a}");
         u.add(&parse("bugs:{b,a};gpus:0"));
         assert_eq!(u.to_string(), "bugs:{a,b}");
+    }
+
+    /// Random sorted, coalesced range lists.
+    fn ranges() -> impl proptest::strategy::Strategy<Value = Vec<Range>> {
+        use proptest::prelude::*;
+        proptest::collection::vec((0u64..60, 0u64..6), 0..8).prop_map(|v| {
+            coalesce(
+                v.into_iter()
+                    .map(|(b, len)| Range::new(b, b + len))
+                    .collect(),
+            )
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_sweeps_agree_with_the_definitions(a in ranges(), b in ranges()) {
+            let naive_cover = b
+                .iter()
+                .all(|r| a.iter().any(|o| o.begin <= r.begin && r.end <= o.end));
+            proptest::prop_assert_eq!(covers(&a, &b), naive_cover);
+            let naive_overlap = a
+                .iter()
+                .any(|x| b.iter().any(|y| x.begin <= y.end && y.begin <= x.end));
+            proptest::prop_assert_eq!(first_overlap(&a, &b).is_some(), naive_overlap);
+        }
     }
 }

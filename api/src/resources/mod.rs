@@ -25,6 +25,7 @@ use arith::{add_value, coalesce, same_kind};
 pub(crate) use arith::round3;
 pub use json::role_of;
 pub(crate) use json::{object_field, ranges_from_json, scalar_from_json, str_field};
+pub use text::MAX_SCALAR;
 pub(crate) use text::{fmt_ranges, parse_ranges, validated_ranges};
 
 /// The role of unreserved resources.
@@ -65,6 +66,27 @@ pub enum ResourcesError {
 }
 
 impl Resources {
+    /// These resources if each entry is valid (name, role, value) and
+    /// together they describe one machine (no name of two types, no range
+    /// or set item twice), as every reader of Mesos input checks; for
+    /// resources built in code or decoded from Keel's own protocol.
+    pub fn checked(self) -> Result<Resources, ResourcesError> {
+        let text = self.to_string();
+        let mut raw = Vec::with_capacity(self.0.len());
+        for r in self.0 {
+            let fail = |e: String| invalid(&text, format!("{}: {e}", r.name));
+            text::validate_name(&r.name).map_err(fail)?;
+            text::validate_role(&r.role).map_err(fail)?;
+            let value = match r.value {
+                Value::Scalar(v) => Value::Scalar(text::validated_scalar(v).map_err(fail)?),
+                Value::Ranges(v) => Value::Ranges(text::validated_ranges(v).map_err(fail)?),
+                Value::Set(v) => Value::Set(text::validated_set(v).map_err(fail)?),
+            };
+            raw.push(Resource { value, ..r });
+        }
+        text::assemble(raw, &text)
+    }
+
     /// Parses the agent's `--resources` flag: Mesos text syntax
     /// (`cpus:4;mem:2048;ports:[31000-32000];disk(role):100`) or a JSON array
     /// of v1 Resource objects.
@@ -116,13 +138,13 @@ impl Value {
             Value::Scalar(v) => Value::Scalar(round3(v)),
             Value::Ranges(r) => Value::Ranges(coalesce(r)),
             Value::Set(items) => {
-                let mut unique: Vec<String> = Vec::with_capacity(items.len());
-                for item in items {
-                    if !unique.contains(&item) {
-                        unique.push(item);
-                    }
-                }
-                Value::Set(unique)
+                let mut seen = std::collections::HashSet::with_capacity(items.len());
+                Value::Set(
+                    items
+                        .into_iter()
+                        .filter(|i| seen.insert(i.clone()))
+                        .collect(),
+                )
             }
         }
     }

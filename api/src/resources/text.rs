@@ -199,11 +199,17 @@ pub(super) fn validate_role(role: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The largest scalar Keel takes: Mesos keeps scalars in fixed point with
+/// three decimals in 64 bits; this leaves room to add many of them.
+pub const MAX_SCALAR: f64 = 1e15;
+
 pub(super) fn validated_scalar(v: f64) -> Result<f64, String> {
     if !v.is_finite() {
         Err(format!("scalar {v} is not finite"))
     } else if v < 0.0 {
         Err(format!("scalar {v} is negative"))
+    } else if v > MAX_SCALAR {
+        Err(format!("scalar {v} is larger than {MAX_SCALAR:e}"))
     } else {
         Ok(round3(v))
     }
@@ -224,7 +230,8 @@ pub(crate) fn validated_ranges(ranges: Vec<Range>) -> Result<Vec<Range>, String>
 }
 
 pub(super) fn validated_set(items: Vec<String>) -> Result<Vec<String>, String> {
-    for (i, item) in items.iter().enumerate() {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    for item in &items {
         if item.is_empty() {
             return Err("set has an empty item".to_string());
         }
@@ -234,7 +241,7 @@ pub(super) fn validated_set(items: Vec<String>) -> Result<Vec<String>, String> {
         {
             return Err(format!("set item {item:?} contains {c:?}"));
         }
-        if items[..i].contains(item) {
+        if !seen.insert(item.as_str()) {
             return Err(format!("set item {item:?} appears twice"));
         }
     }
@@ -257,10 +264,12 @@ pub(super) fn assemble(raw: Vec<Resource>, input: &str) -> Result<Resources, Res
                 )),
                 (Value::Ranges(a), Value::Ranges(b)) => first_overlap(a, b)
                     .map(|(x, y)| format!("{} ranges {x} and {y} overlap", r.name)),
-                (Value::Set(a), Value::Set(b)) => b
-                    .iter()
-                    .find(|i| a.contains(i))
-                    .map(|i| format!("{} set item {i:?} appears twice", r.name)),
+                (Value::Set(a), Value::Set(b)) => {
+                    let have: std::collections::HashSet<&String> = a.iter().collect();
+                    b.iter()
+                        .find(|i| have.contains(i))
+                        .map(|i| format!("{} set item {i:?} appears twice", r.name))
+                }
                 _ => None,
             };
             if let Some(reason) = reason {

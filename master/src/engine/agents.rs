@@ -61,6 +61,16 @@ impl Agents {
     pub(super) fn session(&self, agent_id: &str) -> Option<u64> {
         self.sessions.get(agent_id).copied()
     }
+
+    /// Whether the agent has a session that was heard from within
+    /// `timeout`.
+    fn is_live(&self, agent_id: &str, now: Now, timeout: std::time::Duration) -> bool {
+        self.sessions.contains_key(agent_id)
+            && self
+                .last_seen
+                .get(agent_id)
+                .is_some_and(|seen| now.instant.saturating_duration_since(*seen) < timeout)
+    }
 }
 
 impl Engine {
@@ -72,6 +82,11 @@ impl Engine {
         info: AgentInfo,
         now: Now,
     ) -> Result<Planned<()>, EngineError> {
+        if let Some(id) = &claimed
+            && self.agents.is_live(id, now, self.cfg.agent_timeout)
+        {
+            return Err(EngineError::SessionLive(id.clone()));
+        }
         let info = Box::new(info);
         let command = match claimed {
             Some(agent_id) => Command::ReadmitAgent {

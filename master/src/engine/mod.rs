@@ -199,6 +199,10 @@ pub enum EngineError {
     },
     #[error("unknown agent {0}")]
     UnknownAgent(String),
+    /// Another session of this agent id is alive: the agent must wait
+    /// until it ends (or times out) instead of taking it over.
+    #[error("agent {0} already has a live session; retry once it has ended")]
+    SessionLive(String),
 }
 
 /// A refusal whose reason goes to the framework as it is (TASK_ERROR,

@@ -18,6 +18,7 @@
 
 mod agents;
 mod frameworks;
+pub mod limits;
 pub mod roles;
 pub mod volumes;
 
@@ -309,12 +310,12 @@ impl Registry {
         }
         match cmd {
             Command::Bootstrap { .. }
-            | Command::AdmitAgent { .. }
             | Command::DisconnectAgents { .. }
             | Command::AddFramework { .. } => Ok(()),
-            Command::ReadmitAgent { agent_id, .. } => {
+            Command::AdmitAgent { info, .. } => limits::agent_info(info),
+            Command::ReadmitAgent { agent_id, info, .. } => {
                 if keel_api::valid_id(agent_id) {
-                    Ok(())
+                    limits::agent_info(info)
                 } else {
                     Err(RegistryError::InvalidAgentId(agent_id.clone()))
                 }

@@ -74,6 +74,8 @@ impl Registry {
 
     pub(super) fn validate_quotas(configs: &[QuotaConfig]) -> Result<(), RegistryError> {
         for q in configs {
+            super::limits::resources("quota guarantees", &q.guarantees)?;
+            super::limits::resources("quota limits", &q.limits)?;
             if !valid_role(&q.role) {
                 return bad(format!("invalid role '{}'", q.role));
             }
@@ -105,6 +107,7 @@ impl Registry {
         if resources.is_empty() {
             return bad("no resources to reserve".into());
         }
+        super::limits::resources("reservation", resources)?;
         if let Some(r) = resources.iter().find(|r| !valid_role(&r.role)) {
             return bad(format!("cannot reserve {} for role '{}'", r.name, r.role));
         }

@@ -68,6 +68,7 @@ fn partition_aware_frameworks_see_unreachable_then_running_again() {
 #[test]
 fn a_reregistering_agent_that_lost_a_task_reports_it_gone() {
     let (mut h, agent, fw) = running();
+    h.end_session(&agent);
     h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", Vec::new());
     let s = h.updates(&fw).remove(0);
     assert_eq!(s.state, TaskState::TASK_LOST);
@@ -86,16 +87,26 @@ fn reports_of_unknown_frameworks_are_not_recorded() {
         info,
         latest: Some(TaskStatus::new("x", TaskState::TASK_RUNNING)),
     };
+    h.end_session(&agent);
     h.reregister(Some(agent), "a1", "cpus:4;mem:1024", vec![report]);
     assert!(h.engine.tasks().0.is_empty());
 }
 
 #[test]
-fn a_new_session_replaces_the_old_and_offers_are_rescinded() {
+fn a_live_session_is_not_taken_over_by_another_registration() {
     let mut h = Harness::new();
     let (agent, first) = h.agent("a1", "cpus:4;mem:1024");
     let (fw, _) = h.framework(framework_info("f", json!({})));
-    let offer = h.offers(&fw).remove(0);
+    h.offers(&fw);
+    // Anyone presenting a live agent's id is refused (it could otherwise
+    // keep the real agent flapping).
+    let taken = h
+        .engine
+        .register_agent(Some(agent.clone()), agent_info("a1", "cpus:4"), h.now);
+    assert_eq!(taken, Err(EngineError::SessionLive(agent.clone())));
+    // A session silent past the agent timeout is dead: a new one replaces
+    // it, the old one is closed, and its offers are rescinded.
+    h.advance(Duration::from_secs(16));
     let (_, second) = h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", Vec::new());
     assert_ne!(first, second);
     let effects = h.drain();
@@ -103,12 +114,21 @@ fn a_new_session_replaces_the_old_and_offers_are_rescinded() {
         agent_id: agent.clone(),
         session: first
     }));
-    assert!(effects.iter().any(|e| matches!(e, Effect::ToFramework { event: Event::Rescind { offer_id }, .. } if offer_id == &offer.id)));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::ToFramework {
+            event: Event::Rescind { .. },
+            ..
+        }
+    )));
     // Heartbeats on the old session no longer count.
     h.advance(Duration::from_secs(14));
     h.engine.agent_heard(&agent, first, h.now);
     h.advance(Duration::from_secs(2));
-    assert_eq!(h.engine.agent_heartbeats(h.now), vec![agent]);
+    assert_eq!(h.engine.agent_heartbeats(h.now), vec![agent.clone()]);
+    // After its session ends, the agent comes back at once.
+    h.end_session(&agent);
+    h.reregister(Some(agent), "a1", "cpus:4;mem:1024", Vec::new());
 }
 
 #[test]

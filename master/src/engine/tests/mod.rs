@@ -27,6 +27,8 @@ pub struct Harness {
     pub now: Now,
     pub effects: Vec<Effect>,
     next_stream: u64,
+    /// The current session of each agent registered through the harness.
+    sessions: std::collections::HashMap<String, u64>,
 }
 
 pub fn config() -> EngineConfig {
@@ -96,6 +98,7 @@ impl Harness {
             now: Now::read(),
             effects: Vec::new(),
             next_stream: 0,
+            sessions: Default::default(),
         };
         h.take_over();
         h
@@ -156,7 +159,21 @@ impl Harness {
             .agent_registered(&applied, reported, self.now)
             .unwrap();
         self.collect();
+        self.sessions.insert(reg.agent_id.clone(), reg.session);
         (reg.agent_id, reg.session)
+    }
+
+    /// The agent's session ends (its process died, say), and the
+    /// disconnection is committed.
+    pub fn end_session(&mut self, agent_id: &str) {
+        let session = self.sessions[agent_id];
+        let p = self
+            .engine
+            .agent_session_closed(agent_id, session, self.now)
+            .unwrap();
+        let applied = self.commit(p.command).unwrap();
+        self.engine.agent_disconnected(agent_id, &applied);
+        self.collect();
     }
 
     /// Subscribes a framework: its id and stream.
