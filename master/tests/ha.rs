@@ -149,6 +149,16 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
         }
     }
 
+    // A follower shows the framework in /master/state too (from the
+    // replicated registry), though it never led.
+    for f in (0..3).filter(|i| *i != l) {
+        let state = c.masters[f].api.legacy_state().unwrap();
+        assert!(
+            state.frameworks.iter().any(|x| x.id == fid),
+            "follower {f} lacks the framework"
+        );
+    }
+
     let elected = |m: &Master| m.api.get_master().unwrap().elected_time.unwrap();
     let first_elected = elected(&c.masters[l]);
 

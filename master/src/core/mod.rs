@@ -416,9 +416,22 @@ impl Master {
         if self.serving() {
             return self.lock().engine.snapshot();
         }
+        let registry = self.replicator.registry();
+        // A follower knows the frameworks from the registry (none is
+        // connected to it).
+        let frameworks = registry
+            .frameworks()
+            .map(|r| FrameworkView {
+                id: r.id.clone(),
+                info: r.info.clone(),
+                connected: false,
+                registered_time: r.registered_time,
+                reregistered_time: r.reregistered_time,
+            })
+            .collect();
         Snapshot {
-            registry: self.replicator.registry(),
-            frameworks: Vec::new(),
+            registry,
+            frameworks,
             live: Vec::new(),
             completed: Vec::new(),
             offers: Vec::new(),
