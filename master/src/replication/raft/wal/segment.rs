@@ -29,6 +29,9 @@ pub(super) struct Segment {
     pub(super) offsets: Vec<u64>,
     /// Where the next record goes.
     pub(super) end: u64,
+    /// How far writes reached, failed ones included: a rollback zeroes
+    /// from the durable end up to here.
+    pub(super) touched: u64,
     pub(super) size: u64,
 }
 
@@ -39,28 +42,45 @@ impl Segment {
     }
 
     /// Starts segment `first` in `dir`, `size` bytes: preallocated, then
-    /// renamed into place, so a segment file always has its full size.
+    /// renamed into place, so a segment file always has its full size. On
+    /// a failure (a disk too full for it) nothing is left behind.
     pub(super) fn create(dir: &Path, first: u64, size: u64) -> Result<Segment, WalError> {
         let path = dir.join(format!("{first:020}{SUFFIX}"));
         let tmp = path.with_extension("wal.tmp");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| io_err(&tmp, e))?;
-        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)
-            .map_err(|e| io_err(&tmp, e.into()))?;
-        file.sync_all().map_err(|e| io_err(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        sync_dir(dir)?;
+        let preallocated = (|| -> std::io::Result<File> {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)?;
+            file.sync_all()?;
+            Ok(file)
+        })();
+        let file = match preallocated {
+            Ok(file) => file,
+            Err(e) => {
+                // Gives the space back (a leftover is deleted on open).
+                let _ = remove(&tmp);
+                return Err(io_err(&tmp, e));
+            }
+        };
+        let placed = std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e));
+        if let Err(e) = placed.and_then(|()| sync_dir(dir)) {
+            // Not in the log: gone again, or, if that fails too, a segment
+            // without entries that is deleted on open.
+            let _ = remove(&tmp).and_then(|()| remove(&path));
+            let _ = sync_dir(dir);
+            return Err(e);
+        }
         Ok(Segment {
             first,
             path,
             file: Arc::new(file),
             offsets: Vec::new(),
             end: 0,
+            touched: 0,
             size,
         })
     }
@@ -109,6 +129,7 @@ impl Segment {
             file: Arc::new(file),
             offsets: scan.offsets,
             end: scan.end,
+            touched: scan.end,
             size,
         };
         Ok(Some((segment, last_id)))
