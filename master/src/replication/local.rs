@@ -35,7 +35,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "command log {path} line {line} (byte {offset}) is corrupt: {reason}; \
+        "command log {path} line {line} is corrupt (at byte {offset}): {reason}; \
          refusing to start on it"
     )]
     Corrupt {
