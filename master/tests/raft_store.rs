@@ -472,4 +472,75 @@ mod full_disk {
         assert_eq!(names(&reg), (0..101).collect::<Vec<_>>());
         drop(c);
     }
+
+    /// Retries `propose` on master `i` while it is just elected.
+    async fn commit_on(c: &Cluster, i: usize, cmd: Command) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            match c.node(i).propose(cmd.clone()).await {
+                Ok(verdict) => return verdict.map(drop).expect("accepted"),
+                Err(e) => assert!(Instant::now() < deadline, "{cmd:?} did not commit: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `got` holds every acknowledged command, in order, and otherwise only
+    /// commands whose outcome was unknown.
+    fn holds(got: &[usize], acked: &[usize], unknown: &[usize]) {
+        let known: Vec<usize> = got
+            .iter()
+            .copied()
+            .filter(|n| !unknown.contains(n))
+            .collect();
+        assert_eq!(known, acked, "got {got:?}, unknown {unknown:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leader_whose_disk_fills_hands_the_lead_to_one_that_can_write() {
+        let base = tempfile::tempdir().unwrap();
+        let mut disks = Vec::new();
+        for i in 0..3 {
+            let Some(fs) = Tmpfs::mount_on(&base.path().join(format!("m{i}")), 16 << 20) else {
+                return;
+            };
+            disks.push(fs);
+        }
+        let mut c = Cluster::start_in(base.path(), 3, options()).await;
+        let l = c.leader(SETTLE).await;
+        c.propose(l, bootstrap()).await.unwrap();
+        let mut next = 0;
+        let mut acked = Vec::new();
+        for _ in 0..5 {
+            c.propose(l, framework(next)).await.unwrap();
+            acked.push(next);
+            next += 1;
+        }
+        c.converged(l, SETTLE).await;
+        disks[l].fill();
+        let (more, unknown, reason) = propose_until_refused(c.node(l), &mut next).await;
+        acked.extend(more);
+        assert!(reason.contains("No space left on device"), "{reason}");
+        // It steps aside: another master leads, and writes.
+        let l2 = c.leader_other_than(l, SETTLE).await;
+        commit_on(&c, l2, framework(next)).await;
+        acked.push(next);
+        holds(&names(&c.node(l2).registry()), &acked, &unknown);
+
+        // Room again: the old leader follows and catches up.
+        disks[l].free();
+        let l3 = c.leader(SETTLE).await;
+        let reg = c.converged(l3, SETTLE).await;
+        holds(&names(&reg), &acked, &unknown);
+        for i in 0..3 {
+            c.kill(i).await;
+        }
+        for i in 0..3 {
+            c.restart(i).await;
+        }
+        let l = c.leader(SETTLE).await;
+        let after = c.converged(l, SETTLE).await;
+        assert_eq!(names(&after), names(&reg));
+        drop(c);
+    }
 }

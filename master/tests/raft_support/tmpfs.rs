@@ -7,29 +7,43 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub struct Tmpfs {
-    dir: tempfile::TempDir,
+    path: PathBuf,
+    /// The temp dir it is mounted on, if it made one (removed after).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` bytes; `None` (with a message) unless root,
-    /// since only root may mount.
+    /// Mounts a tmpfs of `size` bytes on a new temp dir; `None` (with a
+    /// message) unless root, since only root may mount.
     pub fn mount(size: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut fs = Tmpfs::mount_on(dir.path(), size)?;
+        fs._dir = Some(dir);
+        Some(fs)
+    }
+
+    /// [`Tmpfs::mount`] on `path` (created if need be), which must outlive
+    /// it.
+    pub fn mount_on(path: &Path, size: u64) -> Option<Tmpfs> {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: mounting a tmpfs to fill needs root");
             return None;
         }
-        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(path).expect("create the mount point");
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "keel-full"])
-            .arg(dir.path())
+            .arg(path)
             .status()
             .expect("run mount");
         assert!(status.success(), "mount -t tmpfs failed");
-        Some(Tmpfs { dir })
+        Some(Tmpfs {
+            path: path.to_path_buf(),
+            _dir: None,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     fn filler(&self) -> PathBuf {
@@ -57,7 +71,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let path = self.dir.path().to_path_buf();
+        let path = self.path.clone();
         let ok = Command::new("umount").arg(&path).status();
         if !ok.is_ok_and(|s| s.success()) {
             let _ = Command::new("umount").arg("-l").arg(&path).status();

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use super::background::maintain;
+use super::background::{maintain, step_aside};
 use super::cluster::{Cluster, Identity};
 use super::connector::{Connector, TcpConnector};
 use super::db::{Db, StoreError, key};
@@ -199,6 +199,7 @@ impl RaftNode {
             network.clone(),
             grace_until,
         ));
+        let aside = tokio::spawn(step_aside(raft.clone(), durability.clone()));
         let (proposer, proposing) = Proposer::spawn(raft.clone(), options.propose_timeout);
         Ok(RaftNode {
             raft,
@@ -208,7 +209,7 @@ impl RaftNode {
             sm: shared,
             db,
             durability,
-            background: vec![maintenance, proposing],
+            background: vec![maintenance, aside, proposing],
             options,
         })
     }
