@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -110,10 +111,14 @@ impl Segment {
             .map_err(|e| io_err(&path, e))?;
         if scan.torn {
             tracing::warn!(path = %path.display(), offset = scan.end, "cutting off a torn log tail");
-            file.set_len(scan.end).map_err(|e| io_err(&path, e))?;
-            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)
-                .map_err(|e| io_err(&path, e.into()))?;
-            file.sync_all().map_err(|e| io_err(&path, e))?;
+            // Zeroed in place: the segment keeps its size and its space, so
+            // this needs no room on the disk and a crash meanwhile leaves
+            // a torn tail again, never a short segment.
+            let tail = &bytes[scan.end as usize..];
+            let written = tail.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+            file.write_all_at(&vec![0; written], scan.end)
+                .map_err(|e| io_err(&path, e))?;
+            file.sync_data().map_err(|e| io_err(&path, e))?;
         }
         let Some(last_id) = scan.last_id else {
             if !last {
