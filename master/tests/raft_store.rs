@@ -1,6 +1,9 @@
 //! The Raft store (log segments plus redb): openraft's own storage
 //! conformance suite, a damaged store refusing to open, and a store written
-//! before the segments (entries in redb) moving to them.
+//! before the segments (entries in redb) moving to them; a master whose
+//! disk fills up.
+
+mod raft_support;
 
 use keel_master::replication::raft::{LogStore, StateMachine, StoreError, TypeConfig, open_store};
 use openraft::StorageError;
@@ -296,5 +299,248 @@ mod damage {
         assert!(txn.open_table(LOG).is_err(), "the log table is still there");
         let format = txn.open_table(META).unwrap().get("format").unwrap();
         assert_eq!(format.unwrap().value(), b"keel-raft-2");
+    }
+}
+
+/// A master whose disk fills up: it refuses writes with the store's error,
+/// keeps serving reads, writes again once there is room, and a restart
+/// finds everything it acknowledged. On a real tmpfs, through `RaftNode`.
+mod full_disk {
+    use std::time::{Duration, Instant};
+
+    use keel_master::registry::{Command, Registry};
+    use keel_master::replication::raft::{ProposeError, RaftNode, RaftOptions};
+
+    use crate::raft_support::Cluster;
+    use crate::raft_support::tmpfs::Tmpfs;
+
+    const SETTLE: Duration = Duration::from_secs(10);
+
+    fn options() -> RaftOptions {
+        RaftOptions {
+            // Small segments: a new one is needed every few entries.
+            segment_size: 64 << 10,
+            propose_timeout: Duration::from_secs(2),
+            ..RaftOptions::default()
+        }
+    }
+
+    fn framework(n: usize) -> Command {
+        Command::AddFramework {
+            info: keel_api::mesos::FrameworkInfo {
+                user: "disk".into(),
+                name: format!("fw-{n}-{}", "x".repeat(2000)),
+                id: None,
+                failover_timeout: None,
+                checkpoint: None,
+                role: None,
+                roles: Vec::new(),
+                hostname: None,
+                principal: None,
+                webui_url: None,
+                capabilities: Vec::new(),
+                labels: None,
+                offer_filters: None,
+            },
+            at: 1.0,
+        }
+    }
+
+    fn bootstrap() -> Command {
+        Command::Bootstrap {
+            master_id: "m".into(),
+        }
+    }
+
+    fn names(reg: &Registry) -> Vec<usize> {
+        reg.frameworks()
+            .map(|f| f.info.name.split('-').nth(1).unwrap().parse().unwrap())
+            .collect()
+    }
+
+    async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + SETTLE;
+        while !f() {
+            assert!(Instant::now() < deadline, "not within {SETTLE:?}: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Proposes frameworks from `next` on until the store refuses one;
+    /// returns those acknowledged, those whose outcome is unknown (they
+    /// timed out), and the refusal.
+    async fn propose_until_refused(
+        node: &RaftNode,
+        next: &mut usize,
+    ) -> (Vec<usize>, Vec<usize>, String) {
+        let (mut acked, mut unknown) = (Vec::new(), Vec::new());
+        loop {
+            assert!(*next < 10_000, "the disk never filled");
+            let n = *next;
+            *next += 1;
+            match node.propose(framework(n)).await {
+                Ok(verdict) => {
+                    verdict.expect("accepted");
+                    acked.push(n);
+                }
+                Err(ProposeError::Timeout(_)) => unknown.push(n),
+                Err(ProposeError::Store(reason)) => return (acked, unknown, reason),
+                Err(e) => panic!("framework {n}: {e}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_raft_master_on_a_full_disk_refuses_writes_and_goes_on_once_there_is_room() {
+        let Some(fs) = Tmpfs::mount(4 << 20) else {
+            return;
+        };
+        let mut c = Cluster::start_in(fs.path(), 1, options()).await;
+        let l = c.leader(SETTLE).await;
+        c.propose(l, bootstrap()).await.unwrap();
+        let mut next = 0;
+        let mut acked = Vec::new();
+        for _ in 0..5 {
+            c.propose(l, framework(next)).await.unwrap();
+            acked.push(next);
+            next += 1;
+        }
+        fs.fill();
+        let (more, unknown, reason) = propose_until_refused(c.node(l), &mut next).await;
+        acked.extend(more);
+        assert!(reason.contains("No space left on device"), "{reason}");
+        let problem = c.node(l).problem().expect("the trouble is reported");
+        assert!(problem.contains("No space left on device"), "{problem}");
+        // Reads go on: everything acknowledged, nothing that was not.
+        assert_eq!(names(&c.node(l).registry()), acked);
+        // Refused again, at once, while the disk stays full.
+        let started = Instant::now();
+        assert!(matches!(
+            c.node(l).propose(framework(next)).await,
+            Err(ProposeError::Store(_))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        next += 1;
+
+        // Room again: the same master writes again, no restart needed.
+        fs.free();
+        eventually("the trouble clears", || c.node(l).problem().is_none()).await;
+        let last = next;
+        c.propose(l, framework(last)).await.unwrap();
+        // What timed out was in the log all along: it commits now.
+        let mut all = acked.clone();
+        all.extend(&unknown);
+        all.push(last);
+        assert_eq!(names(&c.node(l).registry()), all);
+
+        c.kill(l).await;
+        c.restart(l).await;
+        let l = c.leader(SETTLE).await;
+        let reg = c.converged(l, SETTLE).await;
+        assert_eq!(names(&reg), all);
+        drop(c);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_on_a_full_disk_is_stored_once_there_is_room() {
+        let Some(fs) = Tmpfs::mount(4 << 20) else {
+            return;
+        };
+        let mut c = Cluster::start_in(fs.path(), 1, options()).await;
+        let l = c.leader(SETTLE).await;
+        c.propose(l, bootstrap()).await.unwrap();
+        let acked: Vec<usize> = (0..100).collect();
+        for n in &acked {
+            c.propose(l, framework(*n)).await.unwrap();
+        }
+        fs.fill();
+        // The registry (200 KB) does not fit in the store now.
+        c.node(l).snapshot().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(c.node(l).status().snapshot_index, None, "the disk had room");
+        assert_eq!(names(&c.node(l).registry()), acked);
+        fs.free();
+        eventually("the snapshot is stored", || {
+            c.node(l).status().snapshot_index.is_some()
+        })
+        .await;
+        c.propose(l, framework(100)).await.unwrap();
+        c.kill(l).await;
+        c.restart(l).await;
+        let l = c.leader(SETTLE).await;
+        let reg = c.converged(l, SETTLE).await;
+        assert_eq!(names(&reg), (0..101).collect::<Vec<_>>());
+        drop(c);
+    }
+
+    /// Retries `propose` on master `i` while it is just elected.
+    async fn commit_on(c: &Cluster, i: usize, cmd: Command) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            match c.node(i).propose(cmd.clone()).await {
+                Ok(verdict) => return verdict.map(drop).expect("accepted"),
+                Err(e) => assert!(Instant::now() < deadline, "{cmd:?} did not commit: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `got` holds every acknowledged command, in order, and otherwise only
+    /// commands whose outcome was unknown.
+    fn holds(got: &[usize], acked: &[usize], unknown: &[usize]) {
+        let known: Vec<usize> = got
+            .iter()
+            .copied()
+            .filter(|n| !unknown.contains(n))
+            .collect();
+        assert_eq!(known, acked, "got {got:?}, unknown {unknown:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leader_whose_disk_fills_hands_the_lead_to_one_that_can_write() {
+        let base = tempfile::tempdir().unwrap();
+        let mut disks = Vec::new();
+        for i in 0..3 {
+            let Some(fs) = Tmpfs::mount_on(&base.path().join(format!("m{i}")), 16 << 20) else {
+                return;
+            };
+            disks.push(fs);
+        }
+        let mut c = Cluster::start_in(base.path(), 3, options()).await;
+        let l = c.leader(SETTLE).await;
+        c.propose(l, bootstrap()).await.unwrap();
+        let mut next = 0;
+        let mut acked = Vec::new();
+        for _ in 0..5 {
+            c.propose(l, framework(next)).await.unwrap();
+            acked.push(next);
+            next += 1;
+        }
+        c.converged(l, SETTLE).await;
+        disks[l].fill();
+        let (more, unknown, reason) = propose_until_refused(c.node(l), &mut next).await;
+        acked.extend(more);
+        assert!(reason.contains("No space left on device"), "{reason}");
+        // It steps aside: another master leads, and writes.
+        let l2 = c.leader_other_than(l, SETTLE).await;
+        commit_on(&c, l2, framework(next)).await;
+        acked.push(next);
+        holds(&names(&c.node(l2).registry()), &acked, &unknown);
+
+        // Room again: the old leader follows and catches up.
+        disks[l].free();
+        let l3 = c.leader(SETTLE).await;
+        let reg = c.converged(l3, SETTLE).await;
+        holds(&names(&reg), &acked, &unknown);
+        for i in 0..3 {
+            c.kill(i).await;
+        }
+        for i in 0..3 {
+            c.restart(i).await;
+        }
+        let l = c.leader(SETTLE).await;
+        let after = c.converged(l, SETTLE).await;
+        assert_eq!(names(&after), names(&reg));
+        drop(c);
     }
 }

@@ -7,12 +7,23 @@
 //! other damage is an error: the master refuses to start rather than serve a
 //! registry it cannot trust. Raft ([`super::raft`]) replaces this file when
 //! masters are replicated; the commands stay the same.
+//!
+//! A write that fails (a full disk, an fsync error) fails its command and
+//! leaves the log as it was: the file is cut back to the acknowledged
+//! commands and fsynced before anything else is written, so a partial line
+//! is never followed by the next command. An fsync error leaves the pages
+//! it was to write in an unknown state; those are only the failed line's
+//! (every acknowledged command had its own fsync), and cutting them off
+//! rewrites the page they share with the last acknowledged line. Until the
+//! cut is done and synced the log refuses appends; each append tries it
+//! again first, so the master takes writes again once the disk does.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::disk::Disk;
 use super::{BoxFuture, ClusterView, Leadership, Member, ProposeError, Replicator};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
@@ -23,17 +34,36 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("command log {path} line {line} is corrupt: {reason}")]
+    #[error(
+        "command log {path} line {line} is corrupt (at byte {offset}): {reason}; \
+         refusing to start on it"
+    )]
     Corrupt {
         path: PathBuf,
         line: usize,
+        offset: u64,
         reason: String,
+    },
+    #[error("command log {path}: cannot encode a command: {reason}")]
+    Encode { path: PathBuf, reason: String },
+    #[error(
+        "command log {path}: an earlier write failed and the log cannot be cut back \
+         to its acknowledged commands yet: {source}"
+    )]
+    Unrepaired {
+        path: PathBuf,
+        source: std::io::Error,
     },
 }
 
 pub struct CommandLog {
     path: PathBuf,
     file: File,
+    /// The bytes of the acknowledged commands; the next line goes here.
+    len: u64,
+    /// A write past `len` failed and was not cut off yet.
+    dirty: bool,
+    disk: Disk,
 }
 
 impl CommandLog {
@@ -43,10 +73,11 @@ impl CommandLog {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .open(path)
             .map_err(io)?;
         let mut registry = Registry::default();
@@ -69,6 +100,7 @@ impl CommandLog {
             let corrupt = |reason: String| StoreError::Corrupt {
                 path: path.to_path_buf(),
                 line: number,
+                offset: good_len,
                 reason,
             };
             let cmd: Command = serde_json::from_str(&line).map_err(|e| corrupt(e.to_string()))?;
@@ -82,30 +114,61 @@ impl CommandLog {
             file.set_len(good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
         Ok((
             CommandLog {
                 path: path.to_path_buf(),
                 file,
+                len: good_len,
+                dirty: false,
+                disk: Disk::default(),
             },
             registry,
         ))
     }
 
-    /// Appends `cmd` and waits until it is on disk.
+    /// Appends `cmd` and waits until it is on disk. On an error nothing
+    /// was appended: the file holds the acknowledged commands only (or is
+    /// cut back to them before the next append).
     pub fn append(&mut self, cmd: &Command) -> Result<(), StoreError> {
-        let mut line = serde_json::to_vec(cmd).map_err(|e| StoreError::Corrupt {
+        let mut line = serde_json::to_vec(cmd).map_err(|e| StoreError::Encode {
             path: self.path.clone(),
-            line: 0,
-            reason: format!("cannot encode command: {e}"),
+            reason: e.to_string(),
         })?;
         line.push(b'\n');
-        let io = |source| StoreError::Io {
+        self.repair().map_err(|source| StoreError::Unrepaired {
             path: self.path.clone(),
             source,
-        };
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        })?;
+        self.dirty = true;
+        let written = self
+            .disk
+            .write_all_at(&self.file, &line, self.len)
+            .and_then(|()| self.disk.sync_data(&self.file));
+        if let Err(source) = written {
+            if let Err(e) = self.repair() {
+                tracing::error!(path = %self.path.display(), error = %e,
+                    "cannot cut a failed command off the log yet; retrying before the next one");
+            }
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.len += line.len() as u64;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Cuts what a failed write left after the acknowledged commands, and
+    /// makes the cut durable.
+    fn repair(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.file.set_len(self.len)?;
+        self.disk.sync_all(&self.file)?;
+        self.dirty = false;
+        Ok(())
     }
 }
 
@@ -201,6 +264,7 @@ impl Replicator for LocalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replication::disk::tests::Tmpfs;
 
     fn boot(id: &str) -> Command {
         Command::Bootstrap {
@@ -292,5 +356,183 @@ mod tests {
         let again = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
         assert_eq!(again.cluster().leadership, Leadership::Leader);
         assert_eq!(again.registry().master_id(), Some("m"));
+    }
+
+    fn framework(n: usize) -> Command {
+        Command::AddFramework {
+            info: keel_api::mesos::FrameworkInfo {
+                user: "disk".into(),
+                // Long enough that a few lines fill a page.
+                name: format!("fw-{n}-{}", "x".repeat(400)),
+                id: None,
+                failover_timeout: None,
+                checkpoint: None,
+                role: None,
+                roles: Vec::new(),
+                hostname: None,
+                principal: None,
+                webui_url: None,
+                capabilities: Vec::new(),
+                labels: None,
+                offer_filters: None,
+            },
+            at: 1.0,
+        }
+    }
+
+    fn names(reg: &Registry) -> Vec<String> {
+        reg.frameworks()
+            .map(|f| f.info.name.split('-').take(2).collect::<Vec<_>>().join("-"))
+            .collect()
+    }
+
+    fn expected(n: std::ops::Range<usize>) -> Vec<String> {
+        n.map(|i| format!("fw-{i}")).collect()
+    }
+
+    /// The log holds exactly `bootstrap` and frameworks `0..n`, each on
+    /// its own line.
+    fn holds_exactly(path: &Path, n: usize) {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.ends_with('\n'), "a partial line is left");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), n + 1, "{} lines for {n} commands", lines.len());
+        for line in lines {
+            serde_json::from_str::<Command>(line).expect("every line a command");
+        }
+        let (_, reg) = CommandLog::open(path).expect("reopens");
+        assert_eq!(names(&reg), expected(0..n));
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_append_and_leaves_the_log_as_it_was() {
+        let Some(fs) = Tmpfs::mount(1 << 20) else {
+            return;
+        };
+        let path = fs.path().join("registry.log");
+        let (mut log, _) = CommandLog::open(&path).unwrap();
+        log.append(&boot("m1")).unwrap();
+        fs.fill();
+        // Lines go into the last page until one needs a new one.
+        let mut acked = 0;
+        let err = loop {
+            match log.append(&framework(acked)) {
+                Ok(()) => acked += 1,
+                Err(e) => break e,
+            }
+            assert!(acked < 100, "the disk never filled");
+        };
+        let StoreError::Io { source, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(source.raw_os_error(), Some(28), "{err}");
+        holds_exactly(&path, acked);
+        // Still full: fails again, still leaves it as it was.
+        assert!(log.append(&framework(acked)).is_err());
+        holds_exactly(&path, acked);
+        // Space back: the same log takes writes again, no reopening.
+        fs.free();
+        log.append(&framework(acked)).unwrap();
+        log.append(&framework(acked + 1)).unwrap();
+        drop(log);
+        holds_exactly(&path, acked + 2);
+    }
+
+    #[tokio::test]
+    async fn a_local_master_on_a_full_disk_answers_a_store_error_and_recovers() {
+        let Some(fs) = Tmpfs::mount(1 << 20) else {
+            return;
+        };
+        let path = fs.path().join("registry.log");
+        let log = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
+        log.propose(boot("m")).await.unwrap().unwrap();
+        fs.fill();
+        let mut acked = 0;
+        let err = loop {
+            match log.propose(framework(acked)).await {
+                Ok(verdict) => {
+                    verdict.unwrap();
+                    acked += 1;
+                }
+                Err(e) => break e,
+            }
+            assert!(acked < 100, "the disk never filled");
+        };
+        let ProposeError::Store(reason) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(reason.contains("No space left on device"), "{reason}");
+        // Reads go on, showing what was acknowledged and nothing else.
+        assert_eq!(names(&log.registry()), expected(0..acked));
+        fs.free();
+        log.propose(framework(acked)).await.unwrap().unwrap();
+        assert_eq!(names(&log.registry()), expected(0..acked + 1));
+        drop(log);
+        let again = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
+        assert_eq!(names(&again.registry()), expected(0..acked + 1));
+    }
+
+    /// A log with `bootstrap` and frameworks 0 and 1.
+    fn two_written(dir: &Path) -> (PathBuf, CommandLog) {
+        let path = dir.join("registry.log");
+        let (mut log, _) = CommandLog::open(&path).unwrap();
+        log.append(&boot("m1")).unwrap();
+        log.append(&framework(0)).unwrap();
+        log.append(&framework(1)).unwrap();
+        (path, log)
+    }
+
+    #[test]
+    fn a_write_cut_short_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut log) = two_written(dir.path());
+        let before = std::fs::read(&path).unwrap();
+        log.disk.cut_next_write(100);
+        let err = log.append(&framework(2)).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the partial line stays"
+        );
+        log.append(&framework(2)).unwrap();
+        drop(log);
+        holds_exactly(&path, 3);
+    }
+
+    #[test]
+    fn a_command_whose_fsync_failed_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut log) = two_written(dir.path());
+        let before = std::fs::read(&path).unwrap();
+        // The line was written but may not be on disk: it is not
+        // acknowledged, and must not come back after a restart.
+        log.disk.fail_syncs(1);
+        let err = log.append(&framework(2)).unwrap_err();
+        assert!(err.to_string().contains("Input/output error"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        log.append(&framework(3)).unwrap();
+        drop(log);
+        let (_, reg) = CommandLog::open(&path).unwrap();
+        assert_eq!(names(&reg), ["fw-0", "fw-1", "fw-3"]);
+    }
+
+    #[test]
+    fn a_cut_that_fails_is_done_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut log) = two_written(dir.path());
+        // The fsync fails, and so does the cut's: the failed line is still
+        // in the file.
+        log.disk.fail_syncs(2);
+        assert!(log.append(&framework(2)).is_err());
+        // The cut fails again: the next command is refused unwritten.
+        log.disk.fail_syncs(1);
+        let err = log.append(&framework(3)).unwrap_err();
+        assert!(matches!(err, StoreError::Unrepaired { .. }), "{err}");
+        // Then the disk works again: the cut, then the command.
+        log.append(&framework(4)).unwrap();
+        drop(log);
+        let (_, reg) = CommandLog::open(&path).unwrap();
+        assert_eq!(names(&reg), ["fw-0", "fw-1", "fw-4"]);
     }
 }

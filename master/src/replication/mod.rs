@@ -12,10 +12,13 @@
 //! - [`raft`]: masters replicated with Raft (openraft 0.9).
 //! - [`conformance`]: the contract both keep, as a suite any replicator
 //!   can be run against.
+//! - `disk`: the stores' writes that can fail, and the faults tests give
+//!   them.
 //!
 //! This module imports none of its children; they import it.
 
 pub mod conformance;
+pub(crate) mod disk;
 pub mod local;
 pub mod raft;
 

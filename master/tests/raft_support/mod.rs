@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod net;
+pub mod tmpfs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,7 +40,10 @@ pub struct Cluster {
     pub options: RaftOptions,
     /// The network between them.
     pub net: Arc<Net>,
-    tmp: TempDir,
+    /// Where the masters' data dirs are.
+    base: PathBuf,
+    /// The temp dir `base` is, unless the caller gave it.
+    owned_tmp: Option<TempDir>,
 }
 
 fn runtime() -> Runtime {
@@ -128,10 +132,28 @@ impl Cluster {
     /// Master `i` started with `--masters` = the addresses of `lists[i]`
     /// (indexes into the ports, which may name masters never started).
     pub async fn start_lists(lists: &[Vec<usize>], options: RaftOptions) -> Cluster {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let base = tmp.path().to_path_buf();
+        let mut c = Cluster::start_lists_in(&base, lists, options).await;
+        c.owned_tmp = Some(tmp);
+        c
+    }
+
+    /// [`Cluster::start`] with the masters' data dirs in `base` (which must
+    /// outlive the cluster), as `base/m{i}`.
+    pub async fn start_in(base: &std::path::Path, n: usize, options: RaftOptions) -> Cluster {
+        let all: Vec<usize> = (0..n).collect();
+        Cluster::start_lists_in(base, &vec![all; n], options).await
+    }
+
+    async fn start_lists_in(
+        base: &std::path::Path,
+        lists: &[Vec<usize>],
+        options: RaftOptions,
+    ) -> Cluster {
         if std::env::var_os("KEEL_LOG").is_some() {
             keel_telemetry::init("raft-test");
         }
-        let tmp = tempfile::tempdir().expect("temp dir");
         let net = Net::new();
         let ports = lists
             .iter()
@@ -147,7 +169,7 @@ impl Cluster {
         let mut masters = Vec::new();
         for (i, listener) in listeners.into_iter().take(lists.len()).enumerate() {
             let list: Vec<SocketAddr> = lists[i].iter().map(|j| addrs[*j]).collect();
-            let dir = tmp.path().join(format!("m{i}"));
+            let dir = base.join(format!("m{i}"));
             let rt = runtime();
             let b = Boot {
                 dir: dir.clone(),
@@ -168,7 +190,8 @@ impl Cluster {
             masters,
             options,
             net,
-            tmp,
+            base: base.to_path_buf(),
+            owned_tmp: None,
         }
     }
 
@@ -179,7 +202,7 @@ impl Cluster {
         let addr = listener.local_addr().unwrap();
         let mut list: Vec<SocketAddr> = self.masters.iter().map(|m| m.addr).collect();
         list.push(addr);
-        let dir = self.tmp.path().join(format!("m{}", self.masters.len()));
+        let dir = self.base.join(format!("m{}", self.masters.len()));
         let rt = runtime();
         let b = Boot {
             dir: dir.clone(),

@@ -16,6 +16,17 @@
 //! on disk); replay
 //! stops at the first record that is short or fails its checksum, and
 //! [`UpdateLog::open`] cuts the file there before appending again.
+//!
+//! An append that fails (a full disk, a write cut short, an fsync error)
+//! returns the error and is undone before anything else is appended: the
+//! bytes it may have written are zeroed, the file is cut back to its size
+//! before it, and that is fsynced. So the next record goes where the
+//! failed one would have, and the log holds only what was appended
+//! successfully. An fsync error leaves the pages it was to write in an
+//! unknown state; zeroing the failed record writes its pages again, and
+//! acknowledgements before it that were not synced yet may be lost, as in
+//! a crash (their updates are sent again). Until the undo has been synced
+//! the log refuses appends; each tries it again first.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -26,6 +37,7 @@ use keel_api::mesos::TaskState;
 use keel_api::pb;
 use prost::Message;
 
+use super::disk::Disk;
 use super::{CheckpointError, io};
 
 const KIND_UPDATE: u8 = 1;
@@ -140,6 +152,12 @@ pub struct UpdateLog {
     file: File,
     /// Where the next record goes (the end of the good records).
     end: u64,
+    /// The file's size with the good records (at least its preallocation).
+    len: u64,
+    /// A failed append may have written from `end` up to here: undone
+    /// before the next append.
+    failed: Option<u64>,
+    disk: Disk,
 }
 
 impl UpdateLog {
@@ -157,8 +175,14 @@ impl UpdateLog {
             .map_err(io(path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(path))?;
+        let mut len = bytes.len() as u64;
         if bytes.is_empty() {
-            file.write_all_at(&[0; PREALLOCATED], 0).map_err(io(path))?;
+            if let Err(e) = file.write_all_at(&[0; PREALLOCATED], 0) {
+                // Left empty, as it was: a log with no record.
+                let _ = file.set_len(0);
+                return Err(io(path)(e));
+            }
+            len = PREALLOCATED as u64;
         }
         let (replay, good) = replay(&bytes);
         if replay.torn {
@@ -170,6 +194,9 @@ impl UpdateLog {
             path: path.to_path_buf(),
             file,
             end: good as u64,
+            len,
+            failed: None,
+            disk: Disk::default(),
         };
         Ok((log, replay))
     }
@@ -180,18 +207,55 @@ impl UpdateLog {
         Ok(replay(&bytes).0)
     }
 
-    fn append(&mut self, record: &[u8]) -> Result<(), CheckpointError> {
-        self.file
-            .write_all_at(record, self.end)
-            .map_err(io(&self.path))?;
-        self.end += record.len() as u64;
+    /// Appends `record` after the good ones, fsynced if `sync`; a failure
+    /// leaves the log as it was (see the module documentation).
+    fn append(&mut self, record: &[u8], sync: bool) -> Result<(), CheckpointError> {
+        self.undo_failed()
+            .map_err(|source| CheckpointError::Unrepaired {
+                path: self.path.clone(),
+                source,
+            })?;
+        let to = self.end + record.len() as u64;
+        self.failed = Some(to);
+        let mut written = self.disk.write_all_at(&self.file, record, self.end);
+        if sync {
+            written = written.and_then(|()| self.disk.sync_data(&self.file));
+        }
+        if let Err(e) = written {
+            if let Err(undo) = self.undo_failed() {
+                tracing::warn!(path = %self.path.display(), error = %undo,
+                    "cannot undo a failed append yet; retrying before the next one");
+            }
+            return Err(io(&self.path)(e));
+        }
+        self.failed = None;
+        self.end = to;
+        self.len = self.len.max(to);
+        Ok(())
+    }
+
+    /// Zeroes what a failed append may have written within the file's
+    /// size, cuts off what it added past it, and syncs that.
+    fn undo_failed(&mut self) -> std::io::Result<()> {
+        let Some(to) = self.failed else {
+            return Ok(());
+        };
+        if to > self.len {
+            self.file.set_len(self.len)?;
+        }
+        let zeros = to.min(self.len).saturating_sub(self.end);
+        if zeros > 0 {
+            self.disk
+                .write_all_at(&self.file, &vec![0; zeros as usize], self.end)?;
+        }
+        self.disk.sync_all(&self.file)?;
+        self.failed = None;
         Ok(())
     }
 
     /// Appends `update`; it is on disk when this returns.
     pub fn append_update(&mut self, update: &pb::StatusUpdate) -> Result<(), CheckpointError> {
-        self.append(&encode(KIND_UPDATE, &update.encode_to_vec()))?;
-        self.file.sync_data().map_err(io(&self.path))
+        self.append(&encode(KIND_UPDATE, &update.encode_to_vec()), true)
     }
 
     /// Appends the acknowledgement of the update with `uuid`, without an
@@ -200,13 +264,14 @@ impl UpdateLog {
     /// restarted agent send that update again, and a scheduler
     /// acknowledges a duplicate like the first (the Mesos contract).
     pub fn append_ack(&mut self, uuid: &[u8]) -> Result<(), CheckpointError> {
-        self.append(&encode(KIND_ACK, uuid))
+        self.append(&encode(KIND_ACK, uuid), false)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::checkpoint::disk::tests::Tmpfs;
 
     fn update(state: &str, uuid: u8) -> pb::StatusUpdate {
         pb::StatusUpdate {
@@ -326,5 +391,124 @@ mod tests {
         assert!(r.torn && r.updates.is_empty() && good == 0);
         let (r, _) = replay(&encode(7, b"x"));
         assert!(r.torn);
+    }
+
+    fn long_update(n: u8) -> pb::StatusUpdate {
+        let mut u = update("TASK_RUNNING", n);
+        if let Some(s) = u.status.as_mut() {
+            s.message = format!("{n}: {}", "m".repeat(1000));
+        }
+        u
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_append_and_leaves_the_log_as_it_was() {
+        let Some(fs) = Tmpfs::mount(1 << 20) else {
+            return;
+        };
+        let path = fs.path().join("task.updates");
+        let (mut log, _) = UpdateLog::open(&path).unwrap();
+        log.append_update(&update("TASK_STARTING", 0)).unwrap();
+        fs.fill();
+        // Updates go into the preallocated zeros until one grows the file.
+        let mut acked = vec![update("TASK_STARTING", 0)];
+        let (err, size) = loop {
+            let size = std::fs::read(&path).unwrap();
+            let next = long_update(acked.len() as u8);
+            match log.append_update(&next) {
+                Ok(()) => acked.push(next),
+                Err(e) => break (e, size),
+            }
+            assert!(acked.len() < 50, "the disk never filled");
+        };
+        let CheckpointError::Io { source, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(source.raw_os_error(), Some(28), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), size, "the file changed");
+        let r = UpdateLog::read(&path).unwrap();
+        assert_eq!((&r.updates, r.torn), (&acked, false));
+        // Space back: the same log goes on where it stopped.
+        fs.free();
+        let last = long_update(acked.len() as u8);
+        log.append_update(&last).unwrap();
+        log.append_ack(&[0; 16]).unwrap();
+        acked.push(last);
+        drop(log);
+        let (_, r) = UpdateLog::open(&path).unwrap();
+        assert_eq!((&r.updates, r.acked, r.torn), (&acked, 1, false));
+    }
+
+    /// A log holding two updates.
+    fn two_updates(dir: &Path) -> (PathBuf, UpdateLog) {
+        let path = dir.join("task.updates");
+        let (mut log, _) = UpdateLog::open(&path).unwrap();
+        log.append_update(&update("TASK_STARTING", 1)).unwrap();
+        log.append_update(&update("TASK_RUNNING", 2)).unwrap();
+        (path, log)
+    }
+
+    fn states(path: &Path) -> Vec<String> {
+        let r = UpdateLog::read(path).unwrap();
+        assert!(!r.torn, "the log reads torn");
+        r.updates
+            .iter()
+            .map(|u| u.status.as_ref().unwrap().message.chars().take(2).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_write_cut_short_is_undone_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut log) = two_updates(dir.path());
+        let before = std::fs::read(&path).unwrap();
+        // Within the preallocated zeros.
+        log.disk.cut_next_write(20);
+        assert!(log.append_update(&long_update(3)).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Past them: the file is cut back to its size.
+        let huge = pb::StatusUpdate {
+            status: Some(pb::TaskStatus {
+                message: "x".repeat(3 * PREALLOCATED),
+                ..update("TASK_RUNNING", 4).status.unwrap()
+            }),
+            ..update("TASK_RUNNING", 4)
+        };
+        log.disk.cut_next_write(2 * PREALLOCATED);
+        assert!(log.append_update(&huge).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        log.append_update(&long_update(5)).unwrap();
+        drop(log);
+        assert_eq!(states(&path), ["m", "m", "5:"]);
+    }
+
+    #[test]
+    fn an_update_whose_fsync_failed_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut log) = two_updates(dir.path());
+        let before = std::fs::read(&path).unwrap();
+        // Written, but maybe not on disk: not checkpointed, so not replayed.
+        log.disk.fail_syncs(1);
+        let err = log.append_update(&long_update(3)).unwrap_err();
+        assert!(err.to_string().contains("Input/output error"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        log.append_update(&long_update(4)).unwrap();
+        drop(log);
+        assert_eq!(states(&path), ["m", "m", "4:"]);
+    }
+
+    #[test]
+    fn an_undo_that_fails_is_done_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut log) = two_updates(dir.path());
+        // The fsync fails, then the undo's.
+        log.disk.fail_syncs(2);
+        assert!(log.append_update(&long_update(3)).is_err());
+        log.disk.fail_syncs(1);
+        let err = log.append_ack(&[1; 16]).unwrap_err();
+        assert!(matches!(err, CheckpointError::Unrepaired { .. }), "{err}");
+        log.append_update(&long_update(5)).unwrap();
+        drop(log);
+        assert_eq!(states(&path), ["m", "m", "5:"]);
     }
 }

@@ -23,7 +23,15 @@
 //! once instead of once per step. Status updates are appended and fsynced
 //! record by record; acknowledgements are appended without an fsync (see
 //! [`log`]). Reading it all back is [`recover::scan`].
+//!
+//! A write that fails (a full disk, an fsync error) returns its error and
+//! leaves what was there: a whole file keeps its old contents and its temp
+//! file is removed; a failed append to an update log is undone before the
+//! next (see [`log`]). Nothing written before is lost, and writes work
+//! again once the disk does. What to do with a task whose checkpoint
+//! failed is the runtime's decision.
 
+mod disk;
 pub mod log;
 pub mod recover;
 
@@ -41,6 +49,11 @@ use super::task::TaskDescription;
 pub enum CheckpointError {
     #[error("checkpoint {path}: {source}")]
     Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path}: an earlier append failed and cannot be undone yet: {source}")]
+    Unrepaired {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -132,29 +145,38 @@ impl MetaDir {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
+    replace(path, bytes, true)?;
     sync_dir(dir)
 }
 
 /// Replaces `path` whole (temp file and rename) without an fsync: for
 /// runtime state that a machine crash makes meaningless anyway.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    replace(path, bytes, false)
+}
+
+/// Writes `bytes` to a temp file beside `path` (fsynced if `sync`) and
+/// renames it over `path`. On a failure `path` is as it was and the temp
+/// file is gone: a full disk keeps no half-written copy.
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), CheckpointError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        if sync { f.sync_all() } else { Ok(()) }
+    });
+    let (result, at) = match written {
+        Ok(()) => (fs::rename(&tmp, path), path),
+        Err(e) => (Err(e), tmp.as_path()),
+    };
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(at)(e)
+    })
 }
 
 /// fsync of a directory, so that a new entry in it survives a crash.
@@ -370,5 +392,49 @@ mod tests {
             ContainerCheckpoint::read(tmp.path()),
             Err(CheckpointError::Damaged { .. })
         ));
+    }
+
+    /// Hidden files (temp files) in `dir`.
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_old_checkpoint_and_no_temp_file() {
+        let Some(fs) = disk::tests::Tmpfs::mount(1 << 20) else {
+            return;
+        };
+        let meta = MetaDir::new(fs.path());
+        let c = container();
+        let dir = meta.container_dir(&c).unwrap();
+        c.write(&dir).unwrap();
+        let task = MetaDir::task_dir(&dir, "t1").unwrap();
+        write_task_info(&task, &TaskDescription::Unreadable("{}".into())).unwrap();
+        write_killed(&task, 1500).unwrap();
+        fs.fill();
+        let changed = ContainerCheckpoint {
+            killing_state: false,
+            ..container()
+        };
+        let err = changed.write(&dir).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert!(write_killed(&task, 3000).is_err());
+        // What was there stays, and no half-written copy takes space.
+        assert_eq!(ContainerCheckpoint::read(&dir).unwrap(), c);
+        assert_eq!(read_killed(&task), Some(1500));
+        assert_eq!(temp_files(&dir), Vec::<String>::new());
+        assert_eq!(temp_files(&task), Vec::<String>::new());
+        // Space back: the same calls work, and a restart reads them.
+        fs.free();
+        changed.write(&dir).unwrap();
+        write_killed(&task, 3000).unwrap();
+        let (found, problems) = recover::scan(&meta);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(found[0].checkpoint, changed);
+        assert_eq!(found[0].tasks[0].killed, Some(3000));
     }
 }

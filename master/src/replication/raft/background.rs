@@ -1,8 +1,9 @@
-//! A [`super::RaftNode`]'s background task: it passes membership changes
+//! A [`super::RaftNode`]'s background tasks: one passes membership changes
 //! on to the network (which needs each peer's incarnation), forms the
 //! cluster while there is none (see [`super::formation`]), and on the
 //! leader learns the store incarnations of members that had not answered
-//! at formation.
+//! at formation; the other steps aside while the master's log cannot be
+//! written ([`step_aside`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use openraft::{ChangeMembers, Raft, ServerState};
 
 use super::cluster::{Cluster, Identity};
 use super::formation::{self, Decision};
+use super::log_writer::Durability;
 use super::network::Network;
 use super::types::{MasterNode, NodeId, TypeConfig};
 
@@ -84,6 +86,46 @@ pub(super) async fn maintain(
         if m.state == ServerState::Leader && m.current_leader == Some(me.node_id) {
             bind_incarnations(&raft, &network, &me, &nodes).await;
         }
+    }
+}
+
+/// How often [`step_aside`] looks at the log's trouble.
+const TROUBLE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// While this master's log cannot be written (a full disk), it sends no
+/// heartbeats and does not campaign, as long as the cluster has other
+/// voters: a leader then loses the lead to one that can write (its
+/// proposals would only fail), and a follower does not try to take it.
+/// Both resume once the log writes again.
+pub(super) async fn step_aside(raft: Raft<TypeConfig>, durability: Durability) {
+    let mut tick = tokio::time::interval(TROUBLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut aside = false;
+    while !durability.closed() {
+        tick.tick().await;
+        let others = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let me = m.id;
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id != me)
+        };
+        let troubled = durability.trouble().is_some();
+        if (troubled && others) == aside {
+            continue;
+        }
+        aside = !aside;
+        if aside {
+            tracing::warn!(
+                "the raft log cannot be written: stepping aside (no heartbeats, no elections)"
+            );
+        } else {
+            tracing::info!("the raft log writes again: heartbeats and elections resume");
+        }
+        raft.runtime_config().heartbeat(!aside);
+        raft.runtime_config().elect(!aside);
     }
 }
 

@@ -13,11 +13,19 @@
 //! Every redb write is one transaction committed with immediate durability
 //! (fsync) before the call returns; the log's writer
 //! ([`super::log_writer`]) orders them with the segment writes.
+//!
+//! redb refuses every call after an I/O error (a full disk, an fsync error)
+//! until the database is reopened, and repairs itself on open from its last
+//! good commit. So an I/O error closes the database here, and the next call
+//! reopens it (and is retried once when redb refused it for an earlier
+//! error): a write that failed is simply not there, and the caller writes
+//! it again once the disk lets it ([`StoreError::is_io`]).
 //! [`Db::open`] reads everything back and refuses a store it cannot fully
 //! trust: a master must not serve a registry rebuilt from a damaged log.
 
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use openraft::{LogId, SnapshotMeta};
 use redb::{Database, ReadableDatabase, TableDefinition};
@@ -68,6 +76,26 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// An I/O failure (a full disk, an fsync error) that the store gets
+    /// over once the disk does; the other errors refuse the store.
+    pub fn is_io(&self) -> bool {
+        match self {
+            StoreError::Log { .. } => true,
+            StoreError::Db { source, .. } => matches!(
+                **source,
+                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+            ),
+            _ => false,
+        }
+    }
+
+    /// redb refused the call for an earlier I/O error.
+    fn is_latched(&self) -> bool {
+        matches!(self, StoreError::Db { source, .. } if matches!(**source, redb::Error::PreviousIo))
+    }
+}
+
 impl From<WalError> for StoreError {
     fn from(e: WalError) -> Self {
         match e {
@@ -79,7 +107,8 @@ impl From<WalError> for StoreError {
 
 /// The redb database and its path (for error messages).
 pub struct Db {
-    db: Database,
+    /// `None` once an I/O error closed it, until the next call reopens it.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
 }
 
@@ -100,26 +129,22 @@ impl Db {
     /// redb panics on some damage (a garbled page header) instead of
     /// returning an error; that panic is caught and reported as corruption.
     pub fn open(path: &Path) -> Result<(Db, Recovered), StoreError> {
-        std::panic::catch_unwind(|| Db::open_unguarded(path)).unwrap_or_else(|panic| {
-            let reason = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("redb panicked while reading it");
-            Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                reason: reason.to_string(),
-            })
-        })
+        Db::open_with(path, wal::SEGMENT_SIZE)
     }
 
-    fn open_unguarded(path: &Path) -> Result<(Db, Recovered), StoreError> {
+    /// [`Db::open`], the segments `segment_size` bytes (tests make them
+    /// small; a store must be reopened with the size it was written with).
+    pub fn open_with(path: &Path, segment_size: u64) -> Result<(Db, Recovered), StoreError> {
+        guarded(path, || Db::open_unguarded(path, segment_size))
+    }
+
+    fn open_unguarded(path: &Path, segment_size: u64) -> Result<(Db, Recovered), StoreError> {
         let existed = std::fs::metadata(path)
             .map(|m| m.len() > 0)
             .unwrap_or(false);
         let db = Database::create(path).map_err(|e| classify(path, e.into()))?;
         let db = Db {
-            db,
+            db: RwLock::new(Some(db)),
             path: path.to_path_buf(),
         };
         let wal_dir = db.wal_dir();
@@ -143,16 +168,14 @@ impl Db {
                     wal_dir.display()
                 )));
             }
-            let txn = db.db.begin_write().map_err(|e| db.err(e))?;
-            {
-                txn.open_table(SNAPSHOT).map_err(|e| db.err(e))?;
-                let mut meta = txn.open_table(META).map_err(|e| db.err(e))?;
-                meta.insert(key::FORMAT, FORMAT.as_bytes())
-                    .map_err(|e| db.err(e))?;
-            }
-            txn.commit().map_err(|e| db.err(e))?;
+            db.write(|txn| {
+                txn.open_table(SNAPSHOT)?;
+                txn.open_table(META)?
+                    .insert(key::FORMAT, FORMAT.as_bytes())?;
+                Ok(())
+            })?;
         }
-        let recovered = db.verify(legacy)?;
+        let recovered = db.verify(legacy, segment_size)?;
         Ok((db, recovered))
     }
 
@@ -165,7 +188,7 @@ impl Db {
         self.path.with_file_name("wal")
     }
 
-    fn verify(&self, legacy: bool) -> Result<Recovered, StoreError> {
+    fn verify(&self, legacy: bool, segment_size: u64) -> Result<Recovered, StoreError> {
         let _: Option<openraft::Vote<NodeId>> = self.get(key::VOTE)?;
         let committed = self.get::<Option<LogId<NodeId>>>(key::COMMITTED)?.flatten();
         let _: Option<serde_json::Value> = self.get(key::IDENTITY)?;
@@ -174,9 +197,9 @@ impl Db {
         let snapshot_last = snapshot.and_then(|(meta, _)| meta.last_log_id);
         let purged = last_purged.map(|l| l.index);
         let opened = if legacy {
-            self.migrate(purged)?
+            self.migrate(purged, segment_size)?
         } else {
-            Wal::open(&self.wal_dir(), wal::SEGMENT_SIZE, purged)?
+            Wal::open(&self.wal_dir(), segment_size, purged)?
         };
         // The committed id is written once its entries are durable, and
         // committed entries are never truncated: a log that ends before it
@@ -204,7 +227,7 @@ impl Db {
     /// then (one transaction) drops them from redb and marks the new
     /// format. Until that commit redb's entries are the log: an interrupted
     /// migration starts over.
-    fn migrate(&self, purged: Option<u64>) -> Result<wal::Opened, StoreError> {
+    fn migrate(&self, purged: Option<u64>, segment_size: u64) -> Result<wal::Opened, StoreError> {
         let first = purged.map_or(0, |p| p + 1);
         let entries = self.entries(..)?;
         for (expected, entry) in (first..).zip(&entries) {
@@ -222,7 +245,7 @@ impl Db {
                 source,
             })?;
         }
-        let mut opened = Wal::open(&dir, wal::SEGMENT_SIZE, purged)?;
+        let mut opened = Wal::open(&dir, segment_size, purged)?;
         let raw = entries
             .iter()
             .map(|e| Ok((e.log_id.index, self.encode("log entry", e)?)))
@@ -262,8 +285,16 @@ impl Db {
     }
 
     /// Entries of a `keel-raft-1` store with indexes in `range`, in order.
-    fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<LogEntry>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+    fn entries(&self, range: impl RangeBounds<u64> + Clone) -> Result<Vec<LogEntry>, StoreError> {
+        self.with(|db| self.entries_in(db, range.clone()))
+    }
+
+    fn entries_in(
+        &self,
+        db: &Database,
+        range: impl RangeBounds<u64>,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let txn = db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(LOG).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for item in table.range(range).map_err(|e| self.err(e))? {
@@ -332,26 +363,91 @@ impl Db {
         def: TableDefinition<&str, &[u8]>,
         key: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(name)) => {
-                return Err(self.corrupt(format!("table {name} is missing")));
-            }
-            Err(e) => return Err(self.err(e)),
-        };
-        let value = table.get(key).map_err(|e| self.err(e))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        self.with(|db| {
+            let txn = db.begin_read().map_err(|e| self.err(e))?;
+            let table = match txn.open_table(def) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(name)) => {
+                    return Err(self.corrupt(format!("table {name} is missing")));
+                }
+                Err(e) => return Err(self.err(e)),
+            };
+            let value = table.get(key).map_err(|e| self.err(e))?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })
     }
 
     /// One transaction, committed durably (fsynced) before returning.
     fn write(
         &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+        f: impl Fn(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        f(&txn).map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))
+        self.with(|db| {
+            let txn = db.begin_write().map_err(|e| self.err(e))?;
+            f(&txn).map_err(|e| self.err(e))?;
+            txn.commit().map_err(|e| self.err(e))
+        })
+    }
+
+    /// Runs `f` on the database, reopened first if an I/O error closed it,
+    /// and once more after reopening it if redb refused `f` for an earlier
+    /// I/O error. An I/O error closes it (see the module documentation).
+    fn with<T>(&self, f: impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match self.try_with(&f) {
+            Some(Ok(v)) => return Ok(v),
+            Some(Err(e)) if !e.is_latched() => {
+                if e.is_io() {
+                    self.close();
+                }
+                return Err(e);
+            }
+            _ => {}
+        }
+        self.reopen()?;
+        match self.try_with(&f) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => {
+                if e.is_io() {
+                    self.close();
+                }
+                Err(e)
+            }
+            None => Err(StoreError::Closed {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    fn try_with<T>(
+        &self,
+        f: &impl Fn(&Database) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        db.as_ref().map(f)
+    }
+
+    /// Closes the database after an I/O error: the next call reopens it.
+    fn close(&self) {
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if db.take().is_some() {
+            tracing::warn!(store = %self.path.display(),
+                "raft store closed after an I/O error; reopened by the next call");
+        }
+    }
+
+    /// Opens the database again (redb repairs it from its last good
+    /// commit); it stays closed if that fails.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // The file lock goes with the old handle.
+        *db = None;
+        let path = self.path.clone();
+        let reopened = guarded(&self.path, move || {
+            Database::create(&path).map_err(|e| classify(&path, e.into()))
+        })?;
+        *db = Some(reopened);
+        tracing::info!(store = %self.path.display(), "raft store reopened");
+        Ok(())
     }
 
     pub fn encode<T: Serialize>(&self, what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
@@ -366,6 +462,22 @@ impl Db {
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         classify(&self.path, e.into())
     }
+}
+
+/// Runs `open`, redb's panics on some damage (a garbled page header)
+/// reported as corruption.
+fn guarded<T>(path: &Path, open: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("redb panicked while reading it");
+        Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        })
+    })
 }
 
 /// Whether `dir` holds log segment files.

@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -69,6 +70,39 @@ pub(crate) async fn blocking<T: Send + 'static>(
                 reason: format!("store task failed: {e}"),
             })
         })
+}
+
+/// [`blocking`], again after every I/O error (a full disk) until it
+/// succeeds or the store closes: for the state machine's snapshot writes
+/// and reads, which openraft cannot retry (an error from them stops Raft).
+pub(crate) async fn persisting<T: Send + 'static>(
+    db: &Arc<Db>,
+    durability: &Durability,
+    f: impl Fn(&Db) -> Result<T, StoreError> + Send + Sync + 'static,
+) -> Result<T, StoreError> {
+    let f = Arc::new(f);
+    let mut pause = Duration::from_millis(20);
+    let mut failing = false;
+    loop {
+        let attempt = f.clone();
+        match blocking(db, move |db| attempt(db)).await {
+            Err(e) if e.is_io() && !durability.closed() => {
+                if !failing {
+                    tracing::error!(error = %e,
+                        "raft snapshot store failed; trying again until the disk lets it");
+                    failing = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => {
+                if failing && other.is_ok() {
+                    tracing::info!("raft snapshot store works again");
+                }
+                return other;
+            }
+        }
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {

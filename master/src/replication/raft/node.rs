@@ -16,11 +16,12 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use super::background::maintain;
+use super::background::{maintain, step_aside};
 use super::cluster::{Cluster, Identity};
 use super::connector::{Connector, TcpConnector};
 use super::db::{Db, StoreError, key};
 use super::log_store::LogStore;
+use super::log_writer::Durability;
 use super::network::Network;
 use super::options::RaftOptions;
 use super::proposer::{ProposeError, Proposer};
@@ -106,6 +107,8 @@ pub struct RaftNode {
     proposer: Proposer,
     sm: Arc<SmShared>,
     db: Arc<Db>,
+    /// The log's writer: what it has made durable, and its trouble.
+    durability: Durability,
     background: Vec<JoinHandle<()>>,
     options: RaftOptions,
 }
@@ -159,7 +162,8 @@ impl RaftNode {
         let path = dir.join("raft.redb");
         let opened = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || Db::open(&path))
+            let segment_size = options.segment_size;
+            tokio::task::spawn_blocking(move || Db::open_with(&path, segment_size))
                 .await
                 .map_err(|e| RaftError::Start(e.to_string()))?
         };
@@ -182,6 +186,7 @@ impl RaftNode {
         } else {
             LogStore::new(db.clone(), recovered)?
         };
+        let durability = log.durability();
         let (sm, shared) = StateMachine::restore(db.clone(), log.durability())?;
         let network = Network::new(cluster.clone(), connector, log.durability());
         let raft = Raft::new(id, Arc::new(config), network.clone(), log, sm)
@@ -194,6 +199,7 @@ impl RaftNode {
             network.clone(),
             grace_until,
         ));
+        let aside = tokio::spawn(step_aside(raft.clone(), durability.clone()));
         let (proposer, proposing) = Proposer::spawn(raft.clone(), options.propose_timeout);
         Ok(RaftNode {
             raft,
@@ -202,7 +208,8 @@ impl RaftNode {
             proposer,
             sm: shared,
             db,
-            background: vec![maintenance, proposing],
+            durability,
+            background: vec![maintenance, aside, proposing],
             options,
         })
     }
@@ -219,11 +226,18 @@ impl RaftNode {
 
     /// Commits `cmd` and returns what applying it did (the registry's
     /// refusal included). Only the leader accepts proposals. On `Timeout`
-    /// the command may still commit: read the registry to find out.
+    /// the command may still commit: read the registry to find out. While
+    /// this master's log cannot be written (a full disk), a leader refuses
+    /// new commands at once with `Store`, and takes them again once it can.
     pub async fn propose(
         &self,
         cmd: Command,
     ) -> Result<Result<Applied, RegistryError>, ProposeError> {
+        if let Some(trouble) = self.store_trouble()
+            && self.is_leader()
+        {
+            return Err(ProposeError::Store(trouble));
+        }
         self.proposer
             .propose(cmd, self.options.propose_timeout)
             .await
@@ -301,7 +315,16 @@ impl RaftNode {
 
     /// Something an operator must fix, if any.
     pub fn problem(&self) -> Option<String> {
-        self.cluster.problem()
+        self.store_trouble().or_else(|| self.cluster.problem())
+    }
+
+    /// Why this master's log cannot be written now, while it retries (a
+    /// full disk, an fsync error); `None` while it writes.
+    pub fn store_trouble(&self) -> Option<String> {
+        let trouble = self.durability.trouble()?;
+        Some(format!(
+            "the raft log cannot be written, retrying until it can: {trouble}"
+        ))
     }
 
     pub fn status(&self) -> RaftStatus {

@@ -34,6 +34,10 @@ pub struct RaftOptions {
     /// Both keep every applied write on a quorum's disks (see
     /// `log_writer`); `false` is there to measure the difference.
     pub overlap_leader_fsync: bool,
+    /// Bytes preallocated per log segment ([`super::wal::SEGMENT_SIZE`]).
+    /// Tests make it small; a store must be reopened with the size it was
+    /// written with.
+    pub segment_size: u64,
 }
 
 impl Default for RaftOptions {
@@ -47,6 +51,7 @@ impl Default for RaftOptions {
             propose_timeout: Duration::from_secs(5),
             formation_grace: Duration::from_secs(10),
             overlap_leader_fsync: true,
+            segment_size: super::wal::SEGMENT_SIZE,
         }
     }
 }

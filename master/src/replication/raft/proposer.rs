@@ -33,6 +33,10 @@ pub enum ProposeError {
     Timeout(Duration),
     #[error("raft stopped: {0}")]
     Stopped(String),
+    /// This master's log cannot be written now (a full disk); writes
+    /// resume by themselves once it can.
+    #[error("{0}")]
+    Store(String),
 }
 
 fn leader_text(leader: &Option<(NodeId, String)>) -> String {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use super::db::{Db, StoreError};
-use super::log_store::blocking;
+use super::log_store::persisting;
 use super::log_writer::Durability;
 use super::types::{ApplyResponse, Batch, LogEntry, MasterNode, NodeId, TypeConfig};
 use crate::registry::{Applied, Command, Registry, RegistryError};
@@ -194,6 +194,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             shared: self.shared.clone(),
             db: self.db.clone(),
+            durable: self.durable.clone(),
         }
     }
 
@@ -212,9 +213,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let decoded: SnapshotData = serde_json::from_slice(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let stored = meta.clone();
-        blocking(&self.db, move |db| db.put_snapshot(&stored, &data))
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let bytes = data.clone();
+        persisting(&self.db, &self.durable, move |db| {
+            db.put_snapshot(&stored, &bytes)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         let index = meta.last_log_id.map_or(0, |l| l.index);
         {
             let mut state = self.shared.state.write().unwrap_or_else(|p| p.into_inner());
@@ -233,7 +237,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let stored = blocking(&self.db, |db| db.snapshot::<Meta>())
+        let stored = persisting(&self.db, &self.durable, |db| db.snapshot::<Meta>())
             .await
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         Ok(stored.map(|(meta, data)| Snapshot {
@@ -247,6 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 pub struct SnapshotBuilder {
     shared: Arc<SmShared>,
     db: Arc<Db>,
+    durable: Durability,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -268,9 +273,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_id,
         };
         let (stored, bytes) = (meta.clone(), data.clone());
-        blocking(&self.db, move |db| db.put_snapshot(&stored, &bytes))
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        persisting(&self.db, &self.durable, move |db| {
+            db.put_snapshot(&stored, &bytes)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -39,6 +39,20 @@ impl Durability {
         shared.wait_seq(seq).await
     }
 
+    /// Why the log cannot be written now, while its writer retries after
+    /// an I/O error (a full disk, an fsync error): what is written meanwhile
+    /// becomes durable only once the disk lets it. `None` when it writes.
+    pub(crate) fn trouble(&self) -> Option<String> {
+        let shared = self.shared.upgrade()?;
+        let s = shared.lock();
+        s.trouble.clone()
+    }
+
+    /// Whether the store closed (its writer stopped).
+    pub(crate) fn closed(&self) -> bool {
+        self.shared.upgrade().is_none_or(|s| s.lock().closed)
+    }
+
     /// `committed`, or the last durable entry before it when it is not
     /// durable here yet: what a leader may tell followers is committed.
     pub(crate) fn commit_bound(&self, committed: Option<LogId<NodeId>>) -> Option<LogId<NodeId>> {

@@ -90,6 +90,7 @@ impl Writer {
             submitted: 0,
             durable: 0,
             failed: None,
+            trouble: None,
             closed: false,
             held: false,
         };

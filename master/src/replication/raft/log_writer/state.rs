@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use openraft::{EntryPayload, LogId, Vote};
 use tokio::sync::watch;
@@ -56,6 +57,8 @@ pub(super) struct State {
     /// Sequence number of the last durable write.
     pub(super) durable: u64,
     pub(super) failed: Option<String>,
+    /// Why the thread cannot write now (an I/O error it retries after).
+    pub(super) trouble: Option<String>,
     pub(super) closed: bool,
     /// Test hook: the thread leaves the queue alone.
     pub(super) held: bool,
@@ -102,6 +105,28 @@ impl Shared {
             Some(e) => Err(self.db.invalid(format!("an earlier log write failed: {e}"))),
             None => Ok(()),
         }
+    }
+
+    pub(super) fn set_trouble(&self, trouble: Option<String>) {
+        self.lock().trouble = trouble;
+    }
+
+    /// Waits `pause`; `true` if the store closed meanwhile.
+    pub(super) fn closed_within(&self, pause: Duration) -> bool {
+        let deadline = Instant::now() + pause;
+        let mut s = self.lock();
+        while !s.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            s = self
+                .work
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
     }
 
     pub(super) async fn wait_seq(&self, seq: u64) -> Result<(), StoreError> {

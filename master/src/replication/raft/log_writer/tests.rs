@@ -12,6 +12,7 @@ use openraft::{Entry, EntryPayload, Vote};
 
 use super::state::KEEP;
 use super::*;
+use crate::replication::disk::Disk;
 use crate::replication::raft::types::{Batch, TypeConfig};
 
 const ME: NodeId = 7;
@@ -315,5 +316,81 @@ async fn the_vote_and_committed_id_survive_a_reopen() {
     assert_eq!(w.vote(), Some(Vote::new(5, 2)));
     let committed: Option<Option<LogId<NodeId>>> = w.db().get(key::COMMITTED).unwrap();
     assert_eq!(committed, Some(Some(log_id(1, 1, 1))));
+    close(db, w).await;
+}
+
+/// [`open`], with the faults the segments' writes get.
+fn open_faulty(path: &Path) -> (Arc<Db>, Writer, Disk) {
+    let (db, recovered) = Db::open(path).unwrap();
+    let disk = recovered.wal.disk().clone();
+    let db = Arc::new(db);
+    let writer = Writer::start(db.clone(), recovered).unwrap();
+    (db, writer, disk)
+}
+
+/// The trouble the writer reports, once it does.
+async fn trouble(w: &Writer) -> String {
+    for _ in 0..500 {
+        if let Some(t) = w.durability().trouble() {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the writer reported no trouble");
+}
+
+#[tokio::test]
+async fn a_write_that_fails_is_written_again_once_the_disk_lets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raft.redb");
+    let (db, w, disk) = open_faulty(&path);
+    let (cb, rx) = flushed();
+    w.append(blanks(1, 0..3), None, cb).unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    // Every fsync fails for now.
+    disk.fail_syncs(usize::MAX);
+    let (cb, rx) = flushed();
+    w.append(blanks(1, 3..6), None, cb).unwrap();
+    let t = trouble(&w).await;
+    assert!(t.contains("Input/output error"), "{t}");
+    // Nothing of it is durable or reported so; it reads as submitted, and
+    // what comes after waits behind it.
+    assert!(rx.try_recv().is_err(), "told before it was durable");
+    assert!(!durable(&w, log_id(1, 1, 5)).await);
+    assert_eq!(all(&w).await, ids(1, 1, 0..6));
+    let vote = Vote::new(2, 1);
+    let voting = tokio::time::timeout(Duration::from_millis(100), w.save_vote(vote));
+    assert!(
+        voting.await.is_err(),
+        "the vote was durable before the entries"
+    );
+    // The disk works again: everything goes through, in order.
+    disk.fail_syncs(0);
+    rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert!(durable(&w, log_id(1, 1, 5)).await);
+    w.save_vote(vote).await.unwrap();
+    assert_eq!(w.durability().trouble(), None);
+    close(db, w).await;
+    let (db, w) = open(&path);
+    assert_eq!(all(&w).await, ids(1, 1, 0..6));
+    assert_eq!(w.vote(), Some(vote));
+    close(db, w).await;
+}
+
+#[tokio::test]
+async fn a_write_cut_short_is_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raft.redb");
+    let (db, w, disk) = open_faulty(&path);
+    disk.cut_next_write(5);
+    let (cb, rx) = flushed();
+    w.append(blanks(1, 0..3), None, cb).unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    let (cb, rx) = flushed();
+    w.append(blanks(1, 3..4), None, cb).unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    close(db, w).await;
+    let (db, w) = open(&path);
+    assert_eq!(all(&w).await, ids(1, 1, 0..4));
     close(db, w).await;
 }

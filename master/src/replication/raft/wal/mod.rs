@@ -17,6 +17,19 @@
 //! replace); purging deletes whole segments after the purged log id is
 //! recorded in redb.
 //!
+//! A write that fails (a disk too full for a new segment, a write cut
+//! short, an fsync error) is rolled back to the last [`Wal::sync`] (or
+//! truncation, purge, open): segments started since are deleted, and what
+//! was written into the last one since is zeroed and synced again. Every
+//! page written since that sync is so written once more before the next
+//! fsync that counts, which is what makes an fsync error safe to go on
+//! from: the pages it failed to write are in an unknown state, and they
+//! are all among those. If the rollback fails too, the log is broken until
+//! it succeeds: [`Wal::append`], [`Wal::truncate`] and [`Wal::purge`] try
+//! it first, and [`Wal::sync`] fails. The caller writes again what was
+//! rolled back (see [`super::log_writer`]); none of it was reported
+//! durable.
+//!
 //! [`Wal::open`] checks every record. The only damage a crash can leave is
 //! a torn tail: in the last segment, a record cut short, or one whose
 //! checksum fails over bytes that include zeros (JSON has none: part of it
@@ -37,13 +50,13 @@ mod segment;
 mod tests;
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::LogId;
 
 use super::types::NodeId;
+use crate::replication::disk::Disk;
 pub use error::WalError;
 use error::{corrupt, io_err};
 pub use reader::WalReader;
@@ -59,8 +72,22 @@ pub struct Wal {
     dir: PathBuf,
     segment_size: u64,
     index: Arc<Mutex<Index>>,
-    /// Segments written since the last [`Wal::sync`].
+    /// Segments written since they were last flushed.
     dirty: Vec<Arc<File>>,
+    /// The log as of the last sync, truncation, purge or open: what a
+    /// failed write rolls back to.
+    mark: Option<Mark>,
+    /// A write failed since `mark`.
+    broken: bool,
+    disk: Disk,
+}
+
+/// Where the last segment stood at the mark (`None`: no segment).
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    first: u64,
+    entries: usize,
+    end: u64,
 }
 
 /// What [`Wal::open`] found.
@@ -87,6 +114,9 @@ impl Wal {
             segment_size,
             index: Arc::default(),
             dirty: Vec::new(),
+            mark: None,
+            broken: false,
+            disk: Disk::default(),
         };
         let mut last = None;
         let count = names.len();
@@ -129,6 +159,7 @@ impl Wal {
             }
         }
         drop(index);
+        wal.set_mark();
         Ok(Opened { wal, last })
     }
 
@@ -146,6 +177,15 @@ impl Wal {
     /// starting a new segment when the log was purged past them. Durable
     /// after [`Wal::sync`].
     pub fn append(&mut self, entries: &[(u64, Vec<u8>)]) -> Result<(), WalError> {
+        self.heal()?;
+        let appended = self.append_unguarded(entries);
+        if appended.is_err() {
+            self.failed();
+        }
+        appended
+    }
+
+    fn append_unguarded(&mut self, entries: &[(u64, Vec<u8>)]) -> Result<(), WalError> {
         let mut buf = Vec::new();
         let mut offsets = Vec::new();
         for (i, raw) in entries {
@@ -168,7 +208,7 @@ impl Wal {
                 // The segment before is synced first: only the last one can
                 // be torn by a crash.
                 self.write_out(&mut buf, &mut offsets)?;
-                self.sync()?;
+                self.flush()?;
                 self.create(*i, need)?;
             }
             let at = self.lock().segments.last().map_or(0, |s| s.end) + buf.len() as u64;
@@ -179,36 +219,59 @@ impl Wal {
     }
 
     /// Makes every append so far durable: one `fdatasync` per segment
-    /// written, usually one.
+    /// written, usually one. On an error the appends since the last sync
+    /// are rolled back: they must be written again. Fails while a rollback
+    /// is due.
     pub fn sync(&mut self) -> Result<(), WalError> {
-        for file in std::mem::take(&mut self.dirty) {
-            file.sync_data().map_err(|e| io_err(&self.dir, e))?;
+        if self.broken {
+            return Err(io_err(
+                &self.dir,
+                std::io::Error::other("a write since the last sync failed"),
+            ));
         }
-        Ok(())
+        let synced = self.flush();
+        match synced {
+            Ok(()) => self.set_mark(),
+            Err(_) => self.failed(),
+        }
+        synced
     }
 
     /// Deletes the entries from `from` on, durably before returning.
     pub fn truncate(&mut self, from: u64) -> Result<(), WalError> {
-        self.sync()?;
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        self.heal()?;
+        let truncated = self.flush().and_then(|()| self.truncate_unguarded(from));
+        match truncated {
+            Ok(()) => self.set_mark(),
+            Err(_) => self.failed(),
+        }
+        truncated
+    }
+
+    fn truncate_unguarded(&mut self, from: u64) -> Result<(), WalError> {
+        let index = self.index.clone();
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(s) = index.segments.last_mut() {
             if s.first >= from {
                 // Last first, each durable before the next: a crash leaves
                 // no hole behind.
                 remove(&s.path)?;
-                index.segments.pop();
                 self.sync_dir()?;
+                index.segments.pop();
                 continue;
             }
             if s.next() > from {
                 let at = s.offsets[(from - s.first) as usize];
                 let zeros = vec![0; (s.end - at) as usize];
-                s.file
-                    .write_all_at(&zeros, at)
+                self.disk
+                    .write_all_at(&s.file, &zeros, at)
                     .map_err(|e| io_err(&s.path, e))?;
-                s.file.sync_data().map_err(|e| io_err(&s.path, e))?;
+                self.disk
+                    .sync_data(&s.file)
+                    .map_err(|e| io_err(&s.path, e))?;
                 s.offsets.truncate((from - s.first) as usize);
                 s.end = at;
+                s.touched = at;
             }
             break;
         }
@@ -218,23 +281,106 @@ impl Wal {
     /// Deletes the segments that hold only entries up to `upto`. Call once
     /// the purged log id is durable.
     pub fn purge(&mut self, upto: u64) -> Result<(), WalError> {
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        let mut unlinked = false;
-        while index.segments.first().is_some_and(|s| s.next() <= upto + 1) {
-            let s = index.segments.remove(0);
+        self.heal()?;
+        let purged = self.flush().and_then(|()| self.purge_unguarded(upto));
+        match purged {
+            Ok(()) => self.set_mark(),
+            Err(_) => self.failed(),
+        }
+        purged
+    }
+
+    fn purge_unguarded(&mut self, upto: u64) -> Result<(), WalError> {
+        let index = self.index.clone();
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+        let n = index
+            .segments
+            .iter()
+            .take_while(|s| s.next() <= upto + 1)
+            .count();
+        if n == 0 {
+            return Ok(());
+        }
+        for s in &index.segments[..n] {
             remove(&s.path)?;
-            self.dirty.retain(|f| !Arc::ptr_eq(f, &s.file));
-            unlinked = true;
+        }
+        self.sync_dir()?;
+        index.segments.drain(..n);
+        Ok(())
+    }
+
+    /// Rolls a broken log back to its mark (see the module documentation);
+    /// nothing to do for one that is not.
+    pub fn heal(&mut self) -> Result<(), WalError> {
+        if !self.broken {
+            return Ok(());
+        }
+        self.dirty.clear();
+        let index = self.index.clone();
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+        // Segments started since the mark, last first.
+        while let Some(s) = index.segments.last()
+            && self.mark.is_none_or(|m| s.first > m.first)
+        {
+            remove(&s.path)?;
+            self.sync_dir()?;
+            index.segments.pop();
+        }
+        if let Some(m) = self.mark
+            && let Some(s) = index.segments.last_mut()
+            && s.first == m.first
+        {
+            let end = s.end.min(m.end);
+            if s.touched > end {
+                let zeros = vec![0; (s.touched - end) as usize];
+                self.disk
+                    .write_all_at(&s.file, &zeros, end)
+                    .map_err(|e| io_err(&s.path, e))?;
+                self.disk
+                    .sync_data(&s.file)
+                    .map_err(|e| io_err(&s.path, e))?;
+            }
+            s.offsets.truncate(m.entries);
+            s.end = end;
+            s.touched = end;
         }
         drop(index);
-        if unlinked {
-            self.sync_dir()?;
-        }
+        tracing::info!(dir = %self.dir.display(), "raft log rolled back to its last sync");
+        self.broken = false;
         Ok(())
+    }
+
+    /// After a failed write: rolls back now if it can, else before the
+    /// next write.
+    fn failed(&mut self) {
+        self.broken = true;
+        if let Err(e) = self.heal() {
+            tracing::warn!(error = %e, "raft log: cannot roll back yet; trying again before the next write");
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_mark(&mut self) {
+        let mark = self.lock().segments.last().map(|s| Mark {
+            first: s.first,
+            entries: s.offsets.len(),
+            end: s.end,
+        });
+        self.mark = mark;
+    }
+
+    /// `fdatasync` of every segment written since the last one.
+    fn flush(&mut self) -> Result<(), WalError> {
+        while let Some(file) = self.dirty.first() {
+            self.disk
+                .sync_data(file)
+                .map_err(|e| io_err(&self.dir, e))?;
+            self.dirty.remove(0);
+        }
+        Ok(())
     }
 
     /// Writes `buf` (records at `offsets`) at the end of the last segment.
@@ -242,18 +388,20 @@ impl Wal {
         if buf.is_empty() {
             return Ok(());
         }
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let index = self.index.clone();
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
         let Some(s) = index.segments.last_mut() else {
             return Ok(());
         };
-        s.file
-            .write_all_at(buf, s.end)
-            .map_err(|e| io_err(&s.path, e))?;
-        s.end += buf.len() as u64;
-        s.offsets.append(offsets);
         if !self.dirty.iter().any(|f| Arc::ptr_eq(f, &s.file)) {
             self.dirty.push(s.file.clone());
         }
+        s.touched = s.touched.max(s.end + buf.len() as u64);
+        self.disk
+            .write_all_at(&s.file, buf, s.end)
+            .map_err(|e| io_err(&s.path, e))?;
+        s.end += buf.len() as u64;
+        s.offsets.append(offsets);
         buf.clear();
         Ok(())
     }
@@ -267,5 +415,11 @@ impl Wal {
 
     fn sync_dir(&self) -> Result<(), WalError> {
         sync_dir(&self.dir)
+    }
+
+    /// Test hook: the faults the segments' writes and fsyncs get.
+    #[cfg(test)]
+    pub(crate) fn disk(&self) -> &Disk {
+        &self.disk
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +30,9 @@ pub(super) struct Segment {
     pub(super) offsets: Vec<u64>,
     /// Where the next record goes.
     pub(super) end: u64,
+    /// How far writes reached, failed ones included: a rollback zeroes
+    /// from the durable end up to here.
+    pub(super) touched: u64,
     pub(super) size: u64,
 }
 
@@ -39,28 +43,45 @@ impl Segment {
     }
 
     /// Starts segment `first` in `dir`, `size` bytes: preallocated, then
-    /// renamed into place, so a segment file always has its full size.
+    /// renamed into place, so a segment file always has its full size. On
+    /// a failure (a disk too full for it) nothing is left behind.
     pub(super) fn create(dir: &Path, first: u64, size: u64) -> Result<Segment, WalError> {
         let path = dir.join(format!("{first:020}{SUFFIX}"));
         let tmp = path.with_extension("wal.tmp");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| io_err(&tmp, e))?;
-        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)
-            .map_err(|e| io_err(&tmp, e.into()))?;
-        file.sync_all().map_err(|e| io_err(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        sync_dir(dir)?;
+        let preallocated = (|| -> std::io::Result<File> {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)?;
+            file.sync_all()?;
+            Ok(file)
+        })();
+        let file = match preallocated {
+            Ok(file) => file,
+            Err(e) => {
+                // Gives the space back (a leftover is deleted on open).
+                let _ = remove(&tmp);
+                return Err(io_err(&tmp, e));
+            }
+        };
+        let placed = std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e));
+        if let Err(e) = placed.and_then(|()| sync_dir(dir)) {
+            // Not in the log: gone again, or, if that fails too, a segment
+            // without entries that is deleted on open.
+            let _ = remove(&tmp).and_then(|()| remove(&path));
+            let _ = sync_dir(dir);
+            return Err(e);
+        }
         Ok(Segment {
             first,
             path,
             file: Arc::new(file),
             offsets: Vec::new(),
             end: 0,
+            touched: 0,
             size,
         })
     }
@@ -90,10 +111,14 @@ impl Segment {
             .map_err(|e| io_err(&path, e))?;
         if scan.torn {
             tracing::warn!(path = %path.display(), offset = scan.end, "cutting off a torn log tail");
-            file.set_len(scan.end).map_err(|e| io_err(&path, e))?;
-            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)
-                .map_err(|e| io_err(&path, e.into()))?;
-            file.sync_all().map_err(|e| io_err(&path, e))?;
+            // Zeroed in place: the segment keeps its size and its space, so
+            // this needs no room on the disk and a crash meanwhile leaves
+            // a torn tail again, never a short segment.
+            let tail = &bytes[scan.end as usize..];
+            let written = tail.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+            file.write_all_at(&vec![0; written], scan.end)
+                .map_err(|e| io_err(&path, e))?;
+            file.sync_data().map_err(|e| io_err(&path, e))?;
         }
         let Some(last_id) = scan.last_id else {
             if !last {
@@ -109,6 +134,7 @@ impl Segment {
             file: Arc::new(file),
             offsets: scan.offsets,
             end: scan.end,
+            touched: scan.end,
             size,
         };
         Ok(Some((segment, last_id)))

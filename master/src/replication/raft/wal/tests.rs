@@ -1,9 +1,12 @@
 //! The segment files: reopening, rolling, truncating and purging across
 //! segments, a torn tail cut off, damage refused.
 
+use std::os::unix::fs::FileExt;
+
 use openraft::testing::{blank_ent, log_id};
 
 use super::*;
+use crate::replication::disk::tests::Tmpfs;
 use crate::replication::raft::types::TypeConfig;
 
 /// Small segments, so that a few entries span several.
@@ -216,4 +219,157 @@ fn a_missing_or_short_segment_is_refused() {
         .unwrap();
     let err = open(dir.path(), None).err().expect("must refuse");
     assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+/// Every segment file and its bytes.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    segments(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn reopened(dir: &Path) -> Vec<LogId<NodeId>> {
+    let w = open(dir, None).unwrap().wal;
+    ids(&w, 0, 1000)
+}
+
+#[test]
+fn a_write_cut_short_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let mut w = open(dir.path(), None).unwrap().wal;
+    let before = contents(dir.path());
+    w.disk().cut_next_write(10);
+    let err = w.append(&raw(1, 200..203)).unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!(contents(dir.path()), before, "the partial record stays");
+    assert_eq!(w.next_index(), Some(200));
+    w.append(&raw(1, 200..203)).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    assert_eq!(reopened(dir.path()), expected(1, 0..203));
+}
+
+#[test]
+fn appends_whose_fsync_failed_are_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let mut w = open(dir.path(), None).unwrap().wal;
+    let before = contents(dir.path());
+    w.disk().fail_syncs(1);
+    w.append(&raw(1, 200..203)).unwrap();
+    assert!(w.sync().is_err());
+    // Linux reports a failed writeback once: a second fsync can succeed
+    // without the pages ever reaching the disk. They are written again
+    // instead.
+    assert_eq!(w.next_index(), Some(200), "the appends are still there");
+    assert_eq!(ids(&w, 0, 300), expected(1, 0..200));
+    assert_eq!(contents(dir.path()), before);
+    w.append(&raw(1, 200..203)).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    assert_eq!(reopened(dir.path()), expected(1, 0..203));
+}
+
+#[test]
+fn segments_started_since_the_last_sync_are_deleted_on_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let mut w = open(dir.path(), None).unwrap().wal;
+    let before = contents(dir.path());
+    // More than a small segment holds: new segments are started.
+    w.append(&raw(1, 200..300)).unwrap();
+    assert!(segments(dir.path()).len() > before.len());
+    w.disk().fail_syncs(1);
+    assert!(w.sync().is_err());
+    assert_eq!(contents(dir.path()), before);
+    // Written again, in another term (as a new leader's would be).
+    w.append(&raw(2, 200..210)).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let mut want = expected(1, 0..200);
+    want.extend(expected(2, 200..210));
+    assert_eq!(reopened(dir.path()), want);
+}
+
+#[test]
+fn a_rollback_that_fails_is_tried_again_before_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let mut w = open(dir.path(), None).unwrap().wal;
+    let before = contents(dir.path());
+    // The fsync fails, then the rollback's own, twice more: nothing is
+    // written meanwhile, and no sync counts.
+    w.disk().fail_syncs(4);
+    w.append(&raw(1, 200..203)).unwrap();
+    assert!(w.sync().is_err());
+    assert!(w.sync().is_err(), "a sync counted before the rollback");
+    assert!(w.append(&raw(1, 200..203)).is_err());
+    assert!(w.truncate(150).is_err());
+    assert_eq!(w.next_index(), Some(203), "not rolled back yet");
+    // The disk works again.
+    w.append(&raw(1, 200..203)).unwrap();
+    assert_eq!(
+        contents(dir.path())[..before.len() - 1],
+        before[..before.len() - 1]
+    );
+    w.sync().unwrap();
+    drop(w);
+    assert_eq!(reopened(dir.path()), expected(1, 0..203));
+}
+
+#[test]
+fn a_truncation_whose_fsync_fails_is_done_again() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let mut w = open(dir.path(), None).unwrap().wal;
+    w.disk().fail_syncs(1);
+    assert!(w.truncate(190).is_err());
+    w.truncate(190).unwrap();
+    w.append(&raw(2, 190..192)).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let mut want = expected(1, 0..190);
+    want.extend(expected(2, 190..192));
+    assert_eq!(reopened(dir.path()), want);
+}
+
+#[test]
+fn a_segment_a_full_disk_has_no_room_for_leaves_nothing_behind() {
+    let Some(fs) = Tmpfs::mount(1 << 20) else {
+        return;
+    };
+    let dir = fs.path().join("wal");
+    let mut w = Wal::open(&dir, 64 << 10, None).unwrap().wal;
+    w.append(&raw(1, 0..10)).unwrap();
+    w.sync().unwrap();
+    fs.fill();
+    // Appends go into the preallocated segment until it is full.
+    let mut next = 10;
+    let err = loop {
+        match w.append(&raw(1, next..next + 10)).and_then(|()| w.sync()) {
+            Ok(()) => next += 10,
+            Err(e) => break e,
+        }
+        assert!(next < 10_000, "the segment never filled");
+    };
+    assert!(err.to_string().contains("No space left"), "{err}");
+    let names = |dir: &Path| -> Vec<String> {
+        segments(dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&dir), [format!("{:020}.wal", 0)], "a leftover");
+    assert_eq!(ids(&w, 0, 100_000), expected(1, 0..next));
+    fs.free();
+    w.append(&raw(1, next..next + 10)).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let w = Wal::open(&dir, 64 << 10, None).unwrap().wal;
+    assert_eq!(ids(&w, 0, 100_000), expected(1, 0..next + 10));
 }
