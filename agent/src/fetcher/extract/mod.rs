@@ -7,8 +7,10 @@
 
 pub mod target;
 
+use std::cell::Cell;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
+use std::rc::Rc;
 
 use target::Target;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub enum ExtractError {
     Refused { entry: String, why: &'static str },
     #[error("it unpacks to more than --fetcher-max-extract-bytes ({limit} bytes)")]
     TooLarge { limit: u64 },
+    #[error("a tar entry's headers, long names and pax extensions take more than {limit} bytes")]
+    Metadata { limit: u64 },
 }
 
 /// The most memory an xz block's dictionary may take (`xz -9` needs 64 MiB).
@@ -72,11 +76,59 @@ fn read_error(e: impl std::error::Error + Send + Sync + 'static) -> ExtractError
     ExtractError::Read(std::io::Error::other(e))
 }
 
+/// What the tar reader may read between two entries (headers, GNU long
+/// names, pax extensions, all held in memory by the tar crate).
+pub const TAR_METADATA_LIMIT: u64 = 1 << 20;
+
+/// The bytes a [`Windowed`] reader may still read (`None`: any), and
+/// whether it refused some.
+#[derive(Clone, Default)]
+struct Window {
+    left: Rc<Cell<Option<u64>>>,
+    tripped: Rc<Cell<bool>>,
+}
+
+struct Windowed<R> {
+    inner: R,
+    window: Window,
+}
+
+impl<R: Read> Read for Windowed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(left) = self.window.left.get() else {
+            return self.inner.read(buf);
+        };
+        let n = self.inner.read(buf)? as u64;
+        if n > left {
+            self.window.tripped.set(true);
+            return Err(std::io::Error::other("tar metadata over the limit"));
+        }
+        self.window.left.set(Some(left - n));
+        Ok(n as usize)
+    }
+}
+
 fn untar(reader: impl Read, t: &mut Target) -> Result<(), ExtractError> {
     use tar::EntryType as E;
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(ExtractError::Read)? {
-        let mut entry = entry.map_err(ExtractError::Read)?;
+    let window = Window::default();
+    let mut archive = tar::Archive::new(Windowed {
+        inner: reader,
+        window: window.clone(),
+    });
+    let mut entries = archive.entries().map_err(ExtractError::Read)?;
+    loop {
+        window.left.set(Some(TAR_METADATA_LIMIT));
+        let entry = match entries.next() {
+            None => return Ok(()),
+            Some(Err(_)) if window.tripped.get() => {
+                return Err(ExtractError::Metadata {
+                    limit: TAR_METADATA_LIMIT,
+                });
+            }
+            Some(entry) => entry.map_err(ExtractError::Read)?,
+        };
+        window.left.set(None);
+        let mut entry = entry;
         let name = entry.path_bytes().into_owned();
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644);
@@ -88,7 +140,7 @@ fn untar(reader: impl Read, t: &mut Target) -> Result<(), ExtractError> {
             E::Directory => t.dir(&name, mode)?,
             E::Symlink | E::Link => {
                 let target = link.ok_or_else(|| ExtractError::Refused {
-                    entry: String::from_utf8_lossy(&name).into_owned(),
+                    entry: target::shown(&name),
                     why: "a link without a target",
                 })?;
                 if kind == E::Symlink {
@@ -99,11 +151,12 @@ fn untar(reader: impl Read, t: &mut Target) -> Result<(), ExtractError> {
             }
             E::Char | E::Block => t.skip(&name, "a device"),
             E::Fifo => t.skip(&name, "a FIFO"),
-            E::XGlobalHeader | E::XHeader | E::GNULongName | E::GNULongLink => {}
+            E::XGlobalHeader => {}
             _ => t.skip(&name, "an unknown entry type"),
         }
+        // What an entry carries and was not written still counts.
+        t.discard(&mut entry)?;
     }
-    Ok(())
 }
 
 fn unzip(reader: impl Read + Seek, t: &mut Target) -> Result<(), ExtractError> {

@@ -34,8 +34,11 @@ pub struct Target {
     pub skipped: Vec<String>,
 }
 
-fn shown(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
+/// An entry's name for a message (at most 200 bytes of it).
+pub fn shown(name: &[u8]) -> String {
+    let cut = &name[..name.len().min(200)];
+    let more = if cut.len() < name.len() { "..." } else { "" };
+    format!("{}{more}", String::from_utf8_lossy(cut))
 }
 
 fn refused(name: &[u8], why: &'static str) -> ExtractError {
@@ -197,6 +200,14 @@ impl Target {
         let mut file = beneath::reopen_file(&fd, &stat).map_err(read)?;
         let mtime = u64::try_from(stat.st_mtime).ok();
         self.file(name, stat.st_mode, mtime, &mut file)
+    }
+
+    /// Reads what is left of an entry's data, counting it.
+    pub fn discard(&mut self, data: &mut dyn Read) -> Result<(), ExtractError> {
+        self.budget
+            .copy(data, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|e| self.sink_error(b"", e))
     }
 
     pub fn skip(&mut self, name: &[u8], what: &str) {

@@ -116,6 +116,11 @@ fn dot_dot_and_absolute_entries_are_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     assert!(unpack("junk.tar.gz", b"not gzip", dir.path(), 1 << 20).is_err());
+    assert_eq!(
+        target::shown(&[b'a'; 5000]).len(),
+        203,
+        "names in messages are cut"
+    );
 }
 
 #[test]
@@ -282,4 +287,41 @@ fn bombs_stop_at_the_extract_limit() {
         );
         assert!(err.to_string().contains("--fetcher-max-extract-bytes"));
     }
+}
+
+#[test]
+fn tar_metadata_is_bounded() {
+    // A GNU long name of 4 MiB (the tar crate would hold it in memory).
+    let mut b = tar::Builder::new(Vec::new());
+    let long = vec![b'a'; 4 << 20];
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(long.len() as u64);
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_cksum();
+    b.append(&h, long.as_slice()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_cksum();
+    b.append_data(&mut h, "short", &b"x"[..]).unwrap();
+    let tgz = gz(&b.into_inner().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let err = unpack("long.tgz", &tgz, dir.path(), 64 << 20).unwrap_err();
+    assert!(matches!(err, ExtractError::Metadata { .. }), "{err}");
+}
+
+#[test]
+fn data_not_written_still_counts() {
+    // A FIFO entry that claims 8 MiB of data: skipped, but read and counted.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Fifo);
+    h.set_size(8 << 20);
+    h.as_gnu_mut().unwrap().name[..4].copy_from_slice(b"fifo");
+    h.set_cksum();
+    b.append(&h, vec![0u8; 8 << 20].as_slice()).unwrap();
+    let tgz = gz(&b.into_inner().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let err = unpack("f.tgz", &tgz, dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(err, ExtractError::TooLarge { .. }), "{err}");
 }
