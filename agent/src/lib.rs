@@ -77,6 +77,8 @@ pub struct TaskOptions {
     pub network: Option<isolation::network::NetworkConfig>,
     /// `--switch-user`: run tasks as their user.
     pub switch_user: bool,
+    /// `--fetcher-*`: host paths `file://` URIs may name, size limits.
+    pub fetcher: fetcher::FetcherConfig,
 }
 
 impl Default for TaskOptions {
@@ -89,6 +91,7 @@ impl Default for TaskOptions {
             limits: isolation::cgroups::LimitOptions::default(),
             network: None,
             switch_user: true,
+            fetcher: fetcher::FetcherConfig::default(),
         }
     }
 }
@@ -198,6 +201,7 @@ pub async fn run(
     executor_config.isolation = config.tasks.isolation.clone();
     executor_config.switch_user = config.tasks.switch_user;
     executor_config.limit_options = config.tasks.limits;
+    executor_config.fetcher = config.tasks.fetcher.clone();
     if let Some(cg) = setup.cgroups {
         executor_config.use_cgroups(cg);
     }

@@ -84,6 +84,18 @@ struct Flags {
     /// Where network namespaces are bind-mounted.
     #[arg(long, default_value = "/run/keel/netns")]
     network_netns_dir: PathBuf,
+    /// Host directories (or files) that `file://` URIs and absolute paths
+    /// in `CommandInfo.uris` may name, comma-separated; default none: host
+    /// files are not fetched.
+    #[arg(long, value_delimiter = ',', value_parser = parse_allowed_path)]
+    fetcher_allowed_paths: Vec<PathBuf>,
+    /// Largest download (or host file) one URI may be: bytes, or with
+    /// KiB/MiB/GiB/TiB.
+    #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+    fetcher_max_download_bytes: u64,
+    /// Most bytes one fetched archive may unpack to.
+    #[arg(long, default_value = "8GiB", value_parser = parse_size)]
+    fetcher_max_extract_bytes: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +119,14 @@ fn parse_resources(s: &str) -> Result<Resources, String> {
 
 fn parse_attributes(s: &str) -> Result<Attributes, String> {
     Attributes::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_allowed_path(s: &str) -> Result<PathBuf, String> {
+    keel_agent::fetcher::config::parse_allowed_path(s).map_err(|e| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    keel_agent::fetcher::config::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -199,6 +219,11 @@ async fn agent_main() -> anyhow::Result<()> {
                 pids_max: flags.cgroups_pids_max,
             },
             switch_user: flags.switch_user,
+            fetcher: keel_agent::fetcher::FetcherConfig {
+                allowed_paths: flags.fetcher_allowed_paths,
+                max_download_bytes: flags.fetcher_max_download_bytes,
+                max_extract_bytes: flags.fetcher_max_extract_bytes,
+            },
             network: match flags.network_cidr.as_str() {
                 "none" => None,
                 cidr => Some(keel_agent::isolation::network::NetworkConfig {

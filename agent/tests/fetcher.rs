@@ -4,43 +4,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use keel_agent::executor::{ExecutorConfig, ExecutorHandle};
+use keel_agent::fetcher::FetcherConfig;
 use keel_agent::isolation::{Feature, HostSupport, Isolation};
-use keel_api::pb;
-use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-#[derive(Clone, Default)]
-struct Files {
-    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    hits: Arc<AtomicUsize>,
-}
-
-async fn serve(State(f): State<Files>, UrlPath(name): UrlPath<String>) -> impl IntoResponse {
-    f.hits.fetch_add(1, Ordering::SeqCst);
-    match f.files.lock().unwrap().get(&name) {
-        Some(b) => (StatusCode::OK, b.clone()).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn server(files: Files) -> String {
-    let app = axum::Router::new()
-        .route("/{name}", axum::routing::get(serve))
-        .with_state(files);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
-}
+use serde_json::json;
+use support::fetch::{Files, agent, server};
 
 fn tools_tgz() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -53,41 +23,6 @@ fn tools_tgz() -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&b.into_inner().unwrap()).unwrap();
     gz.finish().unwrap()
-}
-
-struct Agent {
-    exec: ExecutorHandle,
-    rx: mpsc::UnboundedReceiver<pb::StatusUpdate>,
-    dir: tempfile::TempDir,
-}
-
-fn agent(isolation: Isolation, host: HostSupport) -> Agent {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ExecutorConfig::new(dir.path());
-    config.isolation = isolation;
-    config.host = host;
-    let (exec, rx) = support::start_runtime(config);
-    Agent { exec, rx, dir }
-}
-
-impl Agent {
-    fn launch(&self, id: &str, cmd: &str, uris: Value) {
-        let task = json!({"name": id, "task_id": {"value": id},
-            "agent_id": {"value": "agent-S1"}, "resources": [],
-            "command": {"value": cmd, "uris": uris}});
-        support::launch_into(&self.exec, json!({"user": "root", "name": "t"}), &task);
-    }
-
-    async fn end(&mut self) -> pb::TaskStatus {
-        support::until_terminal(&self.exec, &mut self.rx).await
-    }
-
-    fn stdout(&self, task: &str) -> String {
-        let p = self.dir.path().join(format!(
-            "slaves/agent-S1/frameworks/fw/executors/{task}/runs/latest/stdout"
-        ));
-        std::fs::read_to_string(p).unwrap_or_default()
-    }
 }
 
 #[tokio::test]
@@ -104,9 +39,14 @@ async fn tasks_run_what_was_fetched() {
         .unwrap()
         .insert("script.sh".into(), b"#!/bin/sh\necho script ran\n".to_vec());
     let base = server(files.clone()).await;
-    let mut a = agent(Isolation::none(), HostSupport::default());
-    let local = a.dir.path().join("local.txt");
+    let artifacts = tempfile::tempdir().unwrap();
+    let local = artifacts.path().join("local.txt");
     std::fs::write(&local, "from a file URI\n").unwrap();
+    let allowed = FetcherConfig {
+        allowed_paths: vec![artifacts.path().to_path_buf()],
+        ..FetcherConfig::default()
+    };
+    let mut a = agent(Isolation::none(), HostSupport::default(), allowed);
     let uris = json!([
         {"value": format!("{base}/tools.tar.gz")},
         {"value": format!("{base}/script.sh"), "executable": true},
@@ -134,7 +74,11 @@ async fn cached_uris_are_fetched_once() {
         .unwrap()
         .insert("tool".into(), b"#!/bin/sh\necho cached tool\n".to_vec());
     let base = server(files.clone()).await;
-    let mut a = agent(Isolation::none(), HostSupport::default());
+    let mut a = agent(
+        Isolation::none(),
+        HostSupport::default(),
+        FetcherConfig::default(),
+    );
     let uris = json!([{"value": format!("{base}/tool"), "cache": true, "executable": true}]);
     for id in ["one", "two"] {
         a.launch(id, "./tool", uris.clone());
@@ -152,7 +96,11 @@ async fn cached_uris_are_fetched_once() {
 #[tokio::test]
 async fn a_failed_fetch_fails_the_task_with_the_fetcher_reason() {
     let base = server(Files::default()).await;
-    let mut a = agent(Isolation::none(), HostSupport::default());
+    let mut a = agent(
+        Isolation::none(),
+        HostSupport::default(),
+        FetcherConfig::default(),
+    );
     for (id, uri, text) in [
         ("missing", format!("{base}/nothing"), "404".to_string()),
         (
@@ -201,6 +149,7 @@ async fn fetched_binaries_run_inside_a_container() {
             namespaces: features.into(),
             ..HostSupport::default()
         },
+        FetcherConfig::default(),
     );
     a.launch(
         "c",

@@ -1,7 +1,11 @@
-//! The files API served on loopback over a real sandbox tree.
+//! The files API served on loopback over a real sandbox tree: Mesos'
+//! answers, and confinement (nothing outside a sandbox is opened; FIFOs,
+//! devices and hard links inside one are refused without being opened).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use keel_agent::files::Sandboxes;
 use keel_agent::files::http::{FilesView, MAX_READ, router};
@@ -168,4 +172,145 @@ async fn nothing_outside_the_sandboxes_leaks() {
     let (status, _) = s.get("read", &[("path", &traversal)]).await;
     assert_eq!(status, 400);
     assert_eq!(s.get("browse", &[("path", "relative")]).await.0, 400);
+}
+
+/// A writer blocked opening a FIFO until some reader opens it: a request
+/// that opened the FIFO for reading would release it.
+struct BlockedWriter {
+    fifo: PathBuf,
+    released: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlockedWriter {
+    fn new(fifo: PathBuf) -> Self {
+        mkfifo(&fifo);
+        let released = Arc::new(AtomicBool::new(false));
+        let (path, flag) = (fifo.clone(), released.clone());
+        let thread = std::thread::spawn(move || {
+            let _w = std::fs::OpenOptions::new().write(true).open(&path);
+            flag.store(true, Ordering::SeqCst);
+        });
+        BlockedWriter {
+            fifo,
+            released,
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether the writer got a reader (after letting it run a moment).
+    async fn released(&self) -> bool {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.released.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BlockedWriter {
+    fn drop(&mut self) {
+        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
+        let _r = rustix::fs::open(&self.fifo, flags, rustix::fs::Mode::empty());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_fifo_outside_every_sandbox_is_never_opened() {
+    let s = server().await;
+    let writer = BlockedWriter::new(s.dir.path().join("fifo"));
+    // Named directly, and through a link a task planted in its sandbox.
+    std::os::unix::fs::symlink(&writer.fifo, s.run.join("fifo-link")).unwrap();
+    for path in [
+        writer.fifo.display().to_string(),
+        format!("{LATEST}/fifo-link"),
+        s.run.join("fifo-link").display().to_string(),
+    ] {
+        for endpoint in ["browse", "read", "download"] {
+            let (status, body) = s.get(endpoint, &[("path", &path)]).await;
+            assert_eq!(status, 404, "{endpoint} {path}: {body}");
+        }
+    }
+    assert!(!writer.released().await, "a request opened the FIFO");
+}
+
+#[tokio::test]
+async fn a_fifo_inside_a_sandbox_is_refused_unopened() {
+    let s = server().await;
+    let writer = BlockedWriter::new(s.run.join("fifo"));
+    for endpoint in ["browse", "read", "download"] {
+        let (status, body) = s
+            .get(endpoint, &[("path", &format!("{LATEST}/fifo"))])
+            .await;
+        assert_eq!(status, 403, "{endpoint}: {body}");
+        assert!(body.contains("a FIFO"), "{body}");
+    }
+    assert!(!writer.released().await, "a request opened the FIFO");
+    // Listed, as Mesos lists it, without being opened.
+    let listing = s.json("browse", &[("path", LATEST)]).await;
+    let fifo = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == format!("{LATEST}/fifo"))
+        .expect("listed");
+    assert!(fifo["mode"].as_str().unwrap().starts_with('p'));
+    assert!(!writer.released().await);
+}
+
+#[tokio::test]
+async fn a_device_node_is_refused_unopened() {
+    let s = server().await;
+    let node = s.run.join("null");
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &node,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    );
+    if made.is_err() {
+        eprintln!("skipped: cannot make a device node here ({made:?})");
+        return;
+    }
+    // Any open of the node (not an O_PATH lookup) shows as IN_OPEN.
+    let inotify = rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::NONBLOCK).unwrap();
+    rustix::fs::inotify::add_watch(&inotify, &node, rustix::fs::inotify::WatchFlags::OPEN).unwrap();
+    for endpoint in ["browse", "read", "download"] {
+        let (status, body) = s
+            .get(endpoint, &[("path", &format!("{LATEST}/null"))])
+            .await;
+        assert_eq!(status, 403, "{endpoint}: {body}");
+        assert!(body.contains("a character device"), "{body}");
+    }
+    let (status, _) = s.get("read", &[("path", "/dev/null")]).await;
+    assert_eq!(status, 404);
+    let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+    let mut events = rustix::fs::inotify::Reader::new(&inotify, &mut buf);
+    assert!(events.next().is_err(), "the device node was opened");
+}
+
+#[tokio::test]
+async fn a_hard_link_to_a_file_outside_is_not_served() {
+    let s = server().await;
+    std::fs::hard_link(s.dir.path().join("outside"), s.run.join("hard")).unwrap();
+    for endpoint in ["browse", "read", "download"] {
+        let (status, body) = s
+            .get(endpoint, &[("path", &format!("{LATEST}/hard"))])
+            .await;
+        assert_eq!(status, 403, "{endpoint}: {body}");
+        assert!(body.contains("2 hard links"), "{body}");
+        assert!(!body.contains("secret"));
+    }
 }

@@ -2,91 +2,98 @@
 //! starts, as Mesos' fetcher does. The appliance has no userland of its
 //! own, so tasks bring their binaries this way.
 //!
-//! - `http://`, `https://` (rustls, bundled web roots), `file://` and plain
-//!   absolute paths;
+//! - `http://`, `https://` (rustls, bundled web roots); `file://` and plain
+//!   absolute paths only below `--fetcher-allowed-paths` (default: none),
+//!   resolved below the allowed directory without following symlinks;
+//! - at most `--fetcher-max-download-bytes` per URI (default 2 GiB): a
+//!   larger download fails and its partial file is removed;
 //! - `output_file` names the file in the sandbox (a relative path, no `..`),
-//!   else the URI's last path segment;
+//!   else the URI's last path segment; it is written through a temporary
+//!   file, and no symlink in the sandbox is followed on the way;
 //! - `executable` makes it `0755`; `extract` unpacks `.tar`, `.tar.gz`/`.tgz`,
 //!   `.tar.xz`/`.txz`, `.tar.zst`/`.tzst`, `.zip` and plain `.gz` into the
-//!   sandbox ([`extract`]), keeping the archive, as Mesos does;
+//!   sandbox ([`extract`]: streaming, at most `--fetcher-max-extract-bytes`,
+//!   default 8 GiB), keeping the archive, as Mesos does;
 //! - `cache: true` keeps a copy under `<work_dir>/cache/fetcher/<sha256 of
-//!   the URI>/` and serves later fetches of the same URI from it.
+//!   the URI>/` and serves later fetches of the same URI from it (a host
+//!   file is checked against the allow-list first, cached or not).
 //!
 //! What it does is appended to the sandbox's `stderr`. A failure fails the
 //! task (TASK_FAILED, `REASON_FETCHER_FAILED`, `Failed to fetch 'URI': ...`).
 
+pub mod config;
 pub mod extract;
+pub mod sink;
+pub mod uri;
 
+use std::fs::File;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
 use keel_api::mesos::CommandUri;
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+
+use crate::files::beneath as files_beneath;
+pub use config::FetcherConfig;
+use sink::{Budget, PartFile, SinkError};
+pub use uri::{Source, destination, source};
 
 pub const REASON_FETCHER_FAILED: &str = "REASON_FETCHER_FAILED";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("Failed to fetch '{uri}': {reason}")]
-    Uri { uri: String, reason: String },
+    Uri { uri: String, reason: Failure },
     #[error("cannot build the http client: {0}")]
     Client(String),
 }
 
-fn uri_err(uri: &str) -> impl Fn(String) -> FetchError + '_ {
-    move |reason| FetchError::Uri {
-        uri: uri.to_string(),
-        reason,
-    }
+/// Why one URI was not fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("unsupported URI scheme (http, https, file or an absolute path)")]
+    Scheme,
+    #[error("{0} is not a file name inside the sandbox")]
+    Destination(String),
+    #[error(
+        "{path} is not below --fetcher-allowed-paths ({allowed}); host files are fetched only from there"
+    )]
+    NotAllowed { path: String, allowed: String },
+    #[error("{path}: {reason}")]
+    HostFile { path: String, reason: String },
+    #[error("it is larger than --fetcher-max-download-bytes ({limit} bytes)")]
+    TooLarge { limit: u64 },
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("{0}")]
+    Http(reqwest::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot extract {name}: {source}")]
+    Extract {
+        name: String,
+        source: extract::ExtractError,
+    },
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Failure {
+    let what = what.to_string();
+    move |source| Failure::Io { what, source }
 }
 
 pub struct Fetcher {
     http: reqwest::Client,
     cache: PathBuf,
-}
-
-/// Where a URI's bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Http(String),
-    File(PathBuf),
-}
-
-pub fn source(uri: &str) -> Result<Source, String> {
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        return Ok(Source::Http(uri.to_string()));
-    }
-    if let Some(path) = uri.strip_prefix("file://") {
-        return Ok(Source::File(PathBuf::from(path)));
-    }
-    if uri.starts_with('/') {
-        return Ok(Source::File(PathBuf::from(uri)));
-    }
-    Err("unsupported URI scheme (http, https, file or an absolute path)".into())
-}
-
-/// The file's path in the sandbox: `output_file`, else the URI's basename.
-pub fn destination(uri: &CommandUri) -> Result<PathBuf, String> {
-    let name = match &uri.output_file {
-        Some(out) => PathBuf::from(out),
-        None => {
-            let path = uri.value.split(['?', '#']).next().unwrap_or("");
-            let base = path.rsplit('/').next().unwrap_or("");
-            PathBuf::from(base)
-        }
-    };
-    let safe = !name.as_os_str().is_empty()
-        && name.components().all(|c| matches!(c, Component::Normal(_)));
-    if !safe {
-        return Err(format!(
-            "{} is not a file name inside the sandbox",
-            name.display()
-        ));
-    }
-    Ok(name)
+    config: FetcherConfig,
 }
 
 fn note(sandbox: &Path, line: &str) {
@@ -99,15 +106,28 @@ fn note(sandbox: &Path, line: &str) {
     }
 }
 
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io("fetcher thread")(std::io::Error::other(e)))?
+}
+
 impl Fetcher {
     /// `cache` is `<work_dir>/cache/fetcher`.
-    pub fn new(cache: PathBuf) -> Result<Self, FetchError> {
+    pub fn new(cache: PathBuf, config: FetcherConfig) -> Result<Self, FetchError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| FetchError::Client(e.to_string()))?;
-        Ok(Fetcher { http, cache })
+        Ok(Fetcher {
+            http,
+            cache,
+            config,
+        })
     }
 
     /// Fetches every URI into `sandbox`, in order.
@@ -117,6 +137,10 @@ impl Fetcher {
             let path = self
                 .fetch(uri, sandbox)
                 .await
+                .map_err(|reason| FetchError::Uri {
+                    uri: uri.value.clone(),
+                    reason,
+                })
                 .inspect_err(|e| note(sandbox, &e.to_string()))?;
             note(
                 sandbox,
@@ -126,40 +150,93 @@ impl Fetcher {
         Ok(())
     }
 
-    async fn fetch(&self, uri: &CommandUri, sandbox: &Path) -> Result<PathBuf, FetchError> {
-        let err = uri_err(&uri.value);
-        let src = source(&uri.value).map_err(&err)?;
-        let dest = sandbox.join(destination(uri).map_err(&err)?);
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| err(e.to_string()))?;
+    async fn fetch(&self, uri: &CommandUri, sandbox: &Path) -> Result<PathBuf, Failure> {
+        let src = source(&uri.value)?;
+        if let Source::File(path) = &src {
+            self.allowed(path)?;
         }
+        let rel = destination(uri)?;
+        let mode = (uri.executable == Some(true)).then_some(0o755);
         if uri.cache == Some(true) {
             let cached = self.cached(&uri.value, &src).await?;
-            copy(&cached, &dest).await.map_err(&err)?;
+            let file = File::open(&cached).map_err(io(cached.display()))?;
+            self.write_from(file, sandbox, &rel, mode).await?;
         } else {
-            self.get(&src, &dest).await.map_err(&err)?;
+            self.get(&src, sandbox, &rel, mode).await?;
         }
-        if uri.executable == Some(true) {
-            use std::os::unix::fs::PermissionsExt;
-            tokio::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
-                .await
-                .map_err(|e| err(e.to_string()))?;
-        }
-        if uri.extract.unwrap_or(true) && extract::kind(&dest).is_some() {
-            let (archive, into) = (dest.clone(), sandbox.to_path_buf());
-            tokio::task::spawn_blocking(move || extract::extract(&archive, &into))
-                .await
-                .map_err(|e| err(e.to_string()))?
-                .map_err(|e| err(e.to_string()))?;
+        let dest = sandbox.join(&rel);
+        if uri.extract.unwrap_or(true)
+            && let Some(kind) = extract::kind(&rel)
+        {
+            let (into, limit) = (sandbox.to_path_buf(), self.config.max_extract_bytes);
+            let done = blocking(move || {
+                let failed = |source| Failure::Extract {
+                    name: rel.display().to_string(),
+                    source,
+                };
+                let archive = open_below(&into, &rel).map_err(io(rel.display()))?;
+                extract::extract(archive, kind, &rel, &into, limit).map_err(failed)
+            })
+            .await?;
+            if !done.skipped.is_empty() {
+                note(
+                    sandbox,
+                    &format!("Skipped (not extracted): {}", done.skipped.join(", ")),
+                );
+            }
         }
         Ok(dest)
     }
 
+    /// The allowed directory holding `path`, or the refusal naming the flag.
+    fn allowed(&self, path: &Path) -> Result<(&Path, PathBuf), Failure> {
+        self.config
+            .allowed(path)
+            .ok_or_else(|| Failure::NotAllowed {
+                path: path.display().to_string(),
+                allowed: self.config.allowed_text(),
+            })
+    }
+
+    /// Opens an allowed host file for reading: resolved below its allowed
+    /// directory with no symlink followed, a regular file, not too large.
+    fn open_host(&self, path: &Path) -> Result<File, Failure> {
+        let (base, rel) = self.allowed(path)?;
+        let host = |reason: String| Failure::HostFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let found = if rel.as_os_str().is_empty() {
+            let flags = OFlags::PATH | OFlags::CLOEXEC;
+            rustix::fs::open(base, flags, Mode::empty())
+                .map_err(std::io::Error::from)
+                .and_then(|fd| Ok((rustix::fs::fstat(&fd)?, fd)))
+                .map(|(st, fd)| (fd, st))
+        } else {
+            sink::open_dir(base).and_then(|dir| files_beneath::locate(dir.as_fd(), &rel))
+        };
+        let (fd, stat) = found.map_err(|e| match e.raw_os_error() {
+            Some(c) if c == Errno::LOOP.raw_os_error() || c == Errno::XDEV.raw_os_error() => host(
+                "the path goes through a symlink (not followed below --fetcher-allowed-paths)"
+                    .into(),
+            ),
+            _ => host(e.to_string()),
+        })?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(host(format!(
+                "it is {}, not a regular file",
+                files_beneath::kind_name(stat.st_mode)
+            )));
+        }
+        let limit = self.config.max_download_bytes;
+        if u64::try_from(stat.st_size).unwrap_or(0) > limit {
+            return Err(Failure::TooLarge { limit });
+        }
+        files_beneath::reopen_file(&fd, &stat).map_err(|e| host(e.to_string()))
+    }
+
     /// The cached copy of `uri`, fetched now if there is none.
-    async fn cached(&self, uri: &str, src: &Source) -> Result<PathBuf, FetchError> {
-        let err = uri_err(uri);
+    async fn cached(&self, uri: &str, src: &Source) -> Result<PathBuf, Failure> {
         let key = hex(&Sha256::digest(uri.as_bytes()));
         let dir = self.cache.join(key);
         let file = dir.join("file");
@@ -168,96 +245,95 @@ impl Fetcher {
         }
         tokio::fs::create_dir_all(&dir)
             .await
-            .map_err(|e| err(e.to_string()))?;
-        // Two tasks may fetch the same URI at once: each into its own temp
-        // file, the last rename wins with identical bytes.
-        let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-        self.get(src, &tmp).await.map_err(&err)?;
-        tokio::fs::rename(&tmp, &file)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(io(dir.display()))?;
+        // Two tasks may fetch the same URI at once: each writes its own
+        // temporary file, the last rename wins with identical bytes.
+        self.get(src, &dir, Path::new("file"), None).await?;
         Ok(file)
     }
 
-    /// Writes the source's bytes to `dest` (through a temp file).
-    async fn get(&self, src: &Source, dest: &Path) -> Result<(), String> {
+    /// Writes the source's bytes to `rel` below `root`.
+    async fn get(
+        &self,
+        src: &Source,
+        root: &Path,
+        rel: &Path,
+        mode: Option<u32>,
+    ) -> Result<(), Failure> {
         match src {
-            Source::File(path) => copy(path, dest).await,
-            Source::Http(url) => {
-                let resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(format!("HTTP {status}"));
-                }
-                let tmp = dest.with_extension("keel-part");
-                let mut out = tokio::fs::File::create(&tmp)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut body = resp.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| e.to_string())?;
-                    out.write_all(&chunk).await.map_err(|e| e.to_string())?;
-                }
-                out.flush().await.map_err(|e| e.to_string())?;
-                drop(out);
-                tokio::fs::rename(&tmp, dest)
-                    .await
-                    .map_err(|e| e.to_string())
+            Source::File(path) => {
+                let file = self.open_host(path)?;
+                self.write_from(file, root, rel, mode).await
             }
+            Source::Http(url) => self.download(url, root, rel, mode).await,
         }
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        root: &Path,
+        rel: &Path,
+        mode: Option<u32>,
+    ) -> Result<(), Failure> {
+        let limit = self.config.max_download_bytes;
+        let resp = self.http.get(url).send().await.map_err(Failure::Http)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Failure::Status(status));
+        }
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(Failure::TooLarge { limit });
+        }
+        let mut part = PartFile::create(root, rel).map_err(io(rel.display()))?;
+        let dup = part.file().try_clone().map_err(io(rel.display()))?;
+        let mut out = tokio::fs::File::from_std(dup);
+        let mut budget = Budget::new(limit);
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Failure::Http)?;
+            budget
+                .take(chunk.len() as u64)
+                .map_err(|_| Failure::TooLarge { limit })?;
+            out.write_all(&chunk).await.map_err(io(rel.display()))?;
+        }
+        out.flush().await.map_err(io(rel.display()))?;
+        drop(out);
+        part.commit(mode).map_err(io(rel.display()))
+    }
+
+    /// Copies `file` to `rel` below `root`, within the download limit.
+    async fn write_from(
+        &self,
+        mut file: File,
+        root: &Path,
+        rel: &Path,
+        mode: Option<u32>,
+    ) -> Result<(), Failure> {
+        let (root, rel) = (root.to_path_buf(), rel.to_path_buf());
+        let limit = self.config.max_download_bytes;
+        blocking(move || {
+            let mut part = PartFile::create(&root, &rel).map_err(io(rel.display()))?;
+            match Budget::new(limit).copy(&mut file, part.file()) {
+                Ok(_) => {}
+                Err(SinkError::Over { limit }) => return Err(Failure::TooLarge { limit }),
+                Err(SinkError::Read(e) | SinkError::Write(e)) => {
+                    return Err(io(rel.display())(e));
+                }
+            }
+            part.commit(mode).map_err(io(rel.display()))
+        })
+        .await
     }
 }
 
-async fn copy(from: &Path, to: &Path) -> Result<(), String> {
-    tokio::fs::copy(from, to)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: {e}", from.display()))
+/// `rel` below `dir`, opened for reading without following a symlink.
+fn open_below(dir: &Path, rel: &Path) -> std::io::Result<File> {
+    let root = sink::open_dir(dir)?;
+    let (fd, stat) = files_beneath::locate(root.as_fd(), rel)?;
+    files_beneath::reopen_file(&fd, &stat)
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn uri(value: &str, out: Option<&str>) -> CommandUri {
-        CommandUri {
-            value: value.into(),
-            output_file: out.map(str::to_string),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn sources_and_names() {
-        assert_eq!(
-            source("https://h/x.tgz"),
-            Ok(Source::Http("https://h/x.tgz".into()))
-        );
-        assert_eq!(source("file:///opt/a"), Ok(Source::File("/opt/a".into())));
-        assert_eq!(source("/opt/a"), Ok(Source::File("/opt/a".into())));
-        assert!(source("ftp://h/a").is_err() && source("hdfs://x").is_err());
-        assert_eq!(
-            destination(&uri("http://h/d/probe?x=1", None)),
-            Ok("probe".into())
-        );
-        assert_eq!(
-            destination(&uri("http://h/p", Some("bin/tool"))),
-            Ok("bin/tool".into())
-        );
-        for bad in [Some("../x"), Some("/etc/x"), Some("a/../../b"), None] {
-            let u = uri(
-                if bad.is_none() {
-                    "http://h/"
-                } else {
-                    "http://h/x"
-                },
-                bad,
-            );
-            assert!(destination(&u).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -9,7 +9,9 @@
 //! - `download?path=P`: the file's bytes as an attachment, streamed.
 //!
 //! Errors: 400 for a bad query or reading a directory, 404 for a path that
-//! does not exist or is outside the sandboxes, with a plain-text reason.
+//! does not exist, is outside the sandboxes or goes through a symlink, 403
+//! for a FIFO, socket, device or hard-linked file inside one, each with a
+//! plain-text reason.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -103,6 +105,7 @@ fn error(e: FilesError) -> Response {
     let status = match e {
         FilesError::BadRequest(_) => StatusCode::BAD_REQUEST,
         FilesError::NotFound(_) => StatusCode::NOT_FOUND,
+        FilesError::Refused { .. } => StatusCode::FORBIDDEN,
         FilesError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.to_string()).into_response()
@@ -164,8 +167,7 @@ fn read_file(
     offset: Option<i64>,
     length: Option<i64>,
 ) -> Result<Response, FilesError> {
-    let real = sb.resolve(path, agent_id)?;
-    let (mut file, stat) = match sb.open(&real, path)? {
+    let (mut file, stat) = match sb.open(path, agent_id)? {
         Opened::File(f, st) => (f, st),
         Opened::Dir(..) => return Err(FilesError::BadRequest("Cannot read a directory".into())),
     };
@@ -198,14 +200,13 @@ fn download_file(
     path: &str,
     agent_id: Option<&str>,
 ) -> Result<Response, FilesError> {
-    let real = sb.resolve(path, agent_id)?;
-    let (file, stat) = match sb.open(&real, path)? {
+    let (file, stat) = match sb.open(path, agent_id)? {
         Opened::File(f, st) => (f, st),
         Opened::Dir(..) => {
             return Err(FilesError::BadRequest("Cannot download a directory".into()));
         }
     };
-    let name = real
+    let name = std::path::Path::new(path)
         .file_name()
         .map(|n| n.to_string_lossy().replace('"', ""))
         .unwrap_or_default();

@@ -6,21 +6,29 @@
 //! latest run, `/frameworks/<fw>/executors/<ex>/runs/latest/...`, which
 //! is this agent's `<work_dir>/slaves/<agent>/frameworks/<fw>/...`.
 //!
-//! Confinement does not trust the path text: what was actually opened is
-//! checked (`/proc/self/fd/N` must lie under the sandbox root), so `..`,
-//! symlinks a task planted in its sandbox, and races that swap a directory
-//! for a link all end in "not found". Directory entries are examined
-//! relative to the opened directory without following links.
+//! Confinement never opens anything outside: a request's path is first made
+//! relative to the sandbox root (a path outside it is "not found" without
+//! a system call on it), then resolved below the root's descriptor with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and `O_PATH`
+//! ([`beneath`]). The one link followed is a run's `latest`, which must
+//! name a sibling run directory. What was found is checked with `fstat`
+//! before anything is opened for reading: FIFOs, sockets and devices are
+//! refused (nothing opened, so a FIFO's writer is not released and a
+//! device's open has no effect), and so are regular files with more than
+//! one link (a task's hard link to a file outside its sandbox). Directory
+//! entries are listed without following links.
 
+pub mod beneath;
 pub mod http;
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilesError {
@@ -29,6 +37,9 @@ pub enum FilesError {
     /// Missing, or outside the sandboxes (the two are not told apart).
     #[error("no such sandbox path: {0}")]
     NotFound(String),
+    /// Inside a sandbox, but not something this API serves.
+    #[error("refused to serve {path}: {reason}")]
+    Refused { path: String, reason: String },
     #[error("cannot read {path}: {reason}")]
     Io { path: String, reason: String },
 }
@@ -51,6 +62,13 @@ pub enum Opened {
     Dir(OwnedFd, Stat),
 }
 
+/// Found below the root, not yet opened (an `O_PATH` descriptor).
+struct Found {
+    fd: OwnedFd,
+    stat: Stat,
+    dir: bool,
+}
+
 /// The sandbox tree of one agent.
 #[derive(Debug, Clone)]
 pub struct Sandboxes {
@@ -70,7 +88,8 @@ impl Sandboxes {
         &self.root
     }
 
-    /// The real path a request names; checks only its shape.
+    /// The path a request names, relative to the sandbox root; checks only
+    /// its shape. A path outside the root is not found.
     pub fn resolve(&self, requested: &str, agent_id: Option<&str>) -> Result<PathBuf, FilesError> {
         if requested.is_empty() {
             return Err(FilesError::BadRequest(
@@ -88,41 +107,74 @@ impl Sandboxes {
                 "path {requested:?} must not contain '..'"
             )));
         }
+        let not_found = || FilesError::NotFound(requested.to_string());
         if let Ok(rest) = path.strip_prefix("/frameworks") {
-            let agent = agent_id.ok_or_else(|| FilesError::NotFound(requested.into()))?;
-            return Ok(self.root.join(agent).join("frameworks").join(rest));
+            let agent = agent_id.ok_or_else(not_found)?;
+            return Ok(Path::new(agent).join("frameworks").join(rest));
         }
-        Ok(path.to_path_buf())
+        if let Ok(rest) = path.strip_prefix(&self.root) {
+            return Ok(rest.to_path_buf());
+        }
+        // The root as the kernel names it (the work dir may be reached
+        // through a link); resolving the root itself is the operator's.
+        let canonical = std::fs::canonicalize(&self.root).map_err(|_| not_found())?;
+        path.strip_prefix(&canonical)
+            .map(Path::to_path_buf)
+            .map_err(|_| not_found())
     }
 
-    fn canonical_root(&self) -> Result<PathBuf, FilesError> {
-        std::fs::canonicalize(&self.root)
+    fn root_fd(&self) -> Result<OwnedFd, FilesError> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        rustix::fs::open(&self.root, flags, Mode::empty())
             .map_err(|_| FilesError::NotFound(self.root.display().to_string()))
     }
 
-    /// Opens `real` (from [`Self::resolve`]) and checks that what was opened
-    /// lies inside the sandbox root.
-    pub fn open(&self, real: &Path, shown: &str) -> Result<Opened, FilesError> {
-        let not_found = || FilesError::NotFound(shown.to_string());
-        let root = self.canonical_root()?;
-        // NONBLOCK: a FIFO a task made must not hang the request (it is
-        // refused below, as anything but files and directories).
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd: OwnedFd = rustix::fs::open(real, flags, Mode::empty()).map_err(|_| not_found())?;
-        let opened = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|_| not_found())?;
-        if !opened.starts_with(&root) {
-            return Err(not_found());
-        }
-        let stat = rustix::fs::fstat(&fd).map_err(|e| FilesError::Io {
-            path: shown.to_string(),
-            reason: e.to_string(),
-        })?;
+    /// Finds what `requested` names below the root without opening it,
+    /// and refuses anything but directories and singly linked files.
+    fn find(&self, requested: &str, agent_id: Option<&str>) -> Result<Found, FilesError> {
+        let rel = self.resolve(requested, agent_id)?;
+        let root = self.root_fd()?;
+        let rel = latest_run(root.as_fd(), rel).map_err(|e| lookup_error(requested, e))?;
+        let (fd, stat) =
+            beneath::locate(root.as_fd(), &rel).map_err(|e| lookup_error(requested, e))?;
+        let refused = |reason: String| FilesError::Refused {
+            path: requested.to_string(),
+            reason,
+        };
         match FileType::from_raw_mode(stat.st_mode) {
-            FileType::Directory => Ok(Opened::Dir(fd, stat)),
-            FileType::RegularFile => Ok(Opened::File(File::from(fd), stat)),
-            _ => Err(not_found()),
+            FileType::Directory => Ok(Found {
+                fd,
+                stat,
+                dir: true,
+            }),
+            FileType::RegularFile if stat.st_nlink > 1 => Err(refused(format!(
+                "it has {} hard links (a file linked from elsewhere is not served)",
+                stat.st_nlink
+            ))),
+            FileType::RegularFile => Ok(Found {
+                fd,
+                stat,
+                dir: false,
+            }),
+            _ => Err(refused(format!(
+                "it is {}; only regular files and directories are served",
+                beneath::kind_name(stat.st_mode)
+            ))),
         }
+    }
+
+    /// Opens what `requested` names for reading (see the module's rules).
+    pub fn open(&self, requested: &str, agent_id: Option<&str>) -> Result<Opened, FilesError> {
+        let found = self.find(requested, agent_id)?;
+        let io = |e: std::io::Error| FilesError::Io {
+            path: requested.to_string(),
+            reason: e.to_string(),
+        };
+        if found.dir {
+            return Ok(Opened::Dir(found.fd, found.stat));
+        }
+        let file = beneath::reopen_file(&found.fd, &found.stat).map_err(io)?;
+        Ok(Opened::File(file, found.stat))
     }
 
     /// `[FileInfo]` for a directory (its entries) or a file (itself).
@@ -131,37 +183,81 @@ impl Sandboxes {
         requested: &str,
         agent_id: Option<&str>,
     ) -> Result<Vec<FileInfo>, FilesError> {
-        let real = self.resolve(requested, agent_id)?;
-        let shown = requested.trim_end_matches('/');
-        match self.open(&real, requested)? {
-            Opened::File(_, stat) => Ok(vec![file_info(requested.to_string(), &stat)]),
-            Opened::Dir(fd, _) => {
-                let io = |e: rustix::io::Errno| FilesError::Io {
-                    path: requested.to_string(),
-                    reason: e.to_string(),
-                };
-                let dir = rustix::fs::Dir::read_from(&fd).map_err(io)?;
-                let mut out = Vec::new();
-                for entry in dir {
-                    let entry = entry.map_err(io)?;
-                    let name = entry.file_name();
-                    let bytes = name.to_bytes();
-                    if bytes == b"." || bytes == b".." {
-                        continue;
-                    }
-                    let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
-                        continue;
-                    };
-                    let name = OsStr::from_bytes(bytes).to_string_lossy();
-                    out.push(file_info(format!("{shown}/{name}"), &stat));
-                }
-                out.sort_by(|a, b| a.path.cmp(&b.path));
-                Ok(out)
-            }
+        let found = self.find(requested, agent_id)?;
+        if !found.dir {
+            return Ok(vec![file_info(requested.to_string(), &found.stat)]);
         }
+        let shown = requested.trim_end_matches('/');
+        let io = |e: std::io::Error| FilesError::Io {
+            path: requested.to_string(),
+            reason: e.to_string(),
+        };
+        let dir = beneath::reopen_dir(&found.fd).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| io(e.into()))?;
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let Ok(stat) = rustix::fs::statat(&found.fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let name = OsStr::from_bytes(bytes).to_string_lossy();
+            out.push(file_info(format!("{shown}/{name}"), &stat));
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 }
 
+/// Resolution failures are "not found" (outside, missing, a link); what
+/// the kernel ran short of is an I/O error.
+fn lookup_error(requested: &str, e: std::io::Error) -> FilesError {
+    let hidden = [
+        Errno::NOENT,
+        Errno::LOOP,
+        Errno::XDEV,
+        Errno::NOTDIR,
+        Errno::ACCESS,
+        Errno::PERM,
+        Errno::NAMETOOLONG,
+        Errno::INVAL,
+    ];
+    match e.raw_os_error() {
+        Some(code) if hidden.iter().any(|h| h.raw_os_error() == code) => {
+            FilesError::NotFound(requested.to_string())
+        }
+        _ => FilesError::Io {
+            path: requested.to_string(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// `<agent>/frameworks/<fw>/executors/<ex>/runs/latest/...` with `latest`
+/// (a link the agent made) replaced by the run it names, which must be a
+/// plain sibling name. Any other path is returned as it is.
+fn latest_run(root: BorrowedFd<'_>, rel: PathBuf) -> std::io::Result<PathBuf> {
+    let names = beneath::components(&rel)?;
+    let is = |i: usize, s: &str| names.get(i).is_some_and(|n| *n == OsStr::new(s));
+    if !(is(1, "frameworks") && is(3, "executors") && is(5, "runs") && is(6, "latest")) {
+        return Ok(rel);
+    }
+    let runs: PathBuf = names[..6].iter().collect();
+    let runs = beneath::open_beneath(root, &runs, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+    let target = rustix::fs::readlinkat(&runs, "latest", Vec::new())?;
+    let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+    match beneath::components(target)?.as_slice() {
+        [run] if *run != OsStr::new("latest") => {}
+        _ => return Err(Errno::XDEV.into()),
+    }
+    let mut out: PathBuf = names[..6].iter().collect();
+    out.push(target);
+    out.extend(&names[7..]);
+    Ok(out)
+}
 /// `ls -l` style mode text: `drwxr-xr-x`.
 pub fn mode_string(mode: u32) -> String {
     let kind = match FileType::from_raw_mode(mode) {
@@ -207,95 +303,4 @@ pub fn utf8_prefix(bytes: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree() -> (tempfile::TempDir, Sandboxes, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let sb = Sandboxes::new(dir.path());
-        let run = sb.root().join("a-S0/frameworks/fw/executors/t1/runs/c1");
-        std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(run.join("stdout"), "hello\n").unwrap();
-        std::fs::write(run.join("stderr"), "").unwrap();
-        std::os::unix::fs::symlink("c1", run.parent().unwrap().join("latest")).unwrap();
-        std::fs::write(dir.path().join("secret"), "no").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("secret"), run.join("planted")).unwrap();
-        std::os::unix::fs::symlink("/etc", run.join("etc")).unwrap();
-        (dir, sb, run)
-    }
-
-    #[test]
-    fn virtual_and_real_paths_resolve() {
-        let (_d, sb, run) = tree();
-        let virt = "/frameworks/fw/executors/t1/runs/latest/stdout";
-        let real = sb.resolve(virt, Some("a-S0")).unwrap();
-        assert!(matches!(sb.open(&real, virt), Ok(Opened::File(..))));
-        let abs = run.join("stdout");
-        let p = sb.resolve(abs.to_str().unwrap(), None).unwrap();
-        assert_eq!(p, abs);
-        assert!(matches!(
-            sb.resolve(virt, None),
-            Err(FilesError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn nothing_outside_the_sandboxes_is_served() {
-        let (d, sb, run) = tree();
-        for bad in ["relative/x", "", "/frameworks/../../secret"] {
-            assert!(
-                matches!(sb.resolve(bad, Some("a")), Err(FilesError::BadRequest(_))),
-                "{bad}"
-            );
-        }
-        let outside = [
-            d.path().join("secret"),
-            run.join("planted"),
-            run.join("etc/passwd"),
-            PathBuf::from("/etc/passwd"),
-            d.path().to_path_buf(),
-        ];
-        for p in outside {
-            let shown = p.display().to_string();
-            let real = sb.resolve(&shown, None).unwrap();
-            assert!(
-                matches!(sb.open(&real, &shown), Err(FilesError::NotFound(_))),
-                "{shown} was served"
-            );
-        }
-    }
-
-    #[test]
-    fn browse_lists_a_directory_without_following_links() {
-        let (_d, sb, _run) = tree();
-        let v = "/frameworks/fw/executors/t1/runs/latest";
-        let entries = sb.browse(v, Some("a-S0")).unwrap();
-        let names: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                format!("{v}/etc"),
-                format!("{v}/planted"),
-                format!("{v}/stderr"),
-                format!("{v}/stdout")
-            ]
-        );
-        assert_eq!(entries[0].mode, "lrwxrwxrwx");
-        assert_eq!(entries[3].size, 6);
-        assert!(entries[3].mode.starts_with("-rw"));
-        assert!(entries[3].mtime > 1.6e9);
-        let one = sb.browse(&format!("{v}/stdout"), Some("a-S0")).unwrap();
-        assert_eq!(one.len(), 1);
-        assert_eq!(one[0].path, format!("{v}/stdout"));
-    }
-
-    #[test]
-    fn modes_and_utf8_prefixes() {
-        assert_eq!(mode_string(0o40755), "drwxr-xr-x");
-        assert_eq!(mode_string(0o100640), "-rw-r-----");
-        let text = "añb".as_bytes();
-        assert_eq!(utf8_prefix(&text[..2]), b"a");
-        assert_eq!(utf8_prefix(text), text);
-        assert_eq!(utf8_prefix(b"\xffx"), b"\xffx", "invalid bytes are kept");
-    }
-}
+mod tests;

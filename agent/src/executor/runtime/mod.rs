@@ -66,6 +66,8 @@ pub struct ExecutorConfig {
     pub helper: PathBuf,
     /// The agent's network tasks may join (`--network-*`).
     pub network: Option<(String, Subnet)>,
+    /// What the fetcher may fetch (`--fetcher-*`).
+    pub fetcher: crate::fetcher::FetcherConfig,
 }
 
 impl ExecutorConfig {
@@ -86,6 +88,7 @@ impl ExecutorConfig {
             helper: PathBuf::from("/proc/self/exe"),
             switch_user: false,
             passwd_root: PathBuf::from("/"),
+            fetcher: crate::fetcher::FetcherConfig::default(),
         }
     }
 
@@ -140,10 +143,13 @@ impl ExecutorHandle {
             .network
             .as_ref()
             .map(|(_, subnet)| Ipam::new(*subnet));
-        let fetcher = crate::fetcher::Fetcher::new(config.work_dir.join("cache/fetcher"))
-            .inspect_err(|e| tracing::error!(error = %e, "no fetcher"))
-            .ok()
-            .map(Arc::new);
+        let fetcher = crate::fetcher::Fetcher::new(
+            config.work_dir.join("cache/fetcher"),
+            config.fetcher.clone(),
+        )
+        .inspect_err(|e| tracing::error!(error = %e, "no fetcher"))
+        .ok()
+        .map(Arc::new);
         let runtime = Runtime {
             meta: MetaDir::new(config.work_dir.join("meta")),
             hooks: config.hooks.iter().cloned().collect(),
