@@ -167,7 +167,9 @@ struct Framework {
 }
 
 async fn subscribe(client: &Client, id: Option<Id>) -> Result<Subscription, ClientError> {
-    let mut info = framework_info("root", "keel-soak");
+    // Tasks run as the framework's user: whoever runs the soak.
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let mut info = framework_info(&user, "keel-soak");
     info.failover_timeout = Some(7.0 * 24.0 * 3600.0);
     info.id = id;
     match tokio::time::timeout(

@@ -339,6 +339,14 @@ pub fn check(writes: &[Write], reads: &[Read], last: Option<&Read>) -> Verdict {
     // The reader is sequential: each read began after the previous ended.
     let mut all: Vec<&Read> = reads.iter().chain(last).collect();
     all.sort_by_key(|r| r.invoked);
+    // Acknowledged writes by completion, to walk beside the reads.
+    let mut acked: Vec<&Write> = writes
+        .iter()
+        .filter(|w| w.outcome == Outcome::Acked)
+        .collect();
+    acked.sort_by_key(|w| w.completed);
+    let mut next = 0;
+    let mut floor: Option<u64> = None;
     let mut best: Option<&Read> = None;
     for r in &all {
         if let Some(b) = best
@@ -350,11 +358,10 @@ pub fn check(writes: &[Write], reads: &[Read], last: Option<&Read>) -> Verdict {
                 r.value, b.value
             ));
         }
-        let floor = writes
-            .iter()
-            .filter(|w| w.outcome == Outcome::Acked && w.completed <= r.invoked)
-            .map(|w| w.value)
-            .max();
+        while next < acked.len() && acked[next].completed <= r.invoked {
+            floor = floor.max(Some(acked[next].value));
+            next += 1;
+        }
         if let Some(f) = floor
             && r.value < f
         {

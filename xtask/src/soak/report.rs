@@ -14,7 +14,9 @@
 //!   launched with a refused ACCEPT;
 //! - **bad requests answered wrongly**: a malformed request not answered
 //!   4xx, an oversized one neither 413 nor closed (307 from a follower and
-//!   503 without a leader are tolerated), or either not answered in time;
+//!   503 without a leader are tolerated), or either not answered in time
+//!   (a malformed request closed without an answer, or sent to a master
+//!   that is down, is counted, not failed);
 //! - **processes that exited by themselves** (masters or agents);
 //! - **the disk fill**: writes during the hold answered 200 or 503 (or
 //!   refused unapplied), never another error or a timeout; reads never
