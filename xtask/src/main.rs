@@ -4,6 +4,9 @@
 //!   clippy, build, the whole test suite);
 //! - `dev`: builds and runs a local cluster (one master, one agent);
 //! - `bench`: prints registration latency and memory figures;
+//! - `soak`: replicated masters under mixed load, leader kills, a full
+//!   disk and bad clients for N minutes, then checks (no acknowledged write
+//!   or task lost);
 //! - `host-bench`: task launch through an agent beside `crun run`, on this
 //!   machine (the guest bench's comparison without emulation);
 //! - `pxe`, `vm`, `vm-test`, `vm-bench`, `guest-bench`, `image`,
@@ -18,6 +21,7 @@ mod host_bench;
 mod image;
 mod launch_bench;
 mod pxe;
+mod soak;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +69,10 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         writes: usize,
     },
+    /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
+    /// leader's disk filled once and bad clients; checks that no
+    /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
+    Soak(soak::SoakArgs),
     /// Measure agent start -> registered latency and idle memory.
     Bench {
         #[arg(long, default_value_t = 10)]
@@ -217,6 +225,7 @@ fn main() -> Result<()> {
             agents,
             writes,
         } => ha_bench::run(kills, agents, writes),
+        Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),
         Cmd::VmTest => vm::vm_test(),
