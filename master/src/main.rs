@@ -1,5 +1,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -85,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let config = master_config(&flags, hostname, local.port());
+    // Resolves with the error once Raft stops for good (never for a single
+    // master).
+    let mut raft_stopped: futures::future::BoxFuture<'static, String> =
+        Box::pin(std::future::pending());
     let (master, extra) = if flags.masters.is_empty() {
         let master = Master::open(config)
             .await
@@ -96,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("cannot start raft")?;
         let service = node.grpc_service();
+        raft_stopped = Box::pin(node.stopped());
         let node = std::sync::Arc::new(node);
         let replicator = RaftReplicator::new(node);
         let master = Master::open_with(config, Box::new(replicator))
@@ -105,7 +111,23 @@ async fn main() -> anyhow::Result<()> {
         (master, router)
     };
     tracing::info!(api = %format!("http://{local}"), masters = flags.masters.len(), "keel-master listening");
-    keel_master::server::run_with(listener, master, extra, shutdown_signal()).await?;
+    let fatal = Arc::new(std::sync::OnceLock::new());
+    let shutdown = {
+        let fatal = fatal.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                e = raft_stopped => {
+                    tracing::error!(error = %e, "raft stopped; exiting so that this master is started again from its store");
+                    let _ = fatal.set(e);
+                }
+            }
+        }
+    };
+    keel_master::server::run_with(listener, master, extra, shutdown).await?;
+    if let Some(e) = fatal.get() {
+        anyhow::bail!("raft stopped: {e}");
+    }
     tracing::info!("stopped");
     Ok(())
 }

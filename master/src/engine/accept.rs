@@ -251,6 +251,7 @@ impl Engine {
                     statuses: Vec::new(),
                     pending_ack: None,
                     volumes: a.volumes,
+                    kill: None,
                 },
             );
         }

@@ -2,7 +2,7 @@
 //! sessions, heartbeats, and the liveness timeout that marks them
 //! unreachable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use keel_api::mesos::{TaskInfo, TaskStatus};
@@ -44,6 +44,10 @@ pub(super) struct Agents {
     sessions: HashMap<String, u64>,
     /// When each agent was last heard from (or is expected back by).
     last_seen: HashMap<String, Instant>,
+    /// Agents known from the registry at the takeover that have not
+    /// re-registered since (nor been marked unreachable): the master does
+    /// not know their tasks yet.
+    recovered: HashSet<String>,
     next_session: u64,
     heartbeat_seq: u64,
 }
@@ -52,6 +56,17 @@ impl Agents {
     /// After a takeover: every known agent has until `until` to re-register.
     pub(super) fn expect_all(&mut self, registry: &Registry, until: Instant) {
         self.last_seen = registry.agents().map(|a| (a.id.clone(), until)).collect();
+        self.recovered = registry
+            .agents()
+            .filter(|a| a.state != AgentState::Unreachable)
+            .map(|a| a.id.clone())
+            .collect();
+    }
+
+    /// Whether the agent is known from before the takeover and has not
+    /// re-registered yet.
+    pub(super) fn recovering(&self, agent_id: &str) -> bool {
+        self.recovered.contains(agent_id)
     }
 
     pub(super) fn sessions(&self) -> Vec<(String, u64)> {
@@ -124,8 +139,10 @@ impl Engine {
             });
         }
         self.agents.last_seen.insert(agent_id.clone(), now.instant);
+        self.agents.recovered.remove(&agent_id);
         offers::rescind_agent_offers(self, &agent_id);
         loss::agent_reregistered(self, &agent_id, reported, now);
+        self.resend_kills(&agent_id);
         let total = self
             .registry
             .agent(&agent_id)
@@ -239,6 +256,7 @@ impl Engine {
     /// not PARTITION_AWARE) and every framework hears FAILURE.
     pub fn agent_unreachable(&mut self, agent_id: &str, now: Now) {
         tracing::warn!(%agent_id, timeout = ?self.cfg.agent_timeout, "agent unreachable: no heartbeat");
+        self.agents.recovered.remove(agent_id);
         offers::rescind_agent_offers(self, agent_id);
         self.allocator.remove_agent(agent_id);
         loss::agent_lost(self, agent_id, now);
@@ -274,7 +292,18 @@ impl Engine {
             }
             ToAgent::Heartbeat { .. } => {}
             other => {
-                tracing::warn!(%agent_id, message = ?other, "message to the agent dropped: its session is full or gone")
+                // A session too slow to take its messages is closed: the
+                // agent re-registers and everything is in step again (its
+                // unacknowledged updates come again, so do kills, see
+                // `resend_kills`). One that never comes back is marked
+                // unreachable by the heartbeat timeout.
+                tracing::warn!(%agent_id, message = ?other, "message to the agent could not be queued; closing its session so that it re-registers");
+                if let Some(session) = self.agents.sessions.remove(agent_id) {
+                    self.emit(Effect::CloseAgentSession {
+                        agent_id: agent_id.to_string(),
+                        session,
+                    });
+                }
             }
         }
     }

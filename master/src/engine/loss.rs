@@ -168,6 +168,7 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
         statuses: latest.into_iter().collect(),
         pending_ack: None,
         volumes: Vec::new(),
+        kill: None,
         info,
     };
     e.tasks.live.insert(k.clone(), record);

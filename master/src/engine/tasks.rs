@@ -14,6 +14,7 @@ use keel_api::scheduler::{Event, ReconcileTask};
 
 use super::agents::AgentUpdate;
 use super::{Effect, Engine, Now, ToAgent};
+use crate::registry::AgentState;
 
 /// Completed tasks remembered for the operator views.
 const COMPLETED_KEPT: usize = 1000;
@@ -33,10 +34,22 @@ pub struct TaskRecord {
     pub role: String,
     pub state: TaskState,
     pub statuses: Vec<TaskStatus>,
-    /// The uuid of the last update forwarded and not yet acknowledged.
-    pub pending_ack: Option<Vec<u8>>,
+    /// The last update forwarded and not yet acknowledged.
+    pub pending_ack: Option<PendingAck>,
     /// Persistent volumes the task uses, as (role, id).
     pub volumes: Vec<(String, String)>,
+    /// A KILL asked for and not yet answered by a terminal state, with its
+    /// grace period: sent again whenever the agent re-registers, so that a
+    /// kill its session could not take is not lost.
+    pub kill: Option<Option<u64>>,
+}
+
+/// An update forwarded to the framework and not yet acknowledged: the
+/// task completes once a terminal one is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAck {
+    pub uuid: Vec<u8>,
+    pub state: TaskState,
 }
 
 /// A copy for the operator views.
@@ -134,6 +147,14 @@ impl Engine {
     /// that agent (or it reported) change, and never out of a terminal
     /// state; anything else is acknowledged to the agent and dropped, so
     /// that it stops re-sending.
+    ///
+    /// An agent re-sends its unacknowledged updates in order, so after a
+    /// failover its report may already say a task finished while the
+    /// TASK_RUNNING before it is still being re-sent. Such an update is
+    /// forwarded (as Mesos does) without changing the task's state, so
+    /// that the framework sees every state in order. (A terminal state the
+    /// master decides itself, lost, dropped or killed with its framework,
+    /// completes the task at once, so no agent can contradict it.)
     pub fn status_update(&mut self, agent_id: &str, update: AgentUpdate, now: Now) {
         let fw = update.framework_id.clone();
         if !self.frameworks.contains_key(&fw) {
@@ -143,13 +164,11 @@ impl Engine {
         }
         let task_id = update.status.task_id.value.clone();
         let k = key(&fw, &task_id);
-        let drop_reason = match self.tasks.live.get(&k) {
-            None => Some("the master does not know the task"),
-            Some(t) if t.agent_id != agent_id => Some("the task is on another agent"),
-            Some(t) if t.state.is_terminal() && t.state != update.status.state => {
-                Some("the task is already in a terminal state")
-            }
-            Some(_) => None,
+        let (drop_reason, stale) = match self.tasks.live.get(&k) {
+            None => (Some("the master does not know the task"), false),
+            Some(t) if t.agent_id != agent_id => (Some("the task is on another agent"), false),
+            Some(t) if t.state.is_terminal() && t.state != update.status.state => (None, true),
+            Some(_) => (None, false),
         };
         if let Some(reason) = drop_reason {
             tracing::warn!(%agent_id, framework_id = %fw, %task_id, state = update.status.state.name(), reason, "status update dropped");
@@ -167,9 +186,16 @@ impl Engine {
         }
         let mut status = update.status;
         status.agent_id = Some(Id::new(agent_id));
-        self.transition(&k, status.clone(), true, now);
+        if stale {
+            tracing::info!(%agent_id, framework_id = %fw, %task_id, state = status.state.name(), "earlier update of a task already ended forwarded; its state stays");
+        } else {
+            self.transition(&k, status.clone(), true, now);
+        }
         if let Some(t) = self.tasks.live.get_mut(&k) {
-            t.pending_ack = (!update.uuid.is_empty()).then_some(update.uuid);
+            t.pending_ack = (!update.uuid.is_empty()).then(|| PendingAck {
+                uuid: update.uuid,
+                state: status.state,
+            });
         }
         self.notify(&fw, status);
     }
@@ -185,12 +211,13 @@ impl Engine {
     ) {
         let k = key(framework_id, task_id);
         if let Some(t) = self.tasks.live.get_mut(&k)
-            && t.pending_ack.as_deref() == Some(uuid.as_slice())
+            && let Some(acked) = t
+                .pending_ack
+                .take_if(|p| p.uuid.as_slice() == uuid.as_slice())
+            && acked.state.is_terminal()
+            && t.state.is_terminal()
         {
-            t.pending_ack = None;
-            if t.state.is_terminal() {
-                self.complete(&k);
-            }
+            self.complete(&k);
         }
         self.send_agent(
             agent_id,
@@ -238,6 +265,9 @@ impl Engine {
         let grace_period_ms = kill_policy
             .and_then(|p| p.grace_period)
             .map(|g| (g.nanoseconds.max(0) / 1_000_000) as u64);
+        if let Some(t) = self.tasks.live.get_mut(&k) {
+            t.kill = Some(grace_period_ms);
+        }
         let sent = self.send_agent(
             &agent,
             ToAgent::Kill {
@@ -247,7 +277,27 @@ impl Engine {
             },
         );
         if !sent {
-            tracing::info!(%framework_id, %task_id, agent_id = %agent, "kill not sent: agent is not connected");
+            tracing::info!(%framework_id, %task_id, agent_id = %agent, "kill not sent: agent is not connected; sent when it re-registers");
+        }
+    }
+
+    /// Sends the agent's tasks' outstanding kills again (it re-registered).
+    pub(super) fn resend_kills(&mut self, agent_id: &str) {
+        let mut kills: Vec<(String, String, Option<u64>)> = self
+            .tasks
+            .live
+            .values()
+            .filter(|t| t.agent_id == agent_id && !t.state.is_terminal())
+            .filter_map(|t| Some((t.framework_id.clone(), t.task_id.clone(), t.kill?)))
+            .collect();
+        kills.sort();
+        for (framework_id, task_id, grace_period_ms) in kills {
+            let kill = ToAgent::Kill {
+                framework_id,
+                task_id,
+                grace_period_ms,
+            };
+            self.send_agent(agent_id, kill);
         }
     }
 
@@ -314,11 +364,24 @@ impl Engine {
                     .find(|c| c.framework_id == framework_id && c.task_id == task_id)
                 {
                     out.push(answer(done));
+                } else if let Some(agent) = t.agent_id.as_ref().map(|a| a.value.as_str())
+                    && self.agents.recovering(agent)
+                {
+                    // Its agent has not re-registered since the takeover:
+                    // no answer until it does or is marked unreachable
+                    // (the framework asks again), as Mesos does.
+                    tracing::info!(%framework_id, %task_id, agent_id = %agent, "reconciliation dropped: the agent has not re-registered yet");
                 } else {
-                    let state = if aware {
-                        TaskState::TASK_UNKNOWN
-                    } else {
-                        TaskState::TASK_LOST
+                    let agent_state = t
+                        .agent_id
+                        .as_ref()
+                        .and_then(|a| self.registry.agent(&a.value))
+                        .map(|a| a.state);
+                    let state = match (aware, agent_state) {
+                        (false, _) => TaskState::TASK_LOST,
+                        (true, Some(AgentState::Unreachable)) => TaskState::TASK_UNREACHABLE,
+                        (true, Some(_)) => TaskState::TASK_GONE,
+                        (true, None) => TaskState::TASK_UNKNOWN,
                     };
                     out.push(master_status(
                         task_id,

@@ -1,6 +1,7 @@
 //! Agents: loss, re-registration with reports, sessions, takeover.
 
 use super::*;
+use keel_api::scheduler::ReconcileTask;
 
 #[test]
 fn a_silent_agent_is_lost_with_its_tasks_and_every_framework_hears_failure() {
@@ -172,5 +173,83 @@ fn a_takeover_disconnects_active_agents_and_gives_them_time() {
     assert_eq!(
         Resources::from_v1(&offer.resources).unwrap().scalar("cpus"),
         3.0
+    );
+}
+
+#[test]
+fn reconciliation_waits_for_agents_that_have_not_reregistered_after_a_takeover() {
+    let (mut h, agent, fw) = running();
+    h.take_over();
+    let mut info = framework_info("f", json!({}));
+    info.id = Some(mesos::Id::new(&fw));
+    h.framework(info);
+    h.drain();
+    let ask = |task: &str, agent: Option<&str>| ReconcileTask {
+        task_id: mesos::Id::new(task),
+        agent_id: agent.map(mesos::Id::new),
+    };
+    // The task's agent is still to come back: no answer (not TASK_LOST).
+    h.engine.reconcile(
+        &fw,
+        &[ask("t1", Some(&agent)), ask("t2", Some("nobody"))],
+        h.now,
+    );
+    let answers = h.updates(&fw);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].task_id.value, "t2");
+    assert_eq!(answers[0].state, TaskState::TASK_LOST);
+    // Back with the task finished while its RUNNING is still unacknowledged.
+    let info: TaskInfo = mesos::parse(json!({"name": "t1", "task_id": {"value": "t1"},
+        "agent_id": {"value": agent}, "command": {"value": "true"},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+            "allocation_info": {"role": "*"}}]}))
+    .unwrap();
+    let report = ReportedTask {
+        framework_id: fw.clone(),
+        info,
+        latest: Some(TaskStatus {
+            source: Some("SOURCE_EXECUTOR".into()),
+            ..TaskStatus::new("t1", TaskState::TASK_FINISHED)
+        }),
+    };
+    h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", vec![report]);
+    h.engine.reconcile(&fw, &[ask("t1", Some(&agent))], h.now);
+    assert_eq!(h.updates(&fw)[0].state, TaskState::TASK_FINISHED);
+    // The agent re-sends its queue in order: RUNNING, then FINISHED.
+    h.update(&agent, &fw, "t1", TaskState::TASK_RUNNING, 20);
+    h.engine.acknowledge(&fw, &agent, "t1", vec![20; 16]);
+    h.update(&agent, &fw, "t1", TaskState::TASK_FINISHED, 21);
+    h.engine.acknowledge(&fw, &agent, "t1", vec![21; 16]);
+    let states: Vec<TaskState> = h.updates(&fw).iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::TASK_RUNNING, TaskState::TASK_FINISHED]
+    );
+    assert!(h.engine.tasks().0.is_empty());
+}
+
+#[test]
+fn partition_aware_frameworks_hear_why_a_task_is_unknown() {
+    let (mut h, agent, _) = running();
+    let caps = json!({"capabilities": [{"type": "PARTITION_AWARE"}]});
+    let (aware, _) = h.framework(framework_info("aware", caps));
+    h.drain();
+    let ask = |agent: Option<&str>| ReconcileTask {
+        task_id: mesos::Id::new("x"),
+        agent_id: agent.map(mesos::Id::new),
+    };
+    h.engine.reconcile(
+        &aware,
+        &[ask(Some(&agent)), ask(Some("nobody")), ask(None)],
+        h.now,
+    );
+    let states: Vec<TaskState> = h.updates(&aware).iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        vec![
+            TaskState::TASK_GONE,
+            TaskState::TASK_UNKNOWN,
+            TaskState::TASK_UNKNOWN
+        ]
     );
 }

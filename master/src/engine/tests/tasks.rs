@@ -77,10 +77,27 @@ fn terminal_states_are_final_and_other_agents_cannot_touch_a_task() {
     ));
 
     h.update(&agent, &fw, "t1", TaskState::TASK_FAILED, 4);
+    // An earlier update the agent re-sends is forwarded (the framework
+    // sees every state its agent reported), but the state stays final and
+    // acknowledging it does not complete the task.
     h.update(&agent, &fw, "t1", TaskState::TASK_RUNNING, 5);
     let states: Vec<TaskState> = h.updates(&fw).iter().map(|s| s.state).collect();
-    assert_eq!(states, vec![TaskState::TASK_FAILED]);
+    assert_eq!(
+        states,
+        vec![TaskState::TASK_FAILED, TaskState::TASK_RUNNING]
+    );
     assert_eq!(h.task_state(&fw, "t1"), Some(TaskState::TASK_FAILED));
+    h.engine.acknowledge(&fw, &agent, "t1", vec![5; 16]);
+    assert_eq!(
+        h.engine.tasks().0.len(),
+        1,
+        "acknowledging RUNNING completed it"
+    );
+    h.update(&agent, &fw, "t1", TaskState::TASK_FAILED, 6);
+    h.engine.acknowledge(&fw, &agent, "t1", vec![6; 16]);
+    assert!(h.engine.tasks().0.is_empty());
+    assert_eq!(h.task_state(&fw, "t1"), Some(TaskState::TASK_FAILED));
+    h.drain();
     // An unknown task is dropped too.
     h.update(&agent, &fw, "ghost", TaskState::TASK_RUNNING, 6);
     assert!(h.updates(&fw).is_empty());
@@ -132,4 +149,54 @@ fn explicit_and_implicit_reconciliation() {
     h.drain();
     h.engine.reconcile(&fw, &[ask("t1")], h.now);
     assert_eq!(h.updates(&fw)[0].state, TaskState::TASK_FINISHED);
+}
+
+#[test]
+fn a_kill_or_acknowledgement_the_session_cannot_take_is_not_lost() {
+    let (mut h, agent, fw) = running();
+    // The session's queue is full: the kill does not get through, and the
+    // session is closed so that the agent re-registers.
+    h.engine.kill(&fw, "t1", None, h.now);
+    let kill = h.sent_to(&agent).remove(0);
+    h.engine.agent_send_failed(&agent, kill.clone(), h.now);
+    let closed = h.drain();
+    assert!(
+        closed
+            .iter()
+            .any(|e| matches!(e, Effect::CloseAgentSession { agent_id, .. } if agent_id == &agent)),
+        "{closed:?}"
+    );
+    // Its re-registration brings the kill again.
+    let info: TaskInfo = mesos::parse(json!({"name": "t1", "task_id": {"value": "t1"},
+        "agent_id": {"value": agent}, "command": {"value": "true"},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+            "allocation_info": {"role": "*"}}]}))
+    .unwrap();
+    let report = ReportedTask {
+        framework_id: fw.clone(),
+        info,
+        latest: Some(TaskStatus::new("t1", TaskState::TASK_RUNNING)),
+    };
+    h.reregister(
+        Some(agent.clone()),
+        "a1",
+        "cpus:4;mem:1024",
+        vec![report.clone()],
+    );
+    assert_eq!(h.sent_to(&agent), vec![kill.clone()]);
+    // So does a kill asked while the agent was away.
+    h.end_session(&agent);
+    h.engine.kill(&fw, "t1", None, h.now);
+    assert!(h.sent_to(&agent).is_empty());
+    h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", vec![report]);
+    assert_eq!(h.sent_to(&agent), vec![kill]);
+    // Once the task ended, nothing is sent again.
+    h.update(&agent, &fw, "t1", TaskState::TASK_KILLED, 30);
+    h.end_session(&agent);
+    h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", Vec::new());
+    assert!(
+        !h.sent_to(&agent)
+            .iter()
+            .any(|m| matches!(m, ToAgent::Kill { .. }))
+    );
 }

@@ -290,10 +290,38 @@ impl RaftNode {
         self.raft.metrics()
     }
 
-    /// The leader this master knows of: `(node id, "host:port")`.
+    /// The leader this master knows of: `(node id, "host:port")`. None
+    /// once Raft stopped: what it knew then is no longer news.
     pub fn leader(&self) -> Option<(NodeId, String)> {
-        let id = self.raft.metrics().borrow().current_leader?;
+        let id = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.running_state.as_ref().ok()?;
+            m.current_leader?
+        };
         Some((id, self.addr_of(id).unwrap_or_default()))
+    }
+
+    /// Resolves once Raft has stopped on a fatal error (a store it cannot
+    /// read or write any more), with that error. Raft does not restart
+    /// in-process: the master exits and its supervisor starts it again
+    /// from its store.
+    pub fn stopped(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut metrics = self.raft.metrics();
+        async move {
+            loop {
+                if let Err(e) = &metrics.borrow_and_update().running_state {
+                    return e.to_string();
+                }
+                if metrics.changed().await.is_err() {
+                    let m = metrics.borrow();
+                    return match &m.running_state {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "raft stopped".to_string(),
+                    };
+                }
+            }
+        }
     }
 
     /// Whether this master believes it leads. A leader cut off from the
@@ -315,7 +343,13 @@ impl RaftNode {
 
     /// Something an operator must fix, if any.
     pub fn problem(&self) -> Option<String> {
-        self.store_trouble().or_else(|| self.cluster.problem())
+        let stopped = match &self.raft.metrics().borrow().running_state {
+            Err(e) => Some(format!("raft stopped: {e}")),
+            Ok(()) => None,
+        };
+        stopped
+            .or_else(|| self.store_trouble())
+            .or_else(|| self.cluster.problem())
     }
 
     /// Why this master's log cannot be written now, while it retries (a
@@ -335,7 +369,8 @@ impl RaftNode {
             ServerState::Learner => "learner",
             ServerState::Follower | ServerState::Shutdown => "follower",
         };
-        let leader = m.current_leader.map(|id| {
+        let running = m.running_state.is_ok();
+        let leader = m.current_leader.filter(|_| running).map(|id| {
             let addr = m
                 .membership_config
                 .membership()
