@@ -192,7 +192,7 @@ impl Engine {
             self.transition(&k, status.clone(), true, now);
         }
         if let Some(t) = self.tasks.live.get_mut(&k) {
-            t.pending_ack = (!update.uuid.is_empty()).then(|| PendingAck {
+            t.pending_ack = (!update.uuid.is_empty()).then_some(PendingAck {
                 uuid: update.uuid,
                 state: status.state,
             });
