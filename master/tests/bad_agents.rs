@@ -177,3 +177,93 @@ fn a_live_agents_id_cannot_be_taken_over() {
     assert_eq!(agents[0].agent_info.hostname, "node-1", "{agent_id}");
     drop(held);
 }
+
+/// Finding 5: huge resource lists are refused at once, and an agent at the
+/// limits (1,024 entries, sets and ranges of 10,000 items) registers while
+/// the master keeps answering: resource arithmetic is linear and no lock is
+/// held across it. The bounds here are liveness bounds, far above the
+/// figures in BENCHMARKS.md (the old tree took 24 s to register 100,000
+/// scalars and 9 s to answer `/health` meanwhile).
+#[test]
+fn huge_resource_lists_are_refused_and_large_ones_do_not_stall_the_master() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "5s");
+    let port = m.port;
+    let mut huge = info();
+    for n in 0..100_000 {
+        huge.resources
+            .extend(convert::resources_to_pb(&Resources(vec![scalar(
+                &format!("r{n}"),
+                1.0,
+            )])));
+    }
+    let mut big_set = info();
+    big_set
+        .resources
+        .extend(convert::resources_to_pb(&Resources(vec![Resource {
+            name: "tokens".into(),
+            role: "*".into(),
+            value: Value::Set((0..100_000).map(|i| format!("t{i}")).collect()),
+        }])));
+    for (what, info, needle) in [
+        ("100k scalars", huge, "entries"),
+        ("a set of 100k", big_set, "items"),
+    ] {
+        let started = std::time::Instant::now();
+        let (code, message) = rt.block_on(register(port, info));
+        assert_eq!(code, tonic::Code::InvalidArgument, "{what}: {message}");
+        assert!(message.contains(needle), "{what}: {message}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+    }
+    // At the limits: registered, and /health, /master/state answer within
+    // a liveness bound while it registers.
+    let mut large = info();
+    let mut extra = vec![
+        Resource {
+            name: "tokens".into(),
+            role: "*".into(),
+            value: Value::Set((0..10_000).map(|i| format!("t{i}")).collect()),
+        },
+        Resource {
+            name: "slots".into(),
+            role: "*".into(),
+            value: Value::Ranges((0..10_000).map(|i| Range::new(i * 3, i * 3 + 1)).collect()),
+        },
+    ];
+    extra.extend((0..1000).map(|n| scalar(&format!("r{n}"), 1.0)));
+    large
+        .resources
+        .extend(convert::resources_to_pb(&Resources(extra)));
+    let registering = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(register(port, large))
+    });
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let (status, _) = http_get(port, "/health").unwrap();
+        assert_eq!(status, 200);
+        let (status, _) = http_get(port, "/master/state").unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "answers took {:?}",
+            started.elapsed()
+        );
+    }
+    let (code, message) = registering.join().unwrap();
+    assert_eq!(code, tonic::Code::Ok, "{message}");
+    let started = std::time::Instant::now();
+    let (status, body) = http_get(port, "/master/state").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("t9999"), "the large agent is in the state");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "/master/state took {:?}",
+        started.elapsed()
+    );
+}
