@@ -40,6 +40,15 @@ pub struct JsonLimits {
     pub lists: &'static [ListLimit],
 }
 
+/// Limits for one Mesos message from a peer that has no limits of its own
+/// (a task an agent reports).
+pub const MESSAGE_LIMITS: JsonLimits = JsonLimits {
+    max_depth: 32,
+    max_values: 100_000,
+    max_list_items: 10_000,
+    lists: &[],
+};
+
 impl JsonLimits {
     fn list(&self, path: &str) -> (usize, &'static str) {
         self.lists
