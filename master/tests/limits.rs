@@ -385,3 +385,21 @@ fn eight_16_mib_declines_at_once() {
     );
     assert!(peak - before < 8 * 3 * body.len() as u64);
 }
+
+#[test]
+fn a_big_call_is_typed_only_for_a_subscribed_framework() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, port) = master_with(dir.path(), &[], None);
+    // 100 KiB of tasks that do not parse (no task_id): the framework is
+    // refused before the body is typed.
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| json!({"name": format!("task-{i:04}-with-a-longer-name-{}", "x".repeat(40))}))
+        .collect();
+    let accept = json!({"type": "ACCEPT", "framework_id": {"value": "nobody"},
+        "accept": {"offer_ids": [{"value": "o"}], "operations": [{"type": "LAUNCH",
+            "launch": {"task_infos": tasks}}]}});
+    let text = accept.to_string();
+    assert!(text.len() > 64 << 10);
+    let (code, _, body) = post_json(port, "/api/v1/scheduler", &text);
+    assert_eq!((code, body.as_str()), (400, "Framework cannot be found"));
+}

@@ -48,7 +48,22 @@ pub struct Bodies {
 /// A body read whole; its bytes count against the budget until dropped.
 pub struct ReadBody {
     pub bytes: Bytes,
-    _held: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What a body still holds of the budget once its bytes are gone.
+pub struct Held {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl ReadBody {
+    /// Drops the bytes; the budget stays taken while the call they made
+    /// is carried out.
+    pub fn into_held(self) -> Held {
+        Held {
+            _permit: self.permit,
+        }
+    }
 }
 
 impl std::ops::Deref for ReadBody {
@@ -163,7 +178,7 @@ impl Bodies {
         }
         Ok(ReadBody {
             bytes: buf.freeze(),
-            _held: held,
+            permit: held,
         })
     }
 

@@ -95,7 +95,8 @@ async fn serve(
     }
     let call = Call::from_prepared(&text)?;
     drop(text);
-    drop(body);
+    // The call counts against the body budget until it is carried out.
+    let _held = body.into_held();
     if let CallKind::Subscribe(sub) = call.kind {
         if stream_id.is_some() {
             return Err(ApiError::bad_request(
