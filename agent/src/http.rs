@@ -1,8 +1,10 @@
 //! The agent's HTTP endpoint (default port 5051): health, a Mesos-style
 //! `/state` (also `/slave(1)/state`), the discovered inventory and the
 //! sandboxes ([`crate::files`]: `/files/browse`, `/files/read`,
-//! `/files/download`).
+//! `/files/download`). Served by [`keel_serve`] within connection limits
+//! and timeouts ([`serve`]).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,6 +16,7 @@ use keel_api::attributes::Attributes;
 use keel_api::inventory::Inventory;
 use keel_api::resources::Resources;
 use serde_json::{Value as Json, json};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::files::Sandboxes;
@@ -43,6 +46,22 @@ pub fn router(view: Arc<AgentView>) -> Router {
         .route("/api/keel/v1/inventory", get(inventory))
         .with_state(view)
         .merge(crate::files::http::router(files))
+}
+
+/// `/health` stays reachable when the connections run out.
+pub const ROUTES: keel_serve::Routes = keel_serve::Routes {
+    priority: &["/health"],
+    streams: &[],
+};
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: keel_serve::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    keel_serve::serve(listener, app, limits, ROUTES, shutdown).await
 }
 
 fn json(body: &Json) -> Response {

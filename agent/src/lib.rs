@@ -58,6 +58,8 @@ pub struct AgentConfig {
     /// Root of /proc and /sys ("/" except in tests).
     pub sys_root: PathBuf,
     pub tasks: TaskOptions,
+    /// The HTTP port's connection limits and timeouts.
+    pub http: keel_serve::Limits,
 }
 
 /// How the agent runs tasks.
@@ -175,12 +177,12 @@ pub async fn run(
         sandboxes: files::Sandboxes::new(work_dir.root()),
     });
     let mut http_stop = stop_rx.clone();
+    let limits = config.http;
     let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(view))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
+        http::serve(listener, http::router(view), limits, async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
     tokio::spawn(async move {
         shutdown.await;

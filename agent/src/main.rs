@@ -8,6 +8,7 @@ use keel_agent::discovery::DiscoveryOptions;
 use keel_agent::{AgentConfig, TaskOptions, session::SessionStatus};
 use keel_api::attributes::Attributes;
 use keel_api::resources::Resources;
+use keel_serve::Limits;
 
 /// Keel agent: discovers this machine and offers it to the Keel masters.
 #[derive(Debug, Parser)]
@@ -96,6 +97,56 @@ struct Flags {
     /// Most bytes one fetched archive may unpack to.
     #[arg(long, default_value = "8GiB", value_parser = parse_size)]
     fetcher_max_extract_bytes: u64,
+    /// Open connections on the HTTP port; at the limit a new connection
+    /// takes the place of the one idle the longest.
+    #[arg(long, default_value_t = Limits::AGENT.max_connections, env = "KEEL_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Connections beyond --max-connections, used when every connection is
+    /// busy: they serve /health only.
+    #[arg(long, default_value_t = Limits::AGENT.reserved_connections, env = "KEEL_RESERVED_CONNECTIONS")]
+    reserved_connections: usize,
+    /// A request head must arrive within this once it started.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_HEADER_TIMEOUT")]
+    http_header_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_IDLE_TIMEOUT")]
+    http_idle_timeout: Duration,
+    /// A request body must arrive within this.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_BODY_TIMEOUT")]
+    http_body_timeout: Duration,
+}
+
+impl Flags {
+    /// The HTTP port's limits, within `nofile` file descriptors.
+    fn http_limits(&self, nofile: u64) -> anyhow::Result<Limits> {
+        for (name, d) in [
+            ("--http-header-timeout", self.http_header_timeout),
+            ("--http-idle-timeout", self.http_idle_timeout),
+            ("--http-body-timeout", self.http_body_timeout),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
+        }
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be non-zero"
+        );
+        let mut limits = Limits {
+            max_connections: self.max_connections,
+            reserved_connections: self.reserved_connections,
+            header_read_timeout: self.http_header_timeout,
+            idle_timeout: self.http_idle_timeout,
+            body_read_timeout: self.http_body_timeout,
+        };
+        if let Some(asked) = limits.fit(nofile) {
+            tracing::warn!(
+                asked,
+                max_connections = limits.max_connections,
+                nofile,
+                "--max-connections lowered to fit the file descriptor limit"
+            );
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +221,7 @@ async fn agent_main() -> anyhow::Result<()> {
                 },
                 sys_root: PathBuf::from("/"),
                 tasks: TaskOptions::default(),
+                http: Limits::AGENT,
             };
             let p = keel_agent::prepare(&config).await?;
             let out = serde_json::json!({
@@ -195,6 +247,10 @@ async fn agent_main() -> anyhow::Result<()> {
         .as_deref()
         .with_context(|| format!("--master is required: {}", keel_agent::masters::FORM))?;
     let masters = keel_agent::masters::parse(given)?;
+    // Every connection holds a descriptor; the soft limit is often 1024.
+    // Tasks inherit the raised limit (through the fork server).
+    let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
+    let http = flags.http_limits(nofile)?;
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let config = AgentConfig {
@@ -234,6 +290,7 @@ async fn agent_main() -> anyhow::Result<()> {
                 }),
             },
         },
+        http,
     };
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
     keel_agent::run(listener, config, status, shutdown_signal()).await?;

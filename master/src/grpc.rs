@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use keel_api::convert;
+use keel_api::mesos::bounded::{self, MESSAGE_LIMITS};
 use keel_api::pb::{self, agent_message::Msg as AgentMsg};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -18,16 +19,26 @@ use crate::registry::{AgentInfo, limits};
 /// Tasks one agent may report when it registers.
 const MAX_REPORTED_TASKS: usize = 10_000;
 
-/// How long a new stream may take to send its `register` message.
-const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new stream may take to send its `register` message, by
+/// default; the stream is then ended.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct AgentService {
     master: Arc<Master>,
+    register_timeout: Duration,
 }
 
 impl AgentService {
     pub fn new(master: Arc<Master>) -> Self {
-        AgentService { master }
+        AgentService {
+            master,
+            register_timeout: REGISTER_TIMEOUT,
+        }
+    }
+
+    pub fn with_register_timeout(mut self, timeout: Duration) -> Self {
+        self.register_timeout = timeout;
+        self
     }
 
     pub fn into_server(self) -> pb::agent_service_server::AgentServiceServer<Self> {
@@ -80,9 +91,7 @@ pub fn reported_tasks(agent_id: &str, reports: Vec<pb::TaskReport>) -> Vec<Repor
     reports
         .into_iter()
         .filter_map(|r| {
-            let parsed = serde_json::from_str::<serde_json::Value>(&r.task_info_json)
-                .map_err(|e| e.to_string())
-                .and_then(|v| keel_api::mesos::parse(v).map_err(|e| e.to_string()));
+            let parsed = bounded::parse_slice(r.task_info_json.as_bytes(), &MESSAGE_LIMITS);
             let info = match parsed {
                 Ok(info) => info,
                 Err(e) => {
@@ -142,9 +151,12 @@ impl pb::agent_service_server::AgentService for AgentService {
             return Err(status);
         }
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
+        let timeout = self.register_timeout;
+        let first = tokio::time::timeout(timeout, inbound.next())
             .await
-            .map_err(|_| Status::deadline_exceeded("no register message within 10s"))?;
+            .map_err(|_| {
+                Status::deadline_exceeded(format!("no register message within {timeout:?}"))
+            })?;
         let register = match first {
             Some(Ok(pb::AgentMessage {
                 msg: Some(AgentMsg::Register(r)),

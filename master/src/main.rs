@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use keel_master::http::BodyLimits;
 use keel_master::replication::raft::{GRPC_ROUTE, RaftNode, RaftReplicator};
+use keel_master::server::Options;
 use keel_master::{Master, MasterConfig};
+use keel_serve::Limits;
 
 /// Keel master: agent registry and the Mesos v1 HTTP APIs.
 #[derive(Debug, Parser)]
@@ -54,6 +57,66 @@ struct Flags {
     /// they and their tasks are marked unreachable.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     agent_reregister_timeout: Duration,
+    /// Open connections on the port; at the limit a new connection takes
+    /// the place of the one idle the longest.
+    #[arg(long, default_value_t = Limits::MASTER.max_connections, env = "KEEL_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Connections beyond --max-connections, used when every connection is
+    /// busy: they serve /health, agent sessions and Raft only.
+    #[arg(long, default_value_t = Limits::MASTER.reserved_connections, env = "KEEL_RESERVED_CONNECTIONS")]
+    reserved_connections: usize,
+    /// A request head (HTTP/1.1) must arrive within this once it started.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_HEADER_TIMEOUT")]
+    http_header_timeout: Duration,
+    /// A connection with no request in flight is closed after this
+    /// (event streams and agent sessions are requests in flight).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_IDLE_TIMEOUT")]
+    http_idle_timeout: Duration,
+    /// A request body must arrive within this (408 beyond).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_BODY_TIMEOUT")]
+    http_body_timeout: Duration,
+    /// Largest scheduler call body (413 beyond).
+    #[arg(long, default_value = "16MiB", value_parser = keel_serve::parse_size, env = "KEEL_MAX_SCHEDULER_CALL_SIZE")]
+    max_scheduler_call_size: usize,
+    /// Largest operator call body (413 beyond).
+    #[arg(long, default_value = "1MiB", value_parser = keel_serve::parse_size, env = "KEEL_MAX_OPERATOR_CALL_SIZE")]
+    max_operator_call_size: usize,
+    /// Request bodies held at once, all requests together (503 beyond).
+    #[arg(long, default_value = "256MiB", value_parser = keel_serve::parse_size, env = "KEEL_REQUEST_BODY_MEMORY")]
+    request_body_memory: usize,
+    /// An agent session that sends no register message within this is ended.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "KEEL_AGENT_REGISTER_TIMEOUT")]
+    agent_register_timeout: Duration,
+}
+
+impl Flags {
+    /// How the port is served, within `nofile` file descriptors.
+    fn serve_options(&self, nofile: u64) -> Options {
+        let mut limits = Limits {
+            max_connections: self.max_connections,
+            reserved_connections: self.reserved_connections,
+            header_read_timeout: self.http_header_timeout,
+            idle_timeout: self.http_idle_timeout,
+            body_read_timeout: self.http_body_timeout,
+        };
+        if let Some(asked) = limits.fit(nofile) {
+            tracing::warn!(
+                asked,
+                max_connections = limits.max_connections,
+                nofile,
+                "--max-connections lowered to fit the file descriptor limit"
+            );
+        }
+        Options {
+            limits,
+            bodies: BodyLimits {
+                scheduler: self.max_scheduler_call_size,
+                operator: self.max_operator_call_size,
+                in_flight: self.request_body_memory,
+            },
+            register_timeout: self.agent_register_timeout,
+        }
+    }
 }
 
 #[tokio::main]
@@ -76,6 +139,21 @@ async fn main() -> anyhow::Result<()> {
             flags.agent_timeout
         );
     }
+    for (name, d) in [
+        ("--http-header-timeout", flags.http_header_timeout),
+        ("--http-idle-timeout", flags.http_idle_timeout),
+        ("--http-body-timeout", flags.http_body_timeout),
+        ("--agent-register-timeout", flags.agent_register_timeout),
+    ] {
+        anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
+    }
+    anyhow::ensure!(
+        flags.max_connections > 0,
+        "--max-connections must be non-zero"
+    );
+    // Every connection holds a descriptor; the soft limit is often 1024.
+    let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
+    let options = flags.serve_options(nofile);
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()
             .nodename()
@@ -124,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    keel_master::server::run_with(listener, master, extra, shutdown).await?;
+    keel_master::server::serve(listener, master, extra, options, shutdown).await?;
     if let Some(e) = fatal.get() {
         anyhow::bail!("raft stopped: {e}");
     }
@@ -163,6 +241,33 @@ fn master_config(flags: &Flags, hostname: String, port: u16) -> MasterConfig {
                 text(flags.allocation_interval),
             ),
             ("allocator".into(), flags.allocator.clone()),
+            ("max_connections".into(), flags.max_connections.to_string()),
+            (
+                "reserved_connections".into(),
+                flags.reserved_connections.to_string(),
+            ),
+            (
+                "http_header_timeout".into(),
+                text(flags.http_header_timeout),
+            ),
+            ("http_idle_timeout".into(), text(flags.http_idle_timeout)),
+            ("http_body_timeout".into(), text(flags.http_body_timeout)),
+            (
+                "max_scheduler_call_size".into(),
+                flags.max_scheduler_call_size.to_string(),
+            ),
+            (
+                "max_operator_call_size".into(),
+                flags.max_operator_call_size.to_string(),
+            ),
+            (
+                "request_body_memory".into(),
+                flags.request_body_memory.to_string(),
+            ),
+            (
+                "agent_register_timeout".into(),
+                text(flags.agent_register_timeout),
+            ),
         ],
     }
 }

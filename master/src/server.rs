@@ -1,23 +1,58 @@
 //! `run(listener, master, shutdown)`: serves the HTTP APIs and the agents'
 //! gRPC service on one port (HTTP/1.1 and h2c side by side, as agents are
 //! given the same `HOST:PORT` as operators), plus the heartbeat ticker.
+//! The port is served by [`keel_serve`], within [`Options`]: connection
+//! limits and timeouts, with health checks, agent sessions and Raft kept
+//! reachable when the connections run out ([`ROUTES`]).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use keel_serve::{Limits, Routes};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::core::Master;
-use crate::grpc::AgentService;
-use crate::http;
+use crate::grpc::{AgentService, REGISTER_TIMEOUT};
+use crate::http::{self, BodyLimits};
 
 /// After shutdown starts, connections get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Event-driven allocation waits this long for more events.
 const ALLOCATION_DEBOUNCE: Duration = Duration::from_millis(5);
+
+/// Served on the connections kept in reserve, and long-lived request
+/// bodies (no body timeout).
+pub const ROUTES: Routes = Routes {
+    priority: &[
+        "/health",
+        "/master/health",
+        "/keel.v1.AgentService/",
+        "/keel.raft.v1.RaftService/",
+    ],
+    streams: &["/keel.v1.AgentService/Session"],
+};
+
+/// How the port is served (`--max-connections`, `--http-*-timeout`,
+/// `--max-*-call-size`, `--agent-register-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub limits: Limits,
+    pub bodies: BodyLimits,
+    /// How long a new agent session may take to send its `register`.
+    pub register_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: Limits::MASTER,
+            bodies: BodyLimits::default(),
+            register_timeout: REGISTER_TIMEOUT,
+        }
+    }
+}
 
 pub async fn run(
     listener: TcpListener,
@@ -34,11 +69,23 @@ pub async fn run_with(
     extra: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grpc = AgentService::new(master.clone()).into_server();
-    let app = http::router(master.clone())
+    serve(listener, master, extra, Options::default(), shutdown).await
+}
+
+/// [`run_with`] within `options`.
+pub async fn serve(
+    listener: TcpListener,
+    master: Arc<Master>,
+    extra: axum::Router,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grpc = AgentService::new(master.clone())
+        .with_register_timeout(options.register_timeout)
+        .into_server();
+    let app = http::router_with(master.clone(), options.bodies)
         .merge(extra)
-        .route_service("/keel.v1.AgentService/{*method}", grpc)
-        .layer(axum::extract::DefaultBodyLimit::max(http::MAX_BODY_BYTES));
+        .route_service("/keel.v1.AgentService/{*method}", grpc);
 
     let draining = Arc::new(Notify::new());
     let leadership = {
@@ -80,14 +127,9 @@ pub async fn run_with(
             draining.notify_one();
         }
     };
-    // Event streams and agent sessions carry small messages that must not
-    // wait for Nagle's algorithm (40 ms stalls against delayed ACKs).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    // (keel-serve sets TCP_NODELAY: event streams and agent sessions carry
+    // small messages that must not wait for Nagle's algorithm.)
+    let serve = keel_serve::serve(listener, app, options.limits, ROUTES, signal);
     let result = tokio::select! {
         r = serve => r,
         _ = async {

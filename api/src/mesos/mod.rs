@@ -8,7 +8,10 @@
 //!   TaskInfo that the agent interprets (`TaskInfo` itself keeps them as
 //!   sent).
 //! - [`lenient`]: the number-or-string deserializers used by those types.
+//! - [`bounded`]: the same rules read straight from a peer's bytes, within
+//!   limits (depth, values, items per list).
 
+pub mod bounded;
 pub mod container;
 pub mod health;
 pub mod labels;

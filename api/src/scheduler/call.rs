@@ -3,11 +3,20 @@
 //! required bodies, id agreement, uuids. The whole body is typed in one
 //! pass (tasks and their resources included); what the master then checks
 //! against its state (offers, resources) is its business.
+//!
+//! A body from a peer is read from its bytes within [`CALL_LIMITS`]
+//! before anything is typed ([`Call::from_slice`]); the typed call is
+//! built straight from the text, with no `serde_json::Value` in between.
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value as Json;
 
+use super::limits::CALL_LIMITS;
 use super::operation::{Operation, RawOperation};
+use crate::mesos::bounded::{self, ReadError};
 use crate::mesos::{self, Filters, FrameworkInfo, Id, KillPolicy};
 
 /// Why a call body was refused.
@@ -133,7 +142,7 @@ struct RawCall {
     acknowledge: Option<RawAcknowledge>,
     reconcile: Option<RawReconcile>,
     message: Option<RawMessage>,
-    request: Option<Json>,
+    request: Option<IgnoredAny>,
     update_framework: Option<Subscribe>,
     acknowledge_operation_status: Option<RawAckOperation>,
     reconcile_operations: Option<RawReconcileOperations>,
@@ -230,17 +239,72 @@ fn ids(list: Vec<Id>) -> Vec<String> {
     list.into_iter().map(|i| i.value).collect()
 }
 
+/// The `type` and `framework_id` of a call, read without the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallHead {
+    /// `None` when absent or not a string.
+    pub kind: Option<String>,
+    pub framework_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawHead {
+    #[serde(rename = "type")]
+    kind: Option<Json>,
+    framework_id: Option<Id>,
+}
+
+fn convert_error(e: impl std::fmt::Display) -> CallError {
+    CallError::Malformed(format!("Failed to convert JSON into Call protobuf: {e}"))
+}
+
 impl Call {
-    /// Parses a call body (already known to be JSON).
-    pub fn from_json(json: Json) -> Result<Call, CallError> {
-        if !json.is_object() {
-            return Err(CallError::Malformed(
-                "Failed to convert JSON into Call protobuf: expecting a JSON object".into(),
-            ));
-        }
-        let raw: RawCall = mesos::parse(json).map_err(|e| {
-            CallError::Malformed(format!("Failed to convert JSON into Call protobuf: {e}"))
+    /// Parses a call body from a peer: [`Call::prepare`], then
+    /// [`Call::from_prepared`].
+    pub fn from_slice(body: &[u8]) -> Result<Call, CallError> {
+        Call::from_prepared(&Call::prepare(body)?)
+    }
+
+    /// Checks a body against [`CALL_LIMITS`] (allocating nothing for it)
+    /// and drops its nulls; the text then goes to [`Call::head`] and
+    /// [`Call::from_prepared`].
+    pub fn prepare(body: &[u8]) -> Result<Cow<'_, [u8]>, CallError> {
+        let text = bounded::prepare(body, &CALL_LIMITS).map_err(|e| match e {
+            ReadError::Syntax(e) => {
+                CallError::Malformed(format!("Failed to parse body into JSON: {e}"))
+            }
+            ReadError::Limit(e) => CallError::Invalid(format!("Call exceeds a limit: {e}")),
+            ReadError::Invalid(e) => convert_error(e),
         })?;
+        let first = text.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(convert_error("expecting a JSON object"));
+        }
+        Ok(text)
+    }
+
+    /// The type and framework id of a prepared body, so that the caller
+    /// can check the framework before the whole call is typed.
+    pub fn head(prepared: &[u8]) -> Result<CallHead, CallError> {
+        let raw: RawHead = bounded::from_prepared(prepared).map_err(convert_error)?;
+        Ok(CallHead {
+            kind: match raw.kind {
+                Some(Json::String(s)) => Some(s),
+                _ => None,
+            },
+            framework_id: raw.framework_id.map(|i| i.value),
+        })
+    }
+
+    /// Parses a JSON value (tests, in-process callers): as its text.
+    pub fn from_json(json: Json) -> Result<Call, CallError> {
+        let text = serde_json::to_vec(&json).map_err(convert_error)?;
+        Call::from_slice(&text)
+    }
+
+    /// Parses a body [`Call::prepare`] returned.
+    pub fn from_prepared(prepared: &[u8]) -> Result<Call, CallError> {
+        let raw: RawCall = bounded::from_prepared(prepared).map_err(convert_error)?;
         let kind = match raw.kind {
             Some(Json::String(s)) => s,
             Some(_) => {

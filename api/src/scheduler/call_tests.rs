@@ -183,3 +183,106 @@ fn type_and_framework_id_rules() {
         }
     );
 }
+
+fn ids(n: usize) -> Vec<Json> {
+    (0..n).map(|i| json!({"value": format!("o{i}")})).collect()
+}
+
+fn task(name: &str, resources: usize) -> Json {
+    let r: Vec<Json> = (0..resources)
+        .map(|_| json!({"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}))
+        .collect();
+    json!({"name": name, "task_id": {"value": name}, "agent_id": {"value": "a"}, "resources": r})
+}
+
+fn limit_reason(v: Json) -> String {
+    match Call::from_json(v) {
+        Err(CallError::Invalid(reason)) => reason,
+        other => panic!("expected a refusal: {other:?}"),
+    }
+}
+
+#[test]
+fn item_counts_are_limited_before_typing() {
+    use crate::scheduler::limits::*;
+    let decline = |n| json!({"type": "DECLINE", "framework_id": {"value": "f"}, "decline": {"offer_ids": ids(n)}});
+    assert!(Call::from_json(decline(MAX_OFFER_IDS)).is_ok());
+    assert_eq!(
+        limit_reason(decline(MAX_OFFER_IDS + 1)),
+        "Call exceeds a limit: 'decline.offer_ids' has more than 10000 items (the limit of offer ids per DECLINE)"
+    );
+    let accept = |ops: Vec<Json>| {
+        json!({"type": "ACCEPT", "framework_id": {"value": "f"},
+        "accept": {"offer_ids": ids(1), "operations": ops}})
+    };
+    let launch = |tasks: Vec<Json>| json!({"type": "LAUNCH", "launch": {"task_infos": tasks}});
+    let many_ops =
+        vec![json!({"type": "RESERVE", "reserve": {"resources": []}}); MAX_OPERATIONS + 1];
+    assert!(limit_reason(accept(many_ops)).contains("operations per ACCEPT"));
+    let many_tasks = (0..=MAX_TASKS).map(|i| task(&format!("t{i}"), 1)).collect();
+    assert!(limit_reason(accept(vec![launch(many_tasks)])).contains("tasks per LAUNCH"));
+    let big_task = task("t", MAX_RESOURCES + 1);
+    let reason = limit_reason(accept(vec![launch(vec![big_task])]));
+    assert!(
+        reason.contains("'accept.operations.launch.task_infos.resources'")
+            && reason.contains("resources per task"),
+        "{reason}"
+    );
+    let group = json!({"type": "LAUNCH_GROUP", "launch_group": {"executor": {},
+        "task_group": {"tasks": [task("t", MAX_RESOURCES + 1)]}}});
+    assert!(limit_reason(accept(vec![group])).contains("resources per task"));
+    let reconcile: Vec<Json> = (0..=MAX_RECONCILE)
+        .map(|i| json!({"task_id": {"value": format!("t{i}")}}))
+        .collect();
+    let reason = limit_reason(json!({"type": "RECONCILE", "framework_id": {"value": "f"},
+        "reconcile": {"tasks": reconcile}}));
+    assert!(reason.contains("tasks per RECONCILE"), "{reason}");
+    // Any other list, and the nesting, have limits too.
+    let deep = (0..40).fold(json!(1), |v, _| json!([v]));
+    let reason = limit_reason(json!({"type": "REVIVE", "framework_id": {"value": "f"}, "x": deep}));
+    assert!(reason.contains("nested deeper than 32"), "{reason}");
+}
+
+#[test]
+fn bytes_read_like_the_json_value() {
+    // Nulls anywhere, numbers as strings: the same call either way.
+    let v = json!({
+        "type": "ACCEPT", "framework_id": {"value": "f"}, "extra": null,
+        "accept": {"offer_ids": [null, {"value": "o1"}], "filters": {"refuse_seconds": "5"},
+            "operations": [null, {"type": "LAUNCH", "id": null, "launch": {"task_infos": [
+                {"name": "t", "task_id": {"value": "t"}, "agent_id": {"value": "a"},
+                 "resources": [{"name": "mem", "type": "SCALAR", "scalar": {"value": "64"},
+                     "role": null}], "labels": {"labels": [null, {"key": "k"}]}}]}}]}
+    });
+    let from_bytes = Call::from_slice(v.to_string().as_bytes()).unwrap();
+    let CallKind::Accept {
+        offer_ids,
+        operations,
+        filters,
+    } = from_bytes.kind
+    else {
+        panic!("{from_bytes:?}");
+    };
+    assert_eq!(offer_ids, vec!["o1"]);
+    assert_eq!(filters.refuse_seconds(), 5.0);
+    let OperationKind::Launch { task_infos } = &operations[0].kind else {
+        panic!("{operations:?}");
+    };
+    assert_eq!(task_infos[0].resources[0].name, "mem");
+    assert_eq!(
+        task_infos[0].labels,
+        Some(json!({"labels": [{"key": "k"}]}))
+    );
+    assert!(
+        Call::from_slice(b"{not json")
+            .unwrap_err()
+            .to_string()
+            .starts_with("Failed to parse body into JSON")
+    );
+    let head = Call::head(
+        br#"{"decline": {"offer_ids": []}, "type": "DECLINE", "framework_id": {"value": "f"}}"#,
+    )
+    .unwrap();
+    assert_eq!(head.kind.as_deref(), Some("DECLINE"));
+    assert_eq!(head.framework_id.as_deref(), Some("f"));
+}

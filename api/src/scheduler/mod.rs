@@ -4,9 +4,10 @@
 
 mod call;
 mod event;
+pub mod limits;
 mod operation;
 
 pub use crate::operator::Offer;
-pub use call::{Call, CallError, CallKind, Kill, ReconcileTask, Subscribe};
+pub use call::{Call, CallError, CallHead, CallKind, Kill, ReconcileTask, Subscribe};
 pub use event::{Event, EventKind, Failure, Message, OperationStatus, Subscribed, Uuid};
 pub use operation::{Operation, OperationKind};

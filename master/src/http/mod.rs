@@ -2,6 +2,7 @@
 //! JSON endpoints, and Keel's own API. Each handler parses, calls the core,
 //! and renders; no state lives here.
 
+mod body;
 mod error;
 mod keel;
 pub mod leader;
@@ -22,12 +23,19 @@ use serde::Serialize;
 
 use crate::core::Master;
 
+pub use body::BodyLimits;
 pub use operator::{OperatorCall, parse_operator_call};
 
-/// Largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Largest body of the other endpoints (413 beyond); the scheduler and
+/// operator calls have their own ([`BodyLimits`]).
+pub const MAX_BODY_BYTES: usize = 64 << 10;
 
 pub fn router(master: Arc<Master>) -> Router {
+    router_with(master, BodyLimits::default())
+}
+
+/// [`router`] with the v1 APIs' body limits.
+pub fn router_with(master: Arc<Master>, bodies: BodyLimits) -> Router {
     Router::new()
         .route("/health", get(legacy::health))
         .route("/master/health", get(legacy::health))
@@ -48,6 +56,8 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
         .merge(leader_routes(master.clone()))
         .fallback(not_found)
+        .layer(axum::Extension(body::Bodies::new(bodies)))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(master)
 }
 

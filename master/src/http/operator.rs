@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use serde_json::Value as Json;
 
 use keel_api::operator::{
     GetAgents, GetExecutors, GetFlags, GetHealth, GetMaster, GetQuota, GetState, GetVersion,
@@ -16,6 +15,7 @@ use keel_api::operator::{
 };
 use keel_api::resources::Resources;
 
+use super::body::Bodies;
 use super::operator_body as body;
 use super::state::{self, Snapshot};
 use super::{json, plain, views};
@@ -126,36 +126,10 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
             "Expecting 'Accept' to allow application/json",
         ));
     }
-    let call: Json = serde_json::from_slice(body).map_err(|e| {
-        reject(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to parse body into JSON: {e}"),
-        )
-    })?;
-    let Some(obj) = call.as_object() else {
-        return Err(reject(
-            StatusCode::BAD_REQUEST,
-            "Failed to convert JSON into Call protobuf: expecting a JSON object",
-        ));
-    };
-    let ty = match obj.get("type") {
-        None | Some(Json::Null) => {
-            return Err(reject(
-                StatusCode::BAD_REQUEST,
-                "Failed to convert JSON into Call protobuf: Missing required fields: type",
-            ));
-        }
-        Some(Json::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(reject(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "Failed to convert JSON into Call protobuf: 'type' must be a string, got {other}"
-                ),
-            ));
-        }
-    };
-    match ty {
+    let text = body::prepare(body)?;
+    let call = body::RawCall::parse(&text)?;
+    let ty = call.kind()?;
+    match ty.as_str() {
         "GET_HEALTH" => Ok(OperatorCall::GetHealth),
         "GET_FLAGS" => Ok(OperatorCall::GetFlags),
         "GET_VERSION" => Ok(OperatorCall::GetVersion),
@@ -167,10 +141,10 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_ROLES" => Ok(OperatorCall::GetRoles),
         "GET_WEIGHTS" => Ok(OperatorCall::GetWeights),
         "GET_QUOTA" => Ok(OperatorCall::GetQuota),
-        "UPDATE_WEIGHTS" => body::update_weights(obj).map(OperatorCall::UpdateWeights),
-        "UPDATE_QUOTA" => body::update_quota(obj).map(OperatorCall::UpdateQuota),
+        "UPDATE_WEIGHTS" => body::update_weights(&call).map(OperatorCall::UpdateWeights),
+        "UPDATE_QUOTA" => body::update_quota(&call).map(OperatorCall::UpdateQuota),
         "RESERVE_RESOURCES" => {
-            body::reservation(obj, "reserve_resources").map(|(agent_id, resources)| {
+            body::reservation(&call, "reserve_resources").map(|(agent_id, resources)| {
                 OperatorCall::ReserveResources {
                     agent_id,
                     resources,
@@ -178,7 +152,7 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
             })
         }
         "UNRESERVE_RESOURCES" => {
-            body::reservation(obj, "unreserve_resources").map(|(agent_id, resources)| {
+            body::reservation(&call, "unreserve_resources").map(|(agent_id, resources)| {
                 OperatorCall::UnreserveResources {
                     agent_id,
                     resources,
@@ -186,7 +160,7 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
             })
         }
         "TEARDOWN" => {
-            body::teardown(obj).map(|framework_id| OperatorCall::Teardown { framework_id })
+            body::teardown(&call).map(|framework_id| OperatorCall::Teardown { framework_id })
         }
         "UNKNOWN" => Err(reject(
             StatusCode::NOT_IMPLEMENTED,
@@ -219,14 +193,22 @@ pub(super) fn accepts_json(headers: &HeaderMap) -> bool {
 
 pub async fn handle(
     State(master): State<Arc<Master>>,
+    Extension(bodies): Extension<Bodies>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(resp) = super::require_post(&method) {
         return resp;
     }
-    let call = match parse_operator_call(&headers, &body) {
+    let parsed = match bodies
+        .read(&headers, body, bodies.limits.operator, "operator calls")
+        .await
+    {
+        Ok(body) => parse_operator_call(&headers, &body),
+        Err(e) => Err(e),
+    };
+    let call = match parsed {
         Ok(call) => call,
         Err(r) => {
             tracing::debug!(status = %r.status, reason = %r.reason, "operator call rejected");

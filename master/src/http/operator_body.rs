@@ -1,17 +1,54 @@
-//! Bodies of the mutating operator calls: parsed into the typed bodies of
-//! `keel_api::operator` (Mesos' JSON rules: nulls unset, unknown fields
-//! ignored, numbers as strings), then into domain values, with a 400 and a
+//! Operator call bodies: read within [`LIMITS`] (no `serde_json::Value`
+//! for them), the `type` first, then the typed body the type names
+//! (`keel_api::operator`, Mesos' JSON rules: nulls unset, unknown fields
+//! ignored, numbers as strings), then domain values, with a 400 and a
 //! reason for anything malformed.
 
+use std::borrow::Cow;
+
 use axum::http::StatusCode;
-use keel_api::mesos;
+use keel_api::mesos::bounded::{self, JsonLimits, ListLimit, ReadError};
 use keel_api::operator::{Reservation, ScalarMap, Teardown, UpdateQuota, UpdateWeights};
 use keel_api::resources::Resources;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value as Json};
+use serde_json::value::RawValue;
 
 use super::error::ApiError as Rejection;
 use crate::registry::QuotaConfig;
+
+/// Roles, quota configs and resources in one call.
+pub const MAX_ITEMS: usize = 1_000;
+
+const fn list(path: &'static str, what: &'static str) -> ListLimit {
+    ListLimit {
+        path,
+        max: MAX_ITEMS,
+        what,
+    }
+}
+
+/// What one operator call may hold.
+pub const LIMITS: JsonLimits = JsonLimits {
+    max_depth: 32,
+    max_values: 100_000,
+    max_list_items: 10_000,
+    lists: &[
+        list("update_weights.weight_infos", "weights per UPDATE_WEIGHTS"),
+        list(
+            "update_quota.quota_configs",
+            "quota configs per UPDATE_QUOTA",
+        ),
+        list(
+            "reserve_resources.resources",
+            "resources per RESERVE_RESOURCES",
+        ),
+        list(
+            "unreserve_resources.resources",
+            "resources per UNRESERVE_RESOURCES",
+        ),
+    ],
+};
 
 fn bad(reason: impl Into<String>) -> Rejection {
     Rejection {
@@ -20,23 +57,79 @@ fn bad(reason: impl Into<String>) -> Rejection {
     }
 }
 
+fn convert(e: impl std::fmt::Display) -> Rejection {
+    bad(format!("Failed to convert JSON into Call protobuf: {e}"))
+}
+
+/// Checks a body against [`LIMITS`] and drops its nulls.
+pub fn prepare(body: &[u8]) -> Result<Cow<'_, [u8]>, Rejection> {
+    let text = bounded::prepare(body, &LIMITS).map_err(|e| match e {
+        ReadError::Syntax(e) => bad(format!("Failed to parse body into JSON: {e}")),
+        ReadError::Limit(e) => bad(format!("Call exceeds a limit: {e}")),
+        ReadError::Invalid(e) => convert(e),
+    })?;
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(convert("expecting a JSON object"));
+    }
+    Ok(text)
+}
+
+/// A call's `type` and bodies, each still text.
+#[derive(Deserialize)]
+pub struct RawCall<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    update_weights: Option<&'a RawValue>,
+    #[serde(borrow)]
+    update_quota: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reserve_resources: Option<&'a RawValue>,
+    #[serde(borrow)]
+    unreserve_resources: Option<&'a RawValue>,
+    #[serde(borrow)]
+    teardown: Option<&'a RawValue>,
+}
+
+impl<'a> RawCall<'a> {
+    /// Reads a text [`prepare`] returned.
+    pub fn parse(text: &'a [u8]) -> Result<Self, Rejection> {
+        serde_json::from_slice(text).map_err(convert)
+    }
+
+    pub fn kind(&self) -> Result<String, Rejection> {
+        let raw = self
+            .kind
+            .ok_or_else(|| convert("Missing required fields: type"))?;
+        serde_json::from_str(raw.get())
+            .map_err(|_| convert(format!("'type' must be a string, got {}", raw.get())))
+    }
+
+    fn body(&self, name: &str) -> Option<&'a RawValue> {
+        match name {
+            "update_weights" => self.update_weights,
+            "update_quota" => self.update_quota,
+            "reserve_resources" => self.reserve_resources,
+            "unreserve_resources" => self.unreserve_resources,
+            "teardown" => self.teardown,
+            _ => None,
+        }
+    }
+}
+
 /// The body `name` of the call, typed.
-fn body<T: DeserializeOwned>(obj: &Map<String, Json>, name: &str) -> Result<T, Rejection> {
-    let b = obj.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
+fn body<T: DeserializeOwned>(call: &RawCall<'_>, name: &str) -> Result<T, Rejection> {
+    let b = call.body(name).ok_or_else(|| {
         bad(format!(
             "Failed to validate master::Call: Expecting '{name}' to be present"
         ))
     })?;
-    mesos::parse(b.clone()).map_err(|e| {
-        bad(format!(
-            "Failed to convert JSON into Call protobuf: {name}: {e}"
-        ))
-    })
+    bounded::from_prepared(b.get().as_bytes()).map_err(|e| convert(format!("{name}: {e}")))
 }
 
 /// `update_weights.weight_infos[{role, weight}]`.
-pub fn update_weights(obj: &Map<String, Json>) -> Result<Vec<(String, f64)>, Rejection> {
-    let b: UpdateWeights = body(obj, "update_weights")?;
+pub fn update_weights(call: &RawCall<'_>) -> Result<Vec<(String, f64)>, Rejection> {
+    let b: UpdateWeights = body(call, "update_weights")?;
     Ok(b.weight_infos
         .into_iter()
         .map(|w| (w.role, w.weight))
@@ -59,8 +152,8 @@ fn scalars(map: &ScalarMap, role: &str, what: &str) -> Result<Resources, Rejecti
 }
 
 /// `update_quota.quota_configs[{role, guarantees{}, limits{}}]`.
-pub fn update_quota(obj: &Map<String, Json>) -> Result<Vec<QuotaConfig>, Rejection> {
-    let b: UpdateQuota = body(obj, "update_quota")?;
+pub fn update_quota(call: &RawCall<'_>) -> Result<Vec<QuotaConfig>, Rejection> {
+    let b: UpdateQuota = body(call, "update_quota")?;
     b.quota_configs
         .iter()
         .map(|c| {
@@ -74,8 +167,8 @@ pub fn update_quota(obj: &Map<String, Json>) -> Result<Vec<QuotaConfig>, Rejecti
 }
 
 /// `reserve_resources` / `unreserve_resources`: `{agent_id, resources[]}`.
-pub fn reservation(obj: &Map<String, Json>, name: &str) -> Result<(String, Resources), Rejection> {
-    let b: Reservation = body(obj, name)?;
+pub fn reservation(call: &RawCall<'_>, name: &str) -> Result<(String, Resources), Rejection> {
+    let b: Reservation = body(call, name)?;
     let resources =
         Resources::from_v1(&b.resources).map_err(|e| bad(format!("{name}.resources: {e}")))?;
     if resources.is_empty() {
@@ -85,58 +178,78 @@ pub fn reservation(obj: &Map<String, Json>, name: &str) -> Result<(String, Resou
 }
 
 /// `teardown.framework_id`.
-pub fn teardown(obj: &Map<String, Json>) -> Result<String, Rejection> {
-    let b: Teardown = body(obj, "teardown")?;
+pub fn teardown(call: &RawCall<'_>) -> Result<String, Rejection> {
+    let b: Teardown = body(call, "teardown")?;
     Ok(b.framework_id.value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
-    fn obj(v: Json) -> Map<String, Json> {
-        v.as_object().unwrap().clone()
+    /// Runs `f` on the call `v` as the edge reads it.
+    fn on<T>(v: Json, f: impl FnOnce(&RawCall<'_>) -> T) -> T {
+        let text = v.to_string();
+        let prepared = prepare(text.as_bytes()).unwrap();
+        f(&RawCall::parse(&prepared).unwrap())
     }
 
     #[test]
     fn weights_and_quota_bodies() {
-        let w = update_weights(&obj(json!({"update_weights": {"weight_infos": [{"role": "a", "weight": 3}, {"role": "b", "weight": "1.5"}]}}))).unwrap();
+        let w = on(json!({"update_weights": {"weight_infos": [{"role": "a", "weight": 3}, {"role": "b", "weight": "1.5"}]}}), update_weights).unwrap();
         assert_eq!(w, vec![("a".into(), 3.0), ("b".into(), 1.5)]);
         assert!(
-            update_weights(&obj(
-                json!({"update_weights": {"weight_infos": [{"role": "a"}]}})
-            ))
+            on(
+                json!({"update_weights": {"weight_infos": [{"role": "a"}]}}),
+                update_weights
+            )
             .is_err()
         );
-        let q = update_quota(&obj(json!({"update_quota": {"quota_configs": [
-            {"role": "eng", "guarantees": {"cpus": {"value": 2}}, "limits": {"cpus": 4, "mem": {"value": 1024}}}]}}))).unwrap();
+        let q = on(json!({"update_quota": {"quota_configs": [
+            {"role": "eng", "guarantees": {"cpus": {"value": 2}}, "limits": {"cpus": 4, "mem": {"value": 1024}}}]}}), update_quota).unwrap();
         assert_eq!(q[0].guarantees.scalar("cpus"), 2.0);
         assert_eq!(q[0].limits.scalar("mem"), 1024.0);
-        let neg = update_quota(&obj(
+        let neg = on(
             json!({"update_quota": {"quota_configs": [{"role": "eng", "guarantees": {"cpus": -1}}]}}),
-        ));
+            update_quota,
+        );
         assert!(neg.unwrap_err().reason.contains("non-negative"));
     }
 
     #[test]
     fn reservation_body() {
-        let (agent, rs) = reservation(
-            &obj(json!({"reserve_resources": {"agent_id": {"value": "a"},
+        let (agent, rs) = on(
+            json!({"reserve_resources": {"agent_id": {"value": "a"},
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
-                "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]}})),
-            "reserve_resources",
+                "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]}}),
+            |c| reservation(c, "reserve_resources"),
         )
         .unwrap();
         assert_eq!(agent, "a");
         assert_eq!(rs.0[0].role, "eng");
         assert!(
-            reservation(
-                &obj(json!({"reserve_resources": {"agent_id": {"value": "a"}}})),
-                "reserve_resources"
+            on(
+                json!({"reserve_resources": {"agent_id": {"value": "a"}}}),
+                |c| reservation(c, "reserve_resources")
             )
             .is_err()
         );
-        assert!(teardown(&obj(json!({"teardown": {}}))).is_err());
+        assert!(on(json!({"teardown": {}}), teardown).is_err());
+    }
+
+    #[test]
+    fn item_counts_are_limited() {
+        let roles: Vec<Json> = (0..=MAX_ITEMS)
+            .map(|i| json!({"role": format!("r{i}"), "weight": 1}))
+            .collect();
+        let text = json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": roles}});
+        let err = prepare(text.to_string().as_bytes()).err().unwrap();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err.reason,
+            "Call exceeds a limit: 'update_weights.weight_infos' has more than 1000 items \
+             (the limit of weights per UPDATE_WEIGHTS)"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! `POST /api/v1/scheduler` (also `/master/api/v1/scheduler`): the Mesos v1
-//! scheduler API over HTTP. The body is parsed once into a typed
-//! [`Call`]; SUBSCRIBE answers with a chunked RecordIO event stream (an
+//! scheduler API over HTTP. The body is read within its limits
+//! ([`super::body`]), checked against the call limits and parsed once into
+//! a typed [`Call`] (a big body's framework and stream are checked before
+//! it is typed); SUBSCRIBE answers with a chunked RecordIO event stream (an
 //! [`HttpStream`] is the framework's connection); other calls go to
 //! [`Master::call`] and answer `202 Accepted` (UPDATE_FRAMEWORK: `200 OK`)
 //! with an empty body, or a 4xx/5xx with a plain-text reason.
@@ -9,7 +11,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -18,6 +20,7 @@ use keel_api::scheduler::{Call, CallKind, Event};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::body::Bodies;
 use super::error::ApiError;
 use super::operator::{accepts_json, check_content_type};
 use crate::core::{CallReply, FrameworkConnection, Master, SendError};
@@ -25,6 +28,9 @@ use crate::core::{CallReply, FrameworkConnection, Master, SendError};
 const STREAM_ID: &str = "Mesos-Stream-Id";
 /// Events queued for a slow framework before it is disconnected.
 const STREAM_CAPACITY: usize = 4096;
+/// A body larger than this is typed only for a subscribed framework on its
+/// stream (SUBSCRIBE aside).
+const CHECK_FRAMEWORK_FIRST: usize = 64 << 10;
 
 /// A framework's event stream as an HTTP response body.
 struct HttpStream {
@@ -57,11 +63,12 @@ impl Drop for Gone {
 
 pub async fn handle(
     State(master): State<Arc<Master>>,
+    Extension(bodies): Extension<Bodies>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    match serve(&master, &method, &headers, &body).await {
+    match serve(&master, &bodies, &method, &headers, body).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -69,18 +76,27 @@ pub async fn handle(
 
 async fn serve(
     master: &Arc<Master>,
+    bodies: &Bodies,
     method: &Method,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
 ) -> Result<Response, ApiError> {
     if let Some(resp) = super::require_post(method) {
         return Ok(resp);
     }
     check_content_type(headers)?;
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("Failed to parse body into JSON: {e}")))?;
-    let call = Call::from_json(json).map_err(ApiError::from)?;
     let stream_id = headers.get(STREAM_ID).and_then(|v| v.to_str().ok());
+    let body = bodies
+        .read(headers, body, bodies.limits.scheduler, "scheduler calls")
+        .await?;
+    let text = Call::prepare(&body)?;
+    if text.len() > CHECK_FRAMEWORK_FIRST {
+        check_framework(master, &text, stream_id).await?;
+    }
+    let call = Call::from_prepared(&text)?;
+    drop(text);
+    // The call counts against the body budget until it is carried out.
+    let _held = body.into_held();
     if let CallKind::Subscribe(sub) = call.kind {
         if stream_id.is_some() {
             return Err(ApiError::bad_request(
@@ -129,4 +145,26 @@ async fn serve(
         CallReply::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
         CallReply::Done => Ok(StatusCode::OK.into_response()),
     }
+}
+
+/// Before a big call is typed: its framework must be subscribed and the
+/// request on its stream, as [`Master::call`] would then check (a call
+/// with nothing to do passes those checks and does nothing else).
+async fn check_framework(
+    master: &Master,
+    text: &[u8],
+    stream_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let head = Call::head(text)?;
+    if head.kind.as_deref() == Some("SUBSCRIBE") {
+        return Ok(());
+    }
+    let Some(framework_id) = head.framework_id else {
+        return Ok(());
+    };
+    let probe = CallKind::NoOp {
+        kind: "(framework check before parsing)".into(),
+    };
+    master.call(&framework_id, stream_id, probe).await?;
+    Ok(())
 }
