@@ -2,7 +2,8 @@
 //! fixed budget (the test command runs these): none may panic. Mesos JSON
 //! scheduler calls, operator bodies, the agents' protobuf messages and
 //! what the gRPC edge makes of them, Raft RPCs and log entries, and the
-//! Raft log's segment files after random damage.
+//! Raft log's segment files and the single master's command log after
+//! random damage.
 //!
 //! Random bytes rarely get past the first check, so each target also
 //! mutates valid inputs: JSON values with nodes swapped for hostile ones
@@ -14,7 +15,8 @@ use keel_api::pb;
 use keel_api::scheduler::Call;
 use keel_master::grpc::{agent_info_from_pb, agent_update, reported_tasks};
 use keel_master::http::parse_operator_call;
-use keel_master::registry::limits;
+use keel_master::registry::{Command, Registry, limits};
+use keel_master::replication::local::CommandLog;
 use keel_master::replication::raft::types::{LogEntry, TypeConfig};
 use keel_master::replication::raft::wal::Wal;
 use keel_master::replication::raft::wire;
@@ -299,6 +301,64 @@ fn raft_log_segments_after_random_damage() {
             }
         }
     }
+}
+
+/// The single master's command log with random damage: opening it either
+/// refuses with an error or rebuilds the registry of a prefix of the
+/// commands written (a torn tail cut), never a registry no prefix made.
+#[test]
+fn command_logs_after_random_damage() {
+    let boot = Command::Bootstrap {
+        master_id: "m1".into(),
+    };
+    let commands: Vec<Command> = std::iter::once(boot)
+        .chain((1..=12).map(|i| {
+            serde_json::from_value(json!({"command": "update_weights",
+                "weights": [[format!("r{}", i % 4), f64::from(i)]]}))
+            .unwrap()
+        }))
+        .collect();
+    let mut prefixes = vec![Registry::default()];
+    for c in &commands {
+        let mut next = prefixes.last().unwrap().clone();
+        next.apply(c).unwrap();
+        prefixes.push(next);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.log");
+    {
+        let (mut log, _) = CommandLog::open(&path).unwrap();
+        for c in &commands {
+            log.append(c).unwrap();
+        }
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let mut rng = fastrand::Rng::with_seed(13);
+    let (mut opened, mut refused) = (0, 0);
+    for round in 0..600 {
+        let mut damaged = bytes.clone();
+        match round % 3 {
+            0 => {
+                let at = rng.usize(..damaged.len());
+                damaged[at] ^= rng.u8(1..);
+            }
+            1 => damaged.truncate(rng.usize(..damaged.len())),
+            _ => {
+                let at = rng.usize(..damaged.len());
+                let end = (at + rng.usize(1..64)).min(damaged.len());
+                rng.fill(&mut damaged[at..end]);
+            }
+        }
+        std::fs::write(&path, &damaged).unwrap();
+        match CommandLog::open(&path) {
+            Ok((_, registry)) => {
+                assert!(prefixes.contains(&registry), "round {round}: {registry:?}");
+                opened += 1;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(opened > 0 && refused > 0, "opened {opened}, refused {refused}");
 }
 
 /// The seeds the mutations start from are valid, so that the mutated

@@ -1,11 +1,15 @@
 //! One master alone: [`LocalLog`], the [`Replicator`] over [`CommandLog`],
 //! a durable command log: one JSON [`Command`] per line, fsynced before the
-//! command takes effect. Replaying it rebuilds the [`Registry`].
+//! command takes effect. Replaying it rebuilds the [`Registry`]. Each line
+//! is `crc32 (8 hex digits) SP json`, the checksum over the JSON, so that a
+//! damaged byte is found rather than replayed as another command (lines of
+//! earlier logs, bare JSON, are still read).
 //!
-//! A crash can tear only the last line (written without its newline); that
-//! tail is cut off on open, since its command was never acknowledged. Any
-//! other damage is an error: the master refuses to start rather than serve a
-//! registry it cannot trust. Raft ([`super::raft`]) replaces this file when
+//! A crash can tear only the last line (written without its newline, or
+//! with pages of it never written, which read as zeros); that tail is cut
+//! off on open, since its command was never acknowledged. Any other damage
+//! is an error: the master refuses to start rather than serve a registry it
+//! cannot trust. Raft ([`super::raft`]) replaces this file when
 //! masters are replicated; the commands stay the same.
 //!
 //! A write that fails (a full disk, an fsync error) fails its command and
@@ -83,16 +87,16 @@ impl CommandLog {
         let mut registry = Registry::default();
         let mut good_len = 0u64;
         let mut reader = BufReader::new(&file);
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut number = 0usize;
         loop {
             line.clear();
-            let n = reader.read_line(&mut line).map_err(io)?;
+            let n = reader.read_until(b'\n', &mut line).map_err(io)?;
             if n == 0 {
                 break;
             }
             number += 1;
-            if !line.ends_with('\n') {
+            if !line.ends_with(b"\n") {
                 tracing::warn!(path = %path.display(), line = number,
                     "dropping a torn last command (never acknowledged)");
                 break;
@@ -103,7 +107,17 @@ impl CommandLog {
                 offset: good_len,
                 reason,
             };
-            let cmd: Command = serde_json::from_str(&line).map_err(|e| corrupt(e.to_string()))?;
+            let json = match checked(&line) {
+                Ok(json) => json,
+                Err(_) if line.contains(&0) && at_end(&mut reader).map_err(io)? => {
+                    tracing::warn!(path = %path.display(), line = number,
+                        "dropping a last command with unwritten pages (never acknowledged)");
+                    break;
+                }
+                Err(reason) => return Err(corrupt(reason)),
+            };
+            let cmd: Command =
+                serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?;
             registry
                 .apply(&cmd)
                 .map_err(|e: RegistryError| corrupt(e.to_string()))?;
@@ -130,10 +144,12 @@ impl CommandLog {
     /// was appended: the file holds the acknowledged commands only (or is
     /// cut back to them before the next append).
     pub fn append(&mut self, cmd: &Command) -> Result<(), StoreError> {
-        let mut line = serde_json::to_vec(cmd).map_err(|e| StoreError::Encode {
+        let json = serde_json::to_vec(cmd).map_err(|e| StoreError::Encode {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
+        let mut line = format!("{:08x} ", crc32fast::hash(&json)).into_bytes();
+        line.extend_from_slice(&json);
         line.push(b'\n');
         self.repair().map_err(|source| StoreError::Unrepaired {
             path: self.path.clone(),
@@ -169,6 +185,42 @@ impl CommandLog {
         self.disk.sync_all(&self.file)?;
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// The JSON of one line (its newline included), its checksum verified;
+/// a line without a checksum is one of an earlier log.
+fn checked(line: &[u8]) -> Result<&[u8], String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if line.starts_with(b"{") {
+        return Ok(line);
+    }
+    let (sum, body) = match line.get(8) {
+        Some(b' ') => line.split_at(8),
+        _ => return Err("no checksum before the command".into()),
+    };
+    let sum = std::str::from_utf8(sum).map_err(|_| "the checksum is not text".to_string())?;
+    let want = u32::from_str_radix(sum, 16).map_err(|_| format!("bad checksum {sum:?}"))?;
+    let body = &body[1..];
+    let got = crc32fast::hash(body);
+    if got != want {
+        return Err(format!("checksum {sum} does not match the command ({got:08x})"));
+    }
+    Ok(body)
+}
+
+/// Whether nothing but zeros (unwritten space) follows.
+fn at_end(reader: &mut impl BufRead) -> std::io::Result<bool> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        if buf.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        let n = buf.len();
+        reader.consume(n);
     }
 }
 
@@ -319,6 +371,66 @@ mod tests {
         assert!(matches!(err, StoreError::Corrupt { line: 2, .. }), "{err}");
     }
 
+    fn weight(role: &str) -> Command {
+        serde_json::from_value(serde_json::json!(
+            {"command": "update_weights", "weights": [[role, 2.0]]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_damaged_byte_is_found_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.log");
+        {
+            let (mut log, _) = CommandLog::open(&path).unwrap();
+            log.append(&boot("m1")).unwrap();
+            log.append(&weight("r1")).unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.iter().position(|&b| b == b'm').unwrap();
+        bytes[at + 1] = b'2';
+        std::fs::write(&path, &bytes).unwrap();
+        let err = CommandLog::open(&path).err().expect("must fail");
+        assert!(
+            matches!(&err, StoreError::Corrupt { line: 1, reason, .. } if reason.contains("checksum")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_log_of_bare_json_lines_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.log");
+        std::fs::write(&path, b"{\"command\":\"bootstrap\",\"master_id\":\"m1\"}\n").unwrap();
+        let (mut log, reg) = CommandLog::open(&path).unwrap();
+        assert_eq!(reg.master_id(), Some("m1"));
+        log.append(&weight("r1")).unwrap();
+        drop(log);
+        let (_, reg) = CommandLog::open(&path).unwrap();
+        assert_eq!(reg.master_id(), Some("m1"));
+        assert_eq!(reg.weights().collect::<Vec<_>>(), [(&"r1".to_string(), &2.0)]);
+    }
+
+    #[test]
+    fn a_last_line_with_unwritten_pages_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.log");
+        {
+            let (mut log, _) = CommandLog::open(&path).unwrap();
+            log.append(&boot("m1")).unwrap();
+            log.append(&weight("r1")).unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let first = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let end = bytes.len() - 1;
+        bytes[first + 12..end].fill(0);
+        bytes.extend_from_slice(&[0; 100]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, reg) = CommandLog::open(&path).unwrap();
+        assert_eq!(reg.master_id(), Some("m1"));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), first as u64);
+    }
+
     #[test]
     fn a_log_that_does_not_apply_refuses_to_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -398,7 +510,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), n + 1, "{} lines for {n} commands", lines.len());
         for line in lines {
-            serde_json::from_str::<Command>(line).expect("every line a command");
+            let json = checked(line.as_bytes()).expect("every line checksummed");
+            serde_json::from_slice::<Command>(json).expect("every line a command");
         }
         let (_, reg) = CommandLog::open(path).expect("reopens");
         assert_eq!(names(&reg), expected(0..n));
