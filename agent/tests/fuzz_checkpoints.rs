@@ -20,7 +20,12 @@ fn update(n: u8) -> pb::StatusUpdate {
         framework_id: "fw".into(),
         status: Some(pb::TaskStatus {
             task_id: "t1".into(),
-            state: if n % 2 == 0 { "TASK_STARTING" } else { "TASK_RUNNING" }.into(),
+            state: if n % 2 == 0 {
+                "TASK_STARTING"
+            } else {
+                "TASK_RUNNING"
+            }
+            .into(),
             uuid: vec![n; 16],
             message: "m".repeat(usize::from(n)),
             ..Default::default()

@@ -358,7 +358,10 @@ fn command_logs_after_random_damage() {
             Err(_) => refused += 1,
         }
     }
-    assert!(opened > 0 && refused > 0, "opened {opened}, refused {refused}");
+    assert!(
+        opened > 0 && refused > 0,
+        "opened {opened}, refused {refused}"
+    );
 }
 
 /// The seeds the mutations start from are valid, so that the mutated

@@ -1,16 +1,15 @@
-//! One master alone: [`LocalLog`], the [`Replicator`] over [`CommandLog`],
-//! a durable command log: one JSON [`Command`] per line, fsynced before the
-//! command takes effect. Replaying it rebuilds the [`Registry`]. Each line
-//! is `crc32 (8 hex digits) SP json`, the checksum over the JSON, so that a
-//! damaged byte is found rather than replayed as another command (lines of
-//! earlier logs, bare JSON, are still read).
+//! [`CommandLog`], a single master's durable command log: one JSON
+//! [`Command`] per line, fsynced before the command takes effect. Replaying
+//! it rebuilds the [`Registry`]. Each line is `crc32 (8 hex digits) SP
+//! json`, the checksum over the JSON, so that a damaged byte is found
+//! rather than replayed as another command (lines of earlier logs, bare
+//! JSON, are still read).
 //!
 //! A crash can tear only the last line (written without its newline, or
 //! with pages of it never written, which read as zeros); that tail is cut
 //! off on open, since its command was never acknowledged. Any other damage
 //! is an error: the master refuses to start rather than serve a registry it
-//! cannot trust. Raft ([`super::raft`]) replaces this file when
-//! masters are replicated; the commands stay the same.
+//! cannot trust.
 //!
 //! A write that fails (a full disk, an fsync error) fails its command and
 //! leaves the log as it was: the file is cut back to the acknowledged
@@ -25,11 +24,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use super::disk::Disk;
-use super::{BoxFuture, ClusterView, Leadership, Member, ProposeError, Replicator};
-use crate::registry::{Applied, Command, Registry, RegistryError};
+use crate::registry::{Command, Registry, RegistryError};
+use crate::replication::disk::Disk;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,8 +113,7 @@ impl CommandLog {
                 }
                 Err(reason) => return Err(corrupt(reason)),
             };
-            let cmd: Command =
-                serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?;
+            let cmd: Command = serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?;
             registry
                 .apply(&cmd)
                 .map_err(|e: RegistryError| corrupt(e.to_string()))?;
@@ -204,7 +200,9 @@ fn checked(line: &[u8]) -> Result<&[u8], String> {
     let body = &body[1..];
     let got = crc32fast::hash(body);
     if got != want {
-        return Err(format!("checksum {sum} does not match the command ({got:08x})"));
+        return Err(format!(
+            "checksum {sum} does not match the command ({got:08x})"
+        ));
     }
     Ok(body)
 }
@@ -224,101 +222,12 @@ fn at_end(reader: &mut impl BufRead) -> std::io::Result<bool> {
     }
 }
 
-/// The one term of a single master.
-const TERM: u64 = 1;
-const SINGLE: &str =
-    "this master runs alone on a local command log; start masters with --masters to replicate";
-
-/// A single master's registry: the fsynced JSON-lines command log.
-pub struct LocalLog {
-    state: Mutex<(CommandLog, Registry)>,
-    addr: String,
-}
-
-impl LocalLog {
-    /// `addr` is this master's `host:port`, reported as the only member.
-    pub fn open(path: &Path, addr: String) -> Result<Self, StoreError> {
-        let (log, registry) = CommandLog::open(path)?;
-        Ok(LocalLog {
-            state: Mutex::new((log, registry)),
-            addr,
-        })
-    }
-}
-
-impl Replicator for LocalLog {
-    fn propose(
-        &self,
-        cmd: Command,
-    ) -> BoxFuture<'_, Result<Result<Applied, RegistryError>, ProposeError>> {
-        let result = (|| {
-            let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let (log, registry) = &mut *guard;
-            if let Err(e) = registry.validate(&cmd) {
-                return Ok(Err(e));
-            }
-            log.append(&cmd)
-                .map_err(|e| ProposeError::Store(e.to_string()))?;
-            Ok(registry.apply(&cmd))
-        })();
-        Box::pin(std::future::ready(result))
-    }
-
-    fn barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
-        // Appends are applied before `propose` returns.
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn registry(&self) -> Registry {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
-    }
-
-    fn cluster(&self) -> ClusterView {
-        ClusterView {
-            leadership: Leadership::Leader,
-            term: TERM,
-            members: vec![Member {
-                id: 1,
-                addr: self.addr.clone(),
-                voter: true,
-            }],
-            me: 1,
-            log: None,
-            problem: None,
-        }
-    }
-
-    fn leadership_changed<'a>(&'a self, seen: &'a ClusterView) -> BoxFuture<'a, ()> {
-        // The view never changes: resolved only by one that already differs.
-        if (&seen.leadership, seen.term) != (&Leadership::Leader, TERM) {
-            return Box::pin(std::future::ready(()));
-        }
-        Box::pin(std::future::pending())
-    }
-
-    fn add_member(&self, _addr: String) -> BoxFuture<'_, Result<(), ProposeError>> {
-        Box::pin(std::future::ready(Err(ProposeError::Unsupported(
-            SINGLE.into(),
-        ))))
-    }
-
-    fn remove_member(&self, _id: u64) -> BoxFuture<'_, Result<(), ProposeError>> {
-        Box::pin(std::future::ready(Err(ProposeError::Unsupported(
-            SINGLE.into(),
-        ))))
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::replication::disk::tests::Tmpfs;
 
-    fn boot(id: &str) -> Command {
+    pub(crate) fn boot(id: &str) -> Command {
         Command::Bootstrap {
             master_id: id.into(),
         }
@@ -408,7 +317,10 @@ mod tests {
         drop(log);
         let (_, reg) = CommandLog::open(&path).unwrap();
         assert_eq!(reg.master_id(), Some("m1"));
-        assert_eq!(reg.weights().collect::<Vec<_>>(), [(&"r1".to_string(), &2.0)]);
+        assert_eq!(
+            reg.weights().collect::<Vec<_>>(),
+            [(&"r1".to_string(), &2.0)]
+        );
     }
 
     #[test]
@@ -444,33 +356,7 @@ mod tests {
         assert!(err.to_string().contains("not bootstrapped"), "{err}");
     }
 
-    #[tokio::test]
-    async fn local_log_persists_before_answering() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("registry.log");
-        let log = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
-        let applied = log
-            .propose(Command::Bootstrap {
-                master_id: "m".into(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(applied, Ok(Applied::Bootstrapped));
-        // A refused command is the registry's verdict, not a store failure,
-        // and is not written.
-        let refused = log
-            .propose(Command::Bootstrap {
-                master_id: "n".into(),
-            })
-            .await
-            .unwrap();
-        assert!(refused.is_err());
-        let again = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
-        assert_eq!(again.cluster().leadership, Leadership::Leader);
-        assert_eq!(again.registry().master_id(), Some("m"));
-    }
-
-    fn framework(n: usize) -> Command {
+    pub(crate) fn framework(n: usize) -> Command {
         Command::AddFramework {
             info: keel_api::mesos::FrameworkInfo {
                 user: "disk".into(),
@@ -492,13 +378,13 @@ mod tests {
         }
     }
 
-    fn names(reg: &Registry) -> Vec<String> {
+    pub(crate) fn names(reg: &Registry) -> Vec<String> {
         reg.frameworks()
             .map(|f| f.info.name.split('-').take(2).collect::<Vec<_>>().join("-"))
             .collect()
     }
 
-    fn expected(n: std::ops::Range<usize>) -> Vec<String> {
+    pub(crate) fn expected(n: std::ops::Range<usize>) -> Vec<String> {
         n.map(|i| format!("fw-{i}")).collect()
     }
 
@@ -549,40 +435,6 @@ mod tests {
         log.append(&framework(acked + 1)).unwrap();
         drop(log);
         holds_exactly(&path, acked + 2);
-    }
-
-    #[tokio::test]
-    async fn a_local_master_on_a_full_disk_answers_a_store_error_and_recovers() {
-        let Some(fs) = Tmpfs::mount(1 << 20) else {
-            return;
-        };
-        let path = fs.path().join("registry.log");
-        let log = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
-        log.propose(boot("m")).await.unwrap().unwrap();
-        fs.fill();
-        let mut acked = 0;
-        let err = loop {
-            match log.propose(framework(acked)).await {
-                Ok(verdict) => {
-                    verdict.unwrap();
-                    acked += 1;
-                }
-                Err(e) => break e,
-            }
-            assert!(acked < 100, "the disk never filled");
-        };
-        let ProposeError::Store(reason) = &err else {
-            panic!("{err:?}");
-        };
-        assert!(reason.contains("No space left on device"), "{reason}");
-        // Reads go on, showing what was acknowledged and nothing else.
-        assert_eq!(names(&log.registry()), expected(0..acked));
-        fs.free();
-        log.propose(framework(acked)).await.unwrap().unwrap();
-        assert_eq!(names(&log.registry()), expected(0..acked + 1));
-        drop(log);
-        let again = LocalLog::open(&path, "127.0.0.1:5050".into()).unwrap();
-        assert_eq!(names(&again.registry()), expected(0..acked + 1));
     }
 
     /// A log with `bootstrap` and frameworks 0 and 1.
