@@ -20,7 +20,7 @@ fn update(n: u8) -> pb::StatusUpdate {
         framework_id: "fw".into(),
         status: Some(pb::TaskStatus {
             task_id: "t1".into(),
-            state: if n % 2 == 0 {
+            state: if n.is_multiple_of(2) {
                 "TASK_STARTING"
             } else {
                 "TASK_RUNNING"
