@@ -90,6 +90,39 @@ struct Flags {
 }
 
 impl Flags {
+    /// Refuses flag values the master cannot run with.
+    fn check(&self) -> anyhow::Result<()> {
+        for (name, d) in [
+            (
+                "--framework-heartbeat-interval",
+                self.framework_heartbeat_interval,
+            ),
+            ("--allocation-interval", self.allocation_interval),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.agent_timeout {
+            anyhow::bail!(
+                "--heartbeat-interval ({:?}) must be non-zero and shorter than --agent-timeout ({:?})",
+                self.heartbeat_interval,
+                self.agent_timeout
+            );
+        }
+        for (name, d) in [
+            ("--http-header-timeout", self.http_header_timeout),
+            ("--http-idle-timeout", self.http_idle_timeout),
+            ("--http-body-timeout", self.http_body_timeout),
+            ("--agent-register-timeout", self.agent_register_timeout),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
+        }
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be non-zero"
+        );
+        Ok(())
+    }
+
     /// How the port is served, within `nofile` file descriptors.
     fn serve_options(&self, nofile: u64) -> Options {
         let mut limits = Limits {
@@ -123,34 +156,7 @@ impl Flags {
 async fn main() -> anyhow::Result<()> {
     keel_telemetry::init("keel-master");
     let flags = Flags::parse();
-    for (name, d) in [
-        (
-            "--framework-heartbeat-interval",
-            flags.framework_heartbeat_interval,
-        ),
-        ("--allocation-interval", flags.allocation_interval),
-    ] {
-        anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
-    }
-    if flags.heartbeat_interval.is_zero() || flags.heartbeat_interval >= flags.agent_timeout {
-        anyhow::bail!(
-            "--heartbeat-interval ({:?}) must be non-zero and shorter than --agent-timeout ({:?})",
-            flags.heartbeat_interval,
-            flags.agent_timeout
-        );
-    }
-    for (name, d) in [
-        ("--http-header-timeout", flags.http_header_timeout),
-        ("--http-idle-timeout", flags.http_idle_timeout),
-        ("--http-body-timeout", flags.http_body_timeout),
-        ("--agent-register-timeout", flags.agent_register_timeout),
-    ] {
-        anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
-    }
-    anyhow::ensure!(
-        flags.max_connections > 0,
-        "--max-connections must be non-zero"
-    );
+    flags.check()?;
     // Every connection holds a descriptor; the soft limit is often 1024.
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let options = flags.serve_options(nofile);
