@@ -129,8 +129,12 @@ fn validate_info(info: &FrameworkInfo) -> Result<(), Refusal> {
 }
 
 /// After a takeover every known framework is disconnected and gets its
-/// failover timeout to come back.
+/// failover timeout to come back, and never less than the agents'
+/// re-registration window: a master failover is not the scheduler's, and
+/// a framework with `failover_timeout: 0` (the Mesos default) must have the
+/// time to find the new leader before it is torn down.
 pub(super) fn recover(e: &mut Engine, now: Now) {
+    let grace = e.cfg.agent_reregister_timeout;
     let records: Vec<(String, FrameworkInfo)> = e
         .registry
         .frameworks()
@@ -143,7 +147,7 @@ pub(super) fn recover(e: &mut Engine, now: Now) {
             failover_deadline: None,
             suppressed_roles: BTreeSet::new(),
         };
-        fw.failover_deadline = Some(now.instant + fw.failover_timeout());
+        fw.failover_deadline = Some(now.instant + fw.failover_timeout().max(grace));
         e.allocator.add_framework(fw.spec(&id), now.unix);
         e.allocator.deactivate_framework(&id);
         e.frameworks.insert(id, fw);

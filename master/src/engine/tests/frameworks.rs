@@ -127,6 +127,23 @@ fn a_disconnected_framework_is_removed_after_its_failover_timeout() {
     assert!(h.committed.is_removed_framework(&fw));
 }
 
+/// A master failover is not the scheduler's: after a takeover a framework
+/// with `failover_timeout: 0` has the agents' re-registration window to
+/// subscribe to the new leader, and is removed only after it.
+#[test]
+fn after_a_takeover_frameworks_have_the_reregistration_window() {
+    let mut h = Harness::new();
+    let (fw, _) = h.framework(framework_info("zero", json!({})));
+    let (slow, _) = h.framework(framework_info("hour", json!({"failover_timeout": 3600.0})));
+    h.take_over();
+    h.advance(Duration::from_secs(599));
+    assert!(h.engine.expired_frameworks(h.now).is_empty());
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.engine.expired_frameworks(h.now), vec![fw.clone()]);
+    h.advance(Duration::from_secs(3000));
+    assert_eq!(h.engine.expired_frameworks(h.now), vec![fw, slow]);
+}
+
 #[test]
 fn teardown_kills_tasks_records_their_end_and_closes_the_stream() {
     let (mut h, agent, fw) = running();
