@@ -54,7 +54,12 @@ fn frameworks(port: u16) -> Vec<String> {
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|f| f["framework_info"]["id"]["value"].as_str().unwrap().to_string())
+        .map(|f| {
+            f["framework_info"]["id"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -86,7 +91,11 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged() {
         })
         .expect("the disk never filled");
     assert_eq!(refusal.0, 503, "{}", refusal.1);
-    assert!(refusal.1.contains("No space left on device"), "{}", refusal.1);
+    assert!(
+        refusal.1.contains("No space left on device"),
+        "{}",
+        refusal.1
+    );
 
     let teardown = json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": id}}});
     let r = post_json(port, "/api/v1", &teardown.to_string());

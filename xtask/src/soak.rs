@@ -25,6 +25,7 @@
 mod abuse;
 mod faults;
 mod framework;
+mod memory;
 mod procs;
 mod registry;
 mod report;
@@ -41,7 +42,7 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
 use crate::cluster::{self, rss_kib};
-use faults::{Faults, Fill, Kill, Life};
+use faults::{Faults, Fill, Kill, Leadership, Life};
 use procs::Procs;
 
 /// Restarting a killed leader waits this long.
@@ -211,6 +212,7 @@ pub struct Run {
     pub burst: BTreeMap<String, Vec<registry::Write>>,
     pub abuse: abuse::Report,
     pub lives: Vec<Life>,
+    pub leaderships: Vec<Leadership>,
     pub leader_at_end: Option<usize>,
     pub unclean_stop: Vec<String>,
     pub tmpfs: bool,
@@ -395,6 +397,9 @@ fn soak(procs: &mut Procs, args: &SoakArgs, run_for: Duration) -> Result<Run> {
         Duration::from_secs(30),
     ));
     let leader_at_end = procs.leader();
+    let now = Instant::now();
+    faults.sample_leader(procs, now);
+    faults.lead_ended(now);
     for life in &mut faults.lives {
         let alive = procs.masters[life.master].pid() == Some(life.pid);
         life.end = alive.then(|| rss_kib(life.pid)).flatten();
@@ -420,6 +425,7 @@ fn soak(procs: &mut Procs, args: &SoakArgs, run_for: Duration) -> Result<Run> {
         burst,
         abuse,
         lives: faults.lives,
+        leaderships: faults.leaderships,
         leader_at_end,
         unclean_stop,
         tmpfs: false,

@@ -33,6 +33,40 @@ pub struct Life {
     pub ended: Option<Instant>,
 }
 
+/// One master's time as the leader, its RSS sampled every few seconds:
+/// the leader holds the task table, the offers and every stream, so its
+/// memory is the one that could grow with the load.
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    pub master: usize,
+    pub pid: u32,
+    pub from: Instant,
+    pub until: Option<Instant>,
+    /// (time since `from`, RSS in KiB).
+    pub samples: Vec<(Duration, u64)>,
+}
+
+impl Leadership {
+    /// The RSS sampled first at or after `after` into the leadership.
+    pub fn at(&self, after: Duration) -> Option<u64> {
+        self.samples
+            .iter()
+            .find(|(t, _)| *t >= after)
+            .map(|(_, kib)| *kib)
+    }
+
+    pub fn last(&self) -> Option<(Duration, u64)> {
+        self.samples.last().copied()
+    }
+
+    pub fn peak(&self) -> Option<u64> {
+        self.samples.iter().map(|(_, kib)| *kib).max()
+    }
+}
+
+/// How often the leader's RSS is sampled.
+const RSS_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct Kill {
     pub master: usize,
@@ -81,6 +115,8 @@ pub struct Faults {
     pub fill: Option<Fill>,
     pub exits: Vec<String>,
     pub lives: Vec<Life>,
+    pub leaderships: Vec<Leadership>,
+    next_rss: Instant,
     leader: Option<usize>,
     leaderless_since: Option<Instant>,
     pub max_leaderless: Duration,
@@ -118,6 +154,8 @@ impl Faults {
             fill: None,
             exits: Vec::new(),
             lives: Vec::new(),
+            leaderships: Vec::new(),
+            next_rss: t0,
             leader: None,
             leaderless_since: None,
             max_leaderless: Duration::ZERO,
@@ -204,6 +242,10 @@ impl Faults {
         }
 
         self.watch_leader(procs, shared);
+        if now >= self.next_rss {
+            self.next_rss = now + RSS_EVERY;
+            self.sample_leader(procs, now);
+        }
         for life in &mut self.lives {
             let warm_at = life.started.max(self.t0) + self.warmup;
             if life.warm.is_none()
@@ -246,6 +288,16 @@ impl Faults {
                 self.leaderless_since = None;
                 if self.leader != Some(l) {
                     log(self.t0, &format!("m{l} leads"));
+                    self.lead_ended(now);
+                    if let Some(pid) = procs.masters[l].pid() {
+                        self.leaderships.push(Leadership {
+                            master: l,
+                            pid,
+                            from: now,
+                            until: None,
+                            samples: Vec::new(),
+                        });
+                    }
                 }
                 for k in &mut self.kills {
                     if k.new_leader_after.is_none() && k.master != l {
@@ -260,6 +312,30 @@ impl Faults {
             }
         }
         self.leader = leader;
+    }
+
+    /// The current leadership, if any, ended (before a kill, or when
+    /// another master leads).
+    pub fn lead_ended(&mut self, now: Instant) {
+        if let Some(l) = self.leaderships.last_mut()
+            && l.until.is_none()
+        {
+            l.until = Some(now);
+        }
+    }
+
+    /// The RSS of the current leader, while it is the process that took
+    /// the lead.
+    pub fn sample_leader(&mut self, procs: &Procs, now: Instant) {
+        let Some(l) = self.leaderships.last_mut() else {
+            return;
+        };
+        if l.until.is_some() || procs.masters[l.master].pid() != Some(l.pid) {
+            return;
+        }
+        if let Some(kib) = rss_kib(l.pid) {
+            l.samples.push((now - l.from, kib));
+        }
     }
 
     fn maybe_kill(&mut self, procs: &mut Procs, now: Instant) {
@@ -292,6 +368,8 @@ impl Faults {
             return;
         };
         let pid = procs.masters[l].pid().unwrap_or(0);
+        self.sample_leader(procs, now);
+        self.lead_ended(now);
         procs.kill_master(l);
         self.died(l);
         log(self.t0, &format!("kill -9 leader m{l} (pid {pid})"));

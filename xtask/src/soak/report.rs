@@ -50,7 +50,7 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn mib(kib: u64) -> String {
+pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
@@ -371,45 +371,7 @@ pub fn evaluate(run: &Run, args: &SoakArgs) -> Verdict {
         s.opened
     ));
 
-    // Memory.
-    let mut rss = Vec::new();
-    for life in &run.lives {
-        let (Some(warm), Some(end)) = (life.warm, life.end) else {
-            continue;
-        };
-        let whole = life.start == 1;
-        let leader = run.leader_at_end == Some(life.master);
-        let mut tags = Vec::new();
-        if whole {
-            tags.push("whole run".to_string());
-        } else {
-            tags.push(format!("started at {}", at(run, life.started)));
-        }
-        if leader {
-            tags.push("leader".into());
-        }
-        rss.push(format!(
-            "m{} ({}) {} -> {}",
-            life.master,
-            tags.join(", "),
-            mib(warm),
-            mib(end)
-        ));
-    }
-    lines.push(format!(
-        "master RSS (after the {} warm-up -> end): {}",
-        show(args.warmup),
-        if rss.is_empty() {
-            "no master lived past its warm-up to the end".into()
-        } else {
-            rss.join("; ")
-        }
-    ));
-    row.push(if rss.is_empty() {
-        "-".into()
-    } else {
-        rss.join("; ")
-    });
+    super::memory::report(run, args, &mut lines, &mut failures, &mut row);
 
     // Processes.
     if run.exits.is_empty() {
