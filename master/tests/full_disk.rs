@@ -101,7 +101,7 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged() {
     let r = post_json(port, "/api/v1", &teardown.to_string());
     assert_eq!(r.0, 503, "TEARDOWN that was not recorded: {}", r.2);
     // Reads go on and show what was acknowledged, nothing else.
-    assert_eq!(frameworks(port), [id.clone()]);
+    assert_eq!(frameworks(port), std::slice::from_ref(&id));
     acked.sort();
     assert_eq!(weights(port), acked);
 

@@ -254,6 +254,29 @@ proptest! {
     }
 }
 
+/// What a run of damaged bytes is overwritten with.
+enum Fill {
+    Zeros,
+    Random,
+}
+
+/// Damage of kind `round % 3` at a random place of non-empty `bytes`: a
+/// flipped byte, a cut, or a run of up to 64 bytes overwritten.
+fn damage(rng: &mut fastrand::Rng, bytes: &mut Vec<u8>, round: usize, fill: Fill) {
+    let at = rng.usize(..bytes.len());
+    match round % 3 {
+        0 => bytes[at] ^= rng.u8(1..),
+        1 => bytes.truncate(at),
+        _ => {
+            let end = (at + rng.usize(1..64)).min(bytes.len());
+            match fill {
+                Fill::Zeros => bytes[at..end].fill(0),
+                Fill::Random => rng.fill(&mut bytes[at..end]),
+            }
+        }
+    }
+}
+
 /// A Raft log with a few entries, then random damage to its segment
 /// files: opening it either succeeds (a torn tail cut) or refuses with an
 /// error; reading what it kept never panics.
@@ -280,18 +303,7 @@ fn raft_log_segments_after_random_damage() {
             if bytes.is_empty() {
                 continue;
             }
-            match round % 3 {
-                0 => {
-                    let at = rng.usize(..bytes.len());
-                    bytes[at] ^= rng.u8(1..);
-                }
-                1 => bytes.truncate(rng.usize(..bytes.len())),
-                _ => {
-                    let at = rng.usize(..bytes.len());
-                    let end = (at + rng.usize(1..64)).min(bytes.len());
-                    bytes[at..end].fill(0);
-                }
-            }
+            damage(&mut rng, &mut bytes, round, Fill::Zeros);
             std::fs::write(f.path(), bytes).unwrap();
         }
         if let Ok(opened) = Wal::open(&wal_dir, 4096, None) {
@@ -337,18 +349,7 @@ fn command_logs_after_random_damage() {
     let (mut opened, mut refused) = (0, 0);
     for round in 0..600 {
         let mut damaged = bytes.clone();
-        match round % 3 {
-            0 => {
-                let at = rng.usize(..damaged.len());
-                damaged[at] ^= rng.u8(1..);
-            }
-            1 => damaged.truncate(rng.usize(..damaged.len())),
-            _ => {
-                let at = rng.usize(..damaged.len());
-                let end = (at + rng.usize(1..64)).min(damaged.len());
-                rng.fill(&mut damaged[at..end]);
-            }
-        }
+        damage(&mut rng, &mut damaged, round, Fill::Random);
         std::fs::write(&path, &damaged).unwrap();
         match CommandLog::open(&path) {
             Ok((_, registry)) => {
