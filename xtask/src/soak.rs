@@ -75,6 +75,12 @@ pub struct SoakArgs {
     /// The masters' RSS at the start is taken after this warm-up.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// The leader's RSS is checked from this long into each leadership:
+    /// by then it has rebuilt its state and filled its bounded histories
+    /// (the last 1,000 completed tasks take about 2.5 minutes at the
+    /// soak's launch rate).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub leader_warmup: Duration,
     /// Cap on the framework's live tasks.
     #[arg(long, default_value_t = 12)]
     pub max_tasks: usize,
