@@ -176,8 +176,13 @@ fn connect(addr: &str) {
         if let Ok(mut s) = std::net::TcpStream::connect(addr) {
             let mut got = String::new();
             let _ = s.read_to_string(&mut got);
-            out("reply", got.trim());
-            return;
+            // A mapped host port is the agent's proxy: it accepts before
+            // the task listens (TASK_RUNNING comes at exec), and closes
+            // at once while the task's port refuses. Try again then.
+            if !got.trim().is_empty() {
+                out("reply", got.trim());
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
