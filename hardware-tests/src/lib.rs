@@ -23,3 +23,4 @@ pub mod lab;
 pub mod qemu;
 pub mod shape;
 pub mod swtpm;
+pub mod tmpfs;

@@ -7,18 +7,15 @@
 //! acknowledged.
 
 mod support;
-#[allow(dead_code)]
-#[path = "raft_support/tmpfs.rs"]
-mod tmpfs;
 
 use std::time::Duration;
 
 use keel_api::mesos::Id;
 use keel_client::scheduler::Subscribe;
+use keel_hardware_tests::tmpfs::Tmpfs;
 use serde_json::{Value as Json, json};
 use support::scheduler::{Scheduler, framework};
 use support::{Master, free_port, post_json};
-use tmpfs::Tmpfs;
 
 fn weight(port: u16, role: &str, weight: u64) -> (u16, String) {
     let body = json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [

@@ -312,7 +312,7 @@ mod full_disk {
     use keel_master::replication::raft::{ProposeError, RaftNode, RaftOptions};
 
     use crate::raft_support::Cluster;
-    use crate::raft_support::tmpfs::Tmpfs;
+    use keel_hardware_tests::tmpfs::Tmpfs;
 
     const SETTLE: Duration = Duration::from_secs(10);
 

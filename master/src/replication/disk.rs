@@ -60,9 +60,6 @@ impl Disk {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::io::Write;
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
     use std::sync::MutexGuard;
 
     use super::*;
@@ -94,64 +91,5 @@ pub(crate) mod tests {
         }
     }
 
-    /// A tmpfs of a few MiB on a temp dir, filled and freed at will, so
-    /// that a store hits a real `ENOSPC`. Unmounted when dropped.
-    pub(crate) struct Tmpfs {
-        dir: tempfile::TempDir,
-    }
-
-    impl Tmpfs {
-        /// Mounts a tmpfs of `size` bytes; `None` (with a message) unless
-        /// root, since only root may mount.
-        pub(crate) fn mount(size: u64) -> Option<Tmpfs> {
-            if !rustix::process::geteuid().is_root() {
-                eprintln!("skipped: mounting a tmpfs to fill needs root");
-                return None;
-            }
-            let dir = tempfile::tempdir().expect("temp dir");
-            let status = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "keel-full"])
-                .arg(dir.path())
-                .status()
-                .expect("run mount");
-            assert!(status.success(), "mount -t tmpfs failed");
-            Some(Tmpfs { dir })
-        }
-
-        pub(crate) fn path(&self) -> &Path {
-            self.dir.path()
-        }
-
-        fn filler(&self) -> PathBuf {
-            self.path().join("filler")
-        }
-
-        /// Fills the file system to the last byte.
-        pub(crate) fn fill(&self) {
-            let mut f = File::options()
-                .create(true)
-                .append(true)
-                .open(self.filler())
-                .expect("create the filler");
-            for chunk in [64 << 10, 4 << 10, 1] {
-                let buf = vec![0xa5u8; chunk];
-                while f.write_all(&buf).is_ok() {}
-            }
-        }
-
-        /// Gives the space back.
-        pub(crate) fn free(&self) {
-            std::fs::remove_file(self.filler()).expect("remove the filler");
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let path = self.dir.path().to_path_buf();
-            let ok = Command::new("umount").arg(&path).status();
-            if !ok.is_ok_and(|s| s.success()) {
-                let _ = Command::new("umount").arg("-l").arg(&path).status();
-            }
-        }
-    }
+    pub(crate) use keel_hardware_tests::tmpfs::Tmpfs;
 }

@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 pub mod net;
-pub mod tmpfs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

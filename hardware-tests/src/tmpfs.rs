@@ -1,5 +1,7 @@
 //! A tmpfs of a few MiB on a temp dir, filled and freed at will, so that a
-//! store hits a real `ENOSPC`. Unmounted when dropped.
+//! store hits a real `ENOSPC`. Unmounted when dropped. For the tests of
+//! every store that must survive a full disk (the master's logs, the
+//! agent's checkpoints).
 
 use std::fs::File;
 use std::io::Write;
