@@ -119,33 +119,14 @@ struct Flags {
 impl Flags {
     /// The HTTP port's limits, within `nofile` file descriptors.
     fn http_limits(&self, nofile: u64) -> anyhow::Result<Limits> {
-        for (name, d) in [
-            ("--http-header-timeout", self.http_header_timeout),
-            ("--http-idle-timeout", self.http_idle_timeout),
-            ("--http-body-timeout", self.http_body_timeout),
-        ] {
-            anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
-        }
-        anyhow::ensure!(
-            self.max_connections > 0,
-            "--max-connections must be non-zero"
-        );
-        let mut limits = Limits {
+        let limits = Limits {
             max_connections: self.max_connections,
             reserved_connections: self.reserved_connections,
             header_read_timeout: self.http_header_timeout,
             idle_timeout: self.http_idle_timeout,
             body_read_timeout: self.http_body_timeout,
         };
-        if let Some(asked) = limits.fit(nofile) {
-            tracing::warn!(
-                asked,
-                max_connections = limits.max_connections,
-                nofile,
-                "--max-connections lowered to fit the file descriptor limit"
-            );
-        }
-        Ok(limits)
+        Ok(limits.from_flags(nofile)?)
     }
 }
 

@@ -108,39 +108,24 @@ impl Flags {
                 self.agent_timeout
             );
         }
-        for (name, d) in [
-            ("--http-header-timeout", self.http_header_timeout),
-            ("--http-idle-timeout", self.http_idle_timeout),
-            ("--http-body-timeout", self.http_body_timeout),
-            ("--agent-register-timeout", self.agent_register_timeout),
-        ] {
-            anyhow::ensure!(!d.is_zero(), "{name} must be non-zero");
-        }
         anyhow::ensure!(
-            self.max_connections > 0,
-            "--max-connections must be non-zero"
+            !self.agent_register_timeout.is_zero(),
+            "--agent-register-timeout must be non-zero"
         );
         Ok(())
     }
 
     /// How the port is served, within `nofile` file descriptors.
-    fn serve_options(&self, nofile: u64) -> Options {
-        let mut limits = Limits {
+    fn serve_options(&self, nofile: u64) -> anyhow::Result<Options> {
+        let limits = Limits {
             max_connections: self.max_connections,
             reserved_connections: self.reserved_connections,
             header_read_timeout: self.http_header_timeout,
             idle_timeout: self.http_idle_timeout,
             body_read_timeout: self.http_body_timeout,
-        };
-        if let Some(asked) = limits.fit(nofile) {
-            tracing::warn!(
-                asked,
-                max_connections = limits.max_connections,
-                nofile,
-                "--max-connections lowered to fit the file descriptor limit"
-            );
         }
-        Options {
+        .from_flags(nofile)?;
+        Ok(Options {
             limits,
             bodies: BodyLimits {
                 scheduler: self.max_scheduler_call_size,
@@ -148,7 +133,7 @@ impl Flags {
                 in_flight: self.request_body_memory,
             },
             register_timeout: self.agent_register_timeout,
-        }
+        })
     }
 }
 
@@ -159,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     flags.check()?;
     // Every connection holds a descriptor; the soft limit is often 1024.
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
-    let options = flags.serve_options(nofile);
+    let options = flags.serve_options(nofile)?;
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()
             .nodename()

@@ -94,6 +94,40 @@ impl Limits {
         self.max_connections = room.max(1);
         Some(before)
     }
+
+    /// Limits given as flags (`--max-connections`, `--http-*-timeout`),
+    /// checked and fitted into `nofile` descriptors (with a warning when
+    /// `max_connections` had to be lowered).
+    pub fn from_flags(mut self, nofile: u64) -> Result<Limits, FlagError> {
+        for (flag, d) in [
+            ("--http-header-timeout", self.header_read_timeout),
+            ("--http-idle-timeout", self.idle_timeout),
+            ("--http-body-timeout", self.body_read_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(FlagError::Zero(flag));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(FlagError::Zero("--max-connections"));
+        }
+        if let Some(asked) = self.fit(nofile) {
+            tracing::warn!(
+                asked,
+                max_connections = self.max_connections,
+                nofile,
+                "--max-connections lowered to fit the file descriptor limit"
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// A listener flag the process cannot run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("{0} must be non-zero")]
+    Zero(&'static str),
 }
 
 /// Paths a listener treats apart.

@@ -273,6 +273,28 @@ fn fit_keeps_connections_within_the_descriptors() {
 }
 
 #[test]
+fn flags_of_zero_are_refused_by_name_and_the_rest_fitted() {
+    let zero = Limits {
+        idle_timeout: Duration::ZERO,
+        ..Limits::AGENT
+    };
+    assert_eq!(
+        zero.from_flags(1 << 20).unwrap_err().to_string(),
+        "--http-idle-timeout must be non-zero"
+    );
+    let none = Limits {
+        max_connections: 0,
+        ..Limits::AGENT
+    };
+    assert_eq!(
+        none.from_flags(1 << 20),
+        Err(FlagError::Zero("--max-connections"))
+    );
+    let fitted = Limits::AGENT.from_flags(1024).unwrap();
+    assert_eq!(fitted.max_connections, 1024 - 256 - 16);
+}
+
+#[test]
 fn sizes_read_with_units() {
     assert_eq!(parse_size("16MiB"), Ok(16 << 20));
     assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
