@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::cluster::{self, Api, wait_until};
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+use crate::cluster::{self, Api, rss_kib, wait_until};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

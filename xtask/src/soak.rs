@@ -202,6 +202,30 @@ pub fn log(t0: Instant, what: &str) {
 }
 
 /// Everything a run recorded, for `report.rs`.
+/// A load loop's pace: ticks every `every` (a late tick delays the next)
+/// until `stop` turns true.
+pub struct Pace {
+    tick: tokio::time::Interval,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Pace {
+    pub fn new(every: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Pace {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Pace { tick, stop }
+    }
+
+    /// Waits for the next tick; `false` once the run is stopping.
+    pub async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.tick.tick() => {}
+            _ = self.stop.changed() => return false,
+        }
+        !*self.stop.borrow()
+    }
+}
+
 pub struct Run {
     pub t0: Instant,
     pub loaded_for: Duration,

@@ -8,6 +8,7 @@
 //! `pool` slowloris connections are open; the oldest is closed for a new
 //! one.
 
+use super::Pace;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -294,22 +295,14 @@ pub async fn run(
     ports: Vec<u16>,
     leader: Arc<AtomicUsize>,
     pool: usize,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Report {
     let mut report = Report::default();
     let slow = Arc::new(Mutex::new(Slowloris::default()));
     let mut open: VecDeque<JoinHandle<()>> = VecDeque::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = Pace::new(Duration::from_secs(1), stop);
     let mut n: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
+    while pace.next().await {
         n += 1;
         let l = leader.load(Ordering::Relaxed);
         let (target, follower) = if l >= ports.len() {

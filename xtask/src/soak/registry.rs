@@ -17,7 +17,7 @@ use keel_api::operator::WeightInfo;
 use keel_client::{Client, ClientError};
 use tokio::sync::watch;
 
-use super::Progress;
+use super::{Pace, Progress};
 
 /// The role whose weight is written.
 pub const ROLE: &str = "soak";
@@ -93,24 +93,16 @@ fn classify(e: &ClientError) -> Outcome {
 pub async fn writer(
     list: String,
     per_sec: u32,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     progress: Arc<Progress>,
 ) -> Vec<Write> {
     let Some(client) = client(&list) else {
         return Vec::new();
     };
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = Pace::new(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64), stop);
     let mut out = Vec::new();
     let mut value = 0;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
+    while pace.next().await {
         value += 1;
         let weights = vec![WeightInfo {
             role: ROLE.into(),
@@ -151,23 +143,15 @@ pub async fn read_once(client: &Client) -> Result<u64, ClientError> {
 pub async fn reader(
     list: String,
     per_sec: u32,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     progress: Arc<Progress>,
 ) -> Reads {
     let mut out = Reads::default();
     let Some(client) = client(&list) else {
         return out;
     };
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
+    let mut pace = Pace::new(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64), stop);
+    while pace.next().await {
         let invoked = Instant::now();
         match read_once(&client).await {
             Ok(value) => {
