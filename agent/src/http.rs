@@ -61,7 +61,7 @@ pub async fn serve(
     limits: keel_serve::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    keel_serve::serve(listener, app, limits, ROUTES, shutdown).await
+    keel_serve::serve(listener, app, limits, ROUTES, None, shutdown).await
 }
 
 fn json(body: &Json) -> Response {

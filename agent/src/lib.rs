@@ -60,6 +60,8 @@ pub struct AgentConfig {
     pub tasks: TaskOptions,
     /// The HTTP port's connection limits and timeouts.
     pub http: keel_serve::Limits,
+    /// `--tls-*`: TLS to the masters.
+    pub tls: Option<keel_pki::Material>,
 }
 
 /// How the agent runs tasks.
@@ -110,6 +112,8 @@ pub enum AgentError {
     Http(std::io::Error),
     #[error("no master given")]
     NoMaster,
+    #[error("TLS: {0}")]
+    Tls(#[from] keel_pki::TlsError),
 }
 
 /// Discovery plus the resources the agent will offer.
@@ -225,6 +229,10 @@ pub async fn run(
         info,
         backoff_factor: config.registration_backoff_factor,
         executor,
+        tls: match &config.tls {
+            Some(m) => Some(m.client_config(&[b"h2"]).map_err(AgentError::Tls)?),
+            None => None,
+        },
     };
     let result = session::run(session_config, &work_dir, status, stop_rx).await;
     server.abort();

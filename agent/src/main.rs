@@ -114,6 +114,8 @@ struct Flags {
     /// A request body must arrive within this.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "KEEL_HTTP_BODY_TIMEOUT")]
     http_body_timeout: Duration,
+    #[command(flatten)]
+    tls: keel_pki::TlsFlags,
 }
 
 impl Flags {
@@ -203,6 +205,7 @@ async fn agent_main() -> anyhow::Result<()> {
                 sys_root: PathBuf::from("/"),
                 tasks: TaskOptions::default(),
                 http: Limits::AGENT,
+                tls: None,
             };
             let p = keel_agent::prepare(&config).await?;
             let out = serde_json::json!({
@@ -232,6 +235,10 @@ async fn agent_main() -> anyhow::Result<()> {
     // Tasks inherit the raised limit (through the fork server).
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let http = flags.http_limits(nofile)?;
+    let tls = flags.tls.material()?;
+    if tls.is_none() {
+        tracing::warn!("no --tls-ca: talking to the masters in PLAINTEXT; for development only");
+    }
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let config = AgentConfig {
@@ -272,6 +279,7 @@ async fn agent_main() -> anyhow::Result<()> {
             },
         },
         http,
+        tls,
     };
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
     keel_agent::run(listener, config, status, shutdown_signal()).await?;

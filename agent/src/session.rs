@@ -17,6 +17,7 @@
 //! Updates produced while no stream is up stay queued in the executor's
 //! update manager; `attach` on the next session sends them all again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -187,6 +188,9 @@ pub struct SessionConfig {
     pub backoff_factor: Duration,
     /// The task runtime: gets the master's task calls, produces updates.
     pub executor: ExecutorHandle,
+    /// TLS to the masters (checked against the cluster CA; this agent's
+    /// certificate presented when it has one); plaintext without.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Runs sessions until `shutdown` resolves.
@@ -252,10 +256,15 @@ async fn session_once(
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_while_idle(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| connect_err(format!("{e}: {}", source_chain(&e))))?;
+    let connecting = match &config.tls {
+        Some(tls) => {
+            endpoint
+                .connect_with_connector(keel_pki::TlsConnector::new(tls.clone(), CONNECT_TIMEOUT))
+                .await
+        }
+        None => endpoint.connect().await,
+    };
+    let channel = connecting.map_err(|e| connect_err(format!("{e}: {}", source_chain(&e))))?;
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
 
     let (tx, rx) = mpsc::channel(16);

@@ -61,6 +61,8 @@ pub enum ClientError {
     /// A `GET_*` call answered with another type.
     #[error("{call} was answered with {got}")]
     UnexpectedAnswer { call: String, got: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] keel_pki::TlsError),
     #[error("event stream: {0}")]
     RecordIo(#[from] keel_api::recordio::RecordIoError),
     /// SUBSCRIBE failed: an `ERROR` event, or an answer that is not an

@@ -47,9 +47,17 @@ pub struct ClientBuilder {
     discover: bool,
     timeout: Duration,
     connect_timeout: Duration,
+    tls: Option<keel_pki::Material>,
 }
 
 impl ClientBuilder {
+    /// TLS to the masters: checked against the material's CA, its
+    /// certificate (an operator's) presented when it has one.
+    pub fn tls(mut self, material: Option<keel_pki::Material>) -> Self {
+        self.tls = material;
+        self
+    }
+
     /// Whether to look for the leader over the list (default) or to ask
     /// only the first master and report a redirect as
     /// [`ClientError::NotLeader`].
@@ -74,7 +82,13 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, ClientError> {
         let masters = transport::parse_masters(&self.masters)?;
         Ok(Client {
-            transport: Transport::new(masters, self.discover, self.timeout, self.connect_timeout)?,
+            transport: Transport::new(
+                masters,
+                self.discover,
+                self.timeout,
+                self.connect_timeout,
+                self.tls.as_ref(),
+            )?,
         })
     }
 }
@@ -98,6 +112,7 @@ impl Client {
             discover: true,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 

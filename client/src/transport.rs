@@ -21,6 +21,8 @@ use crate::error::{Attempt, ClientError};
 pub(crate) struct Transport {
     masters: Vec<String>,
     http: reqwest::Client,
+    /// `https` with TLS, else `http`.
+    scheme: &'static str,
     /// The master that answered last.
     last: Mutex<Option<String>>,
     discover: bool,
@@ -71,7 +73,12 @@ fn cause(e: &reqwest::Error) -> String {
 pub(crate) fn parse_masters(list: &str) -> Result<Vec<String>, ClientError> {
     let masters: Vec<String> = list
         .split(',')
-        .map(|m| m.trim().trim_start_matches("http://").trim_end_matches('/'))
+        .map(|m| {
+            m.trim()
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+        })
         .filter(|m| !m.is_empty())
         .map(str::to_string)
         .collect();
@@ -87,18 +94,23 @@ impl Transport {
         discover: bool,
         timeout: Duration,
         connect_timeout: Duration,
+        tls: Option<&keel_pki::Material>,
     ) -> Result<Transport, ClientError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
-            .build()
-            .map_err(|e| ClientError::Http {
-                url: String::new(),
-                source: e,
-            })?;
+            .connect_timeout(connect_timeout);
+        if let Some(material) = tls {
+            let config = material.client_config(&[b"http/1.1"])?;
+            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&config));
+        }
+        let http = builder.build().map_err(|e| ClientError::Http {
+            url: String::new(),
+            source: e,
+        })?;
         Ok(Transport {
             masters,
             http,
+            scheme: if tls.is_some() { "https" } else { "http" },
             last: Mutex::new(None),
             discover,
             timeout,
@@ -151,7 +163,7 @@ impl Transport {
             if !visited.insert(master.clone()) {
                 continue;
             }
-            let url = format!("http://{master}{}", req.path);
+            let url = format!("{}://{master}{}", self.scheme, req.path);
             let mut builder = self.http.request(req.method.clone(), &url);
             for (k, v) in req.headers {
                 builder = builder.header(*k, *v);

@@ -3,6 +3,7 @@
 
 mod logs;
 mod output;
+mod pki;
 mod run;
 
 use anyhow::Result;
@@ -23,6 +24,9 @@ struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// TLS to the masters: the cluster CA, and an operator certificate.
+    #[command(flatten)]
+    tls: keel_pki::TlsFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +83,11 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// The cluster PKI: create the CA, issue certificates (no master needed).
+    Pki {
+        #[command(subcommand)]
+        action: pki::PkiAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,7 +112,12 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let client = Client::new(&cli.master)?;
+    if let Command::Pki { action } = cli.command {
+        return pki::run(action);
+    }
+    let client = Client::builder(&cli.master)
+        .tls(cli.tls.material()?)
+        .build()?;
     let json = cli.output == Format::Json;
     match cli.command {
         Command::Run {
@@ -173,6 +187,7 @@ async fn run(cli: Cli) -> Result<()> {
                 false => output::print(&output::agents_table(&agents))?,
             }
         }
+        Command::Pki { .. } => unreachable!("handled above"),
         Command::Agent { id } => {
             let agent = client.keel_agent(&id).await?;
             match json {

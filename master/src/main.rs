@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use keel_master::http::BodyLimits;
-use keel_master::replication::raft::{GRPC_ROUTE, RaftNode, RaftReplicator};
+use keel_master::replication::raft::{GRPC_ROUTE, RaftNode, RaftOptions, RaftReplicator};
 use keel_master::server::Options;
 use keel_master::{Master, MasterConfig};
 use keel_serve::Limits;
@@ -87,6 +87,8 @@ struct Flags {
     /// An agent session that sends no register message within this is ended.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "KEEL_AGENT_REGISTER_TIMEOUT")]
     agent_register_timeout: Duration,
+    #[command(flatten)]
+    tls: keel_pki::TlsFlags,
 }
 
 impl Flags {
@@ -133,6 +135,7 @@ impl Flags {
                 in_flight: self.request_body_memory,
             },
             register_timeout: self.agent_register_timeout,
+            tls: None,
         })
     }
 }
@@ -144,7 +147,9 @@ async fn main() -> anyhow::Result<()> {
     flags.check()?;
     // Every connection holds a descriptor; the soft limit is often 1024.
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
-    let options = flags.serve_options(nofile)?;
+    let mut options = flags.serve_options(nofile)?;
+    let tls = tls(&flags.tls)?;
+    options.tls = tls.as_ref().map(|(server, _)| server.clone());
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()
             .nodename()
@@ -166,7 +171,11 @@ async fn main() -> anyhow::Result<()> {
         (master, axum::Router::new())
     } else {
         let me = SocketAddr::new(flags.ip, local.port());
-        let node = RaftNode::open(&flags.work_dir, me, &flags.masters)
+        let raft_options = RaftOptions {
+            tls: tls.as_ref().map(|(_, client)| client.clone()),
+            ..RaftOptions::default()
+        };
+        let node = RaftNode::open_with(&flags.work_dir, me, &flags.masters, raft_options)
             .await
             .context("cannot start raft")?;
         let service = node.grpc_service();
@@ -179,7 +188,8 @@ async fn main() -> anyhow::Result<()> {
         let router = axum::Router::new().route_service(GRPC_ROUTE, service);
         (master, router)
     };
-    tracing::info!(api = %format!("http://{local}"), masters = flags.masters.len(), "keel-master listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(api = %format!("{scheme}://{local}"), masters = flags.masters.len(), "keel-master listening");
     let fatal = Arc::new(std::sync::OnceLock::new());
     let shutdown = {
         let fatal = fatal.clone();
@@ -199,6 +209,31 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The server and the master-to-master client configurations from the
+/// `--tls-*` flags; `None` (plaintext, said loudly) without them.
+#[allow(clippy::type_complexity)]
+fn tls(
+    flags: &keel_pki::TlsFlags,
+) -> anyhow::Result<Option<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)>> {
+    let Some(material) = flags.material()? else {
+        tracing::warn!(
+            "no --tls-ca: serving PLAINTEXT, and any process that reaches the port may speak \
+             Raft, register as an agent and call every API; for development only"
+        );
+        return Ok(None);
+    };
+    let role = material.identity()?.map(|id| id.role);
+    anyhow::ensure!(
+        role == Some(keel_pki::Role::Master),
+        "--tls-cert must be a master certificate (it names {})",
+        role.map_or("no role".to_string(), |r| format!("the {r} role"))
+    );
+    Ok(Some((
+        material.server_config()?,
+        material.client_config(&[b"h2"])?,
+    )))
 }
 
 /// The master's configuration from its flags; `port` is the one it listens

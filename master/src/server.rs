@@ -36,12 +36,14 @@ pub const ROUTES: Routes = Routes {
 
 /// How the port is served (`--max-connections`, `--http-*-timeout`,
 /// `--max-*-call-size`, `--agent-register-timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub limits: Limits,
     pub bodies: BodyLimits,
     /// How long a new agent session may take to send its `register`.
     pub register_timeout: Duration,
+    /// TLS on the port (`--tls-*`); plaintext without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             limits: Limits::MASTER,
             bodies: BodyLimits::default(),
             register_timeout: REGISTER_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -129,7 +132,7 @@ pub async fn serve(
     };
     // (keel-serve sets TCP_NODELAY: event streams and agent sessions carry
     // small messages that must not wait for Nagle's algorithm.)
-    let serve = keel_serve::serve(listener, app, options.limits, ROUTES, signal);
+    let serve = keel_serve::serve(listener, app, options.limits, ROUTES, options.tls, signal);
     let result = tokio::select! {
         r = serve => r,
         _ = async {

@@ -9,10 +9,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::gate::{Gate, Shared};
+use crate::stream::Stream;
 use crate::table::Table;
 use crate::{CLOSE_GRACE, Io, Limits, MAX_LEADING_BLANKS};
 
@@ -275,7 +275,8 @@ pub(crate) struct Conn {
 impl Conn {
     pub async fn run(
         mut self,
-        tcp: TcpStream,
+        tcp: Stream,
+        peer: Option<keel_pki::PeerIdentity>,
         builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
         shared: Arc<Shared>,
     ) {
@@ -283,7 +284,7 @@ impl Conn {
             io: tcp,
             state: self.state.clone(),
         });
-        let gate = Gate::new(shared, self.state.clone());
+        let gate = Gate::new(shared, self.state.clone(), peer.map(Arc::new));
         let conn = builder.serve_connection(io, gate);
         tokio::pin!(conn);
         let mut stopping = *self.stop.borrow();

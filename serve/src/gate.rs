@@ -52,11 +52,17 @@ impl BodyTimeout {
 pub(crate) struct Gate {
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
+    /// The client certificate's identity (TLS), given to every request.
+    peer: Option<Arc<keel_pki::PeerIdentity>>,
 }
 
 impl Gate {
-    pub fn new(shared: Arc<Shared>, conn: Arc<ConnState>) -> Self {
-        Gate { shared, conn }
+    pub fn new(
+        shared: Arc<Shared>,
+        conn: Arc<ConnState>,
+        peer: Option<Arc<keel_pki::PeerIdentity>>,
+    ) -> Self {
+        Gate { shared, conn, peer }
     }
 }
 
@@ -76,7 +82,12 @@ impl hyper::service::Service<Request<Incoming>> for Gate {
             let resp = refusal(req.version()).map(|body| Guarded::new(body, active));
             return Box::pin(std::future::ready(Ok(resp)));
         }
-        let req = if matches(routes.streams, path) {
+        let mut req = req;
+        if let Some(peer) = &self.peer {
+            req.extensions_mut()
+                .insert(keel_pki::PeerIdentity::clone(peer));
+        }
+        let req = if matches(routes.streams, req.uri().path()) {
             req.map(Body::new)
         } else {
             let timeout = self.shared.limits.body_read_timeout;

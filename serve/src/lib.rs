@@ -20,12 +20,20 @@
 //! - File descriptors: [`nofile::raise`] lifts the soft limit to the hard
 //!   one, and [`Limits::fit`] keeps the connections within it.
 //!
-//! `conn` follows one connection, `table` admits them, `gate` wraps every
-//! request.
+//! - TLS, when given a configuration: the handshake within
+//!   [`Limits::header_read_timeout`], in the connection's own task; a
+//!   client that speaks plaintext or presents a certificate the CA did not
+//!   sign is refused with a log line naming it. A verified client
+//!   certificate's [`keel_pki::PeerIdentity`] is put in every request's
+//!   extensions.
+//!
+//! `conn` follows one connection, `stream` holds its bytes (plain or
+//! TLS), `table` admits them, `gate` wraps every request.
 
 mod conn;
 mod gate;
 pub mod nofile;
+mod stream;
 mod table;
 
 use std::future::Future;
@@ -179,8 +187,10 @@ pub async fn serve(
     app: axum::Router,
     limits: Limits,
     routes: Routes,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let table = Arc::new(table::Table::new(limits));
     let builder = Arc::new(builder());
     let shared = Arc::new(gate::Shared {
@@ -219,7 +229,16 @@ pub async fn serve(
         };
         let builder = builder.clone();
         let shared = shared.clone();
-        tokio::spawn(async move { conn.run(tcp, &builder, shared).await });
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Some((stream, peer_identity)) =
+                stream::accept(tcp, peer, tls.as_ref(), limits.header_read_timeout).await
+            else {
+                conn.table.remove(&conn.state);
+                return;
+            };
+            conn.run(stream, peer_identity, &builder, shared).await
+        });
     }
     drop(listener);
     drop(done_rx);
@@ -255,7 +274,9 @@ async fn accept_failed(e: &std::io::Error) {
 }
 
 /// An I/O object as hyper wants it.
-type Io = TokioIo<conn::Tracked<tokio::net::TcpStream>>;
+type Io = TokioIo<conn::Tracked<stream::Stream>>;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -69,7 +69,7 @@ async fn start(limits: Limits) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
-    let done = tokio::spawn(serve(listener, app(), limits, ROUTES, async move {
+    let done = tokio::spawn(serve(listener, app(), limits, ROUTES, None, async move {
         let _ = rx.await;
     }));
     Server {

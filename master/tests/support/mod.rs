@@ -127,6 +127,18 @@ impl Master {
     }
 
     pub fn start_with(dir: &Path, port: u16, agent_timeout: &str, extra: &[&str]) -> Master {
+        Self::start_tls(dir, port, agent_timeout, extra, None)
+    }
+
+    /// [`Master::start_with`]; its client speaks TLS with `tls` when given
+    /// (`extra` then carries the master's `--tls-*` flags).
+    pub fn start_tls(
+        dir: &Path,
+        port: u16,
+        agent_timeout: &str,
+        extra: &[&str],
+        tls: Option<keel_pki::Material>,
+    ) -> Master {
         let work_dir = dir.join("master");
         let proc = Proc::spawn(
             Command::new(bin("keel-master"))
@@ -142,8 +154,9 @@ impl Master {
                 .args(extra),
             dir.join(format!("master-{}.log", fastrand_suffix())),
         );
-        let builder =
-            keel_client::Client::builder(&format!("127.0.0.1:{port}")).discover_leader(false);
+        let builder = keel_client::Client::builder(&format!("127.0.0.1:{port}"))
+            .discover_leader(false)
+            .tls(tls);
         let m = Master {
             proc,
             port,

@@ -1,9 +1,11 @@
 //! How a master reaches the other masters: a [`Connector`] makes the gRPC
 //! channel to a peer's address, and [`super::network`] speaks Raft over it.
-//! [`TcpConnector`] is the real one. Tests plug in their own (over the
+//! [`TcpConnector`] is the real one (TCP, or TLS with the cluster's
+//! certificates). Tests plug in their own (over the
 //! same [`endpoint`]) to cut links between chosen masters as a network
 //! partition would: `master/tests/raft_support/net.rs`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -38,13 +40,29 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, ConnectError> {
         .tcp_nodelay(true))
 }
 
-/// Plain TCP to the peer's address.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TcpConnector;
+/// TCP to the peer's address, TLS over it when configured (the peer's
+/// certificate checked against the cluster CA for the host asked for).
+#[derive(Clone, Default)]
+pub struct TcpConnector {
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl TcpConnector {
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> TcpConnector {
+        TcpConnector { tls }
+    }
+}
 
 impl Connector for TcpConnector {
     fn connect(&self, addr: &str) -> Result<Channel, ConnectError> {
-        Ok(endpoint(addr)?.connect_lazy())
+        let endpoint = endpoint(addr)?;
+        Ok(match &self.tls {
+            Some(config) => endpoint.connect_with_connector_lazy(keel_pki::TlsConnector::new(
+                config.clone(),
+                CONNECT_TIMEOUT,
+            )),
+            None => endpoint.connect_lazy(),
+        })
     }
 }
 
@@ -54,8 +72,10 @@ mod tests {
 
     #[tokio::test]
     async fn addresses_that_are_no_uri_are_refused() {
-        assert!(TcpConnector.connect("127.0.0.1:5050").is_ok());
-        let err = TcpConnector.connect("not an address").unwrap_err();
+        assert!(TcpConnector::default().connect("127.0.0.1:5050").is_ok());
+        let err = TcpConnector::default()
+            .connect("not an address")
+            .unwrap_err();
         assert!(
             matches!(err, ConnectError::BadAddress { ref addr, .. } if addr == "not an address"),
             "{err}"

@@ -135,7 +135,8 @@ impl RaftNode {
         masters: &[SocketAddr],
         options: RaftOptions,
     ) -> Result<RaftNode, RaftError> {
-        Self::open_with_connector(work_dir, me, masters, options, Arc::new(TcpConnector)).await
+        let connector = Arc::new(TcpConnector::new(options.tls.clone()));
+        Self::open_with_connector(work_dir, me, masters, options, connector).await
     }
 
     /// [`RaftNode::open_with`], reaching the other masters through
@@ -221,7 +222,11 @@ impl RaftNode {
     /// The gRPC service other masters call; mount it on the API port at
     /// `/keel.raft.v1.RaftService/{*method}`.
     pub fn grpc_service(&self) -> RaftGrpcServer {
-        RaftGrpc::server(self.raft.clone(), self.cluster.clone())
+        RaftGrpc::server(
+            self.raft.clone(),
+            self.cluster.clone(),
+            self.options.tls.is_some(),
+        )
     }
 
     /// Commits `cmd` and returns what applying it did (the registry's

@@ -1,6 +1,7 @@
 //! [`RaftOptions`]: timing and log compaction, and the openraft `Config`
 //! made from them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{Config, ConfigError, SnapshotPolicy};
@@ -38,6 +39,11 @@ pub struct RaftOptions {
     /// Tests make it small; a store must be reopened with the size it was
     /// written with.
     pub segment_size: u64,
+    /// TLS between masters (`docs/design/0006-trust.md`): the client
+    /// configuration that reaches the others with this master's
+    /// certificate. With it, the Raft service answers only peers whose
+    /// certificate names the master role.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for RaftOptions {
@@ -51,6 +57,7 @@ impl Default for RaftOptions {
             propose_timeout: Duration::from_secs(5),
             formation_grace: Duration::from_secs(10),
             overlap_leader_fsync: true,
+            tls: None,
             segment_size: super::wal::SEGMENT_SIZE,
         }
     }

@@ -1,7 +1,9 @@
 //! The server side of Raft between masters: the `RaftService` gRPC service,
 //! mounted on the master's API port. Each call's header is checked
 //! ([`super::cluster`]) before the message reaches openraft; openraft's
-//! answer, error or not, goes back as JSON.
+//! answer, error or not, goes back as JSON. With TLS, every call, `Hello`
+//! included, must come from a peer whose certificate names the master
+//! role: anyone else learns nothing and moves nothing.
 
 use std::sync::Arc;
 
@@ -23,13 +25,42 @@ pub type RaftGrpcServer = RaftServiceServer<RaftGrpc>;
 pub struct RaftGrpc {
     raft: Raft<TypeConfig>,
     cluster: Arc<Cluster>,
+    /// Only peers with a master certificate may call (TLS is on).
+    masters_only: bool,
 }
 
 impl RaftGrpc {
-    pub(crate) fn server(raft: Raft<TypeConfig>, cluster: Arc<Cluster>) -> RaftGrpcServer {
-        RaftServiceServer::new(RaftGrpc { raft, cluster })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    pub(crate) fn server(
+        raft: Raft<TypeConfig>,
+        cluster: Arc<Cluster>,
+        masters_only: bool,
+    ) -> RaftGrpcServer {
+        RaftServiceServer::new(RaftGrpc {
+            raft,
+            cluster,
+            masters_only,
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Refuses a caller that is not a master (when TLS is on).
+    fn check_peer<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
+        if !self.masters_only {
+            return Ok(());
+        }
+        match request.extensions().get::<keel_pki::PeerIdentity>() {
+            Some(id) if id.role == keel_pki::Role::Master => Ok(()),
+            other => {
+                let who = other.map_or("a peer without a certificate".to_string(), |id| {
+                    format!("{} {:?}", id.role, id.name)
+                });
+                tracing::warn!(call, peer = %who, "raft call refused: not a master");
+                Err(Status::permission_denied(format!(
+                    "raft {call}: only masters may call (the caller is {who})"
+                )))
+            }
+        }
     }
 
     async fn admit(&self, request: &RaftRequest) -> Result<(), Status> {
@@ -60,6 +91,7 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.check_peer(&request, "append entries")?;
         let request = request.into_inner();
         self.admit(&request).await?;
         let rpc = wire::decode("append entries", &request.payload).map_err(bad_request)?;
@@ -67,6 +99,7 @@ impl RaftService for RaftGrpc {
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.check_peer(&request, "vote")?;
         let request = request.into_inner();
         self.admit(&request).await?;
         let rpc = wire::decode("vote", &request.payload).map_err(bad_request)?;
@@ -77,6 +110,7 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        self.check_peer(&request, "install snapshot")?;
         let request = request.into_inner();
         self.admit(&request).await?;
         let rpc = wire::decode_chunk(&request.payload, request.data).map_err(bad_request)?;
@@ -84,6 +118,7 @@ impl RaftService for RaftGrpc {
     }
 
     async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        self.check_peer(&request, "hello")?;
         let request = request.into_inner();
         if request.masters != self.cluster.masters {
             tracing::debug!(
