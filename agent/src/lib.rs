@@ -22,6 +22,7 @@ pub mod isolation;
 pub mod masters;
 pub mod resources;
 pub mod session;
+pub mod trust;
 pub mod workdir;
 
 use std::future::Future;
@@ -60,8 +61,8 @@ pub struct AgentConfig {
     pub tasks: TaskOptions,
     /// The HTTP port's connection limits and timeouts.
     pub http: keel_serve::Limits,
-    /// `--tls-*`: TLS to the masters.
-    pub tls: Option<keel_pki::Material>,
+    /// `--tls-*`, `--join-token`: TLS to the masters and admission.
+    pub trust: Option<trust::Trust>,
 }
 
 /// How the agent runs tasks.
@@ -112,8 +113,8 @@ pub enum AgentError {
     Http(std::io::Error),
     #[error("no master given")]
     NoMaster,
-    #[error("TLS: {0}")]
-    Tls(#[from] keel_pki::TlsError),
+    #[error(transparent)]
+    Trust(#[from] trust::TrustError),
 }
 
 /// Discovery plus the resources the agent will offer.
@@ -229,10 +230,7 @@ pub async fn run(
         info,
         backoff_factor: config.registration_backoff_factor,
         executor,
-        tls: match &config.tls {
-            Some(m) => Some(m.client_config(&[b"h2"]).map_err(AgentError::Tls)?),
-            None => None,
-        },
+        trust: config.trust.clone(),
     };
     let result = session::run(session_config, &work_dir, status, stop_rx).await;
     server.abort();

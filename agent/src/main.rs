@@ -116,6 +116,11 @@ struct Flags {
     http_body_timeout: Duration,
     #[command(flatten)]
     tls: keel_pki::TlsFlags,
+    /// A join token (`keelctl tokens create`): admits this agent where the
+    /// masters run `--agent-admission token`. Used once: the masters then
+    /// issue the agent a certificate, kept in `<work-dir>/tls/`.
+    #[arg(long, env = "KEEL_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
 }
 
 impl Flags {
@@ -205,7 +210,7 @@ async fn agent_main() -> anyhow::Result<()> {
                 sys_root: PathBuf::from("/"),
                 tasks: TaskOptions::default(),
                 http: Limits::AGENT,
-                tls: None,
+                trust: None,
             };
             let p = keel_agent::prepare(&config).await?;
             let out = serde_json::json!({
@@ -235,10 +240,18 @@ async fn agent_main() -> anyhow::Result<()> {
     // Tasks inherit the raised limit (through the fork server).
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let http = flags.http_limits(nofile)?;
-    let tls = flags.tls.material()?;
-    if tls.is_none() {
-        tracing::warn!("no --tls-ca: talking to the masters in PLAINTEXT; for development only");
-    }
+    let trust = match &flags.tls.tls_ca {
+        Some(ca) => Some(keel_agent::trust::Trust::new(
+            ca,
+            flags.tls.tls_cert.clone().zip(flags.tls.tls_key.clone()),
+            &flags.work_dir,
+            flags.join_token.clone(),
+        )?),
+        None => {
+            tracing::warn!("no --tls-ca: talking to the masters in PLAINTEXT; for development only");
+            None
+        }
+    };
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let config = AgentConfig {
@@ -279,7 +292,7 @@ async fn agent_main() -> anyhow::Result<()> {
             },
         },
         http,
-        tls,
+        trust,
     };
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
     keel_agent::run(listener, config, status, shutdown_signal()).await?;

@@ -17,7 +17,6 @@
 //! Updates produced while no stream is up stay queued in the executor's
 //! update manager; `attach` on the next session sends them all again.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,7 +25,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::executor::{ExecutorCall, ExecutorHandle};
+use crate::trust::{AdmissionRequest, Trust};
 use crate::workdir::WorkDir;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,6 +70,8 @@ pub enum SessionError {
     Silent { master: String, silence: Duration },
     #[error(transparent)]
     WorkDir(#[from] crate::workdir::WorkDirError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 /// How long a master the agent could not reach is taken for dead when
@@ -190,7 +198,7 @@ pub struct SessionConfig {
     pub executor: ExecutorHandle,
     /// TLS to the masters (checked against the cluster CA; this agent's
     /// certificate presented when it has one); plaintext without.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub trust: Option<Trust>,
 }
 
 /// Runs sessions until `shutdown` resolves.
@@ -256,13 +264,18 @@ async fn session_once(
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_while_idle(true);
-    let connecting = match &config.tls {
-        Some(tls) => {
+    let connecting = match &config.trust {
+        Some(trust) => {
+            let tls = trust.client_config()?;
             endpoint
-                .connect_with_connector(keel_pki::TlsConnector::new(tls.clone(), CONNECT_TIMEOUT))
+                .connect_with_connector(keel_pki::TlsConnector::new(tls, CONNECT_TIMEOUT))
                 .await
         }
         None => endpoint.connect().await,
+    };
+    let admission = match &config.trust {
+        Some(trust) => trust.admission_request(unix_now())?,
+        None => AdmissionRequest::default(),
     };
     let channel = connecting.map_err(|e| connect_err(format!("{e}: {}", source_chain(&e))))?;
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
@@ -273,6 +286,8 @@ async fn session_once(
             agent_id: work_dir.agent_id()?.unwrap_or_default(),
             info: Some(config.info.clone()),
             tasks: config.executor.reports().await,
+            join_token: admission.join_token,
+            csr_pem: admission.csr_pem,
         })),
     };
     // Fresh channel: cannot be full.
@@ -301,6 +316,16 @@ async fn session_once(
         Some(Err(s)) => return Err(refused(master, &s)),
         _ => return Err(closed()),
     };
+    if let Some(trust) = &config.trust
+        && !registered.certificate_pem.is_empty()
+    {
+        // Presented from the next session on; a bad one is said and
+        // asked for again next time.
+        match trust.store(&registered.certificate_pem) {
+            Ok(()) => tracing::info!(agent_id = %registered.agent_id, "certificate from the master kept"),
+            Err(e) => tracing::warn!(error = %e, "cannot keep the master's certificate"),
+        }
+    }
     if work_dir.agent_id()?.as_deref() != Some(registered.agent_id.as_str()) {
         work_dir.set_agent_id(&registered.agent_id)?;
     }

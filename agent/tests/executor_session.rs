@@ -36,7 +36,7 @@ async fn setup() -> Setup {
         },
         backoff_factor: Duration::from_millis(20),
         executor,
-        tls: None,
+        trust: None,
     };
     let (stop, stop_rx) = watch::channel(false);
     let work_dir = WorkDir::open(dir.path()).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::SecureRandom;
@@ -38,6 +38,8 @@ pub enum CaError {
     Validity(Duration),
     #[error("no randomness from the system")]
     Random,
+    #[error("bad certificate signing request: {0}")]
+    Request(String),
 }
 
 /// A certificate and its key, in PEM.
@@ -116,26 +118,70 @@ impl Ca {
         valid: Duration,
     ) -> Result<Issued, CaError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = subject(name, Some(role));
-        params.subject_alt_names = sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params, valid)?;
-        params.serial_number = Some(serial()?);
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = leaf(role, name, sans, valid)?.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
     }
+
+    /// Signs the key of a certificate signing request (its signature
+    /// proves the requester holds the key) for `name` in `role`. What the
+    /// request asks for besides its key is ignored: the CA decides.
+    pub fn sign_request(
+        &self,
+        csr_pem: &str,
+        role: Role,
+        name: &str,
+        valid: Duration,
+    ) -> Result<String, CaError> {
+        if csr_pem.len() > MAX_CSR_BYTES {
+            return Err(CaError::Request(format!("larger than {MAX_CSR_BYTES} bytes")));
+        }
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::Request(e.to_string()))?;
+        let cert = leaf(role, name, &[], valid)?.signed_by(&csr.public_key, &self.issuer)?;
+        Ok(cert.pem())
+    }
+}
+
+/// The most bytes of a certificate signing request.
+pub const MAX_CSR_BYTES: usize = 16 << 10;
+
+/// A new private key (PEM).
+pub fn new_key() -> Result<String, CaError> {
+    Ok(KeyPair::generate()?.serialize_pem())
+}
+
+/// A request to certify `key_pem` (PEM); the key stays with the requester.
+pub fn request(key_pem: &str) -> Result<String, CaError> {
+    let key = KeyPair::from_pem(key_pem)?;
+    let csr = CertificateParams::default().serialize_request(&key)?;
+    Ok(csr.pem()?)
+}
+
+/// The parameters of a certificate `role` `name` for `sans`.
+fn leaf(
+    role: Role,
+    name: &str,
+    sans: &[String],
+    valid: Duration,
+) -> Result<CertificateParams, CaError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject(name, Some(role));
+    params.subject_alt_names = sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, valid)?;
+    params.serial_number = Some(serial()?);
+    Ok(params)
 }
 
 /// `sha256:<hex>` of a DER certificate.
@@ -221,6 +267,30 @@ mod tests {
         // Reloaded from PEM, the CA signs the same way.
         let again = Ca::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
         assert_eq!(again.fingerprint().unwrap(), ca.fingerprint().unwrap());
+    }
+
+    #[test]
+    fn requests_are_signed_for_the_name_the_ca_chooses() {
+        let ca = Ca::create("c").unwrap();
+        let key = new_key().unwrap();
+        let csr = request(&key).unwrap();
+        let cert = ca
+            .sign_request(&csr, Role::Agent, "agent-42", Duration::from_secs(60))
+            .unwrap();
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let id = PeerIdentity::of(&der).unwrap();
+        assert_eq!((id.role, id.name.as_str()), (Role::Agent, "agent-42"));
+        // The certificate and the requester's key make usable material.
+        crate::Material::from_pem(ca.cert_pem(), Some((&cert, &key)))
+            .unwrap()
+            .client_config(&[])
+            .unwrap();
+        for bad in ["junk", &"A".repeat(MAX_CSR_BYTES + 1), ca.cert_pem()] {
+            let err = ca
+                .sign_request(bad, Role::Agent, "a", Duration::from_secs(60))
+                .unwrap_err();
+            assert!(matches!(err, CaError::Request(_)), "{err}");
+        }
     }
 
     #[test]

@@ -23,10 +23,10 @@ pub mod flags;
 pub mod role;
 pub mod tls;
 
-pub use ca::{Ca, CaError, Issued};
+pub use ca::{Ca, CaError, Issued, new_key, request};
 pub use connect::TlsConnector;
 pub use flags::TlsFlags;
-pub use role::{IdentityError, PeerIdentity, Role};
+pub use role::{IdentityError, PeerIdentity, Role, validity};
 pub use tls::{Material, TlsError};
 
 /// The one crypto provider (ring): set as the process default the first

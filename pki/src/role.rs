@@ -111,6 +111,15 @@ impl PeerIdentity {
     }
 }
 
+/// When `cert` (DER) becomes valid and stops being valid, in seconds since
+/// the epoch.
+pub fn validity(cert: &CertificateDer<'_>) -> Result<(i64, i64), IdentityError> {
+    let (_, cert) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|e| IdentityError::Parse(e.to_string()))?;
+    let v = cert.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,244 @@
+//! The agent's side of trust (`docs/design/0006-trust.md`): TLS to the
+//! masters checked against the cluster CA, and the agent's own identity.
+//!
+//! An agent without a certificate presents its join token (or nothing,
+//! where admission is open) and a request for a key it made itself; the
+//! master answers with a certificate naming the agent id, kept in
+//! `<work_dir>/tls/` and presented from then on (the key never leaves the
+//! machine). A certificate given with `--tls-cert` is used as it is.
+//! Past half its life, the certificate is renewed at the next
+//! registration.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keel_pki::Material;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+const CERT: &str = "agent.crt";
+const KEY: &str = "agent.key";
+/// The key a request is pending for (until the certificate arrives).
+const PENDING_KEY: &str = "pending.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("TLS material: {0}")]
+    Tls(#[from] keel_pki::TlsError),
+    #[error("agent key or request: {0}")]
+    Ca(#[from] keel_pki::CaError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the master's certificate for this agent is unusable: {0}")]
+    BadCertificate(String),
+}
+
+/// What the agent trusts and who it is.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    ca_pem: String,
+    /// `--tls-cert` and `--tls-key`: used as they are, never renewed.
+    fixed: Option<(PathBuf, PathBuf)>,
+    /// `<work_dir>/tls`: the certificate the masters issued.
+    dir: PathBuf,
+    join_token: Option<String>,
+}
+
+/// What a registration carries to be admitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdmissionRequest {
+    pub join_token: String,
+    pub csr_pem: String,
+}
+
+impl Trust {
+    pub fn new(
+        ca: &Path,
+        fixed: Option<(PathBuf, PathBuf)>,
+        work_dir: &Path,
+        join_token: Option<String>,
+    ) -> Result<Trust, TrustError> {
+        let ca_pem = std::fs::read_to_string(ca).map_err(|source| TrustError::Io {
+            path: ca.to_path_buf(),
+            source,
+        })?;
+        // Refuse a CA file that is no CA before anything else.
+        Material::from_pem(&ca_pem, None)?;
+        Ok(Trust {
+            ca_pem,
+            fixed,
+            dir: work_dir.join("tls"),
+            join_token: join_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// The TLS material now: the CA, and the certificate this agent holds
+    /// (given, or issued by the masters), if any.
+    pub fn material(&self) -> Result<Material, TrustError> {
+        if let Some((cert, key)) = &self.fixed {
+            let cert = read(cert)?;
+            let key = read(key)?;
+            return Ok(Material::from_pem(&self.ca_pem, Some((&cert, &key)))?);
+        }
+        match self.issued()? {
+            Some((cert, key)) => Ok(Material::from_pem(&self.ca_pem, Some((&cert, &key)))?),
+            None => Ok(Material::from_pem(&self.ca_pem, None)?),
+        }
+    }
+
+    /// The client configuration for a session (HTTP/2).
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TrustError> {
+        Ok(self.material()?.client_config(&[b"h2"])?)
+    }
+
+    /// What the next registration carries: the join token while the agent
+    /// has no certificate, and a request when it needs one (none yet, or
+    /// past half its life).
+    pub fn admission_request(&self, now_unix: i64) -> Result<AdmissionRequest, TrustError> {
+        if self.fixed.is_some() {
+            return Ok(AdmissionRequest::default());
+        }
+        let issued = self.issued()?;
+        let renew = match &issued {
+            None => true,
+            Some((cert, _)) => past_half_life(cert, now_unix),
+        };
+        if !renew {
+            return Ok(AdmissionRequest::default());
+        }
+        let key = self.pending_key()?;
+        Ok(AdmissionRequest {
+            join_token: if issued.is_none() {
+                self.join_token.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            csr_pem: keel_pki::request(&key)?,
+        })
+    }
+
+    /// Keeps the certificate the master issued for the pending key.
+    pub fn store(&self, cert_pem: &str) -> Result<(), TrustError> {
+        let key = read(&self.dir.join(PENDING_KEY))?;
+        // It must work with the key and the CA before it replaces anything.
+        let material = Material::from_pem(&self.ca_pem, Some((cert_pem, &key)))
+            .map_err(|e| TrustError::BadCertificate(e.to_string()))?;
+        material
+            .client_config(&[])
+            .map_err(|e| TrustError::BadCertificate(e.to_string()))?;
+        write(&self.dir.join(CERT), cert_pem)?;
+        let (from, to) = (self.dir.join(PENDING_KEY), self.dir.join(KEY));
+        std::fs::rename(&from, &to).map_err(|source| TrustError::Io { path: to, source })?;
+        Ok(())
+    }
+
+    fn issued(&self) -> Result<Option<(String, String)>, TrustError> {
+        let (cert, key) = (self.dir.join(CERT), self.dir.join(KEY));
+        if !cert.exists() || !key.exists() {
+            return Ok(None);
+        }
+        Ok(Some((read(&cert)?, read(&key)?)))
+    }
+
+    /// The key a request is made for: kept until its certificate comes, so
+    /// that every attempt asks for the same key.
+    fn pending_key(&self) -> Result<String, TrustError> {
+        let path = self.dir.join(PENDING_KEY);
+        if path.exists() {
+            return read(&path);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| TrustError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let key = keel_pki::new_key()?;
+        write(&path, &key)?;
+        Ok(key)
+    }
+}
+
+fn past_half_life(cert_pem: &str, now: i64) -> bool {
+    let Ok(der) = CertificateDer::from_pem_slice(cert_pem.as_bytes()) else {
+        return true;
+    };
+    match keel_pki::validity(&der) {
+        Ok((from, until)) => now >= from + (until - from) / 2,
+        Err(_) => true,
+    }
+}
+
+fn read(path: &Path) -> Result<String, TrustError> {
+    std::fs::read_to_string(path).map_err(|source| TrustError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `text` to `path` owner-only, durably, through a rename.
+fn write(path: &Path, text: &str) -> Result<(), TrustError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let err = |source| TrustError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use keel_pki::{Ca, Role};
+
+    use super::*;
+
+    #[test]
+    fn a_new_agent_asks_once_then_presents_its_certificate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::create("c").unwrap();
+        let ca_file = tmp.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let trust = Trust::new(&ca_file, None, tmp.path(), Some("keel1.x.y".into())).unwrap();
+        assert!(trust.material().unwrap().identity().unwrap().is_none());
+
+        let now = 1_000_000_000;
+        let first = trust.admission_request(now).unwrap();
+        assert_eq!(first.join_token, "keel1.x.y");
+        // A retry asks for the same key.
+        let pending = std::fs::read(tmp.path().join("tls").join(PENDING_KEY)).unwrap();
+        trust.admission_request(now).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("tls").join(PENDING_KEY)).unwrap(), pending);
+
+        let cert = ca
+            .sign_request(&first.csr_pem, Role::Agent, "agent-1", Duration::from_secs(3600))
+            .unwrap();
+        // Garbage is refused and changes nothing.
+        assert!(trust.store("junk").is_err());
+        trust.store(&cert).unwrap();
+        let id = trust.material().unwrap().identity().unwrap().unwrap();
+        assert_eq!((id.role, id.name.as_str()), (Role::Agent, "agent-1"));
+        // Admitted: no token, no request until half its life is over.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert_eq!(trust.admission_request(now).unwrap(), AdmissionRequest::default());
+        let later = trust.admission_request(now + 3000).unwrap();
+        assert!(later.join_token.is_empty() && !later.csr_pem.is_empty());
+    }
+
+}
