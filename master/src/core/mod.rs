@@ -134,6 +134,14 @@ impl MasterError {
             MasterError::Propose(_) | MasterError::Store(_) | MasterError::WorkDir { .. }
         )
     }
+
+    /// The registry's refusal, when that is what this is.
+    pub fn registry_error(&self) -> Option<&RegistryError> {
+        match self {
+            MasterError::Engine(EngineError::Registry(e)) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// The engine and the live links its effects go to, under one lock.
