@@ -12,8 +12,10 @@
 //!   async runtime.
 //!
 //! Every request finds the leader over the whole master list
-//! (`transport.rs`). Async, over reqwest; the error type is [`ClientError`].
+//! (`transport.rs`) and carries the client's credentials, if any
+//! ([`Credentials`], `auth.rs`). Async, over reqwest; the error type is [`ClientError`].
 
+mod auth;
 pub mod blocking;
 mod error;
 mod keel;
@@ -29,6 +31,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use auth::Credentials;
 pub use error::{Attempt, ClientError};
 pub use legacy::TaskQuery;
 pub use scheduler::{Subscribe, Subscription};
@@ -47,9 +50,16 @@ pub struct ClientBuilder {
     discover: bool,
     timeout: Duration,
     connect_timeout: Duration,
+    credentials: Option<Credentials>,
 }
 
 impl ClientBuilder {
+    /// Credentials to send with every request (none by default).
+    pub fn credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
     /// Whether to look for the leader over the list (default) or to ask
     /// only the first master and report a redirect as
     /// [`ClientError::NotLeader`].
@@ -73,8 +83,15 @@ impl ClientBuilder {
 
     pub fn build(self) -> Result<Client, ClientError> {
         let masters = transport::parse_masters(&self.masters)?;
+        let headers = Credentials::headers(self.credentials.as_ref())?;
         Ok(Client {
-            transport: Transport::new(masters, self.discover, self.timeout, self.connect_timeout)?,
+            transport: Transport::new(
+                masters,
+                self.discover,
+                self.timeout,
+                self.connect_timeout,
+                headers,
+            )?,
         })
     }
 }
@@ -98,6 +115,7 @@ impl Client {
             discover: true,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            credentials: None,
         }
     }
 

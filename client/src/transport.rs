@@ -87,10 +87,13 @@ impl Transport {
         discover: bool,
         timeout: Duration,
         connect_timeout: Duration,
+        headers: header::HeaderMap,
     ) -> Result<Transport, ClientError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
+            // The credentials, on every request (event streams included).
+            .default_headers(headers)
             .build()
             .map_err(|e| ClientError::Http {
                 url: String::new(),

@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::core::Master;
 
 pub use body::BodyLimits;
-pub use operator::{OperatorCall, parse_operator_call};
+pub use operator::{KNOWN_UNIMPLEMENTED, OperatorCall, parse_operator_call};
 
 /// Largest body of the other endpoints (413 beyond); the scheduler and
 /// operator calls have their own ([`BodyLimits`]).

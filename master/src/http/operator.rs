@@ -55,7 +55,7 @@ pub enum OperatorCall {
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
-const KNOWN_UNIMPLEMENTED: &[&str] = &[
+pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "GET_METRICS",
     "GET_LOGGING_LEVEL",
     "SET_LOGGING_LEVEL",
