@@ -1,5 +1,5 @@
-//! Keel's own API (`/api/keel/v1`): the agents with their inventories, and
-//! the replicated masters. Unlike the Mesos APIs, unknown fields in a
+//! Keel's own API (`/api/keel/v1`): the agents with their inventories, the
+//! replicated masters, and tokens. Unlike the Mesos APIs, unknown fields in a
 //! request are refused, and errors are `{"error": "..."}`.
 
 use serde::{Deserialize, Serialize};
@@ -112,6 +112,62 @@ pub struct AddMaster {
     pub add: String,
 }
 
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// `Authorization: Bearer` on the scheduler and operator APIs.
+    Bearer,
+    /// Admits an agent.
+    Join,
+}
+
+/// `POST /api/keel/v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub kind: TokenKind,
+    /// Who the token authenticates as (required for bearer tokens; join
+    /// tokens default to `keel-agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// Lifetime in seconds (default one day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// Join tokens: how many agents it admits (default: any number until
+    /// it expires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+}
+
+/// A token, without its secret (`GET /api/keel/v1/tokens`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub kind: TokenKind,
+    pub principal: String,
+    /// Seconds since the epoch.
+    pub created_at: f64,
+    pub expires_at: Option<f64>,
+    /// Join tokens with a use count: what is left.
+    pub uses_left: Option<u32>,
+}
+
+/// `GET /api/keel/v1/tokens` (and the answer to revoking one).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Tokens {
+    pub tokens: Vec<Token>,
+}
+
+/// The answer to creating a token: the token text, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// `keel1.<id>.<secret>`.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: Token,
+}
+
 /// Every error of Keel's API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Error {
@@ -127,5 +183,14 @@ mod tests {
     fn add_master_refuses_unknown_fields() {
         assert!(serde_json::from_value::<AddMaster>(json!({"add": "1.2.3.4:5"})).is_ok());
         assert!(serde_json::from_value::<AddMaster>(json!({"add": "a", "x": 1})).is_err());
+    }
+
+    #[test]
+    fn token_requests_are_strict() {
+        let ok = serde_json::from_value::<CreateToken>(json!({"kind": "join", "uses": 3})).unwrap();
+        assert_eq!(ok.kind, TokenKind::Join);
+        assert_eq!(ok.uses, Some(3));
+        assert!(serde_json::from_value::<CreateToken>(json!({"kind": "join", "ttl": 3})).is_err());
+        assert!(serde_json::from_value::<CreateToken>(json!({"kind": "admin"})).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_api::inventory::Inventory;
-use keel_api::keel::{AgentDetail, Agents, Cluster};
+use keel_api::keel::{AgentDetail, Agents, Cluster, CreateToken, CreatedToken, Tokens};
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::{
@@ -102,6 +102,9 @@ impl Client {
         fn masters(&self) -> Cluster;
         fn add_master(&self, addr: &str) -> Cluster;
         fn remove_master(&self, id: u64) -> Cluster;
+        fn create_token(&self, request: &CreateToken) -> CreatedToken;
+        fn tokens(&self) -> Tokens;
+        fn revoke_token(&self, id: &str) -> Tokens;
     }
 
     /// SUBSCRIBE (see [`crate::Client::subscribe`]).

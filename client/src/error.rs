@@ -25,6 +25,9 @@ fn attempts(tried: &[Attempt]) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Credentials that cannot be sent.
+    #[error("invalid credentials: {0}")]
+    Credentials(String),
     /// `--master` named nothing usable.
     #[error("invalid master list {0:?}: expected HOST:PORT[,HOST:PORT...]")]
     Masters(String),

@@ -1,8 +1,8 @@
-//! Keel's own API (`/api/keel/v1`): agents with their inventories, and the
-//! replicated masters.
+//! Keel's own API (`/api/keel/v1`): agents with their inventories, the
+//! replicated masters, and tokens.
 
 use keel_api::inventory::Inventory;
-use keel_api::keel::{AddMaster, AgentDetail, Agents, Cluster};
+use keel_api::keel::{AddMaster, AgentDetail, Agents, Cluster, CreateToken, CreatedToken, Tokens};
 use reqwest::Method;
 
 use crate::{Client, ClientError};
@@ -63,6 +63,29 @@ impl Client {
         let (url, bytes) = self
             .fetch(Method::DELETE, &format!("/api/keel/v1/masters/{id}"), None)
             .await?;
+        Self::decode(url, &bytes)
+    }
+}
+
+impl Client {
+    /// `POST /api/keel/v1/tokens`: the answer holds the token text, which
+    /// the master shows this once.
+    pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, ClientError> {
+        let (url, bytes) = self
+            .send_json(Method::POST, "/api/keel/v1/tokens", request)
+            .await?;
+        Self::decode(url, &bytes)
+    }
+
+    /// `GET /api/keel/v1/tokens`: every token, without its secret.
+    pub async fn tokens(&self) -> Result<Tokens, ClientError> {
+        self.get_json("/api/keel/v1/tokens").await
+    }
+
+    /// `DELETE /api/keel/v1/tokens/{id}`: the tokens left.
+    pub async fn revoke_token(&self, id: &str) -> Result<Tokens, ClientError> {
+        let path = format!("/api/keel/v1/tokens/{}", path_segment(id));
+        let (url, bytes) = self.fetch(Method::DELETE, &path, None).await?;
         Self::decode(url, &bytes)
     }
 }

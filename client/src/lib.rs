@@ -12,8 +12,10 @@
 //!   async runtime.
 //!
 //! Every request finds the leader over the whole master list
-//! (`transport.rs`). Async, over reqwest; the error type is [`ClientError`].
+//! (`transport.rs`) and carries the client's credentials, if any
+//! ([`Credentials`], `auth.rs`). Async, over reqwest; the error type is [`ClientError`].
 
+mod auth;
 pub mod blocking;
 mod error;
 mod keel;
@@ -29,6 +31,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use auth::Credentials;
 pub use error::{Attempt, ClientError};
 pub use legacy::TaskQuery;
 pub use scheduler::{Subscribe, Subscription};
@@ -48,6 +51,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     tls: Option<keel_pki::Material>,
+    credentials: Option<Credentials>,
 }
 
 impl ClientBuilder {
@@ -55,6 +59,12 @@ impl ClientBuilder {
     /// certificate (an operator's) presented when it has one.
     pub fn tls(mut self, material: Option<keel_pki::Material>) -> Self {
         self.tls = material;
+        self
+    }
+
+    /// Credentials to send with every request (none by default).
+    pub fn credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
         self
     }
 
@@ -81,6 +91,7 @@ impl ClientBuilder {
 
     pub fn build(self) -> Result<Client, ClientError> {
         let masters = transport::parse_masters(&self.masters)?;
+        let headers = Credentials::headers(self.credentials.as_ref())?;
         Ok(Client {
             transport: Transport::new(
                 masters,
@@ -88,6 +99,7 @@ impl ClientBuilder {
                 self.timeout,
                 self.connect_timeout,
                 self.tls.as_ref(),
+                headers,
             )?,
         })
     }
@@ -113,6 +125,7 @@ impl Client {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             tls: None,
+            credentials: None,
         }
     }
 

@@ -95,10 +95,13 @@ impl Transport {
         timeout: Duration,
         connect_timeout: Duration,
         tls: Option<&keel_pki::Material>,
+        headers: header::HeaderMap,
     ) -> Result<Transport, ClientError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout);
+            .connect_timeout(connect_timeout)
+            // The credentials, on every request (event streams included).
+            .default_headers(headers);
         if let Some(material) = tls {
             let config = material.client_config(&[b"http/1.1"])?;
             builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&config));

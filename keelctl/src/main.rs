@@ -5,10 +5,11 @@ mod logs;
 mod output;
 mod pki;
 mod run;
+mod tokens;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use keel_client::Client;
+use keel_client::{Client, Credentials};
 
 #[derive(Debug, Parser)]
 #[command(name = "keelctl", version, about = "Operate a Keel cluster")]
@@ -27,6 +28,17 @@ struct Cli {
     /// TLS to the masters: the cluster CA, and an operator certificate.
     #[command(flatten)]
     tls: keel_pki::TlsFlags,
+    /// Principal for HTTP basic authentication, with --secret (before the
+    /// command: `keelctl --principal ops --secret .. tasks`).
+    #[arg(long, env = "KEEL_PRINCIPAL")]
+    principal: Option<String>,
+    /// The secret of --principal.
+    #[arg(long, env = "KEEL_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// A bearer token (`keelctl tokens create --bearer`), instead of
+    /// --principal and --secret.
+    #[arg(long, env = "KEEL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +64,12 @@ enum Command {
     },
     /// List tasks (live, unreachable and completed).
     Tasks,
+    /// Create, list and revoke tokens (join tokens for agents, bearer
+    /// tokens for API clients).
+    Tokens {
+        #[command(subcommand)]
+        action: tokens::TokensAction,
+    },
     /// Print a task's stdout (or stderr) from its agent's sandbox.
     Logs {
         task: String,
@@ -115,8 +133,10 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Pki { action } = cli.command {
         return pki::run(action);
     }
+    let credentials = Credentials::from_parts(cli.principal, cli.secret, cli.token)?;
     let client = Client::builder(&cli.master)
         .tls(cli.tls.material()?)
+        .credentials(credentials)
         .build()?;
     let json = cli.output == Format::Json;
     match cli.command {
@@ -173,6 +193,7 @@ async fn run(cli: Cli) -> Result<()> {
                 false => output::print(&output::frameworks_table(&frameworks))?,
             }
         }
+        Command::Tokens { action } => tokens::run(&client, action, json).await?,
         Command::Tasks => {
             let tasks = client.get_tasks().await?;
             match json {

@@ -10,8 +10,11 @@
 //!   follows leadership.
 //! - [`grpc`]: the agents' `Session` stream.
 //! - [`http`]: the Mesos operator API, legacy endpoints, Keel's API.
+//! - [`auth`]: authentication and authorization of frameworks and
+//!   operators (credentials, ACLs, tokens).
 
 pub mod allocator;
+pub mod auth;
 pub mod core;
 pub mod engine;
 pub mod grpc;

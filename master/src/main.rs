@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use keel_master::auth::{Acls, Credentials, Trust};
 use keel_master::http::BodyLimits;
 use keel_master::replication::raft::{GRPC_ROUTE, RaftNode, RaftOptions, RaftReplicator};
 use keel_master::server::Options;
@@ -89,6 +90,19 @@ struct Flags {
     agent_register_timeout: Duration,
     #[command(flatten)]
     tls: keel_pki::TlsFlags,
+    /// Mesos credentials file (JSON `{"credentials": [{"principal": ..,
+    /// "secret": ..}]}`, or `principal secret` lines): the scheduler and
+    /// operator APIs then require authentication (HTTP basic, bearer
+    /// tokens, client certificates).
+    #[arg(long, env = "KEEL_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// Require authentication without --credentials (bearer tokens and
+    /// client certificates only).
+    #[arg(long, env = "KEEL_AUTHENTICATE")]
+    authenticate: bool,
+    /// Mesos ACLs (the local authorizer's JSON): what each principal may do.
+    #[arg(long, env = "KEEL_ACLS")]
+    acls: Option<PathBuf>,
 }
 
 impl Flags {
@@ -140,6 +154,41 @@ impl Flags {
     }
 }
 
+/// Authentication and authorization from `--credentials`, `--acls` and
+/// `--authenticate`; a file that cannot be used stops the master, naming
+/// the file and the problem.
+fn trust(flags: &Flags) -> anyhow::Result<Trust> {
+    let credentials = flags
+        .credentials
+        .as_deref()
+        .map(Credentials::load)
+        .transpose()?;
+    let acls = flags
+        .acls
+        .as_deref()
+        .map(Acls::load)
+        .transpose()?
+        .unwrap_or_default();
+    if !acls.ignored().is_empty() {
+        tracing::warn!(acls = ?acls.ignored(), "the ACL file has Mesos ACLs Keel does not enforce");
+    }
+    let principals = credentials.as_ref().map_or(0, Credentials::len);
+    let trust = Trust::new(credentials, acls, flags.authenticate);
+    if trust.required() {
+        tracing::info!(
+            principals,
+            acls = flags.acls.is_some(),
+            "authentication required on the scheduler and operator APIs"
+        );
+    } else {
+        tracing::warn!(
+            acls = flags.acls.is_some(),
+            "authentication off (no --credentials): the scheduler and operator APIs are open"
+        );
+    }
+    Ok(trust)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     keel_telemetry::init("keel-master");
@@ -150,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
     let mut options = flags.serve_options(nofile)?;
     let tls = tls(&flags.tls)?;
     options.tls = tls.as_ref().map(|(server, _)| server.clone());
+    let trust = trust(&flags)?;
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()
             .nodename()
@@ -159,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let config = master_config(&flags, hostname, local.port());
+    let config = master_config(&flags, hostname, local.port(), trust);
     // Resolves with the error once Raft stops for good (never for a single
     // master).
     let mut raft_stopped: futures::future::BoxFuture<'static, String> =
@@ -238,8 +288,13 @@ fn tls(
 
 /// The master's configuration from its flags; `port` is the one it listens
 /// on (the kernel's choice for `--port 0`).
-fn master_config(flags: &Flags, hostname: String, port: u16) -> MasterConfig {
+fn master_config(flags: &Flags, hostname: String, port: u16, trust: Trust) -> MasterConfig {
     let text = |d: Duration| humantime::format_duration(d).to_string();
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
     MasterConfig {
         ip: flags.ip,
         port,
@@ -294,7 +349,11 @@ fn master_config(flags: &Flags, hostname: String, port: u16) -> MasterConfig {
                 "agent_register_timeout".into(),
                 text(flags.agent_register_timeout),
             ),
+            ("credentials".into(), path(&flags.credentials)),
+            ("acls".into(), path(&flags.acls)),
+            ("authenticate".into(), trust.required().to_string()),
         ],
+        trust: Arc::new(trust),
     }
 }
 

@@ -12,12 +12,14 @@
 //! - `frameworks.rs`: the scheduler API (SUBSCRIBE and every other call).
 //! - `operator.rs`: operator writes and reads.
 //! - `local.rs`: in-process frameworks.
+//! - `tokens.rs`: bearer and join tokens.
 
 mod agents;
 mod frameworks;
 mod links;
 pub mod local;
 mod operator;
+mod tokens;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, Notify};
 
+use crate::auth::Trust;
 use crate::engine::{Engine, EngineConfig, EngineError, Now};
 use crate::registry::{Applied, Command, Registry, RegistryError};
 use crate::replication::local::{LocalLog, StoreError};
@@ -35,6 +38,7 @@ use crate::replication::{self as replicate, ProposeError, Replicator};
 pub use crate::engine::{FrameworkView, Refusal, Registration, Snapshot, TaskView};
 pub use frameworks::{CallError, CallReply};
 pub use links::{FrameworkConnection, SendError, SessionSender};
+pub use tokens::{NewToken, TokensError};
 
 /// Runtime configuration of one master.
 #[derive(Debug, Clone)]
@@ -60,6 +64,8 @@ pub struct MasterConfig {
     pub allocator: String,
     /// The flags the master was started with, for `GET_FLAGS` and `/master/state`.
     pub flags: Vec<(String, String)>,
+    /// Who may use the scheduler and operator APIs, and for what.
+    pub trust: Arc<Trust>,
 }
 
 impl MasterConfig {
@@ -78,6 +84,7 @@ impl MasterConfig {
             agent_reregister_timeout: Duration::from_secs(600),
             allocator: "drf".into(),
             flags: Vec::new(),
+            trust: Arc::new(Trust::open()),
         }
     }
 
@@ -126,6 +133,14 @@ impl MasterError {
             self,
             MasterError::Propose(_) | MasterError::Store(_) | MasterError::WorkDir { .. }
         )
+    }
+
+    /// The registry's refusal, when that is what this is.
+    pub fn registry_error(&self) -> Option<&RegistryError> {
+        match self {
+            MasterError::Engine(EngineError::Registry(e)) => Some(e),
+            _ => None,
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! Operator writes (weights, quota, reservations, TEARDOWN) and the reads
 //! the views make.
 
+use keel_api::mesos::FrameworkInfo;
 use keel_api::resources::Resources;
 
 use super::{Master, MasterError};
 use crate::allocator::RoleSummary;
 use crate::engine::{FrameworkView, OfferView, TaskView};
-use crate::registry::QuotaConfig;
+use crate::registry::{QuotaConfig, Registry};
 
 impl Master {
     /// UPDATE_WEIGHTS: all or nothing.
@@ -44,6 +45,17 @@ impl Master {
     /// Operator TEARDOWN.
     pub async fn teardown(&self, framework_id: &str) -> Result<(), super::CallError> {
         self.remove_framework(framework_id).await
+    }
+
+    /// The `FrameworkInfo` of a framework the registry knows (subscribed
+    /// or recovered, not removed).
+    pub fn framework_info(&self, framework_id: &str) -> Option<FrameworkInfo> {
+        let info = |r: &Registry| r.framework(framework_id).map(|f| f.info.clone());
+        if self.serving() {
+            info(self.lock().engine.registry())
+        } else {
+            info(&self.replicator.registry())
+        }
     }
 
     pub fn framework_views(&self) -> Vec<FrameworkView> {

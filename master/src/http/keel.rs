@@ -3,15 +3,29 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use keel_api::keel::{AgentDetail, Agents, Error};
 
 use super::{json, views};
+use crate::auth::{Action, Caller};
 use crate::core::Master;
 
-pub async fn agents(State(master): State<Arc<Master>>) -> Response {
+/// `403` unless the caller may see the agents.
+fn check_view(master: &Master, caller: &Caller) -> Option<Response> {
+    let trust = &master.config().trust;
+    let denied = trust.check(caller, Action::ViewAgent, None).err()?;
+    Some(error(StatusCode::FORBIDDEN, denied.to_string()))
+}
+
+pub async fn agents(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Some(refused) = check_view(&master, &caller) {
+        return refused;
+    }
     let registry = master.registry();
     let body = Agents {
         agents: registry.agents().map(views::agent_keel).collect(),
@@ -33,7 +47,14 @@ fn unknown(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, format!("unknown agent {id}"))
 }
 
-pub async fn agent(State(master): State<Arc<Master>>, Path(id): Path<String>) -> Response {
+pub async fn agent(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = check_view(&master, &caller) {
+        return refused;
+    }
     let registry = master.registry();
     let Some(a) = registry.agent(&id) else {
         return unknown(&id);
@@ -45,7 +66,14 @@ pub async fn agent(State(master): State<Arc<Master>>, Path(id): Path<String>) ->
     json(StatusCode::OK, &body)
 }
 
-pub async fn inventory(State(master): State<Arc<Master>>, Path(id): Path<String>) -> Response {
+pub async fn inventory(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = check_view(&master, &caller) {
+        return refused;
+    }
     let registry = master.registry();
     match registry.agent(&id) {
         Some(a) => json(StatusCode::OK, &a.info.inventory),

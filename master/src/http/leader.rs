@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,7 @@ use keel_api::keel::{AddMaster, Cluster, LogPosition, Member};
 
 use super::keel::error;
 use super::{json, plain};
+use crate::auth::{Action, Caller};
 use crate::core::Master;
 use crate::replication::{ClusterView, Leadership};
 
@@ -98,8 +99,22 @@ pub async fn masters(State(master): State<Arc<Master>>) -> Response {
     json(StatusCode::OK, &cluster(&master.cluster()))
 }
 
+/// `403` unless the caller may add and remove masters.
+fn check_manage(master: &Master, caller: &Caller) -> Option<Response> {
+    let trust = &master.config().trust;
+    let denied = trust.check(caller, Action::ManageMasters, None).err()?;
+    Some(error(StatusCode::FORBIDDEN, denied.to_string()))
+}
+
 /// `POST /api/keel/v1/masters` `{"add": "host:port"}`.
-pub async fn add_master(State(master): State<Arc<Master>>, body: axum::body::Bytes) -> Response {
+pub async fn add_master(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = check_manage(&master, &caller) {
+        return refused;
+    }
     let add = match serde_json::from_slice::<AddMaster>(&body) {
         Ok(a) => a.add,
         Err(e) => {
@@ -122,7 +137,14 @@ pub async fn add_master(State(master): State<Arc<Master>>, body: axum::body::Byt
 }
 
 /// `DELETE /api/keel/v1/masters/{id}`.
-pub async fn remove_master(State(master): State<Arc<Master>>, Path(id): Path<u64>) -> Response {
+pub async fn remove_master(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<u64>,
+) -> Response {
+    if let Some(refused) = check_manage(&master, &caller) {
+        return refused;
+    }
     match master.remove_master(id).await {
         Ok(()) => json(StatusCode::OK, &cluster(&master.cluster())),
         Err(e) => error(StatusCode::CONFLICT, e.to_string()),

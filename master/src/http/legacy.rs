@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_api::legacy::{self, LeaderInfo};
@@ -13,7 +13,9 @@ use keel_api::{KEEL_VERSION, MESOS_COMPAT_VERSION};
 use serde::Serialize;
 
 use super::state::{self, Snapshot};
+use super::visible::Viewer;
 use super::{json, plain, views};
+use crate::auth::{Action, Caller, Denied};
 use crate::core::Master;
 use crate::registry::AgentState;
 
@@ -68,8 +70,13 @@ fn slaves(snapshot: &Snapshot) -> Vec<legacy::Slave> {
         .collect()
 }
 
-pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
-    let snapshot = Snapshot::take(&master);
+pub async fn state(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Params,
+) -> Response {
+    let viewer = Viewer::of(&master, &caller);
+    let snapshot = viewer.snapshot(&master);
     let (frameworks, completed_frameworks) = state::frameworks_legacy(&snapshot);
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
     let count = |s: AgentState| agents.iter().filter(|a| a.state == s).count() as u64;
@@ -107,8 +114,14 @@ pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> 
         leader: leader.as_ref().map(|l| format!("master@{l}")),
         leader_info,
         keel_cluster: Some(super::leader::cluster(&cluster)),
-        flags: views::flags_map(&master),
-        slaves: slaves(&snapshot),
+        flags: match viewer.flags() {
+            true => views::flags_map(&master),
+            false => Default::default(),
+        },
+        slaves: match viewer.agents() {
+            true => slaves(&snapshot),
+            false => Vec::new(),
+        },
         recovered_slaves: Vec::new(),
         frameworks,
         completed_frameworks,
@@ -118,7 +131,24 @@ pub async fn state(State(master): State<Arc<Master>>, Query(params): Params) -> 
     respond(&params, &body)
 }
 
-pub async fn slaves_endpoint(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
+/// `403` unless the caller may see `action`'s objects.
+fn refuse(caller: &Caller, action: Action) -> Response {
+    let denied = Denied {
+        principal: caller.name().map(str::to_string),
+        action,
+        object: None,
+    };
+    plain(StatusCode::FORBIDDEN, denied.to_string())
+}
+
+pub async fn slaves_endpoint(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Params,
+) -> Response {
+    if !Viewer::of(&master, &caller).agents() {
+        return refuse(&caller, Action::ViewAgent);
+    }
     let snapshot = Snapshot::take(&master);
     let body = legacy::Slaves {
         slaves: slaves(&snapshot),
@@ -127,8 +157,12 @@ pub async fn slaves_endpoint(State(master): State<Arc<Master>>, Query(params): P
     respond(&params, &body)
 }
 
-pub async fn frameworks(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
-    let snapshot = Snapshot::take(&master);
+pub async fn frameworks(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Params,
+) -> Response {
+    let snapshot = Viewer::of(&master, &caller).snapshot(&master);
     let (frameworks, completed) = state::frameworks_legacy(&snapshot);
     let body = legacy::Frameworks {
         frameworks,
@@ -184,8 +218,12 @@ impl TaskPage {
     }
 }
 
-pub async fn tasks(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
-    let snapshot = Snapshot::take(&master);
+pub async fn tasks(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Params,
+) -> Response {
+    let snapshot = Viewer::of(&master, &caller).snapshot(&master);
     let tasks = snapshot
         .live
         .iter()
@@ -198,7 +236,14 @@ pub async fn tasks(State(master): State<Arc<Master>>, Query(params): Params) -> 
     respond(&params, &body)
 }
 
-pub async fn flags(State(master): State<Arc<Master>>, Query(params): Params) -> Response {
+pub async fn flags(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Params,
+) -> Response {
+    if !Viewer::of(&master, &caller).flags() {
+        return refuse(&caller, Action::ViewFlags);
+    }
     respond(
         &params,
         &legacy::Flags {

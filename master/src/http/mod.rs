@@ -2,6 +2,7 @@
 //! JSON endpoints, and Keel's own API. Each handler parses, calls the core,
 //! and renders; no state lives here.
 
+mod auth;
 mod body;
 mod error;
 mod keel;
@@ -11,7 +12,9 @@ mod operator;
 mod operator_body;
 mod scheduler;
 mod state;
+mod tokens;
 pub mod views;
+mod visible;
 
 use std::sync::Arc;
 
@@ -24,7 +27,7 @@ use serde::Serialize;
 use crate::core::Master;
 
 pub use body::BodyLimits;
-pub use operator::{OperatorCall, parse_operator_call};
+pub use operator::{KNOWN_UNIMPLEMENTED, OperatorCall, parse_operator_call};
 
 /// Largest body of the other endpoints (413 beyond); the scheduler and
 /// operator calls have their own ([`BodyLimits`]).
@@ -34,13 +37,27 @@ pub fn router(master: Arc<Master>) -> Router {
     router_with(master, BodyLimits::default())
 }
 
-/// [`router`] with the v1 APIs' body limits.
+/// [`router`] with the v1 APIs' body limits. `/health`, `/version` and
+/// `/redirect` are open; every other route authenticates first
+/// ([`auth::authenticate`]).
 pub fn router_with(master: Arc<Master>, bodies: BodyLimits) -> Router {
     Router::new()
         .route("/health", get(legacy::health))
         .route("/master/health", get(legacy::health))
         .route("/version", get(legacy::version))
         .route("/master/version", get(legacy::version))
+        .route("/redirect", get(leader::master_redirect))
+        .route("/master/redirect", get(leader::master_redirect))
+        .merge(protected_routes(master.clone()))
+        .fallback(not_found)
+        .layer(axum::Extension(body::Bodies::new(bodies)))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(master)
+}
+
+/// Routes that need to know who is asking.
+fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
+    Router::new()
         .route("/state", get(legacy::state))
         .route("/master/state", get(legacy::state))
         .route("/master/slaves", get(legacy::slaves_endpoint))
@@ -48,17 +65,16 @@ pub fn router_with(master: Arc<Master>, bodies: BodyLimits) -> Router {
         .route("/master/tasks", get(legacy::tasks))
         .route("/master/flags", get(legacy::flags))
         .route("/flags", get(legacy::flags))
-        .route("/redirect", get(leader::master_redirect))
-        .route("/master/redirect", get(leader::master_redirect))
         .route("/api/keel/v1/masters", get(leader::masters))
         .route("/api/keel/v1/agents", get(keel::agents))
         .route("/api/keel/v1/agents/{id}", get(keel::agent))
         .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
+        .route("/api/keel/v1/tokens", get(tokens::tokens))
         .merge(leader_routes(master.clone()))
-        .fallback(not_found)
-        .layer(axum::Extension(body::Bodies::new(bodies)))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(master)
+        .route_layer(axum::middleware::from_fn_with_state(
+            master,
+            auth::authenticate,
+        ))
 }
 
 /// Routes only the leader serves; followers redirect (see [`leader`]).
@@ -76,6 +92,11 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route(
             "/api/keel/v1/masters/{id}",
             axum::routing::delete(leader::remove_master),
+        )
+        .route("/api/keel/v1/tokens", axum::routing::post(tokens::create))
+        .route(
+            "/api/keel/v1/tokens/{id}",
+            axum::routing::delete(tokens::revoke),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             master,

@@ -18,7 +18,9 @@ use keel_api::resources::Resources;
 use super::body::Bodies;
 use super::operator_body as body;
 use super::state::{self, Snapshot};
+use super::visible::Viewer;
 use super::{json, plain, views};
+use crate::auth::Caller;
 use crate::core::{Master, MasterError};
 use crate::registry::QuotaConfig;
 
@@ -53,7 +55,7 @@ pub enum OperatorCall {
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
-const KNOWN_UNIMPLEMENTED: &[&str] = &[
+pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "GET_METRICS",
     "GET_LOGGING_LEVEL",
     "SET_LOGGING_LEVEL",
@@ -194,6 +196,7 @@ pub(super) fn accepts_json(headers: &HeaderMap) -> bool {
 pub async fn handle(
     State(master): State<Arc<Master>>,
     Extension(bodies): Extension<Bodies>,
+    Extension(caller): Extension<Caller>,
     method: Method,
     headers: HeaderMap,
     body: Body,
@@ -215,13 +218,16 @@ pub async fn handle(
             return plain(r.status, r.reason);
         }
     };
+    if let Err(r) = super::auth::operator(&master, &caller, &call) {
+        return plain(r.status, r.reason);
+    }
     if let Some(resp) = mutate(&master, &call).await {
         return resp;
     }
     if let Err(e) = master.read_barrier().await {
         return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     }
-    match answer(&master, &call) {
+    match answer(&master, &call, Viewer::of(&master, &caller)) {
         Some(a) => json(StatusCode::OK, &a),
         None => plain(
             StatusCode::NOT_IMPLEMENTED,
@@ -314,8 +320,9 @@ fn error_status(e: &MasterError) -> StatusCode {
     }
 }
 
-/// Answers a read call; `None` for mutating calls.
-fn answer(master: &Master, call: &OperatorCall) -> Option<Answer> {
+/// Answers a read call, as far as `viewer` may see; `None` for mutating
+/// calls.
+fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<Answer> {
     Some(match call {
         OperatorCall::GetHealth => Answer::GetHealth(GetHealth { healthy: true }),
         OperatorCall::GetFlags => Answer::GetFlags(GetFlags {
@@ -332,23 +339,31 @@ fn answer(master: &Master, call: &OperatorCall) -> Option<Answer> {
         }),
         OperatorCall::GetAgents => Answer::GetAgents(get_agents(&Snapshot::take(master))),
         OperatorCall::GetState => {
-            let s = Snapshot::take(master);
+            let s = viewer.snapshot(master);
             Answer::GetState(GetState {
                 get_tasks: state::get_tasks(&s),
                 get_executors: GetExecutors::default(),
                 get_frameworks: state::get_frameworks(&s),
-                get_agents: get_agents(&s),
+                get_agents: match viewer.agents() {
+                    true => get_agents(&s),
+                    false => GetAgents::default(),
+                },
             })
         }
         OperatorCall::GetFrameworks => {
-            Answer::GetFrameworks(state::get_frameworks(&Snapshot::take(master)))
+            Answer::GetFrameworks(state::get_frameworks(&viewer.snapshot(master)))
         }
-        OperatorCall::GetTasks => Answer::GetTasks(state::get_tasks(&Snapshot::take(master))),
-        OperatorCall::GetRoles => Answer::GetRoles(state::get_roles(master)),
+        OperatorCall::GetTasks => Answer::GetTasks(state::get_tasks(&viewer.snapshot(master))),
+        OperatorCall::GetRoles => {
+            let mut roles = state::get_roles(master);
+            roles.roles.retain(|r| viewer.role(&r.name));
+            Answer::GetRoles(roles)
+        }
         OperatorCall::GetWeights => Answer::GetWeights(GetWeights {
             weight_infos: master
                 .weights()
                 .into_iter()
+                .filter(|(role, _)| viewer.role(role))
                 .map(|(role, weight)| WeightInfo { role, weight })
                 .collect(),
         }),
@@ -358,6 +373,7 @@ fn answer(master: &Master, call: &OperatorCall) -> Option<Answer> {
                 configs: master
                     .quotas()
                     .into_iter()
+                    .filter(|q| viewer.quota(&q.role))
                     .map(|q| keel_api::operator::QuotaConfig {
                         guarantees: state::scalar_map(Some(&q.guarantees)),
                         limits: state::scalar_map(Some(&q.limits)),

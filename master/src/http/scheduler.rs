@@ -23,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::body::Bodies;
 use super::error::ApiError;
 use super::operator::{accepts_json, check_content_type};
+use crate::auth::Caller;
 use crate::core::{CallReply, FrameworkConnection, Master, SendError};
 
 const STREAM_ID: &str = "Mesos-Stream-Id";
@@ -64,11 +65,12 @@ impl Drop for Gone {
 pub async fn handle(
     State(master): State<Arc<Master>>,
     Extension(bodies): Extension<Bodies>,
+    Extension(caller): Extension<Caller>,
     method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match serve(&master, &bodies, &method, &headers, body).await {
+    match serve(&master, &bodies, &caller, &method, &headers, body).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -77,6 +79,7 @@ pub async fn handle(
 async fn serve(
     master: &Arc<Master>,
     bodies: &Bodies,
+    caller: &Caller,
     method: &Method,
     headers: &HeaderMap,
     body: Body,
@@ -97,7 +100,7 @@ async fn serve(
     drop(text);
     // The call counts against the body budget until it is carried out.
     let _held = body.into_held();
-    if let CallKind::Subscribe(sub) = call.kind {
+    if let CallKind::Subscribe(mut sub) = call.kind {
         if stream_id.is_some() {
             return Err(ApiError::bad_request(
                 "Subscribe calls should not include the 'Mesos-Stream-Id' header",
@@ -109,16 +112,24 @@ async fn serve(
                 "Expecting 'Accept' to allow application/json",
             ));
         }
+        let authorized =
+            super::auth::subscribe(&master.config().trust, caller, &mut sub.framework_info)?;
         let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
         let stream = uuid::Uuid::new_v4().to_string();
-        let framework_id = master
-            .subscribe(
-                call.framework_id,
-                sub,
-                stream.clone(),
-                Box::new(HttpStream { tx }),
-            )
-            .await;
+        let conn = Box::new(HttpStream { tx });
+        let framework_id = match authorized {
+            Ok(()) => {
+                master
+                    .subscribe(call.framework_id, sub, stream.clone(), conn)
+                    .await
+            }
+            // As Mesos refuses it: the stream's one event is ERROR.
+            Err(denied) => {
+                tracing::info!(reason = %denied, "subscription refused");
+                let _ = conn.send(&Event::Error(denied.to_string()));
+                None
+            }
+        };
         let gone = framework_id.map(|framework_id| Gone {
             master: Arc::clone(master),
             framework_id,
@@ -141,7 +152,9 @@ async fn serve(
         return Ok(resp);
     }
     let framework_id = call.framework_id.unwrap_or_default();
-    match master.call(&framework_id, stream_id, call.kind).await? {
+    let mut kind = call.kind;
+    super::auth::scheduler(master, caller, &framework_id, &mut kind)?;
+    match master.call(&framework_id, stream_id, kind).await? {
         CallReply::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
         CallReply::Done => Ok(StatusCode::OK.into_response()),
     }

@@ -50,6 +50,12 @@ impl Registry {
         self.removed_frameworks.values()
     }
 
+    /// Keeps the removed frameworks `keep` accepts: for a view's copy
+    /// (what a reader may see), never on the replicated registry.
+    pub fn retain_removed_frameworks(&mut self, keep: impl Fn(&RemovedFramework) -> bool) {
+        self.removed_frameworks.retain(|_, f| keep(f));
+    }
+
     pub fn is_removed_framework(&self, id: &str) -> bool {
         self.removed_frameworks.contains_key(id)
     }

@@ -20,6 +20,7 @@ mod agents;
 mod frameworks;
 pub mod limits;
 pub mod roles;
+pub mod tokens;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use crate::serde_mesos;
 
 pub use frameworks::{FrameworkRecord, RemovedFramework};
 pub use roles::QuotaConfig;
+pub use tokens::{TokenCommand, TokenKind, TokenRecord, TokenRefusal};
 
 /// What an agent tells the master about itself when it (re-)registers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +188,8 @@ pub enum Command {
         agent_id: String,
         volumes: Vec<(String, String)>,
     },
+    /// Bearer and join tokens ([`tokens`]).
+    Token(TokenCommand),
 }
 
 /// What applying a command did, for the I/O shell to act on.
@@ -227,6 +231,17 @@ pub enum Applied {
     AgentResourcesUpdated {
         agent_id: String,
     },
+    TokenCreated {
+        id: String,
+    },
+    TokenRevoked {
+        id: String,
+    },
+    /// A join token was used; what it has left.
+    JoinTokenConsumed {
+        id: String,
+        uses_left: Option<u32>,
+    },
     /// The command changed nothing (e.g. disconnecting an unreachable agent).
     Unchanged,
 }
@@ -249,6 +264,8 @@ pub enum RegistryError {
     InvalidFrameworkId(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error(transparent)]
+    Token(TokenRefusal),
 }
 
 /// Serializable as a whole: it is the Raft state machine's snapshot.
@@ -262,6 +279,8 @@ pub struct Registry {
     removed_frameworks: BTreeMap<String, RemovedFramework>,
     weights: BTreeMap<String, f64>,
     quotas: BTreeMap<String, QuotaConfig>,
+    #[serde(default)]
+    tokens: BTreeMap<String, TokenRecord>,
 }
 
 impl Registry {
@@ -341,6 +360,7 @@ impl Registry {
             Command::DestroyVolumes { agent_id, volumes } => {
                 self.validate_destroy(agent_id, volumes)
             }
+            Command::Token(t) => self.validate_token(t),
         }
     }
 
@@ -384,6 +404,7 @@ impl Registry {
             } => self.apply_unreserve(agent_id, resources),
             Command::CreateVolumes { agent_id, volumes } => self.apply_create(agent_id, volumes),
             Command::DestroyVolumes { agent_id, volumes } => self.apply_destroy(agent_id, volumes),
+            Command::Token(t) => Ok(self.apply_token(t)),
         }
     }
 }

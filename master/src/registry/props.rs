@@ -136,6 +136,51 @@ fn command() -> impl Strategy<Value = Command> {
             proptest::collection::vec((pick(ROLES), pick(&["v1", "v2"])), 0..2)
         )
             .prop_map(|(agent_id, volumes)| Command::DestroyVolumes { agent_id, volumes }),
+        token_command(),
+    ]
+}
+
+const TOKENS: &[&str] = &["00000000000000aa", "00000000000000bb", "XYZ"];
+
+fn token_command() -> impl Strategy<Value = Command> {
+    let at = 1.0..1e9f64;
+    let hash = || pick(&["ab", "cd", "x"]).prop_map(|h| h.repeat(32));
+    let kind = proptest::sample::select(vec![TokenKind::Bearer, TokenKind::Join]);
+    let expiry = proptest::option::of(prop_oneof![Just(0.5), 1.0..2e9f64, Just(f64::NAN)]);
+    let uses = proptest::option::of(0..3u32);
+    let created = (
+        pick(TOKENS),
+        kind,
+        pick(&["ops", "", "a:b"]),
+        hash(),
+        at.clone(),
+        expiry,
+        uses,
+    );
+    prop_oneof![
+        created.prop_map(
+            |(id, kind, principal, secret_sha256, created_at, expires_at, uses_left)| {
+                Command::Token(TokenCommand::Create {
+                    token: TokenRecord {
+                        id,
+                        kind,
+                        principal,
+                        secret_sha256,
+                        created_at,
+                        expires_at,
+                        uses_left,
+                    },
+                })
+            }
+        ),
+        pick(TOKENS).prop_map(|id| Command::Token(TokenCommand::Revoke { id })),
+        (pick(TOKENS), hash(), at).prop_map(|(id, secret_sha256, at)| {
+            Command::Token(TokenCommand::ConsumeJoin {
+                id,
+                secret_sha256,
+                at,
+            })
+        }),
     ]
 }
 

@@ -1,0 +1,195 @@
+//! What a principal may be authorized to do: the ACL actions of Mesos'
+//! local authorizer that Keel enforces, and Keel's own.
+
+/// An authorizable action; its ACL key and object field are Mesos' (Keel's
+/// own for the last three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    RegisterFramework,
+    RunTask,
+    TeardownFramework,
+    ReserveResources,
+    UnreserveResources,
+    CreateVolume,
+    DestroyVolume,
+    UpdateWeight,
+    UpdateQuota,
+    GetQuota,
+    ViewRole,
+    ViewFramework,
+    ViewTask,
+    ViewFlags,
+    AccessSandbox,
+    RegisterAgent,
+    UpdateMaintenanceSchedule,
+    GetMaintenanceSchedule,
+    StartMaintenance,
+    StopMaintenance,
+    GetMaintenanceStatus,
+    /// Keel: the agents and their inventories (`view_agents`).
+    ViewAgent,
+    /// Keel: add and remove masters (`manage_masters`).
+    ManageMasters,
+    /// Keel: create, list and revoke tokens (`manage_tokens`).
+    ManageTokens,
+}
+
+impl Action {
+    pub const ALL: [Action; 24] = [
+        Action::RegisterFramework,
+        Action::RunTask,
+        Action::TeardownFramework,
+        Action::ReserveResources,
+        Action::UnreserveResources,
+        Action::CreateVolume,
+        Action::DestroyVolume,
+        Action::UpdateWeight,
+        Action::UpdateQuota,
+        Action::GetQuota,
+        Action::ViewRole,
+        Action::ViewFramework,
+        Action::ViewTask,
+        Action::ViewFlags,
+        Action::AccessSandbox,
+        Action::RegisterAgent,
+        Action::UpdateMaintenanceSchedule,
+        Action::GetMaintenanceSchedule,
+        Action::StartMaintenance,
+        Action::StopMaintenance,
+        Action::GetMaintenanceStatus,
+        Action::ViewAgent,
+        Action::ManageMasters,
+        Action::ManageTokens,
+    ];
+
+    /// The key of its rules in the ACL file, and the name of their
+    /// object field.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Action::RegisterFramework => ("register_frameworks", "roles"),
+            Action::RunTask => ("run_tasks", "users"),
+            Action::TeardownFramework => ("teardown_frameworks", "framework_principals"),
+            Action::ReserveResources => ("reserve_resources", "roles"),
+            Action::UnreserveResources => ("unreserve_resources", "reserver_principals"),
+            Action::CreateVolume => ("create_volumes", "roles"),
+            Action::DestroyVolume => ("destroy_volumes", "creator_principals"),
+            Action::UpdateWeight => ("update_weights", "roles"),
+            Action::UpdateQuota => ("update_quotas", "roles"),
+            Action::GetQuota => ("get_quotas", "roles"),
+            Action::ViewRole => ("view_roles", "roles"),
+            Action::ViewFramework => ("view_frameworks", "users"),
+            Action::ViewTask => ("view_tasks", "users"),
+            Action::ViewFlags => ("view_flags", "flags"),
+            Action::AccessSandbox => ("access_sandboxes", "users"),
+            Action::RegisterAgent => ("register_agents", "agents"),
+            Action::UpdateMaintenanceSchedule => ("update_maintenance_schedules", "machines"),
+            Action::GetMaintenanceSchedule => ("get_maintenance_schedules", "machines"),
+            Action::StartMaintenance => ("start_maintenances", "machines"),
+            Action::StopMaintenance => ("stop_maintenances", "machines"),
+            Action::GetMaintenanceStatus => ("get_maintenance_statuses", "machines"),
+            Action::ViewAgent => ("view_agents", "agents"),
+            Action::ManageMasters => ("manage_masters", "masters"),
+            Action::ManageTokens => ("manage_tokens", "tokens"),
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        self.names().0
+    }
+
+    pub fn object_field(self) -> &'static str {
+        self.names().1
+    }
+
+    pub fn from_key(key: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.key() == key)
+    }
+
+    /// Whose objects are roles, matched hierarchically (`eng/%`).
+    pub fn hierarchical_roles(self) -> bool {
+        self.object_field() == "roles"
+    }
+
+    /// Reads only (what a certificate of role `reader` may do).
+    pub fn is_view(self) -> bool {
+        matches!(
+            self,
+            Action::GetQuota
+                | Action::ViewRole
+                | Action::ViewFramework
+                | Action::ViewTask
+                | Action::ViewFlags
+                | Action::AccessSandbox
+                | Action::GetMaintenanceSchedule
+                | Action::GetMaintenanceStatus
+                | Action::ViewAgent
+        )
+    }
+
+    /// "register a framework with role 'eng'": what was refused.
+    pub fn describe(self, object: Option<&str>) -> String {
+        let (what, of) = match self {
+            Action::RegisterFramework => ("register a framework", "with role"),
+            Action::RunTask => ("run tasks", "as user"),
+            Action::TeardownFramework => ("tear down frameworks", "of principal"),
+            Action::ReserveResources => ("reserve resources", "for role"),
+            Action::UnreserveResources => ("unreserve resources", "reserved by principal"),
+            Action::CreateVolume => ("create volumes", "for role"),
+            Action::DestroyVolume => ("destroy volumes", "created by principal"),
+            Action::UpdateWeight => ("update weights", "of role"),
+            Action::UpdateQuota => ("update quotas", "of role"),
+            Action::GetQuota => ("view quotas", "of role"),
+            Action::ViewRole => ("view roles", "named"),
+            Action::ViewFramework => ("view frameworks", "of user"),
+            Action::ViewTask => ("view tasks", "of user"),
+            Action::ViewFlags => ("view the flags", ""),
+            Action::AccessSandbox => ("access sandboxes", "of user"),
+            Action::RegisterAgent => ("register agents", ""),
+            Action::UpdateMaintenanceSchedule => ("update the maintenance schedule", ""),
+            Action::GetMaintenanceSchedule => ("view the maintenance schedule", ""),
+            Action::StartMaintenance => ("start maintenance", ""),
+            Action::StopMaintenance => ("stop maintenance", ""),
+            Action::GetMaintenanceStatus => ("view the maintenance status", ""),
+            Action::ViewAgent => ("view agents", ""),
+            Action::ManageMasters => ("add or remove masters", ""),
+            Action::ManageTokens => ("manage tokens", ""),
+        };
+        match object {
+            Some(o) if !of.is_empty() => format!("{what} {of} '{o}'"),
+            _ => what.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_read_back() {
+        let mut keys: Vec<_> = Action::ALL.iter().map(|a| a.key()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), Action::ALL.len());
+        for a in Action::ALL {
+            assert_eq!(Action::from_key(a.key()), Some(a));
+        }
+        assert_eq!(Action::from_key("register_framework"), None);
+    }
+
+    #[test]
+    fn descriptions_name_the_object() {
+        assert_eq!(
+            Action::TeardownFramework.describe(Some("fw")),
+            "tear down frameworks of principal 'fw'"
+        );
+        assert_eq!(Action::ViewFlags.describe(Some("x")), "view the flags");
+        assert_eq!(Action::RunTask.describe(None), "run tasks");
+    }
+}
