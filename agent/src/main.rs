@@ -248,7 +248,9 @@ async fn agent_main() -> anyhow::Result<()> {
             flags.join_token.clone(),
         )?),
         None => {
-            tracing::warn!("no --tls-ca: talking to the masters in PLAINTEXT; for development only");
+            tracing::warn!(
+                "no --tls-ca: talking to the masters in PLAINTEXT; for development only"
+            );
             None
         }
     };

@@ -322,7 +322,9 @@ async fn session_once(
         // Presented from the next session on; a bad one is said and
         // asked for again next time.
         match trust.store(&registered.certificate_pem) {
-            Ok(()) => tracing::info!(agent_id = %registered.agent_id, "certificate from the master kept"),
+            Ok(()) => {
+                tracing::info!(agent_id = %registered.agent_id, "certificate from the master kept")
+            }
             Err(e) => tracing::warn!(error = %e, "cannot keep the master's certificate"),
         }
     }

@@ -221,10 +221,18 @@ mod tests {
         // A retry asks for the same key.
         let pending = std::fs::read(tmp.path().join("tls").join(PENDING_KEY)).unwrap();
         trust.admission_request(now).unwrap();
-        assert_eq!(std::fs::read(tmp.path().join("tls").join(PENDING_KEY)).unwrap(), pending);
+        assert_eq!(
+            std::fs::read(tmp.path().join("tls").join(PENDING_KEY)).unwrap(),
+            pending
+        );
 
         let cert = ca
-            .sign_request(&first.csr_pem, Role::Agent, "agent-1", Duration::from_secs(3600))
+            .sign_request(
+                &first.csr_pem,
+                Role::Agent,
+                "agent-1",
+                Duration::from_secs(3600),
+            )
             .unwrap();
         // Garbage is refused and changes nothing.
         assert!(trust.store("junk").is_err());
@@ -236,9 +244,11 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        assert_eq!(trust.admission_request(now).unwrap(), AdmissionRequest::default());
+        assert_eq!(
+            trust.admission_request(now).unwrap(),
+            AdmissionRequest::default()
+        );
         let later = trust.admission_request(now + 3000).unwrap();
         assert!(later.join_token.is_empty() && !later.csr_pem.is_empty());
     }
-
 }

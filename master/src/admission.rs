@@ -88,6 +88,15 @@ pub struct Admission {
     validity: Duration,
 }
 
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("mode", &self.mode)
+            .field("signs", &self.signer.is_some())
+            .finish()
+    }
+}
+
 impl Admission {
     /// Anyone is admitted, no certificates are issued (plaintext clusters,
     /// tests).
@@ -201,22 +210,37 @@ mod tests {
     #[test]
     fn without_a_certificate_the_mode_decides() {
         let open = Admission::open();
-        assert_eq!(open.check(None, None, ""), Ok(Check::Admitted(Admitted::Open)));
+        assert_eq!(
+            open.check(None, None, ""),
+            Ok(Check::Admitted(Admitted::Open))
+        );
         let token = Admission::new(Mode::Token, None);
-        assert_eq!(token.check(None, Some("a-1"), ""), Err(AdmissionError::NoToken));
+        assert_eq!(
+            token.check(None, Some("a-1"), ""),
+            Err(AdmissionError::NoToken)
+        );
         assert_eq!(
             token.check(None, None, "keel1.abc.def"),
             Ok(Check::ConsumeToken("keel1.abc.def".into()))
         );
         assert_eq!("token".parse(), Ok(Mode::Token));
-        assert_eq!("tpm".parse::<Mode>(), Err(AdmissionError::Unsupported("tpm")));
-        assert!(matches!("nope".parse::<Mode>(), Err(AdmissionError::UnknownMode(_))));
+        assert_eq!(
+            "tpm".parse::<Mode>(),
+            Err(AdmissionError::Unsupported("tpm"))
+        );
+        assert!(matches!(
+            "nope".parse::<Mode>(),
+            Err(AdmissionError::UnknownMode(_))
+        ));
     }
 
     #[test]
     fn requests_are_signed_for_the_agent_id() {
         let ca = Ca::create("c").unwrap();
-        let a = Admission::new(Mode::Token, Some(Ca::from_pem(ca.cert_pem(), ca.key_pem()).unwrap()));
+        let a = Admission::new(
+            Mode::Token,
+            Some(Ca::from_pem(ca.cert_pem(), ca.key_pem()).unwrap()),
+        );
         let key = keel_pki::new_key().unwrap();
         let csr = keel_pki::request(&key).unwrap();
         let cert = a.certify("agent-9", &csr);

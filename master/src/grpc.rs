@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admission::{Admission, AdmissionError, Check};
 use crate::core::{Master, MasterError};
 use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
 use crate::registry::{AgentInfo, limits};
@@ -26,6 +27,7 @@ pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AgentService {
     master: Arc<Master>,
     register_timeout: Duration,
+    admission: Arc<Admission>,
 }
 
 impl AgentService {
@@ -33,7 +35,14 @@ impl AgentService {
         AgentService {
             master,
             register_timeout: REGISTER_TIMEOUT,
+            admission: Arc::new(Admission::open()),
         }
+    }
+
+    /// Who may hold a session ([`Admission::open`] by default).
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = admission;
+        self
     }
 
     pub fn with_register_timeout(mut self, timeout: Duration) -> Self {
@@ -150,6 +159,10 @@ impl pb::agent_service_server::AgentService for AgentService {
             }
             return Err(status);
         }
+        let peer = request
+            .extensions()
+            .get::<keel_pki::PeerIdentity>()
+            .cloned();
         let mut inbound = request.into_inner();
         let timeout = self.register_timeout;
         let first = tokio::time::timeout(timeout, inbound.next())
@@ -178,6 +191,13 @@ impl pb::agent_service_server::AgentService for AgentService {
             })?;
         let hostname = info.hostname.clone();
         let claimed_id = Some(register.agent_id.clone()).filter(|id| !id.is_empty());
+        self.admit(
+            peer.as_ref(),
+            claimed_id.as_deref(),
+            &register.join_token,
+            &hostname,
+        )
+        .await?;
 
         if register.tasks.len() > MAX_REPORTED_TASKS {
             return Err(Status::invalid_argument(format!(
@@ -188,9 +208,13 @@ impl pb::agent_service_server::AgentService for AgentService {
         limits::agent_info(&info).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reported = reported_tasks(claimed_id.as_deref().unwrap_or("-"), register.tasks);
         let (tx, rx) = mpsc::channel(64);
+        let admission = self.admission.clone();
+        let csr = register.csr_pem;
         let reg = self
             .master
-            .register(claimed_id, info, reported, tx)
+            .register(claimed_id, info, reported, tx, |id| {
+                admission.certify(id, &csr)
+            })
             .await
             .map_err(|e| match e {
                 MasterError::Engine(EngineError::Registry(_)) => {
@@ -207,6 +231,38 @@ impl pb::agent_service_server::AgentService for AgentService {
 
         tokio::spawn(follow(self.master.clone(), reg, inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl AgentService {
+    /// Refuses a registration that [`Admission`] does not let in (with a
+    /// log line naming it); consumes a join token when that admits it.
+    async fn admit(
+        &self,
+        peer: Option<&keel_pki::PeerIdentity>,
+        claimed: Option<&str>,
+        join_token: &str,
+        hostname: &str,
+    ) -> Result<(), Status> {
+        let refuse = |reason: String| {
+            tracing::warn!(%hostname, ?peer, %reason, "agent refused");
+            Status::permission_denied(reason)
+        };
+        match self.admission.check(peer, claimed, join_token) {
+            Ok(Check::Admitted(how)) => {
+                tracing::debug!(%hostname, ?how, "agent admitted");
+                Ok(())
+            }
+            Ok(Check::ConsumeToken(text)) => match self.master.consume_join_token(&text).await {
+                Ok(token) => {
+                    tracing::info!(%hostname, token = %token.id, "agent admitted by join token");
+                    Ok(())
+                }
+                Err(e) if e.is_unavailable() => Err(Status::unavailable(e.to_string())),
+                Err(e) => Err(refuse(AdmissionError::Token(e.to_string()).to_string())),
+            },
+            Err(e) => Err(refuse(e.to_string())),
+        }
     }
 }
 

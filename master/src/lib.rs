@@ -13,6 +13,7 @@
 //! - [`auth`]: authentication and authorization of frameworks and
 //!   operators (credentials, ACLs, tokens).
 
+pub mod admission;
 pub mod allocator;
 pub mod auth;
 pub mod core;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod replication;
 mod serde_mesos;
 pub mod server;
+pub mod tls;
 
 pub use crate::core::{Master, MasterConfig, MasterError};
 pub use crate::server::run;

@@ -89,7 +89,7 @@ struct Flags {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "KEEL_AGENT_REGISTER_TIMEOUT")]
     agent_register_timeout: Duration,
     #[command(flatten)]
-    tls: keel_pki::TlsFlags,
+    security: keel_master::tls::SecurityFlags,
     /// Mesos credentials file (JSON `{"credentials": [{"principal": ..,
     /// "secret": ..}]}`, or `principal secret` lines): the scheduler and
     /// operator APIs then require authentication (HTTP basic, bearer
@@ -150,6 +150,7 @@ impl Flags {
             },
             register_timeout: self.agent_register_timeout,
             tls: None,
+            admission: Arc::new(keel_master::admission::Admission::open()),
         })
     }
 }
@@ -197,8 +198,9 @@ async fn main() -> anyhow::Result<()> {
     // Every connection holds a descriptor; the soft limit is often 1024.
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let mut options = flags.serve_options(nofile)?;
-    let tls = tls(&flags.tls)?;
-    options.tls = tls.as_ref().map(|(server, _)| server.clone());
+    let security = flags.security.setup()?;
+    options.tls = security.server.clone();
+    options.admission = security.admission.clone();
     let trust = trust(&flags)?;
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()
@@ -222,7 +224,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         let me = SocketAddr::new(flags.ip, local.port());
         let raft_options = RaftOptions {
-            tls: tls.as_ref().map(|(_, client)| client.clone()),
+            tls: security.raft_client.clone(),
             ..RaftOptions::default()
         };
         let node = RaftNode::open_with(&flags.work_dir, me, &flags.masters, raft_options)
@@ -238,7 +240,11 @@ async fn main() -> anyhow::Result<()> {
         let router = axum::Router::new().route_service(GRPC_ROUTE, service);
         (master, router)
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = if security.server.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(api = %format!("{scheme}://{local}"), masters = flags.masters.len(), "keel-master listening");
     let fatal = Arc::new(std::sync::OnceLock::new());
     let shutdown = {
@@ -259,31 +265,6 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The server and the master-to-master client configurations from the
-/// `--tls-*` flags; `None` (plaintext, said loudly) without them.
-#[allow(clippy::type_complexity)]
-fn tls(
-    flags: &keel_pki::TlsFlags,
-) -> anyhow::Result<Option<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)>> {
-    let Some(material) = flags.material()? else {
-        tracing::warn!(
-            "no --tls-ca: serving PLAINTEXT, and any process that reaches the port may speak \
-             Raft, register as an agent and call every API; for development only"
-        );
-        return Ok(None);
-    };
-    let role = material.identity()?.map(|id| id.role);
-    anyhow::ensure!(
-        role == Some(keel_pki::Role::Master),
-        "--tls-cert must be a master certificate (it names {})",
-        role.map_or("no role".to_string(), |r| format!("the {r} role"))
-    );
-    Ok(Some((
-        material.server_config()?,
-        material.client_config(&[b"h2"])?,
-    )))
 }
 
 /// The master's configuration from its flags; `port` is the one it listens

@@ -13,6 +13,7 @@ use keel_serve::{Limits, Routes};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::admission::Admission;
 use crate::core::Master;
 use crate::grpc::{AgentService, REGISTER_TIMEOUT};
 use crate::http::{self, BodyLimits};
@@ -44,6 +45,8 @@ pub struct Options {
     pub register_timeout: Duration,
     /// TLS on the port (`--tls-*`); plaintext without.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Who may hold an agent session (`--agent-admission`).
+    pub admission: Arc<Admission>,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             bodies: BodyLimits::default(),
             register_timeout: REGISTER_TIMEOUT,
             tls: None,
+            admission: Arc::new(Admission::open()),
         }
     }
 }
@@ -85,6 +89,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grpc = AgentService::new(master.clone())
         .with_register_timeout(options.register_timeout)
+        .with_admission(options.admission.clone())
         .into_server();
     let app = http::router_with(master.clone(), options.bodies)
         .merge(extra)

@@ -24,9 +24,12 @@ fn fw_info(role: &str) -> FrameworkInfo {
     info
 }
 
+/// One operator call: its type, its body, who may and who may not.
+type OperatorCase = (&'static str, Json, Option<(&'static str, &'static str)>);
+
 /// Every operator call Keel answers: the body, who may, who may not
 /// (`None`: any authenticated principal may, or the answer is filtered).
-fn operator_table() -> Vec<(&'static str, Json, Option<(&'static str, &'static str)>)> {
+fn operator_table() -> Vec<OperatorCase> {
     let reservation = json!({"agent_id": {"value": "no-such-agent"}, "resources": [
         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
          "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]});

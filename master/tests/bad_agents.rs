@@ -52,6 +52,7 @@ async fn register(port: u16, info: pb::AgentInfo) -> (tonic::Code, String) {
             agent_id: String::new(),
             info: Some(info),
             tasks: Vec::new(),
+            ..Default::default()
         })),
     };
     match client.session(tokio_stream::iter(vec![first])).await {
@@ -141,6 +142,7 @@ fn a_live_agents_id_cannot_be_taken_over() {
                 agent_id: String::new(),
                 info: Some(info()),
                 tasks: Vec::new(),
+                ..Default::default()
             })),
         })
         .await
@@ -163,6 +165,7 @@ fn a_live_agents_id_cannot_be_taken_over() {
                 agent_id: r.agent_id.clone(),
                 info: Some(other),
                 tasks: Vec::new(),
+                ..Default::default()
             })),
         };
         let mut client2 = client.clone();

@@ -185,6 +185,7 @@ fn register_bytes() -> Vec<u8> {
                     ..Default::default()
                 }),
             }],
+            ..Default::default()
         })),
     }
     .encode_to_vec()

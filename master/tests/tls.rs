@@ -106,6 +106,8 @@ fn masters_speak_tls_and_refuse_strangers() {
                 cert.display().to_string(),
                 "--tls-key".into(),
                 key.display().to_string(),
+                "--agent-admission".into(),
+                "open".into(),
             ];
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
             Master::start_tls(&d, *p, "3s", &flags, Some(admin.clone()))
@@ -127,7 +129,7 @@ fn masters_speak_tls_and_refuse_strangers() {
     assert_eq!(view.members.len(), 3, "{view:?}");
 
     // An agent registers over TLS (no certificate of its own: admission
-    // is open in this test).
+    // is open in this test; `admission.rs` has tokens).
     let agent_dir = tmp.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let ca_arg = ca_file.display().to_string();

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::SecureRandom;
 use rustls::pki_types::CertificateDer;
@@ -136,7 +136,9 @@ impl Ca {
         valid: Duration,
     ) -> Result<String, CaError> {
         if csr_pem.len() > MAX_CSR_BYTES {
-            return Err(CaError::Request(format!("larger than {MAX_CSR_BYTES} bytes")));
+            return Err(CaError::Request(format!(
+                "larger than {MAX_CSR_BYTES} bytes"
+            )));
         }
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::Request(e.to_string()))?;

@@ -154,6 +154,7 @@ impl Stream {
             heartbeat_interval_ms: 200,
             agent_timeout_ms: 10_000,
             reregistered,
+            certificate_pem: String::new(),
         }));
     }
 

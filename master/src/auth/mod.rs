@@ -25,45 +25,19 @@ pub use action::Action;
 pub use credentials::Credentials;
 pub use header::Authorization;
 
-/// The identity of a client certificate (filled in by the TLS listener;
-/// until then from a request extension of this type).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertIdentity {
-    pub principal: String,
-    pub role: CertRole,
-}
-
-/// What a certificate may do, as Talos' roles: `admin` everything,
+/// A client certificate's identity and role (put in each request by the
+/// TLS listener, `keel-serve`). As Talos' roles: `admin` may do everything,
 /// `operator` everything but managing masters and tokens, `reader` view
 /// only; `master` and `agent` certificates are for the cluster's own
 /// connections and may not use the scheduler and operator APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertRole {
-    Master,
-    Agent,
-    Admin,
-    Operator,
-    Reader,
-}
-
-impl std::fmt::Display for CertRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CertRole::Master => "master",
-            CertRole::Agent => "agent",
-            CertRole::Admin => "admin",
-            CertRole::Operator => "operator",
-            CertRole::Reader => "reader",
-        })
-    }
-}
+pub use keel_pki::{PeerIdentity, Role};
 
 /// How a principal was authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
     Basic,
     Bearer { token_id: String },
-    Certificate(CertRole),
+    Certificate(Role),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +131,7 @@ impl Trust {
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
-        cert: Option<&CertIdentity>,
+        cert: Option<&PeerIdentity>,
         token: impl Fn(&str) -> Option<TokenRecord>,
         now: f64,
     ) -> Result<Caller, AuthnError> {
@@ -192,7 +166,7 @@ impl Trust {
             }
             None => match cert {
                 Some(c) => Principal {
-                    name: c.principal.clone(),
+                    name: c.name.clone(),
                     method: Method::Certificate(c.role),
                 },
                 None if self.required => return Err(AuthnError::Missing),
@@ -213,12 +187,12 @@ impl Trust {
 
     fn decide(&self, caller: &Caller, action: Action, acls: impl FnOnce(&Acls) -> bool) -> bool {
         match caller.0.as_ref().map(|p| &p.method) {
-            Some(Method::Certificate(CertRole::Admin)) => true,
-            Some(Method::Certificate(CertRole::Operator)) => {
+            Some(Method::Certificate(Role::Admin)) => true,
+            Some(Method::Certificate(Role::Operator)) => {
                 !matches!(action, Action::ManageMasters | Action::ManageTokens) && acls(&self.acls)
             }
-            Some(Method::Certificate(CertRole::Reader)) => action.is_view() && acls(&self.acls),
-            Some(Method::Certificate(CertRole::Agent | CertRole::Master)) => false,
+            Some(Method::Certificate(Role::Reader)) => action.is_view() && acls(&self.acls),
+            Some(Method::Certificate(Role::Agent | Role::Master)) => false,
             _ => acls(&self.acls),
         }
     }
@@ -268,7 +242,7 @@ impl Trust {
     pub fn admits(&self, caller: &Caller) -> bool {
         !matches!(
             caller.0.as_ref().map(|p| &p.method),
-            Some(Method::Certificate(CertRole::Agent | CertRole::Master))
+            Some(Method::Certificate(Role::Agent | Role::Master))
         )
     }
 }

@@ -125,8 +125,8 @@ fn certificates_and_their_roles() {
     let t = trust(
         r#"{"run_tasks": [{"principals": {"values": ["op-cert"]}, "users": {"type": "NONE"}}]}"#,
     );
-    let cert = |role| CertIdentity {
-        principal: "op-cert".into(),
+    let cert = |role| PeerIdentity {
+        name: "op-cert".into(),
         role,
     };
     let as_cert = |role| {
@@ -137,20 +137,20 @@ fn certificates_and_their_roles() {
     let both = t
         .authenticate(
             &headers(Some(&basic("ops", "s2"))),
-            Some(&cert(CertRole::Admin)),
+            Some(&cert(Role::Admin)),
             no_tokens,
             0.0,
         )
         .unwrap();
     assert_eq!(both.name(), Some("ops"));
 
-    let admin = as_cert(CertRole::Admin);
+    let admin = as_cert(Role::Admin);
     assert!(t.allowed(&admin, Action::ManageTokens, None));
     assert!(
         t.allowed(&admin, Action::RunTask, Some("root")),
         "admin skips the ACLs"
     );
-    let operator = as_cert(CertRole::Operator);
+    let operator = as_cert(Role::Operator);
     assert!(t.allowed(&operator, Action::TeardownFramework, None));
     assert!(!t.allowed(&operator, Action::ManageMasters, None));
     assert!(!t.allowed(&operator, Action::ManageTokens, None));
@@ -158,10 +158,10 @@ fn certificates_and_their_roles() {
         !t.allowed(&operator, Action::RunTask, Some("root")),
         "the ACLs still apply"
     );
-    let reader = as_cert(CertRole::Reader);
+    let reader = as_cert(Role::Reader);
     assert!(t.allowed(&reader, Action::ViewFramework, Some("u")));
     assert!(!t.allowed(&reader, Action::UpdateWeight, Some("r")));
-    for role in [CertRole::Agent, CertRole::Master] {
+    for role in [Role::Agent, Role::Master] {
         let c = as_cert(role);
         assert!(!t.admits(&c));
         assert!(!t.allowed(&c, Action::ViewFramework, Some("u")));

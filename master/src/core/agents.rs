@@ -6,11 +6,12 @@ use keel_api::pb;
 use super::links::SessionSender;
 use super::{Master, MasterError};
 use crate::engine::{AgentUpdate, Registration, ReportedTask};
-use crate::registry::AgentInfo;
+use crate::registry::{AgentInfo, Applied};
 
 impl Master {
     /// Admits or readmits an agent and makes `tx` its only session; the
-    /// first message on it is `Registered`. `reported` are the tasks it
+    /// first message on it is `Registered`, with the certificate `certify`
+    /// makes for the agent id (empty: none). `reported` are the tasks it
     /// runs (re-registration).
     pub async fn register(
         &self,
@@ -18,11 +19,19 @@ impl Master {
         info: AgentInfo,
         reported: Vec<ReportedTask>,
         tx: SessionSender,
+        certify: impl FnOnce(&str) -> String,
     ) -> Result<Registration, MasterError> {
         let w = self.write().await;
         let planned = self.with(|e, now| e.register_agent(claimed, info, now))?;
         let applied = self.commit(&w, planned.command).await?;
         let config = self.config();
+        // Signed outside the lock.
+        let certificate_pem = match &applied {
+            Applied::AgentAdmitted { agent_id } | Applied::AgentReadmitted { agent_id, .. } => {
+                certify(agent_id)
+            }
+            _ => String::new(),
+        };
         self.with_links(|state, now| {
             let reg = state.engine.agent_registered(&applied, reported, now)?;
             let registered = pb::MasterMessage {
@@ -37,6 +46,7 @@ impl Master {
                     heartbeat_interval_ms: config.heartbeat_interval.as_millis() as u64,
                     agent_timeout_ms: config.agent_timeout.as_millis() as u64,
                     reregistered: reg.reregistered,
+                    certificate_pem,
                 })),
             };
             // The channel is fresh: this is its first message.

@@ -20,7 +20,7 @@ use keel_api::scheduler::{CallKind, Operation, OperationKind};
 
 use super::error::ApiError;
 use super::operator::OperatorCall;
-use crate::auth::{Action, Caller, CertIdentity, Denied, Trust};
+use crate::auth::{Action, Caller, Denied, PeerIdentity, Trust};
 use crate::core::{Master, unix_now};
 
 /// Mesos' realms: the scheduler API, the writing endpoints, the reading ones.
@@ -59,7 +59,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let trust = Arc::clone(&master.config().trust);
-    let cert = req.extensions().get::<CertIdentity>().cloned();
+    let cert = req.extensions().get::<PeerIdentity>().cloned();
     let path = req.uri().path().to_string();
     match trust.authenticate(
         req.headers(),
