@@ -1,5 +1,5 @@
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -121,6 +121,13 @@ struct Flags {
     /// issue the agent a certificate, kept in `<work-dir>/tls/`.
     #[arg(long, env = "KEEL_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// The TPM that admits this agent where the masters run
+    /// `--agent-admission tpm` (used while the agent has neither a
+    /// certificate nor a join token): `auto` (/dev/tpmrm0, else /dev/tpm0,
+    /// else none), `none`, or a tpm2-tss TCTI such as
+    /// `swtpm:host=127.0.0.1,port=2321`.
+    #[arg(long, default_value = "auto", env = "KEEL_TPM")]
+    tpm: String,
 }
 
 impl Flags {
@@ -241,12 +248,22 @@ async fn agent_main() -> anyhow::Result<()> {
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let http = flags.http_limits(nofile)?;
     let trust = match &flags.tls.tls_ca {
-        Some(ca) => Some(keel_agent::trust::Trust::new(
-            ca,
-            flags.tls.tls_cert.clone().zip(flags.tls.tls_key.clone()),
-            &flags.work_dir,
-            flags.join_token.clone(),
-        )?),
+        Some(ca) => {
+            let trust = keel_agent::trust::Trust::new(
+                ca,
+                flags.tls.tls_cert.clone().zip(flags.tls.tls_key.clone()),
+                &flags.work_dir,
+                flags.join_token.clone(),
+            )?;
+            match keel_agent::trust::tpm::resolve(&flags.tpm, Path::new("/")) {
+                Some(tcti) => {
+                    tracing::info!(%tcti, "tpm admission available");
+                    let attestor = keel_agent::trust::EsapiAttestor::new(&tcti, trust.dir());
+                    Some(trust.with_attestor(std::sync::Arc::new(attestor)))
+                }
+                None => Some(trust),
+            }
+        }
         None => {
             tracing::warn!(
                 "no --tls-ca: talking to the masters in PLAINTEXT; for development only"

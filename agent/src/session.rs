@@ -17,6 +17,7 @@
 //! Updates produced while no stream is up stay queued in the executor's
 //! update manager; `attach` on the next session sends them all again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -25,7 +26,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::executor::{ExecutorCall, ExecutorHandle};
-use crate::trust::{AdmissionRequest, Trust};
+use crate::trust::tpm::{AttestorError, ChallengeIn};
+use crate::trust::{AdmissionRequest, Attestor, Trust};
 use crate::workdir::WorkDir;
 
 fn unix_now() -> i64 {
@@ -72,6 +74,8 @@ pub enum SessionError {
     WorkDir(#[from] crate::workdir::WorkDirError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    #[error("tpm admission: {0}")]
+    Tpm(#[from] crate::trust::tpm::AttestorError),
 }
 
 /// How long a master the agent could not reach is taken for dead when
@@ -278,6 +282,11 @@ async fn session_once(
         None => AdmissionRequest::default(),
     };
     let channel = connecting.map_err(|e| connect_err(format!("{e}: {}", source_chain(&e))))?;
+    let attestor = config.trust.as_ref().and_then(Trust::attestor);
+    let tpm = match (&attestor, admission.tpm) {
+        (Some(a), true) => evidence(a.clone()).await,
+        _ => None,
+    };
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
 
     let (tx, rx) = mpsc::channel(16);
@@ -288,6 +297,7 @@ async fn session_once(
             tasks: config.executor.reports().await,
             join_token: admission.join_token,
             csr_pem: admission.csr_pem,
+            tpm,
         })),
     };
     // Fresh channel: cannot be full.
@@ -301,20 +311,41 @@ async fn session_once(
     let closed = || SessionError::Closed {
         master: master.to_string(),
     };
-    let registered = match inbound.next().await {
-        Some(Ok(pb::MasterMessage {
-            msg: Some(MasterMsg::Registered(r)),
-        })) => r,
-        Some(Ok(pb::MasterMessage {
-            msg: Some(MasterMsg::Refused(r)),
-        })) => {
-            return Err(SessionError::Refused {
-                master: master.to_string(),
-                reason: r.reason,
-            });
+    let mut challenged = false;
+    let registered = loop {
+        match inbound.next().await {
+            Some(Ok(pb::MasterMessage {
+                msg: Some(MasterMsg::Registered(r)),
+            })) => break r,
+            Some(Ok(pb::MasterMessage {
+                msg: Some(MasterMsg::TpmChallenge(c)),
+            })) if !challenged => {
+                challenged = true;
+                let Some(attestor) = attestor.clone() else {
+                    return Err(SessionError::Refused {
+                        master: master.to_string(),
+                        reason: "challenged for a TPM this agent does not use (--tpm)".into(),
+                    });
+                };
+                let response = answer(attestor, &c).await?;
+                let msg = pb::AgentMessage {
+                    msg: Some(AgentMsg::TpmResponse(response)),
+                };
+                if tx.send(msg).await.is_err() {
+                    return Err(closed());
+                }
+            }
+            Some(Ok(pb::MasterMessage {
+                msg: Some(MasterMsg::Refused(r)),
+            })) => {
+                return Err(SessionError::Refused {
+                    master: master.to_string(),
+                    reason: r.reason,
+                });
+            }
+            Some(Err(s)) => return Err(refused(master, &s)),
+            _ => return Err(closed()),
         }
-        Some(Err(s)) => return Err(refused(master, &s)),
-        _ => return Err(closed()),
     };
     if let Some(trust) = &config.trust
         && !registered.certificate_pem.is_empty()
@@ -403,6 +434,37 @@ async fn session_once(
             }
         }
     }
+}
+
+/// The TPM's evidence, off the runtime; `None` (and said) when the TPM
+/// fails: the registration goes on without it.
+async fn evidence(attestor: Arc<dyn Attestor>) -> Option<pb::TpmEvidence> {
+    let made = tokio::task::spawn_blocking(move || attestor.evidence()).await;
+    match made {
+        Ok(Ok(evidence)) => Some(evidence.into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "no tpm evidence for this registration");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no tpm evidence for this registration");
+            None
+        }
+    }
+}
+
+/// The TPM's answer to the master's challenge, off the runtime.
+async fn answer(
+    attestor: Arc<dyn Attestor>,
+    challenge: &pb::TpmChallenge,
+) -> Result<pb::TpmResponse, SessionError> {
+    let challenge = ChallengeIn::from(challenge);
+    let started = Instant::now();
+    let answered = tokio::task::spawn_blocking(move || attestor.answer(&challenge))
+        .await
+        .map_err(|e| AttestorError::Quote(e.to_string()))??;
+    tracing::info!(took = ?started.elapsed(), "answered the master's tpm challenge");
+    Ok(answered.into())
 }
 
 /// A refusal in gRPC status form. `UNAVAILABLE` is a master that does not

@@ -82,3 +82,72 @@ fn malformed_quotes_are_errors() {
     kind[5] = 0x17; // TPM_ST_ATTEST_CERTIFY
     assert_eq!(Quote::parse(&kind), Err(QuoteError::NotAQuote(0x8017)));
 }
+
+/// What swtpm 0.7 (libtpms 0.9) produced, captured by the agent's
+/// `tests/tpm_attest.rs` with `KEEL_CAPTURE_TPM`: an RSA-2048 EK of the
+/// default template, an RSASSA-SHA-256 AK made under it, a quote of PCRs
+/// 0-7 over a nonce.
+mod swtpm {
+    use super::*;
+    use crate::wire::unhex;
+
+    fn read(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/swtpm/");
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    fn pcrs() -> Vec<Vec<u8>> {
+        String::from_utf8(read("pcrs"))
+            .unwrap()
+            .lines()
+            .map(|l| unhex(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn its_keys_read_back() {
+        let ek = TpmPublic::parse(&read("ek.pub")).unwrap();
+        ek.check_endorsement_key().unwrap();
+        assert_eq!(
+            ek.fingerprint(),
+            String::from_utf8(read("ek.sha256")).unwrap()
+        );
+        let ak = TpmPublic::parse(&read("ak.pub")).unwrap();
+        ak.check_attestation_key().unwrap();
+        assert!(matches!(
+            ak.scheme,
+            Some(crate::public::Scheme {
+                alg: ALG_RSASSA,
+                hash: ALG_SHA256
+            })
+        ));
+        assert_eq!(ak.name().len(), 34);
+    }
+
+    #[test]
+    fn its_quote_verifies_and_nothing_else_does() {
+        let ak = TpmPublic::parse(&read("ak.pub")).unwrap();
+        let (attest, sig, nonce) = (read("quote.attest"), read("quote.sig"), read("nonce"));
+        let v = verify_quote(&ak, &attest, &sig, &nonce, &BOOT_PCRS, &pcrs()).unwrap();
+        assert_eq!(v.quote.qualified_signer.len(), 34);
+        assert!(matches!(
+            Signature::parse(&sig).unwrap(),
+            Signature::RsaSsa {
+                hash: ALG_SHA256,
+                ..
+            }
+        ));
+        assert_eq!(
+            verify_quote(&ak, &attest, &sig, &[0; 32], &BOOT_PCRS, &pcrs()),
+            Err(QuoteError::WrongNonce)
+        );
+        let mut forged = attest.clone();
+        forged[10] ^= 0xff;
+        assert_eq!(
+            verify_quote(&ak, &forged, &sig, &nonce, &BOOT_PCRS, &pcrs()),
+            Err(QuoteError::BadSignature)
+        );
+        let ek = TpmPublic::parse(&read("ek.pub")).unwrap();
+        assert!(verify_quote(&ek, &attest, &sig, &nonce, &BOOT_PCRS, &pcrs()).is_err());
+    }
+}

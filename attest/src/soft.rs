@@ -160,11 +160,7 @@ impl SoftTpm {
 
     /// TPM2_Quote of the SHA-256 `pcrs` over `nonce` with the AK:
     /// `(TPMS_ATTEST, TPMT_SIGNATURE, PCR values)`.
-    pub fn quote(
-        &self,
-        nonce: &[u8],
-        pcrs: &[u32],
-    ) -> Result<SoftQuote, SoftError> {
+    pub fn quote(&self, nonce: &[u8], pcrs: &[u32]) -> Result<SoftQuote, SoftError> {
         let values: Vec<Vec<u8>> = pcrs
             .iter()
             .map(|p| self.pcrs[(*p as usize).min(23)].to_vec())

@@ -1,112 +1,23 @@
 //! The endorsement key's identity: its public key as a DER
-//! `SubjectPublicKeyInfo` (RFC 5280, RFC 3279, RFC 5480) and the SHA-256 of
-//! that, the fingerprint `openssl pkey -pubin -outform DER | sha256sum`
-//! gives for the same key. Pure: the TPM's answer comes in as [`EkPublic`].
-
-use sha2::{Digest, Sha256};
+//! `SubjectPublicKeyInfo` and the SHA-256 of that, the fingerprint
+//! `openssl pkey -pubin -outform DER | sha256sum` gives for the same key.
+//! The one encoding is keel-attest's (`keel_attest::key`), the master's
+//! for `--tpm-ek-allow` and the pending list: the agent shows the value
+//! the master checks. Pure: the TPM's answer comes in as [`EkPublic`].
 
 use super::TpmError;
 
 /// The public part of an endorsement key, as the TPM returned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EkPublic {
-    /// Big-endian modulus; an exponent of 0 is the TPM's way of saying
-    /// the default, 65537.
-    Rsa { modulus: Vec<u8>, exponent: u32 },
-    /// A NIST P-256 point, big-endian coordinates.
-    EccP256 { x: Vec<u8>, y: Vec<u8> },
-}
-
-/// rsaEncryption, 1.2.840.113549.1.1.1.
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-/// id-ecPublicKey, 1.2.840.10045.2.1.
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-/// prime256v1 (secp256r1), 1.2.840.10045.3.1.7.
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-
-const P256_BYTES: usize = 32;
+pub use keel_attest::key::PublicKey as EkPublic;
 
 /// SHA-256 of the key's DER `SubjectPublicKeyInfo`, lower-case hex.
 pub fn fingerprint(key: &EkPublic) -> Result<String, TpmError> {
-    let der = spki_der(key)?;
-    Ok(Sha256::digest(&der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    keel_attest::key::fingerprint(key).map_err(|e| TpmError::EndorsementKey(e.to_string()))
 }
 
 /// The key as a DER `SubjectPublicKeyInfo`.
 pub fn spki_der(key: &EkPublic) -> Result<Vec<u8>, TpmError> {
-    match key {
-        EkPublic::Rsa { modulus, exponent } => {
-            if modulus.iter().all(|b| *b == 0) {
-                return Err(TpmError::EndorsementKey("empty RSA modulus".into()));
-            }
-            let e = if *exponent == 0 { 65537 } else { *exponent };
-            let rsa_key = tlv(
-                0x30,
-                &[integer(modulus), integer(&e.to_be_bytes())].concat(),
-            );
-            let algorithm = tlv(0x30, &[tlv(0x06, OID_RSA), vec![0x05, 0x00]].concat());
-            Ok(tlv(0x30, &[algorithm, bit_string(&rsa_key)].concat()))
-        }
-        EkPublic::EccP256 { x, y } => {
-            let point = [vec![0x04], coordinate(x)?, coordinate(y)?].concat();
-            let algorithm = tlv(0x30, &[tlv(0x06, OID_EC), tlv(0x06, OID_P256)].concat());
-            Ok(tlv(0x30, &[algorithm, bit_string(&point)].concat()))
-        }
-    }
-}
-
-/// A P-256 coordinate as exactly 32 bytes (a TPM may drop leading zeros).
-fn coordinate(c: &[u8]) -> Result<Vec<u8>, TpmError> {
-    let c = strip_zeros(c);
-    if c.len() > P256_BYTES {
-        return Err(TpmError::EndorsementKey(format!(
-            "P-256 coordinate of {} bytes",
-            c.len()
-        )));
-    }
-    let mut out = vec![0; P256_BYTES - c.len()];
-    out.extend_from_slice(c);
-    Ok(out)
-}
-
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-    &b[first..]
-}
-
-/// A DER INTEGER holding the unsigned big-endian number `n`.
-fn integer(n: &[u8]) -> Vec<u8> {
-    let n = strip_zeros(n);
-    let mut body = Vec::with_capacity(n.len() + 1);
-    if n.is_empty() || n[0] & 0x80 != 0 {
-        body.push(0);
-    }
-    body.extend_from_slice(n);
-    tlv(0x02, &body)
-}
-
-/// A DER BIT STRING of whole bytes.
-fn bit_string(bytes: &[u8]) -> Vec<u8> {
-    tlv(0x03, &[&[0][..], bytes].concat())
-}
-
-/// Tag, definite length, value.
-fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let len_bytes = strip_zeros(&bytes);
-        out.push(0x80 | len_bytes.len() as u8);
-        out.extend_from_slice(len_bytes);
-    }
-    out.extend_from_slice(value);
-    out
+    keel_attest::key::spki_der(key).map_err(|e| TpmError::EndorsementKey(e.to_string()))
 }
 
 #[cfg(test)]
@@ -191,13 +102,5 @@ mod tests {
             y: vec![1; 32],
         };
         assert!(fingerprint(&long).is_err());
-    }
-
-    #[test]
-    fn integers_are_minimal_and_positive() {
-        assert_eq!(integer(&[0, 0, 0x7f]), [0x02, 1, 0x7f]);
-        assert_eq!(integer(&[0x80]), [0x02, 2, 0, 0x80]);
-        assert_eq!(integer(&[0, 0]), [0x02, 1, 0]);
-        assert_eq!(tlv(0x04, &[0; 200])[..3], [0x04, 0x81, 200]);
     }
 }

@@ -8,13 +8,24 @@
 //! machine). A certificate given with `--tls-cert` is used as it is.
 //! Past half its life, the certificate is renewed at the next
 //! registration.
+//!
+//! An agent with a TPM (`--tpm`) and neither a certificate nor a join
+//! token is admitted by its TPM instead ([`tpm`]): its registration
+//! carries the TPM's evidence and it answers the master's challenge.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keel_pki::Material;
+
+mod esapi;
+#[cfg(test)]
+pub(crate) mod fake;
+pub mod tpm;
+
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+pub use tpm::{Attestor, EsapiAttestor};
 
 const CERT: &str = "agent.crt";
 const KEY: &str = "agent.key";
@@ -45,6 +56,8 @@ pub struct Trust {
     /// `<work_dir>/tls`: the certificate the masters issued.
     dir: PathBuf,
     join_token: Option<String>,
+    /// The TPM, when admission may use it.
+    attestor: Option<Arc<dyn Attestor>>,
 }
 
 /// What a registration carries to be admitted.
@@ -52,6 +65,9 @@ pub struct Trust {
 pub struct AdmissionRequest {
     pub join_token: String,
     pub csr_pem: String,
+    /// Whether to send the TPM's evidence (no certificate, no join token,
+    /// a TPM).
+    pub tpm: bool,
 }
 
 impl Trust {
@@ -72,7 +88,24 @@ impl Trust {
             fixed,
             dir: work_dir.join("tls"),
             join_token: join_token.filter(|t| !t.is_empty()),
+            attestor: None,
         })
+    }
+
+    /// Admission by TPM with `attestor` (`--tpm`).
+    pub fn with_attestor(mut self, attestor: Arc<dyn Attestor>) -> Trust {
+        self.attestor = Some(attestor);
+        self
+    }
+
+    /// The TPM, when admission may use it.
+    pub fn attestor(&self) -> Option<Arc<dyn Attestor>> {
+        self.attestor.clone()
+    }
+
+    /// `<work_dir>/tls`: the agent's certificate, key and attestation key.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The TLS material now: the CA, and the certificate this agent holds
@@ -110,13 +143,14 @@ impl Trust {
             return Ok(AdmissionRequest::default());
         }
         let key = self.pending_key()?;
+        let first = issued.is_none();
         Ok(AdmissionRequest {
-            join_token: if issued.is_none() {
-                self.join_token.clone().unwrap_or_default()
-            } else {
-                String::new()
+            join_token: match first {
+                true => self.join_token.clone().unwrap_or_default(),
+                false => String::new(),
             },
             csr_pem: keel_pki::request(&key)?,
+            tpm: first && self.join_token.is_none() && self.attestor.is_some(),
         })
     }
 
@@ -250,5 +284,28 @@ mod tests {
         );
         let later = trust.admission_request(now + 3000).unwrap();
         assert!(later.join_token.is_empty() && !later.csr_pem.is_empty());
+        assert!(!later.tpm, "a renewal is by certificate");
+    }
+
+    #[test]
+    fn a_tpm_admits_an_agent_without_a_token_or_certificate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::create("c").unwrap();
+        let ca_file = tmp.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let tpm: Arc<dyn Attestor> = Arc::new(fake::SoftAttestor::new());
+        let trust = Trust::new(&ca_file, None, tmp.path(), None)
+            .unwrap()
+            .with_attestor(tpm.clone());
+        let first = trust.admission_request(0).unwrap();
+        assert!(first.tpm && first.join_token.is_empty() && !first.csr_pem.is_empty());
+        // A join token is the operator's choice: it goes first.
+        let with_token = Trust::new(&ca_file, None, tmp.path(), Some("keel1.x.y".into()))
+            .unwrap()
+            .with_attestor(tpm);
+        assert!(!with_token.admission_request(0).unwrap().tpm);
+        // No TPM, no evidence.
+        let without = Trust::new(&ca_file, None, tmp.path(), None).unwrap();
+        assert!(!without.admission_request(0).unwrap().tpm);
     }
 }
