@@ -168,6 +168,41 @@ pub struct CreatedToken {
     pub info: Token,
 }
 
+/// An endorsement key's standing with TPM admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EkState {
+    /// Attested, not allowed yet: the agent gets no session.
+    Pending,
+    Approved,
+    Denied,
+}
+
+/// An agent's TPM known to the masters (`GET /api/keel/v1/agents/pending`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingAgent {
+    /// The first 16 hex digits of `ek_sha256`: what `approve` and `deny`
+    /// take.
+    pub id: String,
+    /// SHA-256 of the endorsement key's DER SubjectPublicKeyInfo.
+    pub ek_sha256: String,
+    pub state: EkState,
+    /// What the agent said of itself when last seen.
+    pub hostname: String,
+    pub ip: String,
+    /// Seconds since the epoch.
+    pub first_seen: f64,
+    pub last_seen: f64,
+    pub decided_at: Option<f64>,
+}
+
+/// `GET /api/keel/v1/agents/pending` (`?all=true`: approved and denied
+/// too), and the answer to approving or denying one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PendingAgents {
+    pub agents: Vec<PendingAgent>,
+}
+
 /// Every error of Keel's API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Error {

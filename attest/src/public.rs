@@ -30,6 +30,8 @@ pub mod attr {
     pub const FIXED_TPM: u32 = 1 << 1;
     pub const FIXED_PARENT: u32 = 1 << 4;
     pub const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+    pub const USER_WITH_AUTH: u32 = 1 << 6;
+    pub const ADMIN_WITH_POLICY: u32 = 1 << 7;
     pub const RESTRICTED: u32 = 1 << 16;
     pub const DECRYPT: u32 = 1 << 17;
     pub const SIGN: u32 = 1 << 18;
@@ -191,6 +193,13 @@ impl TpmPublic {
     /// name proves that whoever activates a credential for it holds it
     /// in the TPM of the endorsement key), and restricted to signing what
     /// the TPM itself produced (a quote cannot be forged with it).
+    ///
+    /// `adminWithPolicy` must be clear: TPM2_ActivateCredential needs the
+    /// object's ADMIN authorization, and a public area loaded alone
+    /// (TPM2_LoadExternal takes any attributes, `fixedTPM` included,
+    /// without a private part) has no auth value to give it, but a
+    /// policy would do. With the bit clear, only an object the TPM holds
+    /// whole can activate the credential.
     pub fn check_attestation_key(&self) -> Result<(), PublicError> {
         use attr::*;
         self.require(
@@ -202,7 +211,7 @@ impl TpmPublic {
                 (RESTRICTED, "restricted"),
                 (SIGN, "sign"),
             ],
-            &[(DECRYPT, "decrypt")],
+            &[(DECRYPT, "decrypt"), (ADMIN_WITH_POLICY, "adminWithPolicy")],
         )
     }
 

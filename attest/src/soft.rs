@@ -42,7 +42,7 @@ pub fn rsa_ek_public(modulus: &[u8]) -> Vec<u8> {
     let attributes = attr::FIXED_TPM
         | attr::FIXED_PARENT
         | attr::SENSITIVE_DATA_ORIGIN
-        | (1 << 7) // adminWithPolicy
+        | attr::ADMIN_WITH_POLICY
         | attr::RESTRICTED
         | attr::DECRYPT;
     out.extend_from_slice(&attributes.to_be_bytes());
@@ -74,7 +74,7 @@ pub fn ecc_ak_public(x: &[u8], y: &[u8], attributes: u32) -> Vec<u8> {
 pub const AK_ATTRIBUTES: u32 = attr::FIXED_TPM
     | attr::FIXED_PARENT
     | attr::SENSITIVE_DATA_ORIGIN
-    | (1 << 6) // userWithAuth
+    | attr::USER_WITH_AUTH
     | attr::RESTRICTED
     | attr::SIGN;
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_api::inventory::Inventory;
-use keel_api::keel::{AgentDetail, Agents, Cluster, CreateToken, CreatedToken, Tokens};
+use keel_api::keel::{
+    AgentDetail, Agents, Cluster, CreateToken, CreatedToken, PendingAgents, Tokens,
+};
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::{
@@ -105,6 +107,8 @@ impl Client {
         fn create_token(&self, request: &CreateToken) -> CreatedToken;
         fn tokens(&self) -> Tokens;
         fn revoke_token(&self, id: &str) -> Tokens;
+        fn pending_agents(&self, all: bool) -> PendingAgents;
+        fn decide_agent(&self, id: &str, approve: bool) -> PendingAgents;
     }
 
     /// SUBSCRIBE (see [`crate::Client::subscribe`]).

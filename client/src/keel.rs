@@ -2,7 +2,9 @@
 //! replicated masters, and tokens.
 
 use keel_api::inventory::Inventory;
-use keel_api::keel::{AddMaster, AgentDetail, Agents, Cluster, CreateToken, CreatedToken, Tokens};
+use keel_api::keel::{
+    AddMaster, AgentDetail, Agents, Cluster, CreateToken, CreatedToken, PendingAgents, Tokens,
+};
 use reqwest::Method;
 
 use crate::{Client, ClientError};
@@ -86,6 +88,30 @@ impl Client {
     pub async fn revoke_token(&self, id: &str) -> Result<Tokens, ClientError> {
         let path = format!("/api/keel/v1/tokens/{}", path_segment(id));
         let (url, bytes) = self.fetch(Method::DELETE, &path, None).await?;
+        Self::decode(url, &bytes)
+    }
+
+    /// `GET /api/keel/v1/agents/pending`: agents whose TPM is attested
+    /// but whose endorsement key nobody allowed yet (with `all`, the
+    /// approved and denied ones too).
+    pub async fn pending_agents(&self, all: bool) -> Result<PendingAgents, ClientError> {
+        match all {
+            true => self.get_json("/api/keel/v1/agents/pending?all=true").await,
+            false => self.get_json("/api/keel/v1/agents/pending").await,
+        }
+    }
+
+    /// `POST /api/keel/v1/agents/pending/{id}/approve` (or `deny`): `id`
+    /// is a pending agent's id or an EK fingerprint (`sha256:<hex>`,
+    /// approved before its agent shows up); the pending agents left.
+    pub async fn decide_agent(
+        &self,
+        id: &str,
+        approve: bool,
+    ) -> Result<PendingAgents, ClientError> {
+        let verb = if approve { "approve" } else { "deny" };
+        let path = format!("/api/keel/v1/agents/pending/{}/{verb}", path_segment(id));
+        let (url, bytes) = self.fetch(Method::POST, &path, None).await?;
         Self::decode(url, &bytes)
     }
 }

@@ -1,6 +1,7 @@
 //! keelctl: Keel's operator command line. Talks to the master's HTTP API
 //! through `keel-client`, which finds the leader over the `--master` list.
 
+mod agents;
 mod logs;
 mod output;
 mod pki;
@@ -51,8 +52,12 @@ enum Format {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// List the agents the master knows, with their state and resources.
-    Agents,
+    /// List the agents the master knows, with their state and resources;
+    /// or those waiting with an attested TPM (pending, approve, deny).
+    Agents {
+        #[command(subcommand)]
+        action: Option<agents::AgentsAction>,
+    },
     /// Show one agent and its discovered hardware inventory.
     Agent { id: String },
     /// List frameworks (active and completed).
@@ -201,13 +206,7 @@ async fn run(cli: Cli) -> Result<()> {
                 false => output::print(&output::tasks_table(&tasks))?,
             }
         }
-        Command::Agents => {
-            let agents = client.keel_agents().await?;
-            match json {
-                true => output::print_json(&agents)?,
-                false => output::print(&output::agents_table(&agents))?,
-            }
-        }
+        Command::Agents { action } => agents::run(&client, action, json).await?,
         Command::Pki { .. } => unreachable!("handled above"),
         Command::Agent { id } => {
             let agent = client.keel_agent(&id).await?;

@@ -9,7 +9,11 @@
 //!   session.
 //! - Without a certificate: `open` admits anyone (development, said
 //!   loudly), `token` wants a join token with uses left, which the caller
-//!   consumes through the registry ([`Check::ConsumeToken`]).
+//!   consumes through the registry ([`Check::ConsumeToken`]), `tpm` wants
+//!   the agent's TPM attested within its session ([`Check::Attest`],
+//!   `crate::attestation`) and then its endorsement key allowed
+//!   ([`judge_ek`]): on the `--tpm-ek-allow` list, approved by an
+//!   operator, or certified by a `--tpm-ek-ca`; otherwise it is pending.
 //!
 //! An admitted agent that sends a certificate request gets a certificate
 //! naming its agent id, signed with the cluster CA's key when this master
@@ -18,17 +22,25 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use keel_attest::{EkCertificate, PolicyError};
 use keel_pki::{Ca, PeerIdentity, Role};
+
+use crate::registry::EkState;
 
 /// How long an issued agent certificate is valid; agents renew it past
 /// half its life.
 pub const AGENT_CERT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// An agent certificate issued on a TPM attestation: short-lived, so that
+/// a denied EK loses its certificate within a week (renewed past half its
+/// life, on the certificate).
+pub const TPM_CERT_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `--agent-admission`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Open,
     Token,
+    Tpm,
 }
 
 impl FromStr for Mode {
@@ -38,7 +50,7 @@ impl FromStr for Mode {
         match s {
             "open" => Ok(Mode::Open),
             "token" => Ok(Mode::Token),
-            "tpm" => Err(AdmissionError::Unsupported("tpm")),
+            "tpm" => Ok(Mode::Tpm),
             other => Err(AdmissionError::UnknownMode(other.to_string())),
         }
     }
@@ -46,10 +58,8 @@ impl FromStr for Mode {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
-    #[error("unknown admission mode {0:?} (open, token)")]
+    #[error("unknown admission mode {0:?} (open, token, tpm)")]
     UnknownMode(String),
-    #[error("--agent-admission {0} is not built yet (open or token)")]
-    Unsupported(&'static str),
     #[error("a {0} certificate cannot hold an agent session")]
     WrongRole(Role),
     #[error("the certificate names agent {cert:?}, not {claimed:?}")]
@@ -61,6 +71,20 @@ pub enum AdmissionError {
     NoToken,
     #[error("join token refused: {0}")]
     Token(String),
+    #[error(
+        "this cluster admits agents by TPM: the agent sent no TPM evidence (does it have a \
+         TPM? see the agent's --tpm)"
+    )]
+    NoTpm,
+    #[error("TPM attestation failed: {0}")]
+    Attestation(String),
+    #[error(
+        "pending: the TPM is attested but its endorsement key {0} is not allowed; an operator \
+         may run `keelctl agents approve {1}`"
+    )]
+    Pending(String, String),
+    #[error("the endorsement key {0} was denied by an operator")]
+    Denied(String),
 }
 
 /// What admitting a registration takes.
@@ -70,6 +94,8 @@ pub enum Check {
     Admitted(Admitted),
     /// Admitted once this join token is consumed in the registry.
     ConsumeToken(String),
+    /// Admitted once its TPM is attested and its EK allowed.
+    Attest,
 }
 
 /// On what grounds an agent was admitted.
@@ -78,6 +104,59 @@ pub enum Admitted {
     Certificate(String),
     Token,
     Open,
+    /// The EK with this fingerprint, on these grounds.
+    Tpm(String, EkGrounds),
+}
+
+/// Why an attested agent's endorsement key is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EkGrounds {
+    /// `--tpm-ek-allow`.
+    AllowList,
+    /// `keelctl agents approve`.
+    Approved,
+    /// Its certificate chains to a `--tpm-ek-ca`.
+    Certificate(EkCertificate),
+}
+
+/// What an attested agent's endorsement key gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EkVerdict {
+    Allowed(EkGrounds),
+    Pending,
+    Denied,
+}
+
+/// Judges the EK of an attested agent: an operator's denial first, then
+/// the allow-list, an operator's approval, the EK certificate (when the
+/// agent sent one and `--tpm-ek-ca` is set); otherwise pending.
+pub fn judge_ek(
+    listed: bool,
+    recorded: Option<EkState>,
+    certificate: Option<Result<EkCertificate, PolicyError>>,
+) -> EkVerdict {
+    if recorded == Some(EkState::Denied) {
+        return EkVerdict::Denied;
+    }
+    if listed {
+        return EkVerdict::Allowed(EkGrounds::AllowList);
+    }
+    if recorded == Some(EkState::Approved) {
+        return EkVerdict::Allowed(EkGrounds::Approved);
+    }
+    match certificate {
+        Some(Ok(cert)) => EkVerdict::Allowed(EkGrounds::Certificate(cert)),
+        Some(Err(e)) => {
+            tracing::info!(error = %e, "EK certificate not accepted");
+            EkVerdict::Pending
+        }
+        None => EkVerdict::Pending,
+    }
+}
+
+/// The URI an agent certificate names its endorsement key by.
+pub fn ek_uri(fingerprint: &str) -> String {
+    format!("keel:ek:sha256:{fingerprint}")
 }
 
 /// The master's admission policy and, when it holds the CA key, its
@@ -121,12 +200,14 @@ impl Admission {
     }
 
     /// Whether a registration from `peer` (its TLS certificate), claiming
-    /// `claimed` and carrying `join_token`, may go on.
+    /// `claimed` and carrying `join_token` (and TPM evidence, `tpm`), may
+    /// go on.
     pub fn check(
         &self,
         peer: Option<&PeerIdentity>,
         claimed: Option<&str>,
         join_token: &str,
+        tpm: bool,
     ) -> Result<Check, AdmissionError> {
         if let Some(peer) = peer {
             if peer.role != Role::Agent {
@@ -146,6 +227,8 @@ impl Admission {
             Mode::Open => Ok(Check::Admitted(Admitted::Open)),
             Mode::Token if join_token.is_empty() => Err(AdmissionError::NoToken),
             Mode::Token => Ok(Check::ConsumeToken(join_token.to_string())),
+            Mode::Tpm if !tpm => Err(AdmissionError::NoTpm),
+            Mode::Tpm => Ok(Check::Attest),
         }
     }
 
@@ -153,13 +236,25 @@ impl Admission {
     /// there is no request, no signer, or the request is bad (said in the
     /// log: the agent asks again at its next registration).
     pub fn certify(&self, agent_id: &str, csr_pem: &str) -> String {
+        self.certify_with_ek(agent_id, csr_pem, None)
+    }
+
+    /// [`Admission::certify`]; an agent admitted by its TPM gets a
+    /// certificate naming its EK too ([`ek_uri`]), valid for
+    /// [`TPM_CERT_VALIDITY`].
+    pub fn certify_with_ek(&self, agent_id: &str, csr_pem: &str, ek: Option<&str>) -> String {
         let Some(ca) = &self.signer else {
             return String::new();
         };
         if csr_pem.is_empty() {
             return String::new();
         }
-        match ca.sign_request(csr_pem, Role::Agent, agent_id, self.validity) {
+        let uris: Vec<String> = ek.map(ek_uri).into_iter().collect();
+        let validity = match ek {
+            Some(_) => TPM_CERT_VALIDITY,
+            None => self.validity,
+        };
+        match ca.sign_request_with_uris(csr_pem, Role::Agent, agent_id, validity, &uris) {
             Ok(cert) => {
                 tracing::info!(%agent_id, "agent certificate issued");
                 cert
@@ -174,6 +269,8 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
+    use rustls::pki_types::pem::PemObject;
+
     use super::*;
 
     fn peer(role: Role, name: &str) -> PeerIdentity {
@@ -188,20 +285,20 @@ mod tests {
         let a = Admission::new(Mode::Token, None);
         let agent = peer(Role::Agent, "a-1");
         assert_eq!(
-            a.check(Some(&agent), Some("a-1"), ""),
+            a.check(Some(&agent), Some("a-1"), "", false),
             Ok(Check::Admitted(Admitted::Certificate("a-1".into())))
         );
         assert_eq!(
-            a.check(Some(&agent), None, ""),
+            a.check(Some(&agent), None, "", false),
             Ok(Check::Admitted(Admitted::Certificate("a-1".into())))
         );
         assert!(matches!(
-            a.check(Some(&agent), Some("a-2"), ""),
+            a.check(Some(&agent), Some("a-2"), "", false),
             Err(AdmissionError::WrongAgent { .. })
         ));
         for role in [Role::Master, Role::Admin, Role::Operator, Role::Reader] {
             assert_eq!(
-                a.check(Some(&peer(role, "x")), None, "keel1.t"),
+                a.check(Some(&peer(role, "x")), None, "keel1.t", false),
                 Err(AdmissionError::WrongRole(role))
             );
         }
@@ -211,23 +308,26 @@ mod tests {
     fn without_a_certificate_the_mode_decides() {
         let open = Admission::open();
         assert_eq!(
-            open.check(None, None, ""),
+            open.check(None, None, "", false),
             Ok(Check::Admitted(Admitted::Open))
         );
         let token = Admission::new(Mode::Token, None);
         assert_eq!(
-            token.check(None, Some("a-1"), ""),
+            token.check(None, Some("a-1"), "", false),
             Err(AdmissionError::NoToken)
         );
         assert_eq!(
-            token.check(None, None, "keel1.abc.def"),
+            token.check(None, None, "keel1.abc.def", false),
             Ok(Check::ConsumeToken("keel1.abc.def".into()))
         );
         assert_eq!("token".parse(), Ok(Mode::Token));
+        assert_eq!("tpm".parse(), Ok(Mode::Tpm));
+        let tpm = Admission::new(Mode::Tpm, None);
         assert_eq!(
-            "tpm".parse::<Mode>(),
-            Err(AdmissionError::Unsupported("tpm"))
+            tpm.check(None, None, "keel1.abc.def", false),
+            Err(AdmissionError::NoTpm)
         );
+        assert_eq!(tpm.check(None, None, "", true), Ok(Check::Attest));
         assert!(matches!(
             "nope".parse::<Mode>(),
             Err(AdmissionError::UnknownMode(_))
@@ -249,5 +349,47 @@ mod tests {
         assert_eq!(a.certify("agent-9", "junk"), "");
         assert_eq!(a.certify("agent-9", ""), "");
         assert_eq!(Admission::open().certify("agent-9", &csr), "");
+        // With the EK: named as a URI, short-lived.
+        let cert = a.certify_with_ek("agent-9", &csr, Some(&"ab".repeat(32)));
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let (from, until) = keel_pki::validity(&der).unwrap();
+        assert_eq!(until - from, TPM_CERT_VALIDITY.as_secs() as i64);
+        assert!(
+            String::from_utf8_lossy(&der).contains(&ek_uri(&"ab".repeat(32))),
+            "the URI is in the certificate"
+        );
+    }
+
+    #[test]
+    fn endorsement_keys_are_judged_in_order() {
+        let cert = EkCertificate {
+            subject: String::new(),
+            issuer: "CN=maker".into(),
+        };
+        let certified = || Some(Ok(cert.clone()));
+        assert_eq!(
+            judge_ek(true, Some(EkState::Denied), certified()),
+            EkVerdict::Denied
+        );
+        assert_eq!(
+            judge_ek(true, None, None),
+            EkVerdict::Allowed(EkGrounds::AllowList)
+        );
+        assert_eq!(
+            judge_ek(false, Some(EkState::Approved), None),
+            EkVerdict::Allowed(EkGrounds::Approved)
+        );
+        assert_eq!(
+            judge_ek(false, Some(EkState::Pending), certified()),
+            EkVerdict::Allowed(EkGrounds::Certificate(cert.clone()))
+        );
+        assert_eq!(
+            judge_ek(false, Some(EkState::Pending), None),
+            EkVerdict::Pending
+        );
+        assert_eq!(
+            judge_ek(false, None, Some(Err(PolicyError::OtherKey))),
+            EkVerdict::Pending
+        );
     }
 }

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::admission::{Admission, AdmissionError, Check};
-use crate::core::{Master, MasterError};
+use crate::admission::{Admission, AdmissionError, Check, EkVerdict};
+use crate::attestation::{self, EkPolicy};
+use crate::core::{Master, MasterError, SessionSender};
 use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
 use crate::registry::{AgentInfo, limits};
 
@@ -24,10 +25,12 @@ const MAX_REPORTED_TASKS: usize = 10_000;
 /// default; the stream is then ended.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[derive(Clone)]
 pub struct AgentService {
     master: Arc<Master>,
     register_timeout: Duration,
     admission: Arc<Admission>,
+    ek_policy: Arc<EkPolicy>,
 }
 
 impl AgentService {
@@ -36,7 +39,14 @@ impl AgentService {
             master,
             register_timeout: REGISTER_TIMEOUT,
             admission: Arc::new(Admission::open()),
+            ek_policy: Arc::new(EkPolicy::default()),
         }
+    }
+
+    /// Which endorsement keys `--agent-admission tpm` takes.
+    pub fn with_ek_policy(mut self, policy: Arc<EkPolicy>) -> Self {
+        self.ek_policy = policy;
+        self
     }
 
     /// Who may hold a session ([`Admission::open`] by default).
@@ -191,14 +201,6 @@ impl pb::agent_service_server::AgentService for AgentService {
             })?;
         let hostname = info.hostname.clone();
         let claimed_id = Some(register.agent_id.clone()).filter(|id| !id.is_empty());
-        self.admit(
-            peer.as_ref(),
-            claimed_id.as_deref(),
-            &register.join_token,
-            &hostname,
-        )
-        .await?;
-
         if register.tasks.len() > MAX_REPORTED_TASKS {
             return Err(Status::invalid_argument(format!(
                 "the agent reports {} tasks (at most {MAX_REPORTED_TASKS})",
@@ -206,14 +208,159 @@ impl pb::agent_service_server::AgentService for AgentService {
             )));
         }
         limits::agent_info(&info).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reported = reported_tasks(claimed_id.as_deref().unwrap_or("-"), register.tasks);
+        let check = self.admission.check(
+            peer.as_ref(),
+            claimed_id.as_deref(),
+            &register.join_token,
+            register.tpm.is_some(),
+        );
         let (tx, rx) = mpsc::channel(64);
+        let joining = Joining {
+            claimed_id,
+            info,
+            register,
+            tx,
+        };
+        match check {
+            // The challenge goes on the session's own stream: the stream
+            // is answered now, the registration goes on in its task.
+            Ok(Check::Attest) => {
+                let service = self.clone();
+                tokio::spawn(async move {
+                    let tx = joining.tx.clone();
+                    let started = std::time::Instant::now();
+                    match service.attested(&joining, &mut inbound).await {
+                        Ok(ek) => match service.join(joining, Some(&ek)).await {
+                            Ok(reg) => {
+                                tracing::info!(agent_id = %reg.agent_id, took = ?started.elapsed(),
+                                    "agent admitted by its TPM");
+                                follow(service.master.clone(), reg, inbound).await;
+                            }
+                            Err(status) => {
+                                let _ = tx.send(Err(status)).await;
+                            }
+                        },
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                        }
+                    }
+                });
+            }
+            check => {
+                self.admit(peer.as_ref(), check, &hostname).await?;
+                let reg = self.join(joining, None).await?;
+                tokio::spawn(follow(self.master.clone(), reg, inbound));
+            }
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// A registration admission let through, on its way to the engine.
+struct Joining {
+    claimed_id: Option<String>,
+    info: AgentInfo,
+    register: pb::Register,
+    tx: SessionSender,
+}
+
+impl AgentService {
+    /// Refuses a registration that [`Admission`] does not let in (with a
+    /// log line naming it); consumes a join token when that admits it.
+    async fn admit(
+        &self,
+        peer: Option<&keel_pki::PeerIdentity>,
+        check: Result<Check, AdmissionError>,
+        hostname: &str,
+    ) -> Result<(), Status> {
+        let refuse = |reason: String| {
+            tracing::warn!(%hostname, ?peer, %reason, "agent refused");
+            Status::permission_denied(reason)
+        };
+        match check {
+            Ok(Check::Admitted(how)) => {
+                tracing::debug!(%hostname, ?how, "agent admitted");
+                Ok(())
+            }
+            Ok(Check::ConsumeToken(text)) => match self.master.consume_join_token(&text).await {
+                Ok(token) => {
+                    tracing::info!(%hostname, token = %token.id, "agent admitted by join token");
+                    Ok(())
+                }
+                Err(e) if e.is_unavailable() => Err(Status::unavailable(e.to_string())),
+                Err(e) => Err(refuse(AdmissionError::Token(e.to_string()).to_string())),
+            },
+            Ok(Check::Attest) => Err(refuse(AdmissionError::NoTpm.to_string())),
+            Err(e) => Err(refuse(e.to_string())),
+        }
+    }
+
+    /// Attests the agent's TPM within this session, then judges its EK:
+    /// its fingerprint when admitted; a pending EK is recorded, and the
+    /// session refused saying how an operator lets it in.
+    async fn attested(
+        &self,
+        joining: &Joining,
+        inbound: &mut Streaming<pb::AgentMessage>,
+    ) -> Result<String, Status> {
+        let hostname = &joining.info.hostname;
+        let refuse = |reason: String| {
+            tracing::warn!(%hostname, %reason, "agent refused");
+            Status::permission_denied(reason)
+        };
+        let Some(evidence) = &joining.register.tpm else {
+            return Err(refuse(AdmissionError::NoTpm.to_string()));
+        };
+        let (attested, ek) = attestation::attest(evidence, &joining.tx, inbound)
+            .await
+            .map_err(|e| refuse(AdmissionError::Attestation(e.to_string()).to_string()))?;
+        let fingerprint = attested.ek_fingerprint.clone();
+        let recorded = self.master.endorsement_key(&fingerprint).map(|r| r.state);
+        let verdict = self
+            .ek_policy
+            .judge(&attested, &ek, &evidence.ek_certificate, recorded);
+        let short = fingerprint[..crate::registry::eks::SHORT_ID].to_string();
+        match verdict {
+            EkVerdict::Allowed(grounds) => {
+                tracing::info!(%hostname, ek = %fingerprint, ?grounds,
+                    pcr_digest = %keel_attest::wire::hex(&attested.quote.quote.pcr_digest),
+                    "TPM attested, endorsement key allowed");
+                Ok(fingerprint)
+            }
+            EkVerdict::Denied => Err(refuse(AdmissionError::Denied(short).to_string())),
+            EkVerdict::Pending => {
+                self.master
+                    .ek_pending(&fingerprint, hostname, &joining.info.ip)
+                    .await
+                    .map_err(|e| match e.is_unavailable() {
+                        true => Status::unavailable(e.to_string()),
+                        false => refuse(e.to_string()),
+                    })?;
+                Err(refuse(
+                    AdmissionError::Pending(fingerprint, short).to_string(),
+                ))
+            }
+        }
+    }
+
+    /// Registers an admitted agent with the engine; its certificate
+    /// request is signed (naming `ek`, the fingerprint of the EK it was
+    /// admitted by, if any).
+    async fn join(&self, joining: Joining, ek: Option<&str>) -> Result<Registration, Status> {
+        let Joining {
+            claimed_id,
+            info,
+            register,
+            tx,
+        } = joining;
+        let hostname = info.hostname.clone();
+        let reported = reported_tasks(claimed_id.as_deref().unwrap_or("-"), register.tasks);
         let admission = self.admission.clone();
         let csr = register.csr_pem;
         let reg = self
             .master
             .register(claimed_id, info, reported, tx, |id| {
-                admission.certify(id, &csr)
+                admission.certify_with_ek(id, &csr, ek)
             })
             .await
             .map_err(|e| match e {
@@ -228,41 +375,7 @@ impl pb::agent_service_server::AgentService for AgentService {
             })?;
         tracing::info!(agent_id = %reg.agent_id, %hostname,
             reregistered = reg.reregistered, "agent registered");
-
-        tokio::spawn(follow(self.master.clone(), reg, inbound));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-impl AgentService {
-    /// Refuses a registration that [`Admission`] does not let in (with a
-    /// log line naming it); consumes a join token when that admits it.
-    async fn admit(
-        &self,
-        peer: Option<&keel_pki::PeerIdentity>,
-        claimed: Option<&str>,
-        join_token: &str,
-        hostname: &str,
-    ) -> Result<(), Status> {
-        let refuse = |reason: String| {
-            tracing::warn!(%hostname, ?peer, %reason, "agent refused");
-            Status::permission_denied(reason)
-        };
-        match self.admission.check(peer, claimed, join_token) {
-            Ok(Check::Admitted(how)) => {
-                tracing::debug!(%hostname, ?how, "agent admitted");
-                Ok(())
-            }
-            Ok(Check::ConsumeToken(text)) => match self.master.consume_join_token(&text).await {
-                Ok(token) => {
-                    tracing::info!(%hostname, token = %token.id, "agent admitted by join token");
-                    Ok(())
-                }
-                Err(e) if e.is_unavailable() => Err(Status::unavailable(e.to_string())),
-                Err(e) => Err(refuse(AdmissionError::Token(e.to_string()).to_string())),
-            },
-            Err(e) => Err(refuse(e.to_string())),
-        }
+        Ok(reg)
     }
 }
 

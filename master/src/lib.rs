@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod attestation;
 pub mod auth;
 pub mod core;
 pub mod engine;

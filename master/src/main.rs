@@ -151,6 +151,7 @@ impl Flags {
             register_timeout: self.agent_register_timeout,
             tls: None,
             admission: Arc::new(keel_master::admission::Admission::open()),
+            ek_policy: Default::default(),
         })
     }
 }
@@ -201,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
     let security = flags.security.setup()?;
     options.tls = security.server.clone();
     options.admission = security.admission.clone();
+    options.ek_policy = security.ek_policy.clone();
     let trust = trust(&flags)?;
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::admission::Admission;
+use crate::attestation::EkPolicy;
 use crate::core::Master;
 use crate::grpc::{AgentService, REGISTER_TIMEOUT};
 use crate::http::{self, BodyLimits};
@@ -47,6 +48,8 @@ pub struct Options {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Who may hold an agent session (`--agent-admission`).
     pub admission: Arc<Admission>,
+    /// The endorsement keys TPM admission takes (`--tpm-ek-*`).
+    pub ek_policy: Arc<EkPolicy>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             register_timeout: REGISTER_TIMEOUT,
             tls: None,
             admission: Arc::new(Admission::open()),
+            ek_policy: Arc::new(EkPolicy::default()),
         }
     }
 }
@@ -90,6 +94,7 @@ pub async fn serve(
     let grpc = AgentService::new(master.clone())
         .with_register_timeout(options.register_timeout)
         .with_admission(options.admission.clone())
+        .with_ek_policy(options.ek_policy.clone())
         .into_server();
     let app = http::router_with(master.clone(), options.bodies)
         .merge(extra)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use keel_pki::{Ca, Role, TlsFlags};
 
 use crate::admission::{Admission, AdmissionError, Mode};
+use crate::attestation::{AttestationError, EkPolicy};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SecurityFlags {
@@ -19,10 +20,23 @@ pub struct SecurityFlags {
     #[arg(long, env = "KEEL_TLS_CA_KEY", requires = "tls_ca")]
     pub tls_ca_key: Option<PathBuf>,
     /// Who may register as an agent without an agent certificate: `token`
-    /// (a join token from `keelctl tokens create`; the default with TLS)
-    /// or `open` (anyone; the only choice without TLS).
+    /// (a join token from `keelctl tokens create`; the default with TLS),
+    /// `tpm` (the agent's TPM, attested within its session, with an
+    /// endorsement key on --tpm-ek-allow, approved by an operator, or
+    /// certified by a --tpm-ek-ca) or `open` (anyone; the only choice
+    /// without TLS).
     #[arg(long, env = "KEEL_AGENT_ADMISSION")]
     pub agent_admission: Option<String>,
+    /// TPM admission: a file of allowed endorsement keys, one
+    /// `sha256:<hex>` a line (the SHA-256 of the EK's public key as DER
+    /// SubjectPublicKeyInfo, `inventory.tpm.ek.sha256` of `keel-agent
+    /// discover`); read again at every attestation.
+    #[arg(long, env = "KEEL_TPM_EK_ALLOW")]
+    pub tpm_ek_allow: Option<PathBuf>,
+    /// TPM admission: a directory of TPM manufacturers' CA certificates
+    /// (PEM or DER); an EK certificate one of them issued admits its TPM.
+    #[arg(long, env = "KEEL_TPM_EK_CA")]
+    pub tpm_ek_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +52,14 @@ pub enum SecurityError {
     #[error("--agent-admission {0} needs TLS (--tls-ca, --tls-cert, --tls-key)")]
     NeedsTls(&'static str),
     #[error(
-        "--agent-admission token needs --tls-ca-key: admitted agents get a certificate from \
-         the masters, or their token would be spent again at every reconnection"
+        "--agent-admission {0} needs --tls-ca-key: admitted agents get a certificate from \
+         the masters, or they would be admitted again at every reconnection"
     )]
-    NeedsCaKey,
+    NeedsCaKey(&'static str),
+    #[error("--tpm-ek-allow and --tpm-ek-ca are for --agent-admission tpm")]
+    TpmFlagsWithoutTpm,
+    #[error(transparent)]
+    EkPolicy(#[from] AttestationError),
 }
 
 /// What the flags set up.
@@ -51,6 +69,8 @@ pub struct Security {
     /// TLS to the other masters.
     pub raft_client: Option<Arc<rustls::ClientConfig>>,
     pub admission: Arc<Admission>,
+    /// What TPM admission takes.
+    pub ek_policy: Arc<EkPolicy>,
 }
 
 impl SecurityFlags {
@@ -60,9 +80,15 @@ impl SecurityFlags {
             .as_deref()
             .map(str::parse::<Mode>)
             .transpose()?;
+        let tpm_flags = self.tpm_ek_allow.is_some() || self.tpm_ek_ca.is_some();
+        if tpm_flags && asked != Some(Mode::Tpm) {
+            return Err(SecurityError::TpmFlagsWithoutTpm);
+        }
         let Some(material) = self.tls.material()? else {
-            if asked == Some(Mode::Token) {
-                return Err(SecurityError::NeedsTls("token"));
+            match asked {
+                Some(Mode::Token) => return Err(SecurityError::NeedsTls("token")),
+                Some(Mode::Tpm) => return Err(SecurityError::NeedsTls("tpm")),
+                _ => {}
             }
             tracing::warn!(
                 "no --tls-ca: serving PLAINTEXT, and any process that reaches the port may \
@@ -72,6 +98,7 @@ impl SecurityFlags {
                 server: None,
                 raft_client: None,
                 admission: Arc::new(Admission::open()),
+                ek_policy: Arc::new(EkPolicy::default()),
             });
         };
         let role = material.identity()?.map(|id| id.role);
@@ -84,18 +111,27 @@ impl SecurityFlags {
             _ => None,
         };
         let mode = asked.unwrap_or(Mode::Token);
+        let ek_policy = match mode {
+            Mode::Tpm => EkPolicy::new(self.tpm_ek_allow.clone(), self.tpm_ek_ca.clone())?,
+            _ => EkPolicy::default(),
+        };
         match mode {
-            Mode::Token if signer.is_none() => return Err(SecurityError::NeedsCaKey),
+            Mode::Token if signer.is_none() => return Err(SecurityError::NeedsCaKey("token")),
+            Mode::Tpm if signer.is_none() => return Err(SecurityError::NeedsCaKey("tpm")),
             Mode::Open => tracing::warn!(
                 "--agent-admission open: ANY machine that reaches this port may register as \
                  an agent and receive tasks; use token admission outside a lab"
             ),
             Mode::Token => tracing::info!("agents are admitted by join token or certificate"),
+            Mode::Tpm => tracing::info!(
+                "agents are admitted by TPM attestation (allowed endorsement keys) or certificate"
+            ),
         }
         Ok(Security {
             server: Some(material.server_config()?),
             raft_client: Some(material.client_config(&[b"h2"])?),
             admission: Arc::new(Admission::new(mode, signer)),
+            ek_policy: Arc::new(ek_policy),
         })
     }
 }

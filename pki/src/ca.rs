@@ -135,6 +135,19 @@ impl Ca {
         name: &str,
         valid: Duration,
     ) -> Result<String, CaError> {
+        self.sign_request_with_uris(csr_pem, role, name, valid, &[])
+    }
+
+    /// [`Ca::sign_request`], the certificate also naming `uris` as URI
+    /// subject alternative names (an agent's TPM: `keel:ek:sha256:<hex>`).
+    pub fn sign_request_with_uris(
+        &self,
+        csr_pem: &str,
+        role: Role,
+        name: &str,
+        valid: Duration,
+        uris: &[String],
+    ) -> Result<String, CaError> {
         if csr_pem.len() > MAX_CSR_BYTES {
             return Err(CaError::Request(format!(
                 "larger than {MAX_CSR_BYTES} bytes"
@@ -142,7 +155,15 @@ impl Ca {
         }
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::Request(e.to_string()))?;
-        let cert = leaf(role, name, &[], valid)?.signed_by(&csr.public_key, &self.issuer)?;
+        let mut params = leaf(role, name, &[], valid)?;
+        for uri in uris {
+            let uri = uri
+                .clone()
+                .try_into()
+                .map_err(|_| CaError::BadName(uri.clone()))?;
+            params.subject_alt_names.push(SanType::URI(uri));
+        }
+        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         Ok(cert.pem())
     }
 }

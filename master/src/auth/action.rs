@@ -2,7 +2,7 @@
 //! local authorizer that Keel enforces, and Keel's own.
 
 /// An authorizable action; its ACL key and object field are Mesos' (Keel's
-/// own for the last three).
+/// own for the last four).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     RegisterFramework,
@@ -32,10 +32,13 @@ pub enum Action {
     ManageMasters,
     /// Keel: create, list and revoke tokens (`manage_tokens`).
     ManageTokens,
+    /// Keel: approve or deny agents that wait with an attested TPM
+    /// (`approve_agents`).
+    ApproveAgent,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::RegisterFramework,
         Action::RunTask,
         Action::TeardownFramework,
@@ -60,6 +63,7 @@ impl Action {
         Action::ViewAgent,
         Action::ManageMasters,
         Action::ManageTokens,
+        Action::ApproveAgent,
     ];
 
     /// The key of its rules in the ACL file, and the name of their
@@ -90,6 +94,7 @@ impl Action {
             Action::ViewAgent => ("view_agents", "agents"),
             Action::ManageMasters => ("manage_masters", "masters"),
             Action::ManageTokens => ("manage_tokens", "tokens"),
+            Action::ApproveAgent => ("approve_agents", "agents"),
         }
     }
 
@@ -153,6 +158,7 @@ impl Action {
             Action::ViewAgent => ("view agents", ""),
             Action::ManageMasters => ("add or remove masters", ""),
             Action::ManageTokens => ("manage tokens", ""),
+            Action::ApproveAgent => ("approve or deny agents", ""),
         };
         match object {
             Some(o) if !of.is_empty() => format!("{what} {of} '{o}'"),

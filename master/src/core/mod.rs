@@ -15,6 +15,7 @@
 //! - `tokens.rs`: bearer and join tokens.
 
 mod agents;
+mod eks;
 mod frameworks;
 mod links;
 pub mod local;

@@ -10,6 +10,7 @@ pub mod leader;
 mod legacy;
 mod operator;
 mod operator_body;
+mod pending;
 mod scheduler;
 mod state;
 mod tokens;
@@ -67,6 +68,7 @@ fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/flags", get(legacy::flags))
         .route("/api/keel/v1/masters", get(leader::masters))
         .route("/api/keel/v1/agents", get(keel::agents))
+        .route("/api/keel/v1/agents/pending", get(pending::pending))
         .route("/api/keel/v1/agents/{id}", get(keel::agent))
         .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
         .route("/api/keel/v1/tokens", get(tokens::tokens))
@@ -94,6 +96,14 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
             axum::routing::delete(leader::remove_master),
         )
         .route("/api/keel/v1/tokens", axum::routing::post(tokens::create))
+        .route(
+            "/api/keel/v1/agents/pending/{id}/approve",
+            axum::routing::post(pending::approve),
+        )
+        .route(
+            "/api/keel/v1/agents/pending/{id}/deny",
+            axum::routing::post(pending::deny),
+        )
         .route(
             "/api/keel/v1/tokens/{id}",
             axum::routing::delete(tokens::revoke),

@@ -17,6 +17,7 @@
 //! ```
 
 mod agents;
+pub mod eks;
 mod frameworks;
 pub mod limits;
 pub mod roles;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::serde_mesos;
 
+pub use eks::{EkCommand, EkRecord, EkRefusal, EkState};
 pub use frameworks::{FrameworkRecord, RemovedFramework};
 pub use roles::QuotaConfig;
 pub use tokens::{TokenCommand, TokenKind, TokenRecord, TokenRefusal};
@@ -190,6 +192,8 @@ pub enum Command {
     },
     /// Bearer and join tokens ([`tokens`]).
     Token(TokenCommand),
+    /// TPM endorsement keys: pending, approved, denied ([`eks`]).
+    Ek(EkCommand),
 }
 
 /// What applying a command did, for the I/O shell to act on.
@@ -242,6 +246,11 @@ pub enum Applied {
         id: String,
         uses_left: Option<u32>,
     },
+    /// An endorsement key's state now.
+    EndorsementKey {
+        fingerprint: String,
+        state: EkState,
+    },
     /// The command changed nothing (e.g. disconnecting an unreachable agent).
     Unchanged,
 }
@@ -266,6 +275,8 @@ pub enum RegistryError {
     InvalidRequest(String),
     #[error(transparent)]
     Token(TokenRefusal),
+    #[error(transparent)]
+    Ek(EkRefusal),
 }
 
 /// Serializable as a whole: it is the Raft state machine's snapshot.
@@ -281,6 +292,9 @@ pub struct Registry {
     quotas: BTreeMap<String, QuotaConfig>,
     #[serde(default)]
     tokens: BTreeMap<String, TokenRecord>,
+    /// By fingerprint.
+    #[serde(default)]
+    eks: BTreeMap<String, EkRecord>,
 }
 
 impl Registry {
@@ -361,6 +375,7 @@ impl Registry {
                 self.validate_destroy(agent_id, volumes)
             }
             Command::Token(t) => self.validate_token(t),
+            Command::Ek(e) => self.validate_ek(e),
         }
     }
 
@@ -405,6 +420,7 @@ impl Registry {
             Command::CreateVolumes { agent_id, volumes } => self.apply_create(agent_id, volumes),
             Command::DestroyVolumes { agent_id, volumes } => self.apply_destroy(agent_id, volumes),
             Command::Token(t) => Ok(self.apply_token(t)),
+            Command::Ek(e) => Ok(self.apply_ek(e)),
         }
     }
 }

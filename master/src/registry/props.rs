@@ -137,6 +137,7 @@ fn command() -> impl Strategy<Value = Command> {
         )
             .prop_map(|(agent_id, volumes)| Command::DestroyVolumes { agent_id, volumes }),
         token_command(),
+        ek_command(),
     ]
 }
 
@@ -181,6 +182,27 @@ fn token_command() -> impl Strategy<Value = Command> {
                 at,
             })
         }),
+    ]
+}
+
+const EKS: &[&str] = &["ab", "cd", "AB"];
+
+fn ek_command() -> impl Strategy<Value = Command> {
+    let fingerprint = || pick(EKS).prop_map(|h| h.repeat(32));
+    let at = prop_oneof![Just(1.0), 2.0..1e9f64, Just(f64::NAN)];
+    prop_oneof![
+        (fingerprint(), pick(&["node-1", "", "a\nb"]), at.clone()).prop_map(
+            |(fingerprint, hostname, at)| Command::Ek(EkCommand::Pending {
+                fingerprint,
+                hostname,
+                ip: "10.0.0.1".into(),
+                at,
+            })
+        ),
+        (fingerprint(), at.clone())
+            .prop_map(|(fingerprint, at)| Command::Ek(EkCommand::Approve { fingerprint, at })),
+        (fingerprint(), at)
+            .prop_map(|(fingerprint, at)| Command::Ek(EkCommand::Deny { fingerprint, at })),
     ]
 }
 
