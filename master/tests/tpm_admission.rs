@@ -10,109 +10,22 @@
 //! swtpm.
 
 mod support;
+#[path = "support/tpm.rs"]
+mod tpm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures::StreamExt;
 use keel_agent::trust::EsapiAttestor;
 use keel_agent::trust::tpm::{Attestor, ChallengeIn, Evidence};
-use keel_api::convert;
-use keel_api::inventory::Inventory;
-use keel_api::pb::{self, agent_message::Msg, master_message::Msg as MasterMsg};
-use keel_api::resources::Resources;
-use keel_attest::TpmPublic;
-use keel_hardware_tests::swtpm::Swtpm;
-use keel_pki::{Ca, Material, Role};
+use keel_api::pb;
+use keel_pki::Material;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use support::*;
+use tpm::{Lab, lab};
 
 const T: Duration = Duration::from_secs(60);
-
-struct Lab {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    master: Master,
-    ca_pem: String,
-    ca_file: String,
-    tcti: String,
-    /// The swtpm's EK fingerprint.
-    ek: String,
-    _tpm: Swtpm,
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A TLS master with `--agent-admission tpm`; the swtpm's EK on the
-/// allow-list when `listed`.
-fn lab(listed: bool) -> Option<Lab> {
-    if !Swtpm::installed() {
-        eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    let tpm = Swtpm::start_tcp(&root.join("swtpm")).unwrap();
-    let tcti = tpm.tcti().unwrap();
-    let probe = EsapiAttestor::new(&tcti, &root.join("probe"))
-        .evidence()
-        .unwrap();
-    let ek = TpmPublic::parse(&probe.ek_public).unwrap().fingerprint();
-
-    let ca = Ca::create("tpm admission test").unwrap();
-    let port = free_port();
-    let m = ca
-        .issue(
-            Role::Master,
-            &format!("127.0.0.1:{port}"),
-            &["127.0.0.1".into()],
-            T * 100,
-        )
-        .unwrap();
-    let ca_file = write(&root, "ca.crt", ca.cert_pem());
-    let ca_key = write(&root, "ca.key", ca.key_pem());
-    let cert = write(&root, "m.crt", &m.cert_pem);
-    let key = write(&root, "m.key", &m.key_pem);
-    let listing = match listed {
-        true => format!("# the lab's swtpm\nsha256:{ek}\n"),
-        false => "# nobody yet\n".to_string(),
-    };
-    let allow = write(&root, "ek-allow", &listing);
-    let admin = ca.issue(Role::Admin, "admin", &[], T * 100).unwrap();
-    let admin = Material::from_pem(ca.cert_pem(), Some((&admin.cert_pem, &admin.key_pem))).unwrap();
-    let path = |p: &PathBuf| p.display().to_string();
-    let flags = [
-        "--tls-ca".to_string(),
-        path(&ca_file),
-        "--tls-cert".into(),
-        path(&cert),
-        "--tls-key".into(),
-        path(&key),
-        "--tls-ca-key".into(),
-        path(&ca_key),
-        "--agent-admission".into(),
-        "tpm".into(),
-        "--tpm-ek-allow".into(),
-        path(&allow),
-    ];
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let master = Master::start_tls(&root, port, "3s", &flags, Some(admin));
-    Some(Lab {
-        _tmp: tmp,
-        root,
-        master,
-        ca_pem: ca.cert_pem().to_string(),
-        ca_file: path(&ca_file),
-        tcti,
-        ek,
-        _tpm: tpm,
-    })
-}
 
 impl Lab {
     /// The agent binary in `<root>/<name>`, on the swtpm.
@@ -232,69 +145,14 @@ fn an_unlisted_tpm_waits_until_an_operator_approves_it() {
     assert_eq!(all[0].state, keel_api::keel::EkState::Denied);
 }
 
-fn info() -> pb::AgentInfo {
-    pb::AgentInfo {
-        hostname: "rogue".into(),
-        ip: "127.0.0.1".into(),
-        port: 5051,
-        resources: convert::resources_to_pb(&Resources::parse("cpus:1;mem:64").unwrap()),
-        attributes: Vec::new(),
-        version: "test".into(),
-        inventory: Some(convert::inventory_to_pb(&Inventory::default())),
-    }
-}
-
-/// One session as an agent: registers with `evidence`, answers the
-/// challenge with `answer`; what the master says last.
 async fn session(
     lab: &Lab,
     evidence: &Evidence,
     answer: impl FnOnce(ChallengeIn) -> pb::TpmResponse,
 ) -> Result<pb::Registered, tonic::Status> {
-    let tls = Material::from_pem(&lab.ca_pem, None)
-        .unwrap()
-        .client_config(&[b"h2"])
-        .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", lab.master.addr()))
-        .unwrap()
-        .connect_with_connector(keel_pki::TlsConnector::new(tls, Duration::from_secs(5)))
+    tpm::session(&lab.master.addr(), &lab.ca_pem, evidence, "", answer)
         .await
-        .unwrap();
-    let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let register = pb::Register {
-        info: Some(info()),
-        tpm: Some(evidence.clone().into()),
-        ..Default::default()
-    };
-    tx.send(pb::AgentMessage {
-        msg: Some(Msg::Register(register)),
-    })
-    .await
-    .unwrap();
-    let mut inbound = client
-        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    let challenge = match inbound.next().await {
-        Some(Ok(pb::MasterMessage {
-            msg: Some(MasterMsg::TpmChallenge(c)),
-        })) => c,
-        other => panic!("expected a challenge, got {other:?}"),
-    };
-    let response = answer(ChallengeIn::from(&challenge));
-    tx.send(pb::AgentMessage {
-        msg: Some(Msg::TpmResponse(response)),
-    })
-    .await
-    .unwrap();
-    match inbound.next().await {
-        Some(Ok(pb::MasterMessage {
-            msg: Some(MasterMsg::Registered(r)),
-        })) => Ok(r),
-        Some(Err(status)) => Err(status),
-        other => panic!("expected registered or a refusal, got {other:?}"),
-    }
+        .0
 }
 
 #[test]

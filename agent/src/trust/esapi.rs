@@ -11,15 +11,15 @@ use std::str::FromStr;
 use tss_esapi::Context;
 use tss_esapi::abstraction::{AsymmetricAlgorithmSelection, ak, ek};
 use tss_esapi::attributes::SessionAttributesBuilder;
-use tss_esapi::constants::SessionType;
+use tss_esapi::constants::{CapabilityType, SessionType};
 use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::session_handles::PolicySession;
 use tss_esapi::structures::{
-    Data, EncryptedSecret, IdObject, PcrSelectionList, PcrSlot, Private, Public, SignatureScheme,
-    SymmetricDefinition,
+    CapabilityData, Data, EncryptedSecret, IdObject, PcrSelectionList, PcrSlot, Private, Public,
+    SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -66,6 +66,32 @@ fn endorsement_key(
                 .map(|key| (key, ecc))
                 .map_err(|e| AttestorError::EndorsementKey(format!("rsa: {rsa_err}; ecc: {e}")))
         }
+    }
+}
+
+/// The EK certificate from its NV index (TCG EK Credential Profile 2.2.1.5),
+/// empty when there is none: most software TPMs, and some chips, have
+/// none (asked first, so that tpm2-tss logs no error for it).
+fn ek_certificate(ctx: &mut Context, alg: AsymmetricAlgorithmSelection) -> Vec<u8> {
+    let index: u32 = match alg {
+        AsymmetricAlgorithmSelection::Rsa(_) => 0x01c0_0002,
+        AsymmetricAlgorithmSelection::Ecc(_) => 0x01c0_000a,
+    };
+    let defined = ctx
+        .execute_without_session(|c| c.get_capability(CapabilityType::Handles, index, 1))
+        .map(|(data, _)| match data {
+            CapabilityData::Handles(list) => list
+                .iter()
+                .any(|h| tss_esapi::tss2_esys::TPM2_HANDLE::from(*h) == index),
+            _ => false,
+        })
+        .unwrap_or(false);
+    match defined {
+        true => ek::retrieve_ek_pubcert(ctx, alg).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the EK certificate");
+            Vec::new()
+        }),
+        false => Vec::new(),
     }
 }
 
@@ -160,8 +186,7 @@ impl Attestor for EsapiAttestor {
             let ek_public = ek_public
                 .marshall()
                 .map_err(|e| AttestorError::EndorsementKey(e.to_string()))?;
-            // Most software TPMs, and some chips, have no EK certificate.
-            let ek_certificate = ek::retrieve_ek_pubcert(&mut ctx, alg).unwrap_or_default();
+            let ek_certificate = ek_certificate(&mut ctx, alg);
             let (ak_handle, ak_public) = self.attestation_key(&mut ctx, ek_handle, alg)?;
             flush(&mut ctx, ak_handle);
             let ak_public = ak_public

@@ -1,0 +1,207 @@
+//! An agent's session with TPM admission, played by a test: registers
+//! with TPM evidence, answers the master's challenge as told, and times
+//! each step. Used by `tests/tpm_admission.rs` and by the bench
+//! `benches/tpm_admission.rs` (included by path: the other tests do not
+//! link the agent's TPM code).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use keel_agent::trust::EsapiAttestor;
+use keel_agent::trust::tpm::Attestor;
+use keel_agent::trust::tpm::{ChallengeIn, Evidence};
+use keel_api::convert;
+use keel_api::inventory::Inventory;
+use keel_api::pb::{self, agent_message::Msg, master_message::Msg as MasterMsg};
+use keel_api::resources::Resources;
+use keel_attest::TpmPublic;
+use keel_hardware_tests::swtpm::Swtpm;
+use keel_pki::{Ca, Material, Role};
+
+use crate::support::{Master, free_port};
+
+pub struct Lab {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub master: Master,
+    pub ca_pem: String,
+    pub ca_file: String,
+    pub tcti: String,
+    /// The swtpm's EK fingerprint.
+    pub ek: String,
+    _tpm: Swtpm,
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A TLS master with `--agent-admission tpm`; the swtpm's EK on the
+/// allow-list when `listed`.
+pub fn lab(listed: bool) -> Option<Lab> {
+    if !Swtpm::installed() {
+        eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let tpm = Swtpm::start_tcp(&root.join("swtpm")).unwrap();
+    let tcti = tpm.tcti().unwrap();
+    let probe = EsapiAttestor::new(&tcti, &root.join("probe"))
+        .evidence()
+        .unwrap();
+    let ek = TpmPublic::parse(&probe.ek_public).unwrap().fingerprint();
+
+    let ca = Ca::create("tpm admission test").unwrap();
+    let port = free_port();
+    let m = ca
+        .issue(
+            Role::Master,
+            &format!("127.0.0.1:{port}"),
+            &["127.0.0.1".into()],
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    let ca_file = write(&root, "ca.crt", ca.cert_pem());
+    let ca_key = write(&root, "ca.key", ca.key_pem());
+    let cert = write(&root, "m.crt", &m.cert_pem);
+    let key = write(&root, "m.key", &m.key_pem);
+    let listing = match listed {
+        true => format!("# the lab's swtpm\nsha256:{ek}\n"),
+        false => "# nobody yet\n".to_string(),
+    };
+    let allow = write(&root, "ek-allow", &listing);
+    let admin = ca
+        .issue(Role::Admin, "admin", &[], Duration::from_secs(3600))
+        .unwrap();
+    let admin = Material::from_pem(ca.cert_pem(), Some((&admin.cert_pem, &admin.key_pem))).unwrap();
+    let path = |p: &PathBuf| p.display().to_string();
+    let flags = [
+        "--tls-ca".to_string(),
+        path(&ca_file),
+        "--tls-cert".into(),
+        path(&cert),
+        "--tls-key".into(),
+        path(&key),
+        "--tls-ca-key".into(),
+        path(&ca_key),
+        "--agent-admission".into(),
+        "tpm".into(),
+        "--tpm-ek-allow".into(),
+        path(&allow),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let master = Master::start_tls(&root, port, "3s", &flags, Some(admin));
+    Some(Lab {
+        _tmp: tmp,
+        root,
+        master,
+        ca_pem: ca.cert_pem().to_string(),
+        ca_file: path(&ca_file),
+        tcti,
+        ek,
+        _tpm: tpm,
+    })
+}
+
+pub fn info(hostname: &str) -> pb::AgentInfo {
+    pb::AgentInfo {
+        hostname: hostname.into(),
+        ip: "127.0.0.1".into(),
+        port: 5051,
+        resources: convert::resources_to_pb(&Resources::parse("cpus:1;mem:64").unwrap()),
+        attributes: Vec::new(),
+        version: "test".into(),
+        inventory: Some(convert::inventory_to_pb(&Inventory::default())),
+    }
+}
+
+/// How long each step of a session took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// TLS connection and the stream opened.
+    pub connect: Duration,
+    /// `Register` sent -> `TpmChallenge` received (the master makes the
+    /// credential).
+    pub challenge: Duration,
+    /// The agent's answer (the TPM activates and quotes).
+    pub answer: Duration,
+    /// `TpmResponse` sent -> `Registered` (the master verifies, commits
+    /// the agent, signs its certificate).
+    pub registered: Duration,
+}
+
+/// One session at `addr` (TLS, checked against `ca_pem`): registers with
+/// `evidence` (and `csr_pem`), answers the challenge with `answer`; what
+/// the master said last.
+pub async fn session(
+    addr: &str,
+    ca_pem: &str,
+    evidence: &Evidence,
+    csr_pem: &str,
+    answer: impl FnOnce(ChallengeIn) -> pb::TpmResponse,
+) -> (Result<pb::Registered, tonic::Status>, Phases) {
+    let mut phases = Phases::default();
+    let t = Instant::now();
+    let tls = Material::from_pem(ca_pem, None)
+        .unwrap()
+        .client_config(&[b"h2"])
+        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(keel_pki::TlsConnector::new(tls, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let register = pb::Register {
+        info: Some(info("rogue")),
+        tpm: Some(evidence.clone().into()),
+        csr_pem: csr_pem.to_string(),
+        ..Default::default()
+    };
+    phases.connect = t.elapsed();
+    let t = Instant::now();
+    // Sent first: the master answers the stream once it has `Register`.
+    tx.send(pb::AgentMessage {
+        msg: Some(Msg::Register(register)),
+    })
+    .await
+    .unwrap();
+    let opened = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
+    let mut inbound = match opened {
+        Ok(r) => r.into_inner(),
+        Err(status) => return (Err(status), phases),
+    };
+    let challenge = match inbound.next().await {
+        Some(Ok(pb::MasterMessage {
+            msg: Some(MasterMsg::TpmChallenge(c)),
+        })) => c,
+        Some(Err(status)) => return (Err(status), phases),
+        other => panic!("expected a challenge, got {other:?}"),
+    };
+    phases.challenge = t.elapsed();
+    let t = Instant::now();
+    let response = answer(ChallengeIn::from(&challenge));
+    phases.answer = t.elapsed();
+    let t = Instant::now();
+    tx.send(pb::AgentMessage {
+        msg: Some(Msg::TpmResponse(response)),
+    })
+    .await
+    .unwrap();
+    let last = match inbound.next().await {
+        Some(Ok(pb::MasterMessage {
+            msg: Some(MasterMsg::Registered(r)),
+        })) => Ok(r),
+        Some(Err(status)) => Err(status),
+        other => panic!("expected registered or a refusal, got {other:?}"),
+    };
+    phases.registered = t.elapsed();
+    (last, phases)
+}
