@@ -65,7 +65,7 @@ struct Column {
 
 fn main() {
     let runs = arg("--runs").unwrap_or(10);
-    let Some(lab) = tpm::lab(true) else {
+    let Some(lab) = tpm::lab(tpm::Ek::Listed) else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

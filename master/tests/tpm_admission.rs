@@ -4,7 +4,8 @@
 //! admitted through the credential activation and a quote, gets a
 //! certificate naming its EK, and keeps its agent id after a restart; an
 //! agent whose EK is not listed waits as pending with no session until an
-//! operator approves it; a denied EK is refused. A client playing the
+//! operator approves it; a denied EK is refused; an EK certificate (in
+//! the TPM's NV, as a manufacturer writes it) from a `--tpm-ek-ca` admits. A client playing the
 //! agent shows that a replayed quote (an earlier session's nonce) and an
 //! AK the TPM does not hold are refused. Skipped, saying so, without
 //! swtpm.
@@ -23,7 +24,7 @@ use keel_pki::Material;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use support::*;
-use tpm::{Lab, lab};
+use tpm::{Ek, Lab, lab};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -63,7 +64,7 @@ fn logged(agent: &Proc, what: &str) {
 
 #[test]
 fn an_allowed_tpm_is_admitted_and_keeps_its_identity() {
-    let Some(lab) = lab(true) else {
+    let Some(lab) = lab(Ek::Listed) else {
         return;
     };
     let (mut agent, dir) = lab.agent("a");
@@ -103,8 +104,25 @@ fn an_allowed_tpm_is_admitted_and_keeps_its_identity() {
 }
 
 #[test]
+fn an_ek_certificate_from_a_known_manufacturer_admits() {
+    let Some(lab) = lab(Ek::Certified) else {
+        return;
+    };
+    let (agent, _) = lab.agent("a");
+    wait_for(
+        T,
+        "the certified agent admitted",
+        || lab.agent_ids().len() == 1,
+        || format!("{}\n{}", agent.log_text(), lab.master.proc.log_text()),
+    );
+    let log = lab.master.proc.log_text();
+    assert!(log.contains("Lab TPM Manufacturer EK CA"), "{log}");
+    assert!(lab.pending().is_empty());
+}
+
+#[test]
 fn an_unlisted_tpm_waits_until_an_operator_approves_it() {
-    let Some(lab) = lab(false) else {
+    let Some(lab) = lab(Ek::Unlisted) else {
         return;
     };
     let (first, _) = lab.agent("a");
@@ -157,7 +175,7 @@ async fn session(
 
 #[test]
 fn a_replayed_quote_and_an_ak_outside_the_tpm_are_refused() {
-    let Some(lab) = lab(true) else {
+    let Some(lab) = lab(Ek::Listed) else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -39,9 +39,20 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// A TLS master with `--agent-admission tpm`; the swtpm's EK on the
-/// allow-list when `listed`.
-pub fn lab(listed: bool) -> Option<Lab> {
+/// How the lab's master judges EKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ek {
+    /// The swtpm's EK on `--tpm-ek-allow`.
+    Listed,
+    /// Not on it.
+    Unlisted,
+    /// Not on it, but the swtpm holds an EK certificate from a
+    /// manufacturer CA in `--tpm-ek-ca`.
+    Certified,
+}
+
+/// A TLS master with `--agent-admission tpm` and a swtpm.
+pub fn lab(ek_policy: Ek) -> Option<Lab> {
     if !Swtpm::installed() {
         eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
         return None;
@@ -69,9 +80,9 @@ pub fn lab(listed: bool) -> Option<Lab> {
     let ca_key = write(&root, "ca.key", ca.key_pem());
     let cert = write(&root, "m.crt", &m.cert_pem);
     let key = write(&root, "m.key", &m.key_pem);
-    let listing = match listed {
-        true => format!("# the lab's swtpm\nsha256:{ek}\n"),
-        false => "# nobody yet\n".to_string(),
+    let listing = match ek_policy {
+        Ek::Listed => format!("# the lab's swtpm\nsha256:{ek}\n"),
+        _ => "# nobody yet\n".to_string(),
     };
     let allow = write(&root, "ek-allow", &listing);
     let admin = ca
@@ -93,6 +104,15 @@ pub fn lab(listed: bool) -> Option<Lab> {
         "--tpm-ek-allow".into(),
         path(&allow),
     ];
+    let mut flags = flags.to_vec();
+    if ek_policy == Ek::Certified {
+        let makers = root.join("ek-ca");
+        std::fs::create_dir_all(&makers).unwrap();
+        let (maker, cert) = manufacturer(&TpmPublic::parse(&probe.ek_public).unwrap().key);
+        write(&makers, "maker.pem", &maker);
+        provision_ek_certificate(&tcti, &cert);
+        flags.extend(["--tpm-ek-ca".into(), path(&makers)]);
+    }
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let master = Master::start_tls(&root, port, "3s", &flags, Some(admin));
     Some(Lab {
@@ -105,6 +125,69 @@ pub fn lab(listed: bool) -> Option<Lab> {
         ek,
         _tpm: tpm,
     })
+}
+
+/// A TPM manufacturer's CA (PEM) and the EK certificate (DER) it issued
+/// for `ek`.
+fn manufacturer(ek: &keel_attest::PublicKey) -> (String, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Lab TPM Manufacturer EK CA");
+    let ca = params.self_signed(&key).unwrap();
+    let issuer = Issuer::new(params, key);
+    let spki = keel_attest::key::spki_der(ek).unwrap();
+    let ek_key = rcgen::SubjectPublicKeyInfo::from_der(&spki).unwrap();
+    let cert = CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .signed_by(&ek_key, &issuer)
+        .unwrap();
+    (ca.pem(), cert.der().to_vec())
+}
+
+/// Writes `der` where a TPM keeps its RSA EK certificate (NV index
+/// 0x01c00002, defined by the platform, as a manufacturer does).
+fn provision_ek_certificate(tcti: &str, der: &[u8]) {
+    use std::str::FromStr;
+    use tss_esapi::attributes::NvIndexAttributesBuilder;
+    use tss_esapi::handles::NvIndexTpmHandle;
+    use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+    use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
+    use tss_esapi::structures::{MaxNvBuffer, NvPublicBuilder};
+
+    let mut ctx =
+        tss_esapi::Context::new(tss_esapi::tcti_ldr::TctiNameConf::from_str(tcti).unwrap())
+            .unwrap();
+    let attributes = NvIndexAttributesBuilder::new()
+        .with_pp_write(true)
+        .with_pp_read(true)
+        .with_owner_read(true)
+        .with_auth_read(true)
+        .with_no_da(true)
+        .with_platform_create(true)
+        .build()
+        .unwrap();
+    let public = NvPublicBuilder::new()
+        .with_nv_index(NvIndexTpmHandle::new(0x01c0_0002).unwrap())
+        .with_index_name_algorithm(HashingAlgorithm::Sha256)
+        .with_index_attributes(attributes)
+        .with_data_area_size(der.len())
+        .build()
+        .unwrap();
+    let index = ctx
+        .execute_with_nullauth_session(|c| c.nv_define_space(Provision::Platform, None, public))
+        .unwrap();
+    let max = tss_esapi::abstraction::nv::max_nv_buffer_size(&mut ctx).unwrap();
+    for (i, chunk) in der.chunks(max).enumerate() {
+        let data = MaxNvBuffer::try_from(chunk.to_vec()).unwrap();
+        ctx.execute_with_nullauth_session(|c| {
+            c.nv_write(NvAuth::Platform, index, data, (i * max) as u16)
+        })
+        .unwrap();
+    }
 }
 
 pub fn info(hostname: &str) -> pb::AgentInfo {
