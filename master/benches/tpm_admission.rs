@@ -17,7 +17,6 @@
 //! attestation, in process. Prints "skipped" without swtpm.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 #[path = "../tests/support/tpm.rs"]
 #[allow(dead_code)]

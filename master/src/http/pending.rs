@@ -76,13 +76,13 @@ pub async fn pending(
 
 /// The fingerprint `id` names: a whole one as it is, a short id when
 /// exactly one known EK has it.
-fn resolve(known: &[EkRecord], id: &str) -> Result<String, Response> {
+fn resolve(known: &[EkRecord], id: &str) -> Result<String, (StatusCode, String)> {
     if let Some(f) = keel_attest::parse_fingerprint(id) {
         return Ok(f);
     }
     let id = id.to_ascii_lowercase();
     if id.len() < MIN_ID || id.len() > 64 {
-        return Err(error(
+        return Err((
             StatusCode::BAD_REQUEST,
             format!("{id:?}: expected an agent's id from `keelctl agents pending` or sha256:<hex>"),
         ));
@@ -90,14 +90,11 @@ fn resolve(known: &[EkRecord], id: &str) -> Result<String, Response> {
     let mut matching = known.iter().filter(|r| r.fingerprint.starts_with(&id));
     match (matching.next(), matching.next()) {
         (Some(r), None) => Ok(r.fingerprint.clone()),
-        (Some(_), Some(_)) => Err(error(
+        (Some(_), Some(_)) => Err((
             StatusCode::BAD_REQUEST,
             format!("{id} names several endorsement keys: give more digits"),
         )),
-        (None, _) => Err(error(
-            StatusCode::NOT_FOUND,
-            format!("no pending agent {id}"),
-        )),
+        (None, _) => Err((StatusCode::NOT_FOUND, format!("no pending agent {id}"))),
     }
 }
 
@@ -108,7 +105,7 @@ async fn decide(master: &Master, caller: &Caller, id: &str, approve: bool) -> Re
     let fingerprint = match resolve(&master.endorsement_keys(), id) {
         Ok(f) if valid_fingerprint(&f) => f,
         Ok(f) => return error(StatusCode::BAD_REQUEST, format!("invalid fingerprint {f}")),
-        Err(refused) => return refused,
+        Err((status, reason)) => return error(status, reason),
     };
     match master.decide_ek(&fingerprint, approve).await {
         Ok(()) => json(StatusCode::OK, &list(master, false)),
@@ -164,15 +161,15 @@ mod tests {
         assert_eq!(resolve(&known, &format!("sha256:{b}")).unwrap(), b);
         let both = [record(&a), record(&b)];
         assert_eq!(
-            resolve(&both, &a[..16]).unwrap_err().status(),
+            resolve(&both, &a[..16]).unwrap_err().0,
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            resolve(&known, "eeeeeeeeeeeeeeee").unwrap_err().status(),
+            resolve(&known, "eeeeeeeeeeeeeeee").unwrap_err().0,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            resolve(&known, "ab").unwrap_err().status(),
+            resolve(&known, "ab").unwrap_err().0,
             StatusCode::BAD_REQUEST
         );
     }
