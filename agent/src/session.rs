@@ -17,7 +17,6 @@
 //! Updates produced while no stream is up stay queued in the executor's
 //! update manager; `attach` on the next session sends them all again.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,8 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::executor::{ExecutorCall, ExecutorHandle};
-use crate::trust::tpm::{AttestorError, ChallengeIn};
-use crate::trust::{AdmissionRequest, Attestor, Trust};
+use crate::trust::{AdmissionRequest, Trust, tpm};
 use crate::workdir::WorkDir;
 
 fn unix_now() -> i64 {
@@ -284,7 +282,7 @@ async fn session_once(
     let channel = connecting.map_err(|e| connect_err(format!("{e}: {}", source_chain(&e))))?;
     let attestor = config.trust.as_ref().and_then(Trust::attestor);
     let tpm = match (&attestor, admission.tpm) {
-        (Some(a), true) => evidence(a.clone()).await,
+        (Some(a), true) => tpm::evidence(a.clone()).await,
         _ => None,
     };
     let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
@@ -327,7 +325,7 @@ async fn session_once(
                         reason: "challenged for a TPM this agent does not use (--tpm)".into(),
                     });
                 };
-                let response = answer(attestor, &c).await?;
+                let response = tpm::answer(attestor, &c).await?;
                 let msg = pb::AgentMessage {
                     msg: Some(AgentMsg::TpmResponse(response)),
                 };
@@ -434,37 +432,6 @@ async fn session_once(
             }
         }
     }
-}
-
-/// The TPM's evidence, off the runtime; `None` (and said) when the TPM
-/// fails: the registration goes on without it.
-async fn evidence(attestor: Arc<dyn Attestor>) -> Option<pb::TpmEvidence> {
-    let made = tokio::task::spawn_blocking(move || attestor.evidence()).await;
-    match made {
-        Ok(Ok(evidence)) => Some(evidence.into()),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "no tpm evidence for this registration");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no tpm evidence for this registration");
-            None
-        }
-    }
-}
-
-/// The TPM's answer to the master's challenge, off the runtime.
-async fn answer(
-    attestor: Arc<dyn Attestor>,
-    challenge: &pb::TpmChallenge,
-) -> Result<pb::TpmResponse, SessionError> {
-    let challenge = ChallengeIn::from(challenge);
-    let started = Instant::now();
-    let answered = tokio::task::spawn_blocking(move || attestor.answer(&challenge))
-        .await
-        .map_err(|e| AttestorError::Quote(e.to_string()))??;
-    tracing::info!(took = ?started.elapsed(), "answered the master's tpm challenge");
-    Ok(answered.into())
 }
 
 /// A refusal in gRPC status form. `UNAVAILABLE` is a master that does not

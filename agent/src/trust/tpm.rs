@@ -16,6 +16,10 @@
 //! TPM only); it is made again if the TPM no longer loads it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use keel_api::pb;
 
 pub use super::esapi::EsapiAttestor;
 
@@ -41,6 +45,8 @@ pub enum AttestorError {
     },
     #[error("the challenge is malformed: {0}")]
     Challenge(String),
+    #[error("the tpm task failed: {0}")]
+    Task(String),
 }
 
 /// What a registration carries about the TPM.
@@ -100,13 +106,43 @@ pub fn resolve(flag: &str, root: &Path) -> Option<String> {
     }
 }
 
+/// The TPM's evidence for a registration, off the runtime; `None` (and
+/// said) when the TPM fails: the registration goes on without it.
+pub async fn evidence(attestor: Arc<dyn Attestor>) -> Option<pb::TpmEvidence> {
+    let made = tokio::task::spawn_blocking(move || attestor.evidence())
+        .await
+        .map_err(|e| AttestorError::Task(e.to_string()))
+        .and_then(|r| r);
+    match made {
+        Ok(evidence) => Some(evidence.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "no tpm evidence for this registration");
+            None
+        }
+    }
+}
+
+/// The TPM's answer to the master's challenge, off the runtime.
+pub async fn answer(
+    attestor: Arc<dyn Attestor>,
+    challenge: &pb::TpmChallenge,
+) -> Result<pb::TpmResponse, AttestorError> {
+    let challenge = ChallengeIn::from(challenge);
+    let started = Instant::now();
+    let answered = tokio::task::spawn_blocking(move || attestor.answer(&challenge))
+        .await
+        .map_err(|e| AttestorError::Task(e.to_string()))??;
+    tracing::info!(took = ?started.elapsed(), "answered the master's tpm challenge");
+    Ok(answered.into())
+}
+
 /// Where the AK is kept.
 pub(crate) fn ak_paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("ak.pub"), dir.join("ak.priv"))
 }
 
-impl From<&keel_api::pb::TpmChallenge> for ChallengeIn {
-    fn from(c: &keel_api::pb::TpmChallenge) -> Self {
+impl From<&pb::TpmChallenge> for ChallengeIn {
+    fn from(c: &pb::TpmChallenge) -> Self {
         ChallengeIn {
             credential_blob: c.credential_blob.clone(),
             encrypted_secret: c.encrypted_secret.clone(),
@@ -116,9 +152,9 @@ impl From<&keel_api::pb::TpmChallenge> for ChallengeIn {
     }
 }
 
-impl From<Evidence> for keel_api::pb::TpmEvidence {
+impl From<Evidence> for pb::TpmEvidence {
     fn from(e: Evidence) -> Self {
-        keel_api::pb::TpmEvidence {
+        pb::TpmEvidence {
             ek_public: e.ek_public,
             ek_certificate: e.ek_certificate,
             ak_public: e.ak_public,
@@ -126,9 +162,9 @@ impl From<Evidence> for keel_api::pb::TpmEvidence {
     }
 }
 
-impl From<Answer> for keel_api::pb::TpmResponse {
+impl From<Answer> for pb::TpmResponse {
     fn from(a: Answer) -> Self {
-        keel_api::pb::TpmResponse {
+        pb::TpmResponse {
             secret: a.secret,
             quote_attest: a.attest,
             quote_signature: a.signature,
