@@ -30,9 +30,9 @@ use crate::registry::EkState;
 /// How long an issued agent certificate is valid; agents renew it past
 /// half its life.
 pub const AGENT_CERT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
-/// An agent certificate issued on a TPM attestation: short-lived, so that
-/// a denied EK loses its certificate within a week (renewed past half its
-/// life, on the certificate).
+/// An agent certificate issued on a TPM attestation: short-lived, and
+/// renewed past half its life on a fresh attestation, so that the EK
+/// policy (a denial, an EK taken off the allow-list) applies within days.
 pub const TPM_CERT_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `--agent-admission`.
@@ -221,6 +221,11 @@ impl Admission {
                     claimed: claimed.to_string(),
                 });
             }
+            // In TPM mode, an agent that renews its certificate shows its
+            // TPM again: the EK policy applies at every renewal.
+            if self.mode == Mode::Tpm && tpm {
+                return Ok(Check::Attest);
+            }
             return Ok(Check::Admitted(Admitted::Certificate(peer.name.clone())));
         }
         match self.mode {
@@ -247,6 +252,10 @@ impl Admission {
             return String::new();
         };
         if csr_pem.is_empty() {
+            return String::new();
+        }
+        if self.mode == Mode::Tpm && ek.is_none() {
+            tracing::info!(%agent_id, "no certificate without a TPM attestation (--agent-admission tpm)");
             return String::new();
         }
         let uris: Vec<String> = ek.map(ek_uri).into_iter().collect();
@@ -328,6 +337,17 @@ mod tests {
             Err(AdmissionError::NoTpm)
         );
         assert_eq!(tpm.check(None, None, "", true), Ok(Check::Attest));
+        // A renewal shows the TPM again; without it, the certificate
+        // admits (and no new one is issued).
+        let agent = peer(Role::Agent, "a-1");
+        assert_eq!(
+            tpm.check(Some(&agent), Some("a-1"), "", true),
+            Ok(Check::Attest)
+        );
+        assert_eq!(
+            tpm.check(Some(&agent), Some("a-1"), "", false),
+            Ok(Check::Admitted(Admitted::Certificate("a-1".into())))
+        );
         assert!(matches!(
             "nope".parse::<Mode>(),
             Err(AdmissionError::UnknownMode(_))
@@ -349,6 +369,16 @@ mod tests {
         assert_eq!(a.certify("agent-9", "junk"), "");
         assert_eq!(a.certify("agent-9", ""), "");
         assert_eq!(Admission::open().certify("agent-9", &csr), "");
+        // TPM mode: only on an attestation.
+        let tpm = Admission::new(
+            Mode::Tpm,
+            Some(Ca::from_pem(ca.cert_pem(), ca.key_pem()).unwrap()),
+        );
+        assert_eq!(tpm.certify("agent-9", &csr), "");
+        assert!(
+            !tpm.certify_with_ek("agent-9", &csr, Some(&"ab".repeat(32)))
+                .is_empty()
+        );
         // With the EK: named as a URI, short-lived.
         let cert = a.certify_with_ek("agent-9", &csr, Some(&"ab".repeat(32)));
         let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();

@@ -11,7 +11,8 @@
 //!
 //! An agent with a TPM (`--tpm`) and neither a certificate nor a join
 //! token is admitted by its TPM instead ([`tpm`]): its registration
-//! carries the TPM's evidence and it answers the master's challenge.
+//! carries the TPM's evidence and it answers the master's challenge; so
+//! do its renewals.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -150,7 +151,9 @@ impl Trust {
                 false => String::new(),
             },
             csr_pem: keel_pki::request(&key)?,
-            tpm: first && self.join_token.is_none() && self.attestor.is_some(),
+            // A renewal shows the TPM too: a master admitting by TPM
+            // issues certificates on attestations only.
+            tpm: self.join_token.is_none() && self.attestor.is_some(),
         })
     }
 
@@ -307,5 +310,25 @@ mod tests {
         // No TPM, no evidence.
         let without = Trust::new(&ca_file, None, tmp.path(), None).unwrap();
         assert!(!without.admission_request(0).unwrap().tpm);
+        // Admitted, then renewing past half the certificate's life: the
+        // TPM again.
+        let cert = ca
+            .sign_request(
+                &first.csr_pem,
+                Role::Agent,
+                "agent-1",
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        trust.store(&cert).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert_eq!(
+            trust.admission_request(now).unwrap(),
+            AdmissionRequest::default()
+        );
+        assert!(trust.admission_request(now + 3000).unwrap().tpm);
     }
 }
