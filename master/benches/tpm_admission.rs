@@ -10,11 +10,14 @@
 //!   commits the agent, signs its certificate);
 //! - `total`: all of it, from a TLS connection already open.
 //!
-//! `cargo build --release --bins -p keel-master && cargo bench -p
-//! keel-master --bench tpm_admission` (`-- --runs N`, default 10). Each run
-//! is a new machine (a new AK), then the same machine again (its AK
-//! kept), each admitted as a new agent. Also the master's own work per
-//! attestation, in process. Prints "skipped" without swtpm.
+//! `cargo build --release --bins -p keel-master -p keel-agent && cargo
+//! bench -p keel-master --bench tpm_admission` (`-- --runs N`, default
+//! 10). Each run is a new machine (a new AK), then the same machine again
+//! (its AK kept), each admitted as a new agent. Then the `keel-agent`
+//! binary itself, as `cargo xtask bench-trust` measures token admission:
+//! from spawning it (fresh work dir, `--tpm` on the swtpm) to the master
+//! listing it. Also the master's own work per attestation, in process.
+//! Prints "skipped" without swtpm.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -97,6 +100,33 @@ fn main() {
         }
     }
 
+    // The agent binary: spawned -> listed by the master.
+    let mut spawned = Vec::new();
+    let agent_bin = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("keel-agent")))
+        .filter(|p| p.exists());
+    if agent_bin.is_some() {
+        for run in 0..runs {
+            let before = lab.master.api.keel_agents().unwrap().agents.len();
+            let dir = lab.root.join(format!("agent-{run}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let t = Instant::now();
+            let mut agent =
+                support::start_agent(&dir, &addr, &["--tls-ca", &lab.ca_file, "--tpm", &lab.tcti]);
+            while lab.master.api.keel_agents().unwrap().agents.len() == before {
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "{}",
+                    agent.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            spawned.push(t.elapsed());
+            agent.kill9();
+        }
+    }
+
     // The master's own work, in process.
     let attestor = EsapiAttestor::new(&lab.tcti, &lab.root.join("machine-0"));
     let evidence = attestor.evidence().unwrap();
@@ -139,6 +169,13 @@ fn main() {
         ("total", new.total, kept.total),
     ] {
         println!("{name:<12} {}   {}", summary(a), summary(b));
+    }
+    match agent_bin {
+        Some(_) => println!(
+            "keel-agent spawned -> listed by the master: {}",
+            summary(spawned)
+        ),
+        None => println!("keel-agent spawned -> listed: skipped (build the keel-agent binary)"),
     }
     println!(
         "master, in process: make credential {} | verify {}",
