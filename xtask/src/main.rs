@@ -16,6 +16,7 @@
 mod archcheck;
 mod bench;
 mod cluster;
+mod dev;
 mod ha_bench;
 mod host_bench;
 mod image;
@@ -58,6 +59,9 @@ enum Cmd {
         /// Start from empty work dirs (target/keel-dev).
         #[arg(long)]
         fresh: bool,
+        /// No TLS, no authentication, open agent admission.
+        #[arg(long)]
+        plaintext: bool,
     },
     /// Replicated masters: leader failover, agent re-registration, and
     /// registry write latency beside a 3-node etcd.
@@ -218,7 +222,8 @@ fn main() -> Result<()> {
             port,
             agent_port,
             fresh,
-        } => cluster::dev(port, agent_port, fresh),
+            plaintext,
+        } => dev::dev(port, agent_port, fresh, plaintext),
         Cmd::Bench { runs, launches } => bench::run(runs, launches),
         Cmd::BenchHa {
             kills,
