@@ -24,9 +24,12 @@ fn fw_info(role: &str) -> FrameworkInfo {
     info
 }
 
-/// Every operator call Keel answers: the body, who may, who may not
-/// (`None`: any authenticated principal may, or the answer is filtered).
-fn operator_table() -> Vec<(&'static str, Json, Option<(&'static str, &'static str)>)> {
+/// A principal and its secret.
+type Who = (&'static str, &'static str);
+
+/// Every operator call Keel answers: the body, and who may not (`None`:
+/// any authenticated principal may, or the answer is filtered); `ops` may.
+fn operator_table() -> Vec<(&'static str, Json, Option<Who>)> {
     let reservation = json!({"agent_id": {"value": "no-such-agent"}, "resources": [
         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
          "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]});

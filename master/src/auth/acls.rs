@@ -258,6 +258,12 @@ impl Acls {
         self.permissive
     }
 
+    /// Whether every request of `action` is allowed: no rules for it, and
+    /// permissive.
+    pub fn allows_all(&self, action: Action) -> bool {
+        self.permissive && self.rules.get(&action).is_none_or(Vec::is_empty)
+    }
+
     /// Whether `principal` (ANY when none) may perform `action` on
     /// `object` (ANY when none).
     pub fn authorized(
