@@ -121,6 +121,11 @@ struct Flags {
     /// issue the agent a certificate, kept in `<work-dir>/tls/`.
     #[arg(long, env = "KEEL_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
+    /// The cluster CA's fingerprint (`sha256:<hex>`, `keelctl pki
+    /// fingerprint`) instead of --tls-ca: the CA is fetched from the
+    /// masters, checked against it and kept in `<work-dir>/tls/`.
+    #[arg(long, env = "KEEL_TLS_CA_FINGERPRINT", conflicts_with = "tls_ca")]
+    tls_ca_fingerprint: Option<String>,
 }
 
 impl Flags {
@@ -240,7 +245,14 @@ async fn agent_main() -> anyhow::Result<()> {
     // Tasks inherit the raised limit (through the fork server).
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let http = flags.http_limits(nofile)?;
-    let trust = match &flags.tls.tls_ca {
+    let ca = match (&flags.tls.tls_ca, &flags.tls_ca_fingerprint) {
+        (Some(ca), _) => Some(ca.clone()),
+        (None, Some(pinned)) => {
+            Some(keel_agent::trust::pinned_ca(&masters, pinned, &flags.work_dir).await?)
+        }
+        (None, None) => None,
+    };
+    let trust = match &ca {
         Some(ca) => Some(keel_agent::trust::Trust::new(
             ca,
             flags.tls.tls_cert.clone().zip(flags.tls.tls_key.clone()),

@@ -151,6 +151,7 @@ impl Flags {
             register_timeout: self.agent_register_timeout,
             tls: None,
             admission: Arc::new(keel_master::admission::Admission::open()),
+            ca_pem: None,
         })
     }
 }
@@ -201,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
     let security = flags.security.setup()?;
     options.tls = security.server.clone();
     options.admission = security.admission.clone();
+    options.ca_pem = security.ca_pem.clone();
     let trust = trust(&flags)?;
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()

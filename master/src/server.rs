@@ -47,7 +47,13 @@ pub struct Options {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Who may hold an agent session (`--agent-admission`).
     pub admission: Arc<Admission>,
+    /// The cluster CA (PEM), served at [`CA_ROUTE`] to anyone.
+    pub ca_pem: Option<String>,
 }
+
+/// Where the cluster CA is served, unauthenticated: nodes that know only
+/// its fingerprint fetch it there (`keel_pki::pinned`).
+pub const CA_ROUTE: &str = "/api/keel/v1/ca";
 
 impl Default for Options {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl Default for Options {
             register_timeout: REGISTER_TIMEOUT,
             tls: None,
             admission: Arc::new(Admission::open()),
+            ca_pem: None,
         }
     }
 }
@@ -91,9 +98,11 @@ pub async fn serve(
         .with_register_timeout(options.register_timeout)
         .with_admission(options.admission.clone())
         .into_server();
-    let app = http::router_with(master.clone(), options.bodies)
-        .merge(extra)
-        .route_service("/keel.v1.AgentService/{*method}", grpc);
+    let mut app = http::router_with(master.clone(), options.bodies).merge(extra);
+    if let Some(pem) = options.ca_pem.clone() {
+        app = app.route(CA_ROUTE, axum::routing::get(move || async move { pem }));
+    }
+    let app = app.route_service("/keel.v1.AgentService/{*method}", grpc);
 
     let draining = Arc::new(Notify::new());
     let leadership = {

@@ -51,6 +51,9 @@ pub struct Security {
     /// TLS to the other masters.
     pub raft_client: Option<Arc<rustls::ClientConfig>>,
     pub admission: Arc<Admission>,
+    /// The cluster CA (PEM), served unauthenticated at `/api/keel/v1/ca`
+    /// for nodes that pin its fingerprint.
+    pub ca_pem: Option<String>,
 }
 
 impl SecurityFlags {
@@ -72,6 +75,7 @@ impl SecurityFlags {
                 server: None,
                 raft_client: None,
                 admission: Arc::new(Admission::open()),
+                ca_pem: None,
             });
         };
         let role = material.identity()?.map(|id| id.role);
@@ -92,7 +96,17 @@ impl SecurityFlags {
             ),
             Mode::Token => tracing::info!("agents are admitted by join token or certificate"),
         }
+        let ca_pem = match &self.tls.tls_ca {
+            Some(ca) => Some(std::fs::read_to_string(ca).map_err(|source| {
+                SecurityError::Tls(keel_pki::TlsError::Read {
+                    path: ca.display().to_string(),
+                    source,
+                })
+            })?),
+            None => None,
+        };
         Ok(Security {
+            ca_pem,
             server: Some(material.server_config()?),
             raft_client: Some(material.client_config(&[b"h2"])?),
             admission: Arc::new(Admission::new(mode, signer)),
