@@ -162,7 +162,9 @@ impl Secure {
             run(Command::new(&keelctl)
                 .args(["pki", "init", "--dir"])
                 .arg(&pki)
-                .args(["--masters", master_addr, "--name", "keel dev CA"]))?;
+                .args(["--masters", master_addr, "--name", "keel dev CA"])
+                // QEMU guests reach this machine's loopback as 10.0.2.2.
+                .args(["--san", "10.0.2.2"]))?;
         }
         let master_stem = format!("master-{}", master_addr.replace(':', "-"));
         // Another port than the first run's: a certificate for it.
