@@ -128,6 +128,11 @@ struct Flags {
     /// `swtpm:host=127.0.0.1,port=2321`.
     #[arg(long, default_value = "auto", env = "KEEL_TPM")]
     tpm: String,
+    /// The cluster CA's fingerprint (`sha256:<hex>`, `keelctl pki
+    /// fingerprint`) instead of --tls-ca: the CA is fetched from the
+    /// masters, checked against it and kept in `<work-dir>/tls/`.
+    #[arg(long, env = "KEEL_TLS_CA_FINGERPRINT", conflicts_with = "tls_ca")]
+    tls_ca_fingerprint: Option<String>,
 }
 
 impl Flags {
@@ -247,7 +252,14 @@ async fn agent_main() -> anyhow::Result<()> {
     // Tasks inherit the raised limit (through the fork server).
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let http = flags.http_limits(nofile)?;
-    let trust = match &flags.tls.tls_ca {
+    let ca = match (&flags.tls.tls_ca, &flags.tls_ca_fingerprint) {
+        (Some(ca), _) => Some(ca.clone()),
+        (None, Some(pinned)) => {
+            Some(keel_agent::trust::pinned_ca(&masters, pinned, &flags.work_dir).await?)
+        }
+        (None, None) => None,
+    };
+    let trust = match &ca {
         Some(ca) => {
             let trust = keel_agent::trust::Trust::new(
                 ca,

@@ -13,6 +13,8 @@
 //! | `keel.modules=a,b` | extra modules to load at boot | none |
 //! | `keel.log=FILTER` | `KEEL_LOG` of init and the service | `info` |
 //! | `BOOTIF=01-aa-bb-cc-dd-ee-ff`, `keel.iface=MAC` | NIC to run DHCP on | every NIC |
+//! | `keel.ca=sha256:<hex>` | the cluster CA's fingerprint: TLS to the masters, the CA fetched from them and checked | plaintext |
+//! | `keel.token=TOKEN` | a join token (masters with `--agent-admission token`) | none |
 //!
 //! Values may be double-quoted (`keel.attributes="rack:r 1"`), as the kernel
 //! allows; everything after a lone `--` belongs to init's argv and is ignored.
@@ -93,6 +95,11 @@ pub struct BootConfig {
     pub log: Option<String>,
     /// The NIC to configure, by MAC (lower case, colon separated).
     pub boot_mac: Option<String>,
+    /// `keel.ca`: `sha256:<64 hex digits>`, lower case.
+    pub ca_fingerprint: Option<String>,
+    /// `keel.token`: a secret, never printed.
+    #[serde(skip)]
+    pub join_token: Option<String>,
 }
 
 impl BootConfig {
@@ -121,6 +128,8 @@ pub enum CmdlineError {
     WorkDisk(String),
     #[error("{param}={value:?} is not a MAC address")]
     Mac { param: &'static str, value: String },
+    #[error("keel.ca={0:?} is not a fingerprint: expected sha256:<64 hex digits>")]
+    Ca(String),
 }
 
 /// A parsed command line: the configuration, with defaults where a value was
@@ -236,6 +245,11 @@ pub fn parse(cmdline: &str) -> Parsed {
                     .map(str::to_string),
             ),
             "keel.log" => c.log = Some(value).filter(|v| !v.is_empty()),
+            "keel.ca" => match parse_fingerprint(&value) {
+                Some(fp) => c.ca_fingerprint = Some(fp),
+                None => p.errors.push(CmdlineError::Ca(value)),
+            },
+            "keel.token" => c.join_token = Some(value).filter(|v| !v.is_empty()),
             "keel.iface" => match parse_mac(&value) {
                 Some(mac) => c.boot_mac = Some(mac),
                 None => p.errors.push(CmdlineError::Mac {
@@ -334,6 +348,13 @@ pub fn valid_hostname(name: &str) -> bool {
         })
 }
 
+/// `sha256:<64 hex digits>` in lower case.
+fn parse_fingerprint(value: &str) -> Option<String> {
+    let v = value.trim().to_ascii_lowercase();
+    let hex = v.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(v)
+}
+
 /// `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, any case, to lower case with
 /// colons.
 pub fn parse_mac(s: &str) -> Option<String> {
@@ -356,6 +377,25 @@ mod tests {
         MasterAddr {
             host: host.into(),
             port,
+        }
+    }
+
+    #[test]
+    fn trust_parameters() {
+        let fp = format!("sha256:{}", "AB".repeat(32));
+        let p = parse(&format!(
+            "keel.masters=m:5050 keel.ca={fp} keel.token=keel1.x.y"
+        ));
+        assert!(p.is_ok(), "{:?}", p.errors);
+        assert_eq!(p.config.ca_fingerprint, Some(fp.to_ascii_lowercase()));
+        assert_eq!(p.config.join_token.as_deref(), Some("keel1.x.y"));
+        // The token never reaches what init writes out.
+        let json = serde_json::to_string(&p.config).unwrap();
+        assert!(!json.contains("keel1.x.y"), "{json}");
+        for bad in ["sha256:abc", "md5:00", ""] {
+            let p = parse(&format!("keel.masters=m:5050 keel.ca={bad}"));
+            assert_eq!(p.errors, vec![CmdlineError::Ca(bad.to_string())]);
+            assert_eq!(p.config.ca_fingerprint, None);
         }
     }
 

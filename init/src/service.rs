@@ -59,6 +59,9 @@ pub fn service(config: &BootConfig, ip: IpAddr, hostname: &str) -> Service {
             if let Some(a) = &config.attributes {
                 args.extend(["--attributes".to_string(), a.clone()]);
             }
+            if let Some(fp) = &config.ca_fingerprint {
+                args.extend(["--tls-ca-fingerprint".to_string(), fp.clone()]);
+            }
             AGENT_BIN
         }
         Role::Master => MASTER_BIN,
@@ -67,6 +70,10 @@ pub fn service(config: &BootConfig, ip: IpAddr, hostname: &str) -> Service {
     let mut env = vec![("NO_COLOR".to_string(), "1".to_string())];
     if let Some(log) = &config.log {
         env.push(("KEEL_LOG".to_string(), log.clone()));
+    }
+    // In the environment, not argv: `ps` shows argv to every user.
+    if let (Role::Agent, Some(token)) = (config.role, &config.join_token) {
+        env.push(("KEEL_JOIN_TOKEN".to_string(), token.clone()));
     }
     Service {
         program: PathBuf::from(program),
@@ -95,6 +102,29 @@ pub fn hostname(config: &BootConfig, dhcp: Option<&str>, mac: Option<&str>) -> S
 mod tests {
     use super::*;
     use crate::cmdline::parse;
+
+    #[test]
+    fn the_cluster_ca_goes_in_argv_and_the_token_in_the_environment() {
+        let fp = format!("sha256:{}", "0".repeat(64));
+        let c = parse(&format!(
+            "keel.masters=m:5050 keel.ca={fp} keel.token=keel1.a.b"
+        ))
+        .config;
+        let s = service(&c, "10.0.2.15".parse().unwrap(), "n");
+        assert!(
+            s.display().ends_with(&format!("--tls-ca-fingerprint {fp}")),
+            "{}",
+            s.display()
+        );
+        assert!(!s.display().contains("keel1.a.b"));
+        assert!(
+            s.env
+                .contains(&("KEEL_JOIN_TOKEN".to_string(), "keel1.a.b".to_string()))
+        );
+        let master = parse("keel.role=master keel.token=keel1.a.b").config;
+        let s = service(&master, "10.0.2.15".parse().unwrap(), "n");
+        assert!(!s.env.iter().any(|(k, _)| k == "KEEL_JOIN_TOKEN"));
+    }
 
     #[test]
     fn agent_command_line() {

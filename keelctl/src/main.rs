@@ -2,6 +2,7 @@
 //! through `keel-client`, which finds the leader over the `--master` list.
 
 mod agents;
+mod config;
 mod logs;
 mod output;
 mod pki;
@@ -16,13 +17,9 @@ use keel_client::{Client, Credentials};
 #[command(name = "keelctl", version, about = "Operate a Keel cluster")]
 struct Cli {
     /// Master(s): `HOST:PORT[,HOST:PORT...]`.
-    #[arg(
-        long,
-        global = true,
-        env = "KEEL_MASTER",
-        default_value = "127.0.0.1:5050"
-    )]
-    master: String,
+    /// (Default: the config file's, else 127.0.0.1:5050.)
+    #[arg(long, global = true, env = "KEEL_MASTER")]
+    master: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -138,9 +135,25 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Pki { action } = cli.command {
         return pki::run(action);
     }
-    let credentials = Credentials::from_parts(cli.principal, cli.secret, cli.token)?;
-    let client = Client::builder(&cli.master)
-        .tls(cli.tls.material()?)
+    // Flags and the environment first, then the config file.
+    let file = config::load(config::path().as_deref())?;
+    let master = cli
+        .master
+        .or(file.master)
+        .unwrap_or_else(|| "127.0.0.1:5050".to_string());
+    let tls = keel_pki::TlsFlags {
+        tls_ca: cli.tls.tls_ca.or(file.tls_ca),
+        tls_cert: cli.tls.tls_cert.or(file.tls_cert),
+        tls_key: cli.tls.tls_key.or(file.tls_key),
+    };
+    let given = cli.principal.is_some() || cli.secret.is_some() || cli.token.is_some();
+    let credentials = if given {
+        Credentials::from_parts(cli.principal, cli.secret, cli.token)?
+    } else {
+        Credentials::from_parts(file.principal, file.secret, file.token)?
+    };
+    let client = Client::builder(&master)
+        .tls(tls.material()?)
         .credentials(credentials)
         .build()?;
     let json = cli.output == Format::Json;

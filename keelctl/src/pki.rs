@@ -32,6 +32,10 @@ pub enum PkiAction {
         /// The CA's name.
         #[arg(long, default_value = "keel cluster CA")]
         name: String,
+        /// More names every master certificate is valid for (a DNS name in
+        /// front of the masters, the address guests see: QEMU's 10.0.2.2).
+        #[arg(long)]
+        san: Vec<String>,
     },
     /// Issue a certificate with a role from the CA in DIR.
     Issue {
@@ -58,7 +62,12 @@ pub enum PkiAction {
 
 pub fn run(action: PkiAction) -> Result<()> {
     match action {
-        PkiAction::Init { dir, masters, name } => init(&dir, &masters, &name),
+        PkiAction::Init {
+            dir,
+            masters,
+            name,
+            san,
+        } => init(&dir, &masters, &name, &san),
         PkiAction::Issue {
             dir,
             role,
@@ -80,7 +89,7 @@ pub fn run(action: PkiAction) -> Result<()> {
     }
 }
 
-fn init(dir: &Path, masters: &[String], name: &str) -> Result<()> {
+fn init(dir: &Path, masters: &[String], name: &str, extra_sans: &[String]) -> Result<()> {
     anyhow::ensure!(
         !dir.join("ca.key").exists(),
         "{} already holds a CA: not overwritten",
@@ -102,7 +111,9 @@ fn init(dir: &Path, masters: &[String], name: &str) -> Result<()> {
     write(&dir.join("ca.key"), ca.key_pem(), 0o600)?;
     let year = humantime::parse_duration(DEFAULT_VALIDITY)?;
     for (addr, host) in &hosts {
-        let issued = ca.issue(Role::Master, addr, std::slice::from_ref(host), year)?;
+        let mut sans = vec![host.clone()];
+        sans.extend(extra_sans.iter().filter(|s| *s != host).cloned());
+        let issued = ca.issue(Role::Master, addr, &sans, year)?;
         write_pair(dir, &file_stem(Role::Master, addr), &issued)?;
     }
     let admin = ca.issue(Role::Admin, "admin", &[], year)?;
@@ -164,7 +175,13 @@ mod tests {
     fn init_then_issue_writes_usable_material() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pki");
-        init(&dir, &["127.0.0.1:5050".into(), "[::1]:5051".into()], "t").unwrap();
+        init(
+            &dir,
+            &["127.0.0.1:5050".into(), "[::1]:5051".into()],
+            "t",
+            &["10.0.2.2".into()],
+        )
+        .unwrap();
         for f in [
             "ca.crt",
             "ca.key",
@@ -180,7 +197,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Never over an existing CA.
-        assert!(init(&dir, &["127.0.0.1:5050".into()], "t").is_err());
+        assert!(init(&dir, &["127.0.0.1:5050".into()], "t", &[]).is_err());
         run(PkiAction::Issue {
             dir: dir.clone(),
             role: Role::Reader,
@@ -196,6 +213,6 @@ mod tests {
         .unwrap();
         let id = material.identity().unwrap().unwrap();
         assert_eq!((id.role, id.name.as_str()), (Role::Reader, "bob"));
-        assert!(init(&tmp.path().join("x"), &["no-port".into()], "t").is_err());
+        assert!(init(&tmp.path().join("x"), &["no-port".into()], "t", &[]).is_err());
     }
 }

@@ -152,6 +152,7 @@ impl Flags {
             tls: None,
             admission: Arc::new(keel_master::admission::Admission::open()),
             ek_policy: Default::default(),
+            ca_pem: None,
         })
     }
 }
@@ -203,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
     options.tls = security.server.clone();
     options.admission = security.admission.clone();
     options.ek_policy = security.ek_policy.clone();
+    options.ca_pem = security.ca_pem.clone();
     let trust = trust(&flags)?;
     let hostname = flags.hostname.clone().unwrap_or_else(|| {
         rustix::system::uname()

@@ -50,7 +50,13 @@ pub struct Options {
     pub admission: Arc<Admission>,
     /// The endorsement keys TPM admission takes (`--tpm-ek-*`).
     pub ek_policy: Arc<EkPolicy>,
+    /// The cluster CA (PEM), served at [`CA_ROUTE`] to anyone.
+    pub ca_pem: Option<String>,
 }
+
+/// Where the cluster CA is served, unauthenticated: nodes that know only
+/// its fingerprint fetch it there (`keel_pki::pinned`).
+pub const CA_ROUTE: &str = "/api/keel/v1/ca";
 
 impl Default for Options {
     fn default() -> Self {
@@ -61,6 +67,7 @@ impl Default for Options {
             tls: None,
             admission: Arc::new(Admission::open()),
             ek_policy: Arc::new(EkPolicy::default()),
+            ca_pem: None,
         }
     }
 }
@@ -96,9 +103,11 @@ pub async fn serve(
         .with_admission(options.admission.clone())
         .with_ek_policy(options.ek_policy.clone())
         .into_server();
-    let app = http::router_with(master.clone(), options.bodies)
-        .merge(extra)
-        .route_service("/keel.v1.AgentService/{*method}", grpc);
+    let mut app = http::router_with(master.clone(), options.bodies).merge(extra);
+    if let Some(pem) = options.ca_pem.clone() {
+        app = app.route(CA_ROUTE, axum::routing::get(move || async move { pem }));
+    }
+    let app = app.route_service("/keel.v1.AgentService/{*method}", grpc);
 
     let draining = Arc::new(Notify::new());
     let leadership = {

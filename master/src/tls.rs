@@ -71,6 +71,9 @@ pub struct Security {
     pub admission: Arc<Admission>,
     /// What TPM admission takes.
     pub ek_policy: Arc<EkPolicy>,
+    /// The cluster CA (PEM), served unauthenticated at `/api/keel/v1/ca`
+    /// for nodes that pin its fingerprint.
+    pub ca_pem: Option<String>,
 }
 
 impl SecurityFlags {
@@ -99,6 +102,7 @@ impl SecurityFlags {
                 raft_client: None,
                 admission: Arc::new(Admission::open()),
                 ek_policy: Arc::new(EkPolicy::default()),
+                ca_pem: None,
             });
         };
         let role = material.identity()?.map(|id| id.role);
@@ -127,7 +131,17 @@ impl SecurityFlags {
                 "agents are admitted by TPM attestation (allowed endorsement keys) or certificate"
             ),
         }
+        let ca_pem = match &self.tls.tls_ca {
+            Some(ca) => Some(std::fs::read_to_string(ca).map_err(|source| {
+                SecurityError::Tls(keel_pki::TlsError::Read {
+                    path: ca.display().to_string(),
+                    source,
+                })
+            })?),
+            None => None,
+        };
         Ok(Security {
+            ca_pem,
             server: Some(material.server_config()?),
             raft_client: Some(material.client_config(&[b"h2"])?),
             admission: Arc::new(Admission::new(mode, signer)),

@@ -93,6 +93,17 @@ impl Setup {
         )
     }
 
+    /// An agent that knows only the CA's fingerprint (`keel.ca=`).
+    fn pinned_agent(&self, name: &str, fingerprint: &str, token: &str) -> (Proc, PathBuf) {
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let flags = ["--tls-ca-fingerprint", fingerprint, "--join-token", token];
+        (
+            start_agent(&dir, &self.master.addr(), &flags),
+            dir.join("agent"),
+        )
+    }
+
     fn agents(&self) -> usize {
         self.master
             .api
@@ -188,4 +199,31 @@ fn join_tokens_admit_agents_once_and_certificates_bring_them_back() {
         .unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
     // (Raft refusing agent certificates: `tls.rs`.)
+}
+
+#[test]
+fn an_agent_that_knows_only_the_fingerprint_fetches_the_ca() {
+    let s = setup();
+    let pem = std::fs::read_to_string(&s.ca_file).unwrap();
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
+    let fingerprint = keel_pki::ca::fingerprint(&der);
+
+    // A wrong fingerprint: the master's CA is refused, nothing is kept.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (liar, liar_dir) = s.pinned_agent("p-wrong", &wrong, &s.token(3600, 1));
+    refused(&liar, "refusing the master's CA");
+    assert!(!liar_dir.join("tls").join("ca.crt").exists());
+
+    // The right one: fetched, kept, and the agent is admitted over TLS.
+    let (agent, dir) = s.pinned_agent("p-right", &fingerprint, &s.token(3600, 1));
+    wait_for(
+        T,
+        "the pinned agent admitted",
+        || s.agents() == 1,
+        || agent.log_text(),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tls").join("ca.crt")).unwrap(),
+        pem
+    );
 }

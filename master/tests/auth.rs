@@ -24,11 +24,15 @@ fn fw_info(role: &str) -> FrameworkInfo {
     info
 }
 
-/// One operator call: its type, its body, who may and who may not.
-type OperatorCase = (&'static str, Json, Option<(&'static str, &'static str)>);
+/// A principal and its secret.
+type Who = (&'static str, &'static str);
 
-/// Every operator call Keel answers: the body, who may, who may not
-/// (`None`: any authenticated principal may, or the answer is filtered).
+/// Every operator call Keel answers: the body, and who may not (`None`:
+/// any authenticated principal may, or the answer is filtered); `ops` may.
+/// One operator call: its type, its body, who may not.
+type OperatorCase = (&'static str, Json, Option<Who>);
+
+/// The operator calls, as [`OperatorCase`]s.
 fn operator_table() -> Vec<OperatorCase> {
     let reservation = json!({"agent_id": {"value": "no-such-agent"}, "resources": [
         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},

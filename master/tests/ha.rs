@@ -150,12 +150,19 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
     }
 
     // A follower shows the framework in /master/state too (from the
-    // replicated registry), though it never led.
+    // replicated registry), though it never led: once it has applied the
+    // entry (it learns the commit index with the leader's next message).
     for f in (0..3).filter(|i| *i != l) {
-        let state = c.masters[f].api.legacy_state().unwrap();
-        assert!(
-            state.frameworks.iter().any(|x| x.id == fid),
-            "follower {f} lacks the framework"
+        wait_for(
+            T,
+            &format!("follower {f} shows the framework"),
+            || {
+                c.masters[f]
+                    .api
+                    .legacy_state()
+                    .is_ok_and(|state| state.frameworks.iter().any(|x| x.id == fid))
+            },
+            || c.masters[f].proc.log_text(),
         );
     }
 

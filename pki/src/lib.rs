@@ -15,11 +15,13 @@
 //!   when it has one);
 //! - [`connect`]: TLS under tonic's channels (master to master, agent to
 //!   master);
-//! - [`flags`]: `--tls-ca`, `--tls-cert`, `--tls-key`.
+//! - [`flags`]: `--tls-ca`, `--tls-cert`, `--tls-key`;
+//! - [`pinned`]: fetching the CA by its fingerprint (the appliance).
 
 pub mod ca;
 pub mod connect;
 pub mod flags;
+pub mod pinned;
 pub mod role;
 pub mod tls;
 

@@ -51,6 +51,8 @@ struct Inner {
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Expiry {
+    /// Nothing expired: time to look again.
+    Recheck,
     Idle,
     Head,
     Evicted,
@@ -89,13 +91,21 @@ impl ConnState {
 
     /// A request was dispatched; it is in flight until the guard drops
     /// (with its response body).
+    ///
+    /// The connection's task is woken only where it must act: an evicted
+    /// connection that got a request is kept. (A timer it armed before
+    /// finds the request in flight and arms none; every wake-up costs a
+    /// context switch per request, which Raft's many small calls felt.)
     pub fn request_started(self: &Arc<Self>) -> Active {
         let mut s = self.lock();
         s.active += 1;
         s.head = Head::Waiting;
         s.head_since = None;
+        let evicted = s.evicted;
         drop(s);
-        self.changed.notify_one();
+        if evicted {
+            self.changed.notify_one();
+        }
         Active(self.clone())
     }
 
@@ -141,9 +151,10 @@ impl ConnState {
         if s.proto == Proto::Http2 || s.active > 0 {
             return Ok(());
         }
+        // The connection's task finds this at its next check (see
+        // `deadline`): no wake-up per request.
         if s.head_since.is_none() {
             s.head_since = Some(Instant::now());
-            self.changed.notify_one();
         }
         for &b in bytes {
             s.head = match s.head {
@@ -183,8 +194,16 @@ impl ConnState {
             limits.idle_timeout
         };
         let mut deadline = (s.idle_since + idle, Expiry::Idle);
-        if let Some(at) = s.head_since {
-            deadline = deadline.min((at + limits.header_read_timeout, Expiry::Head));
+        match s.head_since {
+            Some(at) => deadline = deadline.min((at + limits.header_read_timeout, Expiry::Head)),
+            // A head may start at any moment without waking the task: look
+            // again one head timeout from now, so that a head that started
+            // meanwhile is held to its deadline exactly (it is at most
+            // that far off).
+            None if s.proto != Proto::Http2 => {
+                deadline = deadline.min((now + limits.header_read_timeout, Expiry::Recheck));
+            }
+            None => {}
         }
         Some(deadline)
     }
@@ -197,11 +216,15 @@ impl Drop for Active {
     fn drop(&mut self) {
         let mut s = self.0.lock();
         s.active -= 1;
-        if s.active == 0 {
+        let idle = s.active == 0;
+        if idle {
             s.idle_since = Instant::now();
         }
         drop(s);
-        self.0.changed.notify_one();
+        // Idle again: the task arms the idle and head timers.
+        if idle {
+            self.0.changed.notify_one();
+        }
     }
 }
 

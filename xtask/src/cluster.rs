@@ -68,10 +68,21 @@ impl Drop for Node {
 }
 
 pub fn spawn_master(port: u16, work_dir: &Path, quiet: bool) -> Result<Node> {
+    spawn_master_with(port, work_dir, quiet, &[])
+}
+
+/// [`spawn_master`] with more flags.
+pub fn spawn_master_with(
+    port: u16,
+    work_dir: &Path,
+    quiet: bool,
+    extra: &[String],
+) -> Result<Node> {
     let mut cmd = Command::new(release_bin("keel-master"));
     cmd.args(["--ip", "127.0.0.1", "--port", &port.to_string()])
         .arg("--work-dir")
         .arg(work_dir)
+        .args(extra)
         .env("KEEL_LOG_STDERR", "1");
     if quiet {
         cmd.stderr(Stdio::null());
@@ -83,6 +94,17 @@ pub fn spawn_master(port: u16, work_dir: &Path, quiet: bool) -> Result<Node> {
 }
 
 pub fn spawn_agent(master: &str, port: u16, work_dir: &Path, quiet: bool) -> Result<Node> {
+    spawn_agent_with(master, port, work_dir, quiet, &[])
+}
+
+/// [`spawn_agent`] with more flags.
+pub fn spawn_agent_with(
+    master: &str,
+    port: u16,
+    work_dir: &Path,
+    quiet: bool,
+    extra: &[String],
+) -> Result<Node> {
     let mut cmd = Command::new(release_bin("keel-agent"));
     cmd.args([
         "--master",
@@ -95,6 +117,7 @@ pub fn spawn_agent(master: &str, port: u16, work_dir: &Path, quiet: bool) -> Res
     .arg("--work-dir")
     .arg(work_dir)
     .args(["--registration-backoff-factor", "100ms"])
+    .args(extra)
     .env("KEEL_LOG_STDERR", "1");
     if quiet {
         cmd.stderr(Stdio::null());
@@ -111,10 +134,19 @@ pub struct Api(blocking::Client);
 
 impl Api {
     pub fn new(port: u16) -> Result<Api> {
+        Api::with(port, |b| b)
+    }
+
+    /// [`Api::new`], the client's options changed by `f` (TLS,
+    /// credentials).
+    pub fn with(
+        port: u16,
+        f: impl FnOnce(keel_client::ClientBuilder) -> keel_client::ClientBuilder,
+    ) -> Result<Api> {
         let builder = keel_client::Client::builder(&format!("127.0.0.1:{port}"))
             .discover_leader(false)
             .timeout(Duration::from_secs(2));
-        Ok(Api(blocking::Client::from_builder(builder)?))
+        Ok(Api(blocking::Client::from_builder(f(builder))?))
     }
 
     /// Whether it answers `/health`.
@@ -149,67 +181,7 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
-pub fn dev(port: u16, agent_port: u16, fresh: bool) -> Result<()> {
-    build_release()?;
-    let base = root().join("target/keel-dev");
-    if fresh && base.exists() {
-        std::fs::remove_dir_all(&base)?;
-    }
-    let master = spawn_master(port, &base.join("master"), false)?;
-    let api = Api::new(port)?;
-    if !wait_until(Duration::from_secs(15), || api.healthy()) {
-        bail!("keel-master did not answer on 127.0.0.1:{port}");
-    }
-    let agent = spawn_agent(
-        &format!("127.0.0.1:{port}"),
-        agent_port,
-        &base.join("agent"),
-        false,
-    )?;
-    if !wait_until(Duration::from_secs(30), || !api.active_agents().is_empty()) {
-        bail!("the agent did not register within 30s");
-    }
-    let agents = api.active_agents();
-    let id = agents.first().map_or("", |a| a.id.as_str());
-    let keelctl = release_bin("keelctl");
-    println!();
-    println!("+ keelctl run -- 'echo hello from keel'");
-    let status = Command::new(&keelctl)
-        .args([
-            "--master",
-            &format!("127.0.0.1:{port}"),
-            "run",
-            "--",
-            "echo hello from keel",
-        ])
-        .status()
-        .context("cannot run keelctl")?;
-    if !status.success() {
-        bail!("the demo task did not finish: {status}");
-    }
-    println!();
-    println!("Keel is running (work dirs under {}):", base.display());
-    println!(
-        "  master API:    http://127.0.0.1:{port}   (Mesos v1: POST /api/v1, GET /master/state)"
-    );
-    println!("  agent:         {id} on 127.0.0.1:{agent_port}");
-    println!("  try:           {} agents", keelctl.display());
-    println!("                 {} run -- 'uname -a'", keelctl.display());
-    println!("                 {} tasks", keelctl.display());
-    println!("                 {} agent {id}", keelctl.display());
-    println!("                 curl -s http://127.0.0.1:{port}/master/state");
-    println!("Press Ctrl-C to stop.");
-    wait_for_ctrl_c();
-    println!("stopping");
-    let agent_ok = agent.stop()?;
-    let master_ok = master.stop()?;
-    if !(agent_ok && master_ok) {
-        bail!("a process exited uncleanly (agent ok: {agent_ok}, master ok: {master_ok})");
-    }
-    Ok(())
-}
-
-fn wait_for_ctrl_c() {
+pub fn wait_for_ctrl_c() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,7 +15,11 @@ use keel_client::scheduler::compose::{framework_info, task_info};
 
 /// Returns the latencies in milliseconds.
 pub async fn measure(port: u16, launches: usize) -> Result<Vec<f64>> {
-    let client = Client::new(&format!("127.0.0.1:{port}"))?;
+    measure_with(&Client::new(&format!("127.0.0.1:{port}"))?, launches).await
+}
+
+/// [`measure`] through `client` (TLS, credentials).
+pub async fn measure_with(client: &Client, launches: usize) -> Result<Vec<f64>> {
     let mut sub = client
         .subscribe_framework(framework_info("root", "launch-bench"))
         .await?;

@@ -16,12 +16,14 @@
 mod archcheck;
 mod bench;
 mod cluster;
+mod dev;
 mod ha_bench;
 mod host_bench;
 mod image;
 mod launch_bench;
 mod pxe;
 mod soak;
+mod trust_bench;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +60,20 @@ enum Cmd {
         /// Start from empty work dirs (target/keel-dev).
         #[arg(long)]
         fresh: bool,
+        /// No TLS, no authentication, open agent admission.
+        #[arg(long)]
+        plaintext: bool,
+    },
+    /// What trust costs: plaintext and open against TLS with
+    /// authentication and ACLs, side by side (launches, registry writes,
+    /// agent admission).
+    BenchTrust {
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 300)]
+        launches: usize,
+        #[arg(long, default_value_t = 2000)]
+        writes: usize,
     },
     /// Replicated masters: leader failover, agent re-registration, and
     /// registry write latency beside a 3-node etcd.
@@ -218,8 +234,14 @@ fn main() -> Result<()> {
             port,
             agent_port,
             fresh,
-        } => cluster::dev(port, agent_port, fresh),
+            plaintext,
+        } => dev::dev(port, agent_port, fresh, plaintext),
         Cmd::Bench { runs, launches } => bench::run(runs, launches),
+        Cmd::BenchTrust {
+            rounds,
+            launches,
+            writes,
+        } => trust_bench::run(rounds, launches, writes),
         Cmd::BenchHa {
             kills,
             agents,

@@ -46,6 +46,72 @@ pub enum TrustError {
     },
     #[error("the master's certificate for this agent is unusable: {0}")]
     BadCertificate(String),
+    #[error("the cluster CA: {0}")]
+    Pin(#[from] keel_pki::pinned::PinError),
+}
+
+/// Where the CA fetched by its fingerprint is kept.
+pub fn pinned_ca_path(work_dir: &Path) -> PathBuf {
+    work_dir.join("tls").join("ca.crt")
+}
+
+/// The cluster CA whose fingerprint is `pinned` (`--tls-ca-fingerprint`,
+/// `keel.ca=`): the copy kept in the work dir if it matches, else fetched
+/// from the masters (`GET /api/keel/v1/ca`, see `keel_pki::pinned`) and
+/// kept. Tries the masters in turn until one answers with the right
+/// certificate; a wrong one is said and not kept.
+pub async fn pinned_ca(
+    masters: &[String],
+    pinned: &str,
+    work_dir: &Path,
+) -> Result<PathBuf, TrustError> {
+    keel_pki::pinned::parse_fingerprint(pinned)?;
+    let path = pinned_ca_path(work_dir);
+    if let Ok(pem) = std::fs::read_to_string(&path)
+        && keel_pki::pinned::check_pinned(&pem, pinned).is_ok()
+    {
+        return Ok(path);
+    }
+    let config =
+        keel_pki::pinned::fetch_config().map_err(|e| TrustError::BadCertificate(e.to_string()))?;
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(rustls::ClientConfig::clone(&config))
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| TrustError::BadCertificate(e.to_string()))?;
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        for master in masters {
+            let url = format!("https://{master}/api/keel/v1/ca");
+            let fetched = async {
+                http.get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await
+            };
+            match fetched.await {
+                Ok(pem) => match keel_pki::pinned::check_pinned(&pem, pinned) {
+                    Ok(pem) => {
+                        std::fs::create_dir_all(path.parent().unwrap_or(work_dir)).map_err(
+                            |source| TrustError::Io {
+                                path: path.clone(),
+                                source,
+                            },
+                        )?;
+                        write(&path, &pem)?;
+                        tracing::info!(%master, fingerprint = %pinned, "cluster CA fetched and pinned");
+                        return Ok(path);
+                    }
+                    Err(e) => tracing::warn!(%master, error = %e, "refusing the master's CA"),
+                },
+                Err(e) => tracing::warn!(%master, error = %e, "cannot fetch the cluster CA"),
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    }
 }
 
 /// What the agent trusts and who it is.

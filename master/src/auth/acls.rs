@@ -181,8 +181,10 @@ impl Default for Acls {
 }
 
 impl Acls {
-    /// Reads `path` (within [`MAX_FILE_BYTES`]); errors name the file.
+    /// Reads `path` (within [`MAX_FILE_BYTES`]; a `file://` prefix is
+    /// dropped, as Mesos does); errors name the file.
     pub fn load(path: &Path) -> Result<Acls, AclError> {
+        let path = &super::credentials::without_file_scheme(path);
         let read = |source| AclError::Read {
             path: path.to_path_buf(),
             source,
@@ -256,6 +258,12 @@ impl Acls {
 
     pub fn permissive(&self) -> bool {
         self.permissive
+    }
+
+    /// Whether every request of `action` is allowed: no rules for it, and
+    /// permissive.
+    pub fn allows_all(&self, action: Action) -> bool {
+        self.permissive && self.rules.get(&action).is_none_or(Vec::is_empty)
     }
 
     /// Whether `principal` (ANY when none) may perform `action` on

@@ -163,6 +163,8 @@ fn files_are_read_within_limits() {
     let path = dir.path().join("acls.json");
     std::fs::write(&path, r#"{"permissive": false}"#).unwrap();
     assert!(!Acls::load(&path).unwrap().permissive());
+    let url = format!("file://{}", path.display());
+    assert!(!Acls::load(Path::new(&url)).unwrap().permissive());
     std::fs::write(&path, r#"{"run_task": []}"#).unwrap();
     let err = Acls::load(&path).unwrap_err().to_string();
     assert!(

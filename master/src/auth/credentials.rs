@@ -56,6 +56,14 @@ struct Entry {
     secret: String,
 }
 
+/// `path` without a `file://` prefix (Mesos' flags take either).
+pub(crate) fn without_file_scheme(path: &Path) -> PathBuf {
+    path.to_str()
+        .and_then(|p| p.strip_prefix("file://"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 pub(crate) fn digest(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
 }
@@ -69,11 +77,7 @@ impl Credentials {
     /// Reads `path` (within [`MAX_FILE_BYTES`]); errors name the file.
     /// Warns when others may read it, as Mesos does.
     pub fn load(path: &Path) -> Result<Credentials, CredentialsError> {
-        let path = path
-            .to_str()
-            .and_then(|p| p.strip_prefix("file://"))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| path.to_path_buf());
+        let path = without_file_scheme(path);
         let read = |source| CredentialsError::Read {
             path: path.clone(),
             source,

@@ -42,7 +42,7 @@ impl Master {
         if self.serving() {
             self.lock().engine.registry().token(id).cloned()
         } else {
-            self.replicator.registry().token(id).cloned()
+            self.replicator.shared_registry().token(id).cloned()
         }
     }
 

@@ -1,6 +1,8 @@
 //! `POST /api/v1` (also `/api/v1/operator`, `/master/api/v1`): the Mesos v1
-//! operator API. The request is parsed into one [`OperatorCall`] and then
-//! answered; every parse failure is a 4xx with a plain-text reason.
+//! operator API. The request is parsed into one [`OperatorCall`], authorized
+//! (`auth.rs`: 403 naming the action; reads are filtered to what the caller
+//! may see, `visible.rs`) and then answered; every parse failure is a 4xx
+//! with a plain-text reason.
 
 use std::sync::Arc;
 

@@ -5,7 +5,9 @@
 //! it is typed); SUBSCRIBE answers with a chunked RecordIO event stream (an
 //! [`HttpStream`] is the framework's connection); other calls go to
 //! [`Master::call`] and answer `202 Accepted` (UPDATE_FRAMEWORK: `200 OK`)
-//! with an empty body, or a 4xx/5xx with a plain-text reason.
+//! with an empty body, or a 4xx/5xx with a plain-text reason. The typed
+//! call is authorized first (`auth.rs`): a SUBSCRIBE refused for its roles
+//! gets the stream with one ERROR event, as Mesos answers it.
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -54,6 +54,11 @@ pub trait Replicator: Send + Sync {
     /// The applied registry (a copy). Only as fresh as the last
     /// [`Replicator::barrier`] on a replicated master.
     fn registry(&self) -> Registry;
+    /// The applied registry, shared where the replicator keeps it so
+    /// (no copy per read: a follower authenticating a bearer token).
+    fn shared_registry(&self) -> std::sync::Arc<Registry> {
+        std::sync::Arc::new(self.registry())
+    }
     /// Who leads, the term, the members.
     fn cluster(&self) -> ClusterView;
     /// Resolves once this master's leadership or the term differs from

@@ -1,7 +1,9 @@
 """An unmodified pymesos framework: launch `echo hello`, follow it to
 TASK_FINISHED with explicit acknowledgements, then tear down.
 
-Usage: python framework.py HOST:PORT
+Usage: python framework.py HOST:PORT [PRINCIPAL SECRET]
+With a principal and secret the driver authenticates (HTTP basic) and the
+FrameworkInfo names the principal, as a Mesos framework does.
 Prints one line per event; exits 0 when the task finished.
 """
 
@@ -60,13 +62,22 @@ class EchoScheduler(Scheduler):
 
 def main():
     master = sys.argv[1]
+    principal, secret = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else (None, None)
     framework = Dict()
     framework.user = "root"
     framework.name = "pymesos-echo"
     framework.hostname = "localhost"
+    if principal is not None:
+        framework.principal = principal
     scheduler = EchoScheduler()
     driver = MesosSchedulerDriver(
-        scheduler, framework, master, use_addict=True, implicit_acknowledgements=False
+        scheduler,
+        framework,
+        master,
+        use_addict=True,
+        implicit_acknowledgements=False,
+        principal=principal,
+        secret=secret,
     )
     driver.start()
     finished = scheduler.done.wait(60)

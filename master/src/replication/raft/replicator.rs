@@ -94,6 +94,10 @@ impl Replicator for RaftReplicator {
         (*self.node.registry()).clone()
     }
 
+    fn shared_registry(&self) -> std::sync::Arc<Registry> {
+        self.node.registry()
+    }
+
     fn cluster(&self) -> ClusterView {
         let status = self.node.status();
         let leadership = if self.leads() {
