@@ -39,10 +39,20 @@ impl std::fmt::Debug for MasterApi {
 
 impl MasterApi {
     pub fn new(addr: &str) -> Result<Self, ApiError> {
+        Self::with_tls(addr, None)
+    }
+
+    /// A client speaking TLS with `tls` when given.
+    pub fn with_tls(addr: &str, tls: Option<keel_pki::Material>) -> Result<Self, ApiError> {
         Ok(MasterApi {
             addr: addr.to_string(),
-            client: Client::new(addr)?,
+            client: Client::builder(addr).tls(tls).build()?,
         })
+    }
+
+    /// The client itself, for the calls the lab has no helper for.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub async fn agents(&self) -> Result<Vec<AgentSummary>, ApiError> {

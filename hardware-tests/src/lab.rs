@@ -86,8 +86,18 @@ pub struct HostMaster {
 
 impl HostMaster {
     pub fn start(bin: &Path, work_dir: &Path) -> Result<Self, LabError> {
+        Self::start_with(bin, work_dir, free_port()?, &[])
+    }
+
+    /// [`HostMaster::start`] on `port` with more flags (`--tls-*`,
+    /// `--agent-admission`, ...).
+    pub fn start_with(
+        bin: &Path,
+        work_dir: &Path,
+        port: u16,
+        extra: &[String],
+    ) -> Result<Self, LabError> {
         std::fs::create_dir_all(work_dir).map_err(io(work_dir))?;
-        let port = free_port()?;
         let log = work_dir.join("master.log");
         let out = std::fs::File::create(&log).map_err(io(&log))?;
         let err = out.try_clone().map_err(io(&log))?;
@@ -100,6 +110,7 @@ impl HostMaster {
                 "--work-dir",
             ])
             .arg(work_dir.join("data"))
+            .args(extra)
             .env("KEEL_LOG_STDERR", "1")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -227,13 +238,25 @@ pub struct Lab {
 impl Lab {
     /// Starts a master under `dir`; the bundle comes from `bundle`.
     pub fn start(dir: &Path, bundle: &Path) -> Result<Self, LabError> {
+        Self::start_with(dir, bundle, free_port()?, &[], None)
+    }
+
+    /// [`Lab::start`] with a master on `port` with more flags; the lab's
+    /// client speaks TLS with `tls` (an operator's material) when given.
+    pub fn start_with(
+        dir: &Path,
+        bundle: &Path,
+        port: u16,
+        extra: &[String],
+        tls: Option<keel_pki::Material>,
+    ) -> Result<Self, LabError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(io(dir))?;
-        let master = HostMaster::start(&master_bin(), &dir.join("master"))?;
-        let api = MasterApi::new(&format!("127.0.0.1:{}", master.port))?;
+        let master = HostMaster::start_with(&master_bin(), &dir.join("master"), port, extra)?;
+        let api = MasterApi::with_tls(&format!("127.0.0.1:{}", master.port), tls)?;
         Ok(Lab {
             rt,
             dir: dir.to_path_buf(),
