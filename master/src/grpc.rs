@@ -16,6 +16,7 @@ use crate::admission::{Admission, AdmissionError, Check, EkVerdict};
 use crate::attestation::{self, EkPolicy};
 use crate::core::{Master, MasterError, SessionSender};
 use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
+use crate::registry::EkState;
 use crate::registry::{AgentInfo, limits};
 
 /// Tasks one agent may report when it registers.
@@ -325,6 +326,9 @@ impl AgentService {
                 tracing::info!(%hostname, ek = %fingerprint, ?grounds,
                     pcr_digest = %keel_attest::wire::hex(&attested.quote.quote.pcr_digest),
                     "TPM attested, endorsement key allowed");
+                if recorded == Some(EkState::Pending) {
+                    self.master.ek_allowed(&fingerprint).await;
+                }
                 Ok(fingerprint)
             }
             EkVerdict::Denied => Err(refuse(AdmissionError::Denied(short).to_string())),

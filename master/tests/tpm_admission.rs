@@ -121,6 +121,36 @@ fn an_ek_certificate_from_a_known_manufacturer_admits() {
 }
 
 #[test]
+fn a_pending_tpm_put_on_the_list_is_admitted_and_no_longer_pending() {
+    let Some(lab) = lab(Ek::Unlisted) else {
+        return;
+    };
+    let (agent, _) = lab.agent("a");
+    wait_for(
+        T,
+        "the agent pending",
+        || lab.pending().len() == 1,
+        || agent.log_text(),
+    );
+    std::fs::write(lab.root.join("ek-allow"), format!("sha256:{}\n", lab.ek)).unwrap();
+    wait_for(
+        T,
+        "the listed agent admitted",
+        || lab.agent_ids().len() == 1,
+        || agent.log_text(),
+    );
+    assert!(lab.pending().is_empty(), "{:?}", lab.pending());
+    assert!(
+        lab.master
+            .api
+            .pending_agents(true)
+            .unwrap()
+            .agents
+            .is_empty()
+    );
+}
+
+#[test]
 fn an_unlisted_tpm_waits_until_an_operator_approves_it() {
     let Some(lab) = lab(Ek::Unlisted) else {
         return;

@@ -75,6 +75,23 @@ impl Master {
         Ok(())
     }
 
+    /// A pending EK that is allowed now (the allow-list, a manufacturer's
+    /// certificate) leaves the pending list; a failure is only said.
+    pub async fn ek_allowed(&self, fingerprint: &str) {
+        let pending = self
+            .endorsement_key(fingerprint)
+            .is_some_and(|r| r.state == EkState::Pending);
+        if !pending {
+            return;
+        }
+        let forget = EkCommand::Forget {
+            fingerprint: fingerprint.to_string(),
+        };
+        if let Err(e) = self.commit_ek(forget).await {
+            tracing::warn!(%fingerprint, error = %e, "an allowed EK stays on the pending list");
+        }
+    }
+
     /// Approves (or denies) the EK with `fingerprint`.
     pub async fn decide_ek(&self, fingerprint: &str, approve: bool) -> Result<(), MasterError> {
         let at = unix_now();

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //!   (new)               --Pending-->  pending  (seen again: Pending)
+//!   pending             --Forget--->  (gone: allowed by the list or a CA)
 //!   (new), pending, denied   --Approve-->  approved
 //!   (new), pending, approved --Deny----->  denied
 //! ```
@@ -86,6 +87,9 @@ pub enum EkCommand {
     Approve { fingerprint: String, at: f64 },
     /// Refused from now on.
     Deny { fingerprint: String, at: f64 },
+    /// A pending EK that is allowed now (put on the allow-list, or its
+    /// certificate accepted): no longer waiting for an operator.
+    Forget { fingerprint: String },
 }
 
 /// Why an EK command is refused.
@@ -99,6 +103,8 @@ pub enum EkRefusal {
     TooManyPending,
     #[error("{MAX_EKS} endorsement keys are kept already")]
     TooMany,
+    #[error("EK {0} is not pending")]
+    NotPending(String),
     #[error("invalid {what}: {why}")]
     Invalid { what: String, why: String },
 }
@@ -123,7 +129,8 @@ impl EkCommand {
         match self {
             EkCommand::Pending { fingerprint, .. }
             | EkCommand::Approve { fingerprint, .. }
-            | EkCommand::Deny { fingerprint, .. } => fingerprint,
+            | EkCommand::Deny { fingerprint, .. }
+            | EkCommand::Forget { fingerprint } => fingerprint,
         }
     }
 
@@ -132,6 +139,7 @@ impl EkCommand {
             EkCommand::Pending { at, .. }
             | EkCommand::Approve { at, .. }
             | EkCommand::Deny { at, .. } => *at,
+            EkCommand::Forget { .. } => 0.0,
         }
     }
 }
@@ -178,6 +186,10 @@ impl Registry {
                         }
                     }),
                 EkCommand::Approve { .. } | EkCommand::Deny { .. } => Ok(()),
+                EkCommand::Forget { .. } => match self.eks.get(f) {
+                    Some(r) if r.state == EkState::Pending => Ok(()),
+                    _ => Err(EkRefusal::NotPending(f.into())),
+                },
             }
         };
         checked.map_err(RegistryError::Ek)
@@ -185,6 +197,10 @@ impl Registry {
 
     pub(super) fn apply_ek(&mut self, cmd: &EkCommand) -> Applied {
         let fingerprint = cmd.fingerprint().to_string();
+        if let EkCommand::Forget { .. } = cmd {
+            self.eks.remove(&fingerprint);
+            return Applied::EndorsementKeyForgotten { fingerprint };
+        }
         let at = cmd.at();
         let record = self
             .eks
@@ -212,6 +228,7 @@ impl Registry {
                 record.state = EkState::Denied;
                 record.decided_at = Some(at);
             }
+            EkCommand::Forget { .. } => {}
         }
         Applied::EndorsementKey {
             fingerprint,
@@ -283,6 +300,20 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(r.endorsement_key(&g).unwrap().hostname, "");
+        // Only a pending EK is forgotten.
+        let forget = |f: &str| {
+            Command::Ek(EkCommand::Forget {
+                fingerprint: f.into(),
+            })
+        };
+        assert_eq!(
+            r.validate(&forget(&g)),
+            Err(RegistryError::Ek(EkRefusal::NotPending(g.clone())))
+        );
+        let h = "ef".repeat(32);
+        r.apply(&pending(&h, 7.0)).unwrap();
+        r.apply(&forget(&h)).unwrap();
+        assert!(r.endorsement_key(&h).is_none());
     }
 
     #[test]

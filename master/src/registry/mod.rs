@@ -251,6 +251,10 @@ pub enum Applied {
         fingerprint: String,
         state: EkState,
     },
+    /// A pending endorsement key no longer waits.
+    EndorsementKeyForgotten {
+        fingerprint: String,
+    },
     /// The command changed nothing (e.g. disconnecting an unreachable agent).
     Unchanged,
 }

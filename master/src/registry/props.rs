@@ -203,6 +203,7 @@ fn ek_command() -> impl Strategy<Value = Command> {
             .prop_map(|(fingerprint, at)| Command::Ek(EkCommand::Approve { fingerprint, at })),
         (fingerprint(), at)
             .prop_map(|(fingerprint, at)| Command::Ek(EkCommand::Deny { fingerprint, at })),
+        fingerprint().prop_map(|fingerprint| Command::Ek(EkCommand::Forget { fingerprint })),
     ]
 }
 
