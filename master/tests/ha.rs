@@ -24,12 +24,7 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let list = ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (ports, list) = master_ports(3);
         let masters = ports
             .iter()
             .map(|p| {

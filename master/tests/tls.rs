@@ -83,12 +83,7 @@ fn masters_speak_tls_and_refuse_strangers() {
     let ca = Ca::create("test cluster").unwrap();
     let ca_file = pki.join("ca.crt");
     std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let list = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (ports, list) = master_ports(3);
     let admin = material(&ca, Some(Role::Admin), "admin");
     let masters: Vec<Master> = ports
         .iter()

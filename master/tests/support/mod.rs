@@ -43,6 +43,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` free loopback ports for masters, and their `--masters` list.
+pub fn master_ports(n: usize) -> (Vec<u16>, String) {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let list = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (ports, list)
+}
+
 /// A child process that is killed when dropped.
 pub struct Proc {
     pub child: Option<Child>,
