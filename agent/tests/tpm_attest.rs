@@ -161,3 +161,31 @@ fn a_replayed_quote_and_an_unbound_ak_are_refused() {
     // B answering for B is bound, and verified.
     verify(&for_b, &b.answer(&to_agent(&msg_b)).unwrap()).unwrap();
 }
+
+#[test]
+fn an_ecc_endorsement_key_works_too() {
+    // P-256 EK: the seed comes from ECDH with the EK and KDFe; the AK
+    // signs with ECDSA.
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(tpm) = swtpm(&tmp.path().join("tpm")) else {
+        return;
+    };
+    let agent = EsapiAttestor::ecc(&tpm.tcti().unwrap(), &tmp.path().join("tls"));
+    let ev = agent.evidence().unwrap();
+    let ek = keel_attest::TpmPublic::parse(&ev.ek_public).unwrap();
+    assert!(matches!(ek.key, keel_attest::PublicKey::EccP256 { .. }));
+    let (c, msg) = challenge(&ev);
+    let answer = agent.answer(&to_agent(&msg)).unwrap();
+    verify(&c, &answer).unwrap();
+    // Another session's quote is refused here too.
+    let (next, msg2) = challenge(&ev);
+    let fresh = agent.answer(&to_agent(&msg2)).unwrap();
+    let replayed = Answer {
+        secret: fresh.secret,
+        ..answer
+    };
+    assert_eq!(
+        verify(&next, &replayed).unwrap_err(),
+        AttestError::Quote(QuoteError::WrongNonce)
+    );
+}

@@ -31,13 +31,29 @@ use super::tpm::{Answer, Attestor, AttestorError, ChallengeIn, Evidence, ak_path
 pub struct EsapiAttestor {
     tcti: String,
     dir: PathBuf,
+    /// The EK templates tried, in order.
+    templates: Vec<AsymmetricAlgorithmSelection>,
 }
 
 impl EsapiAttestor {
+    /// The RSA-2048 EK, else the P-256 one (as discovery reads it).
     pub fn new(tcti: &str, dir: &Path) -> EsapiAttestor {
         EsapiAttestor {
             tcti: tcti.to_string(),
             dir: dir.to_path_buf(),
+            templates: vec![
+                AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+                AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
+            ],
+        }
+    }
+
+    /// The P-256 EK only (and a P-256 ECDSA AK): for TPMs whose RSA EK is
+    /// not wanted, and to test that path on a TPM that has both.
+    pub fn ecc(tcti: &str, dir: &Path) -> EsapiAttestor {
+        EsapiAttestor {
+            templates: vec![AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256)],
+            ..EsapiAttestor::new(tcti, dir)
         }
     }
 
@@ -53,20 +69,19 @@ impl EsapiAttestor {
 
 type Tss = tss_esapi::Error;
 
-/// The EK (RSA-2048, else P-256) and which it is.
+/// The EK of the first of `templates` the TPM makes, and which it is.
 fn endorsement_key(
     ctx: &mut Context,
+    templates: &[AsymmetricAlgorithmSelection],
 ) -> Result<(KeyHandle, AsymmetricAlgorithmSelection), AttestorError> {
-    let rsa = AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048);
-    match ek::create_ek_object_2(ctx, rsa, None) {
-        Ok(key) => Ok((key, rsa)),
-        Err(rsa_err) => {
-            let ecc = AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256);
-            ek::create_ek_object_2(ctx, ecc, None)
-                .map(|key| (key, ecc))
-                .map_err(|e| AttestorError::EndorsementKey(format!("rsa: {rsa_err}; ecc: {e}")))
+    let mut errors = Vec::new();
+    for alg in templates {
+        match ek::create_ek_object_2(ctx, *alg, None) {
+            Ok(key) => return Ok((key, *alg)),
+            Err(e) => errors.push(format!("{alg:?}: {e}")),
         }
     }
+    Err(AttestorError::EndorsementKey(errors.join("; ")))
 }
 
 /// The EK certificate from its NV index (TCG EK Credential Profile 2.2.1.5),
@@ -178,7 +193,7 @@ impl EsapiAttestor {
 impl Attestor for EsapiAttestor {
     fn evidence(&self) -> Result<Evidence, AttestorError> {
         let mut ctx = self.open()?;
-        let (ek_handle, alg) = endorsement_key(&mut ctx)?;
+        let (ek_handle, alg) = endorsement_key(&mut ctx, &self.templates)?;
         let result = (|| {
             let (ek_public, _, _) = ctx
                 .read_public(ek_handle)
@@ -209,7 +224,7 @@ impl Attestor for EsapiAttestor {
         let nonce = Data::try_from(challenge.nonce.clone()).map_err(bad)?;
         let selection = pcr_selection(&challenge.pcrs)?;
         let mut ctx = self.open()?;
-        let (ek_handle, _alg) = endorsement_key(&mut ctx)?;
+        let (ek_handle, _alg) = endorsement_key(&mut ctx, &self.templates)?;
         let result = (|| {
             let (ak_handle, _) = self
                 .load_kept(&mut ctx, ek_handle)
