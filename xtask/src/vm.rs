@@ -93,7 +93,8 @@ pub fn vm(args: &VmArgs) -> Result<()> {
 }
 
 /// The QEMU tests, one guest at a time: hardware-tests/tests/qemu.rs (the
-/// appliance), then agent/tests/guest_isolation.rs (task isolation in a
+/// appliance) and qemu_tpm.rs (its TPM admission), then
+/// agent/tests/guest_isolation.rs (task isolation in a
 /// guest, probe tasks fetched from this machine).
 pub fn vm_test() -> Result<()> {
     require_vm_tools()?;
@@ -105,6 +106,8 @@ pub fn vm_test() -> Result<()> {
         "keel-hardware-tests",
         "--test",
         "qemu",
+        "--test",
+        "qemu_tpm",
         "--",
         "--ignored",
         "--test-threads=1",
