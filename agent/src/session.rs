@@ -72,6 +72,8 @@ pub enum SessionError {
     WorkDir(#[from] crate::workdir::WorkDirError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    #[error("the agent's certificate is half through its life: registering again to renew it")]
+    Renew,
     #[error("tpm admission: {0}")]
     Tpm(#[from] crate::trust::tpm::AttestorError),
 }
@@ -383,8 +385,16 @@ async fn session_once(
     let (updates_tx, mut updates) = mpsc::unbounded_channel();
     config.executor.attach(&registered.agent_id, updates_tx);
     let mut updates_open = true;
+    let renew = config
+        .trust
+        .as_ref()
+        .and_then(|t| crate::trust::renewal_in(t, unix_now()));
+    let renew_at = tokio::time::Instant::now() + renew.unwrap_or(Duration::ZERO);
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(renew_at), if renew.is_some() => {
+                return Err(SessionError::Renew);
+            }
             update = updates.recv(), if updates_open => match update {
                 Some(update) => {
                     let msg = pb::AgentMessage { msg: Some(AgentMsg::StatusUpdate(update)) };

@@ -263,6 +263,23 @@ impl Trust {
     }
 }
 
+/// When the certificate the masters issued is half through its life,
+/// from `now` (unix seconds): the session ends then, so that the
+/// re-registration asks for a new one before it expires (a session may
+/// outlive a certificate: TLS checks it only at the handshake). `None`:
+/// no issued certificate, a fixed one, or past that point already (the
+/// registration just asked).
+pub fn renewal_in(trust: &Trust, now: i64) -> Option<std::time::Duration> {
+    if trust.fixed.is_some() {
+        return None;
+    }
+    let (cert, _) = trust.issued().ok()??;
+    let der = CertificateDer::from_pem_slice(cert.as_bytes()).ok()?;
+    let (from, until) = keel_pki::validity(&der).ok()?;
+    let half = from + (until - from) / 2;
+    (half > now).then(|| std::time::Duration::from_secs((half - now) as u64))
+}
+
 fn past_half_life(cert_pem: &str, now: i64) -> bool {
     let Ok(der) = CertificateDer::from_pem_slice(cert_pem.as_bytes()) else {
         return true;
@@ -351,6 +368,9 @@ mod tests {
             trust.admission_request(now).unwrap(),
             AdmissionRequest::default()
         );
+        let half = renewal_in(&trust, now).unwrap().as_secs() as i64;
+        assert!((1700..=1800).contains(&half), "{half}");
+        assert_eq!(renewal_in(&trust, now + 1900), None);
         let later = trust.admission_request(now + 3000).unwrap();
         assert!(later.join_token.is_empty() && !later.csr_pem.is_empty());
         assert!(!later.tpm, "a renewal is by certificate");
