@@ -369,7 +369,7 @@ mod tests {
             AdmissionRequest::default()
         );
         let half = renewal_in(&trust, now).unwrap().as_secs() as i64;
-        assert!((1700..=1800).contains(&half), "{half}");
+        assert!((1600..=1800).contains(&half), "{half}");
         assert_eq!(renewal_in(&trust, now + 1900), None);
         let later = trust.admission_request(now + 3000).unwrap();
         assert!(later.join_token.is_empty() && !later.csr_pem.is_empty());
