@@ -11,6 +11,7 @@ use keel_api::keel::{AgentDetail, Agents, Error};
 use super::{json, views};
 use crate::auth::{Action, Caller};
 use crate::core::Master;
+use crate::registry::AgentRecord;
 
 /// `403` unless the caller may see the agents.
 fn check_view(master: &Master, caller: &Caller) -> Option<Response> {
@@ -47,23 +48,35 @@ fn unknown(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, format!("unknown agent {id}"))
 }
 
+/// The answer `f` makes of agent `id`; 403 when the caller may not see
+/// agents, 404 when there is no such agent.
+fn one_agent(
+    master: &Master,
+    caller: &Caller,
+    id: &str,
+    f: impl FnOnce(&AgentRecord) -> Response,
+) -> Response {
+    if let Some(refused) = check_view(master, caller) {
+        return refused;
+    }
+    match master.registry().agent(id) {
+        Some(a) => f(a),
+        None => unknown(id),
+    }
+}
+
 pub async fn agent(
     State(master): State<Arc<Master>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = check_view(&master, &caller) {
-        return refused;
-    }
-    let registry = master.registry();
-    let Some(a) = registry.agent(&id) else {
-        return unknown(&id);
-    };
-    let body = AgentDetail {
-        summary: views::agent_keel(a),
-        inventory: a.info.inventory.clone(),
-    };
-    json(StatusCode::OK, &body)
+    one_agent(&master, &caller, &id, |a| {
+        let body = AgentDetail {
+            summary: views::agent_keel(a),
+            inventory: a.info.inventory.clone(),
+        };
+        json(StatusCode::OK, &body)
+    })
 }
 
 pub async fn inventory(
@@ -71,12 +84,7 @@ pub async fn inventory(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = check_view(&master, &caller) {
-        return refused;
-    }
-    let registry = master.registry();
-    match registry.agent(&id) {
-        Some(a) => json(StatusCode::OK, &a.info.inventory),
-        None => unknown(&id),
-    }
+    one_agent(&master, &caller, &id, |a| {
+        json(StatusCode::OK, &a.info.inventory)
+    })
 }
