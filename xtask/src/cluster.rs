@@ -94,16 +94,18 @@ pub fn spawn_master_with(
 }
 
 pub fn spawn_agent(master: &str, port: u16, work_dir: &Path, quiet: bool) -> Result<Node> {
-    spawn_agent_with(master, port, work_dir, quiet, &[])
+    spawn_agent_with(master, port, work_dir, quiet, &[], &[])
 }
 
-/// [`spawn_agent`] with more flags.
+/// [`spawn_agent`] with more flags and environment (secrets such as a
+/// join token go there: `ps` shows argv to everyone).
 pub fn spawn_agent_with(
     master: &str,
     port: u16,
     work_dir: &Path,
     quiet: bool,
     extra: &[String],
+    env: &[(&str, &str)],
 ) -> Result<Node> {
     let mut cmd = Command::new(release_bin("keel-agent"));
     cmd.args([
@@ -118,6 +120,7 @@ pub fn spawn_agent_with(
     .arg(work_dir)
     .args(["--registration-backoff-factor", "100ms"])
     .args(extra)
+    .envs(env.iter().copied())
     .env("KEEL_LOG_STDERR", "1");
     if quiet {
         cmd.stderr(Stdio::null());

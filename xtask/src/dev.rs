@@ -48,6 +48,7 @@ pub fn dev(port: u16, agent_port: u16, fresh: bool, plaintext: bool) -> Result<(
         bail!("keel-master did not answer on {master_addr}");
     }
     let mut agent_flags = Vec::new();
+    let mut join_token = String::new();
     let mut config = format!("master = \"{master_addr}\"\n");
     if let Some(s) = &secure {
         let join = api.client().create_token(&CreateToken {
@@ -62,12 +63,8 @@ pub fn dev(port: u16, agent_port: u16, fresh: bool, plaintext: bool) -> Result<(
             ttl_seconds: Some(ADMIN_TOKEN_TTL),
             uses: None,
         })?;
-        agent_flags = vec![
-            "--tls-ca".into(),
-            s.ca().display().to_string(),
-            "--join-token".into(),
-            join.token,
-        ];
+        agent_flags = vec!["--tls-ca".into(), s.ca().display().to_string()];
+        join_token = join.token;
         config.push_str(&format!(
             "tls_ca = \"{}\"\ntoken = \"{}\"\n",
             s.ca().display(),
@@ -82,6 +79,7 @@ pub fn dev(port: u16, agent_port: u16, fresh: bool, plaintext: bool) -> Result<(
         &base.join("agent"),
         false,
         &agent_flags,
+        &[("KEEL_JOIN_TOKEN", join_token.as_str())],
     )?;
     if !wait_until(Duration::from_secs(30), || !api.active_agents().is_empty()) {
         bail!("the agent did not register within 30s");

@@ -128,8 +128,14 @@ fn one(dir: &Path, tls: bool, launches: usize, writes: usize, f: &mut Figures) -
         ];
     }
     let start = Instant::now();
-    let agent =
-        cluster::spawn_agent_with(&addr, free_port(), &dir.join("agent"), true, &agent_flags)?;
+    let agent = cluster::spawn_agent_with(
+        &addr,
+        free_port(),
+        &dir.join("agent"),
+        true,
+        &agent_flags,
+        &[],
+    )?;
     if !wait_until(Duration::from_secs(30), || !api.active_agents().is_empty()) {
         bail!("agent did not register (tls: {tls})");
     }
