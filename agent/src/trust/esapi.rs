@@ -123,28 +123,11 @@ fn read(path: &Path) -> Result<Vec<u8>, AttestorError> {
     })
 }
 
-/// Writes owner-only through a rename.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), AttestorError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| AttestorError::Io {
+    super::write_private(path, bytes).map_err(|source| AttestorError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 impl EsapiAttestor {

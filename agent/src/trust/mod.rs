@@ -94,12 +94,6 @@ pub async fn pinned_ca(
             match fetched.await {
                 Ok(pem) => match keel_pki::pinned::check_pinned(&pem, pinned) {
                     Ok(pem) => {
-                        std::fs::create_dir_all(path.parent().unwrap_or(work_dir)).map_err(
-                            |source| TrustError::Io {
-                                path: path.clone(),
-                                source,
-                            },
-                        )?;
                         write(&path, &pem)?;
                         tracing::info!(%master, fingerprint = %pinned, "cluster CA fetched and pinned");
                         return Ok(path);
@@ -253,10 +247,6 @@ impl Trust {
         if path.exists() {
             return read(&path);
         }
-        std::fs::create_dir_all(&self.dir).map_err(|source| TrustError::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
         let key = keel_pki::new_key()?;
         write(&path, &key)?;
         Ok(key)
@@ -297,25 +287,31 @@ fn read(path: &Path) -> Result<String, TrustError> {
     })
 }
 
-/// Writes `text` to `path` owner-only, durably, through a rename.
-fn write(path: &Path, text: &str) -> Result<(), TrustError> {
+/// Writes `bytes` to `path` owner-only (keys), durably, through a rename;
+/// the directory is made if missing. The one writer of `<work-dir>/tls/`.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension("tmp");
-    let err = |source| TrustError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), TrustError> {
+    write_private(path, text.as_bytes()).map_err(|source| TrustError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
