@@ -11,16 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keel_api::keel::{CreateToken, TokenKind};
-use keel_pki::{Ca, Material, Role};
+use keel_pki::{Ca, Material};
 use support::*;
 
 const T: Duration = Duration::from_secs(30);
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -33,39 +27,12 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let ca = Ca::create("admission test").unwrap();
-    let port = free_port();
-    let m = ca
-        .issue(
-            Role::Master,
-            &format!("127.0.0.1:{port}"),
-            &["127.0.0.1".into()],
-            T * 100,
-        )
-        .unwrap();
-    let ca_file = write(&root, "ca.crt", ca.cert_pem());
-    let ca_key = write(&root, "ca.key", ca.key_pem());
-    let cert = write(&root, "m.crt", &m.cert_pem);
-    let key = write(&root, "m.key", &m.key_pem);
-    let admin = ca.issue(Role::Admin, "admin", &[], T * 100).unwrap();
-    let admin = Material::from_pem(ca.cert_pem(), Some((&admin.cert_pem, &admin.key_pem))).unwrap();
-    let path = |p: &PathBuf| p.display().to_string();
-    let flags = [
-        "--tls-ca".to_string(),
-        path(&ca_file),
-        "--tls-cert".into(),
-        path(&cert),
-        "--tls-key".into(),
-        path(&key),
-        "--tls-ca-key".into(),
-        path(&ca_key),
-    ];
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let master = Master::start_tls(&root, port, "3s", &flags, Some(admin));
+    let (master, ca_file) = start_secure_master(&root, &ca, &[]);
     Setup {
         _tmp: tmp,
         root,
         master,
-        ca_file: path(&ca_file),
+        ca_file: ca_file.display().to_string(),
     }
 }
 

@@ -43,6 +43,49 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes `text` to `dir/name`; the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A TLS master signed by `ca` that holds the CA's key (it certifies the
+/// agents it admits), with `extra` flags, files under `root`; its client
+/// is an admin's. Returns the master and the CA file agents are given.
+pub fn start_secure_master(root: &Path, ca: &keel_pki::Ca, extra: &[String]) -> (Master, PathBuf) {
+    use keel_pki::{Material, Role};
+    let valid = Duration::from_secs(3600);
+    let port = free_port();
+    let m = ca
+        .issue(
+            Role::Master,
+            &format!("127.0.0.1:{port}"),
+            &["127.0.0.1".into()],
+            valid,
+        )
+        .unwrap();
+    let ca_file = write_file(root, "ca.crt", ca.cert_pem());
+    let files = [
+        ("--tls-ca", ca_file.clone()),
+        ("--tls-cert", write_file(root, "m.crt", &m.cert_pem)),
+        ("--tls-key", write_file(root, "m.key", &m.key_pem)),
+        ("--tls-ca-key", write_file(root, "ca.key", ca.key_pem())),
+    ];
+    let mut flags: Vec<String> = files
+        .iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .collect();
+    flags.extend(extra.iter().cloned());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let admin = ca.issue(Role::Admin, "admin", &[], valid).unwrap();
+    let admin = Material::from_pem(ca.cert_pem(), Some((&admin.cert_pem, &admin.key_pem))).unwrap();
+    (
+        Master::start_tls(root, port, "3s", &flags, Some(admin)),
+        ca_file,
+    )
+}
+
 /// `n` free loopback ports for masters, and their `--masters` list.
 pub fn master_ports(n: usize) -> (Vec<u16>, String) {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();

@@ -4,7 +4,7 @@
 //! `benches/tpm_admission.rs` (included by path: the other tests do not
 //! link the agent's TPM code).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -17,9 +17,9 @@ use keel_api::pb::{self, agent_message::Msg, master_message::Msg as MasterMsg};
 use keel_api::resources::Resources;
 use keel_attest::TpmPublic;
 use keel_hardware_tests::swtpm::Swtpm;
-use keel_pki::{Ca, Material, Role};
+use keel_pki::{Ca, Material};
 
-use crate::support::{Master, free_port};
+use crate::support::{Master, start_secure_master};
 
 pub struct Lab {
     _tmp: tempfile::TempDir,
@@ -33,11 +33,7 @@ pub struct Lab {
     _tpm: Swtpm,
 }
 
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+pub use crate::support::write_file as write;
 
 /// How the lab's master judges EKs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,44 +63,18 @@ pub fn lab(ek_policy: Ek) -> Option<Lab> {
     let ek = TpmPublic::parse(&probe.ek_public).unwrap().fingerprint();
 
     let ca = Ca::create("tpm admission test").unwrap();
-    let port = free_port();
-    let m = ca
-        .issue(
-            Role::Master,
-            &format!("127.0.0.1:{port}"),
-            &["127.0.0.1".into()],
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-    let ca_file = write(&root, "ca.crt", ca.cert_pem());
-    let ca_key = write(&root, "ca.key", ca.key_pem());
-    let cert = write(&root, "m.crt", &m.cert_pem);
-    let key = write(&root, "m.key", &m.key_pem);
     let listing = match ek_policy {
         Ek::Listed => format!("# the lab's swtpm\nsha256:{ek}\n"),
         _ => "# nobody yet\n".to_string(),
     };
     let allow = write(&root, "ek-allow", &listing);
-    let admin = ca
-        .issue(Role::Admin, "admin", &[], Duration::from_secs(3600))
-        .unwrap();
-    let admin = Material::from_pem(ca.cert_pem(), Some((&admin.cert_pem, &admin.key_pem))).unwrap();
     let path = |p: &PathBuf| p.display().to_string();
-    let flags = [
-        "--tls-ca".to_string(),
-        path(&ca_file),
-        "--tls-cert".into(),
-        path(&cert),
-        "--tls-key".into(),
-        path(&key),
-        "--tls-ca-key".into(),
-        path(&ca_key),
+    let mut flags: Vec<String> = vec![
         "--agent-admission".into(),
         "tpm".into(),
         "--tpm-ek-allow".into(),
         path(&allow),
     ];
-    let mut flags = flags.to_vec();
     if ek_policy == Ek::Certified {
         let makers = root.join("ek-ca");
         std::fs::create_dir_all(&makers).unwrap();
@@ -113,8 +83,7 @@ pub fn lab(ek_policy: Ek) -> Option<Lab> {
         provision_ek_certificate(&tcti, &cert);
         flags.extend(["--tpm-ek-ca".into(), path(&makers)]);
     }
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let master = Master::start_tls(&root, port, "3s", &flags, Some(admin));
+    let (master, ca_file) = start_secure_master(&root, &ca, &flags);
     Some(Lab {
         _tmp: tmp,
         root,
