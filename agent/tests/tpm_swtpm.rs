@@ -3,49 +3,22 @@
 //! which libtss2-dev pulls in). Skipped, saying so, when swtpm is missing;
 //! .ci/run installs it.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use keel_agent::discovery::tpm::{self, Esapi, TpmConnector, TpmSession, props};
 use keel_api::inventory::TpmInfo;
 
-/// One `swtpm socket` with its state in a directory; killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
+/// One `swtpm socket` with its state in a directory (the lab harness's),
+/// killed on drop.
+struct Swtpm(keel_hardware_tests::swtpm::Swtpm);
 
 impl Swtpm {
     fn start(state: &Path) -> Swtpm {
-        std::fs::create_dir_all(state).unwrap();
-        let port = free_port_pair();
-        let mut child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("cannot start swtpm");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("swtpm exited with {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Swtpm { child, port }
+        Swtpm(keel_hardware_tests::swtpm::Swtpm::start_tcp(state).expect("cannot start swtpm"))
     }
 
     fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
+        self.0.tcti().expect("a TCP swtpm has a TCTI")
     }
 
     fn open(&self) -> Box<dyn TpmSession> {
@@ -57,35 +30,8 @@ impl Swtpm {
     }
 }
 
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port P with P + 1 free too (the swtpm TCTI's control port).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two adjacent free ports");
-}
-
 fn have_swtpm() -> bool {
-    let found = Command::new("swtpm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
+    let found = keel_hardware_tests::swtpm::Swtpm::installed();
     if !found {
         eprintln!("SKIPPED: swtpm not found (Debian package swtpm; .ci/run installs it)");
     }
