@@ -26,8 +26,14 @@ fn sh(cmd: &mut Command) {
     );
 }
 
-/// The venv's python, created on first use.
+/// The venv's python, created on first use. The tests of this binary run
+/// in parallel threads and both need it: one builds it, the other waits.
 fn pymesos_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(create_venv).clone()
+}
+
+fn create_venv() -> PathBuf {
     let target = bin("keel-master")
         .parent()
         .unwrap()
