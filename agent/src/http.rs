@@ -2,7 +2,8 @@
 //! `/state` (also `/slave(1)/state`), the discovered inventory and the
 //! sandboxes ([`crate::files`]: `/files/browse`, `/files/read`,
 //! `/files/download`). Served by [`keel_serve`] within connection limits
-//! and timeouts ([`serve`]).
+//! and timeouts ([`serve`]), over TLS when the agent has the cluster CA,
+//! every route but `/health` behind [`crate::access`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use axum::routing::get;
 use keel_api::attributes::Attributes;
 use keel_api::inventory::Inventory;
 use keel_api::resources::Resources;
+use keel_pki::GrantVerifier;
 use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access::PortAuth;
 use crate::files::Sandboxes;
 use crate::files::http::FilesView;
 use crate::session::SessionStatus;
@@ -31,13 +34,21 @@ pub struct AgentView {
     pub attributes: Attributes,
     pub status: watch::Receiver<SessionStatus>,
     pub sandboxes: Sandboxes,
+    /// Checks sandbox grants; `None`: no TLS, the port is open.
+    pub grants: Option<GrantVerifier>,
 }
 
 pub fn router(view: Arc<AgentView>) -> Router {
     let status = view.status.clone();
+    let agent_id: Arc<dyn Fn() -> Option<String> + Send + Sync> =
+        Arc::new(move || status.borrow().agent_id.clone());
     let files = FilesView {
         sandboxes: view.sandboxes.clone(),
-        agent_id: Arc::new(move || status.borrow().agent_id.clone()),
+        agent_id: agent_id.clone(),
+    };
+    let auth = PortAuth {
+        grants: view.grants.clone(),
+        agent_id,
     };
     Router::new()
         .route("/health", get(|| async { StatusCode::OK }))
@@ -46,6 +57,10 @@ pub fn router(view: Arc<AgentView>) -> Router {
         .route("/api/keel/v1/inventory", get(inventory))
         .with_state(view)
         .merge(crate::files::http::router(files))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::access::authenticate,
+        ))
 }
 
 /// `/health` stays reachable when the connections run out.
@@ -54,14 +69,16 @@ pub const ROUTES: keel_serve::Routes = keel_serve::Routes {
     streams: &[],
 };
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves.
+/// Serves `app` on `listener` within `limits`, over `tls` when given,
+/// until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: keel_serve::Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    keel_serve::serve(listener, app, limits, ROUTES, None, shutdown).await
+    keel_serve::serve(listener, app, limits, ROUTES, tls, shutdown).await
 }
 
 fn json(body: &Json) -> Response {

@@ -11,8 +11,10 @@
 //! - [`isolation`]: the kernel surfaces of task isolation (procfs, ...).
 //! - [`http`]: the agent's own HTTP endpoint.
 //! - [`files`]: task sandboxes over HTTP (Mesos' files API).
+//! - [`access`]: who may use the agent's port (certificates, sandbox grants).
 //! - [`fetcher`]: `CommandInfo.uris` into sandboxes (http, file, archives, cache).
 
+pub mod access;
 pub mod discovery;
 pub mod executor;
 pub mod fetcher;
@@ -143,6 +145,31 @@ pub async fn prepare(config: &AgentConfig) -> Result<Prepared, AgentError> {
     })
 }
 
+/// TLS on the agent's port and the grant checker, when the agent has the
+/// cluster CA; plaintext and open (said in the log) without.
+fn port_tls(
+    trust: Option<&trust::Trust>,
+) -> Result<
+    (
+        Option<Arc<rustls::ServerConfig>>,
+        Option<keel_pki::GrantVerifier>,
+    ),
+    AgentError,
+> {
+    let Some(trust) = trust else {
+        tracing::warn!(
+            "no cluster CA: the agent's port is PLAINTEXT and anyone who reaches it reads \
+             every sandbox; for development only"
+        );
+        return Ok((None, None));
+    };
+    let material = trust.material()?;
+    let key = Arc::new(trust::port::PortKey::new(trust.clone()));
+    let server =
+        keel_pki::agent_port::server_config(&material, key).map_err(trust::TrustError::from)?;
+    Ok((Some(server), Some(keel_pki::GrantVerifier::new(&material))))
+}
+
 /// Runs the agent: serves HTTP on `listener` and keeps a session with the
 /// masters until `shutdown` resolves. `status` reports the session.
 pub async fn run(
@@ -172,6 +199,7 @@ pub async fn run(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (tls, grants) = port_tls(config.trust.as_ref())?;
     let view = Arc::new(http::AgentView {
         hostname: prepared.hostname.clone(),
         pid: format!("slave(1)@{}:{port}", config.ip),
@@ -180,11 +208,12 @@ pub async fn run(
         attributes: config.attributes.clone(),
         status: status.subscribe(),
         sandboxes: files::Sandboxes::new(work_dir.root()),
+        grants,
     });
     let mut http_stop = stop_rx.clone();
     let limits = config.http;
     let server = tokio::spawn(async move {
-        http::serve(listener, http::router(view), limits, async move {
+        http::serve(listener, http::router(view), limits, tls, async move {
             let _ = http_stop.wait_for(|s| *s).await;
         })
         .await

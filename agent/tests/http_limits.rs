@@ -36,11 +36,13 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
         attributes: Default::default(),
         status,
         sandboxes: Sandboxes::new(dir),
+        grants: None,
     });
     rt.spawn(serve(
         listener,
         router(view),
         LIMITS,
+        None,
         std::future::pending(),
     ));
     (addr, rt)

@@ -229,3 +229,21 @@ mod tests {
         assert!(serde_json::from_value::<CreateToken>(json!({"kind": "admin"})).is_err());
     }
 }
+
+/// `POST /api/keel/v1/agents/{id}/grant`: a sandbox grant for these
+/// frameworks' sandboxes on that agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub frameworks: Vec<String>,
+}
+
+/// A sandbox grant: `Authorization: Bearer <token>` on the agent's port
+/// reads those sandboxes until `expires_at` (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxGrant {
+    pub token: String,
+    pub agent_id: String,
+    pub frameworks: Vec<String>,
+    pub expires_at: i64,
+}

@@ -8,6 +8,9 @@
 //!   `keel.rs`), typed with `keel_api::keel`;
 //! - the Mesos v1 scheduler API ([`scheduler`]): SUBSCRIBE with its RecordIO
 //!   event stream, and the calls;
+//! - agents' sandboxes ([`Client::sandbox`], `sandbox.rs`): Mesos' files
+//!   API on the agent's port, over TLS with a sandbox grant when the
+//!   cluster has TLS;
 //! - a blocking facade over all of it ([`blocking`]) for callers without an
 //!   async runtime.
 //!
@@ -21,6 +24,7 @@ mod error;
 mod keel;
 mod legacy;
 mod operator;
+mod sandbox;
 pub mod scheduler;
 mod transport;
 
@@ -34,6 +38,7 @@ use serde::de::DeserializeOwned;
 pub use auth::Credentials;
 pub use error::{Attempt, ClientError};
 pub use legacy::TaskQuery;
+pub use sandbox::{FileChunk, FileEntry, Sandbox};
 pub use scheduler::{Subscribe, Subscription};
 
 use transport::{Request, Transport};
@@ -41,6 +46,8 @@ use transport::{Request, Transport};
 /// A client of one cluster's masters.
 pub struct Client {
     transport: Transport,
+    /// The TLS material, for agents' ports too.
+    tls: Option<keel_pki::Material>,
 }
 
 /// Options of a [`Client`].
@@ -101,6 +108,7 @@ impl ClientBuilder {
                 self.tls.as_ref(),
                 headers,
             )?,
+            tls: self.tls,
         })
     }
 }

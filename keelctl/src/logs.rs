@@ -7,7 +7,8 @@
 //! `/frameworks/<fw>/executors/<ex>/runs/latest` (plus `tasks/<task>` for a
 //! task of a task group), read through the agent's files API: the whole
 //! file with `/files/download`, and with `-f` new bytes with `/files/read`
-//! until the task has ended and nothing more comes.
+//! until the task has ended and nothing more comes, through
+//! `keel-client` (over TLS with a sandbox grant when the cluster has TLS).
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,8 +17,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use keel_api::mesos::TaskState;
 use keel_api::operator::{GetAgents, GetTasks};
-use keel_client::Client;
-use serde::Deserialize;
+use keel_client::{Client, ClientError, FileChunk};
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -27,13 +27,6 @@ pub struct LogsSpec {
     pub framework: Option<String>,
     pub follow: bool,
     pub stderr: bool,
-}
-
-/// An answer of the agent's `/files/read`.
-#[derive(Debug, Default, Deserialize)]
-struct FileChunk {
-    #[serde(default)]
-    data: String,
 }
 
 /// Where a task ran.
@@ -106,27 +99,16 @@ pub async fn logs(client: &Client, spec: LogsSpec) -> Result<()> {
     let agents = client.get_agents().await?;
     let agent = agent_address(&agents, &place.agent_id)?;
     let path = sandbox_file(&spec.task, &place, spec.stderr);
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .context("cannot build http client")?;
-    let files = format!("http://{agent}/files");
+    let sandbox = client
+        .sandbox(&place.agent_id, &agent, &place.framework_id)
+        .context("cannot set up a client of the agent")?;
     let mut out = std::io::stdout();
 
     if !spec.follow {
-        let resp = http
-            .get(format!("{files}/download"))
-            .query(&[("path", &path)])
-            .send()
+        let resp = sandbox
+            .download(&path)
             .await
-            .with_context(|| format!("cannot reach agent {agent}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            bail!(
-                "agent {agent}: {path}: {status}: {}",
-                resp.text().await.unwrap_or_default()
-            );
-        }
+            .with_context(|| format!("agent {agent}: {path}"))?;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             out.write_all(&chunk.context("reading the file")?)?;
@@ -139,20 +121,12 @@ pub async fn logs(client: &Client, spec: LogsSpec) -> Result<()> {
     let mut ended = place.state.is_terminal();
     let mut last_check = std::time::Instant::now();
     loop {
-        let resp = http
-            .get(format!("{files}/read"))
-            .query(&[("path", path.as_str()), ("offset", &offset.to_string())])
-            .send()
-            .await
-            .with_context(|| format!("cannot reach agent {agent}"))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        // A task being launched has no sandbox yet.
-        let not_yet = status == reqwest::StatusCode::NOT_FOUND && !ended;
-        if !status.is_success() && !not_yet {
-            bail!("agent {agent}: {path}: {status}: {text}");
-        }
-        let chunk: FileChunk = serde_json::from_str(&text).unwrap_or_default();
+        let chunk = match sandbox.read(&path, offset).await {
+            Ok(chunk) => chunk,
+            // A task being launched has no sandbox yet.
+            Err(ClientError::Status { status: 404, .. }) if !ended => FileChunk::default(),
+            Err(e) => return Err(e).with_context(|| format!("agent {agent}: {path}")),
+        };
         let data = chunk.data.as_str();
         if !data.is_empty() {
             out.write_all(data.as_bytes())?;

@@ -215,7 +215,8 @@ async fn main() -> anyhow::Result<()> {
     let addr = SocketAddr::new(flags.ip, flags.port);
     let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let config = master_config(&flags, hostname, local.port(), trust);
+    let mut config = master_config(&flags, hostname, local.port(), trust);
+    config.grants = security.grants.clone();
     // Resolves with the error once Raft stops for good (never for a single
     // master).
     let mut raft_stopped: futures::future::BoxFuture<'static, String> =
@@ -339,6 +340,7 @@ fn master_config(flags: &Flags, hostname: String, port: u16, trust: Trust) -> Ma
             ("authenticate".into(), trust.required().to_string()),
         ],
         trust: Arc::new(trust),
+        grants: None,
     }
 }
 

@@ -60,6 +60,8 @@ pub enum SecurityError {
     TpmFlagsWithoutTpm,
     #[error(transparent)]
     EkPolicy(#[from] AttestationError),
+    #[error("sandbox grants: {0}")]
+    Grants(#[from] keel_pki::GrantError),
 }
 
 /// What the flags set up.
@@ -74,6 +76,8 @@ pub struct Security {
     /// The cluster CA (PEM), served unauthenticated at `/api/keel/v1/ca`
     /// for nodes that pin its fingerprint.
     pub ca_pem: Option<String>,
+    /// Signs sandbox grants with this master's key.
+    pub grants: Option<Arc<keel_pki::GrantSigner>>,
 }
 
 impl SecurityFlags {
@@ -103,6 +107,7 @@ impl SecurityFlags {
                 admission: Arc::new(Admission::open()),
                 ek_policy: Arc::new(EkPolicy::default()),
                 ca_pem: None,
+                grants: None,
             });
         };
         let role = material.identity()?.map(|id| id.role);
@@ -141,6 +146,7 @@ impl SecurityFlags {
             None => None,
         };
         Ok(Security {
+            grants: Some(Arc::new(keel_pki::GrantSigner::new(&material)?)),
             ca_pem,
             server: Some(material.server_config()?),
             raft_client: Some(material.client_config(&[b"h2"])?),

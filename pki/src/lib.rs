@@ -16,11 +16,16 @@
 //! - [`connect`]: TLS under tonic's channels (master to master, agent to
 //!   master);
 //! - [`flags`]: `--tls-ca`, `--tls-cert`, `--tls-key`;
-//! - [`pinned`]: fetching the CA by its fingerprint (the appliance).
+//! - [`pinned`]: fetching the CA by its fingerprint (the appliance);
+//! - [`agent_port`]: TLS on an agent's own port (its certificate names its
+//!   agent id, and clients check that instead of an address);
+//! - [`grant`]: sandbox grants, signed by a master, checked by agents.
 
+pub mod agent_port;
 pub mod ca;
 pub mod connect;
 pub mod flags;
+pub mod grant;
 pub mod pinned;
 pub mod role;
 pub mod tls;
@@ -28,6 +33,7 @@ pub mod tls;
 pub use ca::{Ca, CaError, Issued, new_key, request};
 pub use connect::TlsConnector;
 pub use flags::TlsFlags;
+pub use grant::{Grant, GrantError, GrantSigner, GrantVerifier};
 pub use role::{IdentityError, PeerIdentity, Role, validity};
 pub use tls::{Material, TlsError};
 

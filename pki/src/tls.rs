@@ -112,6 +112,17 @@ impl Material {
         &self.ca
     }
 
+    pub(crate) fn roots(&self) -> &Arc<RootCertStore> {
+        &self.roots
+    }
+
+    /// This process's certificate chain and key, if it has them.
+    pub(crate) fn own(&self) -> Option<(&[CertificateDer<'static>], &PrivateKeyDer<'static>)> {
+        self.identity
+            .as_ref()
+            .map(|(chain, key)| (chain.as_slice(), key.as_ref()))
+    }
+
     /// Who this process is, by its own certificate.
     pub fn identity(&self) -> Result<Option<PeerIdentity>, TlsError> {
         match &self.identity {

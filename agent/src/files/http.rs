@@ -8,6 +8,9 @@
 //!   UTF-8 character (the reader advances by the bytes of `data`).
 //! - `download?path=P`: the file's bytes as an attachment, streamed.
 //!
+//! Each call is within the request's [`Access`] (`crate::access`): a
+//! path outside it is 403 with the reason.
+//!
 //! Errors: 400 for a bad query or reading a directory, 404 for a path that
 //! does not exist, is outside the sandboxes or goes through a symlink, 403
 //! for a FIFO, socket, device or hard-linked file inside one, each with a
@@ -19,13 +22,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use super::{FilesError, Opened, Sandboxes, utf8_prefix};
+use crate::access::{Access, AccessError};
 
 /// Mesos reads at most 16 pages per request.
 pub const MAX_READ: u64 = 16 * 4096;
@@ -56,6 +60,15 @@ fn number(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, FilesE
 }
 
 impl FilesCall {
+    /// The path the call names.
+    pub fn path(&self) -> &str {
+        match self {
+            FilesCall::Browse { path }
+            | FilesCall::Read { path, .. }
+            | FilesCall::Download { path } => path,
+        }
+    }
+
     /// `endpoint` is `browse`, `read` or `download`.
     pub fn parse(endpoint: &str, q: &HashMap<String, String>) -> Result<Self, FilesError> {
         let path = q
@@ -120,22 +133,37 @@ fn json_response(body: serde_json::Value) -> Response {
     resp
 }
 
-async fn answer(view: FilesView, endpoint: &'static str, q: HashMap<String, String>) -> Response {
+/// Answers `endpoint`'s call within `access` (the port's middleware
+/// decides it; a router without one serves nothing).
+async fn answer(
+    view: FilesView,
+    access: Option<Extension<Access>>,
+    endpoint: &'static str,
+    q: HashMap<String, String>,
+) -> Response {
+    let Some(Extension(access)) = access else {
+        return crate::access::refusal(&AccessError::Unauthenticated);
+    };
     let call = match FilesCall::parse(endpoint, &q) {
         Ok(c) => c,
         Err(e) => return error(e),
     };
     let agent_id = (view.agent_id)();
     // File system work off the async threads.
-    let result =
-        tokio::task::spawn_blocking(move || dispatch(&view.sandboxes, call, agent_id.as_deref()))
-            .await
-            .unwrap_or_else(|e| {
-                Err(FilesError::Io {
-                    path: String::new(),
-                    reason: e.to_string(),
-                })
-            });
+    let result = tokio::task::spawn_blocking(move || {
+        let rel = view.sandboxes.resolve(call.path(), agent_id.as_deref())?;
+        if let Err(denied) = access.permits(&rel, agent_id.as_deref()) {
+            return Ok(crate::access::refusal(&denied));
+        }
+        dispatch(&view.sandboxes, call, agent_id.as_deref())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(FilesError::Io {
+            path: String::new(),
+            reason: e.to_string(),
+        })
+    });
     result.unwrap_or_else(error)
 }
 
@@ -229,20 +257,26 @@ fn download_file(
 
 async fn browse(
     State(view): State<FilesView>,
+    access: Option<Extension<Access>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    answer(view, "browse", q).await
+    answer(view, access, "browse", q).await
 }
 
-async fn read(State(view): State<FilesView>, Query(q): Query<HashMap<String, String>>) -> Response {
-    answer(view, "read", q).await
+async fn read(
+    State(view): State<FilesView>,
+    access: Option<Extension<Access>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    answer(view, access, "read", q).await
 }
 
 async fn download(
     State(view): State<FilesView>,
+    access: Option<Extension<Access>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    answer(view, "download", q).await
+    answer(view, access, "download", q).await
 }
 
 #[cfg(test)]

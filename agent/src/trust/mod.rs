@@ -22,6 +22,7 @@ use keel_pki::Material;
 mod esapi;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod port;
 pub mod tpm;
 
 use rustls::pki_types::CertificateDer;

@@ -67,6 +67,9 @@ pub struct MasterConfig {
     pub flags: Vec<(String, String)>,
     /// Who may use the scheduler and operator APIs, and for what.
     pub trust: Arc<Trust>,
+    /// Signs sandbox grants for agents' ports (with TLS; `None` on
+    /// plaintext, where agents' ports are open).
+    pub grants: Option<Arc<keel_pki::GrantSigner>>,
 }
 
 impl MasterConfig {
@@ -86,6 +89,7 @@ impl MasterConfig {
             allocator: "drf".into(),
             flags: Vec::new(),
             trust: Arc::new(Trust::open()),
+            grants: None,
         }
     }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod body;
 mod error;
+mod grants;
 mod keel;
 pub mod leader;
 mod legacy;
@@ -72,6 +73,10 @@ fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/api/keel/v1/agents/{id}", get(keel::agent))
         .route("/api/keel/v1/agents/{id}/inventory", get(keel::inventory))
         .route("/api/keel/v1/tokens", get(tokens::tokens))
+        .route(
+            "/api/keel/v1/agents/{id}/grant",
+            axum::routing::post(grants::create),
+        )
         .merge(leader_routes(master.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             master,
