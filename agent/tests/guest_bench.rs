@@ -148,13 +148,10 @@ fn launch_beside_crun_inside_a_guest() {
         fw.launch(task, 2.0, 768.0, vec![]).await;
         let within = Duration::from_secs(300 + 20 * (runs + warmup) as u64);
         let st = fw.until("bench", TaskState::TASK_FINISHED, within).await;
-        let http = reqwest::Client::new();
-        let out = guest.sandbox_file(&http, &fw.id, "bench", "stdout").await;
+        let out = guest.sandbox_file(&fw.id, "bench", "stdout").await;
         if st.state != TaskState::TASK_FINISHED {
-            let err = guest.sandbox_file(&http, &fw.id, "bench", "stderr").await;
-            let agent = guest
-                .sandbox_file(&http, &fw.id, "bench", "agent.log")
-                .await;
+            let err = guest.sandbox_file(&fw.id, "bench", "stderr").await;
+            let agent = guest.sandbox_file(&fw.id, "bench", "agent.log").await;
             panic!("the bench ended {st:?}\nstdout:\n{out}\nstderr:\n{err}\nagent.log:\n{agent}");
         }
         out

@@ -57,7 +57,6 @@ struct Probe<'a> {
     fw: &'a mut Framework,
     guest: &'a GuestAgent,
     probe_url: String,
-    http: reqwest::Client,
 }
 
 impl Probe<'_> {
@@ -90,9 +89,7 @@ impl Probe<'_> {
     }
 
     async fn stdout_text(&self, id: &str) -> String {
-        self.guest
-            .sandbox_file(&self.http, &self.fw.id, id, "stdout")
-            .await
+        self.guest.sandbox_file(&self.fw.id, id, "stdout").await
     }
 
     /// The task's `key=value` stdout lines.
@@ -123,7 +120,6 @@ fn isolation_holds_inside_a_guest() {
             fw: &mut fw,
             guest: &guest,
             probe_url: format!("http://10.0.2.2:{probe_port}/probe"),
-            http: reqwest::Client::new(),
         };
 
         // Its own PID namespace (init is PID 1, the task PID 2), host name,

@@ -108,7 +108,8 @@ pub fn serve(lab: &Lab, files: BTreeMap<String, Vec<u8>>) -> u16 {
 pub struct GuestAgent {
     pub lab: Lab,
     pub guest: Guest,
-    /// The guest agent's port 5051 (files API), forwarded to the host.
+    /// The guest agent's port 5051 (files API), forwarded to the host
+    /// (`127.0.0.1:PORT`).
     pub files: String,
     pub agent_id: String,
 }
@@ -149,7 +150,7 @@ impl GuestAgent {
         GuestAgent {
             lab,
             guest,
-            files: format!("http://127.0.0.1:{files_port}"),
+            files: format!("127.0.0.1:{files_port}"),
             agent_id: agent.id,
         }
     }
@@ -160,22 +161,19 @@ impl GuestAgent {
     }
 
     /// A file of a task's sandbox (`stdout`, `stderr`), from the guest
-    /// agent's files API.
-    pub async fn sandbox_file(
-        &self,
-        http: &reqwest::Client,
-        framework: &str,
-        task: &str,
-        file: &str,
-    ) -> String {
+    /// agent's files API (through `keel-client`).
+    pub async fn sandbox_file(&self, framework: &str, task: &str, file: &str) -> String {
         let path = format!("/frameworks/{framework}/executors/{task}/runs/latest/{file}");
-        let resp = http
-            .get(format!("{}/files/download", self.files))
-            .query(&[("path", path)])
-            .send()
-            .await
-            .expect("files API");
-        resp.text().await.unwrap()
+        let sandbox = self
+            .lab
+            .api
+            .client()
+            .sandbox(&self.agent_id, &self.files, framework)
+            .expect("a client of the agent");
+        match sandbox.download(&path).await {
+            Ok(resp) => resp.text().await.unwrap(),
+            Err(e) => format!("({path}: {e})"),
+        }
     }
 
     /// Whether the console shows `needle` (within a second).
