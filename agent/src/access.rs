@@ -222,6 +222,7 @@ mod tests {
         PeerIdentity {
             role,
             name: "x".into(),
+            uris: Vec::new(),
         }
     }
 

@@ -91,6 +91,7 @@ impl Client {
         fn reserve_resources(&self, reservation: Reservation) -> ();
         fn unreserve_resources(&self, reservation: Reservation) -> ();
         fn teardown(&self, framework_id: &str) -> ();
+        fn mark_agent_gone(&self, agent_id: &str) -> ();
         fn health(&self) -> ();
         fn version(&self) -> VersionInfo;
         fn legacy_state(&self) -> State;

@@ -3,8 +3,8 @@
 use keel_api::mesos::Id;
 use keel_api::operator::{
     Call, GetAgents, GetFlags, GetFrameworks, GetMaster, GetQuota, GetRoles, GetState, GetTasks,
-    GetWeights, QuotaConfig, Reservation, Response, Teardown, UpdateQuota, UpdateWeights,
-    VersionInfo, WeightInfo,
+    GetWeights, MarkAgentGone, QuotaConfig, Reservation, Response, Teardown, UpdateQuota,
+    UpdateWeights, VersionInfo, WeightInfo,
 };
 use reqwest::Method;
 
@@ -110,6 +110,17 @@ impl Client {
         self.call(&Call::UnreserveResources(reservation))
             .await
             .map(drop)
+    }
+
+    /// `MARK_AGENT_GONE`: removes an agent for good (its tasks become
+    /// TASK_GONE_BY_OPERATOR, its session is closed, its certificate and
+    /// id are revoked). Marking a gone agent again succeeds.
+    pub async fn mark_agent_gone(&self, agent_id: &str) -> Result<(), ClientError> {
+        self.call(&Call::MarkAgentGone(MarkAgentGone {
+            agent_id: Id::new(agent_id),
+        }))
+        .await
+        .map(drop)
     }
 
     /// `TEARDOWN`: removes a framework and kills its tasks.

@@ -1,6 +1,7 @@
 //! `keelctl agents pending|approve|deny`: agents whose TPM is attested
 //! but whose endorsement key nobody allowed yet (`--agent-admission tpm`);
-//! they get no session until approved.
+//! they get no session until approved. `keelctl agents gone ID`: an agent
+//! removed for good (`MARK_AGENT_GONE`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,11 @@ pub enum AgentsAction {
     Approve { id: String },
     /// Refuse the agent with ID from now on.
     Deny { id: String },
+    /// Remove the agent with ID (its agent id) for good, as Mesos'
+    /// MARK_AGENT_GONE: its tasks become TASK_GONE_BY_OPERATOR, its session
+    /// is closed and it may never register again, whatever it presents.
+    #[command(alias = "remove")]
+    Gone { id: String },
 }
 
 fn ago(t: f64, now: f64) -> String {
@@ -79,6 +85,13 @@ pub async fn run(client: &Client, action: Option<AgentsAction>, json: bool) -> R
         Some(AgentsAction::Pending { all }) => client.pending_agents(all).await?,
         Some(AgentsAction::Approve { id }) => client.decide_agent(&id, true).await?,
         Some(AgentsAction::Deny { id }) => client.decide_agent(&id, false).await?,
+        Some(AgentsAction::Gone { id }) => {
+            client.mark_agent_gone(&id).await?;
+            if !json {
+                eprintln!("agent {id} marked gone");
+            }
+            return Ok(());
+        }
     };
     match json {
         true => output::print_json(&pending),

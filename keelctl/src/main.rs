@@ -50,7 +50,8 @@ enum Format {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the agents the master knows, with their state and resources;
-    /// or those waiting with an attested TPM (pending, approve, deny).
+    /// or those waiting with an attested TPM (pending, approve, deny);
+    /// or remove one for good (gone).
     Agents {
         #[command(subcommand)]
         action: Option<agents::AgentsAction>,

@@ -85,6 +85,13 @@ pub enum AdmissionError {
     Pending(String, String),
     #[error("the endorsement key {0} was denied by an operator")]
     Denied(String),
+    #[error("agent {0} was marked gone by an operator: it may not register again")]
+    Gone(String),
+    #[error(
+        "the certificate names the endorsement key {0}, which an operator denied: the \
+         certificate is revoked"
+    )]
+    EkRevoked(String),
 }
 
 /// What admitting a registration takes.
@@ -154,9 +161,44 @@ pub fn judge_ek(
     }
 }
 
+/// The prefix of the URI an agent certificate names its endorsement key by.
+const EK_URI_PREFIX: &str = "keel:ek:sha256:";
+
 /// The URI an agent certificate names its endorsement key by.
 pub fn ek_uri(fingerprint: &str) -> String {
-    format!("keel:ek:sha256:{fingerprint}")
+    format!("{EK_URI_PREFIX}{fingerprint}")
+}
+
+/// The fingerprint of the endorsement key an agent certificate names.
+pub fn ek_of(peer: &PeerIdentity) -> Option<&str> {
+    peer.uris.iter().find_map(|u| u.strip_prefix(EK_URI_PREFIX))
+}
+
+/// Revocation, checked before anything else admits a registration: an
+/// agent an operator marked gone may not register again, under the id it
+/// claims or the one its certificate names, whatever it presents; a
+/// certificate naming an endorsement key an operator denied is revoked
+/// (without waiting for the renewal that would show the TPM again).
+pub fn revoked(
+    peer: Option<&PeerIdentity>,
+    claimed: Option<&str>,
+    gone: impl Fn(&str) -> bool,
+    ek_denied: impl Fn(&str) -> bool,
+) -> Result<(), AdmissionError> {
+    let agent_peer = peer.filter(|p| p.role == Role::Agent);
+    let named = agent_peer.map(|p| p.name.as_str());
+    for id in claimed.into_iter().chain(named) {
+        if gone(id) {
+            return Err(AdmissionError::Gone(id.to_string()));
+        }
+    }
+    if let Some(ek) = agent_peer.and_then(ek_of)
+        && ek_denied(ek)
+    {
+        let short = ek.get(..crate::registry::eks::SHORT_ID).unwrap_or(ek);
+        return Err(AdmissionError::EkRevoked(short.to_string()));
+    }
+    Ok(())
 }
 
 /// The master's admission policy and, when it holds the CA key, its
@@ -286,7 +328,45 @@ mod tests {
         PeerIdentity {
             role,
             name: name.into(),
+            uris: Vec::new(),
         }
+    }
+
+    #[test]
+    fn gone_agents_and_denied_keys_are_revoked() {
+        let ek = "ab".repeat(32);
+        let cert = PeerIdentity {
+            uris: vec!["https://x".into(), ek_uri(&ek)],
+            ..peer(Role::Agent, "m-S1")
+        };
+        assert_eq!(ek_of(&cert), Some(ek.as_str()));
+        let gone = |id: &str| id == "m-S1";
+        let nothing = |_: &str| false;
+        // Whatever the credential: a certificate, or a claimed id alone.
+        assert_eq!(
+            revoked(Some(&cert), None, gone, nothing),
+            Err(AdmissionError::Gone("m-S1".into()))
+        );
+        assert_eq!(
+            revoked(None, Some("m-S1"), gone, nothing),
+            Err(AdmissionError::Gone("m-S1".into()))
+        );
+        assert_eq!(revoked(None, Some("m-S2"), gone, nothing), Ok(()));
+        assert_eq!(revoked(None, None, gone, nothing), Ok(()));
+        // A certificate naming a denied key.
+        let denied = |k: &str| k == ek;
+        let refused = revoked(Some(&cert), Some("m-S1"), nothing, denied).unwrap_err();
+        assert_eq!(refused, AdmissionError::EkRevoked("ab".repeat(8)));
+        assert!(refused.to_string().contains("revoked"), "{refused}");
+        assert_eq!(
+            revoked(Some(&peer(Role::Agent, "m-S1")), None, nothing, denied),
+            Ok(())
+        );
+        // Another role's certificate names no agent.
+        assert_eq!(
+            revoked(Some(&peer(Role::Admin, "m-S1")), None, gone, nothing),
+            Ok(())
+        );
     }
 
     #[test]

@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::admission::{Admission, AdmissionError, Check, EkVerdict};
+use crate::admission::{self, Admission, AdmissionError, Check, EkVerdict};
 use crate::attestation::{self, EkPolicy};
 use crate::core::{Master, MasterError, SessionSender};
 use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
-use crate::registry::EkState;
 use crate::registry::{AgentInfo, limits};
+use crate::registry::{EkState, RegistryError};
 
 /// Tasks one agent may report when it registers.
 const MAX_REPORTED_TASKS: usize = 10_000;
@@ -209,6 +209,20 @@ impl pb::agent_service_server::AgentService for AgentService {
             )));
         }
         limits::agent_info(&info).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Revoked identities first: no join token is spent, no TPM
+        // challenged, for an agent that may not come back.
+        let master = &self.master;
+        admission::revoked(
+            peer.as_ref(),
+            claimed_id.as_deref(),
+            |id| master.gone_agent(id).is_some(),
+            |ek| master.endorsement_key(ek).map(|r| r.state) == Some(EkState::Denied),
+        )
+        .map_err(|e| {
+            let reason = e.to_string();
+            tracing::warn!(%hostname, ?peer, %reason, "agent refused");
+            Status::permission_denied(reason)
+        })?;
         let check = self.admission.check(
             peer.as_ref(),
             claimed_id.as_deref(),
@@ -231,7 +245,7 @@ impl pb::agent_service_server::AgentService for AgentService {
                     let tx = joining.tx.clone();
                     let started = std::time::Instant::now();
                     match service.attested(&joining, &mut inbound).await {
-                        Ok(ek) => match service.join(joining, Some(&ek)).await {
+                        Ok(ek) => match service.join(joining, Some(&ek), Some(&ek)).await {
                             Ok(reg) => {
                                 tracing::info!(agent_id = %reg.agent_id, took = ?started.elapsed(),
                                     "agent admitted by its TPM");
@@ -249,7 +263,8 @@ impl pb::agent_service_server::AgentService for AgentService {
             }
             check => {
                 self.admit(peer.as_ref(), check, &hostname).await?;
-                let reg = self.join(joining, None).await?;
+                let ek = peer.as_ref().and_then(admission::ek_of).map(str::to_string);
+                let reg = self.join(joining, ek.as_deref(), None).await?;
                 tokio::spawn(follow(self.master.clone(), reg, inbound));
             }
         }
@@ -348,9 +363,15 @@ impl AgentService {
     }
 
     /// Registers an admitted agent with the engine; its certificate
-    /// request is signed (naming `ek`, the fingerprint of the EK it was
-    /// admitted by, if any).
-    async fn join(&self, joining: Joining, ek: Option<&str>) -> Result<Registration, Status> {
+    /// request is signed (naming `attested`, the fingerprint of the EK its
+    /// TPM was just attested with, if any). `ek` is the EK the session
+    /// holds by (the attested one, or the one its certificate names).
+    async fn join(
+        &self,
+        joining: Joining,
+        ek: Option<&str>,
+        attested: Option<&str>,
+    ) -> Result<Registration, Status> {
         let Joining {
             claimed_id,
             info,
@@ -363,11 +384,20 @@ impl AgentService {
         let csr = register.csr_pem;
         let reg = self
             .master
-            .register(claimed_id, info, reported, tx, |id| {
-                admission.certify_with_ek(id, &csr, ek)
-            })
+            .register(
+                claimed_id,
+                info,
+                reported,
+                tx,
+                ek.map(str::to_string),
+                |id| admission.certify_with_ek(id, &csr, attested),
+            )
             .await
             .map_err(|e| match e {
+                MasterError::Engine(EngineError::Registry(RegistryError::AgentGone(_))) => {
+                    tracing::warn!(%hostname, reason = %e, "agent refused");
+                    Status::permission_denied(e.to_string())
+                }
                 MasterError::Engine(EngineError::Registry(_)) => {
                     Status::invalid_argument(e.to_string())
                 }

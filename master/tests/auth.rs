@@ -74,6 +74,11 @@ fn operator_table() -> Vec<OperatorCase> {
             json!({"teardown": {"framework_id": {"value": "no-such-framework"}}}),
             Some(VIEWER),
         ),
+        (
+            "MARK_AGENT_GONE",
+            json!({"mark_agent_gone": {"agent_id": {"value": "no-such-agent"}}}),
+            Some(VIEWER),
+        ),
     ]
 }
 

@@ -303,6 +303,20 @@ mod tests {
         let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
         let id = PeerIdentity::of(&der).unwrap();
         assert_eq!((id.role, id.name.as_str()), (Role::Agent, "agent-42"));
+        assert!(id.uris.is_empty());
+        // URI names read back (an agent's endorsement key).
+        let uri = format!("keel:ek:sha256:{}", "ab".repeat(32));
+        let with_uri = ca
+            .sign_request_with_uris(
+                &csr,
+                Role::Agent,
+                "agent-42",
+                Duration::from_secs(60),
+                std::slice::from_ref(&uri),
+            )
+            .unwrap();
+        let der = CertificateDer::from_pem_slice(with_uri.as_bytes()).unwrap();
+        assert_eq!(PeerIdentity::of(&der).unwrap().uris, vec![uri]);
         // The certificate and the requester's key make usable material.
         crate::Material::from_pem(ca.cert_pem(), Some((&cert, &key)))
             .unwrap()

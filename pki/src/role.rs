@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rustls::pki_types::CertificateDer;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// The prefix of a role in a certificate subject's organization.
 pub const ROLE_PREFIX: &str = "keel:";
@@ -69,6 +69,9 @@ pub struct PeerIdentity {
     /// The subject's common name: a master's address, an agent id, an
     /// operator's principal.
     pub name: String,
+    /// The URI subject alternative names (an agent's TPM endorsement key:
+    /// `keel:ek:sha256:<hex>`).
+    pub uris: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,9 +107,23 @@ impl PeerIdentity {
             .iter_common_name()
             .find_map(|n| n.as_str().ok())
             .ok_or(IdentityError::NoName)?;
+        let uris = match cert.subject_alternative_name() {
+            Ok(Some(san)) => san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::URI(u) => Some(u.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => return Err(IdentityError::Parse(e.to_string())),
+        };
         Ok(PeerIdentity {
             role: role.parse()?,
             name: name.to_string(),
+            uris,
         })
     }
 }

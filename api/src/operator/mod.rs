@@ -7,7 +7,8 @@
 //! - `GET_FRAMEWORKS` (and the `Offer` message) in [`frameworks`];
 //! - `GET_TASKS`, `GET_STATE` in [`tasks`];
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
-//!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`].
+//!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
+//! - `TEARDOWN` and `MARK_AGENT_GONE` here.
 //!
 //! Fields Keel always sends are plain; fields a Mesos master may leave out
 //! are `Option` or default to empty, so answers of a real Mesos master read
@@ -34,6 +35,13 @@ pub use tasks::{ExecutorEntry, GetExecutors, GetState, GetTasks, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::mesos::Id;
+
+/// `mark_agent_gone`: the agent an operator removes for good (its tasks
+/// become TASK_GONE_BY_OPERATOR; it may never register again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkAgentGone {
+    pub agent_id: Id,
+}
 
 /// `teardown`: the framework to remove.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +70,7 @@ envelope::envelope! {
         ReserveResources(Reservation) = "RESERVE_RESOURCES" / "reserve_resources",
         UnreserveResources(Reservation) = "UNRESERVE_RESOURCES" / "unreserve_resources",
         Teardown(Teardown) = "TEARDOWN" / "teardown",
+        MarkAgentGone(MarkAgentGone) = "MARK_AGENT_GONE" / "mark_agent_gone",
     }
 }
 
@@ -113,6 +122,15 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<Call>(j).unwrap(), teardown);
         assert!(Call::GetTasks.has_response() && !teardown.has_response());
+        let gone = Call::MarkAgentGone(MarkAgentGone {
+            agent_id: Id::new("m-S1"),
+        });
+        let j = serde_json::to_value(&gone).unwrap();
+        assert_eq!(
+            j,
+            json!({"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "m-S1"}}})
+        );
+        assert_eq!(serde_json::from_value::<Call>(j).unwrap(), gone);
     }
 
     #[test]

@@ -48,7 +48,6 @@ const MESOS_ONLY: &[&str] = &[
     "drain_agents",
     "deactivate_agents",
     "reactivate_agents",
-    "mark_agents_gone",
     "launch_standalone_containers",
     "kill_standalone_containers",
     "wait_standalone_containers",

@@ -2,7 +2,8 @@
 //! local authorizer that Keel enforces, and Keel's own.
 
 /// An authorizable action; its ACL key and object field are Mesos' (Keel's
-/// own for the last four).
+/// own for the last four: `view_agents`, `manage_masters`, `manage_tokens`,
+/// `approve_agents`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     RegisterFramework,
@@ -26,6 +27,8 @@ pub enum Action {
     StartMaintenance,
     StopMaintenance,
     GetMaintenanceStatus,
+    /// MARK_AGENT_GONE (`mark_agents_gone`).
+    MarkAgentGone,
     /// Keel: the agents and their inventories (`view_agents`).
     ViewAgent,
     /// Keel: add and remove masters (`manage_masters`).
@@ -38,7 +41,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::RegisterFramework,
         Action::RunTask,
         Action::TeardownFramework,
@@ -60,6 +63,7 @@ impl Action {
         Action::StartMaintenance,
         Action::StopMaintenance,
         Action::GetMaintenanceStatus,
+        Action::MarkAgentGone,
         Action::ViewAgent,
         Action::ManageMasters,
         Action::ManageTokens,
@@ -91,6 +95,7 @@ impl Action {
             Action::StartMaintenance => ("start_maintenances", "machines"),
             Action::StopMaintenance => ("stop_maintenances", "machines"),
             Action::GetMaintenanceStatus => ("get_maintenance_statuses", "machines"),
+            Action::MarkAgentGone => ("mark_agents_gone", "agents"),
             Action::ViewAgent => ("view_agents", "agents"),
             Action::ManageMasters => ("manage_masters", "masters"),
             Action::ManageTokens => ("manage_tokens", "tokens"),
@@ -155,6 +160,7 @@ impl Action {
             Action::StartMaintenance => ("start maintenance", ""),
             Action::StopMaintenance => ("stop maintenance", ""),
             Action::GetMaintenanceStatus => ("view the maintenance status", ""),
+            Action::MarkAgentGone => ("mark agents gone", ""),
             Action::ViewAgent => ("view agents", ""),
             Action::ManageMasters => ("add or remove masters", ""),
             Action::ManageTokens => ("manage tokens", ""),

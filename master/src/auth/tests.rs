@@ -128,6 +128,7 @@ fn certificates_and_their_roles() {
     let cert = |role| PeerIdentity {
         name: "op-cert".into(),
         role,
+        uris: Vec::new(),
     };
     let as_cert = |role| {
         t.authenticate(&headers(None), Some(&cert(role)), no_tokens, 0.0)

@@ -12,13 +12,16 @@ impl Master {
     /// Admits or readmits an agent and makes `tx` its only session; the
     /// first message on it is `Registered`, with the certificate `certify`
     /// makes for the agent id (empty: none). `reported` are the tasks it
-    /// runs (re-registration).
+    /// runs (re-registration); `ek` the fingerprint of the endorsement key
+    /// its certificate or attestation names (its session is closed when
+    /// an operator denies that key).
     pub async fn register(
         &self,
         claimed: Option<String>,
         info: AgentInfo,
         reported: Vec<ReportedTask>,
         tx: SessionSender,
+        ek: Option<String>,
         certify: impl FnOnce(&str) -> String,
     ) -> Result<Registration, MasterError> {
         let w = self.write().await;
@@ -51,7 +54,7 @@ impl Master {
             };
             // The channel is fresh: this is its first message.
             let _ = tx.try_send(Ok(registered));
-            state.links.add_agent(&reg.agent_id, reg.session, tx);
+            state.links.add_agent(&reg.agent_id, reg.session, tx, ek);
             Ok(reg)
         })
     }

@@ -108,6 +108,22 @@ impl Master {
         };
         self.commit_ek(cmd).await?;
         tracing::info!(%fingerprint, approved = approve, "endorsement key decided");
+        if !approve {
+            // Agents holding a certificate that names the key are refused
+            // at their next registration (`admission::revoked`); their
+            // sessions end now.
+            let reason = crate::admission::AdmissionError::EkRevoked(
+                fingerprint
+                    .get(..crate::registry::eks::SHORT_ID)
+                    .unwrap_or(&fingerprint)
+                    .to_string(),
+            )
+            .to_string();
+            self.with_links(|state, _| {
+                let agents = state.links.agents_with_ek(&fingerprint);
+                state.engine.refuse_agent_sessions(&agents, &reason);
+            });
+        }
         Ok(())
     }
 }

@@ -34,15 +34,43 @@ pub trait FrameworkConnection: Send {
     fn send(&self, event: &Event) -> Result<(), SendError>;
 }
 
+/// One agent's session: its sender, and the endorsement key its
+/// certificate (or its attestation) names, if any.
+struct AgentLink {
+    session: u64,
+    tx: SessionSender,
+    ek: Option<String>,
+}
+
 #[derive(Default)]
 pub(crate) struct Links {
-    agents: HashMap<String, (u64, SessionSender)>,
+    agents: HashMap<String, AgentLink>,
     streams: HashMap<String, Box<dyn FrameworkConnection>>,
 }
 
 impl Links {
-    pub(crate) fn add_agent(&mut self, agent_id: &str, session: u64, tx: SessionSender) {
-        self.agents.insert(agent_id.to_string(), (session, tx));
+    pub(crate) fn add_agent(
+        &mut self,
+        agent_id: &str,
+        session: u64,
+        tx: SessionSender,
+        ek: Option<String>,
+    ) {
+        self.agents
+            .insert(agent_id.to_string(), AgentLink { session, tx, ek });
+    }
+
+    /// The agents whose session was admitted with the endorsement key
+    /// `fingerprint`, sorted.
+    pub(crate) fn agents_with_ek(&self, fingerprint: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(_, l)| l.ek.as_deref() == Some(fingerprint))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     pub(crate) fn add_stream(&mut self, stream: &str, conn: Box<dyn FrameworkConnection>) {
@@ -102,6 +130,9 @@ pub fn to_pb(message: &ToAgent) -> pb::MasterMessage {
                 })
                 .collect(),
         }),
+        ToAgent::Refuse { reason } => Msg::Refused(pb::Refused {
+            reason: reason.clone(),
+        }),
         ToAgent::Heartbeat { seq, sent_unix_ms } => Msg::Heartbeat(pb::Heartbeat {
             seq: *seq,
             sent_unix_ms: *sent_unix_ms,
@@ -126,7 +157,7 @@ pub(crate) fn perform(state: &mut State, effect: Effect, now: Now) -> bool {
             message,
         } => {
             let sent = match state.links.agents.get(&agent_id) {
-                Some((s, tx)) if *s == session => tx.try_send(Ok(to_pb(&message))).is_ok(),
+                Some(l) if l.session == session => l.tx.try_send(Ok(to_pb(&message))).is_ok(),
                 _ => false,
             };
             if !sent {
@@ -138,7 +169,7 @@ pub(crate) fn perform(state: &mut State, effect: Effect, now: Now) -> bool {
                 .links
                 .agents
                 .get(&agent_id)
-                .is_some_and(|(s, _)| *s == session)
+                .is_some_and(|l| l.session == session)
             {
                 state.links.agents.remove(&agent_id);
             }

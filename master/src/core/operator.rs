@@ -42,6 +42,30 @@ impl Master {
         Ok(())
     }
 
+    /// MARK_AGENT_GONE: recorded gone in the registry (a repeat writes
+    /// nothing), then its tasks, offers, resources and session go. An
+    /// unknown agent is the registry's `UnknownAgent`.
+    pub async fn mark_agent_gone(&self, agent_id: &str) -> Result<(), MasterError> {
+        let w = self.write().await;
+        let Some(planned) = self.with(|e, now| e.mark_agent_gone(agent_id, now))? else {
+            tracing::info!(%agent_id, "agent already marked gone");
+            return Ok(());
+        };
+        let applied = self.commit(&w, planned.command).await?;
+        self.with(|e, now| e.agent_gone(agent_id, &applied, now))?;
+        Ok(())
+    }
+
+    /// When the agent was marked gone, if it was (the leader's copy, or
+    /// the committed registry on a follower).
+    pub fn gone_agent(&self, agent_id: &str) -> Option<f64> {
+        if self.serving() {
+            self.lock().engine.registry().gone_agent(agent_id)
+        } else {
+            self.replicator.registry().gone_agent(agent_id)
+        }
+    }
+
     /// Operator TEARDOWN.
     pub async fn teardown(&self, framework_id: &str) -> Result<(), super::CallError> {
         self.remove_framework(framework_id).await

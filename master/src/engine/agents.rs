@@ -73,6 +73,14 @@ impl Agents {
         self.sessions.iter().map(|(a, s)| (a.clone(), *s)).collect()
     }
 
+    /// The agent is gone for good: nothing about it is kept; its session,
+    /// if it had one.
+    pub(super) fn forget(&mut self, agent_id: &str) -> Option<u64> {
+        self.last_seen.remove(agent_id);
+        self.recovered.remove(agent_id);
+        self.sessions.remove(agent_id)
+    }
+
     pub(super) fn session(&self, agent_id: &str) -> Option<u64> {
         self.sessions.get(agent_id).copied()
     }
@@ -290,7 +298,7 @@ impl Engine {
                     tasks::launch_undeliverable(self, framework_id, &t.task_id.value, now);
                 }
             }
-            ToAgent::Heartbeat { .. } => {}
+            ToAgent::Heartbeat { .. } | ToAgent::Refuse { .. } => {}
             other => {
                 // A session too slow to take its messages is closed: the
                 // agent re-registers and everything is in step again (its

@@ -25,13 +25,14 @@
 //! `accept.rs` (ACCEPT and its launches), `changes.rs` (its
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
-//! return, framework removal), `roles.rs` (weights, quota,
+//! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `roles.rs` (weights, quota,
 //! operator reservations), `views.rs` (the snapshot).
 
 mod accept;
 mod agents;
 mod changes;
 mod frameworks;
+mod gone;
 mod loss;
 mod offers;
 mod operations;
@@ -55,6 +56,7 @@ use crate::registry::{Applied, Command, Registry, RegistryError};
 
 pub use agents::{AgentUpdate, Registration, ReportedTask};
 pub use frameworks::{FrameworkView, Refusal};
+pub use gone::{GONE_REASON, gone_message};
 pub use offers::{OfferView, offered_resources};
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
@@ -141,6 +143,11 @@ pub enum ToAgent {
     Heartbeat {
         seq: u64,
         sent_unix_ms: u64,
+    },
+    /// The session is refused from now on (the agent was marked gone);
+    /// the reason is said to the agent before its session is closed.
+    Refuse {
+        reason: String,
     },
 }
 

@@ -138,6 +138,8 @@ pub fn operator_needs(
         OperatorCall::Teardown { framework_id } => {
             vec![(Action::TeardownFramework, framework_principal(framework_id))]
         }
+        // Mesos authorizes it for ANY agent only.
+        OperatorCall::MarkAgentGone { .. } => vec![(Action::MarkAgentGone, None)],
         OperatorCall::GetHealth
         | OperatorCall::GetVersion
         | OperatorCall::GetMaster

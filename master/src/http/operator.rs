@@ -53,6 +53,9 @@ pub enum OperatorCall {
     Teardown {
         framework_id: String,
     },
+    MarkAgentGone {
+        agent_id: String,
+    },
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
@@ -80,7 +83,6 @@ pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "REACTIVATE_AGENT",
     "SET_QUOTA",
     "REMOVE_QUOTA",
-    "MARK_AGENT_GONE",
 ];
 
 /// A rejected request: the status and the plain-text reason.
@@ -165,6 +167,9 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         }
         "TEARDOWN" => {
             body::teardown(&call).map(|framework_id| OperatorCall::Teardown { framework_id })
+        }
+        "MARK_AGENT_GONE" => {
+            body::mark_agent_gone(&call).map(|agent_id| OperatorCall::MarkAgentGone { agent_id })
         }
         "UNKNOWN" => Err(reject(
             StatusCode::NOT_IMPLEMENTED,
@@ -303,6 +308,11 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
                 let e = super::error::ApiError::from(e);
                 (e.status, e.reason)
             }),
+        OperatorCall::MarkAgentGone { agent_id } => master
+            .mark_agent_gone(agent_id)
+            .await
+            .map(|()| StatusCode::OK)
+            .map_err(|e| gone_error(agent_id, &e)),
         _ => return None,
     };
     Some(match result {
@@ -319,6 +329,18 @@ fn error_status(e: &MasterError) -> StatusCode {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::BAD_REQUEST
+    }
+}
+
+/// MARK_AGENT_GONE's refusals as Mesos answers them: an agent the master
+/// does not know is `404 Agent '<id>' not found`.
+fn gone_error(agent_id: &str, e: &MasterError) -> (StatusCode, String) {
+    match e.registry_error() {
+        Some(crate::registry::RegistryError::UnknownAgent(_)) => (
+            StatusCode::NOT_FOUND,
+            format!("Agent '{agent_id}' not found"),
+        ),
+        _ => (error_status(e), e.to_string()),
     }
 }
 
@@ -388,7 +410,8 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::UpdateQuota(_)
         | OperatorCall::ReserveResources { .. }
         | OperatorCall::UnreserveResources { .. }
-        | OperatorCall::Teardown { .. } => return None,
+        | OperatorCall::Teardown { .. }
+        | OperatorCall::MarkAgentGone { .. } => return None,
     })
 }
 

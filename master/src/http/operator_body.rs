@@ -8,7 +8,9 @@ use std::borrow::Cow;
 
 use axum::http::StatusCode;
 use keel_api::mesos::bounded::{self, JsonLimits, ListLimit, ReadError};
-use keel_api::operator::{Reservation, ScalarMap, Teardown, UpdateQuota, UpdateWeights};
+use keel_api::operator::{
+    MarkAgentGone, Reservation, ScalarMap, Teardown, UpdateQuota, UpdateWeights,
+};
 use keel_api::resources::Resources;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -89,6 +91,8 @@ pub struct RawCall<'a> {
     unreserve_resources: Option<&'a RawValue>,
     #[serde(borrow)]
     teardown: Option<&'a RawValue>,
+    #[serde(borrow)]
+    mark_agent_gone: Option<&'a RawValue>,
 }
 
 impl<'a> RawCall<'a> {
@@ -112,6 +116,7 @@ impl<'a> RawCall<'a> {
             "reserve_resources" => self.reserve_resources,
             "unreserve_resources" => self.unreserve_resources,
             "teardown" => self.teardown,
+            "mark_agent_gone" => self.mark_agent_gone,
             _ => None,
         }
     }
@@ -183,6 +188,15 @@ pub fn teardown(call: &RawCall<'_>) -> Result<String, Rejection> {
     Ok(b.framework_id.value)
 }
 
+/// `mark_agent_gone.agent_id`.
+pub fn mark_agent_gone(call: &RawCall<'_>) -> Result<String, Rejection> {
+    let b: MarkAgentGone = body(call, "mark_agent_gone")?;
+    if b.agent_id.value.is_empty() {
+        return Err(bad("mark_agent_gone: the agent id is empty"));
+    }
+    Ok(b.agent_id.value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +250,24 @@ mod tests {
             .is_err()
         );
         assert!(on(json!({"teardown": {}}), teardown).is_err());
+    }
+
+    #[test]
+    fn mark_agent_gone_body() {
+        let id = on(
+            json!({"mark_agent_gone": {"agent_id": {"value": "m-S1"}}, "other": 1}),
+            mark_agent_gone,
+        );
+        assert_eq!(id.unwrap(), "m-S1");
+        for bad in [
+            json!({}),
+            json!({"mark_agent_gone": {}}),
+            json!({"mark_agent_gone": {"agent_id": {"value": ""}}}),
+            json!({"mark_agent_gone": {"agent_id": "m-S1"}}),
+        ] {
+            let r = on(bad.clone(), mark_agent_gone).unwrap_err();
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
     }
 
     #[test]

@@ -15,10 +15,14 @@
 //!                 |              MarkAgentUnreachable (no heartbeats)          |
 //!                 +------------------- ReadmitAgent ---------------------------+
 //! ```
+//!
+//! From any of these states `MarkAgentGone` (an operator) removes the agent
+//! for good: its id is kept in the gone list and never admitted again.
 
 mod agents;
 pub mod eks;
 mod frameworks;
+pub mod gone;
 pub mod limits;
 pub mod roles;
 pub mod tokens;
@@ -142,6 +146,12 @@ pub enum Command {
         agent_id: String,
         at: f64,
     },
+    /// MARK_AGENT_GONE: the agent leaves the registry and its id may never
+    /// register again ([`gone`]). A repeat changes nothing.
+    MarkAgentGone {
+        agent_id: String,
+        at: f64,
+    },
     /// A new framework subscribes; it gets the next `<master-id>-<nnnn>` id.
     AddFramework {
         info: FrameworkInfo,
@@ -217,6 +227,10 @@ pub enum Applied {
     AgentUnreachable {
         agent_id: String,
     },
+    /// The agent was marked gone (not already gone).
+    AgentGone {
+        agent_id: String,
+    },
     FrameworkAdded {
         framework_id: String,
     },
@@ -267,6 +281,8 @@ pub enum RegistryError {
     NotBootstrapped,
     #[error("unknown agent {0}")]
     UnknownAgent(String),
+    #[error("agent {0} was marked gone by an operator")]
+    AgentGone(String),
     #[error("invalid agent id {0:?}")]
     InvalidAgentId(String),
     #[error("unknown framework {0}")]
@@ -299,6 +315,9 @@ pub struct Registry {
     /// By fingerprint.
     #[serde(default)]
     eks: BTreeMap<String, EkRecord>,
+    /// Agents marked gone, by id: when.
+    #[serde(default)]
+    gone: BTreeMap<String, f64>,
 }
 
 impl Registry {
@@ -352,6 +371,7 @@ impl Registry {
             Command::AdmitAgent { info, .. } => limits::agent_info(info),
             Command::ReadmitAgent { agent_id, info, .. } => {
                 if keel_api::valid_id(agent_id) {
+                    self.not_gone(agent_id)?;
                     limits::agent_info(info)
                 } else {
                     Err(RegistryError::InvalidAgentId(agent_id.clone()))
@@ -361,6 +381,7 @@ impl Registry {
             | Command::MarkAgentUnreachable { agent_id, .. } => {
                 self.known_agent(agent_id).map(|_| ())
             }
+            Command::MarkAgentGone { agent_id, .. } => self.validate_gone(agent_id),
             Command::ReaddFramework { framework_id, .. } => self.validate_readd(framework_id),
             Command::UpdateFramework { framework_id, .. }
             | Command::RemoveFramework { framework_id, .. } => self.known_framework(framework_id),
@@ -399,6 +420,7 @@ impl Registry {
             Command::DisconnectAgent { agent_id, .. } => self.apply_disconnect(agent_id),
             Command::DisconnectAgents { agent_ids, .. } => Ok(self.apply_disconnect_all(agent_ids)),
             Command::MarkAgentUnreachable { agent_id, at } => self.apply_unreachable(agent_id, *at),
+            Command::MarkAgentGone { agent_id, at } => Ok(self.apply_gone(agent_id, *at)),
             Command::AddFramework { info, at } => Ok(self.apply_add_framework(info, *at)),
             Command::ReaddFramework {
                 framework_id,

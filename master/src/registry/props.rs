@@ -93,6 +93,8 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(agent_ids, at)| Command::DisconnectAgents { agent_ids, at }),
         (pick(AGENTS), at.clone())
             .prop_map(|(agent_id, at)| Command::MarkAgentUnreachable { agent_id, at }),
+        (pick(AGENTS), at.clone())
+            .prop_map(|(agent_id, at)| Command::MarkAgentGone { agent_id, at }),
         (framework_info(), at.clone()).prop_map(|(info, at)| Command::AddFramework { info, at }),
         (pick(FRAMEWORKS), framework_info(), at.clone()).prop_map(|(framework_id, info, at)| {
             Command::ReaddFramework {

@@ -6,6 +6,7 @@
 mod accept;
 mod agents;
 mod frameworks;
+mod gone;
 mod operations;
 mod tasks;
 
