@@ -182,7 +182,10 @@ impl AgentMetrics {
     /// `/metrics/snapshot`.
     pub fn snapshot(&self, frame: &AgentFrame) -> Snapshot {
         let mut s = Snapshot::new();
-        s.insert("slave/registered".into(), f64::from(u8::from(frame.registered)));
+        s.insert(
+            "slave/registered".into(),
+            f64::from(u8::from(frame.registered)),
+        );
         s.insert("slave/uptime_secs".into(), self.uptime_secs());
         for name in RESOURCES {
             let total = self.resources.scalar(name);
@@ -266,7 +269,10 @@ mod tests {
         assert_eq!(s["system/cpus_total"], 2.0);
         let text = m.prometheus(&frame).unwrap();
         assert!(text.contains("mesos_slave_registered 1"), "{text}");
-        assert!(text.contains("mesos_slave_cpus{type=\"total\"} 4.0"), "{text}");
+        assert!(
+            text.contains("mesos_slave_cpus{type=\"total\"} 4.0"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

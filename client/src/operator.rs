@@ -2,9 +2,9 @@
 
 use keel_api::mesos::Id;
 use keel_api::operator::{
-    Call, GetAgents, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetMetricsCall, GetQuota, GetRoles, GetState, GetTasks,
-    GetWeights, MarkAgentGone, QuotaConfig, Reservation, Response, Teardown, UpdateQuota,
-    UpdateWeights, VersionInfo, WeightInfo,
+    Call, GetAgents, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetMetricsCall, GetQuota,
+    GetRoles, GetState, GetTasks, GetWeights, MarkAgentGone, QuotaConfig, Reservation, Response,
+    Teardown, UpdateQuota, UpdateWeights, VersionInfo, WeightInfo,
 };
 use reqwest::Method;
 

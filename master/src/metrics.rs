@@ -216,7 +216,11 @@ impl MasterMetrics {
         };
         set(&self.slaves_state, "connected_active", g.agents_connected);
         set(&self.slaves_state, "connected_inactive", 0);
-        set(&self.slaves_state, "disconnected_inactive", g.agents_disconnected);
+        set(
+            &self.slaves_state,
+            "disconnected_inactive",
+            g.agents_disconnected,
+        );
         set(&self.slaves_state, "unreachable", g.agents_unreachable);
         let fw = &self.frameworks_state;
         set(fw, "connected_active", g.frameworks_connected);
@@ -249,11 +253,31 @@ impl MasterMetrics {
         ] {
             store(exit, "state", label, v);
         }
-        store(&self.registration_events, "event", "register", c.slave_registrations);
-        store(&self.registration_events, "event", "reregister", c.slave_reregistrations);
+        store(
+            &self.registration_events,
+            "event",
+            "register",
+            c.slave_registrations,
+        );
+        store(
+            &self.registration_events,
+            "event",
+            "reregister",
+            c.slave_reregistrations,
+        );
         store(&self.removal_events, "event", "died", c.slave_removals);
-        store(&self.status_updates, "outcome", "valid", c.valid_status_updates);
-        store(&self.status_updates, "outcome", "invalid", c.invalid_status_updates);
+        store(
+            &self.status_updates,
+            "outcome",
+            "valid",
+            c.valid_status_updates,
+        );
+        store(
+            &self.status_updates,
+            "outcome",
+            "invalid",
+            c.invalid_status_updates,
+        );
         keel_telemetry::metrics::encode(&self.registry)
     }
 
