@@ -14,9 +14,9 @@ use keel_api::keel::{
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::{
-    Call as OperatorCall, GetAgents, GetFlags, GetFrameworks, GetMaster, GetQuota, GetRoles,
-    GetState, GetTasks, GetWeights, Offer, QuotaConfig, Reservation, Response, VersionInfo,
-    WeightInfo,
+    Call as OperatorCall, GetAgents, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetQuota,
+    GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig, Reservation, Response,
+    VersionInfo, WeightInfo,
 };
 use tokio::runtime::Runtime;
 
@@ -79,6 +79,7 @@ impl Client {
         fn get_flags(&self) -> GetFlags;
         fn get_version(&self) -> VersionInfo;
         fn get_master(&self) -> GetMaster;
+        fn get_metrics(&self) -> GetMetrics;
         fn get_agents(&self) -> GetAgents;
         fn get_state(&self) -> GetState;
         fn get_frameworks(&self) -> GetFrameworks;

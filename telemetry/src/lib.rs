@@ -1,9 +1,12 @@
-//! Logging for Keel's binaries.
+//! Logging and metrics for Keel's binaries ([`metrics`]: the registry's
+//! two views, Mesos' timers).
 //!
 //! Logs go to journald (through `tracing-journald`, pure Rust, no libsystemd)
 //! when the journald socket exists, as in the appliance image, and to stderr
 //! otherwise (a developer machine, the initramfs console). `KEEL_LOG` (or
 //! `RUST_LOG`) sets the filter, default [`DEFAULT_FILTER`].
+
+pub mod metrics;
 
 use std::path::Path;
 

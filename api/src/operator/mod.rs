@@ -8,6 +8,7 @@
 //! - `GET_TASKS`, `GET_STATE` in [`tasks`];
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
 //!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
+//! - `GET_METRICS` in [`metrics`];
 //! - `TEARDOWN` and `MARK_AGENT_GONE` here.
 //!
 //! Fields Keel always sends are plain; fields a Mesos master may leave out
@@ -18,6 +19,7 @@ pub mod agents;
 mod envelope;
 pub mod frameworks;
 pub mod master;
+pub mod metrics;
 pub mod roles;
 pub mod tasks;
 
@@ -26,6 +28,7 @@ pub use frameworks::{Framework, GetFrameworks, Offer};
 pub use master::{
     Address, Flag, GetFlags, GetHealth, GetMaster, GetVersion, MasterInfo, VersionInfo,
 };
+pub use metrics::{GetMetrics, GetMetricsCall, Metric};
 pub use roles::{
     GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaScalar, QuotaStatus, Reservation,
     Role, RoleQuota, ScalarMap, UpdateQuota, UpdateWeights, WeightInfo,
@@ -71,6 +74,7 @@ envelope::envelope! {
         UnreserveResources(Reservation) = "UNRESERVE_RESOURCES" / "unreserve_resources",
         Teardown(Teardown) = "TEARDOWN" / "teardown",
         MarkAgentGone(MarkAgentGone) = "MARK_AGENT_GONE" / "mark_agent_gone",
+        GetMetrics(GetMetricsCall) = "GET_METRICS" / "get_metrics",
     }
 }
 
@@ -90,6 +94,7 @@ envelope::envelope! {
         GetRoles(GetRoles) = "GET_ROLES" / "get_roles",
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",
+        GetMetrics(GetMetrics) = "GET_METRICS" / "get_metrics",
     }
 }
 

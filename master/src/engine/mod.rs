@@ -25,12 +25,13 @@
 //! `accept.rs` (ACCEPT and its launches), `changes.rs` (its
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
-//! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `roles.rs` (weights, quota,
+//! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
 //! operator reservations), `views.rs` (the snapshot).
 
 mod accept;
 mod agents;
 mod changes;
+mod counters;
 mod frameworks;
 mod gone;
 mod loss;
@@ -55,6 +56,7 @@ use crate::allocator::Allocator;
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 pub use agents::{AgentUpdate, Registration, ReportedTask};
+pub use counters::{Counters, Gauges, Sample};
 pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
 pub use offers::{OfferView, offered_resources};
@@ -247,6 +249,7 @@ pub struct Engine {
     offers: offers::OfferBook,
     tasks: tasks::TaskTable,
     operations: operations::OperationLog,
+    metering: counters::Metering,
     /// When this master took over as leader (unix seconds).
     elected_time: Option<f64>,
     out: Vec<Effect>,
@@ -266,6 +269,7 @@ impl Engine {
             offers: offers::OfferBook::default(),
             tasks: tasks::TaskTable::default(),
             operations: operations::OperationLog::default(),
+            metering: counters::Metering::default(),
             elected_time: None,
             out: Vec::new(),
         })
@@ -397,6 +401,7 @@ impl Engine {
         self.offers = offers::OfferBook::default();
         self.tasks = tasks::TaskTable::default();
         self.operations = operations::OperationLog::default();
+        self.metering.reset();
         self.elected_time = None;
     }
 

@@ -9,6 +9,7 @@ mod grants;
 mod keel;
 pub mod leader;
 mod legacy;
+mod metrics;
 mod operator;
 mod operator_body;
 mod pending;
@@ -67,6 +68,8 @@ fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/master/tasks", get(legacy::tasks))
         .route("/master/flags", get(legacy::flags))
         .route("/flags", get(legacy::flags))
+        .route("/metrics/snapshot", get(metrics::snapshot))
+        .route("/metrics", get(metrics::prometheus))
         .route("/api/keel/v1/masters", get(leader::masters))
         .route("/api/keel/v1/agents", get(keel::agents))
         .route("/api/keel/v1/agents/pending", get(pending::pending))

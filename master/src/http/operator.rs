@@ -56,12 +56,12 @@ pub enum OperatorCall {
     MarkAgentGone {
         agent_id: String,
     },
+    GetMetrics,
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
 pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
-    "GET_METRICS",
     "GET_LOGGING_LEVEL",
     "SET_LOGGING_LEVEL",
     "LIST_FILES",
@@ -147,6 +147,8 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_ROLES" => Ok(OperatorCall::GetRoles),
         "GET_WEIGHTS" => Ok(OperatorCall::GetWeights),
         "GET_QUOTA" => Ok(OperatorCall::GetQuota),
+        // `get_metrics.timeout` is ignored: the answer is immediate.
+        "GET_METRICS" => Ok(OperatorCall::GetMetrics),
         "UPDATE_WEIGHTS" => body::update_weights(&call).map(OperatorCall::UpdateWeights),
         "UPDATE_QUOTA" => body::update_quota(&call).map(OperatorCall::UpdateQuota),
         "RESERVE_RESOURCES" => {
@@ -362,6 +364,7 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
             keel_cluster: Some(super::leader::cluster(&master.cluster())),
         }),
         OperatorCall::GetAgents => Answer::GetAgents(get_agents(&Snapshot::take(master))),
+        OperatorCall::GetMetrics => Answer::GetMetrics(super::metrics::get_metrics(master)),
         OperatorCall::GetState => {
             let s = viewer.snapshot(master);
             Answer::GetState(GetState {
@@ -505,7 +508,7 @@ mod tests {
 
     #[test]
     fn valid_but_unimplemented_calls_get_501() {
-        for ty in ["UNKNOWN", "GET_METRICS", "DRAIN_AGENT"] {
+        for ty in ["UNKNOWN", "DRAIN_AGENT"] {
             let body = format!(r#"{{"type":"{ty}"}}"#);
             let r = parse_operator_call(&headers(JSON), body.as_bytes()).unwrap_err();
             assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{ty}");
