@@ -12,6 +12,7 @@
 //! - [`http`]: the agent's own HTTP endpoint.
 //! - [`files`]: task sandboxes over HTTP (Mesos' files API).
 //! - [`fetcher`]: `CommandInfo.uris` into sandboxes (http, file, archives, cache).
+//! - [`sim`]: `keel-agent sim`, many simulated agents on the real session code.
 
 pub mod discovery;
 pub mod executor;
@@ -22,6 +23,7 @@ pub mod isolation;
 pub mod masters;
 pub mod resources;
 pub mod session;
+pub mod sim;
 pub mod trust;
 pub mod workdir;
 
