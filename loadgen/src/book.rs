@@ -17,11 +17,11 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use keel_api::mesos::{CommandInfo, Id, Label, Labels, TaskInfo, TaskState, TaskStatus};
-use serde_json::Value as Json;
 use keel_api::operator::Offer;
 use keel_api::resources::v1::Resource;
 use keel_client::scheduler::ReconcileTask;
 use keel_client::scheduler::compose::task_info;
+use serde_json::Value as Json;
 
 /// What a task runs: a shell command for real agents and labels for
 /// simulated ones (`keel.sim/duration`, `keel.sim/exit`).

@@ -15,7 +15,13 @@ fn status(task_id: &str, state: TaskState) -> TaskStatus {
 }
 
 fn book(slots: usize) -> Book {
-    Book::new("f0", slots, vec![TaskKind::exits(0), TaskKind::exits(3)], 0.5, 10.0)
+    Book::new(
+        "f0",
+        slots,
+        vec![TaskKind::exits(0), TaskKind::exits(3)],
+        0.5,
+        10.0,
+    )
 }
 
 #[test]
@@ -25,9 +31,15 @@ fn offers_are_packed_and_tasks_carry_their_kind() {
     let tasks = b.plan(&offer("a1", 1.2, 100.0), t0);
     assert_eq!(tasks.len(), 2, "two of 0.5 cpus fit in 1.2");
     assert_eq!(tasks[0].task_id.value, "f0-0-0");
-    assert_eq!(tasks[1].command.as_ref().unwrap().value.as_deref(), Some("exit 3"));
+    assert_eq!(
+        tasks[1].command.as_ref().unwrap().value.as_deref(),
+        Some("exit 3")
+    );
     let labels = tasks[1].labels.as_ref().unwrap().to_string();
-    assert!(labels.contains("keel.sim/exit") && labels.contains("\"3\""), "{labels}");
+    assert!(
+        labels.contains("keel.sim/exit") && labels.contains("\"3\""),
+        "{labels}"
+    );
     assert_eq!(b.queued(), 3);
     assert!(b.plan(&offer("a2", 0.4, 100.0), t0).is_empty());
     assert_eq!(b.plan(&offer("a2", 8.0, 100.0), t0).len(), 3);

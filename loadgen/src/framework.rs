@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use keel_api::mesos::{Capability, FrameworkInfo};
 use keel_client::Client;
-use keel_client::scheduler::{Acknowledge, Call, Event, Subscribe, Subscription};
 use keel_client::scheduler::compose::framework_info;
+use keel_client::scheduler::{Acknowledge, Call, Event, Subscribe, Subscription};
 use tokio::sync::mpsc;
 
 use crate::book::Book;
@@ -160,7 +160,11 @@ impl Framework {
                     for offer in offers {
                         let tasks = self.book.plan(&offer, Instant::now());
                         if tasks.is_empty() {
-                            let refuse = if self.book.queued() == 0 { IDLE_REFUSE } else { 0.0 };
+                            let refuse = if self.book.queued() == 0 {
+                                IDLE_REFUSE
+                            } else {
+                                0.0
+                            };
                             let _ = sub.decline(vec![offer.id.clone()], Some(refuse)).await;
                             continue;
                         }
@@ -170,7 +174,9 @@ impl Framework {
                             Ok(()) => {
                                 progress.launched.fetch_add(n, Ordering::Relaxed);
                             }
-                            Err(e) => tracing::info!(framework = %self.name, error = %e, "launch failed"),
+                            Err(e) => {
+                                tracing::info!(framework = %self.name, error = %e, "launch failed")
+                            }
                         }
                     }
                 }

@@ -150,7 +150,10 @@ impl Report {
 
     /// ACCEPT -> TASK_RUNNING of every attempt seen running, sorted.
     pub fn latencies(&self) -> Vec<Duration> {
-        let mut l: Vec<Duration> = self.attempts().filter_map(|(_, _, a)| a.latency()).collect();
+        let mut l: Vec<Duration> = self
+            .attempts()
+            .filter_map(|(_, _, a)| a.latency())
+            .collect();
         l.sort();
         l
     }
@@ -160,7 +163,10 @@ impl Report {
     pub fn placements_per_second(&self) -> f64 {
         let first = self.attempts().map(|(_, _, a)| a.accepted_at).min();
         let last = self.attempts().filter_map(|(_, _, a)| a.running_at).max();
-        let n = self.attempts().filter(|(_, _, a)| a.running_at.is_some()).count();
+        let n = self
+            .attempts()
+            .filter(|(_, _, a)| a.running_at.is_some())
+            .count();
         match (first, last) {
             (Some(f), Some(l)) if l > f => n as f64 / l.duration_since(f).as_secs_f64(),
             _ => 0.0,
@@ -189,7 +195,13 @@ pub async fn run_with(
         let mut fw = framework::Framework {
             role: format!("load{}", f % workload.roles.max(1)),
             framework_id: None,
-            book: book::Book::new(&format!("f{f}"), slots, workload.kinds.clone(), workload.cpus, workload.mem),
+            book: book::Book::new(
+                &format!("f{f}"),
+                slots,
+                workload.kinds.clone(),
+                workload.cpus,
+                workload.mem,
+            ),
             name,
         };
         let (client, progress) = (client.clone(), progress.clone());
