@@ -66,6 +66,10 @@ pub struct Attempt {
     pub states: Vec<TaskState>,
     /// Heard about lately (updates or reconciliation).
     pub heard_at: Instant,
+    /// The master answered its ACCEPT (or the call failed): only then may
+    /// it be reconciled (a master that has not yet taken the ACCEPT in
+    /// would call it lost, and it would run twice).
+    pub answered: bool,
 }
 
 impl Attempt {
@@ -160,12 +164,13 @@ impl Book {
         self.queue.len()
     }
 
-    /// The tasks to launch on `offer` (as many queued slots as fit).
-    pub fn plan(&mut self, offer: &Offer, now: Instant) -> Vec<TaskInfo> {
+    /// The tasks to launch on `offer`: as many queued slots as fit, at
+    /// most `most`.
+    pub fn plan(&mut self, offer: &Offer, now: Instant, most: usize) -> Vec<TaskInfo> {
         let (mut cpus, mut mem) = (offer.scalar("cpus"), offer.scalar("mem"));
         let role = offer.role().to_string();
         let mut tasks = Vec::new();
-        while cpus + 1e-9 >= self.cpus && mem + 1e-9 >= self.mem {
+        while tasks.len() < most && cpus + 1e-9 >= self.cpus && mem + 1e-9 >= self.mem {
             let Some(slot) = self.queue.pop_front() else {
                 break;
             };
@@ -194,6 +199,7 @@ impl Book {
                 running_at: None,
                 states: Vec::new(),
                 heard_at: now,
+                answered: false,
             });
         }
         tasks
@@ -228,6 +234,27 @@ impl Book {
         true
     }
 
+    /// The ACCEPTs of `task_ids` were answered.
+    pub fn answered(&mut self, task_ids: &[String], now: Instant) {
+        for id in task_ids {
+            if let Some(&(slot, attempt)) = self.by_task.get(id) {
+                let a = &mut self.slots[slot].attempts[attempt];
+                a.answered = true;
+                a.heard_at = a.heard_at.max(now);
+            }
+        }
+    }
+
+    /// No ACCEPT is in flight any more (its session is gone).
+    pub fn answer_all(&mut self, now: Instant) {
+        for a in self.slots.iter_mut().flat_map(|s| s.attempts.iter_mut()) {
+            if !a.answered {
+                a.answered = true;
+                a.heard_at = now;
+            }
+        }
+    }
+
     /// Launched attempts not heard about since `quiet` that may still
     /// change: to reconcile.
     pub fn to_reconcile(&self, now: Instant, quiet: Duration) -> Vec<ReconcileTask> {
@@ -235,6 +262,7 @@ impl Book {
             .iter()
             .filter(|s| s.final_state.is_none())
             .filter_map(|s| s.attempts.last())
+            .filter(|a| a.answered)
             .filter(|a| !a.last().is_some_and(is_loss) || a.ran())
             .filter(|a| now.duration_since(a.heard_at) >= quiet)
             .map(|a| ReconcileTask {

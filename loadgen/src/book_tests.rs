@@ -28,7 +28,7 @@ fn book(slots: usize) -> Book {
 fn offers_are_packed_and_tasks_carry_their_kind() {
     let t0 = Instant::now();
     let mut b = book(5);
-    let tasks = b.plan(&offer("a1", 1.2, 100.0), t0);
+    let tasks = b.plan(&offer("a1", 1.2, 100.0), t0, 9);
     assert_eq!(tasks.len(), 2, "two of 0.5 cpus fit in 1.2");
     assert_eq!(tasks[0].task_id.value, "f0-0-0");
     assert_eq!(
@@ -41,8 +41,14 @@ fn offers_are_packed_and_tasks_carry_their_kind() {
         "{labels}"
     );
     assert_eq!(b.queued(), 3);
-    assert!(b.plan(&offer("a2", 0.4, 100.0), t0).is_empty());
-    assert_eq!(b.plan(&offer("a2", 8.0, 100.0), t0).len(), 3);
+    assert_eq!(
+        b.plan(&offer("a1", 8.0, 100.0), t0, 1).len(),
+        1,
+        "at most one"
+    );
+    assert_eq!(b.queued(), 2);
+    assert!(b.plan(&offer("a2", 0.4, 100.0), t0, 9).is_empty());
+    assert_eq!(b.plan(&offer("a2", 8.0, 100.0), t0, 9).len(), 2);
     assert_eq!(b.queued(), 0);
 }
 
@@ -50,7 +56,7 @@ fn offers_are_packed_and_tasks_carry_their_kind() {
 fn updates_end_slots_and_losses_before_running_relaunch() {
     let t0 = Instant::now();
     let mut b = book(2);
-    b.plan(&offer("a1", 1.0, 100.0), t0);
+    b.plan(&offer("a1", 1.0, 100.0), t0, 9);
     assert!(b.update(&status("f0-0-0", TaskState::TASK_RUNNING), t0));
     assert!(!b.update(&status("other", TaskState::TASK_RUNNING), t0));
     assert_eq!(b.running(), 1);
@@ -59,7 +65,7 @@ fn updates_end_slots_and_losses_before_running_relaunch() {
     b.update(&status("f0-1-0", TaskState::TASK_LOST), t0);
     assert_eq!(b.queued(), 1);
     assert!(!b.done());
-    let again = b.plan(&offer("a2", 1.0, 100.0), t0);
+    let again = b.plan(&offer("a2", 1.0, 100.0), t0, 9);
     assert_eq!(again[0].task_id.value, "f0-1-1");
     b.update(&status("f0-1-1", TaskState::TASK_STARTING), t0);
     b.update(&status("f0-1-1", TaskState::TASK_FAILED), t0);
@@ -73,8 +79,11 @@ fn a_task_that_ran_is_never_relaunched_and_is_reconciled() {
     let t0 = Instant::now();
     let later = t0 + Duration::from_secs(60);
     let mut b = book(1);
-    b.plan(&offer("a1", 1.0, 100.0), t0);
+    b.plan(&offer("a1", 1.0, 100.0), t0, 9);
     assert_eq!(b.to_reconcile(t0, Duration::from_secs(15)).len(), 0);
+    // Not before the master answered the ACCEPT.
+    assert_eq!(b.to_reconcile(later, Duration::from_secs(15)).len(), 0);
+    b.answered(&["f0-0-0".to_string()], t0);
     assert_eq!(b.to_reconcile(later, Duration::from_secs(15)).len(), 1);
     b.update(&status("f0-0-0", TaskState::TASK_RUNNING), t0);
     b.update(&status("f0-0-0", TaskState::TASK_LOST), t0);

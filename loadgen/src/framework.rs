@@ -8,17 +8,20 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use keel_api::mesos::Filters;
 use keel_api::mesos::{Capability, FrameworkInfo};
 use keel_client::Client;
 use keel_client::scheduler::compose::framework_info;
-use keel_client::scheduler::{Acknowledge, Call, Event, Subscribe, Subscription};
+use keel_client::scheduler::{
+    Accept, Acknowledge, Call, Decline, Event, Operation, Subscribe, Subscription,
+};
 use tokio::sync::mpsc;
 
 use crate::book::Book;
 use crate::{LoadError, Progress};
 
-/// Acknowledgements in flight per framework.
-const ACKS_IN_FLIGHT: usize = 16;
+/// Calls (launches, declines, acknowledgements) in flight per framework.
+const CALLS_IN_FLIGHT: usize = 32;
 /// Unused offers are declined for this long when nothing is queued.
 const IDLE_REFUSE: f64 = 5.0;
 /// Tasks not heard about for this long are reconciled.
@@ -53,6 +56,7 @@ impl Framework {
         &mut self,
         client: &Client,
         progress: &Arc<Progress>,
+        per_offer: usize,
         deadline: Instant,
     ) -> Result<(), LoadError> {
         let mut sub = self.subscribe(client, deadline).await?;
@@ -61,7 +65,7 @@ impl Framework {
                 let _ = sub.teardown().await;
                 return Ok(());
             }
-            match self.serve(&mut sub, progress, deadline).await {
+            match self.serve(&mut sub, progress, per_offer, deadline).await {
                 Ok(()) => continue,
                 Err(LoadError::StreamEnded) => {
                     tracing::info!(framework = %self.name, "stream ended: subscribing again");
@@ -84,6 +88,8 @@ impl Framework {
                     let id = sub.framework_id().value.clone();
                     let again = self.framework_id.replace(id).is_some();
                     if again {
+                        // No call of the last session is in flight any more.
+                        self.book.answer_all(Instant::now());
                         // Whatever happened meanwhile: ask about every task.
                         let all = self.book.to_reconcile(Instant::now(), Duration::ZERO);
                         if !all.is_empty() {
@@ -108,17 +114,27 @@ impl Framework {
         &mut self,
         sub: &mut Subscription,
         progress: &Arc<Progress>,
+        per_offer: usize,
         deadline: Instant,
     ) -> Result<(), LoadError> {
-        let (acks, ack_rx) = mpsc::unbounded_channel::<Acknowledge>();
+        // Calls go out from a side task, many at once: the event loop
+        // never waits for the master's answers.
+        let (calls, call_rx) = mpsc::unbounded_channel::<(Call, Vec<String>)>();
+        // The task ids of each ACCEPT that was answered (or failed).
+        let (answered_tx, mut answered) = mpsc::unbounded_channel::<Vec<String>>();
         let caller = sub.caller();
+        let name = self.name.clone();
         let acker = tokio::spawn(async move {
-            tokio_stream_from(ack_rx)
-                .for_each_concurrent(ACKS_IN_FLIGHT, |ack| {
-                    let caller = caller.clone();
+            stream_of(call_rx)
+                .for_each_concurrent(CALLS_IN_FLIGHT, |(call, launched)| {
+                    let (caller, name, answered) = (caller.clone(), &name, answered_tx.clone());
                     async move {
-                        if let Err(e) = caller.call(&Call::Acknowledge(ack)).await {
-                            tracing::debug!(error = %e, "acknowledgement failed");
+                        // A launch lost with a failing leader is reconciled later.
+                        if let Err(e) = caller.call(&call).await {
+                            tracing::debug!(framework = %name, error = %e, "{} failed", call.kind());
+                        }
+                        if !launched.is_empty() {
+                            let _ = answered.send(launched);
                         }
                     }
                 })
@@ -129,7 +145,7 @@ impl Framework {
         loop {
             if self.book.done() {
                 // The last acknowledgements go out before the teardown.
-                drop(acks);
+                drop(calls);
                 let _ = tokio::time::timeout(Duration::from_secs(30), &mut acker.0).await;
                 return Ok(());
             }
@@ -142,6 +158,10 @@ impl Framework {
             }
             let event = tokio::select! {
                 e = sub.next() => e,
+                Some(ids) = answered.recv() => {
+                    self.book.answered(&ids, Instant::now());
+                    continue;
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let quiet = self.book.to_reconcile(now, QUIET);
@@ -158,26 +178,33 @@ impl Framework {
             match event {
                 Event::Offers(offers) => {
                     for offer in offers {
-                        let tasks = self.book.plan(&offer, Instant::now());
-                        if tasks.is_empty() {
+                        let tasks = self.book.plan(&offer, Instant::now(), per_offer);
+                        let ids = tasks.iter().map(|t| t.task_id.value.clone()).collect();
+                        let call = if tasks.is_empty() {
                             let refuse = if self.book.queued() == 0 {
                                 IDLE_REFUSE
                             } else {
                                 0.0
                             };
-                            let _ = sub.decline(vec![offer.id.clone()], Some(refuse)).await;
-                            continue;
-                        }
-                        let n = tasks.len() as u64;
-                        // A launch lost with a failing leader is reconciled later.
-                        match sub.launch(&offer, tasks, Some(0.0)).await {
-                            Ok(()) => {
-                                progress.launched.fetch_add(n, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                tracing::info!(framework = %self.name, error = %e, "launch failed")
-                            }
-                        }
+                            Call::Decline(Decline {
+                                offer_ids: vec![offer.id.clone()],
+                                filters: Some(Filters {
+                                    refuse_seconds: Some(refuse),
+                                }),
+                            })
+                        } else {
+                            progress
+                                .launched
+                                .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+                            Call::Accept(Accept {
+                                offer_ids: vec![offer.id.clone()],
+                                operations: vec![Operation::launch(tasks)],
+                                filters: Some(Filters {
+                                    refuse_seconds: Some(0.0),
+                                }),
+                            })
+                        };
+                        let _ = calls.send((call, ids));
                     }
                 }
                 Event::Update(status) => {
@@ -188,7 +215,7 @@ impl Framework {
                     let ended = self.book.finals() - finals;
                     progress.ended.fetch_add(ended as u64, Ordering::Relaxed);
                     if let Some(ack) = Acknowledge::of(&status) {
-                        let _ = acks.send(ack);
+                        let _ = calls.send((Call::Acknowledge(ack), Vec::new()));
                     }
                 }
                 Event::Error(message) => return Err(LoadError::Removed(message)),
@@ -206,7 +233,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn tokio_stream_from<T: Send + 'static>(
+fn stream_of<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))

@@ -32,6 +32,8 @@ pub struct Workload {
     pub tasks: usize,
     pub cpus: f64,
     pub mem: f64,
+    /// Tasks launched on one offer at most (spreads them over agents).
+    pub per_offer: usize,
     /// Task `i` of a framework is of kind `kinds[i % len]`.
     pub kinds: Vec<TaskKind>,
     /// Every framework must be done within this.
@@ -46,6 +48,7 @@ impl Default for Workload {
             tasks: 10,
             cpus: 0.01,
             mem: 1.0,
+            per_offer: 10,
             kinds: vec![TaskKind::exits(0)],
             deadline: Duration::from_secs(600),
         }
@@ -143,6 +146,19 @@ impl Report {
             .collect()
     }
 
+    /// Every attempt of slot `slot` of framework `name`: task id, agent
+    /// and the states seen (for failure messages).
+    pub fn describe(&self, name: &str, slot: usize) -> String {
+        self.frameworks
+            .iter()
+            .filter(|f| f.name == name)
+            .flat_map(|f| f.slots.get(slot))
+            .flat_map(|s| s.attempts.iter())
+            .map(|a| format!("{} on {}: {:?}", a.task_id, a.agent_id, a.states))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Attempts launched (relaunches included).
     pub fn launched(&self) -> usize {
         self.attempts().count()
@@ -205,8 +221,9 @@ pub async fn run_with(
             name,
         };
         let (client, progress) = (client.clone(), progress.clone());
+        let per_offer = workload.per_offer.max(1);
         set.spawn(async move {
-            let result = fw.run(&client, &progress, deadline).await;
+            let result = fw.run(&client, &progress, per_offer, deadline).await;
             (f, fw, result)
         });
     }
