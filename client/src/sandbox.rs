@@ -164,22 +164,22 @@ impl Sandbox<'_> {
     /// Up to 64 KiB of the file from `offset` (`/files/read`).
     pub async fn read(&self, path: &str, offset: u64) -> Result<FileChunk, ClientError> {
         let offset = offset.to_string();
-        let query = [("path", path), ("offset", offset.as_str())];
-        let resp = self
-            .get("read", &query, Some(Duration::from_secs(10)))
-            .await?;
-        let url = resp.url().to_string();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Http {
-            url: url.clone(),
-            source: e,
-        })?;
-        Client::decode(url, &bytes)
+        self.get_json("read", &[("path", path), ("offset", offset.as_str())])
+            .await
     }
 
     /// A directory's entries (`/files/browse`).
     pub async fn browse(&self, path: &str) -> Result<Vec<FileEntry>, ClientError> {
+        self.get_json("browse", &[("path", path)]).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
         let resp = self
-            .get("browse", &[("path", path)], Some(Duration::from_secs(10)))
+            .get(endpoint, query, Some(Duration::from_secs(10)))
             .await?;
         let url = resp.url().to_string();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Http {

@@ -7,17 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{cluster, keelctl};
-
-/// The task id `keelctl run` reports on stderr.
-fn task_id(stderr: &str) -> String {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("launched task "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no task id in {stderr}"))
-        .to_string()
-}
+use support::{cluster, keelctl, task_id};
 
 #[test]
 fn logs_prints_a_tasks_output_and_follows_it() {

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use keel_pki::{Ca, Material, Role};
-use support::{bin, free_port, spawn};
+use support::{bin, free_port, keelctl_env, spawn, task_id};
 
 const ACLS: &str = r#"{"permissive": true,
   "access_sandboxes": [{"principals": {"values": ["viewer"]}, "users": {"type": "NONE"}}]}"#;
@@ -34,17 +34,16 @@ struct Secure {
 
 impl Secure {
     fn keelctl(&self, who: &str, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelctl"));
-        for var in ["KEEL_PRINCIPAL", "KEEL_SECRET", "KEEL_TOKEN", "KEEL_CONFIG"] {
-            cmd.env_remove(var);
-        }
-        cmd.env("HOME", &self.root)
-            .args(["--master", &self.master, "--tls-ca", &self.ca])
-            .env("KEEL_PRINCIPAL", who)
-            .env("KEEL_SECRET", format!("{who}-secret"))
-            .args(args)
-            .output()
-            .unwrap()
+        let secret = format!("{who}-secret");
+        let home = self.root.display().to_string();
+        let env = [
+            ("HOME", home.as_str()),
+            ("KEEL_PRINCIPAL", who),
+            ("KEEL_SECRET", secret.as_str()),
+        ];
+        let mut all = vec!["--tls-ca", self.ca.as_str()];
+        all.extend_from_slice(args);
+        keelctl_env(&self.master, &env, &all)
     }
 }
 
@@ -54,15 +53,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn task_id(stderr: &str) -> String {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("launched task "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no task id in {stderr}"))
-        .to_string()
 }
 
 #[test]

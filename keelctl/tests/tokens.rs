@@ -10,15 +10,7 @@ use std::time::{Duration, Instant};
 use support::{bin, free_port, spawn};
 
 fn keelctl(master: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelctl"));
-    for var in ["KEEL_PRINCIPAL", "KEEL_SECRET", "KEEL_TOKEN"] {
-        cmd.env_remove(var);
-    }
-    cmd.args(["--master", master])
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .unwrap()
+    support::keelctl_env(master, env, args)
 }
 
 fn text(out: &Output) -> String {

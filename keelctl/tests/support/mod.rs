@@ -64,6 +64,30 @@ pub fn keelctl(master: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// keelctl with only `env` of the credentials variables (the caller's
+/// `KEEL_PRINCIPAL`, `KEEL_SECRET`, `KEEL_TOKEN`, `KEEL_CONFIG` removed).
+pub fn keelctl_env(master: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelctl"));
+    for var in ["KEEL_PRINCIPAL", "KEEL_SECRET", "KEEL_TOKEN", "KEEL_CONFIG"] {
+        cmd.env_remove(var);
+    }
+    cmd.args(["--master", master])
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The task id `keelctl run` reports on stderr.
+pub fn task_id(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("launched task "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no task id in {stderr}"))
+        .to_string()
+}
+
 pub fn cluster() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
