@@ -8,7 +8,8 @@
 //! - `GET_TASKS`, `GET_STATE` in [`tasks`];
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
 //!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
-//! - `TEARDOWN` and `MARK_AGENT_GONE` here.
+//! - `TEARDOWN` and `MARK_AGENT_GONE` here;
+//! - the event stream (`SUBSCRIBE`) in [`events`].
 //!
 //! Fields Keel always sends are plain; fields a Mesos master may leave out
 //! are `Option` or default to empty, so answers of a real Mesos master read
@@ -16,12 +17,14 @@
 
 pub mod agents;
 mod envelope;
+pub mod events;
 pub mod frameworks;
 pub mod master;
 pub mod roles;
 pub mod tasks;
 
 pub use agents::{Agent, AgentInfo, GetAgents};
+pub use events::Event;
 pub use frameworks::{Framework, GetFrameworks, Offer};
 pub use master::{
     Address, Flag, GetFlags, GetHealth, GetMaster, GetVersion, MasterInfo, VersionInfo,
@@ -64,7 +67,8 @@ envelope::envelope! {
         GetTasks = "GET_TASKS",
         GetRoles = "GET_ROLES",
         GetWeights = "GET_WEIGHTS",
-        GetQuota = "GET_QUOTA";
+        GetQuota = "GET_QUOTA",
+        Subscribe = "SUBSCRIBE";
         UpdateWeights(UpdateWeights) = "UPDATE_WEIGHTS" / "update_weights",
         UpdateQuota(UpdateQuota) = "UPDATE_QUOTA" / "update_quota",
         ReserveResources(Reservation) = "RESERVE_RESOURCES" / "reserve_resources",

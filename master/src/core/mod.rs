@@ -11,11 +11,13 @@
 //! - `agents.rs`: the agent-facing inputs (registration, updates, ticks).
 //! - `frameworks.rs`: the scheduler API (SUBSCRIBE and every other call).
 //! - `operator.rs`: operator writes and reads.
+//! - `events.rs`: operator event subscribers.
 //! - `local.rs`: in-process frameworks.
 //! - `tokens.rs`: bearer and join tokens.
 
 mod agents;
 mod eks;
+mod events;
 mod frameworks;
 mod links;
 pub mod local;
@@ -37,6 +39,7 @@ use crate::replication::local::{LocalLog, StoreError};
 use crate::replication::{self as replicate, ProposeError, Replicator};
 
 pub use crate::engine::{FrameworkView, Refusal, Registration, Snapshot, TaskView};
+pub use events::{EventReceiver, EventsError, MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE};
 pub use frameworks::{CallError, CallReply};
 pub use links::{FrameworkConnection, SendError, SessionSender};
 pub use tokens::{NewToken, TokensError};

@@ -236,8 +236,9 @@ impl Engine {
                 })
                 .unwrap_or_else(|| a.info.task_id.value.clone());
             infos.push(a.info.clone());
+            let k = key(&run.framework_id, &a.info.task_id.value);
             self.tasks.live.insert(
-                key(&run.framework_id, &a.info.task_id.value),
+                k.clone(),
                 TaskRecord {
                     framework_id: run.framework_id.clone(),
                     task_id: a.info.task_id.value.clone(),
@@ -254,6 +255,7 @@ impl Engine {
                     kill: None,
                 },
             );
+            self.observe_task_added(&k);
         }
         let framework_info = self
             .frameworks

@@ -26,7 +26,8 @@
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
 //! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `roles.rs` (weights, quota,
-//! operator reservations), `views.rs` (the snapshot).
+//! operator reservations), `views.rs` (the snapshot), `observe.rs` (changes
+//! for the operator event stream).
 
 mod accept;
 mod agents;
@@ -34,6 +35,7 @@ mod changes;
 mod frameworks;
 mod gone;
 mod loss;
+mod observe;
 mod offers;
 mod operations;
 mod roles;
@@ -57,6 +59,7 @@ use crate::registry::{Applied, Command, Registry, RegistryError};
 pub use agents::{AgentUpdate, Registration, ReportedTask};
 pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
+pub use observe::Observed;
 pub use offers::{OfferView, offered_resources};
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
@@ -178,6 +181,8 @@ pub enum Effect {
     },
     /// Resources were freed or added: run an allocation cycle soon.
     AllocateSoon,
+    /// A change for the operator event stream (only while observed).
+    Observed(Observed),
 }
 
 /// A registry command to commit before the call can finish, and what the
@@ -249,6 +254,8 @@ pub struct Engine {
     operations: operations::OperationLog,
     /// When this master took over as leader (unix seconds).
     elected_time: Option<f64>,
+    /// Whether operator subscribers listen ([`Engine::set_observed`]).
+    observed: bool,
     out: Vec<Effect>,
 }
 
@@ -267,6 +274,7 @@ impl Engine {
             tasks: tasks::TaskTable::default(),
             operations: operations::OperationLog::default(),
             elected_time: None,
+            observed: false,
             out: Vec::new(),
         })
     }

@@ -148,7 +148,8 @@ pub fn operator_needs(
         | OperatorCall::GetTasks
         | OperatorCall::GetRoles
         | OperatorCall::GetWeights
-        | OperatorCall::GetQuota => Vec::new(),
+        | OperatorCall::GetQuota
+        | OperatorCall::Subscribe => Vec::new(),
     }
 }
 

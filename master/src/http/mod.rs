@@ -5,6 +5,7 @@
 mod auth;
 mod body;
 mod error;
+mod events;
 mod grants;
 mod keel;
 pub mod leader;

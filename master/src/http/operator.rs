@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 
 use keel_api::operator::{
-    GetAgents, GetExecutors, GetFlags, GetHealth, GetMaster, GetQuota, GetState, GetVersion,
-    GetWeights, QuotaStatus, Response as Answer, WeightInfo,
+    GetAgents, GetFlags, GetHealth, GetMaster, GetQuota, GetVersion, GetWeights, QuotaStatus,
+    Response as Answer, WeightInfo,
 };
 use keel_api::resources::Resources;
 
@@ -56,6 +56,8 @@ pub enum OperatorCall {
     MarkAgentGone {
         agent_id: String,
     },
+    /// The event stream.
+    Subscribe,
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
@@ -68,7 +70,6 @@ pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "READ_FILE",
     "GET_EXECUTORS",
     "GET_OPERATIONS",
-    "SUBSCRIBE",
     "CREATE_VOLUMES",
     "DESTROY_VOLUMES",
     "GROW_VOLUME",
@@ -147,6 +148,7 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_ROLES" => Ok(OperatorCall::GetRoles),
         "GET_WEIGHTS" => Ok(OperatorCall::GetWeights),
         "GET_QUOTA" => Ok(OperatorCall::GetQuota),
+        "SUBSCRIBE" => Ok(OperatorCall::Subscribe),
         "UPDATE_WEIGHTS" => body::update_weights(&call).map(OperatorCall::UpdateWeights),
         "UPDATE_QUOTA" => body::update_quota(&call).map(OperatorCall::UpdateQuota),
         "RESERVE_RESOURCES" => {
@@ -228,6 +230,9 @@ pub async fn handle(
     if let Err(r) = super::auth::operator(&master, &caller, &call) {
         return plain(r.status, r.reason);
     }
+    if call == OperatorCall::Subscribe {
+        return super::events::subscribe(&master, &caller).await;
+    }
     if let Some(resp) = mutate(&master, &call).await {
         return resp;
     }
@@ -245,7 +250,7 @@ pub async fn handle(
 
 /// `GET_AGENTS`: what running tasks use on each agent is allocated, what
 /// outstanding offers hold is offered.
-fn get_agents(s: &Snapshot) -> GetAgents {
+pub(super) fn get_agents(s: &Snapshot) -> GetAgents {
     let agents: Vec<_> = s.registry.agents().cloned().collect();
     let per_agent = s.per_agent();
     let none = (Resources::default(), Resources::default());
@@ -363,16 +368,7 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         }),
         OperatorCall::GetAgents => Answer::GetAgents(get_agents(&Snapshot::take(master))),
         OperatorCall::GetState => {
-            let s = viewer.snapshot(master);
-            Answer::GetState(GetState {
-                get_tasks: state::get_tasks(&s),
-                get_executors: GetExecutors::default(),
-                get_frameworks: state::get_frameworks(&s),
-                get_agents: match viewer.agents() {
-                    true => get_agents(&s),
-                    false => GetAgents::default(),
-                },
-            })
+            Answer::GetState(super::events::get_state(viewer, Snapshot::take(master)))
         }
         OperatorCall::GetFrameworks => {
             Answer::GetFrameworks(state::get_frameworks(&viewer.snapshot(master)))
@@ -411,7 +407,8 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::ReserveResources { .. }
         | OperatorCall::UnreserveResources { .. }
         | OperatorCall::Teardown { .. }
-        | OperatorCall::MarkAgentGone { .. } => return None,
+        | OperatorCall::MarkAgentGone { .. }
+        | OperatorCall::Subscribe => return None,
     })
 }
 

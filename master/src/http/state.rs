@@ -64,6 +64,23 @@ pub fn task_legacy(t: &TaskView) -> legacy::Task {
     }
 }
 
+/// v1 `Framework` alone (the event stream's): no offers or resources.
+pub fn framework_v1(f: &crate::core::FrameworkView) -> Framework {
+    Framework {
+        framework_info: f.info.clone(),
+        active: f.connected,
+        connected: f.connected,
+        recovered: false,
+        registered_time: Some(nanos(f.registered_time)),
+        reregistered_time: f.reregistered_time.map(nanos),
+        unregistered_time: None,
+        offers: None,
+        inverse_offers: None,
+        allocated_resources: None,
+        offered_resources: None,
+    }
+}
+
 /// v1 `GET_FRAMEWORKS` body.
 pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
     let frameworks = s
