@@ -13,8 +13,10 @@ use crate::engine::{Observed, Snapshot};
 
 /// Most operator subscribers at once (Mesos' default).
 pub const MAX_SUBSCRIBERS: usize = 1000;
-/// Changes queued for one subscriber before it is dropped.
-pub const SUBSCRIBER_QUEUE: usize = 1024;
+/// Changes queued for one subscriber before it is dropped, by default
+/// (`--operator-event-queue`): room for an agent's loss with thousands of
+/// tasks.
+pub const SUBSCRIBER_QUEUE: usize = 8192;
 
 /// Where a subscriber reads its changes; `None` once it was dropped (or
 /// the master stopped leading).
@@ -72,7 +74,7 @@ impl Master {
             if subscribers.len() >= MAX_SUBSCRIBERS {
                 return Err(EventsError::TooMany(MAX_SUBSCRIBERS));
             }
-            let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+            let (tx, rx) = mpsc::channel(self.config.event_queue.max(1));
             subscribers.queues.push(tx);
             state.engine.set_observed(true);
             Ok((state.engine.snapshot(), rx))

@@ -66,6 +66,9 @@ pub struct MasterConfig {
     pub agent_reregister_timeout: Duration,
     /// The allocation policy (`drf`).
     pub allocator: String,
+    /// Changes queued for one operator event subscriber before it is
+    /// dropped.
+    pub event_queue: usize,
     /// The flags the master was started with, for `GET_FLAGS` and `/master/state`.
     pub flags: Vec<(String, String)>,
     /// Who may use the scheduler and operator APIs, and for what.
@@ -90,6 +93,7 @@ impl MasterConfig {
             offer_timeout: None,
             agent_reregister_timeout: Duration::from_secs(600),
             allocator: "drf".into(),
+            event_queue: SUBSCRIBER_QUEUE,
             flags: Vec::new(),
             trust: Arc::new(Trust::open()),
             grants: None,
