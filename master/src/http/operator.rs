@@ -266,7 +266,7 @@ pub(super) fn get_agents(s: &Snapshot) -> GetAgents {
 }
 
 /// Performs a mutating call; `None` for read calls.
-async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
+pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
     use axum::response::IntoResponse;
     let result = match call {
         OperatorCall::UpdateWeights(w) => master
