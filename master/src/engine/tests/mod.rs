@@ -7,6 +7,7 @@ mod accept;
 mod agents;
 mod frameworks;
 mod gone;
+mod observe;
 mod operations;
 mod tasks;
 
