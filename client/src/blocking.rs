@@ -14,9 +14,9 @@ use keel_api::keel::{
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::{
-    Call as OperatorCall, Event as OperatorEvent, GetAgents, GetFlags, GetFrameworks, GetMaster,
-    GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig, Reservation, Response,
-    VersionInfo, WeightInfo,
+    Call as OperatorCall, Event as OperatorEvent, GetAgents, GetExecutors, GetFlags, GetFrameworks,
+    GetMaster, GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig, Reservation,
+    Response, VersionInfo, WeightInfo,
 };
 use tokio::runtime::Runtime;
 
@@ -83,6 +83,7 @@ impl Client {
         fn get_state(&self) -> GetState;
         fn get_frameworks(&self) -> GetFrameworks;
         fn get_tasks(&self) -> GetTasks;
+        fn get_executors(&self) -> GetExecutors;
         fn get_roles(&self) -> GetRoles;
         fn get_weights(&self) -> GetWeights;
         fn get_quota(&self) -> GetQuota;

@@ -27,11 +27,13 @@ pub use agents::{Agent, AgentInfo, GetAgents};
 pub use events::Event;
 pub use frameworks::{Framework, GetFrameworks, Offer};
 pub use master::{
-    Address, Flag, GetFlags, GetHealth, GetMaster, GetVersion, MasterInfo, VersionInfo,
+    Address, Flag, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetVersion, MasterInfo,
+    SetLoggingLevel, VersionInfo,
 };
 pub use roles::{
-    GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaScalar, QuotaStatus, Reservation,
-    Role, RoleQuota, ScalarMap, UpdateQuota, UpdateWeights, WeightInfo,
+    GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaRequest, QuotaScalar, QuotaStatus,
+    RemoveQuota, Reservation, Role, RoleQuota, ScalarMap, SetQuota, UpdateQuota, UpdateWeights,
+    WeightInfo,
 };
 pub use tasks::{ExecutorEntry, GetExecutors, GetState, GetTasks, Task};
 
@@ -65,12 +67,17 @@ envelope::envelope! {
         GetState = "GET_STATE",
         GetFrameworks = "GET_FRAMEWORKS",
         GetTasks = "GET_TASKS",
+        GetExecutors = "GET_EXECUTORS",
+        GetLoggingLevel = "GET_LOGGING_LEVEL",
         GetRoles = "GET_ROLES",
         GetWeights = "GET_WEIGHTS",
         GetQuota = "GET_QUOTA",
         Subscribe = "SUBSCRIBE";
         UpdateWeights(UpdateWeights) = "UPDATE_WEIGHTS" / "update_weights",
         UpdateQuota(UpdateQuota) = "UPDATE_QUOTA" / "update_quota",
+        SetQuota(SetQuota) = "SET_QUOTA" / "set_quota",
+        SetLoggingLevel(SetLoggingLevel) = "SET_LOGGING_LEVEL" / "set_logging_level",
+        RemoveQuota(RemoveQuota) = "REMOVE_QUOTA" / "remove_quota",
         ReserveResources(Reservation) = "RESERVE_RESOURCES" / "reserve_resources",
         UnreserveResources(Reservation) = "UNRESERVE_RESOURCES" / "unreserve_resources",
         Teardown(Teardown) = "TEARDOWN" / "teardown",
@@ -91,6 +98,8 @@ envelope::envelope! {
         GetState(GetState) = "GET_STATE" / "get_state",
         GetFrameworks(GetFrameworks) = "GET_FRAMEWORKS" / "get_frameworks",
         GetTasks(GetTasks) = "GET_TASKS" / "get_tasks",
+        GetExecutors(GetExecutors) = "GET_EXECUTORS" / "get_executors",
+        GetLoggingLevel(GetLoggingLevel) = "GET_LOGGING_LEVEL" / "get_logging_level",
         GetRoles(GetRoles) = "GET_ROLES" / "get_roles",
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",

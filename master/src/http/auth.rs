@@ -129,6 +129,9 @@ pub fn operator_needs(
             roles(Action::UpdateWeight, &mut w.iter().map(|(r, _)| r))
         }
         OperatorCall::UpdateQuota(q) => roles(Action::UpdateQuota, &mut q.iter().map(|c| &c.role)),
+        OperatorCall::SetLoggingLevel { .. } => vec![(Action::SetLogLevel, None)],
+        OperatorCall::SetQuota(q) => vec![(Action::UpdateQuota, Some(q.role.clone()))],
+        OperatorCall::RemoveQuota { role } => vec![(Action::UpdateQuota, Some(role.clone()))],
         OperatorCall::ReserveResources { resources, .. } => roles(
             Action::ReserveResources,
             &mut resources.iter().map(|r| &r.role),
@@ -146,6 +149,8 @@ pub fn operator_needs(
         | OperatorCall::GetState
         | OperatorCall::GetFrameworks
         | OperatorCall::GetTasks
+        | OperatorCall::GetExecutors
+        | OperatorCall::GetLoggingLevel
         | OperatorCall::GetRoles
         | OperatorCall::GetWeights
         | OperatorCall::GetQuota

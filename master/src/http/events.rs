@@ -34,7 +34,7 @@ pub(super) fn get_state(viewer: Viewer<'_>, mut s: Snapshot) -> GetState {
     viewer.filter(&mut s);
     GetState {
         get_tasks: state::get_tasks(&s),
-        get_executors: Default::default(),
+        get_executors: state::get_executors(&s),
         get_frameworks: state::get_frameworks(&s),
         get_agents: match viewer.agents() {
             true => super::operator::get_agents(&s),

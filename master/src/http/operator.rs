@@ -5,6 +5,7 @@
 //! with a plain-text reason.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -12,8 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 
 use keel_api::operator::{
-    GetAgents, GetFlags, GetHealth, GetMaster, GetQuota, GetVersion, GetWeights, QuotaStatus,
-    Response as Answer, WeightInfo,
+    GetAgents, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetQuota, GetVersion, GetWeights,
+    QuotaStatus, Response as Answer, WeightInfo,
 };
 use keel_api::resources::Resources;
 
@@ -37,6 +38,7 @@ pub enum OperatorCall {
     GetState,
     GetFrameworks,
     GetTasks,
+    GetExecutors,
     GetRoles,
     GetWeights,
     UpdateWeights(Vec<(String, f64)>),
@@ -58,17 +60,26 @@ pub enum OperatorCall {
     },
     /// The event stream.
     Subscribe,
+    /// The deprecated SET_QUOTA: a quota for a role that has none.
+    SetQuota(QuotaConfig),
+    /// The deprecated REMOVE_QUOTA.
+    RemoveQuota {
+        role: String,
+    },
+    GetLoggingLevel,
+    /// A verbosity for a while.
+    SetLoggingLevel {
+        level: u32,
+        duration: std::time::Duration,
+    },
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
 pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "GET_METRICS",
-    "GET_LOGGING_LEVEL",
-    "SET_LOGGING_LEVEL",
     "LIST_FILES",
     "READ_FILE",
-    "GET_EXECUTORS",
     "GET_OPERATIONS",
     "CREATE_VOLUMES",
     "DESTROY_VOLUMES",
@@ -82,8 +93,6 @@ pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "DRAIN_AGENT",
     "DEACTIVATE_AGENT",
     "REACTIVATE_AGENT",
-    "SET_QUOTA",
-    "REMOVE_QUOTA",
 ];
 
 /// A rejected request: the status and the plain-text reason.
@@ -145,10 +154,16 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_STATE" => Ok(OperatorCall::GetState),
         "GET_FRAMEWORKS" => Ok(OperatorCall::GetFrameworks),
         "GET_TASKS" => Ok(OperatorCall::GetTasks),
+        "GET_EXECUTORS" => Ok(OperatorCall::GetExecutors),
+        "GET_LOGGING_LEVEL" => Ok(OperatorCall::GetLoggingLevel),
+        "SET_LOGGING_LEVEL" => body::set_logging_level(&call)
+            .map(|(level, duration)| OperatorCall::SetLoggingLevel { level, duration }),
         "GET_ROLES" => Ok(OperatorCall::GetRoles),
         "GET_WEIGHTS" => Ok(OperatorCall::GetWeights),
         "GET_QUOTA" => Ok(OperatorCall::GetQuota),
         "SUBSCRIBE" => Ok(OperatorCall::Subscribe),
+        "SET_QUOTA" => body::set_quota(&call).map(OperatorCall::SetQuota),
+        "REMOVE_QUOTA" => body::remove_quota(&call).map(|role| OperatorCall::RemoveQuota { role }),
         "UPDATE_WEIGHTS" => body::update_weights(&call).map(OperatorCall::UpdateWeights),
         "UPDATE_QUOTA" => body::update_quota(&call).map(OperatorCall::UpdateQuota),
         "RESERVE_RESOURCES" => {
@@ -318,12 +333,71 @@ pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Respo
             .await
             .map(|()| StatusCode::OK)
             .map_err(|e| gone_error(agent_id, &e)),
+        OperatorCall::SetQuota(q) => set_quota(master, q).await,
+        OperatorCall::RemoveQuota { role } => remove_quota(master, role).await,
+        OperatorCall::SetLoggingLevel { level, duration } => set_logging_level(*level, *duration),
         _ => return None,
     };
     Some(match result {
         Ok(status) => status.into_response(),
         Err((status, reason)) => plain(status, reason),
     })
+}
+
+/// SET_LOGGING_LEVEL: the verbosity now, back to the start's after
+/// `duration` (unless set again meanwhile).
+fn set_logging_level(level: u32, duration: Duration) -> Result<StatusCode, (StatusCode, String)> {
+    let generation = keel_telemetry::set_verbosity(level)
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    tracing::info!(level, ?duration, "logging level set");
+    tokio::spawn(async move {
+        tokio::time::sleep(duration).await;
+        keel_telemetry::reset_verbosity(generation);
+    });
+    Ok(StatusCode::OK)
+}
+
+/// Whether `role` has a quota.
+fn has_quota(master: &Master, role: &str) -> bool {
+    master.quotas().iter().any(|q| q.role == role)
+}
+
+/// SET_QUOTA as Mesos answers it: refused for a role that has a quota.
+async fn set_quota(master: &Master, q: &QuotaConfig) -> Result<StatusCode, (StatusCode, String)> {
+    if has_quota(master, &q.role) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Failed to validate set quota request: Can not set quota for role '{}' which already has quota",
+                q.role
+            ),
+        ));
+    }
+    master
+        .update_quotas(vec![q.clone()])
+        .await
+        .map(|()| StatusCode::OK)
+        .map_err(|e| (error_status(&e), e.to_string()))
+}
+
+/// REMOVE_QUOTA: refused for a role without one.
+async fn remove_quota(master: &Master, role: &str) -> Result<StatusCode, (StatusCode, String)> {
+    if !has_quota(master, role) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("Failed to remove quota: Role '{role}' has no quota set"),
+        ));
+    }
+    let none = QuotaConfig {
+        role: role.to_string(),
+        guarantees: Resources::default(),
+        limits: Resources::default(),
+    };
+    master
+        .update_quotas(vec![none])
+        .await
+        .map(|()| StatusCode::OK)
+        .map_err(|e| (error_status(&e), e.to_string()))
 }
 
 /// A master's refusal as HTTP: the request's fault is 400; a store that
@@ -374,6 +448,12 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
             Answer::GetFrameworks(state::get_frameworks(&viewer.snapshot(master)))
         }
         OperatorCall::GetTasks => Answer::GetTasks(state::get_tasks(&viewer.snapshot(master))),
+        OperatorCall::GetLoggingLevel => Answer::GetLoggingLevel(GetLoggingLevel {
+            level: keel_telemetry::verbosity(),
+        }),
+        OperatorCall::GetExecutors => {
+            Answer::GetExecutors(state::get_executors(&viewer.snapshot(master)))
+        }
         OperatorCall::GetRoles => {
             let mut roles = state::get_roles(master);
             roles.roles.retain(|r| viewer.role(&r.name));
@@ -408,7 +488,10 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::UnreserveResources { .. }
         | OperatorCall::Teardown { .. }
         | OperatorCall::MarkAgentGone { .. }
-        | OperatorCall::Subscribe => return None,
+        | OperatorCall::Subscribe
+        | OperatorCall::SetQuota(_)
+        | OperatorCall::RemoveQuota { .. }
+        | OperatorCall::SetLoggingLevel { .. } => return None,
     })
 }
 
