@@ -34,11 +34,20 @@ fn realm(method: &Method, path: &str) -> &'static str {
     } else if path.starts_with("/api/v1")
         || path.starts_with("/master/api/v1")
         || (path.starts_with("/api/keel/") && method != Method::GET)
+        || legacy_write(path)
     {
         READWRITE_REALM
     } else {
         READONLY_REALM
     }
+}
+
+/// The legacy form writes (`/master/teardown`, ...), in Mesos' read-write
+/// realm.
+fn legacy_write(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    let path = path.strip_prefix("/master").unwrap_or(path);
+    matches!(path, "/teardown" | "/reserve" | "/unreserve")
 }
 
 /// A refusal in the endpoint's own form: Keel's API answers
