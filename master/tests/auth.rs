@@ -81,6 +81,7 @@ fn operator_table() -> Vec<OperatorCase> {
         ),
         ("GET_EXECUTORS", json!({}), None),
         ("GET_LOGGING_LEVEL", json!({}), None),
+        ("GET_OPERATIONS", json!({}), None),
         (
             "SET_LOGGING_LEVEL",
             json!({"set_logging_level": {"level": 0, "duration": {"nanoseconds": 1000000}}}),

@@ -1,4 +1,5 @@
 //! The cheaper operator calls on a real master: GET_EXECUTORS,
+//! GET_OPERATIONS (what it lists: `engine/tests/operations.rs`),
 //! SET_QUOTA/REMOVE_QUOTA (the deprecated quota calls, on the UPDATE_QUOTA
 //! code), GET_LOGGING_LEVEL/SET_LOGGING_LEVEL (the tracing filter, for a
 //! while).
@@ -30,6 +31,8 @@ fn executors_quota_and_logging_calls_answer() {
 
     let j = answer(&m, "GET_EXECUTORS");
     assert_eq!(j["get_executors"], json!({}), "{j}");
+    let ops = answer(&m, "GET_OPERATIONS");
+    assert_eq!(ops["get_operations"]["operations"], json!([]), "{ops}");
     let state = answer(&m, "GET_STATE");
     assert!(state["get_state"]["get_executors"].is_object(), "{state}");
 

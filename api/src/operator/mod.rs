@@ -35,7 +35,9 @@ pub use roles::{
     RemoveQuota, Reservation, Role, RoleQuota, ScalarMap, SetQuota, UpdateQuota, UpdateWeights,
     WeightInfo,
 };
-pub use tasks::{ExecutorEntry, GetExecutors, GetState, GetTasks, Task};
+pub use tasks::{
+    ExecutorEntry, GetExecutors, GetOperations, GetState, GetTasks, OperationEntry, Task,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +71,7 @@ envelope::envelope! {
         GetTasks = "GET_TASKS",
         GetExecutors = "GET_EXECUTORS",
         GetLoggingLevel = "GET_LOGGING_LEVEL",
+        GetOperations = "GET_OPERATIONS",
         GetRoles = "GET_ROLES",
         GetWeights = "GET_WEIGHTS",
         GetQuota = "GET_QUOTA",
@@ -100,6 +103,7 @@ envelope::envelope! {
         GetTasks(GetTasks) = "GET_TASKS" / "get_tasks",
         GetExecutors(GetExecutors) = "GET_EXECUTORS" / "get_executors",
         GetLoggingLevel(GetLoggingLevel) = "GET_LOGGING_LEVEL" / "get_logging_level",
+        GetOperations(GetOperations) = "GET_OPERATIONS" / "get_operations",
         GetRoles(GetRoles) = "GET_ROLES" / "get_roles",
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",

@@ -61,6 +61,7 @@ pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
 pub use observe::Observed;
 pub use offers::{OfferView, offered_resources};
+pub use operations::OperationView;
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
 

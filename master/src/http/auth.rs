@@ -160,6 +160,7 @@ pub fn operator_needs(
         | OperatorCall::GetTasks
         | OperatorCall::GetExecutors
         | OperatorCall::GetLoggingLevel
+        | OperatorCall::GetOperations
         | OperatorCall::GetRoles
         | OperatorCall::GetWeights
         | OperatorCall::GetQuota

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 
 use keel_api::operator::{
-    GetAgents, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetQuota, GetVersion, GetWeights,
-    QuotaStatus, Response as Answer, WeightInfo,
+    GetAgents, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetOperations, GetQuota,
+    GetVersion, GetWeights, OperationEntry, QuotaStatus, Response as Answer, WeightInfo,
 };
 use keel_api::resources::Resources;
 
@@ -67,6 +67,7 @@ pub enum OperatorCall {
         role: String,
     },
     GetLoggingLevel,
+    GetOperations,
     /// A verbosity for a while.
     SetLoggingLevel {
         level: u32,
@@ -80,7 +81,6 @@ pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "GET_METRICS",
     "LIST_FILES",
     "READ_FILE",
-    "GET_OPERATIONS",
     "CREATE_VOLUMES",
     "DESTROY_VOLUMES",
     "GROW_VOLUME",
@@ -156,6 +156,7 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_TASKS" => Ok(OperatorCall::GetTasks),
         "GET_EXECUTORS" => Ok(OperatorCall::GetExecutors),
         "GET_LOGGING_LEVEL" => Ok(OperatorCall::GetLoggingLevel),
+        "GET_OPERATIONS" => Ok(OperatorCall::GetOperations),
         "SET_LOGGING_LEVEL" => body::set_logging_level(&call)
             .map(|(level, duration)| OperatorCall::SetLoggingLevel { level, duration }),
         "GET_ROLES" => Ok(OperatorCall::GetRoles),
@@ -278,6 +279,30 @@ pub(super) fn get_agents(s: &Snapshot) -> GetAgents {
             .collect(),
         recovered_agents: Vec::new(),
     }
+}
+
+/// `GET_OPERATIONS`: the operations of frameworks the viewer may see.
+fn get_operations(master: &Master, viewer: Viewer<'_>) -> GetOperations {
+    let operations = master
+        .operations()
+        .into_iter()
+        .filter(|o| {
+            master
+                .framework_info(&o.framework_id)
+                .is_some_and(|info| viewer.framework(&info))
+        })
+        .map(|o| OperationEntry {
+            framework_id: Some(keel_api::mesos::Id::new(&o.framework_id)),
+            agent_id: o.agent_id.as_deref().map(keel_api::mesos::Id::new),
+            info: o.info,
+            statuses: vec![o.latest_status.clone()],
+            latest_status: o.latest_status,
+            uuid: keel_api::scheduler::Uuid {
+                value: keel_api::mesos::base64_encode(&o.uuid),
+            },
+        })
+        .collect();
+    GetOperations { operations }
 }
 
 /// Performs a mutating call; `None` for read calls.
@@ -451,6 +476,7 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         OperatorCall::GetLoggingLevel => Answer::GetLoggingLevel(GetLoggingLevel {
             level: keel_telemetry::verbosity(),
         }),
+        OperatorCall::GetOperations => Answer::GetOperations(get_operations(master, viewer)),
         OperatorCall::GetExecutors => {
             Answer::GetExecutors(state::get_executors(&viewer.snapshot(master)))
         }
