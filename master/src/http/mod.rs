@@ -13,6 +13,7 @@ pub mod leader;
 mod legacy;
 mod operator;
 mod operator_body;
+mod operator_calls;
 mod pending;
 mod scheduler;
 mod state;

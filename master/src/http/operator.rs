@@ -5,7 +5,6 @@
 //! with a plain-text reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -13,13 +12,14 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 
 use keel_api::operator::{
-    GetAgents, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetOperations, GetQuota,
-    GetVersion, GetWeights, OperationEntry, QuotaStatus, Response as Answer, WeightInfo,
+    GetAgents, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetQuota, GetVersion, GetWeights,
+    QuotaStatus, Response as Answer, WeightInfo,
 };
 use keel_api::resources::Resources;
 
 use super::body::Bodies;
 use super::operator_body as body;
+use super::operator_calls as calls;
 use super::state::{self, Snapshot};
 use super::visible::Viewer;
 use super::{json, plain, views};
@@ -281,30 +281,6 @@ pub(super) fn get_agents(s: &Snapshot) -> GetAgents {
     }
 }
 
-/// `GET_OPERATIONS`: the operations of frameworks the viewer may see.
-fn get_operations(master: &Master, viewer: Viewer<'_>) -> GetOperations {
-    let operations = master
-        .operations()
-        .into_iter()
-        .filter(|o| {
-            master
-                .framework_info(&o.framework_id)
-                .is_some_and(|info| viewer.framework(&info))
-        })
-        .map(|o| OperationEntry {
-            framework_id: Some(keel_api::mesos::Id::new(&o.framework_id)),
-            agent_id: o.agent_id.as_deref().map(keel_api::mesos::Id::new),
-            info: o.info,
-            statuses: vec![o.latest_status.clone()],
-            latest_status: o.latest_status,
-            uuid: keel_api::scheduler::Uuid {
-                value: keel_api::mesos::base64_encode(&o.uuid),
-            },
-        })
-        .collect();
-    GetOperations { operations }
-}
-
 /// Performs a mutating call; `None` for read calls.
 pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
     use axum::response::IntoResponse;
@@ -358,9 +334,11 @@ pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Respo
             .await
             .map(|()| StatusCode::OK)
             .map_err(|e| gone_error(agent_id, &e)),
-        OperatorCall::SetQuota(q) => set_quota(master, q).await,
-        OperatorCall::RemoveQuota { role } => remove_quota(master, role).await,
-        OperatorCall::SetLoggingLevel { level, duration } => set_logging_level(*level, *duration),
+        OperatorCall::SetQuota(q) => calls::set_quota(master, q).await,
+        OperatorCall::RemoveQuota { role } => calls::remove_quota(master, role).await,
+        OperatorCall::SetLoggingLevel { level, duration } => {
+            calls::set_logging_level(*level, *duration)
+        }
         _ => return None,
     };
     Some(match result {
@@ -369,66 +347,10 @@ pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Respo
     })
 }
 
-/// SET_LOGGING_LEVEL: the verbosity now, back to the start's after
-/// `duration` (unless set again meanwhile).
-fn set_logging_level(level: u32, duration: Duration) -> Result<StatusCode, (StatusCode, String)> {
-    let generation = keel_telemetry::set_verbosity(level)
-        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    tracing::info!(level, ?duration, "logging level set");
-    tokio::spawn(async move {
-        tokio::time::sleep(duration).await;
-        keel_telemetry::reset_verbosity(generation);
-    });
-    Ok(StatusCode::OK)
-}
-
-/// Whether `role` has a quota.
-fn has_quota(master: &Master, role: &str) -> bool {
-    master.quotas().iter().any(|q| q.role == role)
-}
-
-/// SET_QUOTA as Mesos answers it: refused for a role that has a quota.
-async fn set_quota(master: &Master, q: &QuotaConfig) -> Result<StatusCode, (StatusCode, String)> {
-    if has_quota(master, &q.role) {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            format!(
-                "Failed to validate set quota request: Can not set quota for role '{}' which already has quota",
-                q.role
-            ),
-        ));
-    }
-    master
-        .update_quotas(vec![q.clone()])
-        .await
-        .map(|()| StatusCode::OK)
-        .map_err(|e| (error_status(&e), e.to_string()))
-}
-
-/// REMOVE_QUOTA: refused for a role without one.
-async fn remove_quota(master: &Master, role: &str) -> Result<StatusCode, (StatusCode, String)> {
-    if !has_quota(master, role) {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            format!("Failed to remove quota: Role '{role}' has no quota set"),
-        ));
-    }
-    let none = QuotaConfig {
-        role: role.to_string(),
-        guarantees: Resources::default(),
-        limits: Resources::default(),
-    };
-    master
-        .update_quotas(vec![none])
-        .await
-        .map(|()| StatusCode::OK)
-        .map_err(|e| (error_status(&e), e.to_string()))
-}
-
 /// A master's refusal as HTTP: the request's fault is 400; a store that
 /// failed or a master that does not lead (any more) is 503, since the same
 /// request may succeed later or elsewhere.
-fn error_status(e: &MasterError) -> StatusCode {
+pub(super) fn error_status(e: &MasterError) -> StatusCode {
     if e.is_unavailable() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -476,7 +398,7 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         OperatorCall::GetLoggingLevel => Answer::GetLoggingLevel(GetLoggingLevel {
             level: keel_telemetry::verbosity(),
         }),
-        OperatorCall::GetOperations => Answer::GetOperations(get_operations(master, viewer)),
+        OperatorCall::GetOperations => Answer::GetOperations(calls::get_operations(master, viewer)),
         OperatorCall::GetExecutors => {
             Answer::GetExecutors(state::get_executors(&viewer.snapshot(master)))
         }
