@@ -1,5 +1,6 @@
 //! The agent's HTTP endpoint (default port 5051): health, a Mesos-style
-//! `/state` (also `/slave(1)/state`), the discovered inventory and the
+//! `/state` (also `/slave(1)/state`), the discovered inventory, the
+//! metrics ([`crate::metrics`]: `/metrics/snapshot`, `/metrics`) and the
 //! sandboxes ([`crate::files`]: `/files/browse`, `/files/read`,
 //! `/files/download`). Served by [`keel_serve`] within connection limits
 //! and timeouts ([`serve`]), over TLS when the agent has the cluster CA,
@@ -36,6 +37,9 @@ pub struct AgentView {
     pub sandboxes: Sandboxes,
     /// Checks sandbox grants; `None`: no TLS, the port is open.
     pub grants: Option<GrantVerifier>,
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// Where `proc/` is read for `system/*` (`/` on a real machine).
+    pub sys_root: std::path::PathBuf,
 }
 
 pub fn router(view: Arc<AgentView>) -> Router {
@@ -55,6 +59,8 @@ pub fn router(view: Arc<AgentView>) -> Router {
         .route("/state", get(state))
         .route("/slave(1)/state", get(state))
         .route("/api/keel/v1/inventory", get(inventory))
+        .route("/metrics/snapshot", get(metrics_snapshot))
+        .route("/metrics", get(metrics_text))
         .with_state(view)
         .merge(crate::files::http::router(files))
         .layer(axum::middleware::from_fn_with_state(
@@ -109,4 +115,46 @@ async fn state(State(view): State<Arc<AgentView>>) -> Response {
 
 async fn inventory(State(view): State<Arc<AgentView>>) -> Response {
     json(&serde_json::to_value(&view.inventory).unwrap_or_default())
+}
+
+fn metrics_frame(view: &AgentView) -> crate::metrics::AgentFrame {
+    let status = view.status.borrow().clone();
+    let system = crate::metrics::read_system(&view.sys_root)
+        .inspect_err(|e| tracing::debug!(error = %e, "system metrics unavailable"))
+        .ok();
+    crate::metrics::AgentFrame {
+        registered: status.registered,
+        registrations: status.registrations,
+        system,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SnapshotQuery {
+    jsonp: Option<String>,
+}
+
+async fn metrics_snapshot(
+    State(view): State<Arc<AgentView>>,
+    axum::extract::Query(q): axum::extract::Query<SnapshotQuery>,
+) -> Response {
+    let snapshot = view.metrics.snapshot(&metrics_frame(&view));
+    match keel_telemetry::metrics::render_snapshot(&snapshot, q.jsonp.as_deref()) {
+        Ok(r) => typed(r.body, r.content_type),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn metrics_text(State(view): State<Arc<AgentView>>) -> Response {
+    match view.metrics.prometheus(&metrics_frame(&view)) {
+        Ok(text) => typed(text, keel_telemetry::metrics::OPENMETRICS_CONTENT_TYPE),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn typed(body: String, content_type: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }

@@ -22,6 +22,7 @@ pub mod files;
 pub mod http;
 pub mod isolation;
 pub mod masters;
+pub mod metrics;
 pub mod resources;
 pub mod session;
 pub mod trust;
@@ -204,11 +205,13 @@ pub async fn run(
         hostname: prepared.hostname.clone(),
         pid: format!("slave(1)@{}:{port}", config.ip),
         inventory: prepared.inventory,
-        resources: prepared.resources,
+        resources: prepared.resources.clone(),
         attributes: config.attributes.clone(),
         status: status.subscribe(),
         sandboxes: files::Sandboxes::new(work_dir.root()),
         grants,
+        metrics: Arc::new(metrics::AgentMetrics::new(prepared.resources.clone())),
+        sys_root: config.sys_root.clone(),
     });
     let mut http_stop = stop_rx.clone();
     let limits = config.http;

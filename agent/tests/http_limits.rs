@@ -37,6 +37,8 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
         status,
         sandboxes: Sandboxes::new(dir),
         grants: None,
+        metrics: Arc::new(keel_agent::metrics::AgentMetrics::new(Default::default())),
+        sys_root: "/".into(),
     });
     rt.spawn(serve(
         listener,

@@ -15,8 +15,8 @@ use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::{
     Call as OperatorCall, Event as OperatorEvent, GetAgents, GetExecutors, GetFlags, GetFrameworks,
-    GetMaster, GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig, Reservation,
-    Response, VersionInfo, WeightInfo,
+    GetMaster, GetMetrics, GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig,
+    Reservation, Response, VersionInfo, WeightInfo,
 };
 use tokio::runtime::Runtime;
 
@@ -79,6 +79,7 @@ impl Client {
         fn get_flags(&self) -> GetFlags;
         fn get_version(&self) -> VersionInfo;
         fn get_master(&self) -> GetMaster;
+        fn get_metrics(&self) -> GetMetrics;
         fn get_agents(&self) -> GetAgents;
         fn get_state(&self) -> GetState;
         fn get_frameworks(&self) -> GetFrameworks;

@@ -2,9 +2,9 @@
 
 use keel_api::mesos::Id;
 use keel_api::operator::{
-    Call, GetAgents, GetExecutors, GetFlags, GetFrameworks, GetMaster, GetQuota, GetRoles,
-    GetState, GetTasks, GetWeights, MarkAgentGone, QuotaConfig, Reservation, Response, Teardown,
-    UpdateQuota, UpdateWeights, VersionInfo, WeightInfo,
+    Call, GetAgents, GetExecutors, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetMetricsCall,
+    GetQuota, GetRoles, GetState, GetTasks, GetWeights, MarkAgentGone, QuotaConfig, Reservation,
+    Response, Teardown, UpdateQuota, UpdateWeights, VersionInfo, WeightInfo,
 };
 use reqwest::Method;
 
@@ -47,6 +47,18 @@ impl Client {
 
     pub async fn get_version(&self) -> Result<VersionInfo, ClientError> {
         get!(self, GetVersion).map(|v| v.version_info)
+    }
+
+    /// `GET_METRICS`: the leader's `/metrics/snapshot` as `{name, value}`.
+    pub async fn get_metrics(&self) -> Result<GetMetrics, ClientError> {
+        let call = Call::GetMetrics(GetMetricsCall::default());
+        match self.call(&call).await? {
+            Some(Response::GetMetrics(body)) => Ok(body),
+            other => Err(ClientError::UnexpectedAnswer {
+                call: call.kind().to_string(),
+                got: other.map_or("nothing".to_string(), |r| r.kind().to_string()),
+            }),
+        }
     }
 
     pub async fn get_master(&self) -> Result<GetMaster, ClientError> {

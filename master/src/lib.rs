@@ -21,6 +21,7 @@ pub mod core;
 pub mod engine;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod registry;
 pub mod replication;
 mod serde_mesos;

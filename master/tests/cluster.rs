@@ -285,7 +285,7 @@ fn bad_input_gets_a_reason_and_loses_nothing() {
         (
             "POST",
             &[("Content-Type", "application/json")],
-            r#"{"type":"GET_METRICS"}"#,
+            r#"{"type":"GET_MAINTENANCE_STATUS"}"#,
             501,
             "not implemented",
         ),

@@ -1,4 +1,5 @@
-//! Logging for Keel's binaries.
+//! Logging and metrics for Keel's binaries ([`metrics`]: the registry's
+//! two views, Mesos' timers).
 //!
 //! Logs go to journald (through `tracing-journald`, pure Rust, no libsystemd)
 //! when the journald socket exists, as in the appliance image, and to stderr
@@ -7,6 +8,8 @@
 //! be made more verbose at runtime ([`set_verbosity`], Mesos'
 //! SET_LOGGING_LEVEL): level 0 is the filter the process started with,
 //! 1 adds `debug` for Keel's crates, 2 and up `trace`.
+
+pub mod metrics;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -8,6 +8,7 @@
 //! - `GET_TASKS`, `GET_STATE` in [`tasks`];
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
 //!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
+//! - `GET_METRICS` in [`metrics`];
 //! - `TEARDOWN` and `MARK_AGENT_GONE` here;
 //! - the event stream (`SUBSCRIBE`) in [`events`].
 //!
@@ -20,6 +21,7 @@ mod envelope;
 pub mod events;
 pub mod frameworks;
 pub mod master;
+pub mod metrics;
 pub mod roles;
 pub mod tasks;
 
@@ -30,6 +32,7 @@ pub use master::{
     Address, Flag, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetVersion, MasterInfo,
     SetLoggingLevel, VersionInfo,
 };
+pub use metrics::{GetMetrics, GetMetricsCall, Metric};
 pub use roles::{
     GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaRequest, QuotaScalar, QuotaStatus,
     RemoveQuota, Reservation, Role, RoleQuota, ScalarMap, SetQuota, UpdateQuota, UpdateWeights,
@@ -85,6 +88,7 @@ envelope::envelope! {
         UnreserveResources(Reservation) = "UNRESERVE_RESOURCES" / "unreserve_resources",
         Teardown(Teardown) = "TEARDOWN" / "teardown",
         MarkAgentGone(MarkAgentGone) = "MARK_AGENT_GONE" / "mark_agent_gone",
+        GetMetrics(GetMetricsCall) = "GET_METRICS" / "get_metrics",
     }
 }
 
@@ -107,6 +111,7 @@ envelope::envelope! {
         GetRoles(GetRoles) = "GET_ROLES" / "get_roles",
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",
+        GetMetrics(GetMetrics) = "GET_METRICS" / "get_metrics",
     }
 }
 

@@ -179,6 +179,7 @@ pub struct Master {
     serving_term: AtomicU64,
     /// Wakes the allocation loop after events that free or add resources.
     allocate_soon: Notify,
+    metrics: crate::metrics::MasterMetrics,
 }
 
 pub fn unix_now() -> f64 {
@@ -215,6 +216,7 @@ impl Master {
             serving: AtomicBool::new(false),
             serving_term: AtomicU64::new(0),
             allocate_soon: Notify::new(),
+            metrics: crate::metrics::MasterMetrics::new(),
             config,
         });
         // A single master takes over here: its local log failing is fatal.
@@ -256,6 +258,10 @@ impl Master {
     }
 
     fn perform(&self, state: &mut State, now: Now) {
+        let samples = state.engine.take_samples();
+        if !samples.is_empty() {
+            self.metrics.observe(samples, now.instant);
+        }
         loop {
             let effects = state.engine.take_effects();
             if effects.is_empty() {
@@ -281,7 +287,11 @@ impl Master {
         _w: &AsyncMutexGuard<'_, ()>,
         command: Command,
     ) -> Result<Applied, MasterError> {
+        let started = std::time::Instant::now();
         let applied = self.replicator.propose(command.clone()).await??;
+        self.metrics
+            .registry_write
+            .observe(started, started.elapsed());
         let agrees = self.lock().engine.committed(&command, &applied);
         if !agrees {
             let registry = self.replicator.registry();
@@ -486,7 +496,30 @@ impl Master {
         if !self.serving() {
             return 0;
         }
-        self.with(|e, now| e.allocate(now))
+        let started = std::time::Instant::now();
+        let sent = self.with(|e, now| e.allocate(now));
+        self.metrics.allocation_ran(started, started.elapsed());
+        sent
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &crate::metrics::MasterMetrics {
+        &self.metrics
+    }
+
+    /// The engine's gauges and counters now, read under the lock (no
+    /// gauges on a master that does not lead).
+    pub fn metrics_frame(&self) -> crate::metrics::Frame {
+        let serving = self.serving();
+        let state = self.lock();
+        crate::metrics::Frame {
+            gauges: if serving {
+                state.engine.gauges()
+            } else {
+                Default::default()
+            },
+            counters: state.engine.counters().clone(),
+        }
     }
 
     /// Ends every agent session and framework stream (on shutdown).

@@ -45,6 +45,9 @@ impl Engine {
         let mut remaining = Resources::default();
         let mut volumes = Vec::new();
         for o in &taken {
+            let waited = now.instant.saturating_duration_since(o.created);
+            self.metering
+                .sample(super::counters::Sample::OfferToAccept(waited));
             remaining.add(&o.resources);
             volumes.extend(o.volumes.iter().cloned());
         }
@@ -79,6 +82,7 @@ impl Engine {
                             reason,
                             now,
                         );
+                        self.metering.counters.task_ended(state);
                         self.notify(framework_id, status);
                     }
                 }
@@ -217,6 +221,7 @@ impl Engine {
                 &message,
                 now,
             );
+            self.metering.counters.task_ended(TaskState::TASK_ERROR);
             self.notify(&run.framework_id, status);
         }
         if accepted.is_empty() {
@@ -237,6 +242,7 @@ impl Engine {
                 .unwrap_or_else(|| a.info.task_id.value.clone());
             infos.push(a.info.clone());
             let k = key(&run.framework_id, &a.info.task_id.value);
+            self.metering.accepted(k.clone(), now.instant);
             self.tasks.live.insert(
                 k.clone(),
                 TaskRecord {

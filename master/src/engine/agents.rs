@@ -137,6 +137,11 @@ impl Engine {
             Applied::AgentReadmitted { agent_id, .. } => (agent_id.clone(), true),
             other => return Err(unexpected("a registration", other)),
         };
+        if reregistered {
+            self.metering.counters.slave_reregistrations += 1;
+        } else {
+            self.metering.counters.slave_registrations += 1;
+        }
         self.agents.next_session += 1;
         let session = self.agents.next_session;
         if let Some(old) = self.agents.sessions.insert(agent_id.clone(), session) {
@@ -266,6 +271,7 @@ impl Engine {
     pub fn agent_unreachable(&mut self, agent_id: &str, now: Now) {
         tracing::warn!(%agent_id, timeout = ?self.cfg.agent_timeout, "agent unreachable: no heartbeat");
         self.agents.recovered.remove(agent_id);
+        self.metering.counters.slave_removals += 1;
         offers::rescind_agent_offers(self, agent_id);
         self.allocator.remove_agent(agent_id);
         loss::agent_lost(self, agent_id, now);

@@ -56,6 +56,7 @@ impl Engine {
             other => return Err(unexpected("marking an agent gone", other)),
         }
         tracing::warn!(%agent_id, "agent marked gone by an operator");
+        self.metering.counters.slave_removals += 1;
         offers::rescind_agent_offers(self, agent_id);
         self.allocator.remove_agent(agent_id);
         let frameworks = self.tasks_gone(agent_id, now);

@@ -140,6 +140,9 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
     });
     if let Some(t) = e.tasks.live.get_mut(&k) {
         t.agent_id = agent_id.to_string();
+        if !t.state.is_terminal() && state.is_terminal() {
+            e.metering.counters.task_ended(state);
+        }
         t.state = state;
         if let Some(s) = latest {
             record_status(t, s.clone());
@@ -193,6 +196,7 @@ pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
         if let Some(t) = e.tasks.live.get_mut(&k) {
             agents.insert(t.agent_id.clone());
             if !t.state.is_terminal() {
+                e.metering.counters.task_ended(TaskState::TASK_KILLED);
                 t.state = TaskState::TASK_KILLED;
                 let status = master_status(
                     &t.task_id,

@@ -25,13 +25,14 @@
 //! `accept.rs` (ACCEPT and its launches), `changes.rs` (its
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
-//! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `roles.rs` (weights, quota,
+//! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
 //! operator reservations), `views.rs` (the snapshot), `observe.rs` (changes
 //! for the operator event stream).
 
 mod accept;
 mod agents;
 mod changes;
+mod counters;
 mod frameworks;
 mod gone;
 mod loss;
@@ -57,6 +58,7 @@ use crate::allocator::Allocator;
 use crate::registry::{Applied, Command, Registry, RegistryError};
 
 pub use agents::{AgentUpdate, Registration, ReportedTask};
+pub use counters::{Counters, Gauges, Sample};
 pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
 pub use observe::Observed;
@@ -253,6 +255,7 @@ pub struct Engine {
     offers: offers::OfferBook,
     tasks: tasks::TaskTable,
     operations: operations::OperationLog,
+    metering: counters::Metering,
     /// When this master took over as leader (unix seconds).
     elected_time: Option<f64>,
     /// Whether operator subscribers listen ([`Engine::set_observed`]).
@@ -274,6 +277,7 @@ impl Engine {
             offers: offers::OfferBook::default(),
             tasks: tasks::TaskTable::default(),
             operations: operations::OperationLog::default(),
+            metering: counters::Metering::default(),
             elected_time: None,
             observed: false,
             out: Vec::new(),
@@ -406,6 +410,7 @@ impl Engine {
         self.offers = offers::OfferBook::default();
         self.tasks = tasks::TaskTable::default();
         self.operations = operations::OperationLog::default();
+        self.metering.reset();
         self.elected_time = None;
     }
 

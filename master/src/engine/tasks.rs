@@ -113,6 +113,7 @@ impl Engine {
     /// Moves a task to `completed` (terminal and acknowledged, or its
     /// framework is gone).
     pub(super) fn complete(&mut self, k: &Key) {
+        self.metering.forget(k);
         if let Some(t) = self.tasks.live.remove(k) {
             self.tasks.completed.push_back(t);
             while self.tasks.completed.len() > COMPLETED_KEPT {
@@ -129,6 +130,10 @@ impl Engine {
         };
         let was_terminal = t.state.is_terminal();
         t.state = status.state;
+        if !was_terminal && t.state.is_terminal() {
+            self.metering.counters.task_ended(t.state);
+        }
+        self.metering.task_state(k, t.state, now.instant);
         let observed = self.observed.then(|| status.clone());
         record_status(t, status);
         if let Some(status) = observed {
@@ -178,6 +183,7 @@ impl Engine {
             Some(_) => (None, false),
         };
         if let Some(reason) = drop_reason {
+            self.metering.counters.invalid_status_updates += 1;
             tracing::warn!(%agent_id, framework_id = %fw, %task_id, state = update.status.state.name(), reason, "status update dropped");
             if !update.uuid.is_empty() {
                 self.send_agent(
@@ -191,6 +197,7 @@ impl Engine {
             }
             return;
         }
+        self.metering.counters.valid_status_updates += 1;
         let mut status = update.status;
         status.agent_id = Some(Id::new(agent_id));
         if stale {

@@ -164,7 +164,8 @@ pub fn operator_needs(
         | OperatorCall::GetRoles
         | OperatorCall::GetWeights
         | OperatorCall::GetQuota
-        | OperatorCall::Subscribe => Vec::new(),
+        | OperatorCall::Subscribe
+        | OperatorCall::GetMetrics => Vec::new(),
     }
 }
 

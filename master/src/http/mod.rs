@@ -11,6 +11,7 @@ mod grants;
 mod keel;
 pub mod leader;
 mod legacy;
+mod metrics;
 mod operator;
 mod operator_body;
 mod operator_calls;
@@ -118,6 +119,8 @@ fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/quota", get(summary::quota))
         .route("/master/weights", get(summary::weights))
         .route("/weights", get(summary::weights))
+        .route("/metrics/snapshot", get(metrics::snapshot))
+        .route("/metrics", get(metrics::prometheus))
         .route("/api/keel/v1/masters", get(leader::masters))
         .route("/api/keel/v1/agents", get(keel::agents))
         .route("/api/keel/v1/agents/pending", get(pending::pending))

@@ -73,12 +73,12 @@ pub enum OperatorCall {
         level: u32,
         duration: std::time::Duration,
     },
+    GetMetrics,
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
 pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
-    "GET_METRICS",
     "LIST_FILES",
     "READ_FILE",
     "CREATE_VOLUMES",
@@ -165,6 +165,8 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "SUBSCRIBE" => Ok(OperatorCall::Subscribe),
         "SET_QUOTA" => body::set_quota(&call).map(OperatorCall::SetQuota),
         "REMOVE_QUOTA" => body::remove_quota(&call).map(|role| OperatorCall::RemoveQuota { role }),
+        // `get_metrics.timeout` is ignored: the answer is immediate.
+        "GET_METRICS" => Ok(OperatorCall::GetMetrics),
         "UPDATE_WEIGHTS" => body::update_weights(&call).map(OperatorCall::UpdateWeights),
         "UPDATE_QUOTA" => body::update_quota(&call).map(OperatorCall::UpdateQuota),
         "RESERVE_RESOURCES" => {
@@ -388,6 +390,7 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
             keel_cluster: Some(super::leader::cluster(&master.cluster())),
         }),
         OperatorCall::GetAgents => Answer::GetAgents(get_agents(&Snapshot::take(master))),
+        OperatorCall::GetMetrics => Answer::GetMetrics(super::metrics::get_metrics(master)),
         OperatorCall::GetState => {
             Answer::GetState(super::events::get_state(viewer, Snapshot::take(master)))
         }
@@ -533,7 +536,7 @@ mod tests {
 
     #[test]
     fn valid_but_unimplemented_calls_get_501() {
-        for ty in ["UNKNOWN", "GET_METRICS", "DRAIN_AGENT"] {
+        for ty in ["UNKNOWN", "DRAIN_AGENT"] {
             let body = format!(r#"{{"type":"{ty}"}}"#);
             let r = parse_operator_call(&headers(JSON), body.as_bytes()).unwrap_err();
             assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{ty}");

@@ -5,6 +5,7 @@
 
 mod accept;
 mod agents;
+mod counters;
 mod frameworks;
 mod gone;
 mod observe;
