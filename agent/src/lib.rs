@@ -13,6 +13,7 @@
 //! - [`files`]: task sandboxes over HTTP (Mesos' files API).
 //! - [`access`]: who may use the agent's port (certificates, sandbox grants).
 //! - [`fetcher`]: `CommandInfo.uris` into sandboxes (http, file, archives, cache).
+//! - [`sim`]: `keel-agent sim`, many simulated agents on the real session code.
 
 pub mod access;
 pub mod discovery;
@@ -25,6 +26,7 @@ pub mod masters;
 pub mod metrics;
 pub mod resources;
 pub mod session;
+pub mod sim;
 pub mod trust;
 pub mod workdir;
 

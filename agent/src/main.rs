@@ -162,6 +162,47 @@ enum Command {
     },
     /// Capture the /proc, /sys and netlink data discovery reads into DIR (test fixtures).
     CaptureFixture { dir: PathBuf },
+    /// Run N simulated agents in this process until SIGTERM (scale tests):
+    /// the real session code, synthetic machines, tasks that only "run".
+    Sim(SimFlags),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimFlags {
+    /// Master(s) to register with: `HOST:PORT[,HOST:PORT...]`.
+    #[arg(long)]
+    master: String,
+    /// How many agents.
+    #[arg(long)]
+    agents: usize,
+    /// Each agent's work dir is `DIR/agent-<index>`.
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// How long a task runs (a task's `keel.sim/duration` label overrides it).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    task_duration: Duration,
+    /// The exit code tasks end with: 0 is TASK_FINISHED, others
+    /// TASK_FAILED (a task's `keel.sim/exit` label overrides it).
+    #[arg(long, default_value_t = 0)]
+    task_exit_code: i32,
+    /// The address agents advertise.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: IpAddr,
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    registration_backoff_factor: Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    status_update_retry_interval: Duration,
+    /// The cluster CA (TLS to the masters); plaintext without it or
+    /// --tls-ca-fingerprint.
+    #[arg(long, env = "KEEL_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// The cluster CA's fingerprint: fetched once from the masters into
+    /// `DIR/tls/ca.crt`.
+    #[arg(long, env = "KEEL_TLS_CA_FINGERPRINT", conflicts_with = "tls_ca")]
+    tls_ca_fingerprint: Option<String>,
+    /// A join token every agent presents (one with enough uses, or unlimited).
+    #[arg(long, env = "KEEL_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
 }
 
 fn parse_resources(s: &str) -> Result<Resources, String> {
@@ -239,6 +280,7 @@ async fn agent_main() -> anyhow::Result<()> {
             eprintln!("captured fixture into {}", dir.display());
             return Ok(());
         }
+        Some(Command::Sim(sim)) => return sim_main(sim).await,
         None => {}
     }
 
@@ -328,6 +370,44 @@ async fn agent_main() -> anyhow::Result<()> {
     let (status, _) = tokio::sync::watch::channel(SessionStatus::default());
     keel_agent::run(listener, config, status, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn sim_main(flags: SimFlags) -> anyhow::Result<()> {
+    keel_telemetry::init("keel-agent-sim");
+    let masters = keel_agent::masters::parse(&flags.master)?;
+    // One connection per agent.
+    keel_serve::nofile::raise().context("cannot raise the open files limit")?;
+    let ca = match (flags.tls_ca, &flags.tls_ca_fingerprint) {
+        (Some(ca), _) => Some(ca),
+        (None, Some(pinned)) => {
+            Some(keel_agent::trust::pinned_ca(&masters, pinned, &flags.work_dir).await?)
+        }
+        (None, None) => None,
+    };
+    let config = keel_agent::sim::SimConfig {
+        masters,
+        agents: flags.agents,
+        work_dir: flags.work_dir,
+        ip: flags.ip,
+        behaviour: keel_agent::sim::executor::Behaviour {
+            duration: flags.task_duration,
+            exit_code: flags.task_exit_code,
+            resend_base: flags.status_update_retry_interval,
+        },
+        registration_backoff_factor: flags.registration_backoff_factor,
+        tls: ca.map(|ca| keel_agent::sim::SimTls {
+            ca,
+            join_token: flags.join_token,
+        }),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    keel_agent::sim::run(config, stop_rx).await?;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use keel_api::pb::{self, agent_message::Msg as AgentMsg, master_message::Msg as 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::executor::{ExecutorCall, ExecutorHandle};
+use crate::executor::{ExecutorCall, ExecutorHandle, TaskExecutor};
 use crate::trust::{AdmissionRequest, Trust, tpm};
 use crate::workdir::WorkDir;
 
@@ -193,21 +193,23 @@ pub fn backoff(factor: Duration, attempt: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
-pub struct SessionConfig {
+/// `E`: the task runtime; the real one unless this is a simulated agent
+/// ([`crate::sim`]).
+pub struct SessionConfig<E = ExecutorHandle> {
     /// `HOST:PORT` of each master; tried in turn.
     pub masters: Vec<String>,
     pub info: pb::AgentInfo,
     pub backoff_factor: Duration,
     /// The task runtime: gets the master's task calls, produces updates.
-    pub executor: ExecutorHandle,
+    pub executor: E,
     /// TLS to the masters (checked against the cluster CA; this agent's
     /// certificate presented when it has one); plaintext without.
     pub trust: Option<Trust>,
 }
 
 /// Runs sessions until `shutdown` resolves.
-pub async fn run(
-    config: SessionConfig,
+pub async fn run<E: TaskExecutor>(
+    config: SessionConfig<E>,
     work_dir: &WorkDir,
     status: watch::Sender<SessionStatus>,
     mut shutdown: watch::Receiver<bool>,
@@ -252,9 +254,9 @@ pub async fn run(
     }
 }
 
-async fn session_once(
+async fn session_once<E: TaskExecutor>(
     master: &str,
-    config: &SessionConfig,
+    config: &SessionConfig<E>,
     work_dir: &WorkDir,
     status: &watch::Sender<SessionStatus>,
     attempt: &mut u32,

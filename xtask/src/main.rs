@@ -22,6 +22,7 @@ mod host_bench;
 mod image;
 mod launch_bench;
 mod pxe;
+mod scale_bench;
 mod soak;
 mod trust_bench;
 mod vm;
@@ -85,6 +86,10 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         writes: usize,
     },
+    /// Scale: `keel-agent sim` agents and keel-loadgen frameworks against
+    /// one master: registration from cold, RSS with the tasks running,
+    /// `/master/state`, placements per second (BENCHMARKS.md, Scale).
+    BenchScale(scale_bench::ScaleArgs),
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
     /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
@@ -247,6 +252,7 @@ fn main() -> Result<()> {
             agents,
             writes,
         } => ha_bench::run(kills, agents, writes),
+        Cmd::BenchScale(args) => scale_bench::run(&args),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),

@@ -27,6 +27,8 @@
 //! - [`users`]: which user a task runs as (`--switch-user`).
 //! - [`volumes`]: persistent volumes in sandboxes.
 //! - [`runtime`]: the actor tying it together; [`ExecutorHandle`] is its API.
+//! - [`seam`]: [`TaskExecutor`], what the session needs from a runtime (the
+//!   real one, or the simulator's).
 
 pub mod call;
 pub mod checkpoint;
@@ -37,6 +39,7 @@ pub mod launch;
 pub mod launcher;
 pub mod runtime;
 pub mod sandbox;
+pub mod seam;
 pub mod status;
 pub mod supervisor;
 pub mod task;
@@ -48,4 +51,5 @@ pub use call::ExecutorCall;
 pub use launcher::fake::FakeLauncher;
 pub use launcher::linux::LinuxLauncher;
 pub use runtime::{ExecutorConfig, ExecutorHandle};
+pub use seam::TaskExecutor;
 pub use updates::TaskKey;

@@ -1,0 +1,272 @@
+//! `cargo xtask bench-scale [--agents N --tasks N --frameworks N]`: one
+//! master (release build, default flags but `--max-connections` when the
+//! fleet needs more) and `keel-agent sim` on loopback
+//! (`docs/design/0007-scale-harness.md`).
+//!
+//! - N agents register from cold: time until all are active; the master's
+//!   RSS and CPU seconds then;
+//! - the tasks, launched by keel-loadgen's frameworks, all running: the
+//!   master's RSS, `/master/state` latency and size;
+//! - placements per second end to end (first ACCEPT to last TASK_RUNNING
+//!   as the frameworks saw it) and ACCEPT -> TASK_RUNNING percentiles.
+//!
+//! Logs go to `<tmp>/{master,sim}.log`; the directory is kept with
+//! `KEEL_BENCH_KEEP=1`.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use keel_loadgen::{Progress, TaskKind, Workload};
+
+use crate::cluster::{self, Api, Node, release_bin, rss_kib};
+
+/// Connections beyond the agents' (frameworks, operators, Raft).
+const HEADROOM: usize = 1024;
+/// The master's default `--max-connections`.
+const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub tasks: usize,
+    #[arg(long, default_value_t = 10)]
+    pub frameworks: usize,
+    /// How long each task runs (long enough for all to run at once).
+    #[arg(long, default_value = "300s", value_parser = humantime_secs)]
+    pub task_duration: Duration,
+}
+
+fn humantime_secs(s: &str) -> Result<Duration, String> {
+    let secs = s
+        .trim_end_matches('s')
+        .parse::<f64>()
+        .map_err(|e| e.to_string())?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Polls `cond` every 200 ms (listing 10,000 agents is no free call: a
+/// tighter loop would load the master it measures).
+fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// User + system CPU seconds of `pid`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+}
+
+pub fn run(args: &ScaleArgs) -> Result<()> {
+    cluster::build_release()?;
+    let tmp = tempfile_dir()?;
+    let dir = tmp.as_path();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "bench-scale: {} agents, {} tasks, {} frameworks; {cores} cores, load {}",
+        args.agents,
+        args.tasks,
+        args.frameworks,
+        loadavg()
+    );
+    let port = cluster::free_port();
+    let mut extra = Vec::new();
+    if args.agents + HEADROOM > DEFAULT_MAX_CONNECTIONS {
+        let n = args.agents + HEADROOM;
+        println!(
+            "master flag: --max-connections {n} (the default {DEFAULT_MAX_CONNECTIONS} is below the fleet)"
+        );
+        extra = vec!["--max-connections".to_string(), n.to_string()];
+    }
+    let master = spawn_logged(
+        Command::new(release_bin("keel-master"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--work-dir")
+            .arg(dir.join("master"))
+            .args(&extra),
+        dir,
+        "master",
+    )?;
+    let api = Api::with(port, |b| b.timeout(Duration::from_secs(60)))?;
+    if !wait_until(Duration::from_secs(30), || api.healthy()) {
+        bail!("master not healthy; see {}", dir.display());
+    }
+    let addr = format!("127.0.0.1:{port}");
+
+    // Cold registration.
+    let cpu0 = cpu_seconds(master.pid()).unwrap_or(0.0);
+    let started = Instant::now();
+    let sim = spawn_logged(
+        Command::new(release_bin("keel-agent"))
+            .args([
+                "sim",
+                "--master",
+                &addr,
+                "--agents",
+                &args.agents.to_string(),
+            ])
+            .arg("--work-dir")
+            .arg(dir.join("sim"))
+            .args([
+                "--task-duration",
+                &format!("{}ms", args.task_duration.as_millis()),
+            ]),
+        dir,
+        "sim",
+    )?;
+    let registered = wait_until(Duration::from_secs(1800), || {
+        api.active_agents().len() >= args.agents
+    });
+    let took = started.elapsed();
+    if !registered {
+        bail!(
+            "agents did not all register within 30 min; see {}",
+            dir.display()
+        );
+    }
+    println!(
+        "{} agents registered from cold: {:.1} s; master RSS {}, CPU {:.1} s; sim RSS {}; load {}",
+        args.agents,
+        took.as_secs_f64(),
+        mib(rss_kib(master.pid())),
+        cpu_seconds(master.pid()).unwrap_or(0.0) - cpu0,
+        mib(rss_kib(sim.pid())),
+        loadavg()
+    );
+
+    // The tasks.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let client = Arc::new(
+        keel_client::Client::builder(&addr)
+            .timeout(Duration::from_secs(60))
+            .build()?,
+    );
+    let progress = Arc::new(Progress::default());
+    let workload = Workload {
+        frameworks: args.frameworks,
+        roles: args.frameworks.clamp(1, 3),
+        tasks: args.tasks,
+        cpus: 0.01,
+        mem: 1.0,
+        per_offer: 10,
+        kinds: vec![TaskKind::sleeps(args.task_duration)],
+        deadline: Duration::from_secs(3600) + args.task_duration,
+    };
+    let load = {
+        let (client, progress, workload) = (client.clone(), progress.clone(), workload.clone());
+        rt.spawn(async move { keel_loadgen::run_with(client, &workload, progress).await })
+    };
+    let all_running = wait_until(Duration::from_secs(3600), || {
+        progress.running.load(Ordering::Relaxed) as usize >= args.tasks || load.is_finished()
+    });
+    if all_running && !load.is_finished() {
+        println!(
+            "{} tasks running: master RSS {}; load {}",
+            args.tasks,
+            mib(rss_kib(master.pid())),
+            loadavg()
+        );
+        let (latencies, size) = rt.block_on(state_latency(&addr))?;
+        println!(
+            "/master/state with {} tasks: {} bytes, latency median {:.0} ms, max {:.0} ms ({} requests)",
+            args.tasks,
+            size,
+            cluster::percentile(&latencies, 0.5),
+            cluster::percentile(&latencies, 1.0),
+            latencies.len()
+        );
+    }
+    let report = rt.block_on(load)?.context("load generator")?;
+    let lat: Vec<f64> = report
+        .latencies()
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    println!(
+        "placements: {:.0}/s end to end; ACCEPT -> TASK_RUNNING p50 {:.0} ms, p99 {:.0} ms; {} launches for {} tasks, lost {}, run twice {}; load {}",
+        report.placements_per_second(),
+        cluster::percentile(&lat, 0.5),
+        cluster::percentile(&lat, 0.99),
+        report.launched(),
+        args.tasks,
+        report.lost().len(),
+        report.duplicated().len(),
+        loadavg()
+    );
+    if !sim.stop()? {
+        bail!("keel-agent sim did not exit 0 on SIGTERM");
+    }
+    drop(master);
+    if std::env::var_os("KEEL_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+/// `/master/state` five times: the latencies (ms, sorted) and the size.
+async fn state_latency(addr: &str) -> Result<(Vec<f64>, usize)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let url = format!("http://{addr}/master/state");
+    let mut latencies = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        size = body.len();
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, size))
+}
+
+fn spawn_logged(cmd: &mut Command, dir: &std::path::Path, name: &'static str) -> Result<Node> {
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    let child = cmd
+        .env("KEEL_LOG_STDERR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Node { child, name })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("keel-bench-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
