@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod keel;
 pub mod keyed;
 pub mod legacy;
+pub mod legacy_summary;
 pub mod lenient;
 pub mod mesos;
 pub mod operator;

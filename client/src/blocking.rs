@@ -14,9 +14,9 @@ use keel_api::keel::{
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::{
-    Call as OperatorCall, GetAgents, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetQuota,
-    GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig, Reservation, Response,
-    VersionInfo, WeightInfo,
+    Call as OperatorCall, Event as OperatorEvent, GetAgents, GetExecutors, GetFlags, GetFrameworks,
+    GetMaster, GetMetrics, GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig,
+    Reservation, Response, VersionInfo, WeightInfo,
 };
 use tokio::runtime::Runtime;
 
@@ -84,6 +84,7 @@ impl Client {
         fn get_state(&self) -> GetState;
         fn get_frameworks(&self) -> GetFrameworks;
         fn get_tasks(&self) -> GetTasks;
+        fn get_executors(&self) -> GetExecutors;
         fn get_roles(&self) -> GetRoles;
         fn get_weights(&self) -> GetWeights;
         fn get_quota(&self) -> GetQuota;
@@ -125,6 +126,52 @@ impl Client {
 
     pub fn subscribe_framework(&self, info: FrameworkInfo) -> Result<Subscription, ClientError> {
         self.subscribe(Subscribe::new(info))
+    }
+
+    /// The operator event stream (see [`crate::Client::events`]).
+    pub fn events(&self) -> Result<EventStream, ClientError> {
+        let inner = self.rt.block_on(self.inner.events())?;
+        Ok(EventStream {
+            rt: self.rt.clone(),
+            inner,
+        })
+    }
+}
+
+/// The blocking twin of [`crate::EventStream`].
+pub struct EventStream {
+    rt: Arc<Runtime>,
+    inner: crate::EventStream,
+}
+
+impl EventStream {
+    /// The next event within `within`; `None` when none came in time or
+    /// the stream ended (tell them apart with [`EventStream::ended`]).
+    pub fn next(&mut self, within: Duration) -> Option<Result<OperatorEvent, ClientError>> {
+        self.rt
+            .block_on(async { tokio::time::timeout(within, self.inner.next()).await })
+            .ok()
+            .flatten()
+    }
+
+    /// Waits up to `within` for the stream to end, reading what is left;
+    /// whether it ended.
+    pub fn ended(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        self.rt.block_on(async {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, self.inner.next()).await {
+                    Ok(None) | Ok(Some(Err(_))) => return true,
+                    Ok(Some(Ok(_))) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
+    }
+
+    pub fn subscribed(&self) -> &keel_api::operator::events::Subscribed {
+        self.inner.subscribed()
     }
 }
 

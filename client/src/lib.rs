@@ -3,7 +3,8 @@
 //!
 //! - the Mesos v1 operator API ([`Client::get_agents`], ...; `operator.rs`)
 //!   and the legacy endpoints ([`Client::legacy_state`], ...; `legacy.rs`),
-//!   answers typed with `keel_api::operator` and `keel_api::legacy`;
+//!   answers typed with `keel_api::operator` and `keel_api::legacy`; the
+//!   operator event stream ([`Client::events`], `events.rs`);
 //! - Keel's own API ([`Client::keel_agents`], [`Client::masters`], ...;
 //!   `keel.rs`), typed with `keel_api::keel`;
 //! - the Mesos v1 scheduler API ([`scheduler`]): SUBSCRIBE with its RecordIO
@@ -21,6 +22,7 @@
 mod auth;
 pub mod blocking;
 mod error;
+mod events;
 mod keel;
 mod legacy;
 mod operator;
@@ -37,6 +39,7 @@ use serde::de::DeserializeOwned;
 
 pub use auth::Credentials;
 pub use error::{Attempt, ClientError};
+pub use events::EventStream;
 pub use legacy::TaskQuery;
 pub use sandbox::{FileChunk, FileEntry, Sandbox};
 pub use scheduler::{Subscribe, Subscription};

@@ -2,9 +2,9 @@
 
 use keel_api::mesos::Id;
 use keel_api::operator::{
-    Call, GetAgents, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetMetricsCall, GetQuota,
-    GetRoles, GetState, GetTasks, GetWeights, MarkAgentGone, QuotaConfig, Reservation, Response,
-    Teardown, UpdateQuota, UpdateWeights, VersionInfo, WeightInfo,
+    Call, GetAgents, GetExecutors, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetMetricsCall,
+    GetQuota, GetRoles, GetState, GetTasks, GetWeights, MarkAgentGone, QuotaConfig, Reservation,
+    Response, Teardown, UpdateQuota, UpdateWeights, VersionInfo, WeightInfo,
 };
 use reqwest::Method;
 
@@ -79,6 +79,10 @@ impl Client {
 
     pub async fn get_tasks(&self) -> Result<GetTasks, ClientError> {
         get!(self, GetTasks)
+    }
+
+    pub async fn get_executors(&self) -> Result<GetExecutors, ClientError> {
+        get!(self, GetExecutors)
     }
 
     pub async fn get_roles(&self) -> Result<GetRoles, ClientError> {

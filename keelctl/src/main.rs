@@ -3,6 +3,7 @@
 
 mod agents;
 mod config;
+mod events;
 mod logs;
 mod output;
 mod pki;
@@ -58,6 +59,9 @@ enum Command {
     },
     /// Show one agent and its discovered hardware inventory.
     Agent { id: String },
+    /// Follow the operator event stream (SUBSCRIBE): one event a line,
+    /// until the master ends it.
+    Events,
     /// List frameworks (active and completed).
     Frameworks,
     /// Show the masters (leader, term, members), or add/remove one.
@@ -213,6 +217,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Tokens { action } => tokens::run(&client, action, json).await?,
+        Command::Events => events::run(&client, json).await?,
         Command::Tasks => {
             let tasks = client.get_tasks().await?;
             match json {

@@ -49,6 +49,10 @@ struct Flags {
     /// Allocation policy.
     #[arg(long, default_value = "drf")]
     allocator: String,
+    /// Changes queued for one operator event subscriber (SUBSCRIBE on
+    /// /api/v1); one that falls this far behind is dropped.
+    #[arg(long, default_value_t = keel_master::core::SUBSCRIBER_QUEUE)]
+    operator_event_queue: usize,
     /// Replicated masters: `IP:PORT,IP:PORT,...`, this master's own
     /// `--ip:--port` among them. The registry is then kept in Raft
     /// (`<work-dir>/raft/`); without it, one master keeps a local log.
@@ -293,6 +297,7 @@ fn master_config(flags: &Flags, hostname: String, port: u16, trust: Trust) -> Ma
         offer_timeout: flags.offer_timeout,
         agent_reregister_timeout: flags.agent_reregister_timeout,
         allocator: flags.allocator.clone(),
+        event_queue: flags.operator_event_queue.max(1),
         flags: vec![
             ("ip".into(), flags.ip.to_string()),
             ("port".into(), port.to_string()),
@@ -308,6 +313,10 @@ fn master_config(flags: &Flags, hostname: String, port: u16, trust: Trust) -> Ma
                 text(flags.allocation_interval),
             ),
             ("allocator".into(), flags.allocator.clone()),
+            (
+                "operator_event_queue".into(),
+                flags.operator_event_queue.to_string(),
+            ),
             ("max_connections".into(), flags.max_connections.to_string()),
             (
                 "reserved_connections".into(),

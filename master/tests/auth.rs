@@ -79,6 +79,25 @@ fn operator_table() -> Vec<OperatorCase> {
             json!({"mark_agent_gone": {"agent_id": {"value": "no-such-agent"}}}),
             Some(VIEWER),
         ),
+        ("GET_EXECUTORS", json!({}), None),
+        ("GET_LOGGING_LEVEL", json!({}), None),
+        ("GET_OPERATIONS", json!({}), None),
+        (
+            "SET_LOGGING_LEVEL",
+            json!({"set_logging_level": {"level": 0, "duration": {"nanoseconds": 1000000}}}),
+            Some(VIEWER),
+        ),
+        (
+            "SET_QUOTA",
+            json!({"set_quota": {"quota_request": {"role": "dev", "guarantee": [
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}]}}}),
+            Some(VIEWER),
+        ),
+        (
+            "REMOVE_QUOTA",
+            json!({"remove_quota": {"role": "dev"}}),
+            Some(VIEWER),
+        ),
     ]
 }
 
@@ -413,6 +432,11 @@ fn keel_and_legacy_endpoints() {
         ("/api/keel/v1/agents/no-such-agent", Some(FW)),
         ("/api/keel/v1/masters", None),
         ("/api/keel/v1/tokens", Some(VIEWER)),
+        ("/slaves", Some(FW)),
+        ("/master/state-summary", None),
+        ("/master/roles", None),
+        ("/master/quota", None),
+        ("/master/weights", None),
     ] {
         assert_unauthenticated(&get(As::Nobody, path), "mesos-master-readonly", path);
         assert_unauthenticated(&get(As::Basic(WRONG), path), "mesos-master-readonly", path);
@@ -422,6 +446,25 @@ fn keel_and_legacy_endpoints() {
             let refused = get(As::Basic(who), path);
             assert_eq!(refused.0, 403, "{path}: {refused:?}");
         }
+    }
+    // The legacy form writes: authorized as their v1 twins.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    for (path, body) in [
+        ("/master/teardown", "frameworkId=no-such-framework"),
+        (
+            "/master/reserve",
+            r#"slaveId=no-such&resources=[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"role":"eng","reservation":{}}]"#,
+        ),
+        (
+            "/master/unreserve",
+            r#"slaveId=no-such&resources=[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"role":"eng","reservation":{}}]"#,
+        ),
+    ] {
+        let send = |who| request(m.port, who, "POST", path, &form, body);
+        assert_unauthenticated(&send(As::Nobody), "mesos-master-readwrite", path);
+        assert_eq!(send(As::Basic(VIEWER)).0, 403, "{path}");
+        let allowed = send(As::Basic(OPS));
+        assert!(allowed.0 == 400 || allowed.0 == 404, "{path}: {allowed:?}");
     }
     let json_headers = [("Content-Type", "application/json")];
     for (method, path, body) in [

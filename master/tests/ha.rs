@@ -85,14 +85,24 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
     // Followers redirect the APIs to the leader.
     let leader_addr = c.masters[l].addr();
     for f in (0..3).filter(|i| *i != l) {
-        let (code, headers, _) = http(
-            c.masters[f].port,
-            "POST",
-            "/api/v1/scheduler?x=1",
-            &[("Content-Type", "application/json")],
-            b"{}",
-        )
-        .unwrap();
+        let ask = || {
+            http(
+                c.masters[f].port,
+                "POST",
+                "/api/v1/scheduler?x=1",
+                &[("Content-Type", "application/json")],
+                b"{}",
+            )
+            .unwrap()
+        };
+        // A follower may not have heard from the new leader yet (503).
+        wait_for(
+            T,
+            "the follower knows the leader",
+            || ask().0 != 503,
+            || c.masters[f].proc.log_text(),
+        );
+        let (code, headers, _) = ask();
         assert_eq!(code, 307);
         let loc = headers
             .iter()
@@ -100,6 +110,33 @@ fn leader_failover_keeps_the_registry_agents_and_frameworks() {
             .map(|(_, v)| v.clone())
             .unwrap();
         assert_eq!(loc, format!("//{leader_addr}/api/v1/scheduler?x=1"));
+        // The operator event stream and the legacy writes too.
+        for (path, content_type, body) in [
+            (
+                "/api/v1",
+                "application/json",
+                &br#"{"type":"SUBSCRIBE"}"#[..],
+            ),
+            (
+                "/master/teardown",
+                "application/x-www-form-urlencoded",
+                b"frameworkId=x",
+            ),
+        ] {
+            let (code, headers, _) = http(
+                c.masters[f].port,
+                "POST",
+                path,
+                &[("Content-Type", content_type)],
+                body,
+            )
+            .unwrap();
+            assert_eq!(code, 307, "{path}");
+            assert!(
+                headers.contains(&("location".into(), format!("//{leader_addr}{path}"))),
+                "{path}: {headers:?}"
+            );
+        }
     }
 
     let agent = start_agent(dir.path(), &c.list, &["--resources", "cpus:2;mem:1024"]);

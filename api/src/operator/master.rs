@@ -100,3 +100,18 @@ pub struct GetMaster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keel_cluster: Option<Cluster>,
 }
+
+/// `get_logging_level`: glog's verbosity (0 normal, higher more verbose).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetLoggingLevel {
+    #[serde(deserialize_with = "crate::lenient::u32")]
+    pub level: u32,
+}
+
+/// `set_logging_level`: a verbosity for a while, then back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetLoggingLevel {
+    #[serde(deserialize_with = "crate::lenient::u32")]
+    pub level: u32,
+    pub duration: crate::mesos::Nanos,
+}

@@ -9,7 +9,8 @@
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
 //!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
 //! - `GET_METRICS` in [`metrics`];
-//! - `TEARDOWN` and `MARK_AGENT_GONE` here.
+//! - `TEARDOWN` and `MARK_AGENT_GONE` here;
+//! - the event stream (`SUBSCRIBE`) in [`events`].
 //!
 //! Fields Keel always sends are plain; fields a Mesos master may leave out
 //! are `Option` or default to empty, so answers of a real Mesos master read
@@ -17,6 +18,7 @@
 
 pub mod agents;
 mod envelope;
+pub mod events;
 pub mod frameworks;
 pub mod master;
 pub mod metrics;
@@ -24,16 +26,21 @@ pub mod roles;
 pub mod tasks;
 
 pub use agents::{Agent, AgentInfo, GetAgents};
+pub use events::Event;
 pub use frameworks::{Framework, GetFrameworks, Offer};
 pub use master::{
-    Address, Flag, GetFlags, GetHealth, GetMaster, GetVersion, MasterInfo, VersionInfo,
+    Address, Flag, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetVersion, MasterInfo,
+    SetLoggingLevel, VersionInfo,
 };
 pub use metrics::{GetMetrics, GetMetricsCall, Metric};
 pub use roles::{
-    GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaScalar, QuotaStatus, Reservation,
-    Role, RoleQuota, ScalarMap, UpdateQuota, UpdateWeights, WeightInfo,
+    GetQuota, GetRoles, GetWeights, QuotaConfig, QuotaInfo, QuotaRequest, QuotaScalar, QuotaStatus,
+    RemoveQuota, Reservation, Role, RoleQuota, ScalarMap, SetQuota, UpdateQuota, UpdateWeights,
+    WeightInfo,
 };
-pub use tasks::{ExecutorEntry, GetExecutors, GetState, GetTasks, Task};
+pub use tasks::{
+    ExecutorEntry, GetExecutors, GetOperations, GetState, GetTasks, OperationEntry, Task,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,11 +72,18 @@ envelope::envelope! {
         GetState = "GET_STATE",
         GetFrameworks = "GET_FRAMEWORKS",
         GetTasks = "GET_TASKS",
+        GetExecutors = "GET_EXECUTORS",
+        GetLoggingLevel = "GET_LOGGING_LEVEL",
+        GetOperations = "GET_OPERATIONS",
         GetRoles = "GET_ROLES",
         GetWeights = "GET_WEIGHTS",
-        GetQuota = "GET_QUOTA";
+        GetQuota = "GET_QUOTA",
+        Subscribe = "SUBSCRIBE";
         UpdateWeights(UpdateWeights) = "UPDATE_WEIGHTS" / "update_weights",
         UpdateQuota(UpdateQuota) = "UPDATE_QUOTA" / "update_quota",
+        SetQuota(SetQuota) = "SET_QUOTA" / "set_quota",
+        SetLoggingLevel(SetLoggingLevel) = "SET_LOGGING_LEVEL" / "set_logging_level",
+        RemoveQuota(RemoveQuota) = "REMOVE_QUOTA" / "remove_quota",
         ReserveResources(Reservation) = "RESERVE_RESOURCES" / "reserve_resources",
         UnreserveResources(Reservation) = "UNRESERVE_RESOURCES" / "unreserve_resources",
         Teardown(Teardown) = "TEARDOWN" / "teardown",
@@ -91,6 +105,9 @@ envelope::envelope! {
         GetState(GetState) = "GET_STATE" / "get_state",
         GetFrameworks(GetFrameworks) = "GET_FRAMEWORKS" / "get_frameworks",
         GetTasks(GetTasks) = "GET_TASKS" / "get_tasks",
+        GetExecutors(GetExecutors) = "GET_EXECUTORS" / "get_executors",
+        GetLoggingLevel(GetLoggingLevel) = "GET_LOGGING_LEVEL" / "get_logging_level",
+        GetOperations(GetOperations) = "GET_OPERATIONS" / "get_operations",
         GetRoles(GetRoles) = "GET_ROLES" / "get_roles",
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",

@@ -151,6 +151,29 @@ pub struct UpdateQuota {
     pub quota_configs: Vec<QuotaConfig>,
 }
 
+/// `quota_request` of the deprecated `SET_QUOTA`: one role's guarantee
+/// (which Mesos 1.9+ also takes as its limit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    pub role: String,
+    #[serde(default)]
+    pub guarantee: Vec<Resource>,
+}
+
+/// `set_quota`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetQuota {
+    pub quota_request: QuotaRequest,
+}
+
+/// `remove_quota`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoveQuota {
+    pub role: String,
+}
+
 /// `reserve_resources` / `unreserve_resources`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reservation {

@@ -100,3 +100,25 @@ pub struct GetState {
     #[serde(default)]
     pub get_agents: GetAgents,
 }
+
+/// One entry of `get_operations`: an offer operation the master knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Id>,
+    /// The `Offer.Operation`.
+    pub info: Json,
+    pub latest_status: crate::scheduler::OperationStatus,
+    #[serde(default)]
+    pub statuses: Vec<crate::scheduler::OperationStatus>,
+    pub uuid: crate::scheduler::Uuid,
+}
+
+/// `get_operations`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetOperations {
+    #[serde(default)]
+    pub operations: Vec<OperationEntry>,
+}

@@ -55,6 +55,40 @@ impl OperationKind {
     }
 }
 
+impl Operation {
+    /// The operation as Mesos' `Offer.Operation` JSON (GET_OPERATIONS'
+    /// `info`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        /// Plain data as JSON (serializing it cannot fail).
+        fn value<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Value {
+            serde_json::to_value(v).unwrap_or_default()
+        }
+        let mut j = match &self.kind {
+            OperationKind::Launch { task_infos } => {
+                json!({"launch": {"task_infos": value(task_infos)}})
+            }
+            OperationKind::LaunchGroup { executor, tasks } => json!({"launch_group": {
+                "executor": value(executor.as_ref()),
+                "task_group": {"tasks": value(tasks)}}}),
+            OperationKind::Reserve { resources } => {
+                json!({"reserve": {"resources": value(resources)}})
+            }
+            OperationKind::Unreserve { resources } => {
+                json!({"unreserve": {"resources": value(resources)}})
+            }
+            OperationKind::Create { volumes } => json!({"create": {"volumes": value(volumes)}}),
+            OperationKind::Destroy { volumes } => json!({"destroy": {"volumes": value(volumes)}}),
+            OperationKind::Unsupported { .. } => json!({}),
+        };
+        j["type"] = json!(self.kind.name());
+        if let Some(id) = &self.id {
+            j["id"] = json!({"value": id});
+        }
+        j
+    }
+}
+
 #[derive(Deserialize)]
 pub(super) struct RawOperation {
     #[serde(rename = "type")]

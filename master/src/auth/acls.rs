@@ -43,7 +43,6 @@ const MESOS_ONLY: &[&str] = &[
     "attach_containers_input",
     "attach_containers_output",
     "view_containers",
-    "set_log_level",
     "remove_nested_containers",
     "drain_agents",
     "deactivate_agents",

@@ -29,6 +29,8 @@ pub enum Action {
     GetMaintenanceStatus,
     /// MARK_AGENT_GONE (`mark_agents_gone`).
     MarkAgentGone,
+    /// SET_LOGGING_LEVEL (`set_log_level`).
+    SetLogLevel,
     /// Keel: the agents and their inventories (`view_agents`).
     ViewAgent,
     /// Keel: add and remove masters (`manage_masters`).
@@ -41,7 +43,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::RegisterFramework,
         Action::RunTask,
         Action::TeardownFramework,
@@ -64,6 +66,7 @@ impl Action {
         Action::StopMaintenance,
         Action::GetMaintenanceStatus,
         Action::MarkAgentGone,
+        Action::SetLogLevel,
         Action::ViewAgent,
         Action::ManageMasters,
         Action::ManageTokens,
@@ -96,6 +99,7 @@ impl Action {
             Action::StopMaintenance => ("stop_maintenances", "machines"),
             Action::GetMaintenanceStatus => ("get_maintenance_statuses", "machines"),
             Action::MarkAgentGone => ("mark_agents_gone", "agents"),
+            Action::SetLogLevel => ("set_log_level", "level"),
             Action::ViewAgent => ("view_agents", "agents"),
             Action::ManageMasters => ("manage_masters", "masters"),
             Action::ManageTokens => ("manage_tokens", "tokens"),
@@ -161,6 +165,7 @@ impl Action {
             Action::StopMaintenance => ("stop maintenance", ""),
             Action::GetMaintenanceStatus => ("view the maintenance status", ""),
             Action::MarkAgentGone => ("mark agents gone", ""),
+            Action::SetLogLevel => ("set the logging level", ""),
             Action::ViewAgent => ("view agents", ""),
             Action::ManageMasters => ("add or remove masters", ""),
             Action::ManageTokens => ("manage tokens", ""),

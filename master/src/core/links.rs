@@ -46,6 +46,8 @@ struct AgentLink {
 pub(crate) struct Links {
     agents: HashMap<String, AgentLink>,
     streams: HashMap<String, Box<dyn FrameworkConnection>>,
+    /// Operator event subscribers.
+    pub(crate) subscribers: super::events::Subscribers,
 }
 
 impl Links {
@@ -85,6 +87,7 @@ impl Links {
     pub(crate) fn clear(&mut self) {
         self.agents.clear();
         self.streams.clear();
+        self.subscribers.clear();
     }
 }
 
@@ -196,6 +199,11 @@ pub(crate) fn perform(state: &mut State, effect: Effect, now: Now) -> bool {
             state.links.streams.remove(&stream);
         }
         Effect::AllocateSoon => return true,
+        Effect::Observed(change) => {
+            if !state.links.subscribers.publish(change) {
+                state.engine.set_observed(false);
+            }
+        }
     }
     false
 }

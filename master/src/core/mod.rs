@@ -11,11 +11,13 @@
 //! - `agents.rs`: the agent-facing inputs (registration, updates, ticks).
 //! - `frameworks.rs`: the scheduler API (SUBSCRIBE and every other call).
 //! - `operator.rs`: operator writes and reads.
+//! - `events.rs`: operator event subscribers.
 //! - `local.rs`: in-process frameworks.
 //! - `tokens.rs`: bearer and join tokens.
 
 mod agents;
 mod eks;
+mod events;
 mod frameworks;
 mod links;
 pub mod local;
@@ -37,6 +39,7 @@ use crate::replication::local::{LocalLog, StoreError};
 use crate::replication::{self as replicate, ProposeError, Replicator};
 
 pub use crate::engine::{FrameworkView, Refusal, Registration, Snapshot, TaskView};
+pub use events::{EventReceiver, EventsError, MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE};
 pub use frameworks::{CallError, CallReply};
 pub use links::{FrameworkConnection, SendError, SessionSender};
 pub use tokens::{NewToken, TokensError};
@@ -63,6 +66,9 @@ pub struct MasterConfig {
     pub agent_reregister_timeout: Duration,
     /// The allocation policy (`drf`).
     pub allocator: String,
+    /// Changes queued for one operator event subscriber before it is
+    /// dropped.
+    pub event_queue: usize,
     /// The flags the master was started with, for `GET_FLAGS` and `/master/state`.
     pub flags: Vec<(String, String)>,
     /// Who may use the scheduler and operator APIs, and for what.
@@ -87,6 +93,7 @@ impl MasterConfig {
             offer_timeout: None,
             agent_reregister_timeout: Duration::from_secs(600),
             allocator: "drf".into(),
+            event_queue: SUBSCRIBER_QUEUE,
             flags: Vec::new(),
             trust: Arc::new(Trust::open()),
             grants: None,

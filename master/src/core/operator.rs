@@ -111,4 +111,13 @@ impl Master {
     pub fn quotas(&self) -> Vec<QuotaConfig> {
         self.registry().quotas().cloned().collect()
     }
+
+    /// The operations with an id the leader remembers (none on a
+    /// follower).
+    pub fn operations(&self) -> Vec<crate::engine::OperationView> {
+        if !self.serving() {
+            return Vec::new();
+        }
+        self.lock().engine.operation_views()
+    }
 }

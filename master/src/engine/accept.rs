@@ -89,7 +89,7 @@ impl Engine {
                 _ => operations::report(
                     self,
                     framework_id,
-                    op.id.as_deref(),
+                    operations::OpRef::of(op).as_ref(),
                     None,
                     "OPERATION_DROPPED",
                     reason,
@@ -102,7 +102,7 @@ impl Engine {
     /// returns for committing; `None` when every operation is done.
     pub fn accept_next(&mut self, run: &mut AcceptRun, now: Now) -> Option<Command> {
         while let Some(op) = run.operations.pop_front() {
-            let id = op.id.clone();
+            let id = operations::OpRef::of(&op);
             let planned = match op.kind {
                 OperationKind::Launch { task_infos } => {
                     self.launch(run, task_infos, None, now);
@@ -130,15 +130,15 @@ impl Engine {
                         run.pending = Some((pending, id));
                         return Some(command);
                     }
-                    Err(e) => self.operation_refused(run, id.as_deref(), &e.to_string()),
+                    Err(e) => self.operation_refused(run, id.as_ref(), &e.to_string()),
                 },
-                Err(Invalid(reason)) => self.operation_refused(run, id.as_deref(), &reason),
+                Err(Invalid(reason)) => self.operation_refused(run, id.as_ref(), &reason),
             }
         }
         None
     }
 
-    fn operation_refused(&mut self, run: &AcceptRun, id: Option<&str>, reason: &str) {
+    fn operation_refused(&mut self, run: &AcceptRun, id: Option<&operations::OpRef>, reason: &str) {
         tracing::info!(framework_id = %run.framework_id, %reason, "offer operation refused");
         operations::report(
             self,
@@ -162,7 +162,7 @@ impl Engine {
                 operations::report(
                     self,
                     &run.framework_id,
-                    id.as_deref(),
+                    id.as_ref(),
                     Some(&run.agent_id),
                     "OPERATION_FINISHED",
                     "",
@@ -173,7 +173,7 @@ impl Engine {
                 operations::report(
                     self,
                     &run.framework_id,
-                    id.as_deref(),
+                    id.as_ref(),
                     Some(&run.agent_id),
                     "OPERATION_FAILED",
                     &reason,
@@ -241,10 +241,10 @@ impl Engine {
                 })
                 .unwrap_or_else(|| a.info.task_id.value.clone());
             infos.push(a.info.clone());
-            self.metering
-                .accepted(key(&run.framework_id, &a.info.task_id.value), now.instant);
+            let k = key(&run.framework_id, &a.info.task_id.value);
+            self.metering.accepted(k.clone(), now.instant);
             self.tasks.live.insert(
-                key(&run.framework_id, &a.info.task_id.value),
+                k.clone(),
                 TaskRecord {
                     framework_id: run.framework_id.clone(),
                     task_id: a.info.task_id.value.clone(),
@@ -261,6 +261,7 @@ impl Engine {
                     kill: None,
                 },
             );
+            self.observe_task_added(&k);
         }
         let framework_info = self
             .frameworks

@@ -165,6 +165,7 @@ impl Engine {
         self.allocator.remove_agent(&agent_id);
         self.allocator.add_agent(&agent_id, total, &used);
         self.allocate_soon();
+        self.observe_agent_added(&agent_id);
         Ok(Registration {
             agent_id,
             session,
@@ -274,6 +275,7 @@ impl Engine {
         offers::rescind_agent_offers(self, agent_id);
         self.allocator.remove_agent(agent_id);
         loss::agent_lost(self, agent_id, now);
+        self.observe_agent_removed(agent_id);
     }
 
     /// Sends `message` to the agent's current session; `false` when it

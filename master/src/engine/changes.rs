@@ -26,7 +26,7 @@ pub struct AcceptRun {
     pub(super) filters: Filters,
     pub(super) operations: VecDeque<Operation>,
     /// The registry change being committed, and its operation's id.
-    pub(super) pending: Option<(Pending, Option<String>)>,
+    pub(super) pending: Option<(Pending, Option<super::operations::OpRef>)>,
 }
 
 /// A registry change planned inside an ACCEPT, applied to the offer's

@@ -79,7 +79,7 @@ pub enum Refusal {
 }
 
 /// A framework as operator views show it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrameworkView {
     pub id: String,
     pub info: FrameworkInfo,
@@ -266,6 +266,7 @@ impl Engine {
             self.allocator.add_framework(spec, now.unix);
         }
         self.frameworks.insert(framework_id.clone(), fw);
+        self.observe_framework(&framework_id, !known);
         tracing::info!(%framework_id, "framework subscribed");
         self.allocate_soon();
         Ok(framework_id)
@@ -322,6 +323,7 @@ impl Engine {
             framework_id: framework_id.to_string(),
             stream: stream.to_string(),
         });
+        self.observe_framework(framework_id, false);
         self.allocate_soon();
     }
 
@@ -345,8 +347,11 @@ impl Engine {
         offers::recover_framework_offers(self, framework_id, false);
         loss::framework_removed(self, framework_id, now);
         self.allocator.remove_framework(framework_id);
-        if let Some(stream) = self.frameworks.remove(framework_id).and_then(|f| f.stream) {
-            self.close_stream(framework_id, stream, "Framework has been removed");
+        if let Some(fw) = self.frameworks.remove(framework_id) {
+            if let Some(stream) = fw.stream {
+                self.close_stream(framework_id, stream, "Framework has been removed");
+            }
+            self.observe_framework_removed(fw.info);
         }
         tracing::info!(%framework_id, "framework removed");
         self.allocate_soon();
@@ -417,6 +422,7 @@ impl Engine {
         let spec = fw.spec(&ctx.framework_id);
         self.allocator.update_framework(spec);
         offers::recover_framework_offers(self, &ctx.framework_id, true);
+        self.observe_framework(&ctx.framework_id, false);
         self.allocate_soon();
         Ok(())
     }

@@ -92,6 +92,7 @@ impl Engine {
                 }),
             );
         }
+        self.observe_agent_removed(agent_id);
         self.allocate_soon();
         Ok(())
     }

@@ -145,7 +145,8 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
         }
         t.state = state;
         if let Some(s) = latest {
-            record_status(t, s);
+            record_status(t, s.clone());
+            e.observe_task_status(&k, &s);
         }
         return Some(k);
     }
@@ -175,6 +176,7 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
         info,
     };
     e.tasks.live.insert(k.clone(), record);
+    e.observe_task_added(&k);
     Some(k)
 }
 
@@ -204,7 +206,8 @@ pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
                     "Framework was removed",
                     now,
                 );
-                record_status(t, status);
+                record_status(t, status.clone());
+                e.observe_task_status(&k, &status);
             }
         }
         e.complete(&k);

@@ -26,7 +26,8 @@
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
 //! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
-//! operator reservations), `views.rs` (the snapshot).
+//! operator reservations), `views.rs` (the snapshot), `observe.rs` (changes
+//! for the operator event stream).
 
 mod accept;
 mod agents;
@@ -35,6 +36,7 @@ mod counters;
 mod frameworks;
 mod gone;
 mod loss;
+mod observe;
 mod offers;
 mod operations;
 mod roles;
@@ -59,7 +61,9 @@ pub use agents::{AgentUpdate, Registration, ReportedTask};
 pub use counters::{Counters, Gauges, Sample};
 pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
+pub use observe::Observed;
 pub use offers::{OfferView, offered_resources};
+pub use operations::OperationView;
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
 
@@ -180,6 +184,8 @@ pub enum Effect {
     },
     /// Resources were freed or added: run an allocation cycle soon.
     AllocateSoon,
+    /// A change for the operator event stream (only while observed).
+    Observed(Observed),
 }
 
 /// A registry command to commit before the call can finish, and what the
@@ -252,6 +258,8 @@ pub struct Engine {
     metering: counters::Metering,
     /// When this master took over as leader (unix seconds).
     elected_time: Option<f64>,
+    /// Whether operator subscribers listen ([`Engine::set_observed`]).
+    observed: bool,
     out: Vec<Effect>,
 }
 
@@ -271,6 +279,7 @@ impl Engine {
             operations: operations::OperationLog::default(),
             metering: counters::Metering::default(),
             elected_time: None,
+            observed: false,
             out: Vec::new(),
         })
     }

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use keel_api::mesos::Id;
 use keel_api::scheduler::{Event, OperationStatus};
+use serde_json::Value as Json;
 
 use super::Engine;
 
@@ -16,6 +17,10 @@ const KEPT_PER_FRAMEWORK: usize = 1000;
 #[derive(Debug, Clone)]
 struct Record {
     operation_id: String,
+    /// The operation as Mesos JSON (`Offer.Operation`).
+    info: Json,
+    /// The operation's own uuid (GET_OPERATIONS).
+    operation_uuid: Vec<u8>,
     agent_id: Option<String>,
     state: String,
     message: Option<String>,
@@ -41,6 +46,33 @@ impl OperationLog {
     }
 }
 
+/// An operation that has an id: the id, and the operation as Mesos JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpRef {
+    pub id: String,
+    pub info: Json,
+}
+
+impl OpRef {
+    /// `None` for an operation without an id (it gets no feedback).
+    pub fn of(op: &keel_api::scheduler::Operation) -> Option<OpRef> {
+        Some(OpRef {
+            id: op.id.clone()?,
+            info: op.to_json(),
+        })
+    }
+}
+
+/// An operation the master remembers, for GET_OPERATIONS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationView {
+    pub framework_id: String,
+    pub agent_id: Option<String>,
+    pub info: Json,
+    pub latest_status: OperationStatus,
+    pub uuid: Vec<u8>,
+}
+
 fn status_of(r: &Record) -> OperationStatus {
     OperationStatus {
         operation_id: Some(Id::new(&r.operation_id)),
@@ -59,16 +91,19 @@ fn status_of(r: &Record) -> OperationStatus {
 pub(super) fn report(
     e: &mut Engine,
     framework_id: &str,
-    id: Option<&str>,
+    op: Option<&OpRef>,
     agent_id: Option<&str>,
     state: &str,
     message: &str,
 ) {
-    let Some(id) = id else {
+    let Some(OpRef { id, info }) = op else {
         return;
     };
+    let id = id.as_str();
     let record = Record {
         operation_id: id.to_string(),
+        info: info.clone(),
+        operation_uuid: e.operations.uuid(),
         agent_id: agent_id.map(str::to_string),
         state: state.to_string(),
         message: (!message.is_empty()).then(|| message.to_string()),
@@ -91,6 +126,26 @@ pub(super) fn report(
 }
 
 impl Engine {
+    /// Every operation remembered, by framework, oldest first.
+    pub fn operation_views(&self) -> Vec<OperationView> {
+        let mut frameworks: Vec<&String> = self.operations.by_framework.keys().collect();
+        frameworks.sort();
+        frameworks
+            .into_iter()
+            .flat_map(|fw| {
+                self.operations.by_framework[fw]
+                    .iter()
+                    .map(move |r| OperationView {
+                        framework_id: fw.clone(),
+                        agent_id: r.agent_id.clone(),
+                        info: r.info.clone(),
+                        latest_status: status_of(r),
+                        uuid: r.operation_uuid.clone(),
+                    })
+            })
+            .collect()
+    }
+
     /// ACKNOWLEDGE_OPERATION_STATUS: the status with that uuid needs no
     /// more resending.
     pub fn acknowledge_operation(&mut self, framework_id: &str, operation_id: &str, uuid: &[u8]) {

@@ -134,7 +134,14 @@ impl Engine {
             self.metering.counters.task_ended(t.state);
         }
         self.metering.task_state(k, t.state, now.instant);
+        let observed = self.observed.then(|| status.clone());
         record_status(t, status);
+        if let Some(status) = observed {
+            self.observe_task_status(k, &status);
+        }
+        let Some(t) = self.tasks.live.get(k) else {
+            return;
+        };
         if !was_terminal && t.state.is_terminal() && recover {
             let (fw, agent, role, res) = (
                 t.framework_id.clone(),

@@ -34,11 +34,20 @@ fn realm(method: &Method, path: &str) -> &'static str {
     } else if path.starts_with("/api/v1")
         || path.starts_with("/master/api/v1")
         || (path.starts_with("/api/keel/") && method != Method::GET)
+        || legacy_write(path)
     {
         READWRITE_REALM
     } else {
         READONLY_REALM
     }
+}
+
+/// The legacy form writes (`/master/teardown`, ...), in Mesos' read-write
+/// realm.
+fn legacy_write(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    let path = path.strip_prefix("/master").unwrap_or(path);
+    matches!(path, "/teardown" | "/reserve" | "/unreserve")
 }
 
 /// A refusal in the endpoint's own form: Keel's API answers
@@ -129,6 +138,9 @@ pub fn operator_needs(
             roles(Action::UpdateWeight, &mut w.iter().map(|(r, _)| r))
         }
         OperatorCall::UpdateQuota(q) => roles(Action::UpdateQuota, &mut q.iter().map(|c| &c.role)),
+        OperatorCall::SetLoggingLevel { .. } => vec![(Action::SetLogLevel, None)],
+        OperatorCall::SetQuota(q) => vec![(Action::UpdateQuota, Some(q.role.clone()))],
+        OperatorCall::RemoveQuota { role } => vec![(Action::UpdateQuota, Some(role.clone()))],
         OperatorCall::ReserveResources { resources, .. } => roles(
             Action::ReserveResources,
             &mut resources.iter().map(|r| &r.role),
@@ -146,9 +158,13 @@ pub fn operator_needs(
         | OperatorCall::GetState
         | OperatorCall::GetFrameworks
         | OperatorCall::GetTasks
+        | OperatorCall::GetExecutors
+        | OperatorCall::GetLoggingLevel
+        | OperatorCall::GetOperations
         | OperatorCall::GetRoles
         | OperatorCall::GetWeights
         | OperatorCall::GetQuota
+        | OperatorCall::Subscribe
         | OperatorCall::GetMetrics => Vec::new(),
     }
 }

@@ -19,7 +19,7 @@ use crate::auth::{Action, Caller, Denied};
 use crate::core::Master;
 use crate::registry::AgentState;
 
-type Params = Query<HashMap<String, String>>;
+pub(super) type Params = Query<HashMap<String, String>>;
 
 /// A JSONP callback name must be a plain JavaScript identifier path.
 fn valid_callback(cb: &str) -> bool {
@@ -30,7 +30,7 @@ fn valid_callback(cb: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
-fn respond(params: &HashMap<String, String>, body: &impl Serialize) -> Response {
+pub(super) fn respond(params: &HashMap<String, String>, body: &impl Serialize) -> Response {
     match params.get("jsonp") {
         None => json(StatusCode::OK, body),
         Some(cb) if valid_callback(cb) => {
@@ -58,7 +58,7 @@ pub async fn version(Query(params): Params) -> Response {
 }
 
 /// Legacy `slaves[]` with what tasks use and offers hold on each agent.
-fn slaves(snapshot: &Snapshot) -> Vec<legacy::Slave> {
+pub(super) fn slaves(snapshot: &Snapshot) -> Vec<legacy::Slave> {
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
     let per_agent = snapshot.per_agent();
     let none = Default::default();

@@ -5,6 +5,8 @@
 mod auth;
 mod body;
 mod error;
+mod events;
+mod forms;
 mod grants;
 mod keel;
 pub mod leader;
@@ -12,9 +14,11 @@ mod legacy;
 mod metrics;
 mod operator;
 mod operator_body;
+mod operator_calls;
 mod pending;
 mod scheduler;
 mod state;
+mod summary;
 mod tokens;
 pub mod views;
 mod visible;
@@ -22,6 +26,7 @@ mod visible;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -44,6 +49,18 @@ pub fn router(master: Arc<Master>) -> Router {
 /// `/redirect` are open; every other route authenticates first
 /// ([`auth::authenticate`]).
 pub fn router_with(master: Arc<Master>, bodies: BodyLimits) -> Router {
+    let routes = routes(master.clone(), bodies);
+    let retry = routes
+        .clone()
+        .fallback(not_found)
+        .with_state(master.clone());
+    routes
+        .fallback(move |req: Request| trailing_slash(retry.clone(), req))
+        .with_state(master)
+}
+
+/// Every route, without the fallback.
+fn routes(master: Arc<Master>, bodies: BodyLimits) -> Router<Arc<Master>> {
     Router::new()
         .route("/health", get(legacy::health))
         .route("/master/health", get(legacy::health))
@@ -52,10 +69,31 @@ pub fn router_with(master: Arc<Master>, bodies: BodyLimits) -> Router {
         .route("/redirect", get(leader::master_redirect))
         .route("/master/redirect", get(leader::master_redirect))
         .merge(protected_routes(master.clone()))
-        .fallback(not_found)
         .layer(axum::Extension(body::Bodies::new(bodies)))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(master)
+}
+
+/// A path with trailing slashes is served as the path without them
+/// (libprocess does); anything else unknown is 404.
+async fn trailing_slash(mut router: Router, mut req: Request) -> Response {
+    let path = req.uri().path();
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed.len() == path.len() {
+        return not_found(req.uri().clone()).await;
+    }
+    let target = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    match target.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return not_found(req.uri().clone()).await,
+    }
+    use tower_service::Service;
+    match router.call(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
 }
 
 /// Routes that need to know who is asking.
@@ -68,6 +106,19 @@ fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/master/tasks", get(legacy::tasks))
         .route("/master/flags", get(legacy::flags))
         .route("/flags", get(legacy::flags))
+        // libprocess hands paths it does not know to the master process:
+        // `/slaves` is `/master/slaves`.
+        .route("/slaves", get(legacy::slaves_endpoint))
+        .route("/frameworks", get(legacy::frameworks))
+        .route("/tasks", get(legacy::tasks))
+        .route("/master/state-summary", get(summary::state_summary))
+        .route("/state-summary", get(summary::state_summary))
+        .route("/master/roles", get(summary::roles))
+        .route("/roles", get(summary::roles))
+        .route("/master/quota", get(summary::quota))
+        .route("/quota", get(summary::quota))
+        .route("/master/weights", get(summary::weights))
+        .route("/weights", get(summary::weights))
         .route("/metrics/snapshot", get(metrics::snapshot))
         .route("/metrics", get(metrics::prometheus))
         .route("/api/keel/v1/masters", get(leader::masters))
@@ -104,6 +155,12 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
             axum::routing::delete(leader::remove_master),
         )
         .route("/api/keel/v1/tokens", axum::routing::post(tokens::create))
+        .route("/master/teardown", axum::routing::post(forms::teardown))
+        .route("/teardown", axum::routing::post(forms::teardown))
+        .route("/master/reserve", axum::routing::post(forms::reserve))
+        .route("/reserve", axum::routing::post(forms::reserve))
+        .route("/master/unreserve", axum::routing::post(forms::unreserve))
+        .route("/unreserve", axum::routing::post(forms::unreserve))
         .route(
             "/api/keel/v1/agents/pending/{id}/approve",
             axum::routing::post(pending::approve),

@@ -12,13 +12,14 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 
 use keel_api::operator::{
-    GetAgents, GetExecutors, GetFlags, GetHealth, GetMaster, GetQuota, GetState, GetVersion,
-    GetWeights, QuotaStatus, Response as Answer, WeightInfo,
+    GetAgents, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetQuota, GetVersion, GetWeights,
+    QuotaStatus, Response as Answer, WeightInfo,
 };
 use keel_api::resources::Resources;
 
 use super::body::Bodies;
 use super::operator_body as body;
+use super::operator_calls as calls;
 use super::state::{self, Snapshot};
 use super::visible::Viewer;
 use super::{json, plain, views};
@@ -37,6 +38,7 @@ pub enum OperatorCall {
     GetState,
     GetFrameworks,
     GetTasks,
+    GetExecutors,
     GetRoles,
     GetWeights,
     UpdateWeights(Vec<(String, f64)>),
@@ -56,19 +58,29 @@ pub enum OperatorCall {
     MarkAgentGone {
         agent_id: String,
     },
+    /// The event stream.
+    Subscribe,
+    /// The deprecated SET_QUOTA: a quota for a role that has none.
+    SetQuota(QuotaConfig),
+    /// The deprecated REMOVE_QUOTA.
+    RemoveQuota {
+        role: String,
+    },
+    GetLoggingLevel,
+    GetOperations,
+    /// A verbosity for a while.
+    SetLoggingLevel {
+        level: u32,
+        duration: std::time::Duration,
+    },
     GetMetrics,
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
 pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
-    "GET_LOGGING_LEVEL",
-    "SET_LOGGING_LEVEL",
     "LIST_FILES",
     "READ_FILE",
-    "GET_EXECUTORS",
-    "GET_OPERATIONS",
-    "SUBSCRIBE",
     "CREATE_VOLUMES",
     "DESTROY_VOLUMES",
     "GROW_VOLUME",
@@ -81,8 +93,6 @@ pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "DRAIN_AGENT",
     "DEACTIVATE_AGENT",
     "REACTIVATE_AGENT",
-    "SET_QUOTA",
-    "REMOVE_QUOTA",
 ];
 
 /// A rejected request: the status and the plain-text reason.
@@ -144,9 +154,17 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "GET_STATE" => Ok(OperatorCall::GetState),
         "GET_FRAMEWORKS" => Ok(OperatorCall::GetFrameworks),
         "GET_TASKS" => Ok(OperatorCall::GetTasks),
+        "GET_EXECUTORS" => Ok(OperatorCall::GetExecutors),
+        "GET_LOGGING_LEVEL" => Ok(OperatorCall::GetLoggingLevel),
+        "GET_OPERATIONS" => Ok(OperatorCall::GetOperations),
+        "SET_LOGGING_LEVEL" => body::set_logging_level(&call)
+            .map(|(level, duration)| OperatorCall::SetLoggingLevel { level, duration }),
         "GET_ROLES" => Ok(OperatorCall::GetRoles),
         "GET_WEIGHTS" => Ok(OperatorCall::GetWeights),
         "GET_QUOTA" => Ok(OperatorCall::GetQuota),
+        "SUBSCRIBE" => Ok(OperatorCall::Subscribe),
+        "SET_QUOTA" => body::set_quota(&call).map(OperatorCall::SetQuota),
+        "REMOVE_QUOTA" => body::remove_quota(&call).map(|role| OperatorCall::RemoveQuota { role }),
         // `get_metrics.timeout` is ignored: the answer is immediate.
         "GET_METRICS" => Ok(OperatorCall::GetMetrics),
         "UPDATE_WEIGHTS" => body::update_weights(&call).map(OperatorCall::UpdateWeights),
@@ -230,6 +248,9 @@ pub async fn handle(
     if let Err(r) = super::auth::operator(&master, &caller, &call) {
         return plain(r.status, r.reason);
     }
+    if call == OperatorCall::Subscribe {
+        return super::events::subscribe(&master, &caller).await;
+    }
     if let Some(resp) = mutate(&master, &call).await {
         return resp;
     }
@@ -247,7 +268,7 @@ pub async fn handle(
 
 /// `GET_AGENTS`: what running tasks use on each agent is allocated, what
 /// outstanding offers hold is offered.
-fn get_agents(s: &Snapshot) -> GetAgents {
+pub(super) fn get_agents(s: &Snapshot) -> GetAgents {
     let agents: Vec<_> = s.registry.agents().cloned().collect();
     let per_agent = s.per_agent();
     let none = (Resources::default(), Resources::default());
@@ -263,7 +284,7 @@ fn get_agents(s: &Snapshot) -> GetAgents {
 }
 
 /// Performs a mutating call; `None` for read calls.
-async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
+pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
     use axum::response::IntoResponse;
     let result = match call {
         OperatorCall::UpdateWeights(w) => master
@@ -315,6 +336,11 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
             .await
             .map(|()| StatusCode::OK)
             .map_err(|e| gone_error(agent_id, &e)),
+        OperatorCall::SetQuota(q) => calls::set_quota(master, q).await,
+        OperatorCall::RemoveQuota { role } => calls::remove_quota(master, role).await,
+        OperatorCall::SetLoggingLevel { level, duration } => {
+            calls::set_logging_level(*level, *duration)
+        }
         _ => return None,
     };
     Some(match result {
@@ -326,7 +352,7 @@ async fn mutate(master: &Master, call: &OperatorCall) -> Option<Response> {
 /// A master's refusal as HTTP: the request's fault is 400; a store that
 /// failed or a master that does not lead (any more) is 503, since the same
 /// request may succeed later or elsewhere.
-fn error_status(e: &MasterError) -> StatusCode {
+pub(super) fn error_status(e: &MasterError) -> StatusCode {
     if e.is_unavailable() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -366,21 +392,19 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         OperatorCall::GetAgents => Answer::GetAgents(get_agents(&Snapshot::take(master))),
         OperatorCall::GetMetrics => Answer::GetMetrics(super::metrics::get_metrics(master)),
         OperatorCall::GetState => {
-            let s = viewer.snapshot(master);
-            Answer::GetState(GetState {
-                get_tasks: state::get_tasks(&s),
-                get_executors: GetExecutors::default(),
-                get_frameworks: state::get_frameworks(&s),
-                get_agents: match viewer.agents() {
-                    true => get_agents(&s),
-                    false => GetAgents::default(),
-                },
-            })
+            Answer::GetState(super::events::get_state(viewer, Snapshot::take(master)))
         }
         OperatorCall::GetFrameworks => {
             Answer::GetFrameworks(state::get_frameworks(&viewer.snapshot(master)))
         }
         OperatorCall::GetTasks => Answer::GetTasks(state::get_tasks(&viewer.snapshot(master))),
+        OperatorCall::GetLoggingLevel => Answer::GetLoggingLevel(GetLoggingLevel {
+            level: keel_telemetry::verbosity(),
+        }),
+        OperatorCall::GetOperations => Answer::GetOperations(calls::get_operations(master, viewer)),
+        OperatorCall::GetExecutors => {
+            Answer::GetExecutors(state::get_executors(&viewer.snapshot(master)))
+        }
         OperatorCall::GetRoles => {
             let mut roles = state::get_roles(master);
             roles.roles.retain(|r| viewer.role(&r.name));
@@ -414,7 +438,11 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::ReserveResources { .. }
         | OperatorCall::UnreserveResources { .. }
         | OperatorCall::Teardown { .. }
-        | OperatorCall::MarkAgentGone { .. } => return None,
+        | OperatorCall::MarkAgentGone { .. }
+        | OperatorCall::Subscribe
+        | OperatorCall::SetQuota(_)
+        | OperatorCall::RemoveQuota { .. }
+        | OperatorCall::SetLoggingLevel { .. } => return None,
     })
 }
 

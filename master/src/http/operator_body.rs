@@ -9,7 +9,8 @@ use std::borrow::Cow;
 use axum::http::StatusCode;
 use keel_api::mesos::bounded::{self, JsonLimits, ListLimit, ReadError};
 use keel_api::operator::{
-    MarkAgentGone, Reservation, ScalarMap, Teardown, UpdateQuota, UpdateWeights,
+    MarkAgentGone, RemoveQuota, Reservation, ScalarMap, SetLoggingLevel, SetQuota, Teardown,
+    UpdateQuota, UpdateWeights,
 };
 use keel_api::resources::Resources;
 use serde::Deserialize;
@@ -48,6 +49,10 @@ pub const LIMITS: JsonLimits = JsonLimits {
         list(
             "unreserve_resources.resources",
             "resources per UNRESERVE_RESOURCES",
+        ),
+        list(
+            "set_quota.quota_request.guarantee",
+            "resources per SET_QUOTA",
         ),
     ],
 };
@@ -93,6 +98,12 @@ pub struct RawCall<'a> {
     teardown: Option<&'a RawValue>,
     #[serde(borrow)]
     mark_agent_gone: Option<&'a RawValue>,
+    #[serde(borrow)]
+    set_quota: Option<&'a RawValue>,
+    #[serde(borrow)]
+    remove_quota: Option<&'a RawValue>,
+    #[serde(borrow)]
+    set_logging_level: Option<&'a RawValue>,
 }
 
 impl<'a> RawCall<'a> {
@@ -117,6 +128,9 @@ impl<'a> RawCall<'a> {
             "unreserve_resources" => self.unreserve_resources,
             "teardown" => self.teardown,
             "mark_agent_gone" => self.mark_agent_gone,
+            "set_quota" => self.set_quota,
+            "remove_quota" => self.remove_quota,
+            "set_logging_level" => self.set_logging_level,
             _ => None,
         }
     }
@@ -169,6 +183,52 @@ pub fn update_quota(call: &RawCall<'_>) -> Result<Vec<QuotaConfig>, Rejection> {
             })
         })
         .collect()
+}
+
+/// The deprecated `set_quota.quota_request{role, guarantee[]}`: the
+/// guarantee is the limit too, as in Mesos 1.9+.
+pub fn set_quota(call: &RawCall<'_>) -> Result<QuotaConfig, Rejection> {
+    let b: SetQuota = body(call, "set_quota")?;
+    let r = b.quota_request;
+    if r.role.is_empty() {
+        return Err(bad("set_quota: the role is empty"));
+    }
+    let guarantee = Resources::from_v1(&r.guarantee)
+        .map_err(|e| bad(format!("set_quota.quota_request.guarantee: {e}")))?;
+    if guarantee.is_empty() {
+        return Err(bad("set_quota: no guarantee given"));
+    }
+    Ok(QuotaConfig {
+        role: r.role,
+        guarantees: guarantee.clone(),
+        limits: guarantee,
+    })
+}
+
+/// The longest SET_LOGGING_LEVEL (a day).
+pub const MAX_LOGGING_DURATION: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// `set_logging_level{level, duration}`: a positive duration of at most
+/// [`MAX_LOGGING_DURATION`].
+pub fn set_logging_level(call: &RawCall<'_>) -> Result<(u32, std::time::Duration), Rejection> {
+    let b: SetLoggingLevel = body(call, "set_logging_level")?;
+    let nanos = b.duration.nanoseconds;
+    if nanos <= 0 || nanos as u128 > MAX_LOGGING_DURATION.as_nanos() {
+        return Err(bad(format!(
+            "set_logging_level: the duration must be positive and at most {}s",
+            MAX_LOGGING_DURATION.as_secs()
+        )));
+    }
+    Ok((b.level, std::time::Duration::from_nanos(nanos as u64)))
+}
+
+/// `remove_quota.role`.
+pub fn remove_quota(call: &RawCall<'_>) -> Result<String, Rejection> {
+    let b: RemoveQuota = body(call, "remove_quota")?;
+    if b.role.is_empty() {
+        return Err(bad("remove_quota: the role is empty"));
+    }
+    Ok(b.role)
 }
 
 /// `reserve_resources` / `unreserve_resources`: `{agent_id, resources[]}`.
@@ -229,6 +289,32 @@ mod tests {
             update_quota,
         );
         assert!(neg.unwrap_err().reason.contains("non-negative"));
+    }
+
+    #[test]
+    fn deprecated_quota_bodies() {
+        let q = on(
+            json!({"set_quota": {"quota_request": {"role": "eng", "guarantee": [
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}}]}}}),
+            set_quota,
+        )
+        .unwrap();
+        assert_eq!(q.role, "eng");
+        assert_eq!(q.guarantees.scalar("cpus"), 2.0);
+        assert_eq!(q.limits.scalar("cpus"), 2.0);
+        assert!(
+            on(
+                json!({"set_quota": {"quota_request": {"role": "eng"}}}),
+                set_quota
+            )
+            .is_err()
+        );
+        assert!(on(json!({"set_quota": {}}), set_quota).is_err());
+        assert_eq!(
+            on(json!({"remove_quota": {"role": "eng"}}), remove_quota).unwrap(),
+            "eng"
+        );
+        assert!(on(json!({"remove_quota": {"role": ""}}), remove_quota).is_err());
     }
 
     #[test]

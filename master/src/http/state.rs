@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use keel_api::legacy;
 use keel_api::mesos::{FrameworkInfo, Id, TaskState};
 use keel_api::operator::{
-    Framework, GetFrameworks, GetRoles, GetTasks, Offer, QuotaScalar, Role, RoleQuota, ScalarMap,
-    Task,
+    ExecutorEntry, Framework, GetExecutors, GetFrameworks, GetRoles, GetTasks, Offer, QuotaScalar,
+    Role, RoleQuota, ScalarMap, Task,
 };
 use keel_api::resources::Resources;
 use keel_api::resources::v1::AllocationInfo;
@@ -61,6 +61,23 @@ pub fn task_legacy(t: &TaskView) -> legacy::Task {
                 healthy: s.healthy,
             })
             .collect(),
+    }
+}
+
+/// v1 `Framework` alone (the event stream's): no offers or resources.
+pub fn framework_v1(f: &crate::core::FrameworkView) -> Framework {
+    Framework {
+        framework_info: f.info.clone(),
+        active: f.connected,
+        connected: f.connected,
+        recovered: false,
+        registered_time: Some(nanos(f.registered_time)),
+        reregistered_time: f.reregistered_time.map(nanos),
+        unregistered_time: None,
+        offers: None,
+        inverse_offers: None,
+        allocated_resources: None,
+        offered_resources: None,
     }
 }
 
@@ -121,6 +138,42 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
     GetFrameworks {
         frameworks,
         completed_frameworks: completed,
+    }
+}
+
+/// v1 `GET_EXECUTORS` body: the executors tasks named in their TaskInfo
+/// (command tasks have none the master knows of), live while a task of
+/// theirs is, completed otherwise.
+pub fn get_executors(s: &Snapshot) -> GetExecutors {
+    let entries = |tasks: &[TaskView]| {
+        let mut seen = std::collections::BTreeMap::new();
+        for t in tasks {
+            if let Some(e) = &t.info.executor {
+                let mut info = e.clone();
+                info.framework_id
+                    .get_or_insert_with(|| Id::new(&t.framework_id));
+                let key = (
+                    t.framework_id.clone(),
+                    e.executor_id.value.clone(),
+                    t.agent_id.clone(),
+                );
+                seen.entry(key).or_insert(ExecutorEntry {
+                    executor_info: info,
+                    agent_id: Id::new(&t.agent_id),
+                });
+            }
+        }
+        seen
+    };
+    let live = entries(&s.live);
+    let completed = entries(&s.completed)
+        .into_iter()
+        .filter(|(k, _)| !live.contains_key(k))
+        .map(|(_, e)| e)
+        .collect();
+    GetExecutors {
+        executors: live.into_values().collect(),
+        completed_executors: completed,
     }
 }
 

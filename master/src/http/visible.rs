@@ -53,6 +53,12 @@ impl<'a> Viewer<'a> {
         self.allows(Action::ViewFramework, Some(&info.user))
     }
 
+    /// A task of a framework whose user is `framework_user`.
+    pub fn task(&self, t: &TaskView, framework_user: &str) -> bool {
+        self.allows(Action::ViewFramework, Some(framework_user))
+            && self.allows(Action::ViewTask, Some(task_user(t, framework_user)))
+    }
+
     pub fn role(&self, role: &str) -> bool {
         self.allows(Action::ViewRole, Some(role))
     }

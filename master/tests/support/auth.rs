@@ -41,7 +41,8 @@ pub const ACLS: &str = r#"{
   "view_agents": [{"principals": {"values": ["ops", "viewer"]}, "agents": {"type": "ANY"}}],
   "manage_masters": [{"principals": {"values": ["ops"]}, "masters": {"type": "ANY"}}],
   "manage_tokens": [{"principals": {"values": ["ops"]}, "tokens": {"type": "ANY"}}],
-  "mark_agents_gone": [{"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}}]
+  "mark_agents_gone": [{"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}}],
+  "set_log_level": [{"principals": {"values": ["ops"]}, "level": {"type": "ANY"}}]
 }"#;
 
 /// Writes the credentials (JSON, as Mesos reads them) and the ACLs; the

@@ -8,6 +8,7 @@ mod agents;
 mod counters;
 mod frameworks;
 mod gone;
+mod observe;
 mod operations;
 mod tasks;
 

@@ -141,3 +141,36 @@ fn refused_operations_report_an_error_and_reconcile() {
     h.engine.reconcile_operations(&fw, &[]);
     assert!(statuses(&mut h, &fw).is_empty());
 }
+
+#[test]
+fn operations_with_an_id_are_remembered_for_get_operations() {
+    let mut h = Harness::new();
+    let (agent, _) = h.agent("a1", "cpus:4;mem:1024;disk:1000");
+    let (fw, _) = h.framework(framework_info("f", json!({"role": "eng"})));
+    let offer = h.offers(&fw).remove(0);
+    let reserve = op(
+        "r1",
+        OperationKind::Reserve {
+            resources: vec![reserved_disk("eng", 100.0)],
+        },
+    );
+    let unnamed = Operation {
+        id: None,
+        kind: OperationKind::Reserve {
+            resources: vec![reserved_disk("eng", 1.0)],
+        },
+    };
+    h.accept(&fw, &[&offer], vec![reserve, unnamed]);
+    let ops = h.engine.operation_views();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    let o = &ops[0];
+    assert_eq!(
+        (o.framework_id.as_str(), o.agent_id.as_deref()),
+        (fw.as_str(), Some(agent.as_str()))
+    );
+    assert_eq!(o.latest_status.state, "OPERATION_FINISHED");
+    assert_eq!(o.info["type"], "RESERVE");
+    assert_eq!(o.info["id"]["value"], "r1");
+    assert_eq!(o.info["reserve"]["resources"][0]["name"], "disk");
+    assert_eq!(o.uuid.len(), 16);
+}
