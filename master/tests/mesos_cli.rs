@@ -14,52 +14,17 @@ use std::time::Duration;
 
 use keel_api::mesos::TaskState;
 use support::scheduler::{Scheduler, command_task, framework, launch};
+use support::venv::{self, sh};
 use support::*;
 
 const T: Duration = Duration::from_secs(30);
 
-fn sh(cmd: &mut Command) -> String {
-    let out = run_output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The venv's python, created once per test binary.
+/// The venv's python (`requests` is a dependency the package does not
+/// declare).
 fn cli_python() -> PathBuf {
-    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON.get_or_init(create_venv).clone()
-}
-
-fn create_venv() -> PathBuf {
-    let target = bin("keel-master")
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let venv = target.join("avmesos-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".complete");
-    if marker.exists() {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    sh(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    sh(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "avmesos-cli==1.0.0",
-        "requests",
-    ]));
-    std::fs::write(&marker, "").unwrap();
-    python
+    venv::python("avmesos-venv", |python, _| {
+        venv::pip(python, &["avmesos-cli==1.0.0", "requests"])
+    })
 }
 
 /// `mesos-cli ARGS` against the master at `addr`.

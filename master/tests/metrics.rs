@@ -20,37 +20,9 @@ use support::*;
 const T: Duration = Duration::from_secs(20);
 
 fn python() -> PathBuf {
-    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON.get_or_init(create_venv).clone()
-}
-
-fn create_venv() -> PathBuf {
-    let target = bin("keel-master")
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let venv = target.join("prometheus-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".complete");
-    if marker.exists() {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    for cmd in [
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        Command::new(&python).args(["-m", "pip", "install", "-q", "prometheus_client==0.21.1"]),
-    ] {
-        let out = run_output(cmd);
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    std::fs::write(&marker, "").unwrap();
-    python
+    support::venv::python("prometheus-venv", |python, _| {
+        support::venv::pip(python, &["prometheus_client==0.21.1"])
+    })
 }
 
 /// Parses `text` with the strict OpenMetrics parser; the family names.

@@ -14,89 +14,47 @@ use std::process::Command;
 use std::time::Duration;
 
 use keel_api::mesos::TaskState;
+use support::venv::{self, sh};
 use support::*;
 
-fn sh(cmd: &mut Command) {
-    let out = run_output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The venv's python, created on first use. The tests of this binary run
-/// in parallel threads and both need it: one builds it, the other waits.
+/// The venv's python.
 fn pymesos_python() -> PathBuf {
-    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON.get_or_init(create_venv).clone()
-}
-
-fn create_venv() -> PathBuf {
-    let target = bin("keel-master")
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let venv = target.join("pymesos-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".complete");
-    if marker.exists() {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    sh(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    sh(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--no-deps",
-        "pymesos==0.3.15",
-        "six",
-        "addict",
-    ]));
-    let sdist = venv.join("sdist");
-    sh(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "http-parser==0.9.0",
-            "-d",
-        ])
-        .arg(&sdist));
-    let site = String::from_utf8(
-        run_output(Command::new(&python).args([
+    venv::python("pymesos-venv", |python, venv| {
+        venv::pip(python, &["--no-deps", "pymesos==0.3.15", "six", "addict"]);
+        let sdist = venv.join("sdist");
+        sh(Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "http-parser==0.9.0",
+                "-d",
+            ])
+            .arg(&sdist));
+        let site = sh(Command::new(python).args([
             "-c",
             "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-        ]))
-        .stdout,
-    )
-    .unwrap();
-    let site = Path::new(site.trim());
-    sh(Command::new("tar")
-        .arg("xzf")
-        .arg(sdist.join("http-parser-0.9.0.tar.gz"))
-        .arg("-C")
-        .arg(&sdist));
-    let pkg = site.join("http_parser");
-    std::fs::create_dir_all(&pkg).unwrap();
-    for entry in std::fs::read_dir(sdist.join("http-parser-0.9.0/http_parser")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "py") {
-            std::fs::copy(&p, pkg.join(p.file_name().unwrap())).unwrap();
+        ]));
+        let site = Path::new(site.trim());
+        sh(Command::new("tar")
+            .arg("xzf")
+            .arg(sdist.join("http-parser-0.9.0.tar.gz"))
+            .arg("-C")
+            .arg(&sdist));
+        let pkg = site.join("http_parser");
+        std::fs::create_dir_all(&pkg).unwrap();
+        for entry in std::fs::read_dir(sdist.join("http-parser-0.9.0/http_parser")).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "py") {
+                std::fs::copy(&p, pkg.join(p.file_name().unwrap())).unwrap();
+            }
         }
-    }
-    sh(Command::new(&python).args(["-c", "import pymesos, http_parser.http"]));
-    std::fs::write(&marker, "").unwrap();
-    python
+        sh(Command::new(python).args(["-c", "import pymesos, http_parser.http"]));
+    })
 }
 
 #[test]

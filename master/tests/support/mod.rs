@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub mod auth;
 pub mod scheduler;
 pub mod testnet;
+pub mod venv;
 
 use keel_api::keel::AgentSummary;
 use keel_client::blocking;
