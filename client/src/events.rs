@@ -2,10 +2,8 @@
 //! leader with a RecordIO stream of [`Event`]s, `SUBSCRIBED` first.
 
 use bytes::Bytes;
-use futures::StreamExt;
 use keel_api::operator::events::Subscribed;
 use keel_api::operator::{Call, Event};
-use keel_api::recordio::Decoder;
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
@@ -28,41 +26,6 @@ pub struct EventStream {
 impl Drop for EventStream {
     fn drop(&mut self) {
         self.reader.abort();
-    }
-}
-
-/// Reads the RecordIO stream into `tx` until it ends or nobody listens.
-async fn read(
-    response: reqwest::Response,
-    url: String,
-    tx: mpsc::Sender<Result<Event, ClientError>>,
-) {
-    let mut body = response.bytes_stream();
-    let mut decoder = Decoder::default();
-    while let Some(chunk) = body.next().await {
-        let records = match chunk {
-            Ok(bytes) => decoder.push(&bytes).map_err(ClientError::from),
-            Err(source) => Err(ClientError::Http {
-                url: url.clone(),
-                source,
-            }),
-        };
-        let records = match records {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        for record in records {
-            let event = serde_json::from_slice(&record).map_err(|source| ClientError::Decode {
-                url: url.clone(),
-                source,
-            });
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
     }
 }
 
@@ -97,7 +60,9 @@ impl Client {
             });
         }
         let (tx, mut events) = mpsc::channel(QUEUE);
-        let reader = tokio::spawn(read(response, url.clone(), tx));
+        let reader = tokio::spawn(crate::records::read(response, url.clone(), tx, |r| {
+            serde_json::from_slice(r)
+        }));
         let subscribed = match events.recv().await {
             Some(Ok(Event::Subscribed(s))) => s,
             Some(Ok(other)) => {

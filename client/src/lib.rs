@@ -26,6 +26,7 @@ mod events;
 mod keel;
 mod legacy;
 mod operator;
+mod records;
 mod sandbox;
 pub mod scheduler;
 mod transport;

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use keel_pki::{Ca, Material, Role};
-use support::{bin, free_port, keelctl_env, spawn, task_id};
+use support::{bin, free_port, keelctl_env, spawn, task_id, text};
 
 const ACLS: &str = r#"{"permissive": true,
   "access_sandboxes": [{"principals": {"values": ["viewer"]}, "users": {"type": "NONE"}}]}"#;
@@ -45,14 +45,6 @@ impl Secure {
         all.extend_from_slice(args);
         keelctl_env(&self.master, &env, &all)
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

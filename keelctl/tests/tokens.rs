@@ -7,18 +7,10 @@ mod support;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::{bin, free_port, spawn};
+use support::{bin, free_port, spawn, text};
 
 fn keelctl(master: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
     support::keelctl_env(master, env, args)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

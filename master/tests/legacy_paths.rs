@@ -6,16 +6,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use keel_api::legacy::{Frameworks, Slaves, Tasks};
 use keel_api::legacy_summary::{Roles, StateSummary};
 use keel_api::operator::{QuotaStatus, WeightInfo};
 use serde::de::DeserializeOwned;
 use support::scheduler::{Scheduler, framework};
 use support::*;
-
-const T: Duration = Duration::from_secs(30);
 
 fn get<T: DeserializeOwned>(port: u16, path: &str) -> T {
     let (status, headers, body) = http(port, "GET", path, &[], b"").unwrap();
@@ -53,14 +49,7 @@ fn encode(text: &str) -> String {
 #[test]
 fn legacy_reads_answer_on_every_path_mesos_tools_use() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = Master::start(tmp.path(), free_port(), "5s");
-    let agent = start_agent(tmp.path(), &m.addr(), &[]);
-    wait_for(
-        T,
-        "the agent registered",
-        || m.keel_agents().len() == 1,
-        || agent.log_text(),
-    );
+    let (m, _agent) = master_and_agent(tmp.path());
     let p = m.port;
     for path in ["/slaves", "/master/slaves", "/slaves/", "/master/slaves/"] {
         let s: Slaves = get(p, path);
@@ -121,14 +110,7 @@ fn legacy_reads_answer_on_every_path_mesos_tools_use() {
 #[test]
 fn legacy_writes_take_the_v1_paths() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = Master::start(tmp.path(), free_port(), "5s");
-    let agent = start_agent(tmp.path(), &m.addr(), &[]);
-    wait_for(
-        T,
-        "the agent registered",
-        || m.keel_agents().len() == 1,
-        || agent.log_text(),
-    );
+    let (m, _agent) = master_and_agent(tmp.path());
     let p = m.port;
     let agent_id = m.keel_agents()[0].id.clone();
     let resources = r#"[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5},"role":"eng","reservation":{"principal":"ops"}}]"#;

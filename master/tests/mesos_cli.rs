@@ -48,14 +48,7 @@ fn mesos_cli(dir: &std::path::Path, addr: &str, args: &[&str]) -> String {
 #[test]
 fn the_mesos_cli_lists_agents_frameworks_and_tasks() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = Master::start(tmp.path(), free_port(), "5s");
-    let agent = start_agent(tmp.path(), &m.addr(), &[]);
-    wait_for(
-        T,
-        "the agent registered",
-        || m.keel_agents().len() == 1,
-        || agent.log_text(),
-    );
+    let (m, _agent) = master_and_agent(tmp.path());
     let agent_id = m.keel_agents()[0].id.clone();
     let mut fw = Scheduler::subscribe(m.port, framework("cli-test"));
     let offer = fw.offer(T);

@@ -37,16 +37,8 @@ pub struct ScaleArgs {
     #[arg(long, default_value_t = 10)]
     pub frameworks: usize,
     /// How long each task runs (long enough for all to run at once).
-    #[arg(long, default_value = "300s", value_parser = humantime_secs)]
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     pub task_duration: Duration,
-}
-
-fn humantime_secs(s: &str) -> Result<Duration, String> {
-    let secs = s
-        .trim_end_matches('s')
-        .parse::<f64>()
-        .map_err(|e| e.to_string())?;
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Polls `cond` every 200 ms (listing 10,000 agents is no free call: a

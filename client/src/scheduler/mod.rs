@@ -19,10 +19,8 @@ pub use event::{Event, Failure, Message, OperationStatus, Subscribed};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use keel_api::mesos::{Filters, FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::Offer;
-use keel_api::recordio::Decoder;
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
@@ -105,43 +103,6 @@ impl Drop for Subscription {
     }
 }
 
-/// Reads the RecordIO stream into `tx` until it ends or nobody listens.
-async fn read_events(
-    response: reqwest::Response,
-    url: String,
-    tx: mpsc::Sender<Result<Event, ClientError>>,
-) {
-    let mut body = response.bytes_stream();
-    let mut decoder = Decoder::default();
-    while let Some(chunk) = body.next().await {
-        let records = match chunk {
-            Ok(bytes) => decoder.push(&bytes).map_err(ClientError::from),
-            Err(e) => Err(ClientError::Http {
-                url: url.clone(),
-                source: e,
-            }),
-        };
-        let records = match records {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        for record in records {
-            let event = serde_json::from_slice(&record)
-                .and_then(Event::from_json)
-                .map_err(|e| ClientError::Decode {
-                    url: url.clone(),
-                    source: e,
-                });
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 impl Client {
     /// SUBSCRIBE: opens the event stream on the leader and waits for
     /// `SUBSCRIBED`. A `framework_info.id` re-subscribes that framework.
@@ -184,7 +145,9 @@ impl Client {
             .map(str::to_string)
             .ok_or_else(|| ClientError::Subscribe(format!("{url} sent no Mesos-Stream-Id")))?;
         let (tx, mut events) = mpsc::channel(QUEUE);
-        let reader = tokio::spawn(read_events(response, url.clone(), tx));
+        let reader = tokio::spawn(crate::records::read(response, url.clone(), tx, |r| {
+            serde_json::from_slice(r).and_then(Event::from_json)
+        }));
         let subscribed = match events.recv().await {
             Some(Ok(Event::Subscribed(s))) => s,
             Some(Ok(Event::Error(message))) => return Err(ClientError::Subscribe(message)),

@@ -78,6 +78,15 @@ pub fn keelctl_env(master: &str, env: &[(&str, &str)], args: &[&str]) -> Output 
         .unwrap()
 }
 
+/// stdout and stderr, for messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The task id `keelctl run` reports on stderr.
 pub fn task_id(stderr: &str) -> String {
     stderr

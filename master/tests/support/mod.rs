@@ -237,6 +237,20 @@ impl Master {
     }
 }
 
+/// A master with its defaults and one agent under `dir`, once the agent
+/// has registered.
+pub fn master_and_agent(dir: &Path) -> (Master, Proc) {
+    let m = Master::start(dir, free_port(), "5s");
+    let agent = start_agent(dir, &m.addr(), &[]);
+    wait_for(
+        Duration::from_secs(30),
+        "the agent registered",
+        || m.keel_agents().len() == 1,
+        || agent.log_text(),
+    );
+    (m, agent)
+}
+
 pub fn start_agent(dir: &Path, master: &str, extra: &[&str]) -> Proc {
     let port = free_port();
     Proc::spawn(
