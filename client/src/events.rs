@@ -4,29 +4,18 @@
 use bytes::Bytes;
 use keel_api::operator::events::Subscribed;
 use keel_api::operator::{Call, Event};
-use reqwest::{Method, StatusCode};
-use tokio::sync::mpsc;
 
-use crate::transport::Request;
+use crate::records::{self, Stream};
 use crate::{Client, ClientError};
 
 const OPERATOR: &str = "/api/v1";
-/// Events read ahead of the caller.
-const QUEUE: usize = 1024;
 
 /// An operator subscription: the state when it began, then every event.
 pub struct EventStream {
     subscribed: Subscribed,
     /// The master that serves it.
     master: String,
-    events: mpsc::Receiver<Result<Event, ClientError>>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EventStream {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
+    events: Stream<Event>,
 }
 
 impl Client {
@@ -36,34 +25,9 @@ impl Client {
             url: OPERATOR.to_string(),
             source,
         })?;
-        let answer = self
-            .transport
-            .send(Request {
-                method: Method::POST,
-                path: OPERATOR,
-                headers: &[
-                    ("Content-Type", "application/json"),
-                    ("Accept", "application/json"),
-                ],
-                body: Some(Bytes::from(body)),
-                stream: true,
-            })
-            .await?;
-        let url = answer.url;
-        let response = answer.response;
-        if response.status() != StatusCode::OK {
-            return Err(ClientError::Status {
-                method: "SUBSCRIBE".into(),
-                url,
-                status: response.status().as_u16(),
-                reason: response.text().await.unwrap_or_default(),
-            });
-        }
-        let (tx, mut events) = mpsc::channel(QUEUE);
-        let reader = tokio::spawn(crate::records::read(response, url.clone(), tx, |r| {
-            serde_json::from_slice(r)
-        }));
-        let subscribed = match events.recv().await {
+        let answer = records::subscribe(&self.transport, OPERATOR, Bytes::from(body)).await?;
+        let mut events = Stream::read(answer.response, answer.url, |r| serde_json::from_slice(r));
+        let subscribed = match events.next().await {
             Some(Ok(Event::Subscribed(s))) => s,
             Some(Ok(other)) => {
                 return Err(ClientError::Subscribe(format!(
@@ -78,7 +42,6 @@ impl Client {
             subscribed,
             master: answer.master,
             events,
-            reader,
         })
     }
 }
@@ -87,7 +50,7 @@ impl EventStream {
     /// The next event after `SUBSCRIBED`; `None` once the stream ended
     /// (the master dropped the subscriber, or stopped leading).
     pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
-        self.events.recv().await
+        self.events.next().await
     }
 
     /// The `SUBSCRIBED` event: the state when the stream began.

@@ -21,16 +21,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use keel_api::mesos::{Filters, FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::Offer;
-use reqwest::{Method, StatusCode};
-use tokio::sync::mpsc;
+use reqwest::StatusCode;
 
-use crate::transport::Request;
+use crate::records::{self, Stream};
 use crate::{Client, ClientError};
 
 const SCHEDULER: &str = "/api/v1/scheduler";
-
-/// Events read ahead of the framework (the stream waits beyond that).
-const QUEUE: usize = 1024;
 
 /// Makes calls for one subscription; cheap to clone.
 #[derive(Clone)]
@@ -93,14 +89,7 @@ pub struct Subscription {
     subscribed: Subscribed,
     /// The master that serves the subscription.
     master: String,
-    events: mpsc::Receiver<Result<Event, ClientError>>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
+    events: Stream<Event>,
 }
 
 impl Client {
@@ -115,40 +104,20 @@ impl Client {
                 url: SCHEDULER.to_string(),
                 source: e,
             })?;
-        let answer = self
-            .transport
-            .send(Request {
-                method: Method::POST,
-                path: SCHEDULER,
-                headers: &[
-                    ("Content-Type", "application/json"),
-                    ("Accept", "application/json"),
-                ],
-                body: Some(Bytes::from(body.to_string())),
-                stream: true,
-            })
-            .await?;
+        let answer =
+            records::subscribe(&self.transport, SCHEDULER, Bytes::from(body.to_string())).await?;
         let url = answer.url;
         let response = answer.response;
-        if response.status() != StatusCode::OK {
-            return Err(ClientError::Status {
-                method: "SUBSCRIBE".into(),
-                url,
-                status: response.status().as_u16(),
-                reason: response.text().await.unwrap_or_default(),
-            });
-        }
         let stream_id = response
             .headers()
             .get("Mesos-Stream-Id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| ClientError::Subscribe(format!("{url} sent no Mesos-Stream-Id")))?;
-        let (tx, mut events) = mpsc::channel(QUEUE);
-        let reader = tokio::spawn(crate::records::read(response, url.clone(), tx, |r| {
+        let mut events = Stream::read(response, url.clone(), |r| {
             serde_json::from_slice(r).and_then(Event::from_json)
-        }));
-        let subscribed = match events.recv().await {
+        });
+        let subscribed = match events.next().await {
             Some(Ok(Event::Subscribed(s))) => s,
             Some(Ok(Event::Error(message))) => return Err(ClientError::Subscribe(message)),
             Some(Ok(other)) => {
@@ -171,7 +140,6 @@ impl Client {
             subscribed,
             master: answer.master,
             events,
-            reader,
         })
     }
 
@@ -187,13 +155,12 @@ impl Client {
 impl Subscription {
     /// The next event; `None` once the stream has ended.
     pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
-        self.events.recv().await
+        self.events.next().await
     }
 
     /// Ends the event stream (the master sees the framework disconnect);
     /// calls can still be made.
     pub fn close(&mut self) {
-        self.reader.abort();
         self.events.close();
     }
 
