@@ -11,14 +11,12 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::verify_server_cert_signed_by_trust_anchor;
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, Error, RootCertStore, ServerConfig};
 
+use crate::verify::Verifier;
 use crate::{Material, PeerIdentity, Role, TlsError};
 
 /// The certificate to present now; `None` until the agent has one (the
@@ -75,63 +73,22 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts the certificate of agent `agent_id` from the cluster CA,
+/// Accepts the certificate of agent `agent_id` from the CA in `roots`,
 /// whatever address it was reached at.
-#[derive(Debug)]
-struct AgentVerifier {
-    roots: Arc<RootCertStore>,
-    algs: WebPkiSupportedAlgorithms,
-    agent_id: String,
-}
-
-impl ServerCertVerifier for AgentVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
+fn agent_verifier(roots: Arc<RootCertStore>, agent_id: String) -> Verifier {
+    let algs = crate::provider().signature_verification_algorithms;
+    Verifier::new(Box::new(move |end_entity, intermediates, now| {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.roots,
-            intermediates,
-            now,
-            self.algs.all,
-        )?;
+        verify_server_cert_signed_by_trust_anchor(&parsed, &roots, intermediates, now, algs.all)?;
         let id = PeerIdentity::of(end_entity).map_err(|e| Error::General(e.to_string()))?;
-        if id.role != Role::Agent || id.name != self.agent_id {
+        if id.role != Role::Agent || id.name != agent_id {
             return Err(Error::General(format!(
-                "the certificate names {} {:?}, not agent {:?}",
-                id.role, id.name, self.agent_id
+                "the certificate names {} {:?}, not agent {agent_id:?}",
+                id.role, id.name
             )));
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+        Ok(())
+    }))
 }
 
 /// A client's configuration for the port of agent `agent_id`: the server
@@ -141,13 +98,8 @@ pub fn agent_client_config(
     material: &Material,
     agent_id: &str,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let provider = crate::provider();
-    let verifier = AgentVerifier {
-        roots: material.roots().clone(),
-        algs: provider.signature_verification_algorithms,
-        agent_id: agent_id.to_string(),
-    };
-    let builder = ClientConfig::builder_with_provider(provider)
+    let verifier = agent_verifier(material.roots().clone(), agent_id.to_string());
+    let builder = ClientConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Rustls {
             what: "TLS versions".into(),

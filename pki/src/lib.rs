@@ -29,6 +29,7 @@ pub mod grant;
 pub mod pinned;
 pub mod role;
 pub mod tls;
+mod verify;
 
 pub use ca::{Ca, CaError, Issued, new_key, request};
 pub use connect::TlsConnector;
