@@ -21,19 +21,10 @@ use crate::registry::AgentState;
 
 pub(super) type Params = Query<HashMap<String, String>>;
 
-/// A JSONP callback name must be a plain JavaScript identifier path.
-fn valid_callback(cb: &str) -> bool {
-    !cb.is_empty()
-        && cb.len() <= 128
-        && cb
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
-}
-
 pub(super) fn respond(params: &HashMap<String, String>, body: &impl Serialize) -> Response {
     match params.get("jsonp") {
         None => json(StatusCode::OK, body),
-        Some(cb) if valid_callback(cb) => {
+        Some(cb) if keel_telemetry::metrics::valid_callback(cb) => {
             let body = serde_json::to_string(body).unwrap_or_default();
             let mut resp = (StatusCode::OK, format!("{cb}({body});")).into_response();
             resp.headers_mut().insert(
@@ -329,6 +320,7 @@ mod tests {
 
     #[test]
     fn jsonp_callbacks_are_identifiers() {
+        use keel_telemetry::metrics::valid_callback;
         assert!(valid_callback("JSON_CALLBACK"));
         assert!(valid_callback("angular.callbacks._0"));
         assert!(!valid_callback("alert(1)//"));

@@ -87,13 +87,6 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
         .frameworks
         .iter()
         .map(|f| Framework {
-            framework_info: f.info.clone(),
-            active: f.connected,
-            connected: f.connected,
-            recovered: false,
-            registered_time: Some(nanos(f.registered_time)),
-            reregistered_time: f.reregistered_time.map(nanos),
-            unregistered_time: None,
             offers: Some(
                 s.offers
                     .iter()
@@ -116,6 +109,7 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
             inverse_offers: Some(Vec::new()),
             allocated_resources: Some(s.used(|t| t.framework_id == f.id).to_v1_allocated(None)),
             offered_resources: Some(s.offered(|fw, _| fw == f.id).to_v1_allocated(None)),
+            ..framework_v1(f)
         })
         .collect();
     let completed = s

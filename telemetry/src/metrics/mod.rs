@@ -73,8 +73,9 @@ pub fn render_snapshot(snapshot: &Snapshot, jsonp: Option<&str>) -> Result<Rende
     }
 }
 
-/// A JSONP callback is a (dotted) JavaScript name, never script.
-fn valid_callback(cb: &str) -> bool {
+/// A JSONP callback is a (dotted) JavaScript name, never script (every
+/// `?jsonp=` Keel honours is checked here).
+pub fn valid_callback(cb: &str) -> bool {
     !cb.is_empty()
         && cb.len() <= 128
         && cb
