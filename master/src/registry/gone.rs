@@ -64,7 +64,6 @@ impl Registry {
 mod tests {
     use super::super::*;
     use super::MAX_GONE;
-    use keel_api::resources::Resources;
 
     fn registry_with_agent() -> (Registry, String) {
         let mut r = Registry::default();
@@ -72,15 +71,7 @@ mod tests {
             master_id: "m".into(),
         })
         .unwrap();
-        let info = Box::new(AgentInfo {
-            hostname: "h".into(),
-            ip: "127.0.0.1".into(),
-            port: 5051,
-            resources: Resources::parse("cpus:1").unwrap(),
-            attributes: Default::default(),
-            version: "t".into(),
-            inventory: Default::default(),
-        });
+        let info = crate::registry::tests::info("h");
         let Ok(Applied::AgentAdmitted { agent_id }) =
             r.apply(&Command::AdmitAgent { info, at: 1.0 })
         else {
@@ -145,7 +136,7 @@ mod tests {
         );
         // A new agent never gets the gone id.
         let Ok(Applied::AgentAdmitted { agent_id }) = r.apply(&Command::AdmitAgent {
-            info: Box::new(back_info()),
+            info: crate::registry::tests::info("h2"),
             at: 8.0,
         }) else {
             panic!("not admitted")
@@ -155,18 +146,6 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         let read: Registry = serde_json::from_str(&text).unwrap();
         assert_eq!(read.gone_agent(&id), Some(5.0));
-    }
-
-    fn back_info() -> AgentInfo {
-        AgentInfo {
-            hostname: "h2".into(),
-            ip: "127.0.0.1".into(),
-            port: 5051,
-            resources: Resources::parse("cpus:1").unwrap(),
-            attributes: Default::default(),
-            version: "t".into(),
-            inventory: Default::default(),
-        }
     }
 
     #[test]

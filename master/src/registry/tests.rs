@@ -3,7 +3,8 @@
 use super::*;
 use keel_api::resources::{Resource, Value};
 
-fn info(host: &str) -> Box<AgentInfo> {
+/// A small agent's info (also for the other registry modules' tests).
+pub(super) fn info(host: &str) -> Box<AgentInfo> {
     Box::new(AgentInfo {
         hostname: host.into(),
         ip: "127.0.0.1".into(),
