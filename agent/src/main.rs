@@ -175,6 +175,11 @@ struct SimFlags {
     /// How many agents.
     #[arg(long)]
     agents: usize,
+    /// The index of the first agent (its host name, machine shape and work
+    /// dir follow from its index), so that several simulators make one
+    /// fleet: `--first-index 9000 --agents 1000` next to `--agents 9000`.
+    #[arg(long, default_value_t = 0)]
+    first_index: usize,
     /// Each agent's work dir is `DIR/agent-<index>`.
     #[arg(long)]
     work_dir: PathBuf,
@@ -388,6 +393,7 @@ async fn sim_main(flags: SimFlags) -> anyhow::Result<()> {
     let config = keel_agent::sim::SimConfig {
         masters,
         agents: flags.agents,
+        first_index: flags.first_index,
         work_dir: flags.work_dir,
         ip: flags.ip,
         behaviour: keel_agent::sim::executor::Behaviour {

@@ -58,14 +58,26 @@ struct Flags {
     /// (`<work-dir>/raft/`); without it, one master keeps a local log.
     #[arg(long, env = "KEEL_MASTERS", value_delimiter = ',')]
     masters: Vec<SocketAddr>,
+    /// Raft: the leader's heartbeat interval to the other masters, also
+    /// the time limit of each replication call.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    raft_heartbeat: Duration,
+    /// Raft: a follower that hears no leader for between this and twice
+    /// this (plus that again, as openraft 0.9 counts) campaigns. Longer
+    /// on slow or overloaded machines: a leader killed is then replaced
+    /// later, but a leader merely slow is not deposed.
+    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
+    raft_election_timeout: Duration,
     /// After a leader change, how long agents have to re-register before
     /// they and their tasks are marked unreachable.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     agent_reregister_timeout: Duration,
     /// Open connections on the port; at the limit a new connection takes
-    /// the place of the one idle the longest.
-    #[arg(long, default_value_t = Limits::MASTER.max_connections, env = "KEEL_MAX_CONNECTIONS")]
-    max_connections: usize,
+    /// the place of the one idle the longest. Default: as many as the
+    /// open-files limit leaves room for, up to 65,536 (every agent holds
+    /// one).
+    #[arg(long, env = "KEEL_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Connections beyond --max-connections, used when every connection is
     /// busy: they serve /health, agent sessions and Raft only.
     #[arg(long, default_value_t = Limits::MASTER.reserved_connections, env = "KEEL_RESERVED_CONNECTIONS")]
@@ -129,6 +141,12 @@ impl Flags {
             );
         }
         anyhow::ensure!(
+            !self.raft_heartbeat.is_zero() && self.raft_heartbeat < self.raft_election_timeout,
+            "--raft-heartbeat ({:?}) must be non-zero and shorter than --raft-election-timeout ({:?})",
+            self.raft_heartbeat,
+            self.raft_election_timeout
+        );
+        anyhow::ensure!(
             !self.agent_register_timeout.is_zero(),
             "--agent-register-timeout must be non-zero"
         );
@@ -137,8 +155,13 @@ impl Flags {
 
     /// How the port is served, within `nofile` file descriptors.
     fn serve_options(&self, nofile: u64) -> anyhow::Result<Options> {
+        let max_connections = self.max_connections.unwrap_or_else(|| {
+            let mut limits = Limits::MASTER;
+            limits.fit(nofile);
+            limits.max_connections
+        });
         let limits = Limits {
-            max_connections: self.max_connections,
+            max_connections,
             reserved_connections: self.reserved_connections,
             header_read_timeout: self.http_header_timeout,
             idle_timeout: self.http_idle_timeout,
@@ -199,11 +222,13 @@ fn trust(flags: &Flags) -> anyhow::Result<Trust> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     keel_telemetry::init("keel-master");
-    let flags = Flags::parse();
+    let mut flags = Flags::parse();
     flags.check()?;
     // Every connection holds a descriptor; the soft limit is often 1024.
     let nofile = keel_serve::nofile::raise().context("cannot raise the open files limit")?;
     let mut options = flags.serve_options(nofile)?;
+    // /master/flags shows the limit in force.
+    flags.max_connections = Some(options.limits.max_connections);
     let security = flags.security.setup()?;
     options.tls = security.server.clone();
     options.admission = security.admission.clone();
@@ -234,15 +259,35 @@ async fn main() -> anyhow::Result<()> {
         let me = SocketAddr::new(flags.ip, local.port());
         let raft_options = RaftOptions {
             tls: security.raft_client.clone(),
+            heartbeat: flags.raft_heartbeat,
+            election_timeout_min: flags.raft_election_timeout,
+            election_timeout_max: flags.raft_election_timeout * 2,
             ..RaftOptions::default()
         };
-        let node = RaftNode::open_with(&flags.work_dir, me, &flags.masters, raft_options)
+        // Raft runs on threads of its own: its heartbeats and elections
+        // must not wait in the API runtime's queues behind an allocation
+        // cycle over thousands of agents or a large state rendering (on a
+        // loaded machine they did, and followers elected new leaders).
+        let lease = raft_options.leader_lease();
+        let raft_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("keel-raft")
+            .enable_all()
+            .build()
+            .context("cannot start the raft runtime")?;
+        let (work_dir, masters) = (flags.work_dir.clone(), flags.masters.clone());
+        let node = raft_runtime
+            .spawn(async move { RaftNode::open_with(&work_dir, me, &masters, raft_options).await })
             .await
+            .context("the raft runtime stopped")?
             .context("cannot start raft")?;
+        // It lives as long as the process (a runtime may not be dropped
+        // from async code).
+        std::mem::forget(raft_runtime);
         let service = node.grpc_service();
         raft_stopped = Box::pin(node.stopped());
         let node = std::sync::Arc::new(node);
-        let replicator = RaftReplicator::new(node);
+        let replicator = RaftReplicator::with_lease(node, lease);
         let master = Master::open_with(config, Box::new(replicator))
             .await
             .context("cannot open the master registry")?;
@@ -317,7 +362,10 @@ fn master_config(flags: &Flags, hostname: String, port: u16, trust: Trust) -> Ma
                 "operator_event_queue".into(),
                 flags.operator_event_queue.to_string(),
             ),
-            ("max_connections".into(), flags.max_connections.to_string()),
+            (
+                "max_connections".into(),
+                flags.max_connections.unwrap_or_default().to_string(),
+            ),
             (
                 "reserved_connections".into(),
                 flags.reserved_connections.to_string(),

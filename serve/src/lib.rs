@@ -70,9 +70,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The master's defaults (`--max-connections`, ...).
+    /// The master's defaults (`--max-connections`, ...): room for a fleet
+    /// of tens of thousands of agents, one connection each (fitted into
+    /// the open-files limit).
     pub const MASTER: Limits = Limits {
-        max_connections: 8192,
+        max_connections: 65536,
         reserved_connections: 128,
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),

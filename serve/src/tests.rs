@@ -268,7 +268,7 @@ async fn shutdown_waits_for_requests_then_returns() {
 fn fit_keeps_connections_within_the_descriptors() {
     let mut l = Limits::MASTER;
     assert_eq!(l.fit(1 << 20), None);
-    assert_eq!(l.fit(1024), Some(8192));
+    assert_eq!(l.fit(1024), Some(65536));
     assert_eq!(l.max_connections, 1024 - 256 - 128);
 }
 

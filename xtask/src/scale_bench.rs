@@ -1,16 +1,19 @@
 //! `cargo xtask bench-scale [--agents N --tasks N --frameworks N]`: one
-//! master (release build, default flags but `--max-connections` when the
-//! fleet needs more) and `keel-agent sim` on loopback
+//! master (release build, default flags) and `keel-agent sim` on loopback
 //! (`docs/design/0007-scale-harness.md`).
 //!
 //! - N agents register from cold: time until all are active; the master's
-//!   RSS and CPU seconds then;
+//!   RSS and CPU seconds then, and its CPU use with the agents idle;
 //! - the tasks, launched by keel-loadgen's frameworks, all running: the
-//!   master's RSS, `/master/state` latency and size;
+//!   master's RSS, `/master/state` latency and size, `/health` latency
+//!   while `/master/state` is requested in a loop;
 //! - placements per second end to end (first ACCEPT to last TASK_RUNNING
-//!   as the frameworks saw it) and ACCEPT -> TASK_RUNNING percentiles.
+//!   as the frameworks saw it) and ACCEPT -> TASK_RUNNING percentiles;
+//! - agent loss: a tenth of the agents (at most 1,000, their own
+//!   simulator) stopped with a task each: time until all are unreachable
+//!   (`scale_phases.rs`).
 //!
-//! Logs go to `<tmp>/{master,sim}.log`; the directory is kept with
+//! Logs go to `<tmp>/{master,sim,sim-batch}.log`; the directory is kept with
 //! `KEEL_BENCH_KEEP=1`.
 
 use std::process::{Command, Stdio};
@@ -22,11 +25,7 @@ use anyhow::{Context, Result, bail};
 use keel_loadgen::{Progress, TaskKind, Workload};
 
 use crate::cluster::{self, Api, Node, release_bin, rss_kib};
-
-/// Connections beyond the agents' (frameworks, operators, Raft).
-const HEADROOM: usize = 1024;
-/// The master's default `--max-connections`.
-const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+use crate::scale_phases::{self, cpu_seconds};
 
 #[derive(Debug, clap::Args)]
 pub struct ScaleArgs {
@@ -60,16 +59,6 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// User + system CPU seconds of `pid`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn mib(kib: Option<u64>) -> String {
     kib.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
 }
@@ -87,20 +76,11 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
         loadavg()
     );
     let port = cluster::free_port();
-    let mut extra = Vec::new();
-    if args.agents + HEADROOM > DEFAULT_MAX_CONNECTIONS {
-        let n = args.agents + HEADROOM;
-        println!(
-            "master flag: --max-connections {n} (the default {DEFAULT_MAX_CONNECTIONS} is below the fleet)"
-        );
-        extra = vec!["--max-connections".to_string(), n.to_string()];
-    }
     let master = spawn_logged(
         Command::new(release_bin("keel-master"))
             .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .arg("--work-dir")
-            .arg(dir.join("master"))
-            .args(&extra),
+            .arg(dir.join("master")),
         dir,
         "master",
     )?;
@@ -113,24 +93,12 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
     // Cold registration.
     let cpu0 = cpu_seconds(master.pid()).unwrap_or(0.0);
     let started = Instant::now();
-    let sim = spawn_logged(
-        Command::new(release_bin("keel-agent"))
-            .args([
-                "sim",
-                "--master",
-                &addr,
-                "--agents",
-                &args.agents.to_string(),
-            ])
-            .arg("--work-dir")
-            .arg(dir.join("sim"))
-            .args([
-                "--task-duration",
-                &format!("{}ms", args.task_duration.as_millis()),
-            ]),
-        dir,
-        "sim",
-    )?;
+    // The fleet in two simulators: the second one's agents go silent
+    // together for the loss figure.
+    let batch_size = (args.agents / 10).min(1000);
+    let first = args.agents - batch_size;
+    let sim = spawn_sim(&addr, dir, args, 0, first, "sim")?;
+    let batch = spawn_sim(&addr, dir, args, first, batch_size, "sim-batch")?;
     let registered = wait_until(Duration::from_secs(1800), || {
         api.active_agents().len() >= args.agents
     });
@@ -147,8 +115,13 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
         took.as_secs_f64(),
         mib(rss_kib(master.pid())),
         cpu_seconds(master.pid()).unwrap_or(0.0) - cpu0,
-        mib(rss_kib(sim.pid())),
+        mib(rss_kib(sim.pid()).map(|k| k + rss_kib(batch.pid()).unwrap_or(0))),
         loadavg()
+    );
+    println!(
+        "{} idle agents (heartbeats every 5 s): master {:.3} CPU s/s over 20 s",
+        args.agents,
+        scale_phases::idle_load(&master, Duration::from_secs(20))
     );
 
     // The tasks.
@@ -194,6 +167,13 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
             cluster::percentile(&latencies, 1.0),
             latencies.len()
         );
+        let (health, states) = rt.block_on(scale_phases::health_under_state(&addr, 50))?;
+        println!(
+            "/health while /master/state is requested in a loop ({states} states meanwhile): median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            cluster::percentile(&health, 0.5),
+            cluster::percentile(&health, 0.99),
+            cluster::percentile(&health, 1.0),
+        );
     }
     let report = rt.block_on(load)?.context("load generator")?;
     let lat: Vec<f64> = report
@@ -212,7 +192,10 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
         report.duplicated().len(),
         loadavg()
     );
-    if !sim.stop()? {
+    if batch_size > 0 {
+        scale_phases::loss_detection(&rt, client.clone(), args.agents, &batch, batch_size)?;
+    }
+    if !sim.stop()? || !batch.stop()? {
         bail!("keel-agent sim did not exit 0 on SIGTERM");
     }
     drop(master);
@@ -244,6 +227,30 @@ async fn state_latency(addr: &str) -> Result<(Vec<f64>, usize)> {
     }
     latencies.sort_by(f64::total_cmp);
     Ok((latencies, size))
+}
+
+/// `count` simulated agents from index `first`.
+fn spawn_sim(
+    addr: &str,
+    dir: &std::path::Path,
+    args: &ScaleArgs,
+    first: usize,
+    count: usize,
+    name: &'static str,
+) -> Result<Node> {
+    spawn_logged(
+        Command::new(release_bin("keel-agent"))
+            .args(["sim", "--master", addr, "--agents", &count.to_string()])
+            .args(["--first-index", &first.to_string()])
+            .arg("--work-dir")
+            .arg(dir.join("sim"))
+            .args([
+                "--task-duration",
+                &format!("{}ms", args.task_duration.as_millis()),
+            ]),
+        dir,
+        name,
+    )
 }
 
 fn spawn_logged(cmd: &mut Command, dir: &std::path::Path, name: &'static str) -> Result<Node> {

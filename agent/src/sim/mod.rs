@@ -38,6 +38,9 @@ pub struct SimConfig {
     /// `HOST:PORT` of the masters.
     pub masters: Vec<String>,
     pub agents: usize,
+    /// The index of the first agent: agents are `first_index..first_index
+    /// + agents`.
+    pub first_index: usize,
     /// Each agent's work dir is `<work_dir>/agent-<index>`.
     pub work_dir: PathBuf,
     /// The address every agent advertises (they serve no port).
@@ -94,7 +97,7 @@ pub async fn run(config: SimConfig, shutdown: watch::Receiver<bool>) -> Result<(
     }
     let mut sessions = tokio::task::JoinSet::new();
     let mut statuses = Vec::with_capacity(config.agents);
-    for index in 0..config.agents {
+    for index in config.first_index..config.first_index + config.agents {
         let dir = agent_dir(&config.work_dir, index);
         let work_dir = WorkDir::open(&dir).map_err(|source| SimError::WorkDir { index, source })?;
         let trust = match &config.tls {

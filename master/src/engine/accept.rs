@@ -243,7 +243,7 @@ impl Engine {
             infos.push(a.info.clone());
             let k = key(&run.framework_id, &a.info.task_id.value);
             self.metering.accepted(k.clone(), now.instant);
-            self.tasks.live.insert(
+            self.tasks.insert(
                 k.clone(),
                 TaskRecord {
                     framework_id: run.framework_id.clone(),
@@ -366,7 +366,7 @@ impl Engine {
         }
         let framework_id = run.framework_id.as_str();
         let exists = |t: &str| {
-            self.tasks.live.contains_key(&key(framework_id, t))
+            self.tasks.contains(&key(framework_id, t))
                 || accepted.iter().any(|a| a.info.task_id.value == t)
         };
         let resources = validate_task(&info, &rest, &run.agent_id, exists, group)?;

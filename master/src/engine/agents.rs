@@ -132,9 +132,13 @@ impl Engine {
         reported: Vec<ReportedTask>,
         now: Now,
     ) -> Result<Registration, EngineError> {
-        let (agent_id, reregistered) = match applied {
-            Applied::AgentAdmitted { agent_id } => (agent_id.clone(), false),
-            Applied::AgentReadmitted { agent_id, .. } => (agent_id.clone(), true),
+        let (agent_id, reregistered, was_unreachable) = match applied {
+            Applied::AgentAdmitted { agent_id } => (agent_id.clone(), false, false),
+            Applied::AgentReadmitted { agent_id, previous } => (
+                agent_id.clone(),
+                true,
+                *previous == Some(AgentState::Unreachable),
+            ),
             other => return Err(unexpected("a registration", other)),
         };
         if reregistered {
@@ -154,7 +158,7 @@ impl Engine {
         self.agents.last_seen.insert(agent_id.clone(), now.instant);
         self.agents.recovered.remove(&agent_id);
         offers::rescind_agent_offers(self, &agent_id);
-        loss::agent_reregistered(self, &agent_id, reported, now);
+        loss::agent_reregistered(self, &agent_id, reported, was_unreachable, now);
         self.resend_kills(&agent_id);
         let total = self
             .registry

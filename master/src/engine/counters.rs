@@ -169,7 +169,7 @@ impl Engine {
                 g.frameworks_disconnected += 1;
             }
         }
-        for t in self.tasks.live.values() {
+        for t in self.tasks.values() {
             let slot = match t.state {
                 TaskState::TASK_STAGING => &mut g.tasks_staging,
                 TaskState::TASK_STARTING => &mut g.tasks_starting,

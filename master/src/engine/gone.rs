@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use keel_api::mesos::{Id, TaskState};
 use keel_api::scheduler::{Event, Failure};
 
-use super::tasks::{Key, master_status};
+use super::tasks::master_status;
 use super::{Effect, Engine, EngineError, Now, Planned, ToAgent, offers, unexpected};
 use crate::registry::{Applied, Command};
 
@@ -125,22 +125,11 @@ impl Engine {
     /// TASK_GONE_BY_OPERATOR (or TASK_LOST) and completes; returns the
     /// frameworks that had tasks there.
     fn tasks_gone(&mut self, agent_id: &str, now: Now) -> BTreeSet<String> {
-        let mut keys: Vec<Key> = self
-            .tasks
-            .live
-            .iter()
-            .filter(|(_, t)| t.agent_id == agent_id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        keys.sort();
+        let keys = self.tasks.keys_on(agent_id);
         let mut frameworks = BTreeSet::new();
         for k in keys {
             frameworks.insert(k.0.clone());
-            let terminal = self
-                .tasks
-                .live
-                .get(&k)
-                .is_some_and(|t| t.state.is_terminal());
+            let terminal = self.tasks.get(&k).is_some_and(|t| t.state.is_terminal());
             if !terminal {
                 let state = match self.partition_aware(&k.0) {
                     true => TaskState::TASK_GONE_BY_OPERATOR,

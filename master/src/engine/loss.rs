@@ -15,14 +15,12 @@ use super::{Engine, Now, ToAgent};
 /// TASK_LOST for frameworks without PARTITION_AWARE) and every framework
 /// hears FAILURE.
 pub(super) fn agent_lost(e: &mut Engine, agent_id: &str, now: Now) {
-    let mut keys: Vec<Key> = e
+    let keys: Vec<Key> = e
         .tasks
-        .live
-        .iter()
-        .filter(|(_, t)| t.agent_id == agent_id && !t.state.is_terminal())
-        .map(|(k, _)| k.clone())
+        .on_agent(agent_id)
+        .filter(|t| !t.state.is_terminal())
+        .map(|t| key(&t.framework_id, &t.task_id))
         .collect();
-    keys.sort();
     for k in keys {
         let state = if e.partition_aware(&k.0) {
             TaskState::TASK_UNREACHABLE
@@ -65,31 +63,50 @@ pub(super) fn agent_lost(e: &mut Engine, agent_id: &str, now: Now) {
 
 /// A (re-)registering agent reported `reported`; tasks of known frameworks
 /// join the table, tasks it no longer has are gone.
+///
+/// An agent back from unreachable still runs the tasks its frameworks were
+/// told were TASK_LOST (those without PARTITION_AWARE): they may have
+/// launched them again, so these are killed, not taken back (as Mesos
+/// does). Taken back, the framework saw a task lost and then running: run
+/// twice.
 pub(super) fn agent_reregistered(
     e: &mut Engine,
     agent_id: &str,
     reported: Vec<ReportedTask>,
+    was_unreachable: bool,
     now: Now,
 ) {
     let mut seen = HashSet::new();
     for r in reported {
+        let live = r.latest.as_ref().is_none_or(|s| !s.state.is_terminal());
+        if was_unreachable && live && !e.partition_aware(&r.framework_id) {
+            let task_id = r.info.task_id.value.clone();
+            tracing::info!(%agent_id, framework_id = %r.framework_id, %task_id, "task reported lost while its agent was unreachable: killed");
+            e.send_agent(
+                agent_id,
+                ToAgent::Kill {
+                    framework_id: r.framework_id,
+                    task_id,
+                    grace_period_ms: None,
+                },
+            );
+            continue;
+        }
         if let Some(k) = take_report(e, agent_id, r) {
             seen.insert(k);
         }
     }
-    let mut missing: Vec<Key> = e
+    let missing: Vec<Key> = e
         .tasks
-        .live
-        .iter()
-        .filter(|(k, t)| {
-            t.agent_id == agent_id
-                && !seen.contains(*k)
-                && !t.state.is_terminal()
-                && t.state != TaskState::TASK_STAGING
+        .keys_on(agent_id)
+        .into_iter()
+        .filter(|k| {
+            !seen.contains(k)
+                && e.tasks
+                    .get(k)
+                    .is_some_and(|t| !t.state.is_terminal() && t.state != TaskState::TASK_STAGING)
         })
-        .map(|(k, _)| k.clone())
         .collect();
-    missing.sort();
     for k in missing {
         let state = if e.partition_aware(&k.0) {
             TaskState::TASK_GONE
@@ -122,7 +139,7 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
         return None;
     }
     let k = key(&r.framework_id, &r.info.task_id.value);
-    if let Some(existing) = e.tasks.live.get(&k)
+    if let Some(existing) = e.tasks.get(&k)
         && existing.agent_id != agent_id
         && !existing.state.is_terminal()
     {
@@ -138,8 +155,13 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
         s.agent_id = Some(Id::new(agent_id));
         s
     });
-    if let Some(t) = e.tasks.live.get_mut(&k) {
-        t.agent_id = agent_id.to_string();
+    if let Some(moved) = e.tasks.get(&k).filter(|t| t.agent_id != agent_id) {
+        // Re-inserted so that the agent index follows.
+        let mut moved = moved.clone();
+        moved.agent_id = agent_id.to_string();
+        e.tasks.insert(k.clone(), moved);
+    }
+    if let Some(t) = e.tasks.get_mut(&k) {
         if !t.state.is_terminal() && state.is_terminal() {
             e.metering.counters.task_ended(state);
         }
@@ -175,7 +197,7 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
         kill: None,
         info,
     };
-    e.tasks.live.insert(k.clone(), record);
+    e.tasks.insert(k.clone(), record);
     e.observe_task_added(&k);
     Some(k)
 }
@@ -185,7 +207,6 @@ fn take_report(e: &mut Engine, agent_id: &str, r: ReportedTask) -> Option<Key> {
 pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
     let mut keys: Vec<Key> = e
         .tasks
-        .live
         .keys()
         .filter(|k| k.0 == framework_id)
         .cloned()
@@ -193,7 +214,7 @@ pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
     keys.sort();
     let mut agents = BTreeSet::new();
     for k in keys {
-        if let Some(t) = e.tasks.live.get_mut(&k) {
+        if let Some(t) = e.tasks.get_mut(&k) {
             agents.insert(t.agent_id.clone());
             if !t.state.is_terminal() {
                 e.metering.counters.task_ended(TaskState::TASK_KILLED);

@@ -40,6 +40,7 @@ mod observe;
 mod offers;
 mod operations;
 mod roles;
+mod task_table;
 mod tasks;
 mod validation;
 mod views;

@@ -62,7 +62,7 @@ impl Engine {
 
     pub(super) fn observe_task_added(&mut self, k: &Key) {
         self.observe(|e| {
-            let task = e.tasks.live.get(k)?;
+            let task = e.tasks.get(k)?;
             Some(Observed::TaskAdded {
                 task: Box::new(task.clone()),
                 user: e.framework_user(&k.0),
@@ -86,7 +86,7 @@ impl Engine {
         if !self.observed {
             return;
         }
-        if let Some(task) = self.tasks.live.get(k).cloned() {
+        if let Some(task) = self.tasks.get(k).cloned() {
             self.observe_task_updated(&task, status);
         }
     }

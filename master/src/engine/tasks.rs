@@ -6,7 +6,7 @@
 //! A task only ever changes through updates from the agent it was placed
 //! on (or that reported it), and a terminal state is final.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::BTreeSet;
 
 use keel_api::mesos::{Id, KillPolicy, TaskInfo, TaskState, TaskStatus};
 use keel_api::resources::Resources;
@@ -16,8 +16,6 @@ use super::agents::AgentUpdate;
 use super::{Effect, Engine, Now, ToAgent};
 use crate::registry::AgentState;
 
-/// Completed tasks remembered for the operator views.
-const COMPLETED_KEPT: usize = 1000;
 /// Status history kept per task.
 const STATUSES_KEPT: usize = 64;
 
@@ -55,17 +53,7 @@ pub struct PendingAck {
 /// A copy for the operator views.
 pub type TaskView = TaskRecord;
 
-pub(super) type Key = (String, String);
-
-#[derive(Default)]
-pub(super) struct TaskTable {
-    pub(super) live: HashMap<Key, TaskRecord>,
-    pub(super) completed: VecDeque<TaskRecord>,
-}
-
-pub(super) fn key(fw: &str, task: &str) -> Key {
-    (fw.to_string(), task.to_string())
-}
+pub(super) use super::task_table::{Key, TaskTable, key};
 
 /// A status the master itself generates: no uuid, nothing to acknowledge.
 pub(super) fn master_status(
@@ -114,18 +102,13 @@ impl Engine {
     /// framework is gone).
     pub(super) fn complete(&mut self, k: &Key) {
         self.metering.forget(k);
-        if let Some(t) = self.tasks.live.remove(k) {
-            self.tasks.completed.push_back(t);
-            while self.tasks.completed.len() > COMPLETED_KEPT {
-                self.tasks.completed.pop_front();
-            }
-        }
+        self.tasks.complete(k);
     }
 
     /// Applies a state change; frees the resources when it becomes
     /// terminal (`recover`: the allocator still holds the agent).
     pub(super) fn transition(&mut self, k: &Key, status: TaskStatus, recover: bool, now: Now) {
-        let Some(t) = self.tasks.live.get_mut(k) else {
+        let Some(t) = self.tasks.get_mut(k) else {
             return;
         };
         let was_terminal = t.state.is_terminal();
@@ -139,7 +122,7 @@ impl Engine {
         if let Some(status) = observed {
             self.observe_task_status(k, &status);
         }
-        let Some(t) = self.tasks.live.get(k) else {
+        let Some(t) = self.tasks.get(k) else {
             return;
         };
         if !was_terminal && t.state.is_terminal() && recover {
@@ -176,7 +159,7 @@ impl Engine {
         }
         let task_id = update.status.task_id.value.clone();
         let k = key(&fw, &task_id);
-        let (drop_reason, stale) = match self.tasks.live.get(&k) {
+        let (drop_reason, stale) = match self.tasks.get(&k) {
             None => (Some("the master does not know the task"), false),
             Some(t) if t.agent_id != agent_id => (Some("the task is on another agent"), false),
             Some(t) if t.state.is_terminal() && t.state != update.status.state => (None, true),
@@ -201,11 +184,11 @@ impl Engine {
         let mut status = update.status;
         status.agent_id = Some(Id::new(agent_id));
         if stale {
-            tracing::info!(%agent_id, framework_id = %fw, %task_id, state = status.state.name(), "earlier update of a task already ended forwarded; its state stays");
+            tracing::debug!(%agent_id, framework_id = %fw, %task_id, state = status.state.name(), "earlier update of a task already ended forwarded; its state stays");
         } else {
             self.transition(&k, status.clone(), true, now);
         }
-        if let Some(t) = self.tasks.live.get_mut(&k) {
+        if let Some(t) = self.tasks.get_mut(&k) {
             t.pending_ack = (!update.uuid.is_empty()).then_some(PendingAck {
                 uuid: update.uuid,
                 state: status.state,
@@ -224,7 +207,7 @@ impl Engine {
         uuid: Vec<u8>,
     ) {
         let k = key(framework_id, task_id);
-        if let Some(t) = self.tasks.live.get_mut(&k)
+        if let Some(t) = self.tasks.get_mut(&k)
             && let Some(acked) = t
                 .pending_ack
                 .take_if(|p| p.uuid.as_slice() == uuid.as_slice())
@@ -255,7 +238,6 @@ impl Engine {
         let k = key(framework_id, task_id);
         let Some(agent) = self
             .tasks
-            .live
             .get(&k)
             .filter(|t| !t.state.is_terminal())
             .map(|t| t.agent_id.clone())
@@ -279,7 +261,7 @@ impl Engine {
         let grace_period_ms = kill_policy
             .and_then(|p| p.grace_period)
             .map(|g| (g.nanoseconds.max(0) / 1_000_000) as u64);
-        if let Some(t) = self.tasks.live.get_mut(&k) {
+        if let Some(t) = self.tasks.get_mut(&k) {
             t.kill = Some(grace_period_ms);
         }
         let sent = self.send_agent(
@@ -297,14 +279,12 @@ impl Engine {
 
     /// Sends the agent's tasks' outstanding kills again (it re-registered).
     pub(super) fn resend_kills(&mut self, agent_id: &str) {
-        let mut kills: Vec<(String, String, Option<u64>)> = self
+        let kills: Vec<(String, String, Option<u64>)> = self
             .tasks
-            .live
-            .values()
-            .filter(|t| t.agent_id == agent_id && !t.state.is_terminal())
+            .on_agent(agent_id)
+            .filter(|t| !t.state.is_terminal())
             .filter_map(|t| Some((t.framework_id.clone(), t.task_id.clone(), t.kill?)))
             .collect();
-        kills.sort();
         for (framework_id, task_id, grace_period_ms) in kills {
             let kill = ToAgent::Kill {
                 framework_id,
@@ -319,7 +299,6 @@ impl Engine {
     pub fn shutdown_executor(&mut self, framework_id: &str, executor_id: &str, now: Now) {
         let mut ids: Vec<String> = self
             .tasks
-            .live
             .values()
             .filter(|t| {
                 t.framework_id == framework_id && t.executor_id.as_deref() == Some(executor_id)
@@ -358,7 +337,6 @@ impl Engine {
         if tasks.is_empty() {
             let mut mine: Vec<&TaskRecord> = self
                 .tasks
-                .live
                 .values()
                 .filter(|t| t.framework_id == framework_id)
                 .collect();
@@ -368,12 +346,11 @@ impl Engine {
             for t in tasks {
                 let task_id = t.task_id.value.as_str();
                 let k = key(framework_id, task_id);
-                if let Some(known) = self.tasks.live.get(&k) {
+                if let Some(known) = self.tasks.get(&k) {
                     out.push(answer(known));
                 } else if let Some(done) = self
                     .tasks
-                    .completed
-                    .iter()
+                    .completed()
                     .rev()
                     .find(|c| c.framework_id == framework_id && c.task_id == task_id)
                 {
@@ -384,7 +361,7 @@ impl Engine {
                     // Its agent has not re-registered since the takeover:
                     // no answer until it does or is marked unreachable
                     // (the framework asks again), as Mesos does.
-                    tracing::info!(%framework_id, %task_id, agent_id = %agent, "reconciliation dropped: the agent has not re-registered yet");
+                    tracing::debug!(%framework_id, %task_id, agent_id = %agent, "reconciliation dropped: the agent has not re-registered yet");
                 } else {
                     let agent_state = t
                         .agent_id
@@ -415,26 +392,23 @@ impl Engine {
 
     /// Live tasks (sorted) and completed ones (oldest first).
     pub fn tasks(&self) -> (Vec<TaskView>, Vec<TaskView>) {
-        let mut live: Vec<TaskView> = self.tasks.live.values().cloned().collect();
+        let mut live: Vec<TaskView> = self.tasks.values().cloned().collect();
         live.sort_by(|a, b| (&a.framework_id, &a.task_id).cmp(&(&b.framework_id, &b.task_id)));
-        (live, self.tasks.completed.iter().cloned().collect())
+        (live, self.tasks.completed().cloned().collect())
     }
 }
 
 pub(super) fn volume_in_use(e: &Engine, agent_id: &str, role: &str, id: &str) -> bool {
-    e.tasks.live.values().any(|t| {
-        t.agent_id == agent_id
-            && !t.state.is_terminal()
-            && t.volumes.iter().any(|(r, i)| r == role && i == id)
-    })
+    e.tasks
+        .on_agent(agent_id)
+        .any(|t| !t.state.is_terminal() && t.volumes.iter().any(|(r, i)| r == role && i == id))
 }
 
 pub(super) fn used_on_agent(e: &Engine, agent_id: &str) -> Vec<(String, String, Resources)> {
     let mut used: Vec<_> = e
         .tasks
-        .live
-        .values()
-        .filter(|t| t.agent_id == agent_id && !t.state.is_terminal())
+        .on_agent(agent_id)
+        .filter(|t| !t.state.is_terminal())
         .map(|t| (t.framework_id.clone(), t.role.clone(), t.resources.clone()))
         .collect();
     used.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -444,11 +418,8 @@ pub(super) fn used_on_agent(e: &Engine, agent_id: &str) -> Vec<(String, String, 
 pub(super) fn executor_ids_on(e: &Engine, framework_id: &str, agent_id: &str) -> Vec<String> {
     let ids: BTreeSet<String> = e
         .tasks
-        .live
-        .values()
-        .filter(|t| {
-            t.framework_id == framework_id && t.agent_id == agent_id && !t.state.is_terminal()
-        })
+        .on_agent(agent_id)
+        .filter(|t| t.framework_id == framework_id && !t.state.is_terminal())
         .filter_map(|t| t.executor_id.clone())
         .collect();
     ids.into_iter().collect()
@@ -458,7 +429,7 @@ pub(super) fn executor_ids_on(e: &Engine, framework_id: &str, agent_id: &str) ->
 /// frameworks that are not PARTITION_AWARE), its resources back.
 pub(super) fn launch_undeliverable(e: &mut Engine, framework_id: &str, task_id: &str, now: Now) {
     let k = key(framework_id, task_id);
-    let Some(t) = e.tasks.live.get(&k) else {
+    let Some(t) = e.tasks.get(&k) else {
         return;
     };
     if t.state != TaskState::TASK_STAGING {

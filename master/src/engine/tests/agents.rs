@@ -67,6 +67,36 @@ fn partition_aware_frameworks_see_unreachable_then_running_again() {
 }
 
 #[test]
+fn tasks_told_lost_while_their_agent_was_unreachable_are_killed_when_it_returns() {
+    let (mut h, agent, fw) = running();
+    let info = h.engine.tasks().0[0].info.clone();
+    h.advance(Duration::from_secs(16));
+    h.engine.agent_heartbeats(h.now);
+    let p = h.engine.agent_expired(&agent, h.now).unwrap();
+    h.commit(p.command).unwrap();
+    h.engine.agent_unreachable(&agent, h.now);
+    assert_eq!(h.updates(&fw)[0].state, TaskState::TASK_LOST);
+    h.drain();
+    // Back, still running it: the framework may have launched it again.
+    let report = ReportedTask {
+        framework_id: fw.clone(),
+        info,
+        latest: Some(TaskStatus::new("t1", TaskState::TASK_RUNNING)),
+    };
+    h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", vec![report]);
+    assert_eq!(
+        h.task_state(&fw, "t1"),
+        Some(TaskState::TASK_LOST),
+        "not taken back"
+    );
+    assert!(h.drain().iter().any(|e| matches!(e,
+        Effect::ToAgent { message: ToAgent::Kill { task_id, .. }, .. } if task_id == "t1")));
+    // Its TASK_KILLED is acknowledged to the agent, never forwarded.
+    h.update(&agent, &fw, "t1", TaskState::TASK_KILLED, 2);
+    assert!(h.updates(&fw).is_empty());
+}
+
+#[test]
 fn a_reregistering_agent_that_lost_a_task_reports_it_gone() {
     let (mut h, agent, fw) = running();
     h.end_session(&agent);

@@ -64,6 +64,14 @@ impl Default for RaftOptions {
 }
 
 impl RaftOptions {
+    /// The lease for [`super::RaftReplicator::with_lease`]: at least
+    /// [`super::replicator::LEADER_LEASE`], and never shorter than three
+    /// times the longest election timeout, so that a leader does not give
+    /// up before the others would have replaced it.
+    pub fn leader_lease(&self) -> Duration {
+        super::replicator::LEADER_LEASE.max(self.election_timeout_max * 3)
+    }
+
     pub(super) fn config(&self) -> Result<Config, Box<ConfigError>> {
         let ms = |d: Duration| d.as_millis() as u64;
         Config {
