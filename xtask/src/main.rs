@@ -23,6 +23,7 @@ mod image;
 mod launch_bench;
 mod pxe;
 mod scale_bench;
+mod scale_failover;
 mod scale_phases;
 mod soak;
 mod trust_bench;

@@ -119,6 +119,24 @@ pub fn loss_detection(
     Ok(())
 }
 
+/// The master's allocation cycles (Mesos' timer: the last cycles'
+/// percentiles), as one line.
+pub fn allocation_cycles(
+    rt: &tokio::runtime::Runtime,
+    client: &keel_client::Client,
+    frameworks: usize,
+) -> Result<String> {
+    let m = rt.block_on(client.get_metrics())?;
+    let key = "allocator/mesos/allocation_run_ms";
+    Ok(format!(
+        "allocation cycle with {frameworks} frameworks subscribed: {} cycles, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        metric(&m, "allocator/mesos/allocation_runs"),
+        metric(&m, &format!("{key}/p50")),
+        metric(&m, &format!("{key}/p99")),
+        metric(&m, &format!("{key}/max")),
+    ))
+}
+
 async fn lost_tasks(client: &keel_client::Client) -> Result<f64> {
     let m = client.get_metrics().await?;
     Ok(metric(&m, "master/tasks_lost") + metric(&m, "master/tasks_unreachable"))

@@ -48,6 +48,11 @@ pub(super) struct Agents {
     /// re-registered since (nor been marked unreachable): the master does
     /// not know their tasks yet.
     recovered: HashSet<String>,
+    /// Tasks killed on an agent back from unreachable (their frameworks
+    /// were told TASK_LOST), by agent: killed again should the agent
+    /// report them at its next registration (the kill may not have
+    /// reached it).
+    pub(super) doomed: HashMap<String, HashSet<(String, String)>>,
     next_session: u64,
     heartbeat_seq: u64,
 }

@@ -77,9 +77,14 @@ pub(super) fn agent_reregistered(
     now: Now,
 ) {
     let mut seen = HashSet::new();
+    let doomed_before = e.agents.doomed.remove(agent_id).unwrap_or_default();
+    let mut doomed = HashSet::new();
     for r in reported {
         let live = r.latest.as_ref().is_none_or(|s| !s.state.is_terminal());
-        if was_unreachable && live && !e.partition_aware(&r.framework_id) {
+        let k = key(&r.framework_id, &r.info.task_id.value);
+        let told_lost = was_unreachable || doomed_before.contains(&k);
+        if told_lost && live && !e.partition_aware(&r.framework_id) {
+            doomed.insert(k);
             let task_id = r.info.task_id.value.clone();
             tracing::info!(%agent_id, framework_id = %r.framework_id, %task_id, "task reported lost while its agent was unreachable: killed");
             e.send_agent(
@@ -95,6 +100,9 @@ pub(super) fn agent_reregistered(
         if let Some(k) = take_report(e, agent_id, r) {
             seen.insert(k);
         }
+    }
+    if !doomed.is_empty() {
+        e.agents.doomed.insert(agent_id.to_string(), doomed);
     }
     let missing: Vec<Key> = e
         .tasks

@@ -80,7 +80,7 @@ fn tasks_told_lost_while_their_agent_was_unreachable_are_killed_when_it_returns(
     // Back, still running it: the framework may have launched it again.
     let report = ReportedTask {
         framework_id: fw.clone(),
-        info,
+        info: info.clone(),
         latest: Some(TaskStatus::new("t1", TaskState::TASK_RUNNING)),
     };
     h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", vec![report]);
@@ -89,6 +89,17 @@ fn tasks_told_lost_while_their_agent_was_unreachable_are_killed_when_it_returns(
         Some(TaskState::TASK_LOST),
         "not taken back"
     );
+    assert!(h.drain().iter().any(|e| matches!(e,
+        Effect::ToAgent { message: ToAgent::Kill { task_id, .. }, .. } if task_id == "t1")));
+    // Should the kill not reach it, the next registration kills it again.
+    let again = ReportedTask {
+        framework_id: fw.clone(),
+        info: info.clone(),
+        latest: Some(TaskStatus::new("t1", TaskState::TASK_RUNNING)),
+    };
+    h.end_session(&agent);
+    h.reregister(Some(agent.clone()), "a1", "cpus:4;mem:1024", vec![again]);
+    assert_eq!(h.task_state(&fw, "t1"), Some(TaskState::TASK_LOST));
     assert!(h.drain().iter().any(|e| matches!(e,
         Effect::ToAgent { message: ToAgent::Kill { task_id, .. }, .. } if task_id == "t1")));
     // Its TASK_KILLED is acknowledged to the agent, never forwarded.
