@@ -23,6 +23,9 @@ use crate::http::{self, BodyLimits};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Event-driven allocation waits this long for more events.
 const ALLOCATION_DEBOUNCE: Duration = Duration::from_millis(5);
+/// How often reconciliation answers waiting for room on their framework's
+/// stream are sent on.
+const RECONCILE_PACE: Duration = Duration::from_millis(20);
 
 /// Served on the connections kept in reserve, and long-lived request
 /// bodies (no body timeout).
@@ -121,7 +124,8 @@ pub async fn serve(
             let mut agents = tokio::time::interval(config.heartbeat_interval);
             let mut frameworks = tokio::time::interval(config.framework_heartbeat_interval);
             let mut batch = tokio::time::interval(config.allocation_interval);
-            for i in [&mut agents, &mut frameworks, &mut batch] {
+            let mut pace = tokio::time::interval(RECONCILE_PACE);
+            for i in [&mut agents, &mut frameworks, &mut batch, &mut pace] {
                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
             loop {
@@ -129,6 +133,7 @@ pub async fn serve(
                     _ = agents.tick() => master.tick().await,
                     _ = frameworks.tick() => master.send_heartbeats(),
                     _ = batch.tick() => { master.allocate(); }
+                    _ = pace.tick() => master.pace_reconciliations(),
                     _ = master.allocation_wanted() => {
                         // Let a burst of events settle into one cycle.
                         tokio::time::sleep(ALLOCATION_DEBOUNCE).await;

@@ -32,6 +32,8 @@ pub enum SendError {
 pub trait FrameworkConnection: Send {
     /// Queues `event` without waiting.
     fn send(&self, event: &Event) -> Result<(), SendError>;
+    /// Events that can be queued now.
+    fn room(&self) -> usize;
 }
 
 /// One agent's session: its sender, and the endorsement key its
@@ -81,6 +83,11 @@ impl Links {
 
     pub(crate) fn remove_stream(&mut self, stream: &str) {
         self.streams.remove(stream);
+    }
+
+    /// Events the stream can queue now (`None`: no such stream).
+    pub(crate) fn stream_room(&self, stream: &str) -> Option<usize> {
+        self.streams.get(stream).map(|c| c.room())
     }
 
     /// Drops every link: agent streams and framework connections end.
@@ -183,11 +190,14 @@ pub(crate) fn perform(state: &mut State, effect: Effect, now: Now) -> bool {
             event,
         } => {
             let result = match state.links.streams.get(&stream) {
-                Some(conn) => conn.send(&event),
-                None => Err(SendError::Closed),
+                Some(conn) => conn.send(&event).map_err(Some),
+                // Dropped already, by an earlier event of the same step.
+                None => Err(None),
             };
             if let Err(e) = result {
-                tracing::warn!(%framework_id, error = %e, "dropping the framework's subscription");
+                if let Some(e) = e {
+                    tracing::warn!(%framework_id, error = %e, "dropping the framework's subscription");
+                }
                 if let Event::Offers(offers) = &event {
                     state.engine.offers_undelivered(offers, now);
                 }

@@ -28,6 +28,10 @@ impl FrameworkConnection for LocalConnection {
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
+
+    fn room(&self) -> usize {
+        self.tx.capacity()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

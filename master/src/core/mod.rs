@@ -491,6 +491,27 @@ impl Master {
         self.allocate_soon.notified().await
     }
 
+    /// Sends waiting reconciliation answers, each framework as many as half
+    /// the room left on its stream (the other half stays for its updates
+    /// and offers). Called every [`crate::server`] pacing tick.
+    pub fn pace_reconciliations(&self) {
+        if !self.serving() {
+            return;
+        }
+        self.with_links(|state, now| {
+            for framework_id in state.engine.reconciling() {
+                let room = state
+                    .engine
+                    .stream_of(&framework_id)
+                    .and_then(|s| state.links.stream_room(&s))
+                    .unwrap_or(0);
+                if room > 1 {
+                    state.engine.reconcile_more(&framework_id, room / 2, now);
+                }
+            }
+        });
+    }
+
     /// One allocation cycle; returns how many offers went out.
     pub fn allocate(&self) -> usize {
         if !self.serving() {

@@ -317,6 +317,7 @@ impl Engine {
         fw.stream = None;
         fw.failover_deadline = Some(now.instant + fw.failover_timeout());
         tracing::info!(%framework_id, timeout = ?fw.failover_timeout(), "framework disconnected");
+        self.forget_reconciliation(framework_id);
         self.allocator.deactivate_framework(framework_id);
         offers::recover_framework_offers(self, framework_id, false);
         self.emit(Effect::CloseStream {

@@ -39,6 +39,7 @@ mod loss;
 mod observe;
 mod offers;
 mod operations;
+mod reconcile;
 mod roles;
 mod task_table;
 mod tasks;
@@ -253,6 +254,8 @@ pub struct Engine {
     allocator: Box<dyn Allocator>,
     agents: agents::Agents,
     frameworks: HashMap<String, frameworks::FrameworkRuntime>,
+    /// Reconciliation answers waiting for room on their streams.
+    reconciling: reconcile::Backlog,
     offers: offers::OfferBook,
     tasks: tasks::TaskTable,
     operations: operations::OperationLog,
@@ -275,6 +278,7 @@ impl Engine {
             allocator,
             agents: agents::Agents::default(),
             frameworks: HashMap::new(),
+            reconciling: Default::default(),
             offers: offers::OfferBook::default(),
             tasks: tasks::TaskTable::default(),
             operations: operations::OperationLog::default(),

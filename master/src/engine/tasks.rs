@@ -10,11 +10,10 @@ use std::collections::BTreeSet;
 
 use keel_api::mesos::{Id, KillPolicy, TaskInfo, TaskState, TaskStatus};
 use keel_api::resources::Resources;
-use keel_api::scheduler::{Event, ReconcileTask};
+use keel_api::scheduler::Event;
 
 use super::agents::AgentUpdate;
 use super::{Effect, Engine, Now, ToAgent};
-use crate::registry::AgentState;
 
 /// Status history kept per task.
 const STATUSES_KEPT: usize = 64;
@@ -308,85 +307,6 @@ impl Engine {
         ids.sort();
         for id in ids {
             self.kill(framework_id, &id, None, now);
-        }
-    }
-
-    /// RECONCILE: explicit (the listed tasks) or implicit (empty list:
-    /// every task the master knows for the framework). Answers carry no
-    /// uuid.
-    pub fn reconcile(&mut self, framework_id: &str, tasks: &[ReconcileTask], now: Now) {
-        let aware = self.partition_aware(framework_id);
-        let answer = |t: &TaskRecord| {
-            let mut s = t.statuses.last().cloned().unwrap_or_else(|| {
-                master_status(
-                    &t.task_id,
-                    Some(&t.agent_id),
-                    t.state,
-                    "REASON_RECONCILIATION",
-                    "Reconciliation: latest task state",
-                    now,
-                )
-            });
-            s.state = t.state;
-            s.uuid = None;
-            s.reason = Some("REASON_RECONCILIATION".into());
-            s.agent_id = Some(Id::new(&t.agent_id));
-            s
-        };
-        let mut out = Vec::new();
-        if tasks.is_empty() {
-            let mut mine: Vec<&TaskRecord> = self
-                .tasks
-                .values()
-                .filter(|t| t.framework_id == framework_id)
-                .collect();
-            mine.sort_by(|a, b| a.task_id.cmp(&b.task_id));
-            out.extend(mine.into_iter().map(answer));
-        } else {
-            for t in tasks {
-                let task_id = t.task_id.value.as_str();
-                let k = key(framework_id, task_id);
-                if let Some(known) = self.tasks.get(&k) {
-                    out.push(answer(known));
-                } else if let Some(done) = self
-                    .tasks
-                    .completed()
-                    .rev()
-                    .find(|c| c.framework_id == framework_id && c.task_id == task_id)
-                {
-                    out.push(answer(done));
-                } else if let Some(agent) = t.agent_id.as_ref().map(|a| a.value.as_str())
-                    && self.agents.recovering(agent)
-                {
-                    // Its agent has not re-registered since the takeover:
-                    // no answer until it does or is marked unreachable
-                    // (the framework asks again), as Mesos does.
-                    tracing::debug!(%framework_id, %task_id, agent_id = %agent, "reconciliation dropped: the agent has not re-registered yet");
-                } else {
-                    let agent_state = t
-                        .agent_id
-                        .as_ref()
-                        .and_then(|a| self.registry.agent(&a.value))
-                        .map(|a| a.state);
-                    let state = match (aware, agent_state) {
-                        (false, _) => TaskState::TASK_LOST,
-                        (true, Some(AgentState::Unreachable)) => TaskState::TASK_UNREACHABLE,
-                        (true, Some(_)) => TaskState::TASK_GONE,
-                        (true, None) => TaskState::TASK_UNKNOWN,
-                    };
-                    out.push(master_status(
-                        task_id,
-                        t.agent_id.as_ref().map(|a| a.value.as_str()),
-                        state,
-                        "REASON_RECONCILIATION",
-                        "Reconciliation: task is unknown",
-                        now,
-                    ));
-                }
-            }
-        }
-        for s in out {
-            self.notify(framework_id, s);
         }
     }
 

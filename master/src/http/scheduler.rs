@@ -48,6 +48,10 @@ impl FrameworkConnection for HttpStream {
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
+
+    fn room(&self) -> usize {
+        self.tx.capacity()
+    }
 }
 
 /// Tells the master when the response body is dropped: the client went

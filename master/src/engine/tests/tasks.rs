@@ -200,3 +200,37 @@ fn a_kill_or_acknowledgement_the_session_cannot_take_is_not_lost() {
             .any(|m| matches!(m, ToAgent::Kill { .. }))
     );
 }
+
+#[test]
+fn large_reconciliations_are_answered_at_the_pace_of_the_stream() {
+    use crate::engine::reconcile::RECONCILE_BURST;
+    let (mut h, agent, fw) = running();
+    h.drain();
+    let asked: Vec<ReconcileTask> = (0..RECONCILE_BURST + 10)
+        .map(|i| ReconcileTask {
+            task_id: keel_api::mesos::Id::new(format!("x{i}")),
+            agent_id: Some(keel_api::mesos::Id::new(&agent)),
+        })
+        .collect();
+    h.engine.reconcile(&fw, &asked, h.now);
+    assert_eq!(h.updates(&fw).len(), RECONCILE_BURST);
+    assert_eq!(h.engine.reconciling(), vec![fw.clone()]);
+    assert_eq!(h.engine.reconcile_more(&fw, 4, h.now), 6);
+    assert_eq!(h.updates(&fw).len(), 4);
+    assert_eq!(h.engine.reconcile_more(&fw, 100, h.now), 0);
+    let last = h.updates(&fw);
+    assert_eq!(last.len(), 6);
+    assert_eq!(last[5].task_id.value, format!("x{}", RECONCILE_BURST + 9));
+    assert!(h.engine.reconciling().is_empty());
+    // Implicit: the running task's latest state.
+    h.engine.reconcile(&fw, &[], h.now);
+    let implicit = h.updates(&fw);
+    assert_eq!(implicit.len(), 1);
+    assert_eq!(implicit[0].state, TaskState::TASK_RUNNING);
+    // Waiting answers go with the stream.
+    h.engine.reconcile(&fw, &asked, h.now);
+    h.drain();
+    let stream = h.engine.stream_of(&fw).unwrap();
+    h.engine.stream_closed(&fw, &stream, h.now);
+    assert!(h.engine.reconciling().is_empty());
+}
