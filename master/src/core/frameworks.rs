@@ -139,6 +139,9 @@ impl Master {
                 tracing::debug!(%fid, %agent_id, %executor_id, "framework message dropped: command executors take none");
             }
             CallKind::Request => {}
+            CallKind::InverseOffers { .. } => {
+                tracing::debug!(%fid, "inverse offers answered: none were sent")
+            }
             CallKind::NoOp { kind } => {
                 tracing::debug!(%fid, %kind, "call accepted with nothing to do")
             }

@@ -125,6 +125,7 @@ pub fn agent_v1(a: &AgentRecord, used: &Resources, offered: &Resources) -> Agent
         offered_resources: offered.to_v1(),
         capabilities: Vec::new(),
         resource_providers: Vec::new(),
+        drain_info: None,
     }
 }
 
@@ -169,6 +170,7 @@ pub fn agent_legacy(a: &AgentRecord, used: &Resources, offered: &Resources) -> S
         deactivated: false,
         version: a.info.version.clone(),
         capabilities: Vec::new(),
+        drain_info: None,
     }
 }
 
