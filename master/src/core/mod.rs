@@ -21,6 +21,7 @@ mod events;
 mod frameworks;
 mod links;
 pub mod local;
+mod maintenance;
 mod operator;
 mod tokens;
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use keel_api::mesos::{Filters, Id, Resource};
+use keel_api::operator::Unavailability;
 use keel_api::operator::frameworks::Url;
 use keel_api::operator::master::Address;
 use keel_api::resources::Resources;
@@ -25,6 +26,8 @@ pub(super) struct OfferRecord {
     /// Persistent volumes of `role` offered along (not allocator-managed).
     pub volumes: Vec<Volume>,
     pub created: Instant,
+    /// The agent's maintenance window when the offer was made.
+    pub unavailability: Option<Unavailability>,
 }
 
 /// An outstanding offer, for operator views.
@@ -40,7 +43,8 @@ pub struct OfferView {
 #[derive(Default)]
 pub(super) struct OfferBook {
     pub(super) offers: HashMap<String, OfferRecord>,
-    next_seq: u64,
+    /// Offers and inverse offers share the id sequence.
+    pub(super) next_seq: u64,
 }
 
 /// Resources as a framework sees them: `allocation_info` on each, and the
@@ -112,7 +116,7 @@ fn offer_of(e: &Engine, o: &OfferRecord, agent: &AgentRecord, executor_ids: Vec<
         executor_ids: executor_ids.into_iter().map(Id::new).collect(),
         allocation_info: Some(AllocationInfo::role(o.role.clone())),
         domain: None,
-        unavailability: None,
+        unavailability: o.unavailability,
     }
 }
 
@@ -157,11 +161,26 @@ pub(super) fn rescind_agent_offers(e: &mut Engine, agent_id: &str) {
     }
 }
 
-/// Gives back every offer a framework holds (`notify`: tell it with RESCIND).
+/// The unavailability each outstanding offer on the agent carries.
+pub(super) fn agent_offers_unavailability(
+    e: &Engine,
+    agent_id: &str,
+) -> Vec<Option<Unavailability>> {
+    e.offers
+        .offers
+        .values()
+        .filter(|o| o.agent_id == agent_id)
+        .map(|o| o.unavailability)
+        .collect()
+}
+
+/// Gives back every offer a framework holds (`notify`: tell it with
+/// RESCIND); its inverse offers go too.
 pub(super) fn recover_framework_offers(e: &mut Engine, framework_id: &str, notify: bool) {
     for id in offer_ids(e, |o| o.framework_id == framework_id) {
         rescind(e, &id, notify, None, 0.0);
     }
+    super::inverse::drop_framework(e, framework_id);
 }
 
 /// Takes the offers an ACCEPT names. All must exist, belong to the
@@ -225,6 +244,11 @@ impl Engine {
                         resources: a.resources.clone(),
                         volumes: free_volumes(self, agent, &a.role),
                         created: now.instant,
+                        unavailability: self
+                            .registry
+                            .maintenance()
+                            .window_of(&agent.info)
+                            .map(|(w, _)| super::inverse::unavailability(w)),
                     };
                     let executors = tasks::executor_ids_on(self, &a.framework_id, &a.agent_id);
                     let offer = offer_of(self, &record, agent, executors);
@@ -251,6 +275,7 @@ impl Engine {
         for (framework_id, offers) in per_framework {
             self.send_framework(&framework_id, Event::Offers(offers));
         }
+        self.send_inverse_offers(now);
         sent
     }
 

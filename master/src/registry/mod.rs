@@ -476,4 +476,4 @@ impl Registry {
 #[cfg(test)]
 mod props;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
