@@ -152,6 +152,24 @@ pub fn operator_needs(
         }
         // Mesos authorizes it for ANY agent only.
         OperatorCall::MarkAgentGone { .. } => vec![(Action::MarkAgentGone, None)],
+        // The maintenance ACLs are checked for ANY machine, the drain
+        // ACLs for the agent.
+        OperatorCall::GetMaintenanceSchedule => vec![(Action::GetMaintenanceSchedule, None)],
+        OperatorCall::GetMaintenanceStatus => vec![(Action::GetMaintenanceStatus, None)],
+        OperatorCall::UpdateMaintenanceSchedule(_) => {
+            vec![(Action::UpdateMaintenanceSchedule, None)]
+        }
+        OperatorCall::StartMaintenance(_) => vec![(Action::StartMaintenance, None)],
+        OperatorCall::StopMaintenance(_) => vec![(Action::StopMaintenance, None)],
+        OperatorCall::DrainAgent { agent_id, .. } => {
+            vec![(Action::DrainAgent, Some(agent_id.clone()))]
+        }
+        OperatorCall::DeactivateAgent(agent_id) => {
+            vec![(Action::DeactivateAgent, Some(agent_id.clone()))]
+        }
+        OperatorCall::ReactivateAgent(agent_id) => {
+            vec![(Action::ReactivateAgent, Some(agent_id.clone()))]
+        }
         OperatorCall::GetHealth
         | OperatorCall::GetVersion
         | OperatorCall::GetMaster
