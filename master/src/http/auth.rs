@@ -34,7 +34,7 @@ fn realm(method: &Method, path: &str) -> &'static str {
     } else if path.starts_with("/api/v1")
         || path.starts_with("/master/api/v1")
         || (path.starts_with("/api/keel/") && method != Method::GET)
-        || legacy_write(path)
+        || legacy_write(method, path)
     {
         READWRITE_REALM
     } else {
@@ -42,12 +42,15 @@ fn realm(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// The legacy form writes (`/master/teardown`, ...), in Mesos' read-write
-/// realm.
-fn legacy_write(path: &str) -> bool {
+/// The legacy writes (`/master/teardown`, ..., the maintenance POSTs),
+/// in Mesos' read-write realm.
+fn legacy_write(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     let path = path.strip_prefix("/master").unwrap_or(path);
-    matches!(path, "/teardown" | "/reserve" | "/unreserve")
+    matches!(
+        path,
+        "/teardown" | "/reserve" | "/unreserve" | "/machine/down" | "/machine/up"
+    ) || (path == "/maintenance/schedule" && method == Method::POST)
 }
 
 /// A refusal in the endpoint's own form: Keel's API answers
