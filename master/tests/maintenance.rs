@@ -408,6 +408,23 @@ fn legacy_endpoints_keelctl_and_bad_input() {
         drained.config.max_grace_period.map(|d| d.nanos),
         Some(1_000_000_000)
     );
+    // Drained again with --mark-gone: the agent is gone for good.
+    keelctl(&["drain", &agent_id, "--mark-gone"]);
+    wait_for(
+        T,
+        "the drained agent gone",
+        || m.keel_agents().is_empty(),
+        || m.proc.log_text(),
+    );
+    let (code, reason) = refused(m.api.drain_agent(&agent_id, None, false));
+    assert_eq!(code, 404);
+    assert_eq!(reason, format!("Agent '{agent_id}' not found"));
+    wait_for(
+        T,
+        "the agent refused as gone",
+        || agent.log_text().contains("was marked gone by an operator"),
+        || agent.log_text(),
+    );
 }
 
 fn cluster(dir: &Path) -> (Vec<Master>, String) {

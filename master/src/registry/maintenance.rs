@@ -154,7 +154,8 @@ pub enum MaintenanceCommand {
     Stop {
         machines: Vec<Machine>,
     },
-    /// DRAIN_AGENT (a repeat updates the configuration).
+    /// DRAIN_AGENT (a repeat takes the new configuration and drains
+    /// again: DRAINING until no task is left).
     Drain {
         agent_id: String,
         #[serde(default)]
@@ -345,14 +346,10 @@ impl Registry {
                 max_grace_period_ns,
                 mark_gone,
             } => {
-                let state = match m.drains.get(agent_id) {
-                    Some(d) => d.state,
-                    None => DrainState::Draining,
-                };
                 m.drains.insert(
                     agent_id.clone(),
                     Drain {
-                        state,
+                        state: DrainState::Draining,
                         max_grace_period_ns: *max_grace_period_ns,
                         mark_gone: *mark_gone,
                     },

@@ -204,9 +204,9 @@ fn an_agent_drains_then_is_drained_then_reactivated() {
     r.apply(&drained).unwrap();
     assert_eq!(r.maintenance().drains[&a].state, DrainState::Drained);
     refused(&mut r, &drained, "is not draining");
-    // A repeated drain keeps the state and takes the new configuration.
+    // A repeated drain takes the new configuration and drains again.
     r.apply(&drain(&a, None, false)).unwrap();
-    assert_eq!(r.maintenance().drains[&a].state, DrainState::Drained);
+    assert_eq!(r.maintenance().drains[&a].state, DrainState::Draining);
     assert!(!r.maintenance().drains[&a].mark_gone);
     let reactivate = Command::Maintenance(MaintenanceCommand::Reactivate {
         agent_id: a.clone(),
