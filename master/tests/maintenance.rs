@@ -128,6 +128,11 @@ fn inverse_offers_drain_and_machines_down_and_up() {
     assert_eq!(inverse.len(), 1, "{inverse:?}");
     assert_eq!(inverse[0].agent_id.as_ref().unwrap().value, agent_id);
     assert_eq!(inverse[0].unavailability.start.nanoseconds, start);
+    // GET_FRAMEWORKS shows it outstanding.
+    let frameworks = m.api.get_frameworks().unwrap().frameworks;
+    let outstanding = frameworks[0].inverse_offers.clone().unwrap_or_default();
+    assert_eq!(outstanding.len(), 1, "{outstanding:?}");
+    assert_eq!(outstanding[0]["id"]["value"], inverse[0].id.value.as_str());
     // Offers of the agent carry the unavailability (offers made before
     // the schedule were rescinded).
     fw.revive(Vec::new()).unwrap();

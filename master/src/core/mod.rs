@@ -473,6 +473,7 @@ impl Master {
             live: Vec::new(),
             completed: Vec::new(),
             offers: Vec::new(),
+            inverse_offers: Vec::new(),
             roles: Vec::new(),
             elected_time: None,
         }

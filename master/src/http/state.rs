@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use keel_api::legacy;
 use keel_api::mesos::{FrameworkInfo, Id, TaskState};
+use keel_api::operator::Unavailability;
+use keel_api::operator::maintenance::InverseOffer;
 use keel_api::operator::{
     ExecutorEntry, Framework, GetExecutors, GetFrameworks, GetRoles, GetTasks, Offer, QuotaScalar,
     Role, RoleQuota, ScalarMap, Task,
@@ -81,6 +83,13 @@ pub fn framework_v1(f: &crate::core::FrameworkView) -> Framework {
     }
 }
 
+/// The unavailability of the agent's machine, if it is scheduled.
+fn agent_unavailability(s: &Snapshot, agent_id: &str) -> Option<Unavailability> {
+    let agent = s.registry.agent(agent_id)?;
+    let (window, _) = s.registry.maintenance().window_of(&agent.info)?;
+    Some(crate::engine::unavailability(window))
+}
+
 /// v1 `GET_FRAMEWORKS` body.
 pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
     let frameworks = s
@@ -102,11 +111,26 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
                         executor_ids: Vec::new(),
                         allocation_info: Some(AllocationInfo::role(&o.role)),
                         domain: None,
-                        unavailability: None,
+                        unavailability: agent_unavailability(s, &o.agent_id),
                     })
                     .collect(),
             ),
-            inverse_offers: Some(Vec::new()),
+            inverse_offers: Some(
+                s.inverse_offers
+                    .iter()
+                    .filter(|(_, fw, _)| *fw == f.id)
+                    .filter_map(|(id, fw, agent)| {
+                        let offer = InverseOffer {
+                            id: Id::new(id),
+                            framework_id: Id::new(fw),
+                            agent_id: Some(Id::new(agent)),
+                            unavailability: agent_unavailability(s, agent)?,
+                            resources: Vec::new(),
+                        };
+                        serde_json::to_value(offer).ok()
+                    })
+                    .collect(),
+            ),
             allocated_resources: Some(s.used(|t| t.framework_id == f.id).to_v1_allocated(None)),
             offered_resources: Some(s.offered(|fw, _| fw == f.id).to_v1_allocated(None)),
             ..framework_v1(f)
