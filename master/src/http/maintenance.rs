@@ -22,7 +22,7 @@ use keel_api::operator::maintenance::{
 use keel_api::operator::{GetMaintenanceStatus, Response as Answer};
 
 use super::error::ApiError as Rejection;
-use super::operator::{OperatorCall, error_status};
+use super::operator::OperatorCall;
 use super::operator_body::{self as body, RawCall, bad};
 use super::plain;
 use crate::auth::Caller;
@@ -173,7 +173,8 @@ fn refusal(e: &MasterError) -> (StatusCode, String) {
         Some(RegistryError::UnknownAgent(id)) => {
             (StatusCode::NOT_FOUND, format!("Agent '{id}' not found"))
         }
-        _ => (error_status(e), e.to_string()),
+        _ if e.is_unavailable() => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        _ => (StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
