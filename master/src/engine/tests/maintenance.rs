@@ -384,3 +384,42 @@ impl Harness {
             .expect("t1")
     }
 }
+
+#[test]
+fn the_event_stream_sees_a_machine_brought_down_but_not_a_drain() {
+    use crate::engine::Observed;
+    let (mut h, agent, _fw) = running();
+    schedule(&mut h, &["a1"]);
+    h.engine.set_observed(true);
+    h.drain();
+    let observed = |h: &mut Harness| -> Vec<Observed> {
+        h.drain()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Observed(o) => Some(o),
+                _ => None,
+            })
+            .collect()
+    };
+    maintain(
+        &mut h,
+        MaintenanceCommand::Deactivate {
+            agent_id: agent.clone(),
+        },
+    )
+    .unwrap();
+    assert!(observed(&mut h).is_empty(), "Mesos has no event for it");
+    maintain(
+        &mut h,
+        MaintenanceCommand::Start {
+            machines: vec![host("a1")],
+        },
+    )
+    .unwrap();
+    let seen = observed(&mut h);
+    assert!(
+        matches!(seen.as_slice(), [Observed::TaskUpdated { status, .. }, Observed::AgentRemoved { agent_id }]
+            if status.state == TaskState::TASK_LOST && agent_id == &agent),
+        "{seen:?}"
+    );
+}
