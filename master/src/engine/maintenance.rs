@@ -27,7 +27,7 @@ use std::time::Duration;
 use keel_api::mesos::{KillPolicy, Nanos};
 
 use super::{Engine, EngineError, Now, Planned, inverse, offers, unexpected};
-use crate::registry::{Applied, Command, DrainState, MaintenanceCommand};
+use crate::registry::{AgentState, Applied, Command, DrainState, MaintenanceCommand};
 
 /// The grace period a task gets when its kill policy names none (the
 /// agents' default, as Mesos' executors').
@@ -181,15 +181,21 @@ impl Engine {
 
     /// Draining agents with no task left (each terminal and acknowledged):
     /// what the shell records as DRAINED next. An agent the master has not
-    /// heard from since it took over may still have tasks: it waits.
+    /// heard from since it took over may still have tasks, and so may an
+    /// unreachable one: they wait.
     pub fn settled_drains(&self) -> Vec<String> {
+        let reachable = |id: &String| {
+            self.registry
+                .agent(id)
+                .is_some_and(|a| a.state != AgentState::Unreachable)
+        };
         self.registry
             .maintenance()
             .drains
             .iter()
             .filter(|(_, d)| d.state == DrainState::Draining)
             .map(|(id, _)| id)
-            .filter(|id| !self.agents.recovering(id))
+            .filter(|id| !self.agents.recovering(id) && reachable(id))
             .filter(|id| !self.tasks.live.values().any(|t| &t.agent_id == *id))
             .cloned()
             .collect()

@@ -423,3 +423,22 @@ fn the_event_stream_sees_a_machine_brought_down_but_not_a_drain() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn an_unreachable_draining_agent_is_not_drained_by_a_new_leader() {
+    let (mut h, agent, _fw) = running();
+    drain(&mut h, &agent, None, false);
+    // The agent goes silent and is marked unreachable.
+    h.advance(Duration::from_secs(16));
+    assert_eq!(h.engine.agent_heartbeats(h.now), vec![agent.clone()]);
+    let p = h.engine.agent_expired(&agent, h.now).unwrap();
+    h.commit(p.command).unwrap();
+    h.engine.agent_unreachable(&agent, h.now);
+    assert!(
+        h.engine.settled_drains().is_empty(),
+        "its task is unreachable"
+    );
+    // A new leader does not know its task: it still waits for the agent.
+    h.take_over();
+    assert!(h.engine.settled_drains().is_empty());
+}
