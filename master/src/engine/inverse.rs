@@ -50,6 +50,17 @@ pub fn unavailability(w: &Window) -> Unavailability {
     }
 }
 
+/// The agents with outstanding inverse offers, answers or filters.
+pub(super) fn agents_asked(e: &Engine) -> BTreeSet<String> {
+    let i = &e.inverse;
+    i.outstanding
+        .values()
+        .map(|r| r.agent_id.clone())
+        .chain(i.answers.keys().map(|(a, _)| a.clone()))
+        .chain(i.filters.keys().map(|(_, a)| a.clone()))
+        .collect()
+}
+
 /// Rescinds the agent's outstanding inverse offers (RESCIND_INVERSE_OFFER);
 /// with `forget`, its answers and filters go too.
 pub(super) fn rescind_agent(e: &mut Engine, agent_id: &str, forget: bool) {
@@ -107,29 +118,32 @@ impl Engine {
     /// Sends the inverse offers due now (part of an allocation cycle);
     /// returns how many went out.
     pub(super) fn send_inverse_offers(&mut self, now: Now) -> usize {
+        if self.registry.maintenance().windows.is_empty() {
+            return 0;
+        }
         let master_id = self.registry.master_id().unwrap_or_default().to_string();
         let mut due: Vec<(String, String, Unavailability)> = Vec::new();
-        for agent in self.registry.agents() {
-            let Some((window, _)) = self.registry.maintenance().window_of(&agent.info) else {
-                continue;
-            };
-            if self.agents.session(&agent.id).is_none() {
+        let mut scheduled: Vec<(&str, &Window)> =
+            self.registry.scheduled_agents().into_iter().collect();
+        scheduled.sort_by_key(|(id, _)| *id);
+        for (agent_id, window) in scheduled {
+            if self.agents.session(agent_id).is_none() {
                 continue;
             }
-            for fw in users(self, &agent.id) {
+            for fw in users(self, agent_id) {
                 let connected = self.frameworks.get(&fw).is_some_and(|f| f.connected());
                 let outstanding = self
                     .inverse
                     .outstanding
                     .values()
-                    .any(|r| r.framework_id == fw && r.agent_id == agent.id);
+                    .any(|r| r.framework_id == fw && r.agent_id == agent_id);
                 let filtered = self
                     .inverse
                     .filters
-                    .get(&(fw.clone(), agent.id.clone()))
+                    .get(&(fw.clone(), agent_id.to_string()))
                     .is_some_and(|until| now.unix < *until);
                 if connected && !outstanding && !filtered {
-                    due.push((fw, agent.id.clone(), unavailability(window)));
+                    due.push((fw, agent_id.to_string(), unavailability(window)));
                 }
             }
         }

@@ -22,6 +22,7 @@
 //! its tasks killed again ([`Engine::maintain_registered`]): after a
 //! leader change the new leader learns its tasks only then.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use keel_api::mesos::{KillPolicy, Nanos};
@@ -113,23 +114,17 @@ impl Engine {
     /// Offers whose unavailability is no longer the agent's are
     /// rescinded; inverse offers for unscheduled agents too.
     fn schedule_changed(&mut self) {
-        let m = self.registry.maintenance();
-        let mut stale_offers = Vec::new();
-        let mut unscheduled = Vec::new();
-        for agent in self.registry.agents() {
-            let now = m
-                .window_of(&agent.info)
-                .map(|(w, _)| inverse::unavailability(w));
-            if offers::agent_offers_unavailability(self, &agent.id)
-                .iter()
-                .any(|u| *u != now)
-            {
-                stale_offers.push(agent.id.clone());
-            }
-            if now.is_none() {
-                unscheduled.push(agent.id.clone());
-            }
-        }
+        let scheduled = self.registry.scheduled_agents();
+        let now = |agent_id: &str| scheduled.get(agent_id).map(|w| inverse::unavailability(w));
+        let stale_offers: BTreeSet<String> = offers::offers_unavailability(self)
+            .into_iter()
+            .filter(|(agent_id, u)| *u != now(agent_id))
+            .map(|(agent_id, _)| agent_id)
+            .collect();
+        let unscheduled: Vec<String> = inverse::agents_asked(self)
+            .into_iter()
+            .filter(|a| !scheduled.contains_key(a.as_str()))
+            .collect();
         for agent_id in stale_offers {
             offers::rescind_agent_offers(self, &agent_id);
         }

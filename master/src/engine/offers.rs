@@ -161,16 +161,12 @@ pub(super) fn rescind_agent_offers(e: &mut Engine, agent_id: &str) {
     }
 }
 
-/// The unavailability each outstanding offer on the agent carries.
-pub(super) fn agent_offers_unavailability(
-    e: &Engine,
-    agent_id: &str,
-) -> Vec<Option<Unavailability>> {
+/// The agent and unavailability of each outstanding offer.
+pub(super) fn offers_unavailability(e: &Engine) -> Vec<(String, Option<Unavailability>)> {
     e.offers
         .offers
         .values()
-        .filter(|o| o.agent_id == agent_id)
-        .map(|o| o.unavailability)
+        .map(|o| (o.agent_id.clone(), o.unavailability))
         .collect()
 }
 
@@ -223,6 +219,12 @@ impl Engine {
     /// One allocation cycle; returns how many offers went out.
     pub fn allocate(&mut self, now: Now) -> usize {
         let allocations = self.allocator.allocate(now.unix);
+        let unavailable: HashMap<String, Unavailability> = self
+            .registry
+            .scheduled_agents()
+            .into_iter()
+            .map(|(id, w)| (id.to_string(), super::inverse::unavailability(w)))
+            .collect();
         let master_id = self.registry.master_id().unwrap_or_default().to_string();
         let mut per_framework: BTreeMap<String, Vec<Offer>> = BTreeMap::new();
         let mut sent = 0;
@@ -244,11 +246,7 @@ impl Engine {
                         resources: a.resources.clone(),
                         volumes: free_volumes(self, agent, &a.role),
                         created: now.instant,
-                        unavailability: self
-                            .registry
-                            .maintenance()
-                            .window_of(&agent.info)
-                            .map(|(w, _)| super::inverse::unavailability(w)),
+                        unavailability: unavailable.get(&a.agent_id).copied(),
                     };
                     let executors = tasks::executor_ids_on(self, &a.framework_id, &a.agent_id);
                     let offer = offer_of(self, &record, agent, executors);

@@ -1,7 +1,7 @@
 //! Frameworks, tasks, offers and roles: v1 operator objects and legacy
 //! `/master/state` objects, from one consistent [`Snapshot`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use keel_api::legacy;
 use keel_api::mesos::{FrameworkInfo, Id, TaskState};
@@ -83,15 +83,19 @@ pub fn framework_v1(f: &crate::core::FrameworkView) -> Framework {
     }
 }
 
-/// The unavailability of the agent's machine, if it is scheduled.
-fn agent_unavailability(s: &Snapshot, agent_id: &str) -> Option<Unavailability> {
-    let agent = s.registry.agent(agent_id)?;
-    let (window, _) = s.registry.maintenance().window_of(&agent.info)?;
-    Some(crate::engine::unavailability(window))
+/// The unavailability of each agent on a scheduled machine.
+fn unavailabilities(s: &Snapshot) -> HashMap<&str, Unavailability> {
+    s.registry
+        .scheduled_agents()
+        .into_iter()
+        .map(|(id, w)| (id, crate::engine::unavailability(w)))
+        .collect()
 }
 
 /// v1 `GET_FRAMEWORKS` body.
 pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
+    let unavailable = unavailabilities(s);
+    let agent_unavailability = |agent_id: &str| unavailable.get(agent_id).copied();
     let frameworks = s
         .frameworks
         .iter()
@@ -111,7 +115,7 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
                         executor_ids: Vec::new(),
                         allocation_info: Some(AllocationInfo::role(&o.role)),
                         domain: None,
-                        unavailability: agent_unavailability(s, &o.agent_id),
+                        unavailability: agent_unavailability(&o.agent_id),
                     })
                     .collect(),
             ),
@@ -124,7 +128,7 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
                             id: Id::new(id),
                             framework_id: Id::new(fw),
                             agent_id: Some(Id::new(agent)),
-                            unavailability: agent_unavailability(s, agent)?,
+                            unavailability: agent_unavailability(agent)?,
                             resources: Vec::new(),
                         };
                         serde_json::to_value(offer).ok()

@@ -13,12 +13,12 @@
 //! `AgentDrained` (DRAINED, once no task is left) -> `ReactivateAgent`.
 //! What a command refuses changes nothing; the messages are Mesos'.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentInfo, Applied, Registry, RegistryError};
+use super::{AgentInfo, AgentRecord, Applied, Registry, RegistryError};
 
 /// Machines one schedule (or one START/STOP) may name.
 pub const MAX_MACHINES: usize = 10_000;
@@ -206,6 +206,40 @@ fn machine_list(machines: &[Machine]) -> Result<(), RegistryError> {
 impl Registry {
     pub fn maintenance(&self) -> &Maintenance {
         &self.maintenance
+    }
+
+    /// Each registered agent on a scheduled machine, with its window (the
+    /// first naming its machine, as [`Maintenance::window_of`]), in
+    /// O(agents + machines): allocation cycles ask for it.
+    pub fn scheduled_agents(&self) -> HashMap<&str, &Window> {
+        let windows = &self.maintenance.windows;
+        let mut out = HashMap::new();
+        if windows.is_empty() {
+            return out;
+        }
+        let mut by_host: HashMap<String, Vec<&AgentRecord>> = HashMap::new();
+        let mut by_ip: HashMap<&str, Vec<&AgentRecord>> = HashMap::new();
+        for a in self.agents.values() {
+            by_host
+                .entry(a.info.hostname.to_ascii_lowercase())
+                .or_default()
+                .push(a);
+            by_ip.entry(a.info.ip.as_str()).or_default().push(a);
+        }
+        for w in windows {
+            for m in &w.machines {
+                let candidates = match m.hostname.is_empty() {
+                    false => by_host.get(&m.hostname.to_ascii_lowercase()),
+                    true => by_ip.get(m.ip.as_str()),
+                };
+                for a in candidates.into_iter().flatten() {
+                    if m.matches(&a.info) {
+                        out.entry(a.id.as_str()).or_insert(w);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Refuses an agent registering from a DOWN machine.

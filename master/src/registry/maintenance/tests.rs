@@ -243,3 +243,32 @@ fn deactivation_and_a_gone_agent() {
     assert!(r.maintenance().drains.is_empty());
     assert!(r.maintenance().deactivated.is_empty());
 }
+
+#[test]
+fn scheduled_agents_are_found_as_window_of_finds_them() {
+    let mut r = registry();
+    let a = admit(&mut r, "Node-A");
+    let b = admit(&mut r, "node-b");
+    let c = admit(&mut r, "node-c");
+    let first = Window {
+        machines: vec![host("node-a"), Machine::new(None, Some("127.0.0.1"))],
+        start_ns: 1,
+        duration_ns: None,
+    };
+    let second = Window {
+        machines: vec![host("node-b")],
+        start_ns: 2,
+        duration_ns: None,
+    };
+    r.apply(&schedule(vec![first, second])).unwrap();
+    let found = r.scheduled_agents();
+    // Every agent is on 127.0.0.1: the first window's IP names them all.
+    for id in [&a, &b, &c] {
+        let info = &r.agent(id).unwrap().info;
+        let (w, _) = r.maintenance().window_of(info).unwrap();
+        assert_eq!(found[id.as_str()], w, "{id}");
+        assert_eq!(w.start_ns, 1);
+    }
+    r.apply(&schedule(vec![])).unwrap();
+    assert!(r.scheduled_agents().is_empty());
+}
