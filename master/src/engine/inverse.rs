@@ -7,7 +7,7 @@
 //! filter's `refuse_seconds` (as Mesos' allocator does). Inverse offers
 //! are runtime state: a new leader asks again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use keel_api::mesos::{Filters, Id, Nanos};
 use keel_api::operator::Unavailability;
@@ -96,22 +96,28 @@ pub(super) fn drop_framework(e: &mut Engine, framework_id: &str) {
         .retain(|_, r| r.framework_id != framework_id);
 }
 
-/// Frameworks using resources on `agent_id`: running tasks or an
-/// outstanding offer.
-fn users(e: &Engine, agent_id: &str) -> BTreeSet<String> {
+/// For each agent of `agents`: the frameworks using resources there
+/// (tasks not terminal, or outstanding offers). One pass over the tasks
+/// and offers.
+fn users<'a>(e: &'a Engine, agents: &HashSet<&str>) -> HashMap<&'a str, BTreeSet<&'a str>> {
+    let mut out: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     let tasks = e
         .tasks
         .live
         .values()
-        .filter(|t| t.agent_id == agent_id && !t.state.is_terminal())
-        .map(|t| t.framework_id.clone());
+        .filter(|t| !t.state.is_terminal())
+        .map(|t| (t.agent_id.as_str(), t.framework_id.as_str()));
     let offers = e
         .offers
         .offers
         .values()
-        .filter(|o| o.agent_id == agent_id)
-        .map(|o| o.framework_id.clone());
-    tasks.chain(offers).collect()
+        .map(|o| (o.agent_id.as_str(), o.framework_id.as_str()));
+    for (agent, fw) in tasks.chain(offers) {
+        if agents.contains(agent) {
+            out.entry(agent).or_default().insert(fw);
+        }
+    }
+    out
 }
 
 impl Engine {
@@ -123,27 +129,31 @@ impl Engine {
         }
         let master_id = self.registry.master_id().unwrap_or_default().to_string();
         let mut due: Vec<(String, String, Unavailability)> = Vec::new();
-        let mut scheduled: Vec<(&str, &Window)> =
-            self.registry.scheduled_agents().into_iter().collect();
+        let mut scheduled: Vec<(&str, &Window)> = self
+            .registry
+            .scheduled_agents()
+            .into_iter()
+            .filter(|(id, _)| self.agents.session(id).is_some())
+            .collect();
         scheduled.sort_by_key(|(id, _)| *id);
+        let ids: HashSet<&str> = scheduled.iter().map(|(id, _)| *id).collect();
+        let users = users(self, &ids);
+        let outstanding: HashSet<(&str, &str)> = self
+            .inverse
+            .outstanding
+            .values()
+            .map(|r| (r.framework_id.as_str(), r.agent_id.as_str()))
+            .collect();
         for (agent_id, window) in scheduled {
-            if self.agents.session(agent_id).is_none() {
-                continue;
-            }
-            for fw in users(self, agent_id) {
-                let connected = self.frameworks.get(&fw).is_some_and(|f| f.connected());
-                let outstanding = self
-                    .inverse
-                    .outstanding
-                    .values()
-                    .any(|r| r.framework_id == fw && r.agent_id == agent_id);
+            for fw in users.get(agent_id).into_iter().flatten() {
+                let connected = self.frameworks.get(*fw).is_some_and(|f| f.connected());
                 let filtered = self
                     .inverse
                     .filters
-                    .get(&(fw.clone(), agent_id.to_string()))
+                    .get(&(fw.to_string(), agent_id.to_string()))
                     .is_some_and(|until| now.unix < *until);
-                if connected && !outstanding && !filtered {
-                    due.push((fw, agent_id.to_string(), unavailability(window)));
+                if connected && !outstanding.contains(&(*fw, agent_id)) && !filtered {
+                    due.push((fw.to_string(), agent_id.to_string(), unavailability(window)));
                 }
             }
         }
