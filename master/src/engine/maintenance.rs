@@ -179,19 +179,32 @@ impl Engine {
     /// heard from since it took over may still have tasks, and so may an
     /// unreachable one: they wait.
     pub fn settled_drains(&self) -> Vec<String> {
-        let reachable = |id: &String| {
-            self.registry
-                .agent(id)
-                .is_some_and(|a| a.state != AgentState::Unreachable)
-        };
-        self.registry
+        let draining: Vec<&String> = self
+            .registry
             .maintenance()
             .drains
             .iter()
             .filter(|(_, d)| d.state == DrainState::Draining)
             .map(|(id, _)| id)
-            .filter(|id| !self.agents.recovering(id) && reachable(id))
-            .filter(|id| !self.tasks.live.values().any(|t| &t.agent_id == *id))
+            .filter(|id| !self.agents.recovering(id))
+            .filter(|id| {
+                self.registry
+                    .agent(id)
+                    .is_some_and(|a| a.state != AgentState::Unreachable)
+            })
+            .collect();
+        if draining.is_empty() {
+            return Vec::new();
+        }
+        let busy: BTreeSet<&str> = self
+            .tasks
+            .live
+            .values()
+            .map(|t| t.agent_id.as_str())
+            .collect();
+        draining
+            .into_iter()
+            .filter(|id| !busy.contains(id.as_str()))
             .cloned()
             .collect()
     }
