@@ -34,9 +34,9 @@ use crate::registry::{AgentState, Applied, Command, DrainState, MaintenanceComma
 /// agents' default, as Mesos' executors').
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
-/// What a machine's agents' sessions are refused with.
-pub fn down_message(hostname: &str) -> String {
-    format!("the machine of agent {hostname} was brought down for maintenance")
+/// What the sessions of a DOWN machine's agents are refused with.
+pub fn down_message(agent_id: &str) -> String {
+    format!("the machine of agent {agent_id} was brought down for maintenance")
 }
 
 /// The grace period of a drain's kill: the task's own (or the default)
