@@ -125,6 +125,9 @@ pub struct Slave {
     pub version: String,
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// The agent's drain, while it drains or is drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_info: Option<crate::operator::DrainInfo>,
 }
 
 /// A framework in `frameworks[]` / `completed_frameworks[]`.

@@ -13,6 +13,7 @@ use keel_api::keel::{
 };
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
+use keel_api::operator::maintenance::{ClusterStatus, MachineId, Schedule};
 use keel_api::operator::{
     Call as OperatorCall, Event as OperatorEvent, GetAgents, GetExecutors, GetFlags, GetFrameworks,
     GetMaster, GetMetrics, GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig,
@@ -112,6 +113,18 @@ impl Client {
         fn revoke_token(&self, id: &str) -> Tokens;
         fn pending_agents(&self, all: bool) -> PendingAgents;
         fn decide_agent(&self, id: &str, approve: bool) -> PendingAgents;
+        fn get_maintenance_schedule(&self) -> Schedule;
+        fn get_maintenance_status(&self) -> ClusterStatus;
+        fn update_maintenance_schedule(&self, schedule: Schedule) -> ();
+        fn start_maintenance(&self, machines: Vec<MachineId>) -> ();
+        fn stop_maintenance(&self, machines: Vec<MachineId>) -> ();
+        fn drain_agent(&self, agent_id: &str, max_grace_period: Option<Duration>, mark_gone: bool) -> ();
+        fn deactivate_agent(&self, agent_id: &str) -> ();
+        fn reactivate_agent(&self, agent_id: &str) -> ();
+        fn legacy_maintenance_schedule(&self) -> Schedule;
+        fn legacy_update_maintenance_schedule(&self, schedule: &Schedule) -> ();
+        fn legacy_maintenance_status(&self) -> ClusterStatus;
+        fn legacy_machines(&self, down: bool, machines: &[MachineId]) -> ();
     }
 
     /// SUBSCRIBE (see [`crate::Client::subscribe`]).
@@ -264,5 +277,7 @@ impl Subscription {
         fn suppress(&self, roles: Vec<String>) -> ();
         fn teardown(&self) -> ();
         fn update_framework(&self, info: FrameworkInfo) -> ();
+        /// ACCEPT_INVERSE_OFFERS (`accept`) or DECLINE_INVERSE_OFFERS.
+        fn answer_inverse_offers(&self, accept: bool, inverse_offer_ids: Vec<Id>, refuse_seconds: Option<f64>) -> ();
     }
 }

@@ -1,8 +1,10 @@
 //! The legacy JSON endpoints and `/health`, `/version`. Any master answers
-//! them from its own copy of the state (followers too).
+//! them from its own copy of the state (followers too); the maintenance
+//! endpoints are the leader's.
 
 use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::operator::VersionInfo;
+use keel_api::operator::maintenance::{ClusterStatus, MachineId, Schedule};
 use reqwest::Method;
 
 use crate::{Client, ClientError};
@@ -71,6 +73,41 @@ impl Client {
     /// `GET /master/flags`.
     pub async fn legacy_flags(&self) -> Result<Flags, ClientError> {
         self.get_json("/master/flags").await
+    }
+
+    /// `GET /master/maintenance/schedule`.
+    pub async fn legacy_maintenance_schedule(&self) -> Result<Schedule, ClientError> {
+        self.get_json("/master/maintenance/schedule").await
+    }
+
+    /// `POST /master/maintenance/schedule`: replaces the schedule.
+    pub async fn legacy_update_maintenance_schedule(
+        &self,
+        schedule: &Schedule,
+    ) -> Result<(), ClientError> {
+        self.send_json(Method::POST, "/master/maintenance/schedule", schedule)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /master/maintenance/status`.
+    pub async fn legacy_maintenance_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.get_json("/master/maintenance/status").await
+    }
+
+    /// `POST /master/machine/down` (`down`) or `/master/machine/up`.
+    pub async fn legacy_machines(
+        &self,
+        down: bool,
+        machines: &[MachineId],
+    ) -> Result<(), ClientError> {
+        let path = match down {
+            true => "/master/machine/down",
+            false => "/master/machine/up",
+        };
+        self.send_json(Method::POST, path, &machines)
+            .await
+            .map(drop)
     }
 }
 

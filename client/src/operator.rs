@@ -1,6 +1,10 @@
 //! The Mesos v1 operator API (`POST /api/v1`), answered by the leader.
 
 use keel_api::mesos::Id;
+use keel_api::operator::maintenance::{
+    AgentRef, ClusterStatus, DrainAgent, MachineId, Machines, MaintenanceSchedule, ProtoDuration,
+    Schedule,
+};
 use keel_api::operator::{
     Call, GetAgents, GetExecutors, GetFlags, GetFrameworks, GetMaster, GetMetrics, GetMetricsCall,
     GetQuota, GetRoles, GetState, GetTasks, GetWeights, MarkAgentGone, QuotaConfig, Reservation,
@@ -133,6 +137,80 @@ impl Client {
     /// id are revoked). Marking a gone agent again succeeds.
     pub async fn mark_agent_gone(&self, agent_id: &str) -> Result<(), ClientError> {
         self.call(&Call::MarkAgentGone(MarkAgentGone {
+            agent_id: Id::new(agent_id),
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// `GET_MAINTENANCE_SCHEDULE`.
+    pub async fn get_maintenance_schedule(&self) -> Result<Schedule, ClientError> {
+        get!(self, GetMaintenanceSchedule).map(|s| s.schedule)
+    }
+
+    /// `GET_MAINTENANCE_STATUS`: the draining machines with the
+    /// frameworks' answers to inverse offers, and the machines down.
+    pub async fn get_maintenance_status(&self) -> Result<ClusterStatus, ClientError> {
+        get!(self, GetMaintenanceStatus).map(|s| s.status)
+    }
+
+    /// `UPDATE_MAINTENANCE_SCHEDULE`: replaces the whole schedule (an
+    /// empty one cancels it).
+    pub async fn update_maintenance_schedule(&self, schedule: Schedule) -> Result<(), ClientError> {
+        self.call(&Call::UpdateMaintenanceSchedule(MaintenanceSchedule {
+            schedule,
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// `START_MAINTENANCE`: the machines go DOWN (their agents are
+    /// removed).
+    pub async fn start_maintenance(&self, machines: Vec<MachineId>) -> Result<(), ClientError> {
+        self.call(&Call::StartMaintenance(Machines { machines }))
+            .await
+            .map(drop)
+    }
+
+    /// `STOP_MAINTENANCE`: the machines are up again, out of the schedule.
+    pub async fn stop_maintenance(&self, machines: Vec<MachineId>) -> Result<(), ClientError> {
+        self.call(&Call::StopMaintenance(Machines { machines }))
+            .await
+            .map(drop)
+    }
+
+    /// `DRAIN_AGENT`: no more offers, its tasks killed (each kill policy's
+    /// grace capped by `max_grace_period`), DRAINED once none is left;
+    /// then gone with `mark_gone`.
+    pub async fn drain_agent(
+        &self,
+        agent_id: &str,
+        max_grace_period: Option<std::time::Duration>,
+        mark_gone: bool,
+    ) -> Result<(), ClientError> {
+        let max_grace_period = max_grace_period
+            .map(|d| ProtoDuration::from_nanos(d.as_nanos().min(i64::MAX as u128) as i64));
+        self.call(&Call::DrainAgent(DrainAgent {
+            agent_id: Id::new(agent_id),
+            max_grace_period,
+            mark_gone: mark_gone.then_some(true),
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// `DEACTIVATE_AGENT`: no more offers; its tasks keep running.
+    pub async fn deactivate_agent(&self, agent_id: &str) -> Result<(), ClientError> {
+        self.call(&Call::DeactivateAgent(AgentRef {
+            agent_id: Id::new(agent_id),
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// `REACTIVATE_AGENT`: offers again (ends a drain).
+    pub async fn reactivate_agent(&self, agent_id: &str) -> Result<(), ClientError> {
+        self.call(&Call::ReactivateAgent(AgentRef {
             agent_id: Id::new(agent_id),
         }))
         .await

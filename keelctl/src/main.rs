@@ -5,6 +5,7 @@ mod agents;
 mod config;
 mod events;
 mod logs;
+mod maintenance;
 mod output;
 mod pki;
 mod run;
@@ -113,6 +114,25 @@ enum Command {
         #[command(subcommand)]
         action: pki::PkiAction,
     },
+    /// Maintenance schedules and machines down or up.
+    Maintenance {
+        #[command(subcommand)]
+        action: maintenance::MaintenanceAction,
+    },
+    /// Drain an agent: no more offers, its tasks killed (each kill
+    /// policy's grace period capped by --grace); DRAINED once none is
+    /// left, then gone with --mark-gone.
+    Drain {
+        agent_id: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        #[arg(long)]
+        mark_gone: bool,
+    },
+    /// No more offers for the agent; its tasks keep running.
+    Deactivate { agent_id: String },
+    /// Offers for the agent again (also ends a drain).
+    Reactivate { agent_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +246,24 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Agents { action } => agents::run(&client, action, json).await?,
+        Command::Maintenance { action } => maintenance::run(&client, action, json).await?,
+        Command::Drain {
+            agent_id,
+            grace,
+            mark_gone,
+        } => maintenance::drain(&client, &agent_id, grace, mark_gone, json).await?,
+        Command::Deactivate { agent_id } => {
+            client.deactivate_agent(&agent_id).await?;
+            if !json {
+                eprintln!("agent {agent_id} deactivated");
+            }
+        }
+        Command::Reactivate { agent_id } => {
+            client.reactivate_agent(&agent_id).await?;
+            if !json {
+                eprintln!("agent {agent_id} reactivated");
+            }
+        }
         Command::Pki { .. } => unreachable!("handled above"),
         Command::Agent { id } => {
             let agent = client.keel_agent(&id).await?;

@@ -132,7 +132,10 @@ pub async fn serve(
                 tokio::select! {
                     _ = agents.tick() => master.tick().await,
                     _ = frameworks.tick() => master.send_heartbeats(),
-                    _ = batch.tick() => { master.allocate(); }
+                    _ = batch.tick() => {
+                        master.allocate();
+                        master.settle_drains().await;
+                    }
                     _ = pace.tick() => master.pace_reconciliations(),
                     _ = master.allocation_wanted() => {
                         // Let a burst of events settle into one cycle.

@@ -98,6 +98,38 @@ fn operator_table() -> Vec<OperatorCase> {
             json!({"remove_quota": {"role": "dev"}}),
             Some(VIEWER),
         ),
+        ("GET_MAINTENANCE_SCHEDULE", json!({}), Some(FW)),
+        ("GET_MAINTENANCE_STATUS", json!({}), Some(FW)),
+        (
+            "UPDATE_MAINTENANCE_SCHEDULE",
+            json!({"update_maintenance_schedule": {"schedule": {"windows": []}}}),
+            Some(VIEWER),
+        ),
+        (
+            "START_MAINTENANCE",
+            json!({"start_maintenance": {"machines": [{"hostname": "nowhere"}]}}),
+            Some(VIEWER),
+        ),
+        (
+            "STOP_MAINTENANCE",
+            json!({"stop_maintenance": {"machines": [{"hostname": "nowhere"}]}}),
+            Some(VIEWER),
+        ),
+        (
+            "DRAIN_AGENT",
+            json!({"drain_agent": {"agent_id": {"value": "no-such-agent"}}}),
+            Some(VIEWER),
+        ),
+        (
+            "DEACTIVATE_AGENT",
+            json!({"deactivate_agent": {"agent_id": {"value": "no-such-agent"}}}),
+            Some(VIEWER),
+        ),
+        (
+            "REACTIVATE_AGENT",
+            json!({"reactivate_agent": {"agent_id": {"value": "no-such-agent"}}}),
+            Some(VIEWER),
+        ),
     ]
 }
 
@@ -437,6 +469,8 @@ fn keel_and_legacy_endpoints() {
         ("/master/roles", None),
         ("/master/quota", None),
         ("/master/weights", None),
+        ("/master/maintenance/schedule", Some(FW)),
+        ("/master/maintenance/status", Some(FW)),
     ] {
         assert_unauthenticated(&get(As::Nobody, path), "mesos-master-readonly", path);
         assert_unauthenticated(&get(As::Basic(WRONG), path), "mesos-master-readonly", path);
@@ -465,6 +499,18 @@ fn keel_and_legacy_endpoints() {
         assert_eq!(send(As::Basic(VIEWER)).0, 403, "{path}");
         let allowed = send(As::Basic(OPS));
         assert!(allowed.0 == 400 || allowed.0 == 404, "{path}: {allowed:?}");
+    }
+    // The legacy maintenance writes (JSON bodies): as their v1 twins.
+    let json_body = [("Content-Type", "application/json")];
+    for (path, body, ok) in [
+        ("/master/maintenance/schedule", r#"{"windows":[]}"#, 200),
+        ("/master/machine/down", r#"[{"hostname":"nowhere"}]"#, 400),
+        ("/master/machine/up", r#"[{"hostname":"nowhere"}]"#, 400),
+    ] {
+        let send = |who| request(m.port, who, "POST", path, &json_body, body);
+        assert_unauthenticated(&send(As::Nobody), "mesos-master-readwrite", path);
+        assert_eq!(send(As::Basic(VIEWER)).0, 403, "{path}");
+        assert_eq!(send(As::Basic(OPS)).0, ok, "{path}");
     }
     let json_headers = [("Content-Type", "application/json")];
     for (method, path, body) in [

@@ -285,7 +285,7 @@ fn bad_input_gets_a_reason_and_loses_nothing() {
         (
             "POST",
             &[("Content-Type", "application/json")],
-            r#"{"type":"GET_MAINTENANCE_STATUS"}"#,
+            r#"{"type":"LIST_FILES"}"#,
             501,
             "not implemented",
         ),

@@ -47,6 +47,9 @@ pub struct Agent {
     /// Resource providers' objects (Keel has none).
     #[serde(default)]
     pub resource_providers: Vec<Json>,
+    /// The agent's drain (DRAIN_AGENT), while it drains or is drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_info: Option<super::DrainInfo>,
 }
 
 impl Agent {

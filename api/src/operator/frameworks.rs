@@ -39,9 +39,9 @@ pub struct Offer {
     /// Pass-through `DomainInfo`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<Json>,
-    /// Pass-through `Unavailability`.
+    /// When the agent's machine is scheduled for maintenance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unavailability: Option<Json>,
+    pub unavailability: Option<super::Unavailability>,
 }
 
 impl Offer {

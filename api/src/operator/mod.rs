@@ -9,6 +9,8 @@
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
 //!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
 //! - `GET_METRICS` in [`metrics`];
+//! - maintenance (schedules, machines up and down, status) and
+//!   `DRAIN_AGENT`, `DEACTIVATE_AGENT`, `REACTIVATE_AGENT` in [`maintenance`];
 //! - `TEARDOWN` and `MARK_AGENT_GONE` here;
 //! - the event stream (`SUBSCRIBE`) in [`events`].
 //!
@@ -20,6 +22,7 @@ pub mod agents;
 mod envelope;
 pub mod events;
 pub mod frameworks;
+pub mod maintenance;
 pub mod master;
 pub mod metrics;
 pub mod roles;
@@ -28,6 +31,10 @@ pub mod tasks;
 pub use agents::{Agent, AgentInfo, GetAgents};
 pub use events::Event;
 pub use frameworks::{Framework, GetFrameworks, Offer};
+pub use maintenance::{
+    AgentRef, ClusterStatus, DrainAgent, DrainInfo, GetMaintenanceStatus, MachineId, Machines,
+    MaintenanceSchedule, Schedule, Unavailability,
+};
 pub use master::{
     Address, Flag, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetVersion, MasterInfo,
     SetLoggingLevel, VersionInfo,
@@ -78,7 +85,9 @@ envelope::envelope! {
         GetRoles = "GET_ROLES",
         GetWeights = "GET_WEIGHTS",
         GetQuota = "GET_QUOTA",
-        Subscribe = "SUBSCRIBE";
+        Subscribe = "SUBSCRIBE",
+        GetMaintenanceSchedule = "GET_MAINTENANCE_SCHEDULE",
+        GetMaintenanceStatus = "GET_MAINTENANCE_STATUS";
         UpdateWeights(UpdateWeights) = "UPDATE_WEIGHTS" / "update_weights",
         UpdateQuota(UpdateQuota) = "UPDATE_QUOTA" / "update_quota",
         SetQuota(SetQuota) = "SET_QUOTA" / "set_quota",
@@ -89,6 +98,12 @@ envelope::envelope! {
         Teardown(Teardown) = "TEARDOWN" / "teardown",
         MarkAgentGone(MarkAgentGone) = "MARK_AGENT_GONE" / "mark_agent_gone",
         GetMetrics(GetMetricsCall) = "GET_METRICS" / "get_metrics",
+        UpdateMaintenanceSchedule(MaintenanceSchedule) = "UPDATE_MAINTENANCE_SCHEDULE" / "update_maintenance_schedule",
+        StartMaintenance(Machines) = "START_MAINTENANCE" / "start_maintenance",
+        StopMaintenance(Machines) = "STOP_MAINTENANCE" / "stop_maintenance",
+        DrainAgent(DrainAgent) = "DRAIN_AGENT" / "drain_agent",
+        DeactivateAgent(AgentRef) = "DEACTIVATE_AGENT" / "deactivate_agent",
+        ReactivateAgent(AgentRef) = "REACTIVATE_AGENT" / "reactivate_agent",
     }
 }
 
@@ -112,6 +127,8 @@ envelope::envelope! {
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",
         GetMetrics(GetMetrics) = "GET_METRICS" / "get_metrics",
+        GetMaintenanceSchedule(MaintenanceSchedule) = "GET_MAINTENANCE_SCHEDULE" / "get_maintenance_schedule",
+        GetMaintenanceStatus(GetMaintenanceStatus) = "GET_MAINTENANCE_STATUS" / "get_maintenance_status",
     }
 }
 

@@ -113,7 +113,14 @@ pub enum CallKind {
     ReconcileOperations {
         operation_ids: Vec<String>,
     },
-    /// Valid calls with nothing to do in Keel (inverse offers).
+    /// ACCEPT_INVERSE_OFFERS (`accept`) or DECLINE_INVERSE_OFFERS: the
+    /// framework's answer to maintenance inverse offers.
+    InverseOffers {
+        accept: bool,
+        inverse_offer_ids: Vec<String>,
+        filters: Filters,
+    },
+    /// Valid calls with nothing to do in Keel.
     NoOp {
         kind: String,
     },
@@ -135,6 +142,8 @@ struct RawCall {
     subscribe: Option<Subscribe>,
     accept: Option<RawAccept>,
     decline: Option<RawDecline>,
+    accept_inverse_offers: Option<RawInverse>,
+    decline_inverse_offers: Option<RawInverse>,
     revive: Option<RawRoles>,
     suppress: Option<RawRoles>,
     kill: Option<Kill>,
@@ -162,6 +171,14 @@ struct RawAccept {
 struct RawDecline {
     #[serde(default)]
     offer_ids: Vec<Id>,
+    #[serde(default)]
+    filters: Filters,
+}
+
+#[derive(Deserialize)]
+struct RawInverse {
+    #[serde(default)]
+    inverse_offer_ids: Vec<Id>,
     #[serde(default)]
     filters: Filters,
 }
@@ -414,7 +431,26 @@ impl Call {
                     })
                     .unwrap_or_default(),
             },
-            "ACCEPT_INVERSE_OFFERS" | "DECLINE_INVERSE_OFFERS" => CallKind::NoOp { kind },
+            "ACCEPT_INVERSE_OFFERS" => {
+                let a = raw
+                    .accept_inverse_offers
+                    .ok_or_else(|| expecting("accept_inverse_offers"))?;
+                CallKind::InverseOffers {
+                    accept: true,
+                    inverse_offer_ids: ids(a.inverse_offer_ids),
+                    filters: a.filters,
+                }
+            }
+            "DECLINE_INVERSE_OFFERS" => {
+                let d = raw
+                    .decline_inverse_offers
+                    .ok_or_else(|| expecting("decline_inverse_offers"))?;
+                CallKind::InverseOffers {
+                    accept: false,
+                    inverse_offer_ids: ids(d.inverse_offer_ids),
+                    filters: d.filters,
+                }
+            }
             "UNKNOWN" => return Err(CallError::Unknown),
             other => {
                 return Err(CallError::Malformed(format!(

@@ -286,3 +286,28 @@ fn bytes_read_like_the_json_value() {
     assert_eq!(head.kind.as_deref(), Some("DECLINE"));
     assert_eq!(head.framework_id.as_deref(), Some("f"));
 }
+
+#[test]
+fn inverse_offer_answers_carry_their_ids_and_filters() {
+    let c = parse(json!({
+        "type": "DECLINE_INVERSE_OFFERS", "framework_id": {"value": "f"},
+        "decline_inverse_offers": {"inverse_offer_ids": [{"value": "m-O3"}],
+            "filters": {"refuse_seconds": "30"}}
+    }))
+    .unwrap();
+    match c {
+        CallKind::InverseOffers {
+            accept,
+            inverse_offer_ids,
+            filters,
+        } => {
+            assert!(!accept);
+            assert_eq!(inverse_offer_ids, vec!["m-O3".to_string()]);
+            assert_eq!(filters.refuse_seconds(), 30.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = parse(json!({"type": "ACCEPT_INVERSE_OFFERS", "framework_id": {"value": "f"}}))
+        .unwrap_err();
+    assert!(missing.to_string().contains("accept_inverse_offers"));
+}

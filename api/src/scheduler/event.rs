@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::mesos::{Id, TaskStatus};
+use crate::operator::maintenance::InverseOffer;
 use crate::operator::{MasterInfo, Offer};
 use crate::resources::v1::Resource;
 
@@ -72,6 +73,11 @@ pub enum Event {
     Rescind {
         offer_id: Id,
     },
+    /// Maintenance: the master asks for agents back.
+    InverseOffers(Vec<InverseOffer>),
+    RescindInverseOffer {
+        inverse_offer_id: Id,
+    },
     Update(TaskStatus),
     UpdateOperationStatus(OperationStatus),
     Message(Message),
@@ -79,7 +85,7 @@ pub enum Event {
     /// The master ends the subscription (`error.message`).
     Error(String),
     Heartbeat,
-    /// Any other event type (INVERSE_OFFERS, ...), as sent.
+    /// Any other event type, as sent.
     Other(Json),
 }
 
@@ -93,6 +99,8 @@ impl Event {
             Event::Subscribed(_) => "SUBSCRIBED",
             Event::Offers(_) => "OFFERS",
             Event::Rescind { .. } => "RESCIND",
+            Event::InverseOffers(_) => "INVERSE_OFFERS",
+            Event::RescindInverseOffer { .. } => "RESCIND_INVERSE_OFFER",
             Event::Update(_) => "UPDATE",
             Event::UpdateOperationStatus(_) => "UPDATE_OPERATION_STATUS",
             Event::Message(_) => "MESSAGE",
@@ -118,6 +126,17 @@ struct OffersBody {
 #[derive(Serialize, Deserialize)]
 struct RescindBody {
     offer_id: Id,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InverseOffersBody {
+    #[serde(default)]
+    inverse_offers: Vec<InverseOffer>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RescindInverseBody {
+    inverse_offer_id: Id,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,6 +167,10 @@ struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rescind: Option<RescindBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    inverse_offers: Option<InverseOffersBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rescind_inverse_offer: Option<RescindInverseBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     update: Option<UpdateBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     update_operation_status: Option<OperationBody>,
@@ -166,6 +189,8 @@ impl Wire {
             subscribed: None,
             offers: None,
             rescind: None,
+            inverse_offers: None,
+            rescind_inverse_offer: None,
             update: None,
             update_operation_status: None,
             message: None,
@@ -188,6 +213,16 @@ impl Serialize for Event {
             Event::Rescind { offer_id } => {
                 w.rescind = Some(RescindBody {
                     offer_id: offer_id.clone(),
+                })
+            }
+            Event::InverseOffers(list) => {
+                w.inverse_offers = Some(InverseOffersBody {
+                    inverse_offers: list.clone(),
+                })
+            }
+            Event::RescindInverseOffer { inverse_offer_id } => {
+                w.rescind_inverse_offer = Some(RescindInverseBody {
+                    inverse_offer_id: inverse_offer_id.clone(),
                 })
             }
             Event::Update(status) => {
@@ -228,6 +263,8 @@ impl<'de> Deserialize<'de> for Event {
             "SUBSCRIBED",
             "OFFERS",
             "RESCIND",
+            "INVERSE_OFFERS",
+            "RESCIND_INVERSE_OFFER",
             "UPDATE",
             "UPDATE_OPERATION_STATUS",
             "MESSAGE",
@@ -245,6 +282,17 @@ impl<'de> Deserialize<'de> for Event {
             "OFFERS" => Event::Offers(w.offers.map(|o| o.offers).unwrap_or_default()),
             "RESCIND" => Event::Rescind {
                 offer_id: w.rescind.ok_or_else(missing)?.offer_id,
+            },
+            "INVERSE_OFFERS" => Event::InverseOffers(
+                w.inverse_offers
+                    .map(|o| o.inverse_offers)
+                    .unwrap_or_default(),
+            ),
+            "RESCIND_INVERSE_OFFER" => Event::RescindInverseOffer {
+                inverse_offer_id: w
+                    .rescind_inverse_offer
+                    .ok_or_else(missing)?
+                    .inverse_offer_id,
             },
             "UPDATE" => Event::Update(w.update.ok_or_else(missing)?.status),
             "UPDATE_OPERATION_STATUS" => {
@@ -283,6 +331,29 @@ mod tests {
                 json!({"type": "FAILURE", "failure": {"agent_id": {"value": "a"}}}),
             ),
             (
+                Event::RescindInverseOffer {
+                    inverse_offer_id: Id::new("o2"),
+                },
+                json!({"type": "RESCIND_INVERSE_OFFER",
+                       "rescind_inverse_offer": {"inverse_offer_id": {"value": "o2"}}}),
+            ),
+            (
+                Event::InverseOffers(vec![InverseOffer {
+                    id: Id::new("o3"),
+                    framework_id: Id::new("f"),
+                    agent_id: Some(Id::new("a")),
+                    unavailability: crate::operator::Unavailability {
+                        start: crate::mesos::Nanos { nanoseconds: 5 },
+                        duration: None,
+                    },
+                    resources: Vec::new(),
+                }]),
+                json!({"type": "INVERSE_OFFERS", "inverse_offers": {"inverse_offers": [{
+                    "id": {"value": "o3"}, "framework_id": {"value": "f"},
+                    "agent_id": {"value": "a"},
+                    "unavailability": {"start": {"nanoseconds": 5}}, "resources": []}]}}),
+            ),
+            (
                 Event::Error("gone".into()),
                 json!({"type": "ERROR", "error": {"message": "gone"}}),
             ),
@@ -295,9 +366,9 @@ mod tests {
             assert_eq!(serde_json::to_value(&event).unwrap(), want);
             assert_eq!(serde_json::from_value::<Event>(want).unwrap(), event);
         }
-        let other = json!({"type": "INVERSE_OFFERS", "inverse_offers": {}});
+        let other = json!({"type": "SOMETHING_NEW", "something_new": {}});
         let e: Event = serde_json::from_value(other.clone()).unwrap();
-        assert_eq!(e.kind(), "INVERSE_OFFERS");
+        assert_eq!(e.kind(), "SOMETHING_NEW");
         assert_eq!(serde_json::to_value(&e).unwrap(), other);
     }
 

@@ -155,6 +155,14 @@ pub struct Decline {
     pub filters: Option<Filters>,
 }
 
+/// `accept_inverse_offers` / `decline_inverse_offers`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InverseOffers {
+    pub inverse_offer_ids: Vec<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Filters>,
+}
+
 /// `kill`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Kill {
@@ -201,6 +209,8 @@ pub enum Call {
     Teardown,
     Accept(Accept),
     Decline(Decline),
+    AcceptInverseOffers(InverseOffers),
+    DeclineInverseOffers(InverseOffers),
     /// Roles to revive; none: all.
     Revive(Vec<String>),
     /// Roles to suppress; none: all.
@@ -219,6 +229,8 @@ impl Call {
             Call::Teardown => "TEARDOWN",
             Call::Accept(_) => "ACCEPT",
             Call::Decline(_) => "DECLINE",
+            Call::AcceptInverseOffers(_) => "ACCEPT_INVERSE_OFFERS",
+            Call::DeclineInverseOffers(_) => "DECLINE_INVERSE_OFFERS",
             Call::Revive(_) => "REVIVE",
             Call::Suppress(_) => "SUPPRESS",
             Call::Kill(_) => "KILL",
@@ -244,6 +256,8 @@ impl Call {
             Call::Teardown => None,
             Call::Accept(a) => Some(("accept", to_value(a)?)),
             Call::Decline(d) => Some(("decline", to_value(d)?)),
+            Call::AcceptInverseOffers(i) => Some(("accept_inverse_offers", to_value(i)?)),
+            Call::DeclineInverseOffers(i) => Some(("decline_inverse_offers", to_value(i)?)),
             Call::Revive(r) => roles(r)?.map(|b| ("revive", b)),
             Call::Suppress(r) => roles(r)?.map(|b| ("suppress", b)),
             Call::Kill(k) => Some(("kill", to_value(k)?)),

@@ -11,8 +11,8 @@ pub mod compose;
 mod event;
 
 pub use call::{
-    Accept, Acknowledge, Call, Decline, Kill, Launch, LaunchGroup, Operation, ReconcileTask,
-    Resources, Subscribe, TaskGroup, Volumes,
+    Accept, Acknowledge, Call, Decline, InverseOffers, Kill, Launch, LaunchGroup, Operation,
+    ReconcileTask, Resources, Subscribe, TaskGroup, Volumes,
 };
 pub use event::{Event, Failure, Message, OperationStatus, Subscribed};
 
@@ -235,6 +235,25 @@ impl Subscription {
             offer_ids,
             filters: refuse_seconds.map(filters),
         }))
+        .await
+    }
+
+    /// ACCEPT_INVERSE_OFFERS (`accept`) or DECLINE_INVERSE_OFFERS: the
+    /// framework's answer to maintenance on the inverse offers' agents.
+    pub async fn answer_inverse_offers(
+        &self,
+        accept: bool,
+        inverse_offer_ids: Vec<Id>,
+        refuse_seconds: Option<f64>,
+    ) -> Result<(), ClientError> {
+        let body = InverseOffers {
+            inverse_offer_ids,
+            filters: refuse_seconds.map(filters),
+        };
+        self.send(match accept {
+            true => Call::AcceptInverseOffers(body),
+            false => Call::DeclineInverseOffers(body),
+        })
         .await
     }
 

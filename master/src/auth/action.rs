@@ -31,6 +31,12 @@ pub enum Action {
     MarkAgentGone,
     /// SET_LOGGING_LEVEL (`set_log_level`).
     SetLogLevel,
+    /// DRAIN_AGENT (`drain_agents`).
+    DrainAgent,
+    /// DEACTIVATE_AGENT (`deactivate_agents`).
+    DeactivateAgent,
+    /// REACTIVATE_AGENT (`reactivate_agents`).
+    ReactivateAgent,
     /// Keel: the agents and their inventories (`view_agents`).
     ViewAgent,
     /// Keel: add and remove masters (`manage_masters`).
@@ -43,7 +49,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 30] = [
         Action::RegisterFramework,
         Action::RunTask,
         Action::TeardownFramework,
@@ -67,6 +73,9 @@ impl Action {
         Action::GetMaintenanceStatus,
         Action::MarkAgentGone,
         Action::SetLogLevel,
+        Action::DrainAgent,
+        Action::DeactivateAgent,
+        Action::ReactivateAgent,
         Action::ViewAgent,
         Action::ManageMasters,
         Action::ManageTokens,
@@ -100,6 +109,9 @@ impl Action {
             Action::GetMaintenanceStatus => ("get_maintenance_statuses", "machines"),
             Action::MarkAgentGone => ("mark_agents_gone", "agents"),
             Action::SetLogLevel => ("set_log_level", "level"),
+            Action::DrainAgent => ("drain_agents", "agents"),
+            Action::DeactivateAgent => ("deactivate_agents", "agents"),
+            Action::ReactivateAgent => ("reactivate_agents", "agents"),
             Action::ViewAgent => ("view_agents", "agents"),
             Action::ManageMasters => ("manage_masters", "masters"),
             Action::ManageTokens => ("manage_tokens", "tokens"),
@@ -166,6 +178,9 @@ impl Action {
             Action::GetMaintenanceStatus => ("view the maintenance status", ""),
             Action::MarkAgentGone => ("mark agents gone", ""),
             Action::SetLogLevel => ("set the logging level", ""),
+            Action::DrainAgent => ("drain agents", "with id"),
+            Action::DeactivateAgent => ("deactivate agents", "with id"),
+            Action::ReactivateAgent => ("reactivate agents", "with id"),
             Action::ViewAgent => ("view agents", ""),
             Action::ManageMasters => ("add or remove masters", ""),
             Action::ManageTokens => ("manage tokens", ""),

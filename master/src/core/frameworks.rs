@@ -139,6 +139,13 @@ impl Master {
                 tracing::debug!(%fid, %agent_id, %executor_id, "framework message dropped: command executors take none");
             }
             CallKind::Request => {}
+            CallKind::InverseOffers {
+                accept,
+                inverse_offer_ids,
+                filters,
+            } => self.with(|e, now| {
+                e.answer_inverse_offers(fid, &inverse_offer_ids, accept, filters, now)
+            }),
             CallKind::NoOp { kind } => {
                 tracing::debug!(%fid, %kind, "call accepted with nothing to do")
             }

@@ -21,6 +21,7 @@ mod events;
 mod frameworks;
 mod links;
 pub mod local;
+mod maintenance;
 mod operator;
 mod tokens;
 
@@ -472,6 +473,7 @@ impl Master {
             live: Vec::new(),
             completed: Vec::new(),
             offers: Vec::new(),
+            inverse_offers: Vec::new(),
             roles: Vec::new(),
             elected_time: None,
         }

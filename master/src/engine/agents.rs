@@ -173,6 +173,7 @@ impl Engine {
         let used = tasks::used_on_agent(self, &agent_id);
         self.allocator.remove_agent(&agent_id);
         self.allocator.add_agent(&agent_id, total, &used);
+        self.maintain_registered(&agent_id, now);
         self.allocate_soon();
         self.observe_agent_added(&agent_id);
         Ok(Registration {

@@ -1,4 +1,5 @@
-//! MARK_AGENT_GONE: an operator removes an agent for good. Its tasks
+//! MARK_AGENT_GONE: an operator removes an agent for good (and the
+//! eviction it shares with START_MAINTENANCE, `maintenance.rs`). Its tasks
 //! become TASK_GONE_BY_OPERATOR (TASK_LOST for frameworks that are not
 //! PARTITION_AWARE), reason `REASON_AGENT_REMOVED_BY_OPERATOR`, as Mesos'
 //! `Master::markGone` does; its offers are rescinded, its resources leave
@@ -56,10 +57,31 @@ impl Engine {
             other => return Err(unexpected("marking an agent gone", other)),
         }
         tracing::warn!(%agent_id, "agent marked gone by an operator");
+        self.evict_agent(
+            agent_id,
+            "Agent has been marked gone",
+            gone_message(agent_id),
+            now,
+        );
+        Ok(())
+    }
+
+    /// The agent left the registry for good or until its machine is up
+    /// again (MARK_AGENT_GONE, START_MAINTENANCE): its tasks (with
+    /// `task_message`), offers, inverse offers, resources and session go;
+    /// the session is refused with `refusal` first.
+    pub(super) fn evict_agent(
+        &mut self,
+        agent_id: &str,
+        task_message: &str,
+        refusal: String,
+        now: Now,
+    ) {
         self.metering.counters.slave_removals += 1;
         offers::rescind_agent_offers(self, agent_id);
+        super::inverse::rescind_agent(self, agent_id, true);
         self.allocator.remove_agent(agent_id);
-        let frameworks = self.tasks_gone(agent_id, now);
+        let frameworks = self.tasks_gone(agent_id, task_message, now);
         if let Some(session) = self.agents.forget(agent_id) {
             for framework_id in frameworks {
                 self.emit(Effect::ToAgent {
@@ -71,9 +93,7 @@ impl Engine {
             self.emit(Effect::ToAgent {
                 agent_id: agent_id.to_string(),
                 session,
-                message: ToAgent::Refuse {
-                    reason: gone_message(agent_id),
-                },
+                message: ToAgent::Refuse { reason: refusal },
             });
             self.emit(Effect::CloseAgentSession {
                 agent_id: agent_id.to_string(),
@@ -94,7 +114,6 @@ impl Engine {
         }
         self.observe_agent_removed(agent_id);
         self.allocate_soon();
-        Ok(())
     }
 
     /// The sessions of `agent_ids` are refused with `reason` and closed
@@ -124,7 +143,7 @@ impl Engine {
     /// Every task on the agent that is not terminal yet becomes
     /// TASK_GONE_BY_OPERATOR (or TASK_LOST) and completes; returns the
     /// frameworks that had tasks there.
-    fn tasks_gone(&mut self, agent_id: &str, now: Now) -> BTreeSet<String> {
+    fn tasks_gone(&mut self, agent_id: &str, message: &str, now: Now) -> BTreeSet<String> {
         let keys = self.tasks.keys_on(agent_id);
         let mut frameworks = BTreeSet::new();
         for k in keys {
@@ -135,14 +154,7 @@ impl Engine {
                     true => TaskState::TASK_GONE_BY_OPERATOR,
                     false => TaskState::TASK_LOST,
                 };
-                let status = master_status(
-                    &k.1,
-                    Some(agent_id),
-                    state,
-                    GONE_REASON,
-                    "Agent has been marked gone",
-                    now,
-                );
+                let status = master_status(&k.1, Some(agent_id), state, GONE_REASON, message, now);
                 // The allocator already dropped the agent: nothing to recover.
                 self.transition(&k, status.clone(), false, now);
                 self.notify(&k.0, status);

@@ -25,7 +25,9 @@
 //! `accept.rs` (ACCEPT and its launches), `changes.rs` (its
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
-//! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
+//! return, framework removal), `gone.rs` (MARK_AGENT_GONE),
+//! `maintenance.rs` (schedules, machines down, DRAIN_AGENT,
+//! DEACTIVATE/REACTIVATE_AGENT), `inverse.rs` (inverse offers), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
 //! operator reservations), `views.rs` (the snapshot), `observe.rs` (changes
 //! for the operator event stream).
 
@@ -35,7 +37,9 @@ mod changes;
 mod counters;
 mod frameworks;
 mod gone;
+mod inverse;
 mod loss;
+mod maintenance;
 mod observe;
 mod offers;
 mod operations;
@@ -63,6 +67,8 @@ pub use agents::{AgentUpdate, Registration, ReportedTask};
 pub use counters::{Counters, Gauges, Sample};
 pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
+pub use inverse::{InverseAnswer, unavailability};
+pub use maintenance::{DEFAULT_GRACE, down_message, drain_grace};
 pub use observe::Observed;
 pub use offers::{OfferView, offered_resources};
 pub use operations::OperationView;
@@ -257,6 +263,7 @@ pub struct Engine {
     /// Reconciliation answers waiting for room on their streams.
     reconciling: reconcile::Backlog,
     offers: offers::OfferBook,
+    inverse: inverse::InverseBook,
     tasks: tasks::TaskTable,
     operations: operations::OperationLog,
     metering: counters::Metering,
@@ -280,6 +287,7 @@ impl Engine {
             frameworks: HashMap::new(),
             reconciling: Default::default(),
             offers: offers::OfferBook::default(),
+            inverse: inverse::InverseBook::default(),
             tasks: tasks::TaskTable::default(),
             operations: operations::OperationLog::default(),
             metering: counters::Metering::default(),
@@ -413,6 +421,7 @@ impl Engine {
         self.agents = agents::Agents::default();
         self.frameworks.clear();
         self.offers = offers::OfferBook::default();
+        self.inverse = inverse::InverseBook::default();
         self.tasks = tasks::TaskTable::default();
         self.operations = operations::OperationLog::default();
         self.metering.reset();

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use keel_api::mesos::{Filters, Id, Resource};
+use keel_api::operator::Unavailability;
 use keel_api::operator::frameworks::Url;
 use keel_api::operator::master::Address;
 use keel_api::resources::Resources;
@@ -25,6 +26,8 @@ pub(super) struct OfferRecord {
     /// Persistent volumes of `role` offered along (not allocator-managed).
     pub volumes: Vec<Volume>,
     pub created: Instant,
+    /// The agent's maintenance window when the offer was made.
+    pub unavailability: Option<Unavailability>,
 }
 
 /// An outstanding offer, for operator views.
@@ -40,7 +43,8 @@ pub struct OfferView {
 #[derive(Default)]
 pub(super) struct OfferBook {
     pub(super) offers: HashMap<String, OfferRecord>,
-    next_seq: u64,
+    /// Offers and inverse offers share the id sequence.
+    pub(super) next_seq: u64,
 }
 
 /// Resources as a framework sees them: `allocation_info` on each, and the
@@ -112,7 +116,7 @@ fn offer_of(e: &Engine, o: &OfferRecord, agent: &AgentRecord, executor_ids: Vec<
         executor_ids: executor_ids.into_iter().map(Id::new).collect(),
         allocation_info: Some(AllocationInfo::role(o.role.clone())),
         domain: None,
-        unavailability: None,
+        unavailability: o.unavailability,
     }
 }
 
@@ -157,11 +161,22 @@ pub(super) fn rescind_agent_offers(e: &mut Engine, agent_id: &str) {
     }
 }
 
-/// Gives back every offer a framework holds (`notify`: tell it with RESCIND).
+/// The agent and unavailability of each outstanding offer.
+pub(super) fn offers_unavailability(e: &Engine) -> Vec<(String, Option<Unavailability>)> {
+    e.offers
+        .offers
+        .values()
+        .map(|o| (o.agent_id.clone(), o.unavailability))
+        .collect()
+}
+
+/// Gives back every offer a framework holds (`notify`: tell it with
+/// RESCIND); its inverse offers go too.
 pub(super) fn recover_framework_offers(e: &mut Engine, framework_id: &str, notify: bool) {
     for id in offer_ids(e, |o| o.framework_id == framework_id) {
         rescind(e, &id, notify, None, 0.0);
     }
+    super::inverse::drop_framework(e, framework_id);
 }
 
 /// Takes the offers an ACCEPT names. All must exist, belong to the
@@ -204,6 +219,12 @@ impl Engine {
     /// One allocation cycle; returns how many offers went out.
     pub fn allocate(&mut self, now: Now) -> usize {
         let allocations = self.allocator.allocate(now.unix);
+        let unavailable: HashMap<String, Unavailability> = self
+            .registry
+            .scheduled_agents()
+            .into_iter()
+            .map(|(id, w)| (id.to_string(), super::inverse::unavailability(w)))
+            .collect();
         let master_id = self.registry.master_id().unwrap_or_default().to_string();
         let mut per_framework: BTreeMap<String, Vec<Offer>> = BTreeMap::new();
         let mut sent = 0;
@@ -225,6 +246,7 @@ impl Engine {
                         resources: a.resources.clone(),
                         volumes: free_volumes(self, agent, &a.role),
                         created: now.instant,
+                        unavailability: unavailable.get(&a.agent_id).copied(),
                     };
                     let executors = tasks::executor_ids_on(self, &a.framework_id, &a.agent_id);
                     let offer = offer_of(self, &record, agent, executors);
@@ -251,6 +273,7 @@ impl Engine {
         for (framework_id, offers) in per_framework {
             self.send_framework(&framework_id, Event::Offers(offers));
         }
+        self.send_inverse_offers(now);
         sent
     }
 

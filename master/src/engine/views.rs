@@ -16,6 +16,8 @@ pub struct Snapshot {
     pub live: Vec<TaskView>,
     pub completed: Vec<TaskView>,
     pub offers: Vec<OfferView>,
+    /// Outstanding inverse offers as (id, framework, agent).
+    pub inverse_offers: Vec<(String, String, String)>,
     pub roles: Vec<RoleSummary>,
     /// When this master took over (unix seconds), while it leads.
     pub elected_time: Option<f64>,
@@ -91,6 +93,7 @@ impl Engine {
             live,
             completed,
             offers: self.outstanding_offers(),
+            inverse_offers: self.outstanding_inverse_offers(),
             roles: self.role_summary(),
             elected_time: self.elected_time,
         }

@@ -34,7 +34,7 @@ fn realm(method: &Method, path: &str) -> &'static str {
     } else if path.starts_with("/api/v1")
         || path.starts_with("/master/api/v1")
         || (path.starts_with("/api/keel/") && method != Method::GET)
-        || legacy_write(path)
+        || legacy_write(method, path)
     {
         READWRITE_REALM
     } else {
@@ -42,12 +42,15 @@ fn realm(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// The legacy form writes (`/master/teardown`, ...), in Mesos' read-write
-/// realm.
-fn legacy_write(path: &str) -> bool {
+/// The legacy writes (`/master/teardown`, ..., the maintenance POSTs),
+/// in Mesos' read-write realm.
+fn legacy_write(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     let path = path.strip_prefix("/master").unwrap_or(path);
-    matches!(path, "/teardown" | "/reserve" | "/unreserve")
+    matches!(
+        path,
+        "/teardown" | "/reserve" | "/unreserve" | "/machine/down" | "/machine/up"
+    ) || (path == "/maintenance/schedule" && method == Method::POST)
 }
 
 /// A refusal in the endpoint's own form: Keel's API answers
@@ -152,6 +155,24 @@ pub fn operator_needs(
         }
         // Mesos authorizes it for ANY agent only.
         OperatorCall::MarkAgentGone { .. } => vec![(Action::MarkAgentGone, None)],
+        // The maintenance ACLs are checked for ANY machine, the drain
+        // ACLs for the agent.
+        OperatorCall::GetMaintenanceSchedule => vec![(Action::GetMaintenanceSchedule, None)],
+        OperatorCall::GetMaintenanceStatus => vec![(Action::GetMaintenanceStatus, None)],
+        OperatorCall::UpdateMaintenanceSchedule(_) => {
+            vec![(Action::UpdateMaintenanceSchedule, None)]
+        }
+        OperatorCall::StartMaintenance(_) => vec![(Action::StartMaintenance, None)],
+        OperatorCall::StopMaintenance(_) => vec![(Action::StopMaintenance, None)],
+        OperatorCall::DrainAgent { agent_id, .. } => {
+            vec![(Action::DrainAgent, Some(agent_id.clone()))]
+        }
+        OperatorCall::DeactivateAgent(agent_id) => {
+            vec![(Action::DeactivateAgent, Some(agent_id.clone()))]
+        }
+        OperatorCall::ReactivateAgent(agent_id) => {
+            vec![(Action::ReactivateAgent, Some(agent_id.clone()))]
+        }
         OperatorCall::GetHealth
         | OperatorCall::GetVersion
         | OperatorCall::GetMaster

@@ -69,7 +69,7 @@ fn render(viewer: Viewer<'_>, change: &Observed) -> Option<Event> {
                 return None;
             }
             Event::AgentAdded(AgentAdded {
-                agent: views::agent_v1(agent, used, &Resources::default()),
+                agent: views::agent_v1(agent, &Default::default(), used, &Resources::default()),
             })
         }
         Observed::AgentRemoved { agent_id } => {

@@ -56,7 +56,7 @@ pub(super) fn slaves(snapshot: &Snapshot) -> Vec<legacy::Slave> {
     views::registered_agents(&agents)
         .map(|a| {
             let (used, offered) = per_agent.get(&a.id).unwrap_or(&none);
-            views::agent_legacy(a, used, offered)
+            views::agent_legacy(a, snapshot.registry.maintenance(), used, offered)
         })
         .collect()
 }
@@ -83,7 +83,14 @@ fn state_body(master: &Arc<Master>, caller: &Caller, params: &HashMap<String, St
     let snapshot = viewer.snapshot(master);
     let (frameworks, completed_frameworks) = state::frameworks_legacy(&snapshot);
     let agents: Vec<_> = snapshot.registry.agents().cloned().collect();
+    let deactivated = &snapshot.registry.maintenance().deactivated;
+    // Mesos counts an agent deactivated while it is disconnected or an
+    // operator deactivated (or drains) it.
     let count = |s: AgentState| agents.iter().filter(|a| a.state == s).count() as u64;
+    let operator_deactivated = agents
+        .iter()
+        .filter(|a| a.state == AgentState::Active && deactivated.contains(&a.id))
+        .count() as u64;
     let config = master.config();
     let cluster = master.cluster();
     let leader = super::leader::leader_addr(&cluster);
@@ -112,8 +119,8 @@ fn state_body(master: &Arc<Master>, caller: &Caller, params: &HashMap<String, St
         pid: views::master_pid(master),
         hostname: config.hostname.clone(),
         capabilities: Vec::new(),
-        activated_slaves: count(AgentState::Active),
-        deactivated_slaves: count(AgentState::Disconnected),
+        activated_slaves: count(AgentState::Active) - operator_deactivated,
+        deactivated_slaves: count(AgentState::Disconnected) + operator_deactivated,
         unreachable_slaves: count(AgentState::Unreachable),
         leader: leader.as_ref().map(|l| format!("master@{l}")),
         leader_info,

@@ -11,6 +11,7 @@ mod grants;
 mod keel;
 pub mod leader;
 mod legacy;
+mod maintenance;
 mod metrics;
 mod operator;
 mod operator_body;
@@ -155,6 +156,29 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
             axum::routing::delete(leader::remove_master),
         )
         .route("/api/keel/v1/tokens", axum::routing::post(tokens::create))
+        .route(
+            "/master/maintenance/schedule",
+            any(maintenance::legacy_schedule),
+        )
+        .route("/maintenance/schedule", any(maintenance::legacy_schedule))
+        .route(
+            "/master/maintenance/status",
+            any(maintenance::legacy_status),
+        )
+        .route("/maintenance/status", any(maintenance::legacy_status))
+        .route(
+            "/master/machine/down",
+            axum::routing::post(maintenance::machine_down),
+        )
+        .route(
+            "/machine/down",
+            axum::routing::post(maintenance::machine_down),
+        )
+        .route(
+            "/master/machine/up",
+            axum::routing::post(maintenance::machine_up),
+        )
+        .route("/machine/up", axum::routing::post(maintenance::machine_up))
         .route("/master/teardown", axum::routing::post(forms::teardown))
         .route("/teardown", axum::routing::post(forms::teardown))
         .route("/master/reserve", axum::routing::post(forms::reserve))

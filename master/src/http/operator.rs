@@ -74,6 +74,19 @@ pub enum OperatorCall {
         duration: std::time::Duration,
     },
     GetMetrics,
+    GetMaintenanceSchedule,
+    GetMaintenanceStatus,
+    /// The whole schedule, as the registry keeps it.
+    UpdateMaintenanceSchedule(Vec<crate::registry::Window>),
+    StartMaintenance(Vec<crate::registry::Machine>),
+    StopMaintenance(Vec<crate::registry::Machine>),
+    DrainAgent {
+        agent_id: String,
+        max_grace_period_ns: Option<i64>,
+        mark_gone: bool,
+    },
+    DeactivateAgent(String),
+    ReactivateAgent(String),
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
@@ -85,14 +98,6 @@ pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
     "DESTROY_VOLUMES",
     "GROW_VOLUME",
     "SHRINK_VOLUME",
-    "GET_MAINTENANCE_STATUS",
-    "GET_MAINTENANCE_SCHEDULE",
-    "UPDATE_MAINTENANCE_SCHEDULE",
-    "START_MAINTENANCE",
-    "STOP_MAINTENANCE",
-    "DRAIN_AGENT",
-    "DEACTIVATE_AGENT",
-    "REACTIVATE_AGENT",
 ];
 
 /// A rejected request: the status and the plain-text reason.
@@ -145,6 +150,9 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
     let text = body::prepare(body)?;
     let call = body::RawCall::parse(&text)?;
     let ty = call.kind()?;
+    if let Some(parsed) = super::maintenance::parse(&ty, &call) {
+        return parsed;
+    }
     match ty.as_str() {
         "GET_HEALTH" => Ok(OperatorCall::GetHealth),
         "GET_FLAGS" => Ok(OperatorCall::GetFlags),
@@ -276,7 +284,7 @@ pub(super) fn get_agents(s: &Snapshot) -> GetAgents {
         agents: views::registered_agents(&agents)
             .map(|a| {
                 let (used, offered) = per_agent.get(&a.id).unwrap_or(&none);
-                views::agent_v1(a, used, offered)
+                views::agent_v1(a, s.registry.maintenance(), used, offered)
             })
             .collect(),
         recovered_agents: Vec::new(),
@@ -341,7 +349,7 @@ pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Respo
         OperatorCall::SetLoggingLevel { level, duration } => {
             calls::set_logging_level(*level, *duration)
         }
-        _ => return None,
+        other => super::maintenance::mutate(master, other).await?,
     };
     Some(match result {
         Ok(status) => status.into_response(),
@@ -443,6 +451,7 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::SetQuota(_)
         | OperatorCall::RemoveQuota { .. }
         | OperatorCall::SetLoggingLevel { .. } => return None,
+        other => return super::maintenance::answer(master, other),
     })
 }
 
@@ -536,7 +545,7 @@ mod tests {
 
     #[test]
     fn valid_but_unimplemented_calls_get_501() {
-        for ty in ["UNKNOWN", "DRAIN_AGENT"] {
+        for ty in ["UNKNOWN", "LIST_FILES"] {
             let body = format!(r#"{{"type":"{ty}"}}"#);
             let r = parse_operator_call(&headers(JSON), body.as_bytes()).unwrap_err();
             assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{ty}");

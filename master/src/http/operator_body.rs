@@ -57,7 +57,7 @@ pub const LIMITS: JsonLimits = JsonLimits {
     ],
 };
 
-fn bad(reason: impl Into<String>) -> Rejection {
+pub(super) fn bad(reason: impl Into<String>) -> Rejection {
     Rejection {
         status: StatusCode::BAD_REQUEST,
         reason: reason.into(),
@@ -104,6 +104,18 @@ pub struct RawCall<'a> {
     remove_quota: Option<&'a RawValue>,
     #[serde(borrow)]
     set_logging_level: Option<&'a RawValue>,
+    #[serde(borrow)]
+    update_maintenance_schedule: Option<&'a RawValue>,
+    #[serde(borrow)]
+    start_maintenance: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stop_maintenance: Option<&'a RawValue>,
+    #[serde(borrow)]
+    drain_agent: Option<&'a RawValue>,
+    #[serde(borrow)]
+    deactivate_agent: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reactivate_agent: Option<&'a RawValue>,
 }
 
 impl<'a> RawCall<'a> {
@@ -131,13 +143,19 @@ impl<'a> RawCall<'a> {
             "set_quota" => self.set_quota,
             "remove_quota" => self.remove_quota,
             "set_logging_level" => self.set_logging_level,
+            "update_maintenance_schedule" => self.update_maintenance_schedule,
+            "start_maintenance" => self.start_maintenance,
+            "stop_maintenance" => self.stop_maintenance,
+            "drain_agent" => self.drain_agent,
+            "deactivate_agent" => self.deactivate_agent,
+            "reactivate_agent" => self.reactivate_agent,
             _ => None,
         }
     }
 }
 
 /// The body `name` of the call, typed.
-fn body<T: DeserializeOwned>(call: &RawCall<'_>, name: &str) -> Result<T, Rejection> {
+pub(super) fn body<T: DeserializeOwned>(call: &RawCall<'_>, name: &str) -> Result<T, Rejection> {
     let b = call.body(name).ok_or_else(|| {
         bad(format!(
             "Failed to validate master::Call: Expecting '{name}' to be present"

@@ -1,10 +1,12 @@
 //! Frameworks, tasks, offers and roles: v1 operator objects and legacy
 //! `/master/state` objects, from one consistent [`Snapshot`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use keel_api::legacy;
 use keel_api::mesos::{FrameworkInfo, Id, TaskState};
+use keel_api::operator::Unavailability;
+use keel_api::operator::maintenance::InverseOffer;
 use keel_api::operator::{
     ExecutorEntry, Framework, GetExecutors, GetFrameworks, GetRoles, GetTasks, Offer, QuotaScalar,
     Role, RoleQuota, ScalarMap, Task,
@@ -81,8 +83,19 @@ pub fn framework_v1(f: &crate::core::FrameworkView) -> Framework {
     }
 }
 
+/// The unavailability of each agent on a scheduled machine.
+fn unavailabilities(s: &Snapshot) -> HashMap<&str, Unavailability> {
+    s.registry
+        .scheduled_agents()
+        .into_iter()
+        .map(|(id, w)| (id, crate::engine::unavailability(w)))
+        .collect()
+}
+
 /// v1 `GET_FRAMEWORKS` body.
 pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
+    let unavailable = unavailabilities(s);
+    let agent_unavailability = |agent_id: &str| unavailable.get(agent_id).copied();
     let frameworks = s
         .frameworks
         .iter()
@@ -102,11 +115,26 @@ pub fn get_frameworks(s: &Snapshot) -> GetFrameworks {
                         executor_ids: Vec::new(),
                         allocation_info: Some(AllocationInfo::role(&o.role)),
                         domain: None,
-                        unavailability: None,
+                        unavailability: agent_unavailability(&o.agent_id),
                     })
                     .collect(),
             ),
-            inverse_offers: Some(Vec::new()),
+            inverse_offers: Some(
+                s.inverse_offers
+                    .iter()
+                    .filter(|(_, fw, _)| *fw == f.id)
+                    .filter_map(|(id, fw, agent)| {
+                        let offer = InverseOffer {
+                            id: Id::new(id),
+                            framework_id: Id::new(fw),
+                            agent_id: Some(Id::new(agent)),
+                            unavailability: agent_unavailability(agent)?,
+                            resources: Vec::new(),
+                        };
+                        serde_json::to_value(offer).ok()
+                    })
+                    .collect(),
+            ),
             allocated_resources: Some(s.used(|t| t.framework_id == f.id).to_v1_allocated(None)),
             offered_resources: Some(s.offered(|fw, _| fw == f.id).to_v1_allocated(None)),
             ..framework_v1(f)

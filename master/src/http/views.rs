@@ -7,14 +7,15 @@ use std::net::IpAddr;
 use keel_api::keel::{self, AgentSummary};
 use keel_api::legacy::Slave;
 use keel_api::mesos::Nanos;
-use keel_api::operator::{Address, Agent, AgentInfo, Flag, MasterInfo, VersionInfo};
+use keel_api::operator::maintenance::{self, ProtoDuration};
+use keel_api::operator::{Address, Agent, AgentInfo, DrainInfo, Flag, MasterInfo, VersionInfo};
 use keel_api::resources::Resources;
 use keel_api::resources::v1::Resource;
 use keel_api::{KEEL_VERSION, MESOS_COMPAT_VERSION};
 use serde_json::Value as Json;
 
 use crate::core::Master;
-use crate::registry::{AgentRecord, AgentState};
+use crate::registry::{AgentRecord, AgentState, DrainState, Maintenance};
 
 pub fn nanos(secs: f64) -> Nanos {
     Nanos {
@@ -104,8 +105,23 @@ fn total_with_volumes(a: &AgentRecord) -> Vec<Resource> {
     items
 }
 
+/// The agent's drain as the APIs show it.
+pub fn drain_info(m: &Maintenance, agent_id: &str) -> Option<DrainInfo> {
+    let d = m.drains.get(agent_id)?;
+    Some(DrainInfo {
+        state: match d.state {
+            DrainState::Draining => maintenance::DrainState::DRAINING,
+            DrainState::Drained => maintenance::DrainState::DRAINED,
+        },
+        config: maintenance::DrainConfig {
+            max_grace_period: d.max_grace_period_ns.map(ProtoDuration::from_nanos),
+            mark_gone: Some(d.mark_gone),
+        },
+    })
+}
+
 /// `GET_AGENTS` entry.
-pub fn agent_v1(a: &AgentRecord, used: &Resources, offered: &Resources) -> Agent {
+pub fn agent_v1(a: &AgentRecord, m: &Maintenance, used: &Resources, offered: &Resources) -> Agent {
     Agent {
         agent_info: AgentInfo {
             hostname: a.info.hostname.clone(),
@@ -115,7 +131,7 @@ pub fn agent_v1(a: &AgentRecord, used: &Resources, offered: &Resources) -> Agent
             id: Some(keel_api::mesos::Id::new(&a.id)),
         },
         active: a.state == AgentState::Active,
-        deactivated: false,
+        deactivated: m.deactivated.contains(&a.id),
         version: a.info.version.clone(),
         pid: Some(agent_pid(a)),
         registered_time: Some(nanos(a.registered_time)),
@@ -125,6 +141,7 @@ pub fn agent_v1(a: &AgentRecord, used: &Resources, offered: &Resources) -> Agent
         offered_resources: offered.to_v1(),
         capabilities: Vec::new(),
         resource_providers: Vec::new(),
+        drain_info: drain_info(m, &a.id),
     }
 }
 
@@ -146,7 +163,12 @@ fn split_by_role(rs: &Resources) -> (Resources, BTreeMap<String, Resources>) {
 }
 
 /// `/master/state` `slaves[]` entry, with what tasks use and offers hold.
-pub fn agent_legacy(a: &AgentRecord, used: &Resources, offered: &Resources) -> Slave {
+pub fn agent_legacy(
+    a: &AgentRecord,
+    m: &Maintenance,
+    used: &Resources,
+    offered: &Resources,
+) -> Slave {
     let total = a.total_resources();
     let (unreserved, reserved) = split_by_role(&total);
     Slave {
@@ -166,9 +188,10 @@ pub fn agent_legacy(a: &AgentRecord, used: &Resources, offered: &Resources) -> S
             .collect(),
         unreserved_resources: unreserved.to_legacy(),
         active: a.state == AgentState::Active,
-        deactivated: false,
+        deactivated: m.deactivated.contains(&a.id),
         version: a.info.version.clone(),
         capabilities: Vec::new(),
+        drain_info: drain_info(m, &a.id),
     }
 }
 

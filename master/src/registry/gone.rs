@@ -41,7 +41,7 @@ impl Registry {
         if self.gone.contains_key(agent_id) {
             return Applied::Unchanged;
         }
-        self.agents.remove(agent_id);
+        self.forget_agent(agent_id);
         self.gone.insert(agent_id.to_string(), at);
         while self.gone.len() > MAX_GONE {
             let oldest = self

@@ -18,12 +18,16 @@
 //!
 //! From any of these states `MarkAgentGone` (an operator) removes the agent
 //! for good: its id is kept in the gone list and never admitted again.
+//! `Maintenance` commands keep the schedule, the machines DOWN (whose
+//! agents leave and may not register until the machine is up) and the
+//! agents drained or deactivated ([`maintenance`]).
 
 mod agents;
 pub mod eks;
 mod frameworks;
 pub mod gone;
 pub mod limits;
+pub mod maintenance;
 pub mod roles;
 pub mod tokens;
 pub mod volumes;
@@ -40,6 +44,7 @@ use crate::serde_mesos;
 
 pub use eks::{EkCommand, EkRecord, EkRefusal, EkState};
 pub use frameworks::{FrameworkRecord, RemovedFramework};
+pub use maintenance::{Drain, DrainState, Machine, Maintenance, MaintenanceCommand, Window};
 pub use roles::QuotaConfig;
 pub use tokens::{TokenCommand, TokenKind, TokenRecord, TokenRefusal};
 
@@ -204,6 +209,8 @@ pub enum Command {
     Token(TokenCommand),
     /// TPM endorsement keys: pending, approved, denied ([`eks`]).
     Ek(EkCommand),
+    /// Maintenance schedules, machines down, drains ([`maintenance`]).
+    Maintenance(MaintenanceCommand),
 }
 
 /// What applying a command did, for the I/O shell to act on.
@@ -269,6 +276,11 @@ pub enum Applied {
     EndorsementKeyForgotten {
         fingerprint: String,
     },
+    /// A maintenance change; the agents it removed from the registry
+    /// (their machines went down).
+    Maintenance {
+        removed_agents: Vec<String>,
+    },
     /// The command changed nothing (e.g. disconnecting an unreachable agent).
     Unchanged,
 }
@@ -293,6 +305,8 @@ pub enum RegistryError {
     InvalidFrameworkId(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("machine {0} is down for maintenance")]
+    MachineDown(String),
     #[error(transparent)]
     Token(TokenRefusal),
     #[error(transparent)]
@@ -318,6 +332,8 @@ pub struct Registry {
     /// Agents marked gone, by id: when.
     #[serde(default)]
     gone: BTreeMap<String, f64>,
+    #[serde(default)]
+    maintenance: Maintenance,
 }
 
 impl Registry {
@@ -368,10 +384,14 @@ impl Registry {
             Command::Bootstrap { .. }
             | Command::DisconnectAgents { .. }
             | Command::AddFramework { .. } => Ok(()),
-            Command::AdmitAgent { info, .. } => limits::agent_info(info),
+            Command::AdmitAgent { info, .. } => {
+                self.not_down(info)?;
+                limits::agent_info(info)
+            }
             Command::ReadmitAgent { agent_id, info, .. } => {
                 if keel_api::valid_id(agent_id) {
                     self.not_gone(agent_id)?;
+                    self.not_down(info)?;
                     limits::agent_info(info)
                 } else {
                     Err(RegistryError::InvalidAgentId(agent_id.clone()))
@@ -401,6 +421,7 @@ impl Registry {
             }
             Command::Token(t) => self.validate_token(t),
             Command::Ek(e) => self.validate_ek(e),
+            Command::Maintenance(m) => self.validate_maintenance(m),
         }
     }
 
@@ -447,6 +468,7 @@ impl Registry {
             Command::DestroyVolumes { agent_id, volumes } => self.apply_destroy(agent_id, volumes),
             Command::Token(t) => Ok(self.apply_token(t)),
             Command::Ek(e) => Ok(self.apply_ek(e)),
+            Command::Maintenance(m) => Ok(self.apply_maintenance(m)),
         }
     }
 }
@@ -454,4 +476,4 @@ impl Registry {
 #[cfg(test)]
 mod props;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

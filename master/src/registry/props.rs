@@ -140,7 +140,48 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(agent_id, volumes)| Command::DestroyVolumes { agent_id, volumes }),
         token_command(),
         ek_command(),
+        maintenance_command(),
     ]
+}
+
+const MACHINES: &[&str] = &["a", "b", "", "10.0.0.1"];
+
+fn machine() -> impl Strategy<Value = Machine> {
+    pick(MACHINES).prop_map(|m| match m.parse::<std::net::IpAddr>() {
+        Ok(_) => Machine::new(None, Some(&m)),
+        Err(_) => Machine::new(Some(&m), None),
+    })
+}
+
+fn maintenance_command() -> impl Strategy<Value = Command> {
+    let machines = || proptest::collection::vec(machine(), 0..3);
+    let window = (machines(), -5..5i64, proptest::option::of(-1..3i64)).prop_map(
+        |(machines, start_ns, duration_ns)| Window {
+            machines,
+            start_ns,
+            duration_ns,
+        },
+    );
+    let grace = proptest::option::of(-1..3i64);
+    prop_oneof![
+        proptest::collection::vec(window, 0..3)
+            .prop_map(|windows| MaintenanceCommand::UpdateSchedule { windows }),
+        machines().prop_map(|machines| MaintenanceCommand::Start { machines }),
+        machines().prop_map(|machines| MaintenanceCommand::Stop { machines }),
+        (pick(AGENTS), grace, any::<bool>()).prop_map(
+            |(agent_id, max_grace_period_ns, mark_gone)| {
+                MaintenanceCommand::Drain {
+                    agent_id,
+                    max_grace_period_ns,
+                    mark_gone,
+                }
+            }
+        ),
+        pick(AGENTS).prop_map(|agent_id| MaintenanceCommand::Drained { agent_id }),
+        pick(AGENTS).prop_map(|agent_id| MaintenanceCommand::Deactivate { agent_id }),
+        pick(AGENTS).prop_map(|agent_id| MaintenanceCommand::Reactivate { agent_id }),
+    ]
+    .prop_map(Command::Maintenance)
 }
 
 const TOKENS: &[&str] = &["00000000000000aa", "00000000000000bb", "XYZ"];

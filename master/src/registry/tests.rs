@@ -4,7 +4,7 @@ use super::*;
 use keel_api::resources::{Resource, Value};
 
 /// A small agent's info (also for the other registry modules' tests).
-pub(super) fn info(host: &str) -> Box<AgentInfo> {
+pub(crate) fn info(host: &str) -> Box<AgentInfo> {
     Box::new(AgentInfo {
         hostname: host.into(),
         ip: "127.0.0.1".into(),

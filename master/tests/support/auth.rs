@@ -42,7 +42,15 @@ pub const ACLS: &str = r#"{
   "manage_masters": [{"principals": {"values": ["ops"]}, "masters": {"type": "ANY"}}],
   "manage_tokens": [{"principals": {"values": ["ops"]}, "tokens": {"type": "ANY"}}],
   "mark_agents_gone": [{"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}}],
-  "set_log_level": [{"principals": {"values": ["ops"]}, "level": {"type": "ANY"}}]
+  "set_log_level": [{"principals": {"values": ["ops"]}, "level": {"type": "ANY"}}],
+  "update_maintenance_schedules": [{"principals": {"values": ["ops"]}, "machines": {"type": "ANY"}}],
+  "get_maintenance_schedules": [{"principals": {"values": ["ops", "viewer"]}, "machines": {"type": "ANY"}}],
+  "get_maintenance_statuses": [{"principals": {"values": ["ops", "viewer"]}, "machines": {"type": "ANY"}}],
+  "start_maintenances": [{"principals": {"values": ["ops"]}, "machines": {"type": "ANY"}}],
+  "stop_maintenances": [{"principals": {"values": ["ops"]}, "machines": {"type": "ANY"}}],
+  "drain_agents": [{"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}}],
+  "deactivate_agents": [{"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}}],
+  "reactivate_agents": [{"principals": {"values": ["ops"]}, "agents": {"type": "ANY"}}]
 }"#;
 
 /// Writes the credentials (JSON, as Mesos reads them) and the ACLs; the

@@ -8,6 +8,7 @@ mod agents;
 mod counters;
 mod frameworks;
 mod gone;
+mod maintenance;
 mod observe;
 mod operations;
 mod tasks;
