@@ -9,6 +9,9 @@
 //! - `GET_ROLES`, `GET_WEIGHTS`/`UPDATE_WEIGHTS`, `GET_QUOTA`/`UPDATE_QUOTA`,
 //!   `RESERVE_RESOURCES`/`UNRESERVE_RESOURCES` in [`roles`];
 //! - `GET_METRICS` in [`metrics`];
+//! - `LIST_FILES`, `READ_FILE` in [`files`];
+//! - `CREATE_VOLUMES`, `DESTROY_VOLUMES`, `GROW_VOLUME`, `SHRINK_VOLUME` in
+//!   [`volumes`];
 //! - `TEARDOWN` and `MARK_AGENT_GONE` here;
 //! - the event stream (`SUBSCRIBE`) in [`events`].
 //!
@@ -19,14 +22,17 @@
 pub mod agents;
 mod envelope;
 pub mod events;
+pub mod files;
 pub mod frameworks;
 pub mod master;
 pub mod metrics;
 pub mod roles;
 pub mod tasks;
+pub mod volumes;
 
 pub use agents::{Agent, AgentInfo, GetAgents};
 pub use events::Event;
+pub use files::{FileInfo, ListFiles, ListFilesAnswer, ReadFile, ReadFileAnswer};
 pub use frameworks::{Framework, GetFrameworks, Offer};
 pub use master::{
     Address, Flag, GetFlags, GetHealth, GetLoggingLevel, GetMaster, GetVersion, MasterInfo,
@@ -41,6 +47,7 @@ pub use roles::{
 pub use tasks::{
     ExecutorEntry, GetExecutors, GetOperations, GetState, GetTasks, OperationEntry, Task,
 };
+pub use volumes::{GrowVolume, ShrinkVolume, Volumes};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +96,12 @@ envelope::envelope! {
         Teardown(Teardown) = "TEARDOWN" / "teardown",
         MarkAgentGone(MarkAgentGone) = "MARK_AGENT_GONE" / "mark_agent_gone",
         GetMetrics(GetMetricsCall) = "GET_METRICS" / "get_metrics",
+        ListFiles(ListFiles) = "LIST_FILES" / "list_files",
+        ReadFile(ReadFile) = "READ_FILE" / "read_file",
+        CreateVolumes(Volumes) = "CREATE_VOLUMES" / "create_volumes",
+        DestroyVolumes(Volumes) = "DESTROY_VOLUMES" / "destroy_volumes",
+        GrowVolume(GrowVolume) = "GROW_VOLUME" / "grow_volume",
+        ShrinkVolume(ShrinkVolume) = "SHRINK_VOLUME" / "shrink_volume",
     }
 }
 
@@ -112,14 +125,18 @@ envelope::envelope! {
         GetWeights(GetWeights) = "GET_WEIGHTS" / "get_weights",
         GetQuota(GetQuota) = "GET_QUOTA" / "get_quota",
         GetMetrics(GetMetrics) = "GET_METRICS" / "get_metrics",
+        ListFiles(ListFilesAnswer) = "LIST_FILES" / "list_files",
+        ReadFile(ReadFileAnswer) = "READ_FILE" / "read_file",
     }
 }
 
 impl Call {
-    /// Whether the call is answered with a [`Response`] (the `GET_*` calls);
-    /// the others are answered with an empty 200 or 202.
+    /// Whether the call is answered with a [`Response`] (the `GET_*`
+    /// calls, `LIST_FILES`, `READ_FILE`); the others are answered with an
+    /// empty 200 or 202.
     pub fn has_response(&self) -> bool {
-        self.kind().starts_with("GET_")
+        let kind = self.kind();
+        kind.starts_with("GET_") || kind == "LIST_FILES" || kind == "READ_FILE"
     }
 }
 
