@@ -37,6 +37,9 @@ fn operator_table() -> Vec<OperatorCase> {
     let reservation = json!({"agent_id": {"value": "no-such-agent"}, "resources": [
         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
          "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]});
+    let volume = json!({"name": "disk", "type": "SCALAR", "scalar": {"value": 8}, "role": "eng",
+        "disk": {"persistence": {"id": "v", "principal": "fw"},
+                 "volume": {"container_path": "data", "mode": "RW"}}});
     vec![
         ("GET_HEALTH", json!({}), None),
         ("GET_FLAGS", json!({}), Some(FW)),
@@ -96,6 +99,38 @@ fn operator_table() -> Vec<OperatorCase> {
         (
             "REMOVE_QUOTA",
             json!({"remove_quota": {"role": "dev"}}),
+            Some(VIEWER),
+        ),
+        (
+            "LIST_FILES",
+            json!({"list_files": {"path": "/agents/no-such-agent/frameworks/f"}}),
+            Some(VIEWER),
+        ),
+        (
+            "READ_FILE",
+            json!({"read_file": {"path": "/agents/no-such-agent/frameworks/f/x", "offset": 0}}),
+            Some(VIEWER),
+        ),
+        (
+            "CREATE_VOLUMES",
+            json!({"create_volumes": {"agent_id": {"value": "no-such-agent"}, "volumes": [volume.clone()]}}),
+            Some(VIEWER),
+        ),
+        (
+            "DESTROY_VOLUMES",
+            json!({"destroy_volumes": {"agent_id": {"value": "no-such-agent"}, "volumes": [volume.clone()]}}),
+            Some(VIEWER),
+        ),
+        (
+            "GROW_VOLUME",
+            json!({"grow_volume": {"agent_id": {"value": "no-such-agent"}, "volume": volume.clone(),
+                "addition": {"name": "disk", "type": "SCALAR", "scalar": {"value": 1}, "role": "eng"}}}),
+            Some(VIEWER),
+        ),
+        (
+            "SHRINK_VOLUME",
+            json!({"shrink_volume": {"agent_id": {"value": "no-such-agent"}, "volume": volume,
+                "subtract": {"value": 1}}}),
             Some(VIEWER),
         ),
     ]

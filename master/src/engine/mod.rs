@@ -26,7 +26,7 @@
 //! reservations and volumes), `operations.rs` (operation feedback), `tasks.rs` (the task table, updates,
 //! acknowledgements, kill, reconciliation), `loss.rs` (agent loss and
 //! return, framework removal), `gone.rs` (MARK_AGENT_GONE), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
-//! operator reservations), `views.rs` (the snapshot), `observe.rs` (changes
+//! operator reservations), `volumes.rs` (operator volume calls), `views.rs` (the snapshot), `observe.rs` (changes
 //! for the operator event stream).
 
 mod accept;
@@ -44,6 +44,7 @@ mod task_table;
 mod tasks;
 mod validation;
 mod views;
+mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -67,6 +68,7 @@ pub use offers::{OfferView, offered_resources};
 pub use operations::OperationView;
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
+pub use volumes::{VolumeChange, VolumeError};
 
 /// The current time, as the shell read it: `instant` for timeouts,
 /// `unix` (seconds) for what is recorded and reported.
@@ -215,6 +217,8 @@ pub enum EngineError {
     },
     #[error("unknown agent {0}")]
     UnknownAgent(String),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     /// Another session of this agent id is alive: the agent must wait
     /// until it ends (or times out) instead of taking it over.
     #[error("agent {0} already has a live session; retry once it has ended")]

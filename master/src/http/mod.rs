@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod error;
 mod events;
+mod files;
 mod forms;
 mod grants;
 mod keel;
@@ -22,6 +23,7 @@ mod summary;
 mod tokens;
 pub mod views;
 mod visible;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -161,6 +163,22 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/reserve", axum::routing::post(forms::reserve))
         .route("/master/unreserve", axum::routing::post(forms::unreserve))
         .route("/unreserve", axum::routing::post(forms::unreserve))
+        .route(
+            "/master/create-volumes",
+            axum::routing::post(forms::create_volumes),
+        )
+        .route(
+            "/create-volumes",
+            axum::routing::post(forms::create_volumes),
+        )
+        .route(
+            "/master/destroy-volumes",
+            axum::routing::post(forms::destroy_volumes),
+        )
+        .route(
+            "/destroy-volumes",
+            axum::routing::post(forms::destroy_volumes),
+        )
         .route(
             "/api/keel/v1/agents/pending/{id}/approve",
             axum::routing::post(pending::approve),

@@ -74,17 +74,18 @@ pub enum OperatorCall {
         duration: std::time::Duration,
     },
     GetMetrics,
+    /// LIST_FILES / READ_FILE: an agent's sandbox through the master.
+    Files(super::files::FilesCall),
+    /// CREATE_VOLUMES, DESTROY_VOLUMES, GROW_VOLUME, SHRINK_VOLUME.
+    Volumes {
+        agent_id: String,
+        change: crate::engine::VolumeChange,
+    },
 }
 
 /// Every call type of Mesos' `master::Call` that Keel does not answer yet:
 /// they get `501 Not Implemented` rather than `400`, since they are valid.
 pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
-    "LIST_FILES",
-    "READ_FILE",
-    "CREATE_VOLUMES",
-    "DESTROY_VOLUMES",
-    "GROW_VOLUME",
-    "SHRINK_VOLUME",
     "GET_MAINTENANCE_STATUS",
     "GET_MAINTENANCE_SCHEDULE",
     "UPDATE_MAINTENANCE_SCHEDULE",
@@ -191,6 +192,10 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "MARK_AGENT_GONE" => {
             body::mark_agent_gone(&call).map(|agent_id| OperatorCall::MarkAgentGone { agent_id })
         }
+        "LIST_FILES" | "READ_FILE" => super::files::parse(&call, &ty).map(OperatorCall::Files),
+        "CREATE_VOLUMES" | "DESTROY_VOLUMES" | "GROW_VOLUME" | "SHRINK_VOLUME" => {
+            super::volumes::parse(&call, &ty)
+        }
         "UNKNOWN" => Err(reject(
             StatusCode::NOT_IMPLEMENTED,
             "Unknown call type UNKNOWN",
@@ -256,6 +261,9 @@ pub async fn handle(
     }
     if let Err(e) = master.read_barrier().await {
         return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    if let OperatorCall::Files(files) = &call {
+        return super::files::answer(&master, &caller, files).await;
     }
     match answer(&master, &call, Viewer::of(&master, &caller)) {
         Some(a) => json(StatusCode::OK, &a),
@@ -340,6 +348,9 @@ pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Respo
         OperatorCall::RemoveQuota { role } => calls::remove_quota(master, role).await,
         OperatorCall::SetLoggingLevel { level, duration } => {
             calls::set_logging_level(*level, *duration)
+        }
+        OperatorCall::Volumes { agent_id, change } => {
+            super::volumes::mutate(master, agent_id, change).await
         }
         _ => return None,
     };
@@ -442,7 +453,9 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::Subscribe
         | OperatorCall::SetQuota(_)
         | OperatorCall::RemoveQuota { .. }
-        | OperatorCall::SetLoggingLevel { .. } => return None,
+        | OperatorCall::SetLoggingLevel { .. }
+        | OperatorCall::Files(_)
+        | OperatorCall::Volumes { .. } => return None,
     })
 }
 

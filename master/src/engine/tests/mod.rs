@@ -11,6 +11,7 @@ mod gone;
 mod observe;
 mod operations;
 mod tasks;
+mod volumes;
 
 use std::time::Duration;
 
