@@ -253,7 +253,11 @@ fn spawn_sim(
     )
 }
 
-fn spawn_logged(cmd: &mut Command, dir: &std::path::Path, name: &'static str) -> Result<Node> {
+pub(crate) fn spawn_logged(
+    cmd: &mut Command,
+    dir: &std::path::Path,
+    name: &'static str,
+) -> Result<Node> {
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
     let child = cmd
         .env("KEEL_LOG_STDERR", "1")
@@ -264,7 +268,7 @@ fn spawn_logged(cmd: &mut Command, dir: &std::path::Path, name: &'static str) ->
     Ok(Node { child, name })
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf> {
+pub(crate) fn tempfile_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("keel-bench-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
