@@ -5,7 +5,10 @@
 //! wants one of:
 //! - a client certificate from the cluster CA: `admin` and `operator`
 //!   read every sandbox; `reader` and `master` read the agent's state and
-//!   inventory but no sandbox; an `agent` certificate is refused;
+//!   inventory but no sandbox; an `agent` certificate is refused; a
+//!   `master` certificate that also carries a sandbox grant reads what
+//!   the grant opens (the master's LIST_FILES / READ_FILE on behalf of a
+//!   caller it authorized, `docs/design/0011-files-and-volumes.md`);
 //! - `Authorization: Bearer <grant>`: a sandbox grant a master signed
 //!   for this agent ([`keel_pki::grant`]), which opens the sandboxes of
 //!   the frameworks it names (and the state and inventory).
@@ -109,18 +112,30 @@ pub fn access(
     agent_id: Option<&str>,
     now: i64,
 ) -> Result<Access, AccessError> {
+    let bearer = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
     if let Some(id) = cert {
-        return match id.role {
-            Role::Admin | Role::Operator => Ok(Access::All),
-            Role::Reader => Ok(Access::NoSandboxes("reader")),
-            Role::Master => Ok(Access::NoSandboxes("master")),
-            Role::Agent => Err(AccessError::AgentCertificate),
+        return match (id.role, bearer) {
+            (Role::Admin | Role::Operator, _) => Ok(Access::All),
+            (Role::Reader, _) => Ok(Access::NoSandboxes("reader")),
+            // A master relays a caller it authorized: the grant says what.
+            (Role::Master, Some(token)) => granted(grants, token, agent_id, now),
+            (Role::Master, None) => Ok(Access::NoSandboxes("master")),
+            (Role::Agent, _) => Err(AccessError::AgentCertificate),
         };
     }
-    let token = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(AccessError::Unauthenticated)?;
+    let token = bearer.ok_or(AccessError::Unauthenticated)?;
+    granted(grants, token, agent_id, now)
+}
+
+/// What the sandbox grant `token` opens on agent `agent_id`.
+fn granted(
+    grants: &GrantVerifier,
+    token: &str,
+    agent_id: Option<&str>,
+    now: i64,
+) -> Result<Access, AccessError> {
     let grant = grants
         .verify(token, now)
         .map_err(|e| AccessError::BadGrant(e.to_string()))?;
@@ -262,6 +277,24 @@ mod tests {
         assert!(matches!(
             a(None, Some("Bearer junk")),
             Err(AccessError::BadGrant(_))
+        ));
+        // A master's certificate reads no sandbox by itself, and what its
+        // grant opens with one.
+        assert!(matches!(
+            a(Some(cert(Role::Master)), None),
+            Ok(Access::NoSandboxes(_))
+        ));
+        assert_eq!(
+            a(Some(cert(Role::Master)), Some(&ok)),
+            Ok(Access::Frameworks(["fw".to_string()].into()))
+        );
+        assert!(matches!(
+            a(Some(cert(Role::Master)), Some("Bearer junk")),
+            Err(AccessError::BadGrant(_))
+        ));
+        assert!(matches!(
+            a(Some(cert(Role::Reader)), Some(&ok)),
+            Ok(Access::NoSandboxes(_))
         ));
     }
 

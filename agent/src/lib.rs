@@ -215,6 +215,7 @@ pub async fn run(
         metrics: Arc::new(metrics::AgentMetrics::new(prepared.resources.clone())),
         sys_root: config.sys_root.clone(),
     });
+    let runtime_metrics = view.metrics.runtime();
     let mut http_stop = stop_rx.clone();
     let limits = config.http;
     let server = tokio::spawn(async move {
@@ -237,6 +238,7 @@ pub async fn run(
         sandboxes: work_dir.root().to_path_buf(),
     });
     let mut executor_config = ExecutorConfig::new(work_dir.root());
+    executor_config.metrics = runtime_metrics;
     executor_config.kill_grace_period = config.tasks.kill_grace_period;
     executor_config.resend_base = config.tasks.status_update_retry_interval;
     executor_config.isolation = config.tasks.isolation.clone();

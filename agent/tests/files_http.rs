@@ -316,3 +316,39 @@ async fn a_hard_link_to_a_file_outside_is_not_served() {
         assert!(!body.contains("secret"));
     }
 }
+
+#[tokio::test]
+async fn download_serves_one_range() {
+    let s = server().await;
+    let url = format!("{}/files/download", s.base);
+    let p = format!("{LATEST}/stdout");
+    let get = |range: &'static str| {
+        s.http
+            .get(&url)
+            .query(&[("path", p.as_str())])
+            .header("range", range)
+            .send()
+    };
+    let part = get("bytes=5-7").await.unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    let range = part.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(range, "bytes 5-7/18");
+    assert_eq!(part.text().await.unwrap(), "one");
+    // An open end, and an end past the file, stop at its end.
+    for r in ["bytes=14-", "bytes=14-1000"] {
+        let tail = get(r).await.unwrap();
+        assert_eq!(tail.status().as_u16(), 206, "{r}");
+        assert_eq!(tail.text().await.unwrap(), "two\n", "{r}");
+    }
+    let past = get("bytes=18-").await.unwrap();
+    assert_eq!(past.status().as_u16(), 416);
+    assert_eq!(past.headers()["content-range"], "bytes */18");
+    let bad = get("bytes=9-3").await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    // Without a Range header, the whole file.
+    let (status, body) = s.get("download", &[("path", &p)]).await;
+    assert_eq!((status, body.as_str()), (200, "line one\nline two\n"));
+}

@@ -119,6 +119,10 @@ pub struct Slave {
     /// Reserved resources by role.
     #[serde(default)]
     pub reserved_resources: BTreeMap<String, LegacyMap>,
+    /// Reserved resources by role as v1 `Resource`s, persistent volumes
+    /// (with their `disk.persistence`) included.
+    #[serde(default)]
+    pub reserved_resources_full: BTreeMap<String, Vec<crate::resources::v1::Resource>>,
     pub unreserved_resources: LegacyMap,
     pub active: bool,
     pub deactivated: bool,

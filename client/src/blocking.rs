@@ -15,9 +15,10 @@ use keel_api::legacy::{Flags, Frameworks, Slaves, State, Tasks};
 use keel_api::mesos::{FrameworkInfo, Id, TaskInfo, TaskStatus};
 use keel_api::operator::maintenance::{ClusterStatus, MachineId, Schedule};
 use keel_api::operator::{
-    Call as OperatorCall, Event as OperatorEvent, GetAgents, GetExecutors, GetFlags, GetFrameworks,
-    GetMaster, GetMetrics, GetQuota, GetRoles, GetState, GetTasks, GetWeights, Offer, QuotaConfig,
-    Reservation, Response, VersionInfo, WeightInfo,
+    Call as OperatorCall, Event as OperatorEvent, FileInfo, GetAgents, GetExecutors, GetFlags,
+    GetFrameworks, GetMaster, GetMetrics, GetQuota, GetRoles, GetState, GetTasks, GetWeights,
+    GrowVolume, Offer, QuotaConfig, ReadFileAnswer, Reservation, Response, ShrinkVolume,
+    VersionInfo, Volumes, WeightInfo,
 };
 use tokio::runtime::Runtime;
 
@@ -95,6 +96,12 @@ impl Client {
         fn unreserve_resources(&self, reservation: Reservation) -> ();
         fn teardown(&self, framework_id: &str) -> ();
         fn mark_agent_gone(&self, agent_id: &str) -> ();
+        fn list_files(&self, path: &str) -> Vec<FileInfo>;
+        fn read_file(&self, path: &str, offset: i64, length: Option<i64>) -> ReadFileAnswer;
+        fn create_volumes(&self, volumes: Volumes) -> ();
+        fn destroy_volumes(&self, volumes: Volumes) -> ();
+        fn grow_volume(&self, grow: GrowVolume) -> ();
+        fn shrink_volume(&self, shrink: ShrinkVolume) -> ();
         fn health(&self) -> ();
         fn version(&self) -> VersionInfo;
         fn legacy_state(&self) -> State;

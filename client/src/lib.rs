@@ -19,6 +19,7 @@
 //! (`transport.rs`) and carries the client's credentials, if any
 //! ([`Credentials`], `auth.rs`). Async, over reqwest; the error type is [`ClientError`].
 
+mod agent_files;
 mod auth;
 pub mod blocking;
 mod error;
@@ -26,6 +27,7 @@ mod events;
 mod keel;
 mod legacy;
 mod operator;
+mod operator_files;
 mod records;
 mod sandbox;
 pub mod scheduler;
@@ -38,11 +40,12 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use agent_files::{AgentFiles, FileBytes, FileChunk, FileEntry};
 pub use auth::Credentials;
 pub use error::{Attempt, ClientError};
 pub use events::EventStream;
 pub use legacy::TaskQuery;
-pub use sandbox::{FileChunk, FileEntry, Sandbox};
+pub use sandbox::Sandbox;
 pub use scheduler::{Subscribe, Subscription};
 
 use transport::{Request, Transport};

@@ -14,36 +14,16 @@ use std::time::Duration;
 
 use keel_api::keel::{GrantRequest, SandboxGrant};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use crate::agent_files::{self, AgentFiles, FileChunk, FileEntry};
 use crate::keel::path_segment;
 use crate::{Client, ClientError};
-
-/// An answer of `/files/read`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct FileChunk {
-    #[serde(default)]
-    pub data: String,
-    #[serde(default)]
-    pub offset: u64,
-}
-
-/// One entry of `/files/browse`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct FileEntry {
-    pub path: String,
-    #[serde(default)]
-    pub size: u64,
-    #[serde(default)]
-    pub mode: String,
-}
 
 /// The sandboxes of one framework on one agent.
 pub struct Sandbox<'a> {
     client: &'a Client,
-    http: reqwest::Client,
-    base: String,
+    files: AgentFiles,
     agent_id: String,
     framework_id: String,
     /// Whether requests carry a grant (TLS without a certificate of our own).
@@ -60,21 +40,10 @@ impl Client {
         address: &str,
         framework_id: &str,
     ) -> Result<Sandbox<'_>, ClientError> {
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
         let tls = self.tls.as_ref();
-        if let Some(material) = tls {
-            let config = keel_pki::agent_port::agent_client_config(material, agent_id)?;
-            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&config));
-        }
-        let http = builder.build().map_err(|e| ClientError::Http {
-            url: address.to_string(),
-            source: e,
-        })?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
         Ok(Sandbox {
             client: self,
-            http,
-            base: format!("{scheme}://{address}/files"),
+            files: AgentFiles::new(tls, agent_id, address)?,
             agent_id: agent_id.to_string(),
             framework_id: framework_id.to_string(),
             granted: tls.is_some_and(|m| !matches!(m.identity(), Ok(Some(_)))),
@@ -124,35 +93,18 @@ impl Sandbox<'_> {
         query: &[(&str, &str)],
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response, ClientError> {
-        let url = format!("{}/{endpoint}", self.base);
         let mut fresh = false;
         loop {
-            let mut req = self.http.get(&url).query(query);
-            if let Some(t) = timeout {
-                req = req.timeout(t);
-            }
-            if let Some(grant) = self.grant(fresh).await? {
-                req = req.bearer_auth(grant);
-            }
-            let resp = req.send().await.map_err(|e| ClientError::Http {
-                url: url.clone(),
-                source: e,
-            })?;
-            let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && self.granted && !fresh {
+            let grant = self.grant(fresh).await?;
+            let resp = self
+                .files
+                .send(endpoint, query, grant.as_deref(), None, timeout)
+                .await?;
+            if resp.status() == StatusCode::UNAUTHORIZED && self.granted && !fresh {
                 fresh = true;
                 continue;
             }
-            if !status.is_success() {
-                let text = resp.text().await.unwrap_or_default();
-                return Err(ClientError::Status {
-                    method: "GET".into(),
-                    url,
-                    status: status.as_u16(),
-                    reason: crate::reason(&text),
-                });
-            }
-            return Ok(resp);
+            return agent_files::success(resp).await;
         }
     }
 
@@ -181,11 +133,6 @@ impl Sandbox<'_> {
         let resp = self
             .get(endpoint, query, Some(Duration::from_secs(10)))
             .await?;
-        let url = resp.url().to_string();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Http {
-            url: url.clone(),
-            source: e,
-        })?;
-        Client::decode(url, &bytes)
+        agent_files::json(resp).await
     }
 }

@@ -246,6 +246,7 @@ async fn main() -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let mut config = master_config(&flags, hostname, local.port(), trust);
     config.grants = security.grants.clone();
+    config.agent_tls = security.agent_tls.clone();
     // Resolves with the error once Raft stops for good (never for a single
     // master).
     let mut raft_stopped: futures::future::BoxFuture<'static, String> =
@@ -398,6 +399,7 @@ fn master_config(flags: &Flags, hostname: String, port: u16, trust: Trust) -> Ma
         ],
         trust: Arc::new(trust),
         grants: None,
+        agent_tls: None,
     }
 }
 

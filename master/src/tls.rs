@@ -78,6 +78,8 @@ pub struct Security {
     pub ca_pem: Option<String>,
     /// Signs sandbox grants with this master's key.
     pub grants: Option<Arc<keel_pki::GrantSigner>>,
+    /// The CA and this master's certificate, for agents' ports.
+    pub agent_tls: Option<Arc<keel_pki::Material>>,
 }
 
 impl SecurityFlags {
@@ -108,6 +110,7 @@ impl SecurityFlags {
                 ek_policy: Arc::new(EkPolicy::default()),
                 ca_pem: None,
                 grants: None,
+                agent_tls: None,
             });
         };
         let role = material.identity()?.map(|id| id.role);
@@ -147,6 +150,7 @@ impl SecurityFlags {
         };
         Ok(Security {
             grants: Some(Arc::new(keel_pki::GrantSigner::new(&material)?)),
+            agent_tls: Some(Arc::new(material.clone())),
             ca_pem,
             server: Some(material.server_config()?),
             raft_client: Some(material.client_config(&[b"h2"])?),

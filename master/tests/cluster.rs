@@ -285,9 +285,9 @@ fn bad_input_gets_a_reason_and_loses_nothing() {
         (
             "POST",
             &[("Content-Type", "application/json")],
-            r#"{"type":"LIST_FILES"}"#,
+            r#"{"type":"UNKNOWN"}"#,
             501,
-            "not implemented",
+            "Unknown call type",
         ),
         (
             "POST",

@@ -1,6 +1,8 @@
 //! Metrics against a real master and agent on loopback: after a scripted
 //! workload (tasks finished, failed, killed; an agent lost and back)
-//! `/metrics/snapshot` and `GET_METRICS` equal the truth, `?jsonp=` wraps
+//! `/metrics/snapshot` and `GET_METRICS` of the master, and the agent's
+//! `/metrics/snapshot` (`slave/tasks_*`, executors, launch timers), equal
+//! the truth, `?jsonp=` wraps
 //! the snapshot, and Python's `prometheus_client` OpenMetrics parser (PyPI,
 //! in a venv under `target/` made once) accepts `/metrics` of the master
 //! and of the agent.
@@ -105,6 +107,42 @@ fn counters_equal_the_truth_after_a_workload() {
     }
     assert!(snap["allocator/mesos/allocation_runs"] >= 1.0);
     assert!(snap.contains_key("registrar/state_store_ms"), "{snap:?}");
+
+    // The agent counted the same tasks, as Mesos' agent names them.
+    let agent_port = m.keel_agents()[0].port;
+    let snap = snapshot(agent_port);
+    for (k, v) in [
+        ("slave/tasks_finished", 1.0),
+        ("slave/tasks_failed", 1.0),
+        ("slave/tasks_killed", 1.0),
+        ("slave/tasks_lost", 0.0),
+        ("slave/tasks_running", 0.0),
+        ("slave/tasks_staging", 0.0),
+        ("slave/tasks_starting", 0.0),
+        ("slave/executors_running", 0.0),
+        ("slave/executors_terminated", 3.0),
+        ("slave/registered", 1.0),
+    ] {
+        assert_eq!(snap.get(k), Some(&v), "{k} in {snap:?}");
+    }
+    assert_eq!(snap["slave/launch_spawn_ms/count"], 3.0, "{snap:?}");
+    let (code, text) = http_get(agent_port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let families = parse_openmetrics(&text);
+    for name in [
+        "mesos_slave_task_states_exit",
+        "mesos_slave_task_states_current",
+        "keel_agent_launch_spawn_seconds",
+    ] {
+        assert!(
+            families.iter().any(|f| f == name),
+            "{name} not in {families:?}"
+        );
+    }
+    assert!(
+        text.contains("mesos_slave_task_states_exit_total{state=\"killed\"} 1"),
+        "{text}"
+    );
 
     // The agent is lost, then comes back with its id.
     agent.kill9();

@@ -21,6 +21,7 @@ mod ha_bench;
 mod host_bench;
 mod image;
 mod launch_bench;
+mod metrics_bench;
 mod pxe;
 mod scale_bench;
 mod scale_failover;
@@ -92,6 +93,9 @@ enum Cmd {
     /// one master: registration from cold, RSS with the tasks running,
     /// `/master/state`, placements per second (BENCHMARKS.md, Scale).
     BenchScale(scale_bench::ScaleArgs),
+    /// `/metrics` and `/metrics/snapshot` latency on a master with
+    /// `keel-agent sim` agents (BENCHMARKS.md, Metrics).
+    BenchMetrics(metrics_bench::MetricsArgs),
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
     /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
@@ -255,6 +259,7 @@ fn main() -> Result<()> {
             writes,
         } => ha_bench::run(kills, agents, writes),
         Cmd::BenchScale(args) => scale_bench::run(&args),
+        Cmd::BenchMetrics(args) => metrics_bench::run(&args),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),

@@ -296,7 +296,7 @@ pub(crate) fn spawn_logged(
     Ok(Node { child, name })
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf> {
+pub(crate) fn tempfile_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("keel-bench-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

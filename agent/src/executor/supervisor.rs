@@ -33,6 +33,7 @@ use super::updates::TaskKey;
 use crate::fetcher::{Fetcher, REASON_FETCHER_FAILED};
 use crate::isolation::cgroups::Limitation;
 use crate::isolation::mounts::SANDBOX_PATH;
+use crate::metrics::tasks::{Phase, RuntimeMetrics};
 use keel_api::mesos::CommandUri;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -89,6 +90,8 @@ pub struct Supervisor<L: ProcessLauncher> {
     /// namespaces for COMMAND checks.
     pub health: Option<(HealthCheck, PathBuf)>,
     pub hooks: Arc<[Arc<dyn TaskHook>]>,
+    /// Where the launch phases are timed and fetches counted.
+    pub metrics: Arc<RuntimeMetrics>,
     pub key: TaskKey,
     pub ctx: TaskContext,
     pub start: Start<L::Process>,
@@ -103,6 +106,7 @@ struct Core<L> {
     fetcher: Option<Arc<Fetcher>>,
     health: Option<(HealthCheck, PathBuf)>,
     hooks: Arc<[Arc<dyn TaskHook>]>,
+    metrics: Arc<RuntimeMetrics>,
     key: TaskKey,
     ctx: TaskContext,
     killed: bool,
@@ -116,6 +120,7 @@ impl<L: ProcessLauncher> Supervisor<L> {
             fetcher,
             health,
             hooks,
+            metrics,
             key,
             ctx,
             start,
@@ -127,6 +132,7 @@ impl<L: ProcessLauncher> Supervisor<L> {
             fetcher,
             health,
             hooks,
+            metrics,
             key,
             ctx,
             killed,
@@ -182,7 +188,10 @@ impl<L: ProcessLauncher> Core<L> {
         kills: &mut mpsc::UnboundedReceiver<Duration>,
     ) -> Option<L::Process> {
         let key = self.key.clone();
-        if let Err(message) = hooks::run_prestart(&self.hooks, &self.ctx, spec) {
+        let began = Instant::now();
+        let prestart = hooks::run_prestart(&self.hooks, &self.ctx, spec);
+        self.metrics.phase(Phase::Prestart, began.elapsed());
+        if let Err(message) = prestart {
             let reason = None;
             let _ = self.events.send(Event::Failed {
                 key,
@@ -202,12 +211,17 @@ impl<L: ProcessLauncher> Core<L> {
                 });
                 return None;
             };
+            let began = Instant::now();
             tokio::select! {
-                fetched = fetcher.fetch_all(uris, &self.ctx.sandbox) => if let Err(e) = fetched {
+                fetched = fetcher.fetch_all(uris, &self.ctx.sandbox) => {
+                    self.metrics.phase(Phase::Fetch, began.elapsed());
+                    self.metrics.tally(|t| t.fetched(fetched.is_ok()));
+                    if let Err(e) = fetched {
                     hooks::run_poststop(&self.hooks, &self.ctx);
                     let (message, reason) = (e.to_string(), Some(REASON_FETCHER_FAILED));
                     let _ = self.events.send(Event::Failed { key, message, reason });
                     return None;
+                    }
                 },
                 _ = kills.recv() => {
                     hooks::run_poststop(&self.hooks, &self.ctx);
@@ -221,7 +235,10 @@ impl<L: ProcessLauncher> Core<L> {
             let _ = self.events.send(Event::KilledBeforeStart { key });
             return None;
         }
-        match self.launcher.spawn(spec).await {
+        let began = Instant::now();
+        let spawned = self.launcher.spawn(spec).await;
+        self.metrics.phase(Phase::Spawn, began.elapsed());
+        match spawned {
             Ok(p) => {
                 let _ = self.events.send(Event::Running { key, pid: p.pid() });
                 Some(p)

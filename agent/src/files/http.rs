@@ -6,7 +6,11 @@
 //!   `offset=-1` answers the file's size as `offset` with empty data; reads
 //!   are capped at 16 pages (64 KiB) as Mesos does, and never end inside a
 //!   UTF-8 character (the reader advances by the bytes of `data`).
-//! - `download?path=P`: the file's bytes as an attachment, streamed.
+//! - `download?path=P`: the file's bytes as an attachment, streamed; a
+//!   `Range: bytes=START-[END]` header (one range) answers `206` with that
+//!   part and `Content-Range: bytes START-END/SIZE`, or `416` with
+//!   `Content-Range: bytes */SIZE` past the end (the master's READ_FILE
+//!   reads exact bytes this way).
 //!
 //! Each call is within the request's [`Access`] (`crate::access`): a
 //! path outside it is 403 with the reason.
@@ -47,7 +51,33 @@ pub enum FilesCall {
     },
     Download {
         path: String,
+        /// From a `Range` header: the first byte and, if given, the last.
+        range: Option<(u64, Option<u64>)>,
     },
+}
+
+/// One `bytes=START-[END]` range (the only form served); `Ok(None)`
+/// without a header.
+pub fn parse_range(header: Option<&str>) -> Result<Option<(u64, Option<u64>)>, FilesError> {
+    let Some(text) = header else {
+        return Ok(None);
+    };
+    let bad = || {
+        FilesError::BadRequest(format!(
+            "unsupported Range {text:?}: expected bytes=START-[END]"
+        ))
+    };
+    let spec = text.trim().strip_prefix("bytes=").ok_or_else(bad)?;
+    let (start, end) = spec.split_once('-').ok_or_else(bad)?;
+    let start: u64 = start.trim().parse().map_err(|_| bad())?;
+    let end = match end.trim() {
+        "" => None,
+        e => Some(e.parse::<u64>().map_err(|_| bad())?),
+    };
+    if end.is_some_and(|e| e < start) {
+        return Err(bad());
+    }
+    Ok(Some((start, end)))
 }
 
 fn number(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, FilesError> {
@@ -65,7 +95,7 @@ impl FilesCall {
         match self {
             FilesCall::Browse { path }
             | FilesCall::Read { path, .. }
-            | FilesCall::Download { path } => path,
+            | FilesCall::Download { path, .. } => path,
         }
     }
 
@@ -77,7 +107,7 @@ impl FilesCall {
             .ok_or_else(|| FilesError::BadRequest("Expecting 'path=value' in query".into()))?;
         match endpoint {
             "browse" => Ok(FilesCall::Browse { path }),
-            "download" => Ok(FilesCall::Download { path }),
+            "download" => Ok(FilesCall::Download { path, range: None }),
             "read" => {
                 let offset = number(q, "offset")?;
                 let length = number(q, "length")?;
@@ -140,11 +170,16 @@ async fn answer(
     access: Option<Extension<Access>>,
     endpoint: &'static str,
     q: HashMap<String, String>,
+    range: Option<&str>,
 ) -> Response {
     let Some(Extension(access)) = access else {
         return crate::access::refusal(&AccessError::Unauthenticated);
     };
     let call = match FilesCall::parse(endpoint, &q) {
+        Ok(FilesCall::Download { path, .. }) => match parse_range(range) {
+            Ok(range) => FilesCall::Download { path, range },
+            Err(e) => return error(e),
+        },
         Ok(c) => c,
         Err(e) => return error(e),
     };
@@ -184,7 +219,7 @@ fn dispatch(
             offset,
             length,
         } => read_file(sb, &path, agent_id, offset, length),
-        FilesCall::Download { path } => download_file(sb, &path, agent_id),
+        FilesCall::Download { path, range } => download_file(sb, &path, agent_id, range),
     }
 }
 
@@ -227,19 +262,43 @@ fn download_file(
     sb: &Sandboxes,
     path: &str,
     agent_id: Option<&str>,
+    range: Option<(u64, Option<u64>)>,
 ) -> Result<Response, FilesError> {
-    let (file, stat) = match sb.open(path, agent_id)? {
+    let (mut file, stat) = match sb.open(path, agent_id)? {
         Opened::File(f, st) => (f, st),
         Opened::Dir(..) => {
             return Err(FilesError::BadRequest("Cannot download a directory".into()));
         }
     };
+    let size = stat.st_size.max(0) as u64;
+    let (status, first, len) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some((start, _)) if start >= size => {
+            let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+        Some((start, end)) => {
+            let last = end.map_or(size - 1, |e| e.min(size - 1));
+            (StatusCode::PARTIAL_CONTENT, start, last - start + 1)
+        }
+    };
+    if first > 0 {
+        file.seek(SeekFrom::Start(first))
+            .map_err(|e| FilesError::Io {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
     let name = std::path::Path::new(path)
         .file_name()
         .map(|n| n.to_string_lossy().replace('"', ""))
         .unwrap_or_default();
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-    let mut resp = Response::new(Body::from_stream(stream));
+    let body = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
+    let mut resp = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(body)));
+    *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -248,10 +307,12 @@ fn download_file(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    headers.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(stat.st_size.max(0) as u64),
-    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{}/{size}", first + len - 1))
+    {
+        headers.insert(header::CONTENT_RANGE, v);
+    }
     Ok(resp)
 }
 
@@ -260,7 +321,7 @@ async fn browse(
     access: Option<Extension<Access>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    answer(view, access, "browse", q).await
+    answer(view, access, "browse", q, None).await
 }
 
 async fn read(
@@ -268,15 +329,17 @@ async fn read(
     access: Option<Extension<Access>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    answer(view, access, "read", q).await
+    answer(view, access, "read", q, None).await
 }
 
 async fn download(
     State(view): State<FilesView>,
     access: Option<Extension<Access>>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    answer(view, access, "download", q).await
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    answer(view, access, "download", q, range).await
 }
 
 #[cfg(test)]
@@ -314,6 +377,22 @@ mod tests {
                 FilesCall::parse("read", &bad),
                 Err(FilesError::BadRequest(_))
             ));
+        }
+    }
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(parse_range(None), Ok(None));
+        assert_eq!(parse_range(Some("bytes=5-")), Ok(Some((5, None))));
+        assert_eq!(parse_range(Some("bytes=0-9")), Ok(Some((0, Some(9)))));
+        for bad in [
+            "bytes=-5",
+            "bytes=9-3",
+            "items=0-1",
+            "bytes=0-1,4-5",
+            "bytes=x-",
+        ] {
+            assert!(parse_range(Some(bad)).is_err(), "{bad}");
         }
     }
 }

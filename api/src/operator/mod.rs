@@ -11,6 +11,9 @@
 //! - `GET_METRICS` in [`metrics`];
 //! - maintenance (schedules, machines up and down, status) and
 //!   `DRAIN_AGENT`, `DEACTIVATE_AGENT`, `REACTIVATE_AGENT` in [`maintenance`];
+//! - `LIST_FILES`, `READ_FILE` in [`files`];
+//! - `CREATE_VOLUMES`, `DESTROY_VOLUMES`, `GROW_VOLUME`, `SHRINK_VOLUME` in
+//!   [`volumes`];
 //! - `TEARDOWN` and `MARK_AGENT_GONE` here;
 //! - the event stream (`SUBSCRIBE`) in [`events`].
 //!
@@ -21,15 +24,18 @@
 pub mod agents;
 mod envelope;
 pub mod events;
+pub mod files;
 pub mod frameworks;
 pub mod maintenance;
 pub mod master;
 pub mod metrics;
 pub mod roles;
 pub mod tasks;
+pub mod volumes;
 
 pub use agents::{Agent, AgentInfo, GetAgents};
 pub use events::Event;
+pub use files::{FileInfo, ListFiles, ListFilesAnswer, ReadFile, ReadFileAnswer};
 pub use frameworks::{Framework, GetFrameworks, Offer};
 pub use maintenance::{
     AgentRef, ClusterStatus, DrainAgent, DrainInfo, GetMaintenanceStatus, MachineId, Machines,
@@ -48,6 +54,7 @@ pub use roles::{
 pub use tasks::{
     ExecutorEntry, GetExecutors, GetOperations, GetState, GetTasks, OperationEntry, Task,
 };
+pub use volumes::{GrowVolume, ShrinkVolume, Volumes};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +111,12 @@ envelope::envelope! {
         DrainAgent(DrainAgent) = "DRAIN_AGENT" / "drain_agent",
         DeactivateAgent(AgentRef) = "DEACTIVATE_AGENT" / "deactivate_agent",
         ReactivateAgent(AgentRef) = "REACTIVATE_AGENT" / "reactivate_agent",
+        ListFiles(ListFiles) = "LIST_FILES" / "list_files",
+        ReadFile(ReadFile) = "READ_FILE" / "read_file",
+        CreateVolumes(Volumes) = "CREATE_VOLUMES" / "create_volumes",
+        DestroyVolumes(Volumes) = "DESTROY_VOLUMES" / "destroy_volumes",
+        GrowVolume(GrowVolume) = "GROW_VOLUME" / "grow_volume",
+        ShrinkVolume(ShrinkVolume) = "SHRINK_VOLUME" / "shrink_volume",
     }
 }
 
@@ -129,14 +142,18 @@ envelope::envelope! {
         GetMetrics(GetMetrics) = "GET_METRICS" / "get_metrics",
         GetMaintenanceSchedule(MaintenanceSchedule) = "GET_MAINTENANCE_SCHEDULE" / "get_maintenance_schedule",
         GetMaintenanceStatus(GetMaintenanceStatus) = "GET_MAINTENANCE_STATUS" / "get_maintenance_status",
+        ListFiles(ListFilesAnswer) = "LIST_FILES" / "list_files",
+        ReadFile(ReadFileAnswer) = "READ_FILE" / "read_file",
     }
 }
 
 impl Call {
-    /// Whether the call is answered with a [`Response`] (the `GET_*` calls);
-    /// the others are answered with an empty 200 or 202.
+    /// Whether the call is answered with a [`Response`] (the `GET_*`
+    /// calls, `LIST_FILES`, `READ_FILE`); the others are answered with an
+    /// empty 200 or 202.
     pub fn has_response(&self) -> bool {
-        self.kind().starts_with("GET_")
+        let kind = self.kind();
+        kind.starts_with("GET_") || kind == "LIST_FILES" || kind == "READ_FILE"
     }
 }
 

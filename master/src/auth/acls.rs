@@ -53,7 +53,6 @@ const MESOS_ONLY: &[&str] = &[
     "mark_resource_providers_gone",
     "view_resource_providers",
     "prune_images",
-    "resize_volumes",
     "create_block_disks",
     "destroy_block_disks",
     "create_mount_disks",

@@ -13,6 +13,8 @@ pub enum Action {
     UnreserveResources,
     CreateVolume,
     DestroyVolume,
+    /// GROW_VOLUME and SHRINK_VOLUME (`resize_volumes`).
+    ResizeVolume,
     UpdateWeight,
     UpdateQuota,
     GetQuota,
@@ -49,7 +51,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::RegisterFramework,
         Action::RunTask,
         Action::TeardownFramework,
@@ -57,6 +59,7 @@ impl Action {
         Action::UnreserveResources,
         Action::CreateVolume,
         Action::DestroyVolume,
+        Action::ResizeVolume,
         Action::UpdateWeight,
         Action::UpdateQuota,
         Action::GetQuota,
@@ -93,6 +96,7 @@ impl Action {
             Action::UnreserveResources => ("unreserve_resources", "reserver_principals"),
             Action::CreateVolume => ("create_volumes", "roles"),
             Action::DestroyVolume => ("destroy_volumes", "creator_principals"),
+            Action::ResizeVolume => ("resize_volumes", "roles"),
             Action::UpdateWeight => ("update_weights", "roles"),
             Action::UpdateQuota => ("update_quotas", "roles"),
             Action::GetQuota => ("get_quotas", "roles"),
@@ -162,6 +166,7 @@ impl Action {
             Action::UnreserveResources => ("unreserve resources", "reserved by principal"),
             Action::CreateVolume => ("create volumes", "for role"),
             Action::DestroyVolume => ("destroy volumes", "created by principal"),
+            Action::ResizeVolume => ("resize volumes", "for role"),
             Action::UpdateWeight => ("update weights", "of role"),
             Action::UpdateQuota => ("update quotas", "of role"),
             Action::GetQuota => ("view quotas", "of role"),

@@ -77,6 +77,9 @@ pub struct MasterConfig {
     /// Signs sandbox grants for agents' ports (with TLS; `None` on
     /// plaintext, where agents' ports are open).
     pub grants: Option<Arc<keel_pki::GrantSigner>>,
+    /// The cluster CA and this master's certificate, for agents' ports
+    /// (LIST_FILES / READ_FILE; `None` on plaintext).
+    pub agent_tls: Option<Arc<keel_pki::Material>>,
 }
 
 impl MasterConfig {
@@ -98,6 +101,7 @@ impl MasterConfig {
             flags: Vec::new(),
             trust: Arc::new(Trust::open()),
             grants: None,
+            agent_tls: None,
         }
     }
 

@@ -42,6 +42,20 @@ impl Master {
         Ok(())
     }
 
+    /// CREATE_VOLUMES, DESTROY_VOLUMES, GROW_VOLUME, SHRINK_VOLUME: checked
+    /// and committed, or refused with nothing changed.
+    pub async fn change_volumes(
+        &self,
+        agent_id: &str,
+        change: crate::engine::VolumeChange,
+    ) -> Result<(), MasterError> {
+        let w = self.write().await;
+        let planned = self.with(|e, _| e.change_volumes(agent_id, change))?;
+        self.commit(&w, planned.command.clone()).await?;
+        self.with(|e, _| e.volumes_changed(&planned.command));
+        Ok(())
+    }
+
     /// MARK_AGENT_GONE: recorded gone in the registry (a repeat writes
     /// nothing), then its tasks, offers, resources and session go. An
     /// unknown agent is the registry's `UnknownAgent`.
@@ -54,6 +68,20 @@ impl Master {
         let applied = self.commit(&w, planned.command).await?;
         self.with(|e, now| e.agent_gone(agent_id, &applied, now))?;
         Ok(())
+    }
+
+    /// `IP:PORT` of the agent's own port (its files API), if the master
+    /// knows the agent.
+    pub fn agent_address(&self, agent_id: &str) -> Option<String> {
+        let address = |r: &Registry| {
+            r.agent(agent_id)
+                .map(|a| format!("{}:{}", a.info.ip, a.info.port))
+        };
+        if self.serving() {
+            address(self.lock().engine.registry())
+        } else {
+            address(&self.replicator.registry())
+        }
     }
 
     /// When the agent was marked gone, if it was (the leader's copy, or

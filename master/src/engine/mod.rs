@@ -28,7 +28,7 @@
 //! return, framework removal), `gone.rs` (MARK_AGENT_GONE),
 //! `maintenance.rs` (schedules, machines down, DRAIN_AGENT,
 //! DEACTIVATE/REACTIVATE_AGENT), `inverse.rs` (inverse offers), `counters.rs` (what the metrics count), `roles.rs` (weights, quota,
-//! operator reservations), `views.rs` (the snapshot), `observe.rs` (changes
+//! operator reservations), `volumes.rs` (operator volume calls), `views.rs` (the snapshot), `observe.rs` (changes
 //! for the operator event stream).
 
 mod accept;
@@ -49,6 +49,7 @@ mod task_table;
 mod tasks;
 mod validation;
 mod views;
+mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -74,6 +75,7 @@ pub use offers::{OfferView, offered_resources};
 pub use operations::OperationView;
 pub use tasks::{TaskRecord, TaskView};
 pub use views::Snapshot;
+pub use volumes::{VolumeChange, VolumeError};
 
 /// The current time, as the shell read it: `instant` for timeouts,
 /// `unix` (seconds) for what is recorded and reported.
@@ -222,6 +224,8 @@ pub enum EngineError {
     },
     #[error("unknown agent {0}")]
     UnknownAgent(String),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     /// Another session of this agent id is alive: the agent must wait
     /// until it ends (or times out) instead of taking it over.
     #[error("agent {0} already has a live session; retry once it has ended")]

@@ -22,6 +22,7 @@ use super::error::ApiError;
 use super::operator::OperatorCall;
 use crate::auth::{Action, Caller, Denied, PeerIdentity, Trust};
 use crate::core::{Master, unix_now};
+use crate::engine::VolumeChange;
 
 /// Mesos' realms: the scheduler API, the writing endpoints, the reading ones.
 const SCHEDULER_REALM: &str = "mesos-master-scheduler";
@@ -123,7 +124,7 @@ fn check_all(
 /// principal (`None`: unknown, or it has none: checked as ANY).
 pub fn operator_needs(
     call: &OperatorCall,
-    framework_principal: impl Fn(&str) -> Option<String>,
+    framework: impl Fn(&str) -> Option<FrameworkInfo>,
 ) -> Vec<(Action, Option<String>)> {
     let roles = |action: Action, roles: &mut dyn Iterator<Item = &String>| {
         let mut roles: Vec<&String> = roles.collect();
@@ -151,7 +152,10 @@ pub fn operator_needs(
         // Keel does not record who reserved: any reserver.
         OperatorCall::UnreserveResources { .. } => vec![(Action::UnreserveResources, None)],
         OperatorCall::Teardown { framework_id } => {
-            vec![(Action::TeardownFramework, framework_principal(framework_id))]
+            vec![(
+                Action::TeardownFramework,
+                framework(framework_id).and_then(|f| f.principal),
+            )]
         }
         // Mesos authorizes it for ANY agent only.
         OperatorCall::MarkAgentGone { .. } => vec![(Action::MarkAgentGone, None)],
@@ -173,6 +177,30 @@ pub fn operator_needs(
         OperatorCall::ReactivateAgent(agent_id) => {
             vec![(Action::ReactivateAgent, Some(agent_id.clone()))]
         }
+        // As for a sandbox grant: a framework this master does not know is
+        // checked as any user.
+        OperatorCall::Files(f) => vec![(
+            Action::AccessSandbox,
+            framework(&f.path().framework_id).map(|f| f.user),
+        )],
+        OperatorCall::Volumes { change, .. } => {
+            let mut needs: Vec<_> = match change {
+                VolumeChange::Create(vs) => vs
+                    .iter()
+                    .map(|v| (Action::CreateVolume, Some(v.role.clone())))
+                    .collect(),
+                VolumeChange::Destroy(vs) => vs
+                    .iter()
+                    .map(|v| (Action::DestroyVolume, v.principal.clone()))
+                    .collect(),
+                VolumeChange::Grow { role, .. } | VolumeChange::Shrink { role, .. } => {
+                    vec![(Action::ResizeVolume, Some(role.clone()))]
+                }
+            };
+            needs.sort();
+            needs.dedup();
+            needs
+        }
         OperatorCall::GetHealth
         | OperatorCall::GetVersion
         | OperatorCall::GetMaster
@@ -192,9 +220,7 @@ pub fn operator_needs(
 
 /// An operator call, authorized or `403`.
 pub fn operator(master: &Master, caller: &Caller, call: &OperatorCall) -> Result<(), ApiError> {
-    let needs = operator_needs(call, |id| {
-        master.framework_info(id).and_then(|f| f.principal)
-    });
+    let needs = operator_needs(call, |id| master.framework_info(id));
     check_all(&master.config().trust, caller, &needs).map_err(|d| forbidden(&d))
 }
 

@@ -38,8 +38,10 @@ fn realms_are_mesos_realms() {
 
 #[test]
 fn operator_calls_need_their_actions() {
-    let principal = |id: &str| (id == "f1").then(|| "fw".to_string());
-    let needs = |call| operator_needs(&call, principal);
+    let known = |id: &str| {
+        (id == "f1").then(|| framework(json!({"user": "alice", "name": "n", "principal": "fw"})))
+    };
+    let needs = |call| operator_needs(&call, known);
     assert_eq!(needs(OperatorCall::GetHealth), vec![]);
     assert_eq!(
         needs(OperatorCall::GetFlags),

@@ -1,6 +1,8 @@
 //! The legacy form-encoded writes: `POST /master/teardown`
 //! (`frameworkId=`), `/master/reserve` and `/master/unreserve` (`slaveId=`,
-//! `resources=` a JSON array of v1 `Resource`), also without `/master`.
+//! `resources=` a JSON array of v1 `Resource`), `/master/create-volumes`
+//! and `/master/destroy-volumes` (`slaveId=`, `volumes=` a JSON array of
+//! v1 `Resource`), also without `/master`.
 //! Each is parsed into the same [`OperatorCall`] as its v1 twin and goes
 //! the same way: authorized alike, carried out by the same code.
 
@@ -24,6 +26,8 @@ pub enum Form {
     Teardown,
     Reserve,
     Unreserve,
+    CreateVolumes,
+    DestroyVolumes,
 }
 
 fn bad(reason: impl Into<String>) -> ApiError {
@@ -51,6 +55,10 @@ pub fn parse(form: Form, body: &[u8]) -> Result<OperatorCall, ApiError> {
         });
     }
     let agent_id = field(&fields, "slaveId")?.to_string();
+    if matches!(form, Form::CreateVolumes | Form::DestroyVolumes) {
+        let text = field(&fields, "volumes")?;
+        return super::volumes::parse_form(&agent_id, text, form == Form::CreateVolumes);
+    }
     let text = field(&fields, "resources")?;
     let json: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| bad(format!("Error in parsing 'resources' query parameter: {e}")))?;
@@ -128,6 +136,24 @@ pub async fn unreserve(
     handle(Form::Unreserve, master, caller, headers, body).await
 }
 
+pub async fn create_volumes(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    handle(Form::CreateVolumes, master, caller, headers, body).await
+}
+
+pub async fn destroy_volumes(
+    State(master): State<Arc<Master>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    handle(Form::DestroyVolumes, master, caller, headers, body).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +184,17 @@ mod tests {
                 Form::Reserve,
                 "slaveId=a&resources=nope",
                 "parsing 'resources'",
+            ),
+            (Form::CreateVolumes, "slaveId=a", "'volumes'"),
+            (
+                Form::DestroyVolumes,
+                "slaveId=a&volumes=%5B%5D",
+                "no volumes",
+            ),
+            (
+                Form::CreateVolumes,
+                "slaveId=a&volumes=nope",
+                "parsing 'volumes'",
             ),
         ] {
             let e = parse(form, body.as_bytes()).unwrap_err();

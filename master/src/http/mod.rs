@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod error;
 mod events;
+mod files;
 mod forms;
 mod grants;
 mod keel;
@@ -23,6 +24,7 @@ mod summary;
 mod tokens;
 pub mod views;
 mod visible;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -36,7 +38,7 @@ use serde::Serialize;
 use crate::core::Master;
 
 pub use body::BodyLimits;
-pub use operator::{KNOWN_UNIMPLEMENTED, OperatorCall, parse_operator_call};
+pub use operator::{OperatorCall, parse_operator_call};
 
 /// Largest body of the other endpoints (413 beyond); the scheduler and
 /// operator calls have their own ([`BodyLimits`]).
@@ -185,6 +187,22 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
         .route("/reserve", axum::routing::post(forms::reserve))
         .route("/master/unreserve", axum::routing::post(forms::unreserve))
         .route("/unreserve", axum::routing::post(forms::unreserve))
+        .route(
+            "/master/create-volumes",
+            axum::routing::post(forms::create_volumes),
+        )
+        .route(
+            "/create-volumes",
+            axum::routing::post(forms::create_volumes),
+        )
+        .route(
+            "/master/destroy-volumes",
+            axum::routing::post(forms::destroy_volumes),
+        )
+        .route(
+            "/destroy-volumes",
+            axum::routing::post(forms::destroy_volumes),
+        )
         .route(
             "/api/keel/v1/agents/pending/{id}/approve",
             axum::routing::post(pending::approve),

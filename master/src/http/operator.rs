@@ -87,18 +87,14 @@ pub enum OperatorCall {
     },
     DeactivateAgent(String),
     ReactivateAgent(String),
+    /// LIST_FILES / READ_FILE: an agent's sandbox through the master.
+    Files(super::files::FilesCall),
+    /// CREATE_VOLUMES, DESTROY_VOLUMES, GROW_VOLUME, SHRINK_VOLUME.
+    Volumes {
+        agent_id: String,
+        change: crate::engine::VolumeChange,
+    },
 }
-
-/// Every call type of Mesos' `master::Call` that Keel does not answer yet:
-/// they get `501 Not Implemented` rather than `400`, since they are valid.
-pub const KNOWN_UNIMPLEMENTED: &[&str] = &[
-    "LIST_FILES",
-    "READ_FILE",
-    "CREATE_VOLUMES",
-    "DESTROY_VOLUMES",
-    "GROW_VOLUME",
-    "SHRINK_VOLUME",
-];
 
 /// A rejected request: the status and the plain-text reason.
 pub use super::error::ApiError as Rejection;
@@ -199,13 +195,13 @@ pub fn parse_operator_call(headers: &HeaderMap, body: &[u8]) -> Result<OperatorC
         "MARK_AGENT_GONE" => {
             body::mark_agent_gone(&call).map(|agent_id| OperatorCall::MarkAgentGone { agent_id })
         }
+        "LIST_FILES" | "READ_FILE" => super::files::parse(&call, &ty).map(OperatorCall::Files),
+        "CREATE_VOLUMES" | "DESTROY_VOLUMES" | "GROW_VOLUME" | "SHRINK_VOLUME" => {
+            super::volumes::parse(&call, &ty)
+        }
         "UNKNOWN" => Err(reject(
             StatusCode::NOT_IMPLEMENTED,
             "Unknown call type UNKNOWN",
-        )),
-        t if KNOWN_UNIMPLEMENTED.contains(&t) => Err(reject(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("Operator call {t} is not implemented by Keel yet"),
         )),
         t => Err(reject(
             StatusCode::BAD_REQUEST,
@@ -264,6 +260,9 @@ pub async fn handle(
     }
     if let Err(e) = master.read_barrier().await {
         return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    if let OperatorCall::Files(files) = &call {
+        return super::files::answer(&master, &caller, files).await;
     }
     match answer(&master, &call, Viewer::of(&master, &caller)) {
         Some(a) => json(StatusCode::OK, &a),
@@ -348,6 +347,9 @@ pub(super) async fn mutate(master: &Master, call: &OperatorCall) -> Option<Respo
         OperatorCall::RemoveQuota { role } => calls::remove_quota(master, role).await,
         OperatorCall::SetLoggingLevel { level, duration } => {
             calls::set_logging_level(*level, *duration)
+        }
+        OperatorCall::Volumes { agent_id, change } => {
+            super::volumes::mutate(master, agent_id, change).await
         }
         other => super::maintenance::mutate(master, other).await?,
     };
@@ -450,7 +452,9 @@ fn answer(master: &Master, call: &OperatorCall, viewer: Viewer<'_>) -> Option<An
         | OperatorCall::Subscribe
         | OperatorCall::SetQuota(_)
         | OperatorCall::RemoveQuota { .. }
-        | OperatorCall::SetLoggingLevel { .. } => return None,
+        | OperatorCall::SetLoggingLevel { .. }
+        | OperatorCall::Files(_)
+        | OperatorCall::Volumes { .. } => return None,
         other => return super::maintenance::answer(master, other),
     })
 }
@@ -544,11 +548,8 @@ mod tests {
     }
 
     #[test]
-    fn valid_but_unimplemented_calls_get_501() {
-        for ty in ["UNKNOWN", "LIST_FILES"] {
-            let body = format!(r#"{{"type":"{ty}"}}"#);
-            let r = parse_operator_call(&headers(JSON), body.as_bytes()).unwrap_err();
-            assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{ty}");
-        }
+    fn the_unknown_call_type_gets_501() {
+        let r = parse_operator_call(&headers(JSON), br#"{"type":"UNKNOWN"}"#).unwrap_err();
+        assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
     }
 }

@@ -54,6 +54,8 @@ pub const LIMITS: JsonLimits = JsonLimits {
             "set_quota.quota_request.guarantee",
             "resources per SET_QUOTA",
         ),
+        list("create_volumes.volumes", "volumes per CREATE_VOLUMES"),
+        list("destroy_volumes.volumes", "volumes per DESTROY_VOLUMES"),
     ],
 };
 
@@ -116,6 +118,18 @@ pub struct RawCall<'a> {
     deactivate_agent: Option<&'a RawValue>,
     #[serde(borrow)]
     reactivate_agent: Option<&'a RawValue>,
+    #[serde(borrow)]
+    list_files: Option<&'a RawValue>,
+    #[serde(borrow)]
+    read_file: Option<&'a RawValue>,
+    #[serde(borrow)]
+    create_volumes: Option<&'a RawValue>,
+    #[serde(borrow)]
+    destroy_volumes: Option<&'a RawValue>,
+    #[serde(borrow)]
+    grow_volume: Option<&'a RawValue>,
+    #[serde(borrow)]
+    shrink_volume: Option<&'a RawValue>,
 }
 
 impl<'a> RawCall<'a> {
@@ -149,9 +163,24 @@ impl<'a> RawCall<'a> {
             "drain_agent" => self.drain_agent,
             "deactivate_agent" => self.deactivate_agent,
             "reactivate_agent" => self.reactivate_agent,
+            "list_files" => self.list_files,
+            "read_file" => self.read_file,
+            "create_volumes" => self.create_volumes,
+            "destroy_volumes" => self.destroy_volumes,
+            "grow_volume" => self.grow_volume,
+            "shrink_volume" => self.shrink_volume,
             _ => None,
         }
     }
+}
+
+/// The body `name` of the call, typed (for the call families in their
+/// own files).
+pub(super) fn typed_body<T: DeserializeOwned>(
+    call: &RawCall<'_>,
+    name: &str,
+) -> Result<T, Rejection> {
+    body(call, name)
 }
 
 /// The body `name` of the call, typed.

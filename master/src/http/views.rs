@@ -163,14 +163,25 @@ fn split_by_role(rs: &Resources) -> (Resources, BTreeMap<String, Resources>) {
 }
 
 /// `/master/state` `slaves[]` entry, with what tasks use and offers hold.
+/// Totals include persistent volumes' disk, as Mesos counts them.
 pub fn agent_legacy(
     a: &AgentRecord,
     m: &Maintenance,
     used: &Resources,
     offered: &Resources,
 ) -> Slave {
-    let total = a.total_resources();
+    let mut total = a.total_resources();
+    for v in &a.volumes {
+        total.add(&v.disk());
+    }
     let (unreserved, reserved) = split_by_role(&total);
+    let mut reserved_full: BTreeMap<String, Vec<Resource>> = BTreeMap::new();
+    for r in total_with_volumes(a) {
+        let role = r.reserved_role().to_string();
+        if role != "*" {
+            reserved_full.entry(role).or_default().push(r);
+        }
+    }
     Slave {
         id: a.id.clone(),
         hostname: a.info.hostname.clone(),
@@ -186,6 +197,7 @@ pub fn agent_legacy(
             .iter()
             .map(|(role, rs)| (role.clone(), rs.to_legacy()))
             .collect(),
+        reserved_resources_full: reserved_full,
         unreserved_resources: unreserved.to_legacy(),
         active: a.state == AgentState::Active,
         deactivated: m.deactivated.contains(&a.id),

@@ -205,6 +205,15 @@ pub enum Command {
         agent_id: String,
         volumes: Vec<(String, String)>,
     },
+    /// GROW_VOLUME / SHRINK_VOLUME: volume (role, id) is `disk_mb` now,
+    /// the difference taken from (or given back to) its role's reserved
+    /// disk.
+    ResizeVolume {
+        agent_id: String,
+        role: String,
+        id: String,
+        disk_mb: f64,
+    },
     /// Bearer and join tokens ([`tokens`]).
     Token(TokenCommand),
     /// TPM endorsement keys: pending, approved, denied ([`eks`]).
@@ -419,6 +428,12 @@ impl Registry {
             Command::DestroyVolumes { agent_id, volumes } => {
                 self.validate_destroy(agent_id, volumes)
             }
+            Command::ResizeVolume {
+                agent_id,
+                role,
+                id,
+                disk_mb,
+            } => self.validate_resize(agent_id, role, id, *disk_mb),
             Command::Token(t) => self.validate_token(t),
             Command::Ek(e) => self.validate_ek(e),
             Command::Maintenance(m) => self.validate_maintenance(m),
@@ -466,6 +481,12 @@ impl Registry {
             } => self.apply_unreserve(agent_id, resources),
             Command::CreateVolumes { agent_id, volumes } => self.apply_create(agent_id, volumes),
             Command::DestroyVolumes { agent_id, volumes } => self.apply_destroy(agent_id, volumes),
+            Command::ResizeVolume {
+                agent_id,
+                role,
+                id,
+                disk_mb,
+            } => self.apply_resize(agent_id, role, id, *disk_mb),
             Command::Token(t) => Ok(self.apply_token(t)),
             Command::Ek(e) => Ok(self.apply_ek(e)),
             Command::Maintenance(m) => Ok(self.apply_maintenance(m)),

@@ -138,6 +138,14 @@ fn command() -> impl Strategy<Value = Command> {
             proptest::collection::vec((pick(ROLES), pick(&["v1", "v2"])), 0..2)
         )
             .prop_map(|(agent_id, volumes)| Command::DestroyVolumes { agent_id, volumes }),
+        (pick(AGENTS), pick(ROLES), pick(&["v1", "v2"]), amount()).prop_map(
+            |(agent_id, role, id, disk_mb)| Command::ResizeVolume {
+                agent_id,
+                role,
+                id,
+                disk_mb
+            }
+        ),
         token_command(),
         ek_command(),
         maintenance_command(),

@@ -174,6 +174,60 @@ impl Registry {
         Ok(())
     }
 
+    pub(super) fn validate_resize(
+        &self,
+        agent_id: &str,
+        role: &str,
+        id: &str,
+        disk_mb: f64,
+    ) -> Result<(), RegistryError> {
+        let bad = |m: String| Err(RegistryError::InvalidRequest(m));
+        let agent = self.known_agent(agent_id)?;
+        let Some(v) = agent.volumes.iter().find(|v| v.id == id && v.role == role) else {
+            return bad(format!(
+                "agent {agent_id} has no volume {id} for role {role}"
+            ));
+        };
+        if !(disk_mb.is_finite() && disk_mb > 0.0) {
+            return bad(format!(
+                "volume {id}: size must be a positive scalar, not {disk_mb}"
+            ));
+        }
+        if disk_mb > v.disk_mb {
+            let more = Volume {
+                disk_mb: disk_mb - v.disk_mb,
+                ..v.clone()
+            };
+            if !agent.total_resources().contains(&more.disk()) {
+                return bad(format!(
+                    "agent {agent_id} does not have {} of reserved disk to grow volume {id}",
+                    more.disk()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_resize(
+        &mut self,
+        agent_id: &str,
+        role: &str,
+        id: &str,
+        disk_mb: f64,
+    ) -> Result<Applied, RegistryError> {
+        let agent = self.known_agent_mut(agent_id)?;
+        if let Some(v) = agent
+            .volumes
+            .iter_mut()
+            .find(|v| v.id == id && v.role == role)
+        {
+            v.disk_mb = disk_mb;
+        }
+        Ok(Applied::AgentResourcesUpdated {
+            agent_id: agent_id.to_string(),
+        })
+    }
+
     pub(super) fn apply_create(
         &mut self,
         agent_id: &str,

@@ -258,6 +258,9 @@ impl<L: ProcessLauncher> Runtime<L> {
                 self.set_limits(dir, limits);
             }
             let (kills, kill_rx) = mpsc::unbounded_channel();
+            self.config
+                .metrics
+                .tally(|t| t.launched(&key.framework_id, &executor_id));
             self.tasks.insert(
                 key.clone(),
                 Task {
@@ -282,6 +285,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 fetcher: self.fetcher.clone(),
                 health: health.map(|h| (h, self.config.helper.clone())),
                 hooks: self.hooks.clone(),
+                metrics: self.config.metrics.clone(),
                 key: key.clone(),
                 ctx,
                 start: Start::Launch(Box::new(launch), uris),
@@ -611,6 +615,9 @@ impl<L: ProcessLauncher> Runtime<L> {
             dir,
             log,
         };
+        self.config
+            .metrics
+            .tally(|t| t.launched(&key.framework_id, &task.executor_id));
         self.tasks.insert(key.clone(), task);
         self.emit(&key, state, Some(message), Some(reason));
     }

@@ -68,6 +68,9 @@ pub struct ExecutorConfig {
     pub network: Option<(String, Subnet)>,
     /// What the fetcher may fetch (`--fetcher-*`).
     pub fetcher: crate::fetcher::FetcherConfig,
+    /// Where tasks' transitions, fetches and launch phases are counted
+    /// (the agent's metrics).
+    pub metrics: Arc<crate::metrics::tasks::RuntimeMetrics>,
 }
 
 impl ExecutorConfig {
@@ -89,6 +92,7 @@ impl ExecutorConfig {
             switch_user: false,
             passwd_root: PathBuf::from("/"),
             fetcher: crate::fetcher::FetcherConfig::default(),
+            metrics: Arc::new(crate::metrics::tasks::RuntimeMetrics::detached()),
         }
     }
 
@@ -438,6 +442,13 @@ impl<L: ProcessLauncher> Runtime<L> {
         };
         let mut st = status::update(&key.task_id, &task.executor_id, state, message, reason);
         st.healthy = healthy.or((state.is_terminal() && task.unhealthy).then_some(false));
+        let prev = task
+            .latest
+            .as_ref()
+            .and_then(|s| TaskState::from_name(&s.state));
+        self.config
+            .metrics
+            .tally(|t| t.changed(&key.framework_id, &task.executor_id, prev, state));
         task.latest = Some(st.clone());
         if state.is_terminal() {
             task.phase = Phase::Terminal;

@@ -97,6 +97,9 @@ impl<L: ProcessLauncher> Runtime<L> {
             Some(_) => Phase::Running,
         };
         let (kills, kill_rx) = mpsc::unbounded_channel();
+        self.config
+            .metrics
+            .tally(|m| m.recovered(&key.framework_id, &cp.executor_id, replay.latest_state()));
         self.tasks.insert(
             key.clone(),
             Task {
@@ -180,6 +183,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             fetcher: self.fetcher.clone(),
             health,
             hooks: self.hooks.clone(),
+            metrics: self.config.metrics.clone(),
             key,
             ctx,
             start,

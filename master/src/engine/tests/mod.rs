@@ -12,6 +12,7 @@ mod maintenance;
 mod observe;
 mod operations;
 mod tasks;
+mod volumes;
 
 use std::time::Duration;
 

@@ -1,15 +1,20 @@
-//! The agent's metrics (`docs/design/0008-metrics.md`): `slave/*` and
-//! `system/*` in Mesos' `/metrics/snapshot`, the same values in one
-//! `prometheus-client` registry for `/metrics` (mesos_exporter's
-//! `mesos_slave_*` names where it has them). `system/*` is read from
-//! `<root>/proc` at request time ([`read_system`], tested on fixtures).
+//! The agent's metrics (`docs/design/0008-metrics.md`): `slave/*`,
+//! `containerizer/*` and `system/*` in Mesos' `/metrics/snapshot`, the
+//! same values in one `prometheus-client` registry for `/metrics`
+//! (mesos_exporter's `mesos_slave_*` names where it has them). `system/*`
+//! is read from `<root>/proc` at request time ([`read_system`], tested on
+//! fixtures); tasks, executors, fetches and launch phases are counted by
+//! the task runtime ([`tasks`]).
+
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use keel_api::resources::Resources;
+use keel_telemetry::metrics::prometheus_client::metrics::counter::Counter;
 use keel_telemetry::metrics::prometheus_client::metrics::family::Family;
 use keel_telemetry::metrics::prometheus_client::metrics::gauge::Gauge;
 use keel_telemetry::metrics::prometheus_client::registry::Registry;
@@ -114,6 +119,12 @@ pub struct AgentMetrics {
     system_cpus: Gauge,
     system_load: Family<Label, GaugeF>,
     system_mem: Family<Label, GaugeF>,
+    task_states_current: Family<Label, Gauge>,
+    task_states_exit: Family<Label, Counter>,
+    executors_state: Family<Label, Gauge>,
+    executors_terminated: Counter,
+    task_fetches: Family<Label, Counter>,
+    runtime: Arc<tasks::RuntimeMetrics>,
 }
 
 const RESOURCES: [&str; 4] = ["cpus", "mem", "disk", "gpus"];
@@ -136,7 +147,34 @@ impl AgentMetrics {
                 Family::<Label, GaugeF>::default()
             )
         });
+        let runtime = Arc::new(tasks::RuntimeMetrics::new(&mut r));
         AgentMetrics {
+            task_states_current: reg!(
+                "mesos_slave_task_states_current",
+                "Current number of tasks by state",
+                Family::default()
+            ),
+            task_states_exit: reg!(
+                "mesos_slave_task_states_exit",
+                "Tasks that ended, by terminal state",
+                Family::default()
+            ),
+            executors_state: reg!(
+                "mesos_slave_executors_state_current",
+                "Current number of executors by state",
+                Family::default()
+            ),
+            executors_terminated: reg!(
+                "mesos_slave_executors_terminated",
+                "Executors whose last task ended",
+                Counter::default()
+            ),
+            task_fetches: reg!(
+                "mesos_slave_fetcher_task_fetches",
+                "Tasks' URI fetches by result",
+                Family::default()
+            ),
+            runtime,
             registered: reg!(
                 "mesos_slave_registered",
                 "1 if the agent is registered with a master",
@@ -175,6 +213,11 @@ impl AgentMetrics {
         }
     }
 
+    /// The handle the task runtime counts into.
+    pub fn runtime(&self) -> Arc<tasks::RuntimeMetrics> {
+        self.runtime.clone()
+    }
+
     fn uptime_secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
@@ -199,6 +242,8 @@ impl AgentMetrics {
             s.insert("system/mem_total_bytes".into(), sys.mem_total_bytes as f64);
             s.insert("system/mem_free_bytes".into(), sys.mem_free_bytes as f64);
         }
+        self.runtime.read().write(&mut s);
+        self.runtime.write_timers(&mut s);
         s
     }
 
@@ -225,6 +270,33 @@ impl AgentMetrics {
                 .set(sys.mem_total_bytes as f64);
             mem.get_or_create(&[("type", "free")])
                 .set(sys.mem_free_bytes as f64);
+        }
+        let tally = self.runtime.read();
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for s in tasks::CURRENT {
+            self.task_states_current
+                .get_or_create(&[("state", s)])
+                .set(gauge(tally.current(s)));
+        }
+        // Stored, not added: scrapes never double count.
+        for s in tasks::EXITS {
+            self.task_states_exit
+                .get_or_create(&[("state", s)])
+                .inner()
+                .store(tally.exits(s), Ordering::Relaxed);
+        }
+        self.executors_state
+            .get_or_create(&[("state", "running")])
+            .set(gauge(tally.executors_running()));
+        self.executors_terminated
+            .inner()
+            .store(tally.executors_terminated(), Ordering::Relaxed);
+        let (ok, failed) = tally.fetches();
+        for (result, v) in [("succeeded", ok), ("failed", failed)] {
+            self.task_fetches
+                .get_or_create(&[("result", result)])
+                .inner()
+                .store(v, Ordering::Relaxed);
         }
         Ok(keel_telemetry::metrics::encode(&self.registry)?)
     }
@@ -267,10 +339,29 @@ mod tests {
         assert_eq!(s["slave/registered"], 1.0);
         assert_eq!(s["slave/cpus_total"], 4.0);
         assert_eq!(s["system/cpus_total"], 2.0);
+        assert_eq!(s["slave/tasks_running"], 0.0);
+        m.runtime().tally(|t| {
+            t.launched("f", "e");
+            t.changed("f", "e", None, keel_api::mesos::TaskState::TASK_FAILED);
+        });
+        m.runtime()
+            .phase(tasks::Phase::Spawn, std::time::Duration::from_millis(3));
+        let s = m.snapshot(&frame);
+        assert_eq!(s["slave/tasks_failed"], 1.0);
+        assert_eq!(s["slave/executors_terminated"], 1.0);
+        assert_eq!(s["slave/launch_spawn_ms"], 3.0);
         let text = m.prometheus(&frame).unwrap();
         assert!(text.contains("mesos_slave_registered 1"), "{text}");
         assert!(
             text.contains("mesos_slave_cpus{type=\"total\"} 4.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mesos_slave_task_states_exit_total{state=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_agent_launch_spawn_seconds_count 1"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
