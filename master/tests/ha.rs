@@ -24,20 +24,7 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        let (ports, list) = master_ports(3);
-        let masters = ports
-            .iter()
-            .map(|p| {
-                let d = dir.join(format!("m{p}"));
-                std::fs::create_dir_all(&d).unwrap();
-                Master::start_with(
-                    &d,
-                    *p,
-                    "3s",
-                    &["--masters", &list, "--agent-reregister-timeout", "20s"],
-                )
-            })
-            .collect();
+        let (masters, list) = three_masters(dir);
         Cluster { masters, list }
     }
 

@@ -433,21 +433,7 @@ fn legacy_endpoints_keelctl_and_bad_input() {
 }
 
 fn cluster(dir: &Path) -> (Vec<Master>, String) {
-    let (ports, list) = master_ports(3);
-    let masters = ports
-        .iter()
-        .map(|p| {
-            let d = dir.join(format!("m{p}"));
-            std::fs::create_dir_all(&d).unwrap();
-            Master::start_with(
-                &d,
-                *p,
-                "3s",
-                &["--masters", &list, "--agent-reregister-timeout", "20s"],
-            )
-        })
-        .collect();
-    (masters, list)
+    three_masters(dir)
 }
 
 fn serving_leader(masters: &[Master], skip: Option<usize>) -> usize {

@@ -93,7 +93,7 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
 
 /// `n` sequential GETs of `path` on one connection: the latencies (ms,
 /// sorted) and the last body's size.
-async fn latencies(addr: &str, path: &str, n: usize) -> Result<(Vec<f64>, usize)> {
+pub(crate) async fn latencies(addr: &str, path: &str, n: usize) -> Result<(Vec<f64>, usize)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;

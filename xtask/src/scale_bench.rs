@@ -152,26 +152,7 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = Arc::new(
-        keel_client::Client::builder(&addr)
-            .timeout(Duration::from_secs(60))
-            .build()?,
-    );
-    let progress = Arc::new(Progress::default());
-    let workload = Workload {
-        frameworks: args.frameworks,
-        roles: args.frameworks.clamp(1, 3),
-        tasks: args.tasks,
-        cpus: 0.01,
-        mem: 1.0,
-        per_offer: 10,
-        kinds: vec![TaskKind::sleeps(args.task_duration)],
-        deadline: Duration::from_secs(3600) + args.task_duration,
-    };
-    let load = {
-        let (client, progress, workload) = (client.clone(), progress.clone(), workload.clone());
-        rt.spawn(async move { keel_loadgen::run_with(client, &workload, progress).await })
-    };
+    let (client, progress, load) = start_load(&rt, &addr, args)?;
     let all_running = wait_until(Duration::from_secs(3600), || {
         progress.running.load(Ordering::Relaxed) as usize >= args.tasks || load.is_finished()
     });
@@ -182,7 +163,8 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
             mib(rss_kib(master.pid())),
             loadavg()
         );
-        let (latencies, size) = rt.block_on(state_latency(&addr))?;
+        let (latencies, size) =
+            rt.block_on(crate::metrics_bench::latencies(&addr, "/master/state", 5))?;
         println!(
             "/master/state with {} tasks: {} bytes, latency median {:.0} ms, max {:.0} ms ({} requests)",
             args.tasks,
@@ -233,28 +215,37 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
     Ok(())
 }
 
-/// `/master/state` five times: the latencies (ms, sorted) and the size.
-async fn state_latency(addr: &str) -> Result<(Vec<f64>, usize)> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()?;
-    let url = format!("http://{addr}/master/state");
-    let mut latencies = Vec::new();
-    let mut size = 0;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let body = http
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-        size = body.len();
-    }
-    latencies.sort_by(f64::total_cmp);
-    Ok((latencies, size))
+/// The run's workload on the masters `addr` (a `,` list), started: the
+/// client, the progress, the load generator's task.
+pub(crate) type Load =
+    tokio::task::JoinHandle<Result<keel_loadgen::Report, keel_loadgen::LoadError>>;
+
+pub(crate) fn start_load(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    args: &ScaleArgs,
+) -> Result<(Arc<keel_client::Client>, Arc<Progress>, Load)> {
+    let client = Arc::new(
+        keel_client::Client::builder(addr)
+            .timeout(Duration::from_secs(60))
+            .build()?,
+    );
+    let progress = Arc::new(Progress::default());
+    let workload = Workload {
+        frameworks: args.frameworks,
+        roles: args.frameworks.clamp(1, 3),
+        tasks: args.tasks,
+        cpus: 0.01,
+        mem: 1.0,
+        per_offer: 10,
+        kinds: vec![TaskKind::sleeps(args.task_duration)],
+        deadline: Duration::from_secs(3600) + args.task_duration,
+    };
+    let load = {
+        let (client, progress) = (client.clone(), progress.clone());
+        rt.spawn(async move { keel_loadgen::run_with(client, &workload, progress).await })
+    };
+    Ok((client, progress, load))
 }
 
 /// `count` simulated agents from index `first`.

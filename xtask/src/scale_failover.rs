@@ -10,15 +10,15 @@
 //!   saw them.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use keel_loadgen::{Progress, TaskKind, Workload};
 
 use crate::cluster::{self, Api, Node, release_bin};
-use crate::scale_bench::{ScaleArgs, loadavg, mib, spawn_logged, spawn_sim, wait_until};
+use crate::scale_bench::{
+    ScaleArgs, loadavg, mib, spawn_logged, spawn_sim, start_load, wait_until,
+};
 
 pub fn run(args: &ScaleArgs, dir: &std::path::Path) -> Result<()> {
     let ports: Vec<u16> = (0..args.masters).map(|_| cluster::free_port()).collect();
@@ -75,26 +75,7 @@ pub fn run(args: &ScaleArgs, dir: &std::path::Path) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = Arc::new(
-        keel_client::Client::builder(&list)
-            .timeout(Duration::from_secs(60))
-            .build()?,
-    );
-    let progress = Arc::new(Progress::default());
-    let workload = Workload {
-        frameworks: args.frameworks,
-        roles: args.frameworks.clamp(1, 3),
-        tasks: args.tasks,
-        cpus: 0.01,
-        mem: 1.0,
-        per_offer: 10,
-        kinds: vec![TaskKind::sleeps(args.task_duration)],
-        deadline: Duration::from_secs(3600) + args.task_duration,
-    };
-    let load = {
-        let (client, progress) = (client.clone(), progress.clone());
-        rt.spawn(async move { keel_loadgen::run_with(client, &workload, progress).await })
-    };
+    let (_client, progress, load) = start_load(&rt, &list, args)?;
     if !wait_until(Duration::from_secs(3600), || {
         progress.running.load(Ordering::Relaxed) as usize >= args.tasks || load.is_finished()
     }) || load.is_finished()

@@ -98,6 +98,26 @@ pub fn master_ports(n: usize) -> (Vec<u16>, String) {
     (ports, list)
 }
 
+/// Three replicated masters under `dir` (agent timeout 3 s, agents have
+/// 20 s to re-register after a failover), and their `--masters` list.
+pub fn three_masters(dir: &Path) -> (Vec<Master>, String) {
+    let (ports, list) = master_ports(3);
+    let masters = ports
+        .iter()
+        .map(|p| {
+            let d = dir.join(format!("m{p}"));
+            std::fs::create_dir_all(&d).unwrap();
+            Master::start_with(
+                &d,
+                *p,
+                "3s",
+                &["--masters", &list, "--agent-reregister-timeout", "20s"],
+            )
+        })
+        .collect();
+    (masters, list)
+}
+
 /// A child process that is killed when dropped.
 pub struct Proc {
     pub child: Option<Child>,
