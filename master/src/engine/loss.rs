@@ -67,8 +67,8 @@ pub(super) fn agent_lost(e: &mut Engine, agent_id: &str, now: Now) {
 /// An agent back from unreachable still runs the tasks its frameworks were
 /// told were TASK_LOST (those without PARTITION_AWARE): they may have
 /// launched them again, so these are killed, not taken back (as Mesos
-/// does). Taken back, the framework saw a task lost and then running: run
-/// twice.
+/// does), and those that ended meanwhile are not taken back either. Taken
+/// back, the framework saw a task lost and then running: run twice.
 pub(super) fn agent_reregistered(
     e: &mut Engine,
     agent_id: &str,
@@ -83,7 +83,12 @@ pub(super) fn agent_reregistered(
         let live = r.latest.as_ref().is_none_or(|s| !s.state.is_terminal());
         let k = key(&r.framework_id, &r.info.task_id.value);
         let told_lost = was_unreachable || doomed_before.contains(&k);
-        if told_lost && live && !e.partition_aware(&r.framework_id) {
+        if told_lost && !e.partition_aware(&r.framework_id) {
+            // Ended meanwhile: its last update is dropped as a task the
+            // master does not know (the framework heard TASK_LOST).
+            if !live {
+                continue;
+            }
             doomed.insert(k);
             let task_id = r.info.task_id.value.clone();
             tracing::info!(%agent_id, framework_id = %r.framework_id, %task_id, "task reported lost while its agent was unreachable: killed");
