@@ -17,6 +17,7 @@ mod archcheck;
 mod bench;
 mod cluster;
 mod dev;
+mod events_bench;
 mod ha_bench;
 mod host_bench;
 mod image;
@@ -96,6 +97,9 @@ enum Cmd {
     /// `/metrics` and `/metrics/snapshot` latency on a master with
     /// `keel-agent sim` agents (BENCHMARKS.md, Metrics).
     BenchMetrics(metrics_bench::MetricsArgs),
+    /// Operator event-stream subscribers: ACCEPT -> TASK_RUNNING without
+    /// and with N subscribers (and one stalled), in one run.
+    BenchEvents(events_bench::EventsArgs),
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
     /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
@@ -144,6 +148,23 @@ pub fn root() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
+}
+
+/// For benches that run a load generator in this process: built for
+/// debugging, it and not the master was the bottleneck (87 % of a core,
+/// the master at 30 %). In a debug build, runs the same command again
+/// built for release and returns its outcome; `None` in a release build.
+pub fn rerun_released() -> Option<Result<()>> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    argv.splice(
+        0..0,
+        ["run", "--quiet", "--release", "-p", "xtask", "--"].map(String::from),
+    );
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    Some(cargo(&argv))
 }
 
 pub fn cargo(args: &[&str]) -> Result<()> {
@@ -260,6 +281,7 @@ fn main() -> Result<()> {
         } => ha_bench::run(kills, agents, writes),
         Cmd::BenchScale(args) => scale_bench::run(&args),
         Cmd::BenchMetrics(args) => metrics_bench::run(&args),
+        Cmd::BenchEvents(args) => events_bench::run(&args),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),

@@ -68,17 +68,8 @@ pub(crate) fn mib(kib: Option<u64>) -> String {
 }
 
 pub fn run(args: &ScaleArgs) -> Result<()> {
-    if cfg!(debug_assertions) {
-        // The load generator runs in this process: built for debugging,
-        // it and not the master was the bottleneck (87 % of a core, the
-        // master at 30 %). The bench runs itself again, built for release.
-        let mut argv: Vec<String> = std::env::args().skip(1).collect();
-        argv.splice(
-            0..0,
-            ["run", "--quiet", "--release", "-p", "xtask", "--"].map(String::from),
-        );
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        return crate::cargo(&argv);
+    if let Some(done) = crate::rerun_released() {
+        return done;
     }
     cluster::build_release()?;
     let tmp = tempfile_dir()?;
