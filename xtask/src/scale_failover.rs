@@ -4,8 +4,8 @@
 //!
 //! - kill -> another master serving (`/health` 200 from it);
 //! - kill -> every agent active on it again (re-registered);
-//! - kill -> every task known to it again as running (reconciled: its
-//!   `master/tasks_running` back to the number of tasks);
+//! - kill -> every task known to it again (reconciled: its `master/tasks_*`
+//!   gauges and counters add up to the number of tasks);
 //! - and once the tasks end: none lost, none run twice, as the frameworks
 //!   saw them.
 
@@ -104,14 +104,14 @@ pub fn run(args: &ScaleArgs, dir: &std::path::Path) -> Result<()> {
         if reregistered.is_none() && all_active(&apis[n]) {
             reregistered = Some(killed.elapsed());
         }
-        if reregistered.is_some() && running_tasks(&apis[n]) >= args.tasks as f64 {
+        if reregistered.is_some() && known_tasks(&apis[n]) >= args.tasks as f64 {
             reconciled = Some(killed.elapsed());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     let secs = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
     println!(
-        "leader killed with {} agents and {} tasks running: another master serving after {}, every agent re-registered after {}, every task running on it again after {}; load {}",
+        "leader killed with {} agents and {} tasks running: another master serving after {}, every agent re-registered after {}, every task known to it again after {}; load {}",
         args.agents,
         args.tasks,
         secs(serving),
@@ -133,16 +133,32 @@ pub fn run(args: &ScaleArgs, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// `master/tasks_running` as the master reports it.
-fn running_tasks(api: &Api) -> f64 {
+/// The tasks the master knows, in any state (`master/tasks_*`): once it is
+/// back to the number launched, every task is reconciled (the run kills
+/// the leader with every task running and none ended).
+fn known_tasks(api: &Api) -> f64 {
+    const STATES: [&str; 8] = [
+        "staging",
+        "starting",
+        "running",
+        "finished",
+        "failed",
+        "killed",
+        "lost",
+        "unreachable",
+    ];
     api.client()
         .get_metrics()
-        .ok()
-        .and_then(|m| {
+        .map(|m| {
             m.metrics
                 .into_iter()
-                .find(|x| x.name == "master/tasks_running")
-                .and_then(|x| x.value)
+                .filter(|x| {
+                    x.name
+                        .strip_prefix("master/tasks_")
+                        .is_some_and(|s| STATES.contains(&s))
+                })
+                .filter_map(|x| x.value)
+                .sum()
         })
         .unwrap_or(0.0)
 }
