@@ -1,11 +1,11 @@
 //! `cargo xtask bench-events [--agents N --tasks N --subscribers N]`: what
 //! operator event-stream subscribers (`SUBSCRIBE` on `/api/v1`) cost the
 //! frameworks. One release master, `keel-agent sim` with N agents, and the
-//! same workload twice in one run: without subscribers, then with N
-//! subscribers reading every event and one that never reads (which the
-//! master must drop without slowing down). Printed: ACCEPT -> TASK_RUNNING
-//! p50 / p99 / max of each run, and whether the stalled subscriber was
-//! dropped (BENCHMARKS.md, Operator events).
+//! same workload three times in one run: without subscribers, with one
+//! subscriber that never reads (which the master must drop without slowing
+//! down), and with N subscribers reading every event. Printed: ACCEPT ->
+//! TASK_RUNNING p50 / p99 / max of each run, and whether the stalled
+//! subscriber was dropped (BENCHMARKS.md, Operator events).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -88,7 +88,26 @@ pub fn run(args: &EventsArgs) -> Result<()> {
     let quiet = rt.block_on(keel_loadgen::run(client.clone(), &workload))?;
     print_run("without subscribers", &quiet);
 
-    // Subscribers: all but one read every event.
+    // One subscriber that never reads: the master must drop it without
+    // slowing down.
+    let mut stalled = rt.block_on(client.events()).context("SUBSCRIBE")?;
+    let slow = rt.block_on(keel_loadgen::run(client.clone(), &workload))?;
+    print_run("with 1 stalled subscriber", &slow);
+    // Its queued events, then the end of the stream if the master dropped
+    // it.
+    let dropped = rt.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
+                Ok(Some(Ok(_))) => continue,
+                Ok(None | Some(Err(_))) => return true,
+                Err(_) => return false,
+            }
+        }
+    });
+    println!("the stalled subscriber was dropped: {dropped}");
+    drop(stalled);
+
+    // Subscribers that read every event.
     let mut readers = Vec::new();
     for _ in 0..args.subscribers {
         let mut stream = rt.block_on(client.events()).context("SUBSCRIBE")?;
@@ -100,27 +119,11 @@ pub fn run(args: &EventsArgs) -> Result<()> {
             n
         }));
     }
-    let mut stalled = rt.block_on(client.events()).context("SUBSCRIBE")?;
     let busy = rt.block_on(keel_loadgen::run(client.clone(), &workload))?;
     print_run(
-        &format!(
-            "with {} subscribers reading and 1 stalled",
-            args.subscribers
-        ),
+        &format!("with {} subscribers reading", args.subscribers),
         &busy,
     );
-    // The stalled one: its queued events, then the end of the stream if
-    // the master dropped it.
-    let dropped = rt.block_on(async {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
-                Ok(Some(Ok(_))) => continue,
-                Ok(None | Some(Err(_))) => return true,
-                Err(_) => return false,
-            }
-        }
-    });
-    println!("the stalled subscriber was dropped: {dropped}");
     for r in &readers {
         r.abort();
     }

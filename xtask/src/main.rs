@@ -98,7 +98,7 @@ enum Cmd {
     /// `keel-agent sim` agents (BENCHMARKS.md, Metrics).
     BenchMetrics(metrics_bench::MetricsArgs),
     /// Operator event-stream subscribers: ACCEPT -> TASK_RUNNING without
-    /// and with N subscribers (and one stalled), in one run.
+    /// subscribers, with one stalled, and with N reading, in one run.
     BenchEvents(events_bench::EventsArgs),
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
