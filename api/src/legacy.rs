@@ -120,8 +120,9 @@ pub struct Slave {
     #[serde(default)]
     pub reserved_resources: BTreeMap<String, LegacyMap>,
     /// Reserved resources by role as v1 `Resource`s, persistent volumes
-    /// (with their `disk.persistence`) included.
-    #[serde(default)]
+    /// (with their `disk.persistence`) included; left out when nothing is
+    /// reserved, as in the captured Mesos state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reserved_resources_full: BTreeMap<String, Vec<crate::resources::v1::Resource>>,
     pub unreserved_resources: LegacyMap,
     pub active: bool,
