@@ -173,13 +173,18 @@ impl Api {
     }
 }
 
-pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_until(within: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_every(within, Duration::from_millis(2), cond)
+}
+
+/// Whether `cond` turns true within `within`, asked every `every`.
+pub fn wait_every(within: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if cond() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(every);
     }
     false
 }

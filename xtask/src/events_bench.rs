@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use keel_loadgen::{Report, TaskKind, Workload};
 
-use crate::cluster::{self, Api, release_bin};
-use crate::scale_bench::{spawn_logged, tempfile_dir, wait_until};
+use crate::cluster::{self, release_bin};
+use crate::scale_bench::{spawn_logged, spawn_master, tempfile_dir, wait_until};
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
@@ -38,20 +38,7 @@ pub fn run(args: &EventsArgs) -> Result<()> {
         "bench-events: {} simulated agents, {} tasks a run, {} subscribers; {cores} cores",
         args.agents, args.tasks, args.subscribers
     );
-    let port = cluster::free_port();
-    let _master = spawn_logged(
-        Command::new(release_bin("keel-master"))
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--work-dir")
-            .arg(dir.join("master")),
-        &dir,
-        "master",
-    )?;
-    let api = Api::with(port, |b| b.timeout(Duration::from_secs(30)))?;
-    if !wait_until(Duration::from_secs(30), || api.healthy()) {
-        bail!("master not healthy; see {}", dir.display());
-    }
-    let addr = format!("127.0.0.1:{port}");
+    let (_master, api, addr) = spawn_master(&dir, Duration::from_secs(30))?;
     let sim = spawn_logged(
         Command::new(release_bin("keel-agent"))
             .args(["sim", "--master", &addr, "--agents"])

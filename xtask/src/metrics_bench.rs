@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::cluster::{self, Api, release_bin, rss_kib};
+use crate::cluster::{self, release_bin, rss_kib};
 use crate::scale_bench::{spawn_logged, tempfile_dir};
 
 #[derive(Debug, clap::Args)]
@@ -29,20 +29,7 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
         "bench-metrics: {} simulated agents, {} requests per endpoint; {cores} cores",
         args.agents, args.requests
     );
-    let port = cluster::free_port();
-    let master = spawn_logged(
-        Command::new(release_bin("keel-master"))
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--work-dir")
-            .arg(dir.join("master")),
-        &dir,
-        "master",
-    )?;
-    let api = Api::with(port, |b| b.timeout(Duration::from_secs(60)))?;
-    if !cluster::wait_until(Duration::from_secs(30), || api.healthy()) {
-        bail!("master not healthy; see {}", dir.display());
-    }
-    let addr = format!("127.0.0.1:{port}");
+    let (master, api, addr) = crate::scale_bench::spawn_master(&dir, Duration::from_secs(60))?;
     let started = Instant::now();
     let sim = spawn_logged(
         Command::new(release_bin("keel-agent"))

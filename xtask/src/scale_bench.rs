@@ -46,15 +46,30 @@ pub struct ScaleArgs {
 
 /// Polls `cond` every 200 ms (listing 10,000 agents is no free call: a
 /// tighter loop would load the master it measures).
-pub(crate) fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+pub(crate) fn wait_until(within: Duration, cond: impl FnMut() -> bool) -> bool {
+    cluster::wait_every(within, Duration::from_millis(200), cond)
+}
+
+/// A release master with default flags in `dir/master`, healthy: the
+/// process, its API (requests answered within `timeout`) and `host:port`.
+pub(crate) fn spawn_master(
+    dir: &std::path::Path,
+    timeout: Duration,
+) -> Result<(Node, Api, String)> {
+    let port = cluster::free_port();
+    let master = spawn_logged(
+        Command::new(release_bin("keel-master"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--work-dir")
+            .arg(dir.join("master")),
+        dir,
+        "master",
+    )?;
+    let api = Api::with(port, |b| b.timeout(timeout))?;
+    if !wait_until(Duration::from_secs(30), || api.healthy()) {
+        bail!("master not healthy; see {}", dir.display());
     }
-    false
+    Ok((master, api, format!("127.0.0.1:{port}")))
 }
 
 pub(crate) fn loadavg() -> String {
@@ -90,20 +105,7 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let port = cluster::free_port();
-    let master = spawn_logged(
-        Command::new(release_bin("keel-master"))
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--work-dir")
-            .arg(dir.join("master")),
-        dir,
-        "master",
-    )?;
-    let api = Api::with(port, |b| b.timeout(Duration::from_secs(60)))?;
-    if !wait_until(Duration::from_secs(30), || api.healthy()) {
-        bail!("master not healthy; see {}", dir.display());
-    }
-    let addr = format!("127.0.0.1:{port}");
+    let (master, api, addr) = spawn_master(dir, Duration::from_secs(60))?;
 
     // Cold registration.
     let cpu0 = cpu_seconds(master.pid()).unwrap_or(0.0);
