@@ -89,6 +89,9 @@ pub struct TaskOptions {
     pub switch_user: bool,
     /// `--fetcher-*`: host paths `file://` URIs may name, size limits.
     pub fetcher: fetcher::FetcherConfig,
+    /// `--executor-*`, `--recovery-timeout`: custom executors' timeouts
+    /// (their endpoint and the agent's host name are filled in by [`run`]).
+    pub executors: executor::runtime::custom::CustomConfig,
 }
 
 impl Default for TaskOptions {
@@ -102,6 +105,7 @@ impl Default for TaskOptions {
             network: None,
             switch_user: true,
             fetcher: fetcher::FetcherConfig::default(),
+            executors: executor::runtime::custom::CustomConfig::default(),
         }
     }
 }
@@ -120,6 +124,17 @@ pub enum AgentError {
     NoMaster,
     #[error(transparent)]
     Trust(#[from] trust::TrustError),
+}
+
+/// `MESOS_AGENT_ENDPOINT`: the agent's address as its executors reach it
+/// (loopback when it listens on every address).
+fn executor_endpoint(ip: std::net::IpAddr, port: u16) -> String {
+    let ip = if ip.is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        ip
+    };
+    std::net::SocketAddr::new(ip, port).to_string()
 }
 
 /// Discovery plus the resources the agent will offer.
@@ -216,14 +231,6 @@ pub async fn run(
         sys_root: config.sys_root.clone(),
     });
     let runtime_metrics = view.metrics.runtime();
-    let mut http_stop = stop_rx.clone();
-    let limits = config.http;
-    let server = tokio::spawn(async move {
-        http::serve(listener, http::router(view), limits, tls, async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
@@ -245,6 +252,11 @@ pub async fn run(
     executor_config.switch_user = config.tasks.switch_user;
     executor_config.limit_options = config.tasks.limits;
     executor_config.fetcher = config.tasks.fetcher.clone();
+    executor_config.executors = executor::runtime::custom::CustomConfig {
+        agent_endpoint: executor_endpoint(config.ip, port),
+        hostname: prepared.hostname.clone(),
+        ..config.tasks.executors.clone()
+    };
     if let Some(cg) = setup.cgroups {
         executor_config.use_cgroups(cg);
     }
@@ -260,6 +272,15 @@ pub async fn run(
         None => {}
     }
     let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
+    let mut http_stop = stop_rx.clone();
+    let limits = config.http;
+    let app = http::router(view).merge(executor::http::router(executor.clone()));
+    let server = tokio::spawn(async move {
+        http::serve(listener, app, limits, tls, async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
 
     let session_config = SessionConfig {
         masters: config.masters.clone(),

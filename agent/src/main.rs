@@ -52,6 +52,26 @@ struct Flags {
     /// First resend of an unacknowledged status update; doubles up to 10 min.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     status_update_retry_interval: Duration,
+    /// How long a custom executor has to SUBSCRIBE after it was started
+    /// before it is killed and its tasks fail (Mesos: 1 min).
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    executor_registration_timeout: Duration,
+    /// How long a running custom executor has to SUBSCRIBE again after an
+    /// agent restart (Mesos: 2 s; pymesos retries after 2 to 4 s, so 15 s).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    executor_reregistration_timeout: Duration,
+    /// Between SHUTDOWN and the kill of a custom executor, unless its
+    /// ExecutorInfo says otherwise (Mesos: 5 s).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    executor_shutdown_grace_period: Duration,
+    /// How long custom executors wait for a restarting agent before they
+    /// give up (`MESOS_RECOVERY_TIMEOUT`; Mesos: 15 min).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    recovery_timeout: Duration,
+    /// Executor calls must carry the executor's token
+    /// (`MESOS_EXECUTOR_AUTHENTICATION_TOKEN`) as a bearer token.
+    #[arg(long)]
+    authenticate_http_executors: bool,
     /// Task isolation: `auto` (what this host offers; tasks say what was
     /// not enforced), `strict` (tasks whose limits cannot be enforced fail),
     /// `none`, or a list such as `cgroups/cpu,cgroups/mem,namespaces/pid`.
@@ -358,6 +378,14 @@ async fn agent_main() -> anyhow::Result<()> {
                 allowed_paths: flags.fetcher_allowed_paths,
                 max_download_bytes: flags.fetcher_max_download_bytes,
                 max_extract_bytes: flags.fetcher_max_extract_bytes,
+            },
+            executors: keel_agent::executor::runtime::custom::CustomConfig {
+                registration_timeout: flags.executor_registration_timeout,
+                reregistration_timeout: flags.executor_reregistration_timeout,
+                shutdown_grace_period: flags.executor_shutdown_grace_period,
+                recovery_timeout: flags.recovery_timeout,
+                require_token: flags.authenticate_http_executors,
+                ..Default::default()
             },
             network: match flags.network_cidr.as_str() {
                 "none" => None,

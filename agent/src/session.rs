@@ -297,6 +297,7 @@ async fn session_once<E: TaskExecutor>(
             agent_id: work_dir.agent_id()?.unwrap_or_default(),
             info: Some(config.info.clone()),
             tasks: config.executor.reports().await,
+            executors: config.executor.executors().await,
             join_token: admission.join_token,
             csr_pem: admission.csr_pem,
             tpm,
@@ -387,6 +388,9 @@ async fn session_once<E: TaskExecutor>(
     let (updates_tx, mut updates) = mpsc::unbounded_channel();
     config.executor.attach(&registered.agent_id, updates_tx);
     let mut updates_open = true;
+    // Executors' messages and exits: best effort, as in Mesos.
+    let (upstream_tx, mut upstream) = mpsc::unbounded_channel();
+    config.executor.attach_upstream(upstream_tx);
     let renew = config
         .trust
         .as_ref()
@@ -406,6 +410,11 @@ async fn session_once<E: TaskExecutor>(
                 }
                 None => updates_open = false,
             },
+            Some(msg) = upstream.recv() => {
+                if tx.send(pb::AgentMessage { msg: Some(msg) }).await.is_err() {
+                    return Err(closed());
+                }
+            }
             _ = ticker.tick() => {
                 if last_heard.elapsed() > silence_limit {
                     return Err(SessionError::Silent { master: master.to_string(), silence: silence_limit });

@@ -10,6 +10,7 @@
 
 pub mod attributes;
 pub mod convert;
+pub mod executor;
 pub mod id;
 pub mod inventory;
 pub mod keel;

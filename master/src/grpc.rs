@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::admission::{self, Admission, AdmissionError, Check, EkVerdict};
 use crate::attestation::{self, EkPolicy};
 use crate::core::{Master, MasterError, SessionSender};
-use crate::engine::{AgentUpdate, EngineError, Registration, ReportedTask};
+use crate::engine::{AgentUpdate, EngineError, Registration, ReportedExecutor, ReportedTask};
 use crate::registry::{AgentInfo, limits};
 use crate::registry::{EkState, RegistryError};
 
@@ -128,6 +128,25 @@ pub fn reported_tasks(agent_id: &str, reports: Vec<pb::TaskReport>) -> Vec<Repor
                 info,
                 latest,
             })
+        })
+        .collect()
+}
+
+/// The executors an agent reports, parsed once (unreadable ones left out).
+pub fn reported_executors(agent_id: &str, reports: Vec<pb::ExecutorReport>) -> Vec<ReportedExecutor> {
+    reports
+        .into_iter()
+        .filter_map(|r| {
+            match bounded::parse_slice(r.executor_info_json.as_bytes(), &MESSAGE_LIMITS) {
+                Ok(info) => Some(ReportedExecutor {
+                    framework_id: r.framework_id,
+                    info,
+                }),
+                Err(e) => {
+                    tracing::warn!(%agent_id, framework_id = %r.framework_id, error = %e, "unreadable executor report");
+                    None
+                }
+            }
         })
         .collect()
 }
@@ -379,7 +398,9 @@ impl AgentService {
             tx,
         } = joining;
         let hostname = info.hostname.clone();
-        let reported = reported_tasks(claimed_id.as_deref().unwrap_or("-"), register.tasks);
+        let claimed = claimed_id.as_deref().unwrap_or("-");
+        let reported = reported_tasks(claimed, register.tasks);
+        let executors = reported_executors(claimed, register.executors);
         let admission = self.admission.clone();
         let csr = register.csr_pem;
         let reg = self
@@ -388,6 +409,7 @@ impl AgentService {
                 claimed_id,
                 info,
                 reported,
+                executors,
                 tx,
                 ek.map(str::to_string),
                 |id| admission.certify_with_ek(id, &csr, attested),
@@ -426,6 +448,12 @@ async fn follow(master: Arc<Master>, reg: Registration, mut inbound: Streaming<p
                 Some(update) => master.status_update(&reg.agent_id, reg.session, update),
                 None => master.heartbeat(&reg.agent_id, reg.session),
             },
+            Some(Ok(pb::AgentMessage {
+                msg: Some(AgentMsg::ExecutorMessage(m)),
+            })) => master.executor_message(&reg.agent_id, reg.session, &m),
+            Some(Ok(pb::AgentMessage {
+                msg: Some(AgentMsg::ExecutorExited(m)),
+            })) => master.executor_exited(&reg.agent_id, reg.session, &m),
             Some(Ok(other)) => {
                 tracing::warn!(agent_id = %reg.agent_id, ?other, "ignoring unexpected message")
             }

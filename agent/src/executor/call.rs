@@ -13,6 +13,9 @@ pub enum ExecutorCall {
     Acknowledge(pb::Acknowledge),
     ShutdownFramework(pb::ShutdownFramework),
     DestroyVolumes(pb::DestroyVolumes),
+    /// A scheduler's data for one of its custom executors.
+    FrameworkMessage(pb::FrameworkMessage),
+    ShutdownExecutor(pb::ShutdownExecutor),
 }
 
 impl ExecutorCall {
@@ -24,6 +27,8 @@ impl ExecutorCall {
             MasterMsg::Acknowledge(m) => Ok(ExecutorCall::Acknowledge(m)),
             MasterMsg::ShutdownFramework(m) => Ok(ExecutorCall::ShutdownFramework(m)),
             MasterMsg::DestroyVolumes(m) => Ok(ExecutorCall::DestroyVolumes(m)),
+            MasterMsg::FrameworkMessage(m) => Ok(ExecutorCall::FrameworkMessage(m)),
+            MasterMsg::ShutdownExecutor(m) => Ok(ExecutorCall::ShutdownExecutor(m)),
             other => Err(other),
         }
     }

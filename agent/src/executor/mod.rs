@@ -34,6 +34,7 @@ pub mod call;
 pub mod checkpoint;
 pub mod command;
 pub mod health;
+pub mod http;
 pub mod hooks;
 pub mod launch;
 pub mod launcher;

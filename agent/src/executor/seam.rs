@@ -29,6 +29,15 @@ pub trait TaskExecutor: Send + Sync + 'static {
     /// Every task the agent knows (running, or not yet acknowledged as
     /// terminal), for `Register.tasks`.
     fn reports(&self) -> impl Future<Output = Vec<pb::TaskReport>> + Send;
+
+    /// Executors' messages and exits go to `sink` while a stream is up
+    /// (a runtime without custom executors sends none).
+    fn attach_upstream(&self, _sink: mpsc::UnboundedSender<pb::agent_message::Msg>) {}
+
+    /// The executors running, for `Register.executors`.
+    fn executors(&self) -> impl Future<Output = Vec<pb::ExecutorReport>> + Send {
+        async { Vec::new() }
+    }
 }
 
 impl TaskExecutor for super::ExecutorHandle {
@@ -46,5 +55,13 @@ impl TaskExecutor for super::ExecutorHandle {
 
     fn reports(&self) -> impl Future<Output = Vec<pb::TaskReport>> + Send {
         super::ExecutorHandle::reports(self)
+    }
+
+    fn attach_upstream(&self, sink: mpsc::UnboundedSender<pb::agent_message::Msg>) {
+        super::ExecutorHandle::attach_upstream(self, sink)
+    }
+
+    fn executors(&self) -> impl Future<Output = Vec<pb::ExecutorReport>> + Send {
+        super::ExecutorHandle::executor_reports(self)
     }
 }

@@ -8,6 +8,7 @@ use keel_api::pb;
 use super::launcher::ExitStatus;
 
 pub const SOURCE_EXECUTOR: &str = "SOURCE_EXECUTOR";
+pub const SOURCE_AGENT: &str = "SOURCE_AGENT";
 pub const REASON_COMMAND_EXECUTOR_FAILED: &str = "REASON_COMMAND_EXECUTOR_FAILED";
 pub const REASON_TASK_INVALID: &str = "REASON_TASK_INVALID";
 pub const REASON_TASK_KILLED_DURING_LAUNCH: &str = "REASON_TASK_KILLED_DURING_LAUNCH";

@@ -73,6 +73,20 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The supervised process the event is about.
+    pub fn key(&self) -> &TaskKey {
+        match self {
+            Event::Running { key, .. }
+            | Event::Failed { key, .. }
+            | Event::KilledBeforeStart { key }
+            | Event::Health { key, .. }
+            | Event::Unhealthy { key }
+            | Event::Exited { key, .. } => key,
+        }
+    }
+}
+
 /// Where the supervisor picks the task up.
 pub enum Start<P> {
     /// A new task: run the prestart hooks, fetch its URIs, spawn it.

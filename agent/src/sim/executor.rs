@@ -109,7 +109,9 @@ impl SimTasks {
                     self.kill(&key, now, &mut out);
                 }
             }
-            ExecutorCall::DestroyVolumes(_) => {}
+            ExecutorCall::DestroyVolumes(_)
+            | ExecutorCall::FrameworkMessage(_)
+            | ExecutorCall::ShutdownExecutor(_) => {}
         }
         out
     }

@@ -19,6 +19,19 @@ pub struct Nanos {
     pub nanoseconds: i64,
 }
 
+impl Nanos {
+    /// The duration (negative: zero).
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(self.nanoseconds).unwrap_or(0))
+    }
+
+    pub fn from_duration(d: std::time::Duration) -> Self {
+        Nanos {
+            nanoseconds: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(non_camel_case_types)]
 pub enum TaskState {
@@ -179,6 +192,14 @@ pub struct ExecutorInfo {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_period: Option<Nanos>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

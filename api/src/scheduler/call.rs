@@ -98,9 +98,11 @@ pub enum CallKind {
     Reconcile {
         tasks: Vec<ReconcileTask>,
     },
+    /// Data for one of the framework's executors (unreliable).
     Message {
         agent_id: String,
         executor_id: String,
+        data: Vec<u8>,
     },
     Request,
     UpdateFramework(Subscribe),
@@ -214,6 +216,7 @@ struct RawReconcile {
 struct RawMessage {
     agent_id: Id,
     executor_id: Id,
+    data: String,
 }
 
 #[derive(Deserialize)]
@@ -397,9 +400,16 @@ impl Call {
             },
             "MESSAGE" => {
                 let m = raw.message.ok_or_else(|| expecting("message"))?;
+                let data = mesos::base64_decode(&m.data).ok_or_else(|| {
+                    CallError::Invalid(format!(
+                        "Failed to convert JSON into Call protobuf: Failed to base64-decode 'data' of MESSAGE: {:?}",
+                        m.data
+                    ))
+                })?;
                 CallKind::Message {
                     agent_id: m.agent_id.value,
                     executor_id: m.executor_id.value,
+                    data,
                 }
             }
             "REQUEST" => {

@@ -5,7 +5,7 @@ use keel_api::pb;
 
 use super::links::SessionSender;
 use super::{Master, MasterError};
-use crate::engine::{AgentUpdate, Registration, ReportedTask};
+use crate::engine::{AgentUpdate, Registration, ReportedExecutor, ReportedTask};
 use crate::registry::{AgentInfo, Applied};
 
 impl Master {
@@ -20,6 +20,7 @@ impl Master {
         claimed: Option<String>,
         info: AgentInfo,
         reported: Vec<ReportedTask>,
+        executors: Vec<ReportedExecutor>,
         tx: SessionSender,
         ek: Option<String>,
         certify: impl FnOnce(&str) -> String,
@@ -36,6 +37,11 @@ impl Master {
             _ => String::new(),
         };
         self.with_links(|state, now| {
+            if let Applied::AgentAdmitted { agent_id } | Applied::AgentReadmitted { agent_id, .. } =
+                &applied
+            {
+                state.engine.executors_reported(agent_id, executors);
+            }
             let reg = state.engine.agent_registered(&applied, reported, now)?;
             let registered = pb::MasterMessage {
                 msg: Some(pb::master_message::Msg::Registered(pb::Registered {
@@ -69,6 +75,22 @@ impl Master {
         self.with(|e, now| {
             e.agent_heard(agent_id, session, now);
             e.status_update(agent_id, update, now)
+        });
+    }
+
+    /// An executor's MESSAGE for its scheduler.
+    pub fn executor_message(&self, agent_id: &str, session: u64, m: &pb::ExecutorMessage) {
+        self.with(|e, now| {
+            e.agent_heard(agent_id, session, now);
+            e.executor_message(agent_id, &m.framework_id, &m.executor_id, &m.data)
+        });
+    }
+
+    /// An executor on the agent ended.
+    pub fn executor_exited(&self, agent_id: &str, session: u64, m: &pb::ExecutorExited) {
+        self.with(|e, now| {
+            e.agent_heard(agent_id, session, now);
+            e.executor_exited(agent_id, &m.framework_id, &m.executor_id, m.status, now)
         });
     }
 

@@ -135,9 +135,8 @@ impl Master {
             CallKind::Message {
                 agent_id,
                 executor_id,
-            } => {
-                tracing::debug!(%fid, %agent_id, %executor_id, "framework message dropped: command executors take none");
-            }
+                data,
+            } => self.with(|e, _| e.framework_message(fid, &agent_id, &executor_id, data)),
             CallKind::Request => {}
             CallKind::InverseOffers {
                 accept,

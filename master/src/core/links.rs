@@ -140,6 +140,22 @@ pub fn to_pb(message: &ToAgent) -> pb::MasterMessage {
                 })
                 .collect(),
         }),
+        ToAgent::FrameworkMessage {
+            framework_id,
+            executor_id,
+            data,
+        } => Msg::FrameworkMessage(pb::FrameworkMessage {
+            framework_id: framework_id.clone(),
+            executor_id: executor_id.clone(),
+            data: data.clone(),
+        }),
+        ToAgent::ShutdownExecutor {
+            framework_id,
+            executor_id,
+        } => Msg::ShutdownExecutor(pb::ShutdownExecutor {
+            framework_id: framework_id.clone(),
+            executor_id: executor_id.clone(),
+        }),
         ToAgent::Refuse { reason } => Msg::Refused(pb::Refused {
             reason: reason.clone(),
         }),

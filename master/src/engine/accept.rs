@@ -228,6 +228,11 @@ impl Engine {
             return;
         }
         run.remaining = budget;
+        if let Some(exec) = &group_executor
+            && !self.executor_on(&run.agent_id, &run.framework_id, &exec.executor_id.value)
+        {
+            self.executor_launched(&run.agent_id, &run.framework_id, exec.clone());
+        }
         let executor_id = group_executor.as_ref().map(|e| e.executor_id.value.clone());
         let mut infos = Vec::with_capacity(accepted.len());
         for a in accepted {
@@ -240,6 +245,11 @@ impl Engine {
                         .map(|e| e.executor_id.value.clone())
                 })
                 .unwrap_or_else(|| a.info.task_id.value.clone());
+            if let Some(exec) = &a.info.executor
+                && !self.executor_on(&run.agent_id, &run.framework_id, &exec.executor_id.value)
+            {
+                self.executor_launched(&run.agent_id, &run.framework_id, exec.clone());
+            }
             infos.push(a.info.clone());
             let k = key(&run.framework_id, &a.info.task_id.value);
             self.metering.accepted(k.clone(), now.instant);
@@ -292,8 +302,11 @@ impl Engine {
         // Problems of the group itself (no task id) fail every task in it.
         let mut errors: Vec<(String, String)> = Vec::new();
         if let Some(exec) = group_executor {
+            let running = self.executor_on(&run.agent_id, &run.framework_id, &exec.executor_id.value);
             if exec.executor_id.value.is_empty() {
                 errors.push((String::new(), "ExecutorInfo must set 'executor_id'".into()));
+            } else if running {
+                // A running executor's resources are already held.
             } else if let Ok(res) = Resources::from_v1(&exec.resources) {
                 match budget.checked_sub(&res) {
                     Some(left) => *budget = left,
@@ -370,12 +383,40 @@ impl Engine {
                 || accepted.iter().any(|a| a.info.task_id.value == t)
         };
         let resources = validate_task(&info, &rest, &run.agent_id, exists, group)?;
-        let left = budget.checked_sub(&resources).ok_or_else(|| {
+        let mut left = budget.checked_sub(&resources).ok_or_else(|| {
             Invalid(format!(
                 "Task uses more resources ({resources}) than available in the offers ({budget})"
             ))
         })?;
         inject_allocation_role(&mut info, &run.role)?;
+        // A custom executor's first task brings the executor's resources.
+        if let Some(exec) = info.executor.as_mut() {
+            let id = exec.executor_id.value.clone();
+            if id.is_empty() {
+                return Err("ExecutorInfo must set 'executor_id'".into());
+            }
+            if exec.command.is_none() {
+                return Err(Invalid(format!("Executor '{id}' must have a CommandInfo")));
+            }
+            let starting = !self.executor_on(&run.agent_id, framework_id, &id)
+                && !accepted.iter().any(|a| {
+                    a.info.executor.as_ref().is_some_and(|e| e.executor_id.value == id)
+                });
+            for r in &mut exec.resources {
+                if r.allocation_info.is_none() {
+                    r.allocation_info = Some(keel_api::resources::v1::AllocationInfo::role(&run.role));
+                }
+            }
+            if starting {
+                let own = Resources::from_v1(&exec.resources)
+                    .map_err(|e| Invalid(format!("Executor uses invalid resources: {e}")))?;
+                left = left.checked_sub(&own).ok_or_else(|| {
+                    Invalid(format!(
+                        "Executor uses more resources ({own}) than available in the offers"
+                    ))
+                })?;
+            }
+        }
         *budget = left;
         Ok(Accepted {
             info,

@@ -348,6 +348,7 @@ impl Engine {
         offers::recover_framework_offers(self, framework_id, false);
         loss::framework_removed(self, framework_id, now);
         self.allocator.remove_framework(framework_id);
+        self.forget_framework_executors(framework_id);
         if let Some(fw) = self.frameworks.remove(framework_id) {
             if let Some(stream) = fw.stream {
                 self.close_stream(framework_id, stream, "Framework has been removed");

@@ -81,6 +81,7 @@ impl Engine {
         offers::rescind_agent_offers(self, agent_id);
         super::inverse::rescind_agent(self, agent_id, true);
         self.allocator.remove_agent(agent_id);
+        self.forget_agent_executors(agent_id);
         let frameworks = self.tasks_gone(agent_id, task_message, now);
         if let Some(session) = self.agents.forget(agent_id) {
             for framework_id in frameworks {

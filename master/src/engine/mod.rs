@@ -35,6 +35,7 @@ mod accept;
 mod agents;
 mod changes;
 mod counters;
+mod executors;
 mod frameworks;
 mod gone;
 mod inverse;
@@ -66,6 +67,7 @@ use crate::registry::{Applied, Command, Registry, RegistryError};
 
 pub use agents::{AgentUpdate, Registration, ReportedTask};
 pub use counters::{Counters, Gauges, Sample};
+pub use executors::{ExecutorRecord, ReportedExecutor};
 pub use frameworks::{FrameworkView, Refusal};
 pub use gone::{GONE_REASON, gone_message};
 pub use inverse::{InverseAnswer, unavailability};
@@ -155,6 +157,17 @@ pub enum ToAgent {
     /// Delete these persistent volumes' data, as (role, id).
     DestroyVolumes {
         volumes: Vec<(String, String)>,
+    },
+    /// A scheduler's data for one of its executors.
+    FrameworkMessage {
+        framework_id: String,
+        executor_id: String,
+        data: Vec<u8>,
+    },
+    /// A scheduler's SHUTDOWN of one of its custom executors.
+    ShutdownExecutor {
+        framework_id: String,
+        executor_id: String,
     },
     Heartbeat {
         seq: u64,
@@ -269,6 +282,8 @@ pub struct Engine {
     offers: offers::OfferBook,
     inverse: inverse::InverseBook,
     tasks: tasks::TaskTable,
+    /// Executors on agents and what they hold (`executors.rs`).
+    executors: executors::ExecutorTable,
     operations: operations::OperationLog,
     metering: counters::Metering,
     /// When this master took over as leader (unix seconds).
@@ -293,6 +308,7 @@ impl Engine {
             offers: offers::OfferBook::default(),
             inverse: inverse::InverseBook::default(),
             tasks: tasks::TaskTable::default(),
+            executors: Default::default(),
             operations: operations::OperationLog::default(),
             metering: counters::Metering::default(),
             elected_time: None,

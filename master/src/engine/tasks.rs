@@ -294,8 +294,16 @@ impl Engine {
         }
     }
 
-    /// SHUTDOWN of an executor: kills its tasks.
+    /// SHUTDOWN of an executor: a custom executor is shut down by its
+    /// agent (its tasks end with it); otherwise its tasks are killed.
     pub fn shutdown_executor(&mut self, framework_id: &str, executor_id: &str, now: Now) {
+        let custom = self
+            .executors()
+            .any(|r| r.framework_id == framework_id && r.info.executor_id.value == executor_id && r.custom());
+        if custom {
+            self.shutdown_custom_executors(framework_id, executor_id);
+            return;
+        }
         let mut ids: Vec<String> = self
             .tasks
             .values()
@@ -331,17 +339,19 @@ pub(super) fn used_on_agent(e: &Engine, agent_id: &str) -> Vec<(String, String, 
         .filter(|t| !t.state.is_terminal())
         .map(|t| (t.framework_id.clone(), t.role.clone(), t.resources.clone()))
         .collect();
+    used.extend(e.executors_used_on(agent_id));
     used.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     used
 }
 
 pub(super) fn executor_ids_on(e: &Engine, framework_id: &str, agent_id: &str) -> Vec<String> {
-    let ids: BTreeSet<String> = e
+    let mut ids: BTreeSet<String> = e
         .tasks
         .on_agent(agent_id)
         .filter(|t| t.framework_id == framework_id && !t.state.is_terminal())
         .filter_map(|t| t.executor_id.clone())
         .collect();
+    ids.extend(e.executor_ids(framework_id, agent_id));
     ids.into_iter().collect()
 }
 

@@ -99,6 +99,20 @@ pub struct ContainerCheckpoint {
     /// sized to them plus its live tasks'.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub executor_resources: Vec<keel_api::mesos::Resource>,
+    /// A custom executor's container: what it needs after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomCheckpoint>,
+}
+
+/// A custom executor (`docs/design/0014-custom-executors.md`): its
+/// ExecutorInfo and FrameworkInfo (for SUBSCRIBED after a restart) and
+/// the token it was given. Its process's files are in `executor/process/`
+/// beside `container.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomCheckpoint {
+    pub executor_info: keel_api::mesos::ExecutorInfo,
+    pub framework_info: keel_api::mesos::FrameworkInfo,
+    pub token: String,
 }
 
 /// Paths under `<work_dir>/meta`.
@@ -112,6 +126,8 @@ pub const TASK_INFO_FILE: &str = "task.info";
 pub const UPDATES_FILE: &str = "task.updates";
 pub const KILLED_FILE: &str = "killed";
 pub const PROCESS_DIR: &str = "process";
+/// A custom executor's own directory in its container's checkpoint.
+pub const EXECUTOR_DIR: &str = "executor";
 
 impl MetaDir {
     /// `meta` is `<work_dir>/meta`.
@@ -317,8 +333,35 @@ pub fn remove_task(task_dir: &Path) -> Result<(), CheckpointError> {
     let empty = fs::read_dir(tasks)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true);
-    if empty && let Some(container) = tasks.parent() {
+    // A custom executor's container stays while the executor lives.
+    if empty
+        && let Some(container) = tasks.parent()
+        && !container.join(EXECUTOR_DIR).exists()
+    {
         fs::remove_dir_all(container).map_err(io(container))?;
+    }
+    Ok(())
+}
+
+/// A custom executor ended: its own files go, and its container's
+/// checkpoint with them when no task is left in it.
+pub fn remove_executor(container_dir: &Path) -> Result<(), CheckpointError> {
+    let dir = container_dir.join(EXECUTOR_DIR);
+    match fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&dir)(e)),
+    }
+    let tasks = container_dir.join("tasks");
+    let empty = fs::read_dir(&tasks)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if empty {
+        match fs::remove_dir_all(container_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(container_dir)(e)),
+        }
     }
     Ok(())
 }
@@ -338,6 +381,7 @@ mod tests {
             cgroup: Some("/sys/fs/cgroup/keel/c1".into()),
             network: None,
             executor_resources: Vec::new(),
+            custom: None,
         }
     }
 

@@ -126,6 +126,7 @@ mod tests {
             cgroup: None,
             network: None,
             executor_resources: Vec::new(),
+            custom: None,
         };
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();

@@ -28,6 +28,10 @@ impl<L: ProcessLauncher> Runtime<L> {
             Some(spec) => launch::grace_period(grace_ms, spec.info(), default),
             None => default,
         };
+        if task.custom {
+            self.kill_custom(key, grace);
+            return;
+        }
         if let Some(kills) = &task.kills {
             let _ = kills.send(grace);
         }
@@ -66,6 +70,10 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     pub(super) fn event(&mut self, event: Event) {
+        if let Some(id) = super::custom::executor_of(event.key()) {
+            self.custom_process_event(id, event);
+            return;
+        }
         match event {
             Event::Running { key, pid } => {
                 let Some(task) = self.tasks.get_mut(&key) else {
@@ -172,7 +180,15 @@ impl<L: ProcessLauncher> Runtime<L> {
         };
         let members = self.group_members(&key.framework_id, &group, key);
         if members.is_empty() {
-            self.groups.remove(&(key.framework_id.clone(), group));
+            self.groups.remove(&(key.framework_id.clone(), group.clone()));
+            // The master frees the group executor's resources.
+            self.send_upstream(keel_api::pb::agent_message::Msg::ExecutorExited(
+                keel_api::pb::ExecutorExited {
+                    framework_id: key.framework_id.clone(),
+                    executor_id: group,
+                    status: None,
+                },
+            ));
         } else if state != TaskState::TASK_FINISHED {
             for sibling in members {
                 self.kill(&sibling, None, false);

@@ -108,6 +108,10 @@ impl<L: ProcessLauncher> Runtime<L> {
                 tracing::warn!(task_id = %key.task_id, "task already known, launch ignored");
                 continue;
             }
+            if group.is_none() && spec.info().executor.is_some() && req.executor_error.is_none() {
+                self.launch_custom(&fw, req.framework.as_ref(), killing_state, spec);
+                continue;
+            }
             let executor_id = group.clone().unwrap_or_else(|| key.task_id.clone());
             let container_id = match &group {
                 Some(_) => group_container.clone(),
@@ -199,11 +203,10 @@ impl<L: ProcessLauncher> Runtime<L> {
                 executor_resources: group
                     .as_ref()
                     .map_or_else(Vec::new, |_| executor_json.clone()),
+                custom: None,
             };
             let prepared = if let Some(e) = &req.executor_error {
                 Err(e.clone())
-            } else if group.is_none() && spec.info().executor.is_some() {
-                Err("custom executors are not supported by this agent".to_string())
             } else {
                 self.context(&container, &key.task_id, Some(&plan.0))
                     .map(|ctx| TaskContext {
@@ -274,6 +277,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                     kills: Some(kills),
                     kill_requested: false,
                     unhealthy: false,
+                    custom: false,
                     dir: Some(dir),
                     log: Some(log),
                 },
@@ -333,7 +337,7 @@ impl<L: ProcessLauncher> Runtime<L> {
 
     /// The container's isolation and its cgroup directory; `Err` is the
     /// message of a task this agent must refuse.
-    fn plan(
+    pub(super) fn plan(
         &self,
         resources: &Resources,
         io: &Bandwidth,
@@ -385,7 +389,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     /// Gives the container's cgroup `limits` (resized if it has some).
-    fn set_limits(&self, container: &std::path::Path, limits: &crate::isolation::cgroups::Limits) {
+    pub(super) fn set_limits(&self, container: &std::path::Path, limits: &crate::isolation::cgroups::Limits) {
         let Some(cg) = &self.config.cgroups else {
             return;
         };
@@ -553,7 +557,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     /// A task that cannot be started at all: TASK_FAILED, nothing spawned.
-    fn reject(
+    pub(super) fn reject(
         &mut self,
         key: TaskKey,
         description: TaskDescription,
@@ -590,6 +594,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             cgroup: None,
             network: None,
             executor_resources: Vec::new(),
+            custom: None,
         };
         let checkpoint = self
             .checkpoint_task(&container, &key, &description)
@@ -612,6 +617,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             kills: None,
             kill_requested: false,
             unhealthy: false,
+            custom: false,
             dir,
             log,
         };

@@ -29,6 +29,8 @@ use crate::isolation::network::Network;
 use crate::isolation::network::ipam::{Ipam, Subnet};
 use crate::isolation::{HostSupport, Isolation};
 
+pub mod custom;
+pub mod custom_calls;
 mod ending;
 mod launching;
 mod recovery;
@@ -71,6 +73,8 @@ pub struct ExecutorConfig {
     /// Where tasks' transitions, fetches and launch phases are counted
     /// (the agent's metrics).
     pub metrics: Arc<crate::metrics::tasks::RuntimeMetrics>,
+    /// Custom executors: where they reach the agent, their timeouts.
+    pub executors: custom::CustomConfig,
 }
 
 impl ExecutorConfig {
@@ -93,6 +97,7 @@ impl ExecutorConfig {
             passwd_root: PathBuf::from("/"),
             fetcher: crate::fetcher::FetcherConfig::default(),
             metrics: Arc::new(crate::metrics::tasks::RuntimeMetrics::detached()),
+            executors: custom::CustomConfig::default(),
         }
     }
 
@@ -124,6 +129,8 @@ enum Command {
     Detach,
     Reports(oneshot::Sender<Vec<pb::TaskReport>>),
     Stop(oneshot::Sender<()>),
+    /// Custom executors' calls and the messages they send upstream.
+    Custom(custom_calls::CustomCommand),
 }
 
 /// The handle the session (and tests) use; cheap to clone.
@@ -169,6 +176,8 @@ impl ExecutorHandle {
             fetcher,
             container_ips: BTreeMap::new(),
             events: events_tx,
+            custom: BTreeMap::new(),
+            upstream: None,
         };
         tokio::spawn(runtime.run(commands, events));
         ExecutorHandle { tx }
@@ -231,6 +240,9 @@ struct Task {
     kill_requested: bool,
     /// Killed for failing its health checks.
     unhealthy: bool,
+    /// Run by a custom executor: no process of its own, its states come
+    /// from the executor.
+    custom: bool,
     /// The task's checkpoint directory and update log (`None` when they
     /// could not be written: the task runs, but would not survive a restart).
     dir: Option<PathBuf>,
@@ -261,6 +273,10 @@ struct Runtime<L> {
     container_ips: BTreeMap<String, std::net::Ipv4Addr>,
     updates: UpdateManager,
     events: mpsc::UnboundedSender<Event>,
+    /// Live custom executors by (framework, executor).
+    custom: BTreeMap<(String, String), custom::CustomExecutor>,
+    /// Where executor messages and exits go while a stream is up.
+    upstream: Option<mpsc::UnboundedSender<pb::agent_message::Msg>>,
 }
 
 impl<L: ProcessLauncher> Runtime<L> {
@@ -271,7 +287,10 @@ impl<L: ProcessLauncher> Runtime<L> {
     ) {
         self.recover().await;
         loop {
-            let deadline = self.updates.next_deadline();
+            let deadline = [self.updates.next_deadline(), self.custom_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             let resend = async move {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -290,8 +309,10 @@ impl<L: ProcessLauncher> Runtime<L> {
                 },
                 Some(event) = events.recv() => self.event(event),
                 () = resend => {
-                    let out = self.updates.tick(Instant::now());
+                    let now = Instant::now();
+                    let out = self.updates.tick(now);
                     self.apply(out);
+                    self.custom_tick(now);
                 }
             }
         }
@@ -306,6 +327,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             }
             Command::Call(ExecutorCall::Acknowledge(m)) => {
                 let key = TaskKey::new(m.framework_id, m.task_id);
+                let from_executor = self.executor_sent(&key, &m.uuid);
                 match self.updates.acknowledge(&key, &m.uuid, Instant::now()) {
                     Some(out) => {
                         if let Some(log) = self.tasks.get_mut(&key).and_then(|t| t.log.as_mut())
@@ -314,6 +336,9 @@ impl<L: ProcessLauncher> Runtime<L> {
                             tracing::error!(task_id = %key.task_id, error = %e,
                                 "cannot checkpoint an acknowledgement");
                         }
+                        if from_executor {
+                            self.acknowledged(&key, m.uuid);
+                        }
                         self.apply(out)
                     }
                     None => tracing::debug!(task_id = %key.task_id, "ignoring unexpected ack"),
@@ -321,16 +346,23 @@ impl<L: ProcessLauncher> Runtime<L> {
             }
             Command::Call(ExecutorCall::DestroyVolumes(m)) => self.destroy_volumes(&m),
             Command::Call(ExecutorCall::ShutdownFramework(m)) => {
+                // Custom executors' tasks end with their executor.
                 let keys: Vec<TaskKey> = self
                     .tasks
-                    .keys()
-                    .filter(|k| k.framework_id == m.framework_id)
-                    .cloned()
+                    .iter()
+                    .filter(|(k, t)| k.framework_id == m.framework_id && !t.custom)
+                    .map(|(k, _)| k.clone())
                     .collect();
                 for key in keys {
                     self.kill(&key, None, false);
                 }
+                self.shutdown_framework_executors(&m.framework_id);
             }
+            Command::Call(ExecutorCall::FrameworkMessage(m)) => self.framework_message(m),
+            Command::Call(ExecutorCall::ShutdownExecutor(m)) => {
+                self.shutdown_executor(&m.framework_id, &m.executor_id);
+            }
+            Command::Custom(c) => self.custom_command(c),
             Command::Attach { agent_id, sink } => {
                 self.agent_id = Some(agent_id);
                 self.sink = Some(sink);
@@ -437,11 +469,23 @@ impl<L: ProcessLauncher> Runtime<L> {
         reason: Option<&str>,
         healthy: Option<bool>,
     ) {
-        let Some(task) = self.tasks.get_mut(key) else {
+        let Some(task) = self.tasks.get(key) else {
             return;
         };
         let mut st = status::update(&key.task_id, &task.executor_id, state, message, reason);
         st.healthy = healthy.or((state.is_terminal() && task.unhealthy).then_some(false));
+        self.emit_status(key, st);
+    }
+
+    /// Records `st` as the task's latest status and queues it for the
+    /// master (checkpointed first).
+    fn emit_status(&mut self, key: &TaskKey, st: pb::TaskStatus) {
+        let Some(state) = TaskState::from_name(&st.state) else {
+            return;
+        };
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
         let prev = task
             .latest
             .as_ref()

@@ -46,6 +46,9 @@ impl<L: ProcessLauncher> Runtime<L> {
         }
         let mut summary = RecoverySummary::default();
         for c in containers {
+            if c.checkpoint.custom.is_some() {
+                self.recover_custom(&c).await;
+            }
             let tasks = c.tasks.clone();
             for t in tasks {
                 self.recover_task(&c, t, &mut summary).await;
@@ -113,6 +116,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 kills: (phase != Phase::Terminal).then_some(kills.clone()),
                 kill_requested: t.killed.is_some(),
                 unhealthy: false,
+                custom: cp.custom.is_some(),
                 dir: Some(t.dir.clone()),
                 log: Some(log),
             },
@@ -123,6 +127,10 @@ impl<L: ProcessLauncher> Runtime<L> {
             self.apply(out);
         }
         if phase == Phase::Terminal {
+            return;
+        }
+        // Its executor reports its states (`recover_custom`).
+        if cp.custom.is_some() {
             return;
         }
         if let (Some(net), Some(ipam)) = (&cp.network, self.ipam.as_mut()) {

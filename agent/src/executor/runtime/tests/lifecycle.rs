@@ -118,7 +118,7 @@ async fn invalid_tasks_fail_without_starting() {
         .call(launch("fw", vec![no_value, custom, broken, escape], None));
     for (id, text) in [
         ("nv", "shell command is not specified"),
-        ("c", "custom executors"),
+        ("c", "Executor 'e' has no command"),
         ("br", "Missing required fields"),
         ("..", "cannot name a sandbox directory"),
     ] {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use crate::executor::launcher::LaunchSpec;
 use crate::executor::{ExecutorCall, ExecutorConfig, ExecutorHandle, FakeLauncher};
 
+mod custom;
 mod isolation;
 mod kill;
 mod lifecycle;
