@@ -2,60 +2,17 @@
 //! on an open master and with `principal`/`secret` on one that requires
 //! authentication.
 //!
-//! pymesos' dependency http-parser does not build on Python >= 3.11, so the
-//! environment is pymesos `--no-deps` plus six and addict, and the pure-Python
-//! `http_parser` package taken from the http-parser sdist. It is created once
-//! under `target/pymesos-venv` (PyPI must be reachable the first time).
+//! The environment is [`support::venv::pymesos_python`]'s.
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use keel_api::mesos::TaskState;
-use support::venv::{self, sh};
+use support::venv::pymesos_python;
 use support::*;
-
-/// The venv's python.
-fn pymesos_python() -> PathBuf {
-    venv::python("pymesos-venv", |python, venv| {
-        venv::pip(python, &["--no-deps", "pymesos==0.3.15", "six", "addict"]);
-        let sdist = venv.join("sdist");
-        sh(Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "http-parser==0.9.0",
-                "-d",
-            ])
-            .arg(&sdist));
-        let site = sh(Command::new(python).args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-        ]));
-        let site = Path::new(site.trim());
-        sh(Command::new("tar")
-            .arg("xzf")
-            .arg(sdist.join("http-parser-0.9.0.tar.gz"))
-            .arg("-C")
-            .arg(&sdist));
-        let pkg = site.join("http_parser");
-        std::fs::create_dir_all(&pkg).unwrap();
-        for entry in std::fs::read_dir(sdist.join("http-parser-0.9.0/http_parser")).unwrap() {
-            let p = entry.unwrap().path();
-            if p.extension().is_some_and(|e| e == "py") {
-                std::fs::copy(&p, pkg.join(p.file_name().unwrap())).unwrap();
-            }
-        }
-        sh(Command::new(python).args(["-c", "import pymesos, http_parser.http"]));
-    })
-}
 
 #[test]
 fn pymesos_framework_launches_echo_hello() {

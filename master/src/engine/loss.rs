@@ -246,6 +246,12 @@ pub(super) fn framework_removed(e: &mut Engine, framework_id: &str, now: Now) {
         }
         e.complete(&k);
     }
+    // Agents where its executors still run (their tasks may all be done).
+    agents.extend(
+        e.executors()
+            .filter(|r| r.framework_id == framework_id)
+            .map(|r| r.agent_id.clone()),
+    );
     for agent in agents {
         e.send_agent(
             &agent,

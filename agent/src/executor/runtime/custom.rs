@@ -497,7 +497,8 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.send_upstream(pb::agent_message::Msg::ExecutorExited(pb::ExecutorExited {
             framework_id: id.0.clone(),
             executor_id: id.1.clone(),
-            status: code,
+            // Mesos' -1 for an unknown status (pymesos reads it).
+            status: Some(code.unwrap_or(-1)),
         }));
     }
 
