@@ -6,6 +6,7 @@
 mod accept;
 mod agents;
 mod counters;
+mod executors;
 mod frameworks;
 mod gone;
 mod maintenance;
