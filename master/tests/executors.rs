@@ -220,3 +220,63 @@ fn an_executor_that_never_subscribes_fails_its_task() {
     assert!(f.status.is_some());
     executor_ended(&agent);
 }
+
+#[test]
+fn bad_executor_calls_get_mesos_answers_and_leave_the_task_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "30s");
+    let port = free_port();
+    let agent = agent_on(dir.path(), &m.addr(), port, &[]);
+    wait_for(T, "the agent registered", || m.keel_agents().len() == 1, || agent.log_text());
+    let call = |body: serde_json::Value| post_json(port, "/api/v1/executor", &body.to_string());
+    let subscribe = |fw: &str, ex: &str| {
+        json!({"type": "SUBSCRIBE", "framework_id": {"value": fw},
+               "executor_id": {"value": ex}, "subscribe": {}})
+    };
+    let (status, _, body) = call(subscribe("no-such-framework", "ex"));
+    assert_eq!((status, body.as_str()), (400, "Framework cannot be found"));
+    let (status, _, body) = call(json!({"type": "SUBSCRIBE", "executor_id": {"value": "e"}}));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Failed to validate Executor::Call: Expecting 'framework_id' to be present")
+    );
+    let (status, _, body) = http(port, "POST", "/api/v1/executor", &[], b"{}").unwrap();
+    assert_eq!((status, body.as_str()), (400, "Expecting 'Content-Type' to be present"));
+    let (status, _, body) = post_json(port, "/api/v1/executor", "{not json");
+    assert_eq!(status, 400);
+    assert!(body.starts_with("Failed to parse body into JSON"), "{body}");
+
+    // A task in an executor that has not subscribed yet (it never will).
+    let mut fw = Scheduler::subscribe(m.port, framework("waiting-executor"));
+    let offer = fw.offer(T);
+    let mut task = command_task(&offer, "waiting", "true", 0.1, 32.0);
+    task.command = None;
+    task.executor = Some(
+        mesos::parse(json!({"executor_id": {"value": "quiet"}, "command": {"value": "sleep 600"}}))
+            .unwrap(),
+    );
+    assert_eq!(launch(&fw, &offer, vec![task]), 202);
+    let fid = fw.framework_id.clone();
+    wait_for(T, "the executor started", || agent.log_text().contains("executor running"), || agent.log_text());
+    let (status, _, body) = call(subscribe(&fid, "other-executor"));
+    assert_eq!((status, body.as_str()), (400, "Executor cannot be found"));
+    let update = json!({"type": "UPDATE", "framework_id": {"value": fid},
+        "executor_id": {"value": "quiet"},
+        "update": {"status": {"task_id": {"value": "waiting"}, "state": "TASK_RUNNING",
+                              "source": "SOURCE_EXECUTOR", "uuid": "AAECAwQFBgcICQoLDA0ODw=="}}});
+    let (status, _, body) = call(update);
+    assert_eq!((status, body.as_str()), (403, "Executor is not subscribed"));
+    let forged = http(
+        port,
+        "POST",
+        "/api/v1/executor",
+        &[("Content-Type", "application/json"), ("Authorization", "Bearer forged")],
+        subscribe(&fid, "quiet").to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(forged.0, 403, "{forged:?}");
+    // None of it reached the task: no update was sent.
+    assert!(fw.next(Duration::from_secs(1)).is_none_or(|e| e.kind() != "UPDATE"));
+    fw.call(keel_client::scheduler::Call::Teardown);
+    executor_ended(&agent);
+}
