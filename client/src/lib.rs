@@ -24,6 +24,7 @@ mod auth;
 pub mod blocking;
 mod error;
 mod events;
+pub mod executor;
 mod keel;
 mod legacy;
 mod operator;

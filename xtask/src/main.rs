@@ -18,6 +18,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod events_bench;
+mod executor_bench;
 mod ha_bench;
 mod host_bench;
 mod image;
@@ -100,6 +101,12 @@ enum Cmd {
     /// Operator event-stream subscribers: ACCEPT -> TASK_RUNNING without
     /// subscribers, with one stalled, and with N reading, in one run.
     BenchEvents(events_bench::EventsArgs),
+    /// Custom executors: ACCEPT -> TASK_RUNNING of a task in a new and in a
+    /// running custom executor beside a command task, in one run.
+    BenchExecutors(executor_bench::ExecutorBenchArgs),
+    /// The custom executor `bench-executors` launches (run by the agent).
+    #[command(hide = true)]
+    ExecutorBenchExecutor,
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
     /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
@@ -282,6 +289,8 @@ fn main() -> Result<()> {
         Cmd::BenchScale(args) => scale_bench::run(&args),
         Cmd::BenchMetrics(args) => metrics_bench::run(&args),
         Cmd::BenchEvents(args) => events_bench::run(&args),
+        Cmd::BenchExecutors(args) => executor_bench::run(&args),
+        Cmd::ExecutorBenchExecutor => executor_bench::executor_main(),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),

@@ -91,6 +91,84 @@ impl Event {
     }
 }
 
+/// A record that is not an executor event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("executor event without 'type'")]
+    NoType,
+    #[error("executor event {kind} without its '{field}'")]
+    Missing { kind: String, field: &'static str },
+    #[error("executor event {kind}: {source}")]
+    Invalid {
+        kind: String,
+        source: crate::mesos::MesosJsonError,
+    },
+    #[error("executor event of unknown type {0}")]
+    Unknown(String),
+}
+
+fn typed<T: serde::de::DeserializeOwned>(kind: &str, v: Json) -> Result<T, EventError> {
+    crate::mesos::parse(v).map_err(|source| EventError::Invalid {
+        kind: kind.to_string(),
+        source,
+    })
+}
+
+impl Event {
+    /// Reads one record of the stream (as an executor does).
+    pub fn from_json(record: Json) -> Result<Event, EventError> {
+        let kind = record
+            .get("type")
+            .and_then(Json::as_str)
+            .ok_or(EventError::NoType)?
+            .to_string();
+        let body = record.get(kind.to_ascii_lowercase()).cloned();
+        let field = |name: &'static str| -> Result<Json, EventError> {
+            body.as_ref()
+                .and_then(|b| b.get(name))
+                .cloned()
+                .ok_or(EventError::Missing {
+                    kind: kind.clone(),
+                    field: name,
+                })
+        };
+        let id = |v: Json| v.get("value").and_then(Json::as_str).unwrap_or("").to_string();
+        let bytes = |v: Json| crate::mesos::base64_decode(v.as_str().unwrap_or("")).unwrap_or_default();
+        Ok(match kind.as_str() {
+            "SUBSCRIBED" => Event::Subscribed {
+                executor_info: Box::new(typed(&kind, field("executor_info")?)?),
+                framework_info: Box::new(typed(&kind, field("framework_info")?)?),
+                agent_info: field("agent_info")?,
+                container_id: id(field("container_id")?),
+            },
+            "LAUNCH" => Event::Launch(field("task")?),
+            "LAUNCH_GROUP" => {
+                let group = field("task_group")?;
+                let tasks = group.get("tasks").and_then(Json::as_array).cloned();
+                Event::LaunchGroup(tasks.unwrap_or_default())
+            }
+            "KILL" => Event::Kill {
+                task_id: id(field("task_id")?),
+                kill_policy: body
+                    .as_ref()
+                    .and_then(|b| b.get("kill_policy"))
+                    .cloned()
+                    .map(|v| typed(&kind, v))
+                    .transpose()?,
+            },
+            "ACKNOWLEDGED" => Event::Acknowledged {
+                task_id: id(field("task_id")?),
+                uuid: bytes(field("uuid")?),
+            },
+            "MESSAGE" => Event::Message(bytes(field("data")?)),
+            "ERROR" => Event::Error(field("message")?.as_str().unwrap_or("").to_string()),
+            "SHUTDOWN" => Event::Shutdown,
+            "HEARTBEAT" => Event::Heartbeat,
+            _ => return Err(EventError::Unknown(kind)),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +197,23 @@ mod tests {
             kill.to_json(),
             json!({"type": "KILL", "kill": {"task_id": {"value": "t"}}})
         );
+    }
+
+    #[test]
+    fn events_read_back() {
+        let events = [
+            Event::Acknowledged {
+                task_id: "t".into(),
+                uuid: vec![3; 16],
+            },
+            Event::Message(b"hi".to_vec()),
+            Event::Launch(json!({"task_id": {"value": "t"}})),
+            Event::Shutdown,
+            Event::Error("bad".into()),
+        ];
+        for e in events {
+            assert_eq!(Event::from_json(e.to_json()).unwrap(), e);
+        }
+        assert!(Event::from_json(json!({"type": "LAUNCH"})).is_err());
     }
 }
