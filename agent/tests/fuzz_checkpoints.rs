@@ -110,6 +110,7 @@ fn damaged_checkpoints_are_read_or_reported() {
             cgroup: None,
             network: None,
             executor_resources: Vec::new(),
+            custom: None,
         };
         let dir = meta.container_dir(&c).unwrap();
         c.write(&dir).unwrap();

@@ -33,8 +33,9 @@ impl ExecutorEnv {
     /// From this process's environment.
     pub fn from_env() -> Result<ExecutorEnv, ClientError> {
         let var = |name: &str| {
-            std::env::var(name)
-                .map_err(|_| ClientError::Subscribe(format!("{name} is not set: not run by an agent")))
+            std::env::var(name).map_err(|_| {
+                ClientError::Subscribe(format!("{name} is not set: not run by an agent"))
+            })
         };
         Ok(ExecutorEnv {
             agent_endpoint: var("MESOS_AGENT_ENDPOINT")?,
@@ -132,7 +133,12 @@ impl ExecutorClient {
 
     /// UPDATE: `task_id` is in `state` (a fresh uuid; the agent sends the
     /// scheduler's acknowledgement back as ACKNOWLEDGED with it).
-    pub async fn update(&self, task_id: &str, state: TaskState, message: Option<&str>) -> Result<(), ClientError> {
+    pub async fn update(
+        &self,
+        task_id: &str,
+        state: TaskState,
+        message: Option<&str>,
+    ) -> Result<(), ClientError> {
         let uuid = base64_encode(uuid::Uuid::new_v4().as_bytes());
         let mut status = json!({
             "task_id": {"value": task_id},
@@ -150,7 +156,10 @@ impl ExecutorClient {
 
     /// MESSAGE: `data` for the framework's scheduler.
     pub async fn message(&self, data: &[u8]) -> Result<(), ClientError> {
-        let body = self.call("MESSAGE", Some(("message", json!({"data": base64_encode(data)}))));
+        let body = self.call(
+            "MESSAGE",
+            Some(("message", json!({"data": base64_encode(data)}))),
+        );
         self.send("MESSAGE", body).await
     }
 }

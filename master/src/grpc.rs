@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::admission::{self, Admission, AdmissionError, Check, EkVerdict};
 use crate::attestation::{self, EkPolicy};
-use crate::core::{Master, MasterError, SessionSender};
+use crate::core::{AgentReport, Master, MasterError, SessionSender};
 use crate::engine::{AgentUpdate, EngineError, Registration, ReportedExecutor, ReportedTask};
 use crate::registry::{AgentInfo, limits};
 use crate::registry::{EkState, RegistryError};
@@ -133,7 +133,10 @@ pub fn reported_tasks(agent_id: &str, reports: Vec<pb::TaskReport>) -> Vec<Repor
 }
 
 /// The executors an agent reports, parsed once (unreadable ones left out).
-pub fn reported_executors(agent_id: &str, reports: Vec<pb::ExecutorReport>) -> Vec<ReportedExecutor> {
+pub fn reported_executors(
+    agent_id: &str,
+    reports: Vec<pb::ExecutorReport>,
+) -> Vec<ReportedExecutor> {
     reports
         .into_iter()
         .filter_map(|r| {
@@ -408,8 +411,10 @@ impl AgentService {
             .register(
                 claimed_id,
                 info,
-                reported,
-                executors,
+                AgentReport {
+                    tasks: reported,
+                    executors,
+                },
                 tx,
                 ek.map(str::to_string),
                 |id| admission.certify_with_ek(id, &csr, attested),

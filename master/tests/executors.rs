@@ -56,7 +56,10 @@ fn finished(mut child: Child, out: &Path, logs: &[&Proc]) -> String {
     let text = std::fs::read_to_string(out).unwrap_or_default();
     if !status.success() {
         let logs: Vec<String> = logs.iter().map(|p| p.log_text()).collect();
-        panic!("pymesos framework failed ({status})\n{text}\n--- logs ---\n{}", logs.join("\n---\n"));
+        panic!(
+            "pymesos framework failed ({status})\n{text}\n--- logs ---\n{}",
+            logs.join("\n---\n")
+        );
     }
     text
 }
@@ -75,7 +78,14 @@ fn agent_on(dir: &Path, master: &str, port: u16, extra: &[&str]) -> Proc {
     let log = dir.join(format!("agent-{port}-{n}.log"));
     Proc::spawn(
         Command::new(bin("keel-agent"))
-            .args(["--master", master, "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--master",
+                master,
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
             .arg("--work-dir")
             .arg(dir.join("agent"))
             .args(["--registration-backoff-factor", "200ms"])
@@ -120,7 +130,9 @@ fn glob_runs(work: &Path) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.parent().and_then(Path::file_name).is_some_and(|n| n == "runs")
+            if p.parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "runs")
                 && p.parent().and_then(Path::parent).and_then(Path::file_name)
                     == Some(std::ffi::OsStr::new("echo-executor"))
                 && p.file_name().is_some_and(|n| n != "latest")
@@ -141,13 +153,28 @@ fn an_executor_subscribes_again_after_its_agent_is_killed() {
     let m = Master::start(dir.path(), free_port(), "30s");
     let port = free_port();
     let mut agent = agent_on(dir.path(), &m.addr(), port, &[]);
-    wait_for(T, "the agent registered", || m.keel_agents().len() == 1, || agent.log_text());
+    wait_for(
+        T,
+        "the agent registered",
+        || m.keel_agents().len() == 1,
+        || agent.log_text(),
+    );
     let out = dir.path().join("framework.out");
     let go = dir.path().join("go");
     let child = framework_script(&m, 1, Some(&go), &out);
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
-    wait_for(T, "the task running", || read().contains("TASK_RUNNING"), read);
-    wait_for(T, "hello from the executor", || read().contains("hello"), read);
+    wait_for(
+        T,
+        "the task running",
+        || read().contains("TASK_RUNNING"),
+        read,
+    );
+    wait_for(
+        T,
+        "hello from the executor",
+        || read().contains("hello"),
+        read,
+    );
 
     agent.kill9();
     let agent = agent_on(dir.path(), &m.addr(), port, &[]);
@@ -160,8 +187,14 @@ fn an_executor_subscribes_again_after_its_agent_is_killed() {
     std::fs::write(&go, "").unwrap();
     let text = finished(child, &out, &[&m.proc, &agent]);
     let task = &launched(&text)[0];
-    assert!(text.contains(&format!("UPDATE {task} TASK_FINISHED")), "{text}");
-    assert!(text.contains(&format!("MESSAGE echo-executor bye {task}")), "{text}");
+    assert!(
+        text.contains(&format!("UPDATE {task} TASK_FINISHED")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("MESSAGE echo-executor bye {task}")),
+        "{text}"
+    );
     executor_ended(&agent);
 }
 
@@ -185,7 +218,12 @@ fn an_executor_that_never_subscribes_fails_its_task() {
         &m.addr(),
         &["--executor-registration-timeout", "2s"],
     );
-    wait_for(T, "the agent registered", || m.keel_agents().len() == 1, || agent.log_text());
+    wait_for(
+        T,
+        "the agent registered",
+        || m.keel_agents().len() == 1,
+        || agent.log_text(),
+    );
     let mut fw = Scheduler::subscribe(m.port, framework("silent-executor"));
     let offer = fw.offer(T);
     let mut task = command_task(&offer, "silent", "true", 0.1, 32.0);
@@ -227,7 +265,12 @@ fn bad_executor_calls_get_mesos_answers_and_leave_the_task_alone() {
     let m = Master::start(dir.path(), free_port(), "30s");
     let port = free_port();
     let agent = agent_on(dir.path(), &m.addr(), port, &[]);
-    wait_for(T, "the agent registered", || m.keel_agents().len() == 1, || agent.log_text());
+    wait_for(
+        T,
+        "the agent registered",
+        || m.keel_agents().len() == 1,
+        || agent.log_text(),
+    );
     let call = |body: serde_json::Value| post_json(port, "/api/v1/executor", &body.to_string());
     let subscribe = |fw: &str, ex: &str| {
         json!({"type": "SUBSCRIBE", "framework_id": {"value": fw},
@@ -238,10 +281,16 @@ fn bad_executor_calls_get_mesos_answers_and_leave_the_task_alone() {
     let (status, _, body) = call(json!({"type": "SUBSCRIBE", "executor_id": {"value": "e"}}));
     assert_eq!(
         (status, body.as_str()),
-        (400, "Failed to validate Executor::Call: Expecting 'framework_id' to be present")
+        (
+            400,
+            "Failed to validate Executor::Call: Expecting 'framework_id' to be present"
+        )
     );
     let (status, _, body) = http(port, "POST", "/api/v1/executor", &[], b"{}").unwrap();
-    assert_eq!((status, body.as_str()), (400, "Expecting 'Content-Type' to be present"));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Expecting 'Content-Type' to be present")
+    );
     let (status, _, body) = post_json(port, "/api/v1/executor", "{not json");
     assert_eq!(status, 400);
     assert!(body.starts_with("Failed to parse body into JSON"), "{body}");
@@ -257,7 +306,12 @@ fn bad_executor_calls_get_mesos_answers_and_leave_the_task_alone() {
     );
     assert_eq!(launch(&fw, &offer, vec![task]), 202);
     let fid = fw.framework_id.clone();
-    wait_for(T, "the executor started", || agent.log_text().contains("executor running"), || agent.log_text());
+    wait_for(
+        T,
+        "the executor started",
+        || agent.log_text().contains("executor running"),
+        || agent.log_text(),
+    );
     let (status, _, body) = call(subscribe(&fid, "other-executor"));
     assert_eq!((status, body.as_str()), (400, "Executor cannot be found"));
     let update = json!({"type": "UPDATE", "framework_id": {"value": fid},
@@ -270,13 +324,19 @@ fn bad_executor_calls_get_mesos_answers_and_leave_the_task_alone() {
         port,
         "POST",
         "/api/v1/executor",
-        &[("Content-Type", "application/json"), ("Authorization", "Bearer forged")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer forged"),
+        ],
         subscribe(&fid, "quiet").to_string().as_bytes(),
     )
     .unwrap();
     assert_eq!(forged.0, 403, "{forged:?}");
     // None of it reached the task: no update was sent.
-    assert!(fw.next(Duration::from_secs(1)).is_none_or(|e| e.kind() != "UPDATE"));
+    assert!(
+        fw.next(Duration::from_secs(1))
+            .is_none_or(|e| e.kind() != "UPDATE")
+    );
     fw.call(keel_client::scheduler::Call::Teardown);
     executor_ended(&agent);
 }

@@ -71,7 +71,12 @@ pub fn run(args: &ExecutorBenchArgs) -> Result<()> {
 }
 
 /// The executor's ExecutorInfo; `once`: it exits after its first task.
-fn executor(exe: &std::path::Path, id: &str, once: bool, role: &str) -> Result<mesos::ExecutorInfo> {
+fn executor(
+    exe: &std::path::Path,
+    id: &str,
+    once: bool,
+    role: &str,
+) -> Result<mesos::ExecutorInfo> {
     Ok(mesos::parse(json!({
         "executor_id": {"value": id}, "type": "CUSTOM",
         "command": {"value": exe.display().to_string(), "shell": false,
@@ -85,7 +90,11 @@ fn executor(exe: &std::path::Path, id: &str, once: bool, role: &str) -> Result<m
 }
 
 /// Latencies (ms) of each of [`KINDS`].
-async fn measure(client: &keel_client::Client, exe: &std::path::Path, n: usize) -> Result<[Vec<f64>; 3]> {
+async fn measure(
+    client: &keel_client::Client,
+    exe: &std::path::Path,
+    n: usize,
+) -> Result<[Vec<f64>; 3]> {
     let mut sub = client
         .subscribe_framework(framework_info("root", "executor-bench"))
         .await?;

@@ -55,21 +55,27 @@ fn refused(e: ExecutorApiError) -> Response {
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .map(|t| t.trim().to_string())
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
 fn media(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 async fn call(State(executor): State<ExecutorHandle>, headers: HeaderMap, body: Body) -> Response {
     match media(&headers, header::CONTENT_TYPE).as_deref() {
-        None => return text(StatusCode::BAD_REQUEST, "Expecting 'Content-Type' to be present"),
+        None => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Expecting 'Content-Type' to be present",
+            );
+        }
         Some("application/json") => {}
         Some(_) => {
             return text(
@@ -121,7 +127,7 @@ async fn call(State(executor): State<ExecutorHandle>, headers: HeaderMap, body: 
             }
         }
         CallKind::Update { status, uuid } => {
-            match executor.executor_update(caller, status, uuid).await {
+            match executor.executor_update(caller, *status, uuid).await {
                 Ok(()) => StatusCode::ACCEPTED.into_response(),
                 Err(e) => refused(e),
             }
@@ -144,10 +150,13 @@ fn stream(events: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Response {
     ))
     .map(|_| Some(Event::Heartbeat));
     // The stream ends with the events; heartbeats alone do not keep it up.
-    let merged = futures::stream::select(events.chain(futures::stream::once(async { None })), heartbeats)
-        .take_while(|e| std::future::ready(e.is_some()))
-        .filter_map(std::future::ready)
-        .map(|e| Ok::<_, Infallible>(Bytes::from(recordio::encode(&e.to_json()))));
+    let merged = futures::stream::select(
+        events.chain(futures::stream::once(async { None })),
+        heartbeats,
+    )
+    .take_while(|e| std::future::ready(e.is_some()))
+    .filter_map(std::future::ready)
+    .map(|e| Ok::<_, Infallible>(Bytes::from(recordio::encode(&e.to_json()))));
     let mut resp = Response::new(Body::from_stream(merged));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -35,9 +35,14 @@ pub enum CallKind {
         unacknowledged_updates: Vec<TaskStatus>,
     },
     /// A task's new status; `uuid` is its 16 raw bytes.
-    Update { status: TaskStatus, uuid: Vec<u8> },
+    Update {
+        status: Box<TaskStatus>,
+        uuid: Vec<u8>,
+    },
     /// Data for the framework's scheduler (unreliable).
-    Message { data: Vec<u8> },
+    Message {
+        data: Vec<u8>,
+    },
     Heartbeat,
 }
 
@@ -120,7 +125,10 @@ pub fn parse(body: &[u8]) -> Result<Call, CallError> {
                 .ok_or_else(|| invalid("Expecting 'update' to be present"))?
                 .status;
             let uuid = validate_update(&framework_id, &executor_id, &status)?;
-            CallKind::Update { status, uuid }
+            CallKind::Update {
+                status: Box::new(status),
+                uuid,
+            }
         }
         "MESSAGE" => {
             let m = raw
@@ -206,7 +214,10 @@ mod tests {
                     "source": "SOURCE_EXECUTOR", "uuid": UUID}}]}
         }))
         .unwrap();
-        assert_eq!((c.framework_id.as_str(), c.executor_id.as_str()), ("f", "e"));
+        assert_eq!(
+            (c.framework_id.as_str(), c.executor_id.as_str()),
+            ("f", "e")
+        );
         let CallKind::Subscribe {
             unacknowledged_tasks,
             unacknowledged_updates,
@@ -220,8 +231,10 @@ mod tests {
 
     #[test]
     fn an_update_carries_its_uuid_bytes() {
-        let c = call(update(json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING",
-            "source": "SOURCE_EXECUTOR", "uuid": UUID})))
+        let c = call(update(
+            json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING",
+            "source": "SOURCE_EXECUTOR", "uuid": UUID}),
+        ))
         .unwrap();
         let CallKind::Update { uuid, status } = c.kind else {
             panic!()
@@ -233,25 +246,49 @@ mod tests {
     #[test]
     fn invalid_calls_get_mesos_messages() {
         let cases = [
-            (json!({"framework_id": {"value": "f"}, "executor_id": {"value": "e"}}),
-             "Failed to validate Executor::Call: Expecting 'type' to be present"),
-            (json!({"type": "SUBSCRIBE", "framework_id": {"value": "f"}}),
-             "Failed to validate Executor::Call: Expecting 'executor_id' to be present"),
-            (json!({"type": "SUBSCRIBE", "executor_id": {"value": "e"}}),
-             "Failed to validate Executor::Call: Expecting 'framework_id' to be present"),
-            (json!({"type": "SUBSCRIBE", "framework_id": {"value": "f"}, "executor_id": {"value": "e"}}),
-             "Failed to validate Executor::Call: Expecting 'subscribe' to be present"),
-            (update(json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING", "source": "SOURCE_EXECUTOR"})),
-             "Failed to validate Executor::Call: Expecting 'uuid' to be present"),
-            (update(json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING", "uuid": UUID})),
-             "Failed to validate Executor::Call: Received Call from executor e of framework f with invalid source, expecting 'SOURCE_EXECUTOR'"),
-            (update(json!({"task_id": {"value": "t"}, "state": "TASK_STAGING", "source": "SOURCE_EXECUTOR", "uuid": UUID})),
-             "Failed to validate Executor::Call: Received TASK_STAGING from executor e of framework f which is not allowed"),
-            (update(json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING", "source": "SOURCE_EXECUTOR",
-                "uuid": UUID, "executor_id": {"value": "other"}})),
-             "Failed to validate Executor::Call: ExecutorID in Call: e does not match ExecutorID in TaskStatus: other"),
-            (json!({"type": "LAUNCH", "framework_id": {"value": "f"}, "executor_id": {"value": "e"}}),
-             "Failed to convert JSON into Call protobuf: Failed to find enum for 'LAUNCH'"),
+            (
+                json!({"framework_id": {"value": "f"}, "executor_id": {"value": "e"}}),
+                "Failed to validate Executor::Call: Expecting 'type' to be present",
+            ),
+            (
+                json!({"type": "SUBSCRIBE", "framework_id": {"value": "f"}}),
+                "Failed to validate Executor::Call: Expecting 'executor_id' to be present",
+            ),
+            (
+                json!({"type": "SUBSCRIBE", "executor_id": {"value": "e"}}),
+                "Failed to validate Executor::Call: Expecting 'framework_id' to be present",
+            ),
+            (
+                json!({"type": "SUBSCRIBE", "framework_id": {"value": "f"}, "executor_id": {"value": "e"}}),
+                "Failed to validate Executor::Call: Expecting 'subscribe' to be present",
+            ),
+            (
+                update(
+                    json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING", "source": "SOURCE_EXECUTOR"}),
+                ),
+                "Failed to validate Executor::Call: Expecting 'uuid' to be present",
+            ),
+            (
+                update(json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING", "uuid": UUID})),
+                "Failed to validate Executor::Call: Received Call from executor e of framework f with invalid source, expecting 'SOURCE_EXECUTOR'",
+            ),
+            (
+                update(
+                    json!({"task_id": {"value": "t"}, "state": "TASK_STAGING", "source": "SOURCE_EXECUTOR", "uuid": UUID}),
+                ),
+                "Failed to validate Executor::Call: Received TASK_STAGING from executor e of framework f which is not allowed",
+            ),
+            (
+                update(
+                    json!({"task_id": {"value": "t"}, "state": "TASK_RUNNING", "source": "SOURCE_EXECUTOR",
+                "uuid": UUID, "executor_id": {"value": "other"}}),
+                ),
+                "Failed to validate Executor::Call: ExecutorID in Call: e does not match ExecutorID in TaskStatus: other",
+            ),
+            (
+                json!({"type": "LAUNCH", "framework_id": {"value": "f"}, "executor_id": {"value": "e"}}),
+                "Failed to convert JSON into Call protobuf: Failed to find enum for 'LAUNCH'",
+            ),
         ];
         for (body, want) in cases {
             assert_eq!(call(body.clone()).unwrap_err().to_string(), want, "{body}");
@@ -264,6 +301,11 @@ mod tests {
         let c = call(json!({"type": "MESSAGE", "framework_id": {"value": "f"},
             "executor_id": {"value": "e"}, "message": {"data": "aGk="}}))
         .unwrap();
-        assert_eq!(c.kind, CallKind::Message { data: b"hi".to_vec() });
+        assert_eq!(
+            c.kind,
+            CallKind::Message {
+                data: b"hi".to_vec()
+            }
+        );
     }
 }

@@ -132,8 +132,14 @@ impl Event {
                     field: name,
                 })
         };
-        let id = |v: Json| v.get("value").and_then(Json::as_str).unwrap_or("").to_string();
-        let bytes = |v: Json| crate::mesos::base64_decode(v.as_str().unwrap_or("")).unwrap_or_default();
+        let id = |v: Json| {
+            v.get("value")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let bytes =
+            |v: Json| crate::mesos::base64_decode(v.as_str().unwrap_or("")).unwrap_or_default();
         Ok(match kind.as_str() {
             "SUBSCRIBED" => Event::Subscribed {
                 executor_info: Box::new(typed(&kind, field("executor_info")?)?),

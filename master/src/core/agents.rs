@@ -8,19 +8,25 @@ use super::{Master, MasterError};
 use crate::engine::{AgentUpdate, Registration, ReportedExecutor, ReportedTask};
 use crate::registry::{AgentInfo, Applied};
 
+/// What a (re-)registering agent runs.
+#[derive(Debug, Default)]
+pub struct AgentReport {
+    pub tasks: Vec<ReportedTask>,
+    pub executors: Vec<ReportedExecutor>,
+}
+
 impl Master {
     /// Admits or readmits an agent and makes `tx` its only session; the
     /// first message on it is `Registered`, with the certificate `certify`
-    /// makes for the agent id (empty: none). `reported` are the tasks it
-    /// runs (re-registration); `ek` the fingerprint of the endorsement key
+    /// makes for the agent id (empty: none). `reported` are the tasks and
+    /// executors it runs (re-registration); `ek` the fingerprint of the endorsement key
     /// its certificate or attestation names (its session is closed when
     /// an operator denies that key).
     pub async fn register(
         &self,
         claimed: Option<String>,
         info: AgentInfo,
-        reported: Vec<ReportedTask>,
-        executors: Vec<ReportedExecutor>,
+        reported: AgentReport,
         tx: SessionSender,
         ek: Option<String>,
         certify: impl FnOnce(&str) -> String,
@@ -40,9 +46,13 @@ impl Master {
             if let Applied::AgentAdmitted { agent_id } | Applied::AgentReadmitted { agent_id, .. } =
                 &applied
             {
-                state.engine.executors_reported(agent_id, executors);
+                state
+                    .engine
+                    .executors_reported(agent_id, reported.executors);
             }
-            let reg = state.engine.agent_registered(&applied, reported, now)?;
+            let reg = state
+                .engine
+                .agent_registered(&applied, reported.tasks, now)?;
             let registered = pb::MasterMessage {
                 msg: Some(pb::master_message::Msg::Registered(pb::Registered {
                     agent_id: reg.agent_id.clone(),

@@ -40,6 +40,7 @@ use crate::replication::local::{LocalLog, StoreError};
 use crate::replication::{self as replicate, ProposeError, Replicator};
 
 pub use crate::engine::{FrameworkView, Refusal, Registration, Snapshot, TaskView};
+pub use agents::AgentReport;
 pub use events::{EventReceiver, EventsError, MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE};
 pub use frameworks::{CallError, CallReply};
 pub use links::{FrameworkConnection, SendError, SessionSender};

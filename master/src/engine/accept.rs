@@ -302,7 +302,8 @@ impl Engine {
         // Problems of the group itself (no task id) fail every task in it.
         let mut errors: Vec<(String, String)> = Vec::new();
         if let Some(exec) = group_executor {
-            let running = self.executor_on(&run.agent_id, &run.framework_id, &exec.executor_id.value);
+            let running =
+                self.executor_on(&run.agent_id, &run.framework_id, &exec.executor_id.value);
             if exec.executor_id.value.is_empty() {
                 errors.push((String::new(), "ExecutorInfo must set 'executor_id'".into()));
             } else if running {
@@ -400,11 +401,15 @@ impl Engine {
             }
             let starting = !self.executor_on(&run.agent_id, framework_id, &id)
                 && !accepted.iter().any(|a| {
-                    a.info.executor.as_ref().is_some_and(|e| e.executor_id.value == id)
+                    a.info
+                        .executor
+                        .as_ref()
+                        .is_some_and(|e| e.executor_id.value == id)
                 });
             for r in &mut exec.resources {
                 if r.allocation_info.is_none() {
-                    r.allocation_info = Some(keel_api::resources::v1::AllocationInfo::role(&run.role));
+                    r.allocation_info =
+                        Some(keel_api::resources::v1::AllocationInfo::role(&run.role));
                 }
             }
             if starting {

@@ -63,14 +63,24 @@ fn role_of(info: &ExecutorInfo) -> String {
 impl Engine {
     /// Whether `executor_id` of the framework runs (or is being launched)
     /// on the agent.
-    pub(super) fn executor_on(&self, agent_id: &str, framework_id: &str, executor_id: &str) -> bool {
+    pub(super) fn executor_on(
+        &self,
+        agent_id: &str,
+        framework_id: &str,
+        executor_id: &str,
+    ) -> bool {
         self.executors
             .contains_key(&table_key(agent_id, framework_id, executor_id))
     }
 
     /// An executor launched from an offer: its resources are already the
     /// framework's (drawn from the offer).
-    pub(super) fn executor_launched(&mut self, agent_id: &str, framework_id: &str, info: ExecutorInfo) {
+    pub(super) fn executor_launched(
+        &mut self,
+        agent_id: &str,
+        framework_id: &str,
+        info: ExecutorInfo,
+    ) {
         let resources = Resources::from_v1(&info.resources).unwrap_or_default();
         let record = ExecutorRecord {
             framework_id: framework_id.to_string(),
@@ -167,7 +177,13 @@ impl Engine {
     }
 
     /// An executor's MESSAGE, to its framework's scheduler.
-    pub fn executor_message(&mut self, agent_id: &str, framework_id: &str, executor_id: &str, data: &[u8]) {
+    pub fn executor_message(
+        &mut self,
+        agent_id: &str,
+        framework_id: &str,
+        executor_id: &str,
+        data: &[u8],
+    ) {
         let message = Message {
             agent_id: Id::new(agent_id),
             executor_id: Id::new(executor_id),
@@ -180,7 +196,13 @@ impl Engine {
 
     /// A scheduler's MESSAGE for one of its executors: to the agent (Mesos
     /// answers 202 either way; a message that cannot go is dropped).
-    pub fn framework_message(&mut self, framework_id: &str, agent_id: &str, executor_id: &str, data: Vec<u8>) {
+    pub fn framework_message(
+        &mut self,
+        framework_id: &str,
+        agent_id: &str,
+        executor_id: &str,
+        data: Vec<u8>,
+    ) {
         let message = ToAgent::FrameworkMessage {
             framework_id: framework_id.to_string(),
             executor_id: executor_id.to_string(),
@@ -196,7 +218,11 @@ impl Engine {
         let agents: Vec<String> = self
             .executors
             .values()
-            .filter(|r| r.framework_id == framework_id && r.info.executor_id.value == executor_id && r.custom())
+            .filter(|r| {
+                r.framework_id == framework_id
+                    && r.info.executor_id.value == executor_id
+                    && r.custom()
+            })
             .map(|r| r.agent_id.clone())
             .collect();
         for agent_id in agents {

@@ -297,9 +297,9 @@ impl Engine {
     /// SHUTDOWN of an executor: a custom executor is shut down by its
     /// agent (its tasks end with it); otherwise its tasks are killed.
     pub fn shutdown_executor(&mut self, framework_id: &str, executor_id: &str, now: Now) {
-        let custom = self
-            .executors()
-            .any(|r| r.framework_id == framework_id && r.info.executor_id.value == executor_id && r.custom());
+        let custom = self.executors().any(|r| {
+            r.framework_id == framework_id && r.info.executor_id.value == executor_id && r.custom()
+        });
         if custom {
             self.shutdown_custom_executors(framework_id, executor_id);
             return;

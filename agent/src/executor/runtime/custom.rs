@@ -167,6 +167,15 @@ impl<L: ProcessLauncher> Runtime<L> {
         let fw = fw.to_string();
         let key = TaskKey::new(&fw, spec.task_id());
         let ex = info.executor_id.value.clone();
+        let volumes =
+            crate::executor::volumes::parse(&self.config.work_dir, &spec.info().resources);
+        if !volumes.is_ok_and(|v| v.is_empty()) {
+            let message =
+                "persistent volumes are not supported for tasks of custom executors".to_string();
+            let why = (TaskState::TASK_ERROR, status::REASON_TASK_INVALID, message);
+            self.refuse(key, TaskDescription::Typed(spec), ex, why);
+            return;
+        }
         let id = (fw.clone(), ex.clone());
         match self.custom.get(&id).map(|e| e.state) {
             Some(ExecState::Terminating) => {
@@ -229,7 +238,10 @@ impl<L: ProcessLauncher> Runtime<L> {
         };
         let token = uuid::Uuid::new_v4().simple().to_string();
         let checkpoint = ContainerCheckpoint {
-            agent_id: self.agent_id.clone().unwrap_or_else(|| first.info().agent_id.value.clone()),
+            agent_id: self
+                .agent_id
+                .clone()
+                .unwrap_or_else(|| first.info().agent_id.value.clone()),
             framework_id: fw.to_string(),
             executor_id: ex.clone(),
             container_id: container_id.clone(),
@@ -252,8 +264,13 @@ impl<L: ProcessLauncher> Runtime<L> {
             .map_err(|e| e.to_string())?;
         self.executor_env(&mut launch, &checkpoint, &framework, &info);
         command::contain(&mut launch, &ctx, None, &self.config.work_dir);
-        let dir = self.meta.container_dir(&checkpoint).map_err(|e| e.to_string())?;
-        let process_dir = dir.join(checkpoint::EXECUTOR_DIR).join(checkpoint::PROCESS_DIR);
+        let dir = self
+            .meta
+            .container_dir(&checkpoint)
+            .map_err(|e| e.to_string())?;
+        let process_dir = dir
+            .join(checkpoint::EXECUTOR_DIR)
+            .join(checkpoint::PROCESS_DIR);
         let mut batch = checkpoint::Durable::default();
         checkpoint
             .write_into(&dir, &mut batch)
@@ -321,15 +338,27 @@ impl<L: ProcessLauncher> Runtime<L> {
         let checkpoint = framework.checkpoint.unwrap_or(false);
         for (k, v) in [
             ("MESOS_AGENT_ENDPOINT", cfg.agent_endpoint.clone()),
-            ("MESOS_SLAVE_PID", format!("slave(1)@{}", cfg.agent_endpoint)),
-            ("MESOS_CHECKPOINT", if checkpoint { "1" } else { "0" }.to_string()),
-            ("MESOS_RECOVERY_TIMEOUT", duration_text(cfg.recovery_timeout)),
+            (
+                "MESOS_SLAVE_PID",
+                format!("slave(1)@{}", cfg.agent_endpoint),
+            ),
+            (
+                "MESOS_CHECKPOINT",
+                if checkpoint { "1" } else { "0" }.to_string(),
+            ),
+            (
+                "MESOS_RECOVERY_TIMEOUT",
+                duration_text(cfg.recovery_timeout),
+            ),
             ("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs".to_string()),
             ("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", duration_text(grace)),
             ("MESOS_HTTP_COMMAND_EXECUTOR", "0".to_string()),
             (
                 "MESOS_EXECUTOR_AUTHENTICATION_TOKEN",
-                c.custom.as_ref().map(|x| x.token.clone()).unwrap_or_default(),
+                c.custom
+                    .as_ref()
+                    .map(|x| x.token.clone())
+                    .unwrap_or_default(),
             ),
         ] {
             set_env(&mut launch.env, k, v);
@@ -378,10 +407,10 @@ impl<L: ProcessLauncher> Runtime<L> {
         );
         self.resize_container(&checkpoint.container_id);
         let running = self.custom.get(id).map(|e| e.state) == Some(ExecState::Running);
-        if !running || !self.send_launch(id, &key) {
-            if let Some(e) = self.custom.get_mut(id) {
-                e.queued.push(key);
-            }
+        if (!running || !self.send_launch(id, &key))
+            && let Some(e) = self.custom.get_mut(id)
+        {
+            e.queued.push(key);
         }
     }
 
@@ -476,7 +505,11 @@ impl<L: ProcessLauncher> Runtime<L> {
             .collect();
         for key in live {
             let killed = self.tasks.get(&key).is_some_and(|t| t.kill_requested);
-            let state = if killed { TaskState::TASK_KILLED } else { end.state };
+            let state = if killed {
+                TaskState::TASK_KILLED
+            } else {
+                end.state
+            };
             let mut st = status::update(
                 &key.task_id,
                 &id.1,
@@ -607,7 +640,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 e.shutdown_at = None;
                 let _ = e.kills.send(Duration::ZERO);
             }
-            if e.state != ExecState::Registering || !e.deadline.is_some_and(|at| at <= now) {
+            if e.state != ExecState::Registering || e.deadline.is_none_or(|at| at > now) {
                 continue;
             }
             e.deadline = None;
@@ -615,7 +648,11 @@ impl<L: ProcessLauncher> Runtime<L> {
             e.termination = Some(if e.recovered {
                 let lost = e.framework.has_capability("PARTITION_AWARE");
                 Termination {
-                    state: if lost { TaskState::TASK_GONE } else { TaskState::TASK_LOST },
+                    state: if lost {
+                        TaskState::TASK_GONE
+                    } else {
+                        TaskState::TASK_LOST
+                    },
                     reason: REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
                     message: format!(
                         "Executor did not reregister within {}",

@@ -30,7 +30,9 @@ pub enum ExecutorApiError {
     NotSubscribed,
     #[error("the call's token is not this executor's")]
     WrongToken,
-    #[error("executor calls must carry the executor's token (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) as a bearer token")]
+    #[error(
+        "executor calls must carry the executor's token (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) as a bearer token"
+    )]
     NoToken,
     #[error("the agent is stopping")]
     Stopping,
@@ -70,7 +72,10 @@ pub enum CustomCommand {
 }
 
 impl ExecutorHandle {
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> CustomCommand) -> Result<T, ExecutorApiError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> CustomCommand,
+    ) -> Result<T, ExecutorApiError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Custom(make(tx)))
@@ -111,7 +116,11 @@ impl ExecutorHandle {
     }
 
     /// MESSAGE: data for the scheduler.
-    pub async fn executor_message(&self, caller: Caller, data: Vec<u8>) -> Result<(), ExecutorApiError> {
+    pub async fn executor_message(
+        &self,
+        caller: Caller,
+        data: Vec<u8>,
+    ) -> Result<(), ExecutorApiError> {
         self.ask(|reply| CustomCommand::Message {
             caller,
             data,
@@ -269,7 +278,11 @@ impl<L: ProcessLauncher> Runtime<L> {
         }
         let tasks = self.executor_tasks(&id);
         if recovered {
-            let known = |k: &TaskKey| unacknowledged_tasks.iter().any(|t| t.task_id.value == k.task_id);
+            let known = |k: &TaskKey| {
+                unacknowledged_tasks
+                    .iter()
+                    .any(|t| t.task_id.value == k.task_id)
+            };
             for key in tasks.iter().filter(|k| !known(k)) {
                 self.dropped_in_restart(&id, key);
             }
@@ -298,7 +311,10 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.tasks
             .iter()
             .filter(|(k, t)| {
-                k.framework_id == id.0 && t.custom && t.executor_id == id.1 && t.phase != Phase::Terminal
+                k.framework_id == id.0
+                    && t.custom
+                    && t.executor_id == id.1
+                    && t.phase != Phase::Terminal
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -318,9 +334,19 @@ impl<L: ProcessLauncher> Runtime<L> {
             .custom
             .get(id)
             .is_some_and(|e| e.framework.has_capability("PARTITION_AWARE"));
-        let state = if aware { TaskState::TASK_DROPPED } else { TaskState::TASK_LOST };
+        let state = if aware {
+            TaskState::TASK_DROPPED
+        } else {
+            TaskState::TASK_LOST
+        };
         let message = Some("Task launched during agent restart".to_string());
-        let mut st = status::update(&key.task_id, &id.1, state, message, Some(custom::REASON_AGENT_RESTARTED));
+        let mut st = status::update(
+            &key.task_id,
+            &id.1,
+            state,
+            message,
+            Some(custom::REASON_AGENT_RESTARTED),
+        );
         st.source = status::SOURCE_AGENT.to_string();
         self.emit_status(key, st);
     }
@@ -339,7 +365,10 @@ impl<L: ProcessLauncher> Runtime<L> {
             return;
         }
         let seen = task.latest.as_ref().is_some_and(|l| l.uuid == uuid)
-            || self.updates.outstanding(&key).is_some_and(|u| u.status.as_ref().is_some_and(|s| s.uuid == uuid));
+            || self
+                .updates
+                .outstanding(&key)
+                .is_some_and(|u| u.status.as_ref().is_some_and(|s| s.uuid == uuid));
         if task.phase == Phase::Terminal || seen {
             tracing::debug!(task_id = %key.task_id, "executor update ignored (task ended or update seen)");
             return;
@@ -366,7 +395,6 @@ impl<L: ProcessLauncher> Runtime<L> {
                 .as_deref()
                 .and_then(mesos::base64_decode)
                 .unwrap_or_default(),
-            ..Default::default()
         };
         let terminal = status.state.is_terminal();
         let container = task.container_id.clone();
@@ -423,7 +451,10 @@ impl<L: ProcessLauncher> Runtime<L> {
             return;
         };
         let id = (cp.framework_id.clone(), cp.executor_id.clone());
-        let process_dir = c.dir.join(checkpoint::EXECUTOR_DIR).join(checkpoint::PROCESS_DIR);
+        let process_dir = c
+            .dir
+            .join(checkpoint::EXECUTOR_DIR)
+            .join(checkpoint::PROCESS_DIR);
         let start = match self.launcher.adopt(&process_dir).await {
             Adopted::Running(p) => {
                 tracing::info!(framework_id = %id.0, executor_id = %id.1, "re-attaching to a running executor");
@@ -431,8 +462,12 @@ impl<L: ProcessLauncher> Runtime<L> {
             }
             Adopted::Exited(st) => Start::Ended(Ok(st)),
             Adopted::Gone(reason) => Start::Ended(Err(reason)),
-            Adopted::NotStarted => Start::Ended(Err("the agent restarted before the executor was started".into())),
-            Adopted::LaunchFailed(m) => Start::Ended(Err(format!("Failed to launch executor: {m}"))),
+            Adopted::NotStarted => Start::Ended(Err(
+                "the agent restarted before the executor was started".into(),
+            )),
+            Adopted::LaunchFailed(m) => {
+                Start::Ended(Err(format!("Failed to launch executor: {m}")))
+            }
         };
         let ctx = match self.context(cp, &cp.executor_id, None) {
             Ok(ctx) => ctx,

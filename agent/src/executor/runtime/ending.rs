@@ -180,7 +180,8 @@ impl<L: ProcessLauncher> Runtime<L> {
         };
         let members = self.group_members(&key.framework_id, &group, key);
         if members.is_empty() {
-            self.groups.remove(&(key.framework_id.clone(), group.clone()));
+            self.groups
+                .remove(&(key.framework_id.clone(), group.clone()));
             // The master frees the group executor's resources.
             self.send_upstream(keel_api::pb::agent_message::Msg::ExecutorExited(
                 keel_api::pb::ExecutorExited {

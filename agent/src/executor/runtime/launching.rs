@@ -389,7 +389,11 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     /// Gives the container's cgroup `limits` (resized if it has some).
-    pub(super) fn set_limits(&self, container: &std::path::Path, limits: &crate::isolation::cgroups::Limits) {
+    pub(super) fn set_limits(
+        &self,
+        container: &std::path::Path,
+        limits: &crate::isolation::cgroups::Limits,
+    ) {
         let Some(cg) = &self.config.cgroups else {
             return;
         };
@@ -572,7 +576,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     /// A task that is not started, nothing spawned; `why`: its state
     /// (TASK_FAILED, or TASK_ERROR for a task description the agent
     /// cannot accept), reason and message.
-    fn refuse(
+    pub(super) fn refuse(
         &mut self,
         key: TaskKey,
         description: TaskDescription,

@@ -43,13 +43,22 @@ fn an_executor_holds_its_resources_once_until_it_ends() {
     let (agent, _) = h.agent("a1", "cpus:4;mem:1024");
     let (fw, _) = h.framework(framework_info("f", json!({})));
     let offer = h.offers(&fw).remove(0);
-    h.accept(&fw, &[&offer], vec![launch(vec![custom_task(&offer, "t1", "ex")])]);
+    h.accept(
+        &fw,
+        &[&offer],
+        vec![launch(vec![custom_task(&offer, "t1", "ex")])],
+    );
     let Some(ToAgent::Launch(l)) = h.sent_to(&agent).into_iter().next() else {
         panic!("no launch");
     };
     let exec = l.tasks[0].executor.as_ref().unwrap();
     assert_eq!(
-        exec.resources[0].allocation_info.as_ref().unwrap().role.as_deref(),
+        exec.resources[0]
+            .allocation_info
+            .as_ref()
+            .unwrap()
+            .role
+            .as_deref(),
         Some("*"),
         "the executor's resources carry the allocation role"
     );
@@ -59,7 +68,11 @@ fn an_executor_holds_its_resources_once_until_it_ends() {
     assert_eq!(cpus(&offers), 2.5);
     assert_eq!(offers[0].executor_ids[0].value, "ex");
     // A second task in the same executor costs only its own resources.
-    h.accept(&fw, &[&offers[0]], vec![launch(vec![custom_task(&offers[0], "t2", "ex")])]);
+    h.accept(
+        &fw,
+        &[&offers[0]],
+        vec![launch(vec![custom_task(&offers[0], "t2", "ex")])],
+    );
     h.advance(Duration::from_secs(6));
     let offers = h.offers(&fw);
     assert_eq!(cpus(&offers), 1.5);
@@ -75,7 +88,8 @@ fn an_executor_holds_its_resources_once_until_it_ends() {
     decline_all(&mut h, &fw, &offers);
     h.events(&fw);
     // It ends: its resources come back, the framework hears FAILURE.
-    h.engine.executor_exited(&agent, &fw, "ex", Some(256), h.now);
+    h.engine
+        .executor_exited(&agent, &fw, "ex", Some(256), h.now);
     let failure = h.events(&fw).into_iter().find_map(|e| match e {
         Event::Failure(f) => Some(f),
         _ => None,
@@ -93,11 +107,19 @@ fn an_executor_without_room_in_the_offers_fails_its_task() {
     let (agent, _) = h.agent("a1", "cpus:1.2;mem:1024");
     let (fw, _) = h.framework(framework_info("f", json!({})));
     let offer = h.offers(&fw).remove(0);
-    h.accept(&fw, &[&offer], vec![launch(vec![custom_task(&offer, "t1", "ex")])]);
+    h.accept(
+        &fw,
+        &[&offer],
+        vec![launch(vec![custom_task(&offer, "t1", "ex")])],
+    );
     let update = h.updates(&fw).remove(0);
     assert_eq!(update.state, TaskState::TASK_ERROR);
     assert!(
-        update.message.as_deref().unwrap().starts_with("Executor uses more resources"),
+        update
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("Executor uses more resources"),
         "{update:?}"
     );
     assert!(h.sent_to(&agent).is_empty());
@@ -109,9 +131,14 @@ fn framework_messages_go_both_ways_and_shutdown_reaches_the_agent() {
     let (agent, _) = h.agent("a1", "cpus:4;mem:1024");
     let (fw, _) = h.framework(framework_info("f", json!({})));
     let offer = h.offers(&fw).remove(0);
-    h.accept(&fw, &[&offer], vec![launch(vec![custom_task(&offer, "t1", "ex")])]);
+    h.accept(
+        &fw,
+        &[&offer],
+        vec![launch(vec![custom_task(&offer, "t1", "ex")])],
+    );
     h.sent_to(&agent);
-    h.engine.framework_message(&fw, &agent, "ex", b"ping".to_vec());
+    h.engine
+        .framework_message(&fw, &agent, "ex", b"ping".to_vec());
     assert_eq!(
         h.sent_to(&agent),
         vec![ToAgent::FrameworkMessage {
@@ -125,7 +152,10 @@ fn framework_messages_go_both_ways_and_shutdown_reaches_the_agent() {
     let Some(Event::Message(m)) = h.events(&fw).into_iter().next() else {
         panic!("no MESSAGE");
     };
-    assert_eq!((m.executor_id.value.as_str(), m.data.as_str()), ("ex", "cG9uZw=="));
+    assert_eq!(
+        (m.executor_id.value.as_str(), m.data.as_str()),
+        ("ex", "cG9uZw==")
+    );
     h.engine.shutdown_executor(&fw, "ex", h.now);
     assert_eq!(
         h.sent_to(&agent),

@@ -64,7 +64,11 @@ async fn an_executor_runs_its_tasks_and_hears_acknowledgements() {
         Err(ExecutorApiError::NotSubscribed)
     );
     h.quiet().await;
-    let mut rx = h.exec.executor_subscribe(caller(), vec![], vec![]).await.unwrap();
+    let mut rx = h
+        .exec
+        .executor_subscribe(caller(), vec![], vec![])
+        .await
+        .unwrap();
     let Event::Subscribed { container_id, .. } = event(&mut rx).await else {
         panic!("not SUBSCRIBED first");
     };
@@ -81,12 +85,18 @@ async fn an_executor_runs_its_tasks_and_hears_acknowledgements() {
     assert_eq!(task["task_id"]["value"], "t2");
     assert_eq!(h.fake.spawned().len(), 1, "one process per executor");
     let (running, uuid) = status("t1", TaskState::TASK_RUNNING, 7);
-    h.exec.executor_update(caller(), running.clone(), uuid.clone()).await.unwrap();
+    h.exec
+        .executor_update(caller(), running.clone(), uuid.clone())
+        .await
+        .unwrap();
     let u = h.expect("t1", "TASK_RUNNING").await;
     assert_eq!(st(&u).uuid, uuid, "the executor's uuid is kept");
     assert_eq!(st(&u).executor_id, "ex");
     // A duplicate is ignored.
-    h.exec.executor_update(caller(), running, uuid.clone()).await.unwrap();
+    h.exec
+        .executor_update(caller(), running, uuid.clone())
+        .await
+        .unwrap();
     h.ack(&u);
     assert_eq!(
         event(&mut rx).await,
@@ -101,14 +111,18 @@ async fn an_executor_runs_its_tasks_and_hears_acknowledgements() {
     // A scheduler's message reaches it; its own goes upstream.
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     h.exec.attach_upstream(up_tx);
-    h.exec.call(ExecutorCall::FrameworkMessage(pb::FrameworkMessage {
-        framework_id: "fw".into(),
-        executor_id: "ex".into(),
-        data: b"ping".to_vec(),
-    }));
+    h.exec
+        .call(ExecutorCall::FrameworkMessage(pb::FrameworkMessage {
+            framework_id: "fw".into(),
+            executor_id: "ex".into(),
+            data: b"ping".to_vec(),
+        }));
     assert!(matches!(event(&mut rx).await, Event::Acknowledged { .. }));
     assert_eq!(event(&mut rx).await, Event::Message(b"ping".to_vec()));
-    h.exec.executor_message(caller(), b"pong".to_vec()).await.unwrap();
+    h.exec
+        .executor_message(caller(), b"pong".to_vec())
+        .await
+        .unwrap();
     let Some(pb::agent_message::Msg::ExecutorMessage(m)) = up_rx.recv().await else {
         panic!("no executor message upstream");
     };
@@ -153,7 +167,12 @@ async fn calls_for_unknown_executors_are_refused() {
         token: Some(token),
         ..caller()
     };
-    assert!(h.exec.executor_subscribe(right, vec![], vec![]).await.is_ok());
+    assert!(
+        h.exec
+            .executor_subscribe(right, vec![], vec![])
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -162,7 +181,12 @@ async fn an_executor_that_never_subscribes_fails_its_tasks() {
     h.exec.call(launch("fw", vec![custom_task("t1")], None));
     let u = h.expect("t1", "TASK_FAILED").await;
     assert_eq!(st(&u).reason, "REASON_EXECUTOR_REGISTRATION_TIMEOUT");
-    assert!(st(&u).message.starts_with("Executor did not register within"), "{u:?}");
+    assert!(
+        st(&u)
+            .message
+            .starts_with("Executor did not register within"),
+        "{u:?}"
+    );
     let pid = h.spawned(1).await.0;
     assert!(!h.fake.is_running(pid), "the executor was killed");
 }
@@ -170,12 +194,20 @@ async fn an_executor_that_never_subscribes_fails_its_tasks() {
 #[tokio::test]
 async fn a_kill_before_delivery_ends_the_task_and_after_goes_to_the_executor() {
     let mut h = harness();
-    h.exec.call(launch("fw", vec![custom_task("t1"), custom_task("t2")], None));
+    h.exec.call(launch(
+        "fw",
+        vec![custom_task("t1"), custom_task("t2")],
+        None,
+    ));
     h.spawned(1).await;
     h.exec.call(kill("fw", "t1", None));
     let u = h.expect("t1", "TASK_KILLED").await;
     assert_eq!(st(&u).reason, "REASON_TASK_KILLED_DURING_LAUNCH");
-    let mut rx = h.exec.executor_subscribe(caller(), vec![], vec![]).await.unwrap();
+    let mut rx = h
+        .exec
+        .executor_subscribe(caller(), vec![], vec![])
+        .await
+        .unwrap();
     assert!(matches!(event(&mut rx).await, Event::Subscribed { .. }));
     let Event::Launch(t) = event(&mut rx).await else {
         panic!()
@@ -190,11 +222,15 @@ async fn a_kill_before_delivery_ends_the_task_and_after_goes_to_the_executor() {
         panic!("no KILL");
     };
     assert_eq!(task_id, "t2");
-    assert_eq!(kill_policy.unwrap().grace_period.unwrap().nanoseconds, 1_500_000_000);
+    assert_eq!(
+        kill_policy.unwrap().grace_period.unwrap().nanoseconds,
+        1_500_000_000
+    );
     // SHUTDOWN of the framework: SHUTDOWN to the executor, then its end.
-    h.exec.call(ExecutorCall::ShutdownFramework(pb::ShutdownFramework {
-        framework_id: "fw".into(),
-    }));
+    h.exec
+        .call(ExecutorCall::ShutdownFramework(pb::ShutdownFramework {
+            framework_id: "fw".into(),
+        }));
     assert_eq!(event(&mut rx).await, Event::Shutdown);
     let pid = h.spawned(1).await.0;
     h.fake.exit(pid, ExitStatus::Exited(0));
