@@ -241,6 +241,8 @@ pub struct TaskStatus {
     pub healthy: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_time: Option<Nanos>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_status: Option<super::ContainerStatus>,
 }
 
 impl TaskStatus {
@@ -259,6 +261,7 @@ impl TaskStatus {
             uuid: None,
             healthy: None,
             unreachable_time: None,
+            container_status: None,
         }
     }
 }
