@@ -29,9 +29,12 @@ use crate::isolation::network::Network;
 use crate::isolation::network::ipam::{Ipam, Subnet};
 use crate::isolation::{HostSupport, Isolation};
 
+pub use snapshot::{ExecutorSnapshot, FrameworkSnapshot, RuntimeSnapshot, TaskSnapshot};
+
 mod ending;
 mod launching;
 mod recovery;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -123,6 +126,7 @@ enum Command {
     },
     Detach,
     Reports(oneshot::Sender<Vec<pb::TaskReport>>),
+    Snapshot(oneshot::Sender<RuntimeSnapshot>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -169,6 +173,7 @@ impl ExecutorHandle {
             fetcher,
             container_ips: BTreeMap::new(),
             events: events_tx,
+            book: snapshot::Book::default(),
         };
         tokio::spawn(runtime.run(commands, events));
         ExecutorHandle { tx }
@@ -205,6 +210,16 @@ impl ExecutorHandle {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Command::Reports(tx)).is_err() {
             return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Frameworks, executors and tasks, live and recently completed (for
+    /// the agent's state and operator API).
+    pub async fn snapshot(&self) -> RuntimeSnapshot {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Snapshot(tx)).is_err() {
+            return RuntimeSnapshot::default();
         }
         rx.await.unwrap_or_default()
     }
@@ -261,6 +276,8 @@ struct Runtime<L> {
     container_ips: BTreeMap<String, std::net::Ipv4Addr>,
     updates: UpdateManager,
     events: mpsc::UnboundedSender<Event>,
+    /// Frameworks' infos, statuses, pids and what completed.
+    book: snapshot::Book,
 }
 
 impl<L: ProcessLauncher> Runtime<L> {
@@ -342,6 +359,9 @@ impl<L: ProcessLauncher> Runtime<L> {
                 self.updates.disconnected();
             }
             Command::Stop(_) => {}
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
             Command::Reports(reply) => {
                 let reports = self
                     .tasks
@@ -375,6 +395,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 }
                 Output::Forget(key) => {
                     tracing::debug!(task_id = %key.task_id, "terminal update acknowledged");
+                    self.retire(&key);
                     let dir = self.tasks.remove(&key).and_then(|t| t.dir);
                     if let Some(dir) = dir {
                         remove_checkpoint(&dir);
@@ -437,11 +458,16 @@ impl<L: ProcessLauncher> Runtime<L> {
         reason: Option<&str>,
         healthy: Option<bool>,
     ) {
-        let Some(task) = self.tasks.get_mut(key) else {
+        let Some(task) = self.tasks.get(key) else {
             return;
         };
         let mut st = status::update(&key.task_id, &task.executor_id, state, message, reason);
         st.healthy = healthy.or((state.is_terminal() && task.unhealthy).then_some(false));
+        st.container_status = self.container_status(key);
+        self.book.status(key, &st);
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
         let prev = task
             .latest
             .as_ref()
