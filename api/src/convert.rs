@@ -724,11 +724,30 @@ mod tests {
             uuid: vec![7; 16],
             healthy: None,
             data: vec![],
+            container_status: Some(pb::ContainerStatus {
+                container_id: "c1".into(),
+                parent_id: String::new(),
+                executor_pid: Some(4242),
+                ip_addresses: vec!["10.0.0.2".into()],
+            }),
         };
         let m = task_status_to_mesos(&st, "a-S0").unwrap();
         assert_eq!(m.agent_id.as_ref().unwrap().value, "a-S0");
         assert_eq!(m.uuid.as_deref(), Some("BwcHBwcHBwcHBwcHBwcHBw=="));
+        assert_eq!(
+            serde_json::to_value(&m.container_status).unwrap(),
+            serde_json::json!({"container_id": {"value": "c1"}, "executor_pid": 4242,
+                "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": "10.0.0.2"}]}]})
+        );
         assert_eq!(task_status_from_mesos(&m), st);
+        let nested = pb::ContainerStatus {
+            container_id: "child".into(),
+            parent_id: "c1".into(),
+            executor_pid: None,
+            ip_addresses: vec![],
+        };
+        let back = container_status_from_mesos(&container_status_to_mesos(&nested));
+        assert_eq!(back, nested);
         let bad = pb::TaskStatus {
             state: "TASK_NAPPING".into(),
             ..st.clone()
