@@ -506,7 +506,10 @@ pub fn task_status_from_mesos(st: &mesos::TaskStatus) -> pb::TaskStatus {
             .as_deref()
             .and_then(mesos::base64_decode)
             .unwrap_or_default(),
-        container_status: st.container_status.as_ref().map(container_status_from_mesos),
+        container_status: st
+            .container_status
+            .as_ref()
+            .map(container_status_from_mesos),
     }
 }
 

@@ -125,10 +125,9 @@ impl Call {
             "GET_VERSION" => Call::GetVersion,
             "GET_METRICS" => Call::GetMetrics(required(body("get_metrics"), "get_metrics")?),
             "GET_LOGGING_LEVEL" => Call::GetLoggingLevel,
-            "SET_LOGGING_LEVEL" => Call::SetLoggingLevel(required(
-                body("set_logging_level"),
-                "set_logging_level",
-            )?),
+            "SET_LOGGING_LEVEL" => {
+                Call::SetLoggingLevel(required(body("set_logging_level"), "set_logging_level")?)
+            }
             "LIST_FILES" => Call::ListFiles(required(body("list_files"), "list_files")?),
             "READ_FILE" => Call::ReadFile(required(body("read_file"), "read_file")?),
             "GET_STATE" => Call::GetState,
@@ -180,7 +179,8 @@ impl Call {
 
 /// A body the call type needs (Mesos' validation message without it).
 fn required<T: DeserializeOwned>(body: Option<Json>, name: &str) -> Result<T, CallError> {
-    let body = body.ok_or_else(|| CallError::Validate(format!("Expecting '{name}' to be present")))?;
+    let body =
+        body.ok_or_else(|| CallError::Validate(format!("Expecting '{name}' to be present")))?;
     serde_json::from_value(body).map_err(|e| CallError::Convert(format!("{name}: {e}")))
 }
 
@@ -266,10 +266,15 @@ mod tests {
         );
         let e = parse(r#"{"type":"READ_FILE","read_file":{"offset":0}}"#).unwrap_err();
         assert!(
-            e.starts_with("Failed to convert JSON into Call protobuf: read_file: missing field `path`"),
+            e.starts_with(
+                "Failed to convert JSON into Call protobuf: read_file: missing field `path`"
+            ),
             "{e}"
         );
         let e = parse(r#"{"type":7}"#).unwrap_err();
-        assert!(e.starts_with("Failed to convert JSON into Call protobuf"), "{e}");
+        assert!(
+            e.starts_with("Failed to convert JSON into Call protobuf"),
+            "{e}"
+        );
     }
 }

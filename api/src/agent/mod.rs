@@ -5,6 +5,7 @@
 //! resource statistics, the agent itself).
 
 pub mod call;
+pub mod legacy;
 pub mod state;
 
 pub use call::{Call, CallError, GetContainersCall};

@@ -29,7 +29,9 @@ use crate::isolation::network::Network;
 use crate::isolation::network::ipam::{Ipam, Subnet};
 use crate::isolation::{HostSupport, Isolation};
 
-pub use snapshot::{ExecutorSnapshot, FrameworkSnapshot, RuntimeSnapshot, TaskSnapshot};
+pub use snapshot::{
+    ExecutorSnapshot, FrameworkSnapshot, MAX_COMPLETED_EXECUTORS, RuntimeSnapshot, TaskSnapshot,
+};
 
 mod ending;
 mod launching;

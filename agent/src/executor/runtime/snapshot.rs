@@ -272,7 +272,11 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     /// One executor from its tasks (all of the same framework and executor).
-    fn executor_snapshot(&self, framework_id: &str, tasks: &[(&TaskKey, &Task)]) -> ExecutorSnapshot {
+    fn executor_snapshot(
+        &self,
+        framework_id: &str,
+        tasks: &[(&TaskKey, &Task)],
+    ) -> ExecutorSnapshot {
         let (_, first) = tasks[0];
         let executor_id = first.executor_id.clone();
         let book_key = (framework_id.to_string(), executor_id.clone());

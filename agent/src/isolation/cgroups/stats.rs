@@ -46,7 +46,9 @@ pub fn read(dir: &Path) -> Result<CgroupStats, CgroupError> {
     let text = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     let single = |name: &str| text(name).and_then(|t| t.trim().parse::<u64>().ok());
     let cpu = text("cpu.stat").map(|t| parse_flat(&t)).unwrap_or_default();
-    let mem = text("memory.stat").map(|t| parse_flat(&t)).unwrap_or_default();
+    let mem = text("memory.stat")
+        .map(|t| parse_flat(&t))
+        .unwrap_or_default();
     Ok(CgroupStats {
         cpu_user_usec: cpu.get("user_usec").copied(),
         cpu_system_usec: cpu.get("system_usec").copied(),
@@ -78,7 +80,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/cgroups").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/cgroups")
+            .join(name)
     }
 
     #[test]
