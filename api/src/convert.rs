@@ -431,7 +431,10 @@ pub fn task_status_to_mesos(
         uuid: (!st.uuid.is_empty()).then(|| mesos::base64_encode(&st.uuid)),
         healthy: st.healthy,
         unreachable_time: None,
-        container_status: st.container_status.as_ref().map(container_status_to_mesos),
+        container_status: st
+            .container_status
+            .as_ref()
+            .map(|c| Box::new(container_status_to_mesos(c))),
     })
 }
 
@@ -508,7 +511,7 @@ pub fn task_status_from_mesos(st: &mesos::TaskStatus) -> pb::TaskStatus {
             .unwrap_or_default(),
         container_status: st
             .container_status
-            .as_ref()
+            .as_deref()
             .map(container_status_from_mesos),
     }
 }

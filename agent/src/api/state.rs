@@ -220,7 +220,7 @@ fn task_legacy(
                 state: s.state,
                 timestamp: s.timestamp.unwrap_or_default(),
                 healthy: s.healthy,
-                container_status: s.container_status.clone(),
+                container_status: s.container_status.as_deref().cloned(),
             })
             .collect(),
     }

@@ -242,7 +242,7 @@ pub struct TaskStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_time: Option<Nanos>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_status: Option<super::ContainerStatus>,
+    pub container_status: Option<Box<super::ContainerStatus>>,
 }
 
 impl TaskStatus {

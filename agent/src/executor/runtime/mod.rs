@@ -390,7 +390,7 @@ impl<L: ProcessLauncher> Runtime<L> {
         for out in outputs {
             match out {
                 Output::Send(update) => {
-                    let delivered = self.sink.as_ref().is_some_and(|s| s.send(update).is_ok());
+                    let delivered = self.sink.as_ref().is_some_and(|s| s.send(*update).is_ok());
                     if !delivered && self.sink.take().is_some() {
                         self.updates.disconnected();
                     }
