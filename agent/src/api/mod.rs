@@ -138,8 +138,9 @@ pub async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    let Some(Extension(access)) = access else {
-        return crate::access::refusal(&AccessError::Unauthenticated);
+    let access = match access_of(access) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
     };
     let call = match check_headers(&headers).and_then(|()| Ok(Call::parse(&body)?)) {
         Ok(call) => call,
@@ -184,21 +185,51 @@ async fn answer(view: &AgentView, access: &Access, call: Call) -> Result<Option<
         Call::GetAgent => system::get_agent(view),
         Call::ListFiles(l) => files::list(view, access, &l.path).await?,
         Call::ReadFile(r) => files::read(view, access, &r).await?,
-        Call::GetState => Answer::GetState(state::get_state(view).await),
-        Call::GetFrameworks => Answer::GetFrameworks(state::get_frameworks(&snapshot(view).await)),
-        Call::GetExecutors => Answer::GetExecutors(state::get_executors(&snapshot(view).await)),
-        Call::GetTasks => Answer::GetTasks(state::get_tasks(&snapshot(view).await)),
+        Call::GetState => Answer::GetState(state::get_state(view, access).await),
+        Call::GetFrameworks => {
+            Answer::GetFrameworks(state::get_frameworks(&snapshot(view, access).await))
+        }
+        Call::GetExecutors => {
+            Answer::GetExecutors(state::get_executors(&snapshot(view, access).await))
+        }
+        Call::GetTasks => Answer::GetTasks(state::get_tasks(&snapshot(view, access).await)),
         Call::GetOperations => Answer::GetOperations(Default::default()),
         Call::GetResourceProviders => Answer::GetResourceProviders(GetResourceProviders::default()),
-        Call::GetContainers(c) => {
-            Answer::GetContainers(statistics::get_containers(&snapshot(view).await, c).await)
-        }
+        Call::GetContainers(c) => Answer::GetContainers(
+            statistics::get_containers(&snapshot(view, access).await, c).await,
+        ),
     };
     Ok(Some(answer))
 }
 
-pub(crate) async fn snapshot(view: &AgentView) -> crate::executor::runtime::RuntimeSnapshot {
-    view.runtime.snapshot().await
+/// The runtime's snapshot as `access` may see it: a sandbox grant shows
+/// only the frameworks it names.
+pub(crate) async fn snapshot(
+    view: &AgentView,
+    access: &Access,
+) -> crate::executor::runtime::RuntimeSnapshot {
+    visible_to(view.runtime.snapshot().await, access)
+}
+
+/// What of `s` a request with `access` may see.
+pub fn visible_to(
+    mut s: crate::executor::runtime::RuntimeSnapshot,
+    access: &Access,
+) -> crate::executor::runtime::RuntimeSnapshot {
+    if let Access::Frameworks(granted) = access {
+        s.frameworks.retain(|f| granted.contains(&f.framework_id));
+        s.completed_frameworks
+            .retain(|f| granted.contains(&f.framework_id));
+    }
+    s
+}
+
+/// The request's [`Access`], which the port's middleware decided (a
+/// router without it serves nothing).
+pub(crate) fn access_of(access: Option<Extension<Access>>) -> Result<Access, Response> {
+    access
+        .map(|Extension(a)| a)
+        .ok_or_else(|| crate::access::refusal(&AccessError::Unauthenticated))
 }
 
 /// `200` with `body` as JSON (`Content-Type: application/json`, exactly).
@@ -213,5 +244,64 @@ pub fn json<T: serde::Serialize>(body: &T) -> Response {
             resp
         }
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::runtime::{FrameworkSnapshot, RuntimeSnapshot};
+
+    fn fw(id: &str) -> FrameworkSnapshot {
+        FrameworkSnapshot {
+            framework_id: id.into(),
+            info: None,
+            executors: Vec::new(),
+            completed_executors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_grant_sees_its_frameworks_only() {
+        let s = RuntimeSnapshot {
+            agent_id: Some("a".into()),
+            frameworks: vec![fw("f1"), fw("f2")],
+            completed_frameworks: vec![fw("f3"), fw("f1-old")],
+        };
+        let grant = Access::Frameworks(["f1".to_string(), "f3".to_string()].into());
+        let seen = visible_to(s.clone(), &grant);
+        let ids = |l: &[FrameworkSnapshot]| -> Vec<String> {
+            l.iter().map(|f| f.framework_id.clone()).collect()
+        };
+        assert_eq!(ids(&seen.frameworks), ["f1"]);
+        assert_eq!(ids(&seen.completed_frameworks), ["f3"]);
+        assert_eq!(visible_to(s.clone(), &Access::All), s);
+        assert_eq!(visible_to(s.clone(), &Access::NoSandboxes("reader")), s);
+    }
+
+    #[test]
+    fn headers_are_checked_as_mesos_does() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            check_headers(&h),
+            Err(ApiError::BadRequest(
+                "Expecting 'Content-Type' to be present".into()
+            ))
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert_eq!(check_headers(&h), Ok(()));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html, */*;q=0.1"),
+        );
+        assert_eq!(check_headers(&h), Ok(()));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        assert!(matches!(check_headers(&h), Err(ApiError::NotAcceptable(_))));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use keel_api::agent::legacy;
 use keel_api::agent::state::{
@@ -15,6 +15,7 @@ use keel_api::mesos::{CommandInfo, ExecutorInfo, FrameworkInfo, Id, TaskState};
 use keel_api::operator::Task;
 use keel_api::resources::Resources;
 
+use crate::access::Access;
 use crate::executor::runtime::{
     ExecutorSnapshot, FrameworkSnapshot, RuntimeSnapshot, TaskSnapshot,
 };
@@ -175,8 +176,8 @@ pub fn get_tasks(s: &RuntimeSnapshot) -> GetTasks {
     out
 }
 
-pub async fn get_state(view: &AgentView) -> GetState {
-    let s = super::snapshot(view).await;
+pub async fn get_state(view: &AgentView, access: &Access) -> GetState {
+    let s = super::snapshot(view, access).await;
     GetState {
         get_tasks: get_tasks(&s),
         get_executors: get_executors(&s),
@@ -314,8 +315,15 @@ pub fn state_legacy(view: &AgentView, s: &RuntimeSnapshot) -> legacy::State {
     }
 }
 
-/// `/state` (`/slave(1)/state`).
-pub async fn state_endpoint(State(view): State<Arc<AgentView>>) -> Response {
-    let s = super::snapshot(&view).await;
+/// `/state` (`/slave(1)/state`): a sandbox grant sees its frameworks only.
+pub async fn state_endpoint(
+    State(view): State<Arc<AgentView>>,
+    access: Option<Extension<Access>>,
+) -> Response {
+    let access = match super::access_of(access) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
+    };
+    let s = super::snapshot(&view, &access).await;
     super::json(&state_legacy(&view, &s))
 }

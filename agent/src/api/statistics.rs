@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use keel_api::agent::GetContainersCall;
 use keel_api::agent::state::{Container, GetContainers, MonitorEntry, ResourceStatistics};
 use keel_api::mesos::{ContainerId, ContainerStatus, Id, IpAddress, NetworkInfo};
 use keel_api::resources::Resources;
 
+use crate::access::Access;
 use crate::executor::runtime::{ExecutorSnapshot, RuntimeSnapshot};
 use crate::http::AgentView;
 use crate::isolation::cgroups::stats::{self, CgroupStats};
@@ -126,8 +127,15 @@ pub async fn get_containers(s: &RuntimeSnapshot, _call: GetContainersCall) -> Ge
 
 /// `/monitor/statistics` (`/slave(1)/monitor/statistics`): a JSON array,
 /// one entry per live executor.
-pub async fn monitor_endpoint(State(view): State<Arc<AgentView>>) -> Response {
-    let s = super::snapshot(&view).await;
+pub async fn monitor_endpoint(
+    State(view): State<Arc<AgentView>>,
+    access: Option<Extension<Access>>,
+) -> Response {
+    let access = match super::access_of(access) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
+    };
+    let s = super::snapshot(&view, &access).await;
     let entries: Vec<MonitorEntry> = live_statistics(&s)
         .await
         .into_iter()
