@@ -161,4 +161,25 @@ fn task_statuses_carry_the_container_and_the_agent_serves_the_sandbox() {
     let data = keel_api::mesos::base64_decode(answer["read_file"]["data"].as_str().unwrap());
     let stdout = String::from_utf8(data.unwrap()).unwrap();
     assert!(stdout.contains("out-of-the-box"), "{stdout}");
+
+    // The real agent's flags, under Mesos' names, and its statistics.
+    let (_, flags) = http_get(agent.port, "/slave(1)/flags").unwrap();
+    let flags: serde_json::Value = serde_json::from_str(&flags).unwrap();
+    assert_eq!(flags["flags"]["master"], m.addr().as_str(), "{flags}");
+    assert_eq!(flags["flags"]["port"], agent.port.to_string().as_str());
+    assert!(
+        flags["flags"]["work_dir"]
+            .as_str()
+            .unwrap()
+            .ends_with("agent")
+    );
+    let (_, monitor) = http_get(agent.port, "/monitor/statistics").unwrap();
+    let monitor: serde_json::Value = serde_json::from_str(&monitor).unwrap();
+    assert_eq!(monitor[0]["executor_id"], "cli-out", "{monitor}");
+    assert!(
+        monitor[0]["statistics"]["mem_limit_bytes"]
+            .as_u64()
+            .is_some(),
+        "{monitor}"
+    );
 }
