@@ -29,6 +29,9 @@ pub const MAX_COMPLETED_EXECUTORS: usize = 150;
 pub const MAX_COMPLETED_TASKS: usize = 200;
 /// Mesos' `--max_completed_frameworks` default.
 pub const MAX_COMPLETED_FRAMEWORKS: usize = 50;
+/// Statuses kept per task (a task whose health flaps sends many): the
+/// first and the most recent ones.
+pub const MAX_STATUSES: usize = 100;
 
 /// Everything the runtime knows, at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -142,10 +145,11 @@ impl Book {
     }
 
     pub(super) fn status(&mut self, key: &TaskKey, status: &pb::TaskStatus) {
-        self.statuses
-            .entry(key.clone())
-            .or_default()
-            .push(status.clone());
+        let statuses = self.statuses.entry(key.clone()).or_default();
+        statuses.push(status.clone());
+        if statuses.len() > MAX_STATUSES {
+            statuses.remove(1);
+        }
     }
 
     /// Keeps `task` as completed; with `last`, its executor completes too.
@@ -426,6 +430,24 @@ mod tests {
         let (_, done) = &book.completed["f"];
         assert_eq!(done.len(), MAX_COMPLETED_EXECUTORS);
         assert_eq!(done.back().unwrap().executor_id, "e154");
+    }
+
+    #[test]
+    fn a_task_keeps_its_first_and_latest_statuses() {
+        let mut book = Book::default();
+        let key = TaskKey::new("f", "t");
+        for i in 0..MAX_STATUSES + 10 {
+            let st = pb::TaskStatus {
+                message: i.to_string(),
+                ..Default::default()
+            };
+            book.status(&key, &st);
+        }
+        let kept = &book.statuses[&key];
+        assert_eq!(kept.len(), MAX_STATUSES);
+        assert_eq!(kept[0].message, "0");
+        assert_eq!(kept[1].message, "11");
+        assert_eq!(kept.last().unwrap().message, (MAX_STATUSES + 9).to_string());
     }
 
     #[test]
