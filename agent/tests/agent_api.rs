@@ -535,6 +535,16 @@ async fn bad_input_gets_mesos_answers() {
     // GET_CONTAINERS, GET_TASKS with nothing running: empty and well shaped.
     let tasks = a.call(json!({"type": "GET_TASKS"})).await;
     assert_eq!(tasks["get_tasks"]["launched_tasks"], json!([]));
+    // Also under the agent's process name, as its `pid` says.
+    let health = a
+        .http
+        .post(format!("{}/slave(1)/api/v1", a.url))
+        .header("Content-Type", "application/json")
+        .body(r#"{"type":"GET_HEALTH"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
     let rp = a.call(json!({"type": "GET_RESOURCE_PROVIDERS"})).await;
     assert_eq!(
         rp,
