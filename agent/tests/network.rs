@@ -123,7 +123,7 @@ async fn a_task_on_the_bridge_is_reached_on_its_address_and_its_mapped_port() {
     // The task's status names its container's address (Mesos'
     // container_status.network_infos).
     let cs = running.container_status.expect("container_status");
-    assert_eq!(cs.ip_addresses, [ip.clone()], "{cs:?}");
+    assert_eq!(cs.ip_addresses, std::slice::from_ref(&ip), "{cs:?}");
     let deadline = Instant::now() + support::WAIT;
     let (direct, mapped) = loop {
         let direct = http_get(&format!("{ip}:8080")).await;

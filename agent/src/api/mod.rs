@@ -140,7 +140,7 @@ pub async fn handle(
     }
     let access = match access_of(access) {
         Ok(a) => a,
-        Err(refusal) => return refusal,
+        Err(e) => return crate::access::refusal(&e),
     };
     let call = match check_headers(&headers).and_then(|()| Ok(Call::parse(&body)?)) {
         Ok(call) => call,
@@ -226,10 +226,10 @@ pub fn visible_to(
 
 /// The request's [`Access`], which the port's middleware decided (a
 /// router without it serves nothing).
-pub(crate) fn access_of(access: Option<Extension<Access>>) -> Result<Access, Response> {
+pub(crate) fn access_of(access: Option<Extension<Access>>) -> Result<Access, AccessError> {
     access
         .map(|Extension(a)| a)
-        .ok_or_else(|| crate::access::refusal(&AccessError::Unauthenticated))
+        .ok_or(AccessError::Unauthenticated)
 }
 
 /// `200` with `body` as JSON (`Content-Type: application/json`, exactly).

@@ -322,7 +322,7 @@ pub async fn state_endpoint(
 ) -> Response {
     let access = match super::access_of(access) {
         Ok(a) => a,
-        Err(refusal) => return refusal,
+        Err(e) => return crate::access::refusal(&e),
     };
     let s = super::snapshot(&view, &access).await;
     super::json(&state_legacy(&view, &s))

@@ -133,7 +133,7 @@ pub async fn monitor_endpoint(
 ) -> Response {
     let access = match super::access_of(access) {
         Ok(a) => a,
-        Err(refusal) => return refusal,
+        Err(e) => return crate::access::refusal(&e),
     };
     let s = super::snapshot(&view, &access).await;
     let entries: Vec<MonitorEntry> = live_statistics(&s)
