@@ -7,6 +7,7 @@
 //! probe hog MB            allocate and touch MB MiB, 4 MiB at a time
 //! probe threads N         start up to N threads that sleep until it exits (pids.max counts them)
 //! probe spin SECS         busy loop; report the container's CPU use from cpu.stat
+//! probe hold MB SECS      hold MB MiB (touched) and busy-loop for SECS
 //! probe serve PORT        answer "pong" to every TCP connection
 //! probe connect ADDR      connect, print what comes back
 //! probe ls DIR            list a directory
@@ -80,6 +81,26 @@ fn hog(mb: usize) {
         out("allocated_mb", i + 4);
     }
     out("done", "hog");
+}
+
+/// Holds `mb` MiB (every page touched) and keeps a CPU busy for `secs`.
+fn hold(mb: usize, secs: u64) {
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    for _ in (0..mb).step_by(4) {
+        let mut c = vec![0u8; 4 << 20];
+        for page in c.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        held.push(c);
+    }
+    out("held_mb", mb);
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut x = 0u64;
+    while std::time::Instant::now() < until {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    out("spun", x % 2);
+    drop(held);
 }
 
 fn threads(n: usize) {
@@ -199,6 +220,7 @@ fn main() {
         "hog" => hog(num(2) as usize),
         "threads" => threads(num(2) as usize),
         "spin" => spin(num(2)),
+        "hold" => hold(num(2) as usize, num(3)),
         "serve" => serve(num(2) as u16),
         "connect" => connect(&arg(2)),
         "io" => io(),

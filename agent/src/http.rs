@@ -1,10 +1,12 @@
-//! The agent's HTTP endpoint (default port 5051): health, a Mesos-style
-//! `/state` (also `/slave(1)/state`), the discovered inventory, the
-//! metrics ([`crate::metrics`]: `/metrics/snapshot`, `/metrics`) and the
-//! sandboxes ([`crate::files`]: `/files/browse`, `/files/read`,
-//! `/files/download`). Served by [`keel_serve`] within connection limits
-//! and timeouts ([`serve`]), over TLS when the agent has the cluster CA,
-//! every route but `/health` behind [`crate::access`].
+//! The agent's HTTP endpoint (default port 5051): health, the v1 operator
+//! API (`POST /api/v1`, [`crate::api`]), Mesos' `/state`, `/flags`,
+//! `/version` and `/monitor/statistics` (each also under `/slave(1)/`),
+//! the discovered inventory, the metrics ([`crate::metrics`]:
+//! `/metrics/snapshot`, `/metrics`) and the sandboxes ([`crate::files`]:
+//! `/files/browse`, `/files/read`, `/files/download`); `?jsonp=` on the
+//! GET endpoints ([`crate::api::jsonp`]). Served by [`keel_serve`] within
+//! connection limits and timeouts ([`serve`]), over TLS when the agent
+//! has the cluster CA, every route but `/health` behind [`crate::access`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,12 +15,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use keel_api::attributes::Attributes;
 use keel_api::inventory::Inventory;
 use keel_api::resources::Resources;
 use keel_pki::GrantVerifier;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -40,6 +42,19 @@ pub struct AgentView {
     pub metrics: Arc<crate::metrics::AgentMetrics>,
     /// Where `proc/` is read for `system/*` (`/` on a real machine).
     pub sys_root: std::path::PathBuf,
+    /// The task runtime (frameworks, executors, tasks, containers).
+    pub runtime: crate::executor::ExecutorHandle,
+    /// The agent's flags, under Mesos' names ([`crate::api::system::flags_of`]).
+    pub flags: std::collections::BTreeMap<String, String>,
+    /// When the agent started (seconds since the epoch).
+    pub start_time: f64,
+}
+
+impl AgentView {
+    /// The port in `pid` (`slave(1)@ip:port`).
+    pub fn port(&self) -> Option<u16> {
+        self.pid.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+    }
 }
 
 pub fn router(view: Arc<AgentView>) -> Router {
@@ -56,13 +71,31 @@ pub fn router(view: Arc<AgentView>) -> Router {
     };
     Router::new()
         .route("/health", get(|| async { StatusCode::OK }))
-        .route("/state", get(state))
-        .route("/slave(1)/state", get(state))
+        .route("/api/v1", any(crate::api::handle))
+        .route("/slave(1)/api/v1", any(crate::api::handle))
+        .route("/state", get(crate::api::state::state_endpoint))
+        .route("/slave(1)/state", get(crate::api::state::state_endpoint))
+        .route("/flags", get(crate::api::system::flags_endpoint))
+        .route("/slave(1)/flags", get(crate::api::system::flags_endpoint))
+        .route("/version", get(crate::api::system::version_endpoint))
+        .route(
+            "/slave(1)/version",
+            get(crate::api::system::version_endpoint),
+        )
+        .route(
+            "/monitor/statistics",
+            get(crate::api::statistics::monitor_endpoint),
+        )
+        .route(
+            "/slave(1)/monitor/statistics",
+            get(crate::api::statistics::monitor_endpoint),
+        )
         .route("/api/keel/v1/inventory", get(inventory))
         .route("/metrics/snapshot", get(metrics_snapshot))
         .route("/metrics", get(metrics_text))
         .with_state(view)
         .merge(crate::files::http::router(files))
+        .layer(axum::middleware::from_fn(crate::api::jsonp::layer))
         .layer(axum::middleware::from_fn_with_state(
             auth,
             crate::access::authenticate,
@@ -96,28 +129,11 @@ fn json(body: &Json) -> Response {
     resp
 }
 
-async fn state(State(view): State<Arc<AgentView>>) -> Response {
-    let status = view.status.borrow().clone();
-    json(&json!({
-        "id": status.agent_id,
-        "pid": view.pid,
-        "hostname": view.hostname,
-        "version": keel_api::KEEL_VERSION,
-        "resources": view.resources.to_legacy_json(),
-        "attributes": view.attributes.to_legacy_json(),
-        "master_hostname": status.master,
-        "flags": { "work_dir": view.sandboxes.root().parent().map(|p| p.display().to_string()) },
-        "registered": status.registered,
-        "frameworks": [],
-        "completed_frameworks": [],
-    }))
-}
-
 async fn inventory(State(view): State<Arc<AgentView>>) -> Response {
     json(&serde_json::to_value(&view.inventory).unwrap_or_default())
 }
 
-fn metrics_frame(view: &AgentView) -> crate::metrics::AgentFrame {
+pub(crate) fn metrics_frame(view: &AgentView) -> crate::metrics::AgentFrame {
     let status = view.status.borrow().clone();
     let system = crate::metrics::read_system(&view.sys_root)
         .inspect_err(|e| tracing::debug!(error = %e, "system metrics unavailable"))

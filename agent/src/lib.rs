@@ -10,12 +10,14 @@
 //!   checkpoints and recovery.
 //! - [`isolation`]: the kernel surfaces of task isolation (procfs, ...).
 //! - [`http`]: the agent's own HTTP endpoint.
+//! - [`api`]: its v1 operator API and Mesos-shaped state.
 //! - [`files`]: task sandboxes over HTTP (Mesos' files API).
 //! - [`access`]: who may use the agent's port (certificates, sandbox grants).
 //! - [`fetcher`]: `CommandInfo.uris` into sandboxes (http, file, archives, cache).
 //! - [`sim`]: `keel-agent sim`, many simulated agents on the real session code.
 
 pub mod access;
+pub mod api;
 pub mod discovery;
 pub mod executor;
 pub mod fetcher;
@@ -218,24 +220,8 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tls, grants) = port_tls(config.trust.as_ref())?;
-    let view = Arc::new(http::AgentView {
-        hostname: prepared.hostname.clone(),
-        pid: format!("slave(1)@{}:{port}", config.ip),
-        inventory: prepared.inventory,
-        resources: prepared.resources.clone(),
-        attributes: config.attributes.clone(),
-        status: status.subscribe(),
-        sandboxes: files::Sandboxes::new(work_dir.root()),
-        grants,
-        metrics: Arc::new(metrics::AgentMetrics::new(prepared.resources.clone())),
-        sys_root: config.sys_root.clone(),
-    });
-    let runtime_metrics = view.metrics.runtime();
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
+    let metrics = Arc::new(metrics::AgentMetrics::new(prepared.resources.clone()));
+    let runtime_metrics = metrics.runtime();
 
     let setup = isolation::setup::setup(&isolation::setup::IsolationOptions {
         isolation: config.tasks.isolation.clone(),
@@ -272,6 +258,25 @@ pub async fn run(
         None => {}
     }
     let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
+
+    let view = Arc::new(http::AgentView {
+        hostname: prepared.hostname.clone(),
+        pid: format!("slave(1)@{}:{port}", config.ip),
+        inventory: prepared.inventory,
+        resources: prepared.resources.clone(),
+        attributes: config.attributes.clone(),
+        status: status.subscribe(),
+        sandboxes: files::Sandboxes::new(work_dir.root()),
+        grants,
+        metrics,
+        sys_root: config.sys_root.clone(),
+        runtime: executor.clone(),
+        flags: api::system::flags_of(&config, port),
+        start_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default(),
+    });
     let mut http_stop = stop_rx.clone();
     let limits = config.http;
     let app = http::router(view).merge(executor::http::router(executor.clone()));
@@ -280,6 +285,11 @@ pub async fn run(
             let _ = http_stop.wait_for(|s| *s).await;
         })
         .await
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
     });
 
     let session_config = SessionConfig {

@@ -191,6 +191,66 @@ fn isolation_holds_inside_a_guest() {
             format!("cpus=0.5 got {share} of a CPU: {seen:?}")
         });
 
+        // GET_CONTAINERS: a task holding 48 MiB and burning half a CPU
+        // shows it in its container's statistics, read twice.
+        let hold = p.task("hold", &["hold", "48", "30"], json!({"type": "MESOS"}));
+        p.fw.launch(hold, 0.5, 96.0, vec![]).await;
+        let st = p.fw.until("hold", TaskState::TASK_RUNNING, TASK).await;
+        c.eq("hold state", st.state.name(), "TASK_RUNNING", &st);
+        let hold_container = st
+            .container_status
+            .as_ref()
+            .and_then(|cs| cs.container_id.as_ref())
+            .map(|id| id.value.clone())
+            .unwrap_or_default();
+        c.check(!hold_container.is_empty(), || {
+            format!("no container_status: {st:?}")
+        });
+        let mut samples = Vec::new();
+        for _ in 0..2 {
+            // Allocation and a few seconds of CPU between the reads.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let fw_id = p.fw.id.clone();
+            let call = json!({"type": "GET_CONTAINERS", "get_containers": {"show_nested": false}});
+            match p.guest.agent_call(&fw_id, call).await {
+                Ok(keel_api::agent::Response::GetContainers(list)) => {
+                    let found = list
+                        .containers
+                        .into_iter()
+                        .find(|x| x.container_id.value == hold_container);
+                    samples.extend(found.and_then(|x| x.resource_statistics));
+                }
+                other => c.check(false, || format!("GET_CONTAINERS answered {other:?}")),
+            }
+        }
+        eprintln!("hold statistics: {samples:?}");
+        c.check(samples.len() == 2, || {
+            format!("hold's container not listed twice: {samples:?}")
+        });
+        if let [first, second] = samples.as_slice() {
+            let user = |s: &keel_api::agent::state::ResourceStatistics| {
+                s.cpus_user_time_secs.unwrap_or(0.0) + s.cpus_system_time_secs.unwrap_or(0.0)
+            };
+            c.check(user(second) > user(first) + 1.0, || {
+                format!("CPU time did not grow by a second in 5 s: {first:?} -> {second:?}")
+            });
+            c.check(second.cpus_limit == Some(0.5), || {
+                format!("cpus_limit of cpus=0.5: {second:?}")
+            });
+            let rss = second.mem_rss_bytes.unwrap_or(0);
+            c.check(rss >= 40 << 20, || {
+                format!("48 MiB held, rss {rss}: {second:?}")
+            });
+            c.check(second.mem_limit_bytes == Some(96 << 20), || {
+                format!("mem_limit_bytes of mem=96: {second:?}")
+            });
+            c.check(second.timestamp > first.timestamp, || {
+                format!("timestamps: {first:?} -> {second:?}")
+            });
+        }
+        p.fw.kill("hold").await;
+        p.fw.until("hold", TaskState::TASK_KILLED, TASK).await;
+
         // keel.io/* labels: io.max on the work disk's whole device.
         let mut io = p.task("io", &["io"], json!({"type": "MESOS"}));
         io["labels"] = json!({"labels": [{"key": "keel.io/read-bps", "value": "1048576"},

@@ -28,6 +28,7 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let (_tx, status) = tokio::sync::watch::channel(SessionStatus::default());
+    let _guard = rt.enter();
     let view = Arc::new(AgentView {
         hostname: "test".into(),
         pid: "slave(1)@127.0.0.1:0".into(),
@@ -39,6 +40,12 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
         grants: None,
         metrics: Arc::new(keel_agent::metrics::AgentMetrics::new(Default::default())),
         sys_root: "/".into(),
+        runtime: keel_agent::executor::ExecutorHandle::start(
+            keel_agent::executor::ExecutorConfig::new(dir),
+            keel_agent::executor::FakeLauncher::default(),
+        ),
+        flags: Default::default(),
+        start_time: 0.0,
     });
     rt.spawn(serve(
         listener,

@@ -111,15 +111,19 @@ async fn a_task_on_the_bridge_is_reached_on_its_address_and_its_mapped_port() {
     let cmd = "cat /proc/net/dev > netdev; echo hello > index.html; \
                exec busybox httpd -f -p 8080 -h /mnt/mesos/sandbox";
     s.launch("web", cmd, container, host_port);
-    loop {
+    let running = loop {
         let st = s.next().await;
         assert!(!st.state.ends_with("FAILED"), "{st:?}");
         if st.state == "TASK_RUNNING" {
-            break;
+            break st;
         }
-    }
+    };
     let gateway = s.subnet.replace(".0/24", ".1");
     let ip = s.subnet.replace(".0/24", ".2");
+    // The task's status names its container's address (Mesos'
+    // container_status.network_infos).
+    let cs = running.container_status.expect("container_status");
+    assert_eq!(cs.ip_addresses, std::slice::from_ref(&ip), "{cs:?}");
     let deadline = Instant::now() + support::WAIT;
     let (direct, mapped) = loop {
         let direct = http_get(&format!("{ip}:8080")).await;

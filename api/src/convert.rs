@@ -431,7 +431,56 @@ pub fn task_status_to_mesos(
         uuid: (!st.uuid.is_empty()).then(|| mesos::base64_encode(&st.uuid)),
         healthy: st.healthy,
         unreachable_time: None,
+        container_status: st
+            .container_status
+            .as_ref()
+            .map(|c| Box::new(container_status_to_mesos(c))),
     })
+}
+
+/// The agent's container status -> Mesos' `ContainerStatus`.
+pub fn container_status_to_mesos(c: &pb::ContainerStatus) -> mesos::ContainerStatus {
+    let parent = (!c.parent_id.is_empty()).then(|| Box::new(mesos::ContainerId::new(&c.parent_id)));
+    let ips: Vec<mesos::IpAddress> = c
+        .ip_addresses
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .map(mesos::IpAddress::of)
+        .collect();
+    mesos::ContainerStatus {
+        container_id: (!c.container_id.is_empty()).then(|| mesos::ContainerId {
+            value: c.container_id.clone(),
+            parent,
+        }),
+        executor_pid: c.executor_pid,
+        network_infos: if ips.is_empty() {
+            Vec::new()
+        } else {
+            vec![mesos::NetworkInfo {
+                ip_addresses: ips,
+                ..Default::default()
+            }]
+        },
+    }
+}
+
+/// The inverse of [`container_status_to_mesos`].
+pub fn container_status_from_mesos(c: &mesos::ContainerStatus) -> pb::ContainerStatus {
+    let id = c.container_id.as_ref();
+    pb::ContainerStatus {
+        container_id: id.map(|i| i.value.clone()).unwrap_or_default(),
+        parent_id: id
+            .and_then(|i| i.parent.as_ref())
+            .map(|p| p.value.clone())
+            .unwrap_or_default(),
+        executor_pid: c.executor_pid,
+        ip_addresses: c
+            .network_infos
+            .iter()
+            .flat_map(|n| &n.ip_addresses)
+            .filter_map(|a| a.ip_address.clone())
+            .collect(),
+    }
 }
 
 /// The inverse of [`task_status_to_mesos`] (agent id dropped: the stream
@@ -460,6 +509,10 @@ pub fn task_status_from_mesos(st: &mesos::TaskStatus) -> pb::TaskStatus {
             .as_deref()
             .and_then(mesos::base64_decode)
             .unwrap_or_default(),
+        container_status: st
+            .container_status
+            .as_deref()
+            .map(container_status_from_mesos),
     }
 }
 
@@ -677,11 +730,30 @@ mod tests {
             uuid: vec![7; 16],
             healthy: None,
             data: vec![],
+            container_status: Some(pb::ContainerStatus {
+                container_id: "c1".into(),
+                parent_id: String::new(),
+                executor_pid: Some(4242),
+                ip_addresses: vec!["10.0.0.2".into()],
+            }),
         };
         let m = task_status_to_mesos(&st, "a-S0").unwrap();
         assert_eq!(m.agent_id.as_ref().unwrap().value, "a-S0");
         assert_eq!(m.uuid.as_deref(), Some("BwcHBwcHBwcHBwcHBwcHBw=="));
+        assert_eq!(
+            serde_json::to_value(&m.container_status).unwrap(),
+            serde_json::json!({"container_id": {"value": "c1"}, "executor_pid": 4242,
+                "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": "10.0.0.2"}]}]})
+        );
         assert_eq!(task_status_from_mesos(&m), st);
+        let nested = pb::ContainerStatus {
+            container_id: "child".into(),
+            parent_id: "c1".into(),
+            executor_pid: None,
+            ip_addresses: vec![],
+        };
+        let back = container_status_from_mesos(&container_status_to_mesos(&nested));
+        assert_eq!(back, nested);
         let bad = pb::TaskStatus {
             state: "TASK_NAPPING".into(),
             ..st.clone()

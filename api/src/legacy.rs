@@ -207,13 +207,15 @@ pub struct Task {
     pub statuses: Vec<TaskStatus>,
 }
 
-/// A legacy task's status: state, time (seconds), health.
+/// A legacy task's status: state, time (seconds), health, container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStatus {
     pub state: TaskState,
     pub timestamp: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_status: Option<crate::mesos::ContainerStatus>,
 }
 
 /// `/master/slaves`.

@@ -58,6 +58,8 @@ pub struct FileBytes {
 pub struct AgentFiles {
     http: reqwest::Client,
     base: String,
+    /// The agent's v1 operator API (`/api/v1`).
+    api: String,
 }
 
 /// The timeout of one browse or read.
@@ -83,6 +85,30 @@ impl AgentFiles {
         Ok(AgentFiles {
             http,
             base: format!("{scheme}://{address}/files"),
+            api: format!("{scheme}://{address}/api/v1"),
+        })
+    }
+
+    /// `POST /api/v1` with a JSON call (the agent's v1 operator API), as
+    /// the agent answers it, whatever the status.
+    pub async fn post_call(
+        &self,
+        call: &serde_json::Value,
+        grant: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut req = self
+            .http
+            .post(&self.api)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(call.to_string())
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(grant) = grant {
+            req = req.bearer_auth(grant);
+        }
+        req.send().await.map_err(|e| ClientError::Http {
+            url: self.api.clone(),
+            source: e,
         })
     }
 

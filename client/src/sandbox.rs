@@ -125,6 +125,25 @@ impl Sandbox<'_> {
         self.get_json("browse", &[("path", path)]).await
     }
 
+    /// A call to the agent's v1 operator API (`POST /api/v1`), answered
+    /// with one of its typed answers; once more with a new grant when the
+    /// agent refused the one sent.
+    pub async fn agent_call(
+        &self,
+        call: &serde_json::Value,
+    ) -> Result<keel_api::agent::Response, ClientError> {
+        let mut fresh = false;
+        loop {
+            let grant = self.grant(fresh).await?;
+            let resp = self.files.post_call(call, grant.as_deref()).await?;
+            if resp.status() == StatusCode::UNAUTHORIZED && self.granted && !fresh {
+                fresh = true;
+                continue;
+            }
+            return agent_files::json(agent_files::success(resp).await?).await;
+        }
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         endpoint: &str,

@@ -33,6 +33,7 @@ pub fn update(
         uuid: uuid::Uuid::new_v4().as_bytes().to_vec(),
         healthy: None,
         data: Vec::new(),
+        container_status: None,
     }
 }
 

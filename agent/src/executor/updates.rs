@@ -42,7 +42,7 @@ impl TaskKey {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Put this update on the stream to the master.
-    Send(pb::StatusUpdate),
+    Send(Box<pb::StatusUpdate>),
     /// The task's terminal update was acknowledged: drop the task.
     Forget(TaskKey),
 }
@@ -113,7 +113,7 @@ impl UpdateManager {
     fn send_head(stream: &mut Stream, now: Instant, interval: Duration) -> Option<Output> {
         let head = stream.queue.front()?;
         stream.resend = Some((now + interval, interval));
-        Some(Output::Send(head.clone()))
+        Some(Output::Send(Box::new(head.clone())))
     }
 
     /// Handles an acknowledgement; `None` when it does not match the

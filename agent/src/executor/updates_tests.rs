@@ -84,7 +84,7 @@ fn resends_back_off_to_the_cap() {
         let due = m.next_deadline().unwrap();
         assert_eq!(due - at, Duration::from_secs(expect));
         assert!(m.tick(due - Duration::from_millis(1)).is_empty());
-        assert_eq!(m.tick(due), [Output::Send(u.clone())]);
+        assert_eq!(m.tick(due), [Output::Send(Box::new(u.clone()))]);
         at = due;
     }
     // After the ack the next update starts again at the base interval.

@@ -222,7 +222,7 @@ impl SimTasks {
     fn apply(&mut self, outputs: Vec<Output>, out: &mut Vec<pb::StatusUpdate>) {
         for o in outputs {
             match o {
-                Output::Send(update) => out.push(update),
+                Output::Send(update) => out.push(*update),
                 Output::Forget(key) => {
                     self.tasks.remove(&key);
                 }

@@ -176,6 +176,22 @@ impl GuestAgent {
         }
     }
 
+    /// A call to the guest agent's v1 operator API, with a grant for
+    /// `framework`'s sandboxes (through `keel-client`).
+    pub async fn agent_call(
+        &self,
+        framework: &str,
+        call: serde_json::Value,
+    ) -> Result<keel_api::agent::Response, keel_client::ClientError> {
+        let sandbox = self
+            .lab
+            .api
+            .client()
+            .sandbox(&self.agent_id, &self.files, framework)
+            .expect("a client of the agent");
+        sandbox.agent_call(&call).await
+    }
+
     /// Whether the console shows `needle` (within a second).
     pub fn console_has(&mut self, needle: &str) -> bool {
         self.guest.wait_for(needle, Duration::from_secs(1)).is_ok()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod fetch;
 pub mod framework;
 pub mod guest;

@@ -35,7 +35,7 @@ pub struct ContainerInfo {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NetworkInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ip_addresses: Vec<Json>,
+    pub ip_addresses: Vec<IpAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,6 +44,59 @@ pub struct NetworkInfo {
     pub labels: Option<Labels>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_mappings: Vec<PortMapping>,
+}
+
+/// `NetworkInfo.IPAddress`: `protocol` is `IPv4` or `IPv6`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IpAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+}
+
+impl IpAddress {
+    /// The address with its protocol.
+    pub fn of(ip: std::net::IpAddr) -> Self {
+        let protocol = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        IpAddress {
+            protocol: Some(protocol.to_string()),
+            ip_address: Some(ip.to_string()),
+        }
+    }
+}
+
+/// `ContainerID`: a nested container names its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerId {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Box<ContainerId>>,
+}
+
+impl ContainerId {
+    pub fn new(value: impl Into<String>) -> Self {
+        ContainerId {
+            value: value.into(),
+            parent: None,
+        }
+    }
+}
+
+/// `ContainerStatus` in a `TaskStatus`: the container, its executor's pid
+/// and the addresses of its own network namespace.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<ContainerId>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_u32"
+    )]
+    pub executor_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_infos: Vec<NetworkInfo>,
 }
 
 /// `NetworkInfo.PortMapping`.

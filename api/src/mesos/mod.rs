@@ -19,7 +19,9 @@ pub use crate::lenient;
 pub mod types;
 
 pub use crate::resources::v1::Resource;
-pub use container::{ContainerInfo, NetworkInfo, PortMapping};
+pub use container::{
+    ContainerId, ContainerInfo, ContainerStatus, IpAddress, NetworkInfo, PortMapping,
+};
 pub use health::{HealthCheck, HttpCheckInfo, TcpCheckInfo};
 pub use labels::{Label, Labels};
 pub use types::*;

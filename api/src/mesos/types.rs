@@ -262,6 +262,8 @@ pub struct TaskStatus {
     pub healthy: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_time: Option<Nanos>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_status: Option<Box<super::ContainerStatus>>,
 }
 
 impl TaskStatus {
@@ -280,6 +282,7 @@ impl TaskStatus {
             uuid: None,
             healthy: None,
             unreachable_time: None,
+            container_status: None,
         }
     }
 }

@@ -22,7 +22,7 @@
 //! as well. Keel's additions (`keel_cluster`, `keel_version`) are optional.
 
 pub mod agents;
-mod envelope;
+pub(crate) mod envelope;
 pub mod events;
 pub mod files;
 pub mod frameworks;

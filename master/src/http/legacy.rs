@@ -293,6 +293,7 @@ mod tests {
                     state: TaskState::TASK_STARTING,
                     timestamp: t,
                     healthy: None,
+                    container_status: None,
                 })
                 .collect(),
         }

@@ -61,6 +61,7 @@ pub fn task_legacy(t: &TaskView) -> legacy::Task {
                 state: s.state,
                 timestamp: s.timestamp.unwrap_or_default(),
                 healthy: s.healthy,
+                container_status: s.container_status.as_deref().cloned(),
             })
             .collect(),
     }

@@ -285,6 +285,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             container_id.clone(),
             super::launching::resources_of(&info.resources),
         );
+        self.book.launch(fw, Some(&framework), Some(&info));
         tracing::info!(framework_id = %fw, executor_id = %ex, %container_id,
             sandbox = %ctx.sandbox.display(), "launching custom executor");
         let (kills, kill_rx) = mpsc::unbounded_channel();
@@ -436,6 +437,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 if let Some(e) = self.custom.get_mut(&id) {
                     tracing::info!(framework_id = %id.0, executor_id = %id.1, pid, "executor running");
                     e.pid = Some(pid);
+                    self.book.pid(&id.0, &id.1, pid);
                 }
             }
             ProcessEvent::Health { .. } | ProcessEvent::Unhealthy { .. } => {}

@@ -395,6 +395,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 .as_deref()
                 .and_then(mesos::base64_decode)
                 .unwrap_or_default(),
+            container_status: None,
         };
         let terminal = status.state.is_terminal();
         let container = task.container_id.clone();
@@ -479,6 +480,11 @@ impl<L: ProcessLauncher> Runtime<L> {
         self.group_executors.insert(
             cp.container_id.clone(),
             super::launching::resources_of(&cp.executor_resources),
+        );
+        self.book.launch(
+            &id.0,
+            Some(&custom_cp.framework_info),
+            Some(&custom_cp.executor_info),
         );
         let (kills, kill_rx) = mpsc::unbounded_channel();
         let deadline = Instant::now() + self.config.executors.reregistration_timeout;

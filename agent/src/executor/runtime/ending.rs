@@ -79,6 +79,7 @@ impl<L: ProcessLauncher> Runtime<L> {
                 let Some(task) = self.tasks.get_mut(&key) else {
                     return;
                 };
+                self.book.pid(&key.framework_id, &task.executor_id, pid);
                 // An adopted task that already reported RUNNING says nothing.
                 if task.phase != Phase::Starting {
                     tracing::info!(task_id = %key.task_id, pid, "task re-attached");

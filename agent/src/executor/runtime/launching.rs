@@ -41,6 +41,8 @@ pub(super) fn resources_of(list: &[keel_api::mesos::Resource]) -> Resources {
 impl<L: ProcessLauncher> Runtime<L> {
     pub(super) fn launch(&mut self, req: LaunchRequest) {
         let fw = req.framework_id.clone();
+        self.book
+            .launch(&fw, req.framework.as_ref(), req.executor.as_ref());
         let killing_state = req
             .framework
             .as_ref()
@@ -440,7 +442,7 @@ impl<L: ProcessLauncher> Runtime<L> {
     }
 
     /// The cgroup directory of a live container, from its tasks' contexts.
-    fn container_cgroup(&self, container_id: &str) -> Option<PathBuf> {
+    pub(super) fn container_cgroup(&self, container_id: &str) -> Option<PathBuf> {
         let cg = self.config.cgroups.as_ref()?;
         let dir = cg.paths(container_id, "").ok()?.container;
         Some(dir)

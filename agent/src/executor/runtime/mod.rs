@@ -31,9 +31,15 @@ use crate::isolation::{HostSupport, Isolation};
 
 pub mod custom;
 pub mod custom_calls;
+
+pub use snapshot::{
+    ExecutorSnapshot, FrameworkSnapshot, MAX_COMPLETED_EXECUTORS, RuntimeSnapshot, TaskSnapshot,
+};
+
 mod ending;
 mod launching;
 mod recovery;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -128,6 +134,7 @@ enum Command {
     },
     Detach,
     Reports(oneshot::Sender<Vec<pb::TaskReport>>),
+    Snapshot(oneshot::Sender<RuntimeSnapshot>),
     Stop(oneshot::Sender<()>),
     /// Custom executors' calls and the messages they send upstream.
     Custom(custom_calls::CustomCommand),
@@ -178,6 +185,7 @@ impl ExecutorHandle {
             events: events_tx,
             custom: BTreeMap::new(),
             upstream: None,
+            book: snapshot::Book::default(),
         };
         tokio::spawn(runtime.run(commands, events));
         ExecutorHandle { tx }
@@ -214,6 +222,16 @@ impl ExecutorHandle {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Command::Reports(tx)).is_err() {
             return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Frameworks, executors and tasks, live and recently completed (for
+    /// the agent's state and operator API).
+    pub async fn snapshot(&self) -> RuntimeSnapshot {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Snapshot(tx)).is_err() {
+            return RuntimeSnapshot::default();
         }
         rx.await.unwrap_or_default()
     }
@@ -277,6 +295,8 @@ struct Runtime<L> {
     custom: BTreeMap<(String, String), custom::CustomExecutor>,
     /// Where executor messages and exits go while a stream is up.
     upstream: Option<mpsc::UnboundedSender<pb::agent_message::Msg>>,
+    /// Frameworks' infos, statuses, pids and what completed.
+    book: snapshot::Book,
 }
 
 impl<L: ProcessLauncher> Runtime<L> {
@@ -374,6 +394,9 @@ impl<L: ProcessLauncher> Runtime<L> {
                 self.updates.disconnected();
             }
             Command::Stop(_) => {}
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
             Command::Reports(reply) => {
                 let reports = self
                     .tasks
@@ -400,13 +423,14 @@ impl<L: ProcessLauncher> Runtime<L> {
         for out in outputs {
             match out {
                 Output::Send(update) => {
-                    let delivered = self.sink.as_ref().is_some_and(|s| s.send(update).is_ok());
+                    let delivered = self.sink.as_ref().is_some_and(|s| s.send(*update).is_ok());
                     if !delivered && self.sink.take().is_some() {
                         self.updates.disconnected();
                     }
                 }
                 Output::Forget(key) => {
                     tracing::debug!(task_id = %key.task_id, "terminal update acknowledged");
+                    self.retire(&key);
                     let dir = self.tasks.remove(&key).and_then(|t| t.dir);
                     if let Some(dir) = dir {
                         remove_checkpoint(&dir);
@@ -479,10 +503,14 @@ impl<L: ProcessLauncher> Runtime<L> {
 
     /// Records `st` as the task's latest status and queues it for the
     /// master (checkpointed first).
-    fn emit_status(&mut self, key: &TaskKey, st: pb::TaskStatus) {
+    fn emit_status(&mut self, key: &TaskKey, mut st: pb::TaskStatus) {
         let Some(state) = TaskState::from_name(&st.state) else {
             return;
         };
+        if st.container_status.is_none() {
+            st.container_status = self.container_status(key);
+        }
+        self.book.status(key, &st);
         let Some(task) = self.tasks.get_mut(key) else {
             return;
         };

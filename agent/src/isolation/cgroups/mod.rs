@@ -18,6 +18,7 @@ pub mod detect;
 pub mod events;
 pub mod fake;
 pub mod io;
+pub mod stats;
 pub mod v2;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,307 @@
+//! The agent's v1 operator API, `POST /api/v1` on its port: the body is
+//! parsed once into a [`keel_api::agent::Call`] (Mesos' agent messages
+//! for bad input), then answered from the agent's view and its task
+//! runtime's snapshot. One file per call family:
+//!
+//! - [`system`]: GET_HEALTH, GET_FLAGS, GET_VERSION, GET_METRICS,
+//!   GET_LOGGING_LEVEL, SET_LOGGING_LEVEL, GET_AGENT (and `/flags`,
+//!   `/version`);
+//! - [`state`]: GET_STATE, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS,
+//!   GET_OPERATIONS (and the Mesos-shaped `/state`);
+//! - [`statistics`]: GET_CONTAINERS with each container's
+//!   `ResourceStatistics` from its cgroup (and `/monitor/statistics`);
+//! - [`files`]: LIST_FILES, READ_FILE on the sandboxes;
+//! - [`jsonp`]: `?jsonp=` on the port's GET endpoints.
+//!
+//! The container calls (nested containers, sessions, attach) have their
+//! own arm in [`answer`].
+
+pub mod files;
+pub mod jsonp;
+pub mod state;
+pub mod statistics;
+pub mod system;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_api::agent::state::{GetResourceProviders, Response as Answer};
+use keel_api::agent::{Call, CallError};
+
+use crate::access::{Access, AccessError};
+use crate::http::AgentView;
+
+/// Why a request gets no answer: the status and Mesos' plain-text reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let text = self.to_string();
+        if text.is_empty() {
+            return status.into_response();
+        }
+        (status, text).into_response()
+    }
+}
+
+/// The headers' part of Mesos' checks: `Content-Type` JSON (protobuf is
+/// refused as an unsupported media type: Keel speaks JSON only), and an
+/// `Accept` that allows JSON (an absent one does).
+pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .ok_or_else(|| ApiError::BadRequest("Expecting 'Content-Type' to be present".into()))?
+        .to_str()
+        .unwrap_or("");
+    if content_type != "application/json" {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Expecting 'Content-Type' of application/json; this agent speaks the v1 API in \
+             JSON only (got '{content_type}')"
+        )));
+    }
+    let accepts = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    let json = accepts.is_empty()
+        || accepts.iter().flat_map(|v| v.split(',')).any(|m| {
+            let m = m.split(';').next().unwrap_or("").trim();
+            matches!(m, "application/json" | "application/*" | "*/*")
+        });
+    if !json {
+        return Err(ApiError::NotAcceptable(
+            "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1`.
+pub async fn handle(
+    State(view): State<Arc<AgentView>>,
+    access: Option<Extension<Access>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        let mut resp = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Expecting 'POST', received '{method}'"),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let access = match access_of(access) {
+        Ok(a) => a,
+        Err(e) => return crate::access::refusal(&e),
+    };
+    let call = match check_headers(&headers).and_then(|()| Ok(Call::parse(&body)?)) {
+        Ok(call) => call,
+        Err(e) => {
+            tracing::debug!(error = %e, "agent call rejected");
+            return e.into_response();
+        }
+    };
+    tracing::debug!(call = call.kind(), "processing agent call");
+    match answer(&view, &access, call).await {
+        Ok(Some(a)) => json(&a),
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Answers one call: `Ok(None)` is an empty 200.
+async fn answer(view: &AgentView, access: &Access, call: Call) -> Result<Option<Answer>, ApiError> {
+    let answer = match call {
+        Call::Unknown => return Err(ApiError::NotImplemented(String::new())),
+        // The nested-container calls are answered by their own module
+        // (LAUNCH_NESTED_CONTAINER_SESSION, ATTACH_CONTAINER_*, ...).
+        Call::Container(kind) => {
+            return Err(ApiError::NotImplemented(format!(
+                "{kind} is not implemented yet"
+            )));
+        }
+        Call::Unsupported(kind) => {
+            return Err(ApiError::NotImplemented(format!(
+                "{kind} is not supported by this agent"
+            )));
+        }
+        Call::GetHealth => system::health(),
+        Call::GetFlags => system::get_flags(view),
+        Call::GetVersion => system::get_version(),
+        Call::GetMetrics(_) => system::get_metrics(view),
+        Call::GetLoggingLevel => system::get_logging_level(),
+        Call::SetLoggingLevel(s) => {
+            system::set_logging_level(access, &s)?;
+            return Ok(None);
+        }
+        Call::GetAgent => system::get_agent(view),
+        Call::ListFiles(l) => files::list(view, access, &l.path).await?,
+        Call::ReadFile(r) => files::read(view, access, &r).await?,
+        Call::GetState => Answer::GetState(state::get_state(view, access).await),
+        Call::GetFrameworks => {
+            Answer::GetFrameworks(state::get_frameworks(&snapshot(view, access).await))
+        }
+        Call::GetExecutors => {
+            Answer::GetExecutors(state::get_executors(&snapshot(view, access).await))
+        }
+        Call::GetTasks => Answer::GetTasks(state::get_tasks(&snapshot(view, access).await)),
+        Call::GetOperations => Answer::GetOperations(Default::default()),
+        Call::GetResourceProviders => Answer::GetResourceProviders(GetResourceProviders::default()),
+        Call::GetContainers(c) => Answer::GetContainers(
+            statistics::get_containers(&snapshot(view, access).await, c).await,
+        ),
+    };
+    Ok(Some(answer))
+}
+
+/// The runtime's snapshot as `access` may see it: a sandbox grant shows
+/// only the frameworks it names.
+pub(crate) async fn snapshot(
+    view: &AgentView,
+    access: &Access,
+) -> crate::executor::runtime::RuntimeSnapshot {
+    visible_to(view.runtime.snapshot().await, access)
+}
+
+/// What of `s` a request with `access` may see.
+pub fn visible_to(
+    mut s: crate::executor::runtime::RuntimeSnapshot,
+    access: &Access,
+) -> crate::executor::runtime::RuntimeSnapshot {
+    if let Access::Frameworks(granted) = access {
+        s.frameworks.retain(|f| granted.contains(&f.framework_id));
+        s.completed_frameworks
+            .retain(|f| granted.contains(&f.framework_id));
+    }
+    s
+}
+
+/// The request's [`Access`], which the port's middleware decided (a
+/// router without it serves nothing).
+pub(crate) fn access_of(access: Option<Extension<Access>>) -> Result<Access, AccessError> {
+    access
+        .map(|Extension(a)| a)
+        .ok_or(AccessError::Unauthenticated)
+}
+
+/// `200` with `body` as JSON (`Content-Type: application/json`, exactly).
+pub fn json<T: serde::Serialize>(body: &T) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => {
+            let mut resp = (StatusCode::OK, text).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::runtime::{FrameworkSnapshot, RuntimeSnapshot};
+
+    fn fw(id: &str) -> FrameworkSnapshot {
+        FrameworkSnapshot {
+            framework_id: id.into(),
+            info: None,
+            executors: Vec::new(),
+            completed_executors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_grant_sees_its_frameworks_only() {
+        let s = RuntimeSnapshot {
+            agent_id: Some("a".into()),
+            frameworks: vec![fw("f1"), fw("f2")],
+            completed_frameworks: vec![fw("f3"), fw("f1-old")],
+        };
+        let grant = Access::Frameworks(["f1".to_string(), "f3".to_string()].into());
+        let seen = visible_to(s.clone(), &grant);
+        let ids = |l: &[FrameworkSnapshot]| -> Vec<String> {
+            l.iter().map(|f| f.framework_id.clone()).collect()
+        };
+        assert_eq!(ids(&seen.frameworks), ["f1"]);
+        assert_eq!(ids(&seen.completed_frameworks), ["f3"]);
+        assert_eq!(visible_to(s.clone(), &Access::All), s);
+        assert_eq!(visible_to(s.clone(), &Access::NoSandboxes("reader")), s);
+    }
+
+    #[test]
+    fn headers_are_checked_as_mesos_does() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            check_headers(&h),
+            Err(ApiError::BadRequest(
+                "Expecting 'Content-Type' to be present".into()
+            ))
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert_eq!(check_headers(&h), Ok(()));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html, */*;q=0.1"),
+        );
+        assert_eq!(check_headers(&h), Ok(()));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        assert!(matches!(check_headers(&h), Err(ApiError::NotAcceptable(_))));
+    }
+}
