@@ -98,8 +98,12 @@ pub fn chown(dir: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
 
 /// Points `<runs>/latest` at `container_id` (replaced atomically).
 pub fn link_latest(runs_dir: &Path, container_id: &str) -> Result<(), SandboxError> {
+    // A name of its own per call: the tasks of a group link the same
+    // container at once, and must not remove each other's link.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let latest = runs_dir.join("latest");
-    let tmp = runs_dir.join(format!(".latest.{container_id}"));
+    let tmp = runs_dir.join(format!(".latest.{container_id}.{n}"));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(component("container", container_id)?, &tmp).map_err(io(&tmp))?;
     fs::rename(&tmp, &latest).map_err(io(&latest))
