@@ -175,6 +175,19 @@ fn an_executor_subscribes_again_after_its_agent_is_killed() {
         || read().contains("hello"),
         read,
     );
+    // The agent's Mesos-shaped state shows the executor with its task.
+    let (status, body) = http_get(port, "/state").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ex = &state["frameworks"][0]["executors"][0];
+    assert_eq!(ex["id"], "echo-executor", "{state}");
+    assert_eq!(ex["tasks"].as_array().map(Vec::len), Some(1), "{ex}");
+    assert!(
+        ex["directory"]
+            .as_str()
+            .is_some_and(|d| d.contains("echo-executor")),
+        "{ex}"
+    );
 
     agent.kill9();
     let agent = agent_on(dir.path(), &m.addr(), port, &[]);
