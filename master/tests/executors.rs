@@ -72,28 +72,6 @@ fn launched(out: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn agent_on(dir: &Path, master: &str, port: u16, extra: &[&str]) -> Proc {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let log = dir.join(format!("agent-{port}-{n}.log"));
-    Proc::spawn(
-        Command::new(bin("keel-agent"))
-            .args([
-                "--master",
-                master,
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .arg("--work-dir")
-            .arg(dir.join("agent"))
-            .args(["--registration-backoff-factor", "200ms"])
-            .args(extra),
-        log,
-    )
-}
-
 #[test]
 fn a_pymesos_executor_runs_two_tasks_with_messages_both_ways() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,7 +130,7 @@ fn an_executor_subscribes_again_after_its_agent_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "30s");
     let port = free_port();
-    let mut agent = agent_on(dir.path(), &m.addr(), port, &[]);
+    let mut agent = start_agent_on(dir.path(), &m.addr(), port, &[]);
     wait_for(
         T,
         "the agent registered",
@@ -190,7 +168,7 @@ fn an_executor_subscribes_again_after_its_agent_is_killed() {
     );
 
     agent.kill9();
-    let agent = agent_on(dir.path(), &m.addr(), port, &[]);
+    let agent = start_agent_on(dir.path(), &m.addr(), port, &[]);
     wait_for(
         T,
         "the executor subscribed to the restarted agent",
@@ -277,7 +255,7 @@ fn bad_executor_calls_get_mesos_answers_and_leave_the_task_alone() {
     let dir = tempfile::tempdir().unwrap();
     let m = Master::start(dir.path(), free_port(), "30s");
     let port = free_port();
-    let agent = agent_on(dir.path(), &m.addr(), port, &[]);
+    let agent = start_agent_on(dir.path(), &m.addr(), port, &[]);
     wait_for(
         T,
         "the agent registered",

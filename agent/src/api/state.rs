@@ -25,19 +25,8 @@ use crate::http::AgentView;
 /// only the id when none was readable.
 pub fn framework_info(f: &FrameworkSnapshot) -> FrameworkInfo {
     f.info.clone().unwrap_or_else(|| FrameworkInfo {
-        user: String::new(),
-        name: String::new(),
         id: Some(Id::new(&f.framework_id)),
-        failover_timeout: None,
-        checkpoint: None,
-        role: None,
-        roles: Vec::new(),
-        hostname: None,
-        principal: None,
-        webui_url: None,
-        capabilities: Vec::new(),
-        labels: None,
-        offer_filters: None,
+        ..FrameworkInfo::new("", "")
     })
 }
 

@@ -326,6 +326,25 @@ pub struct FrameworkInfo {
 }
 
 impl FrameworkInfo {
+    /// A FrameworkInfo with only its user and name set.
+    pub fn new(user: impl Into<String>, name: impl Into<String>) -> Self {
+        FrameworkInfo {
+            user: user.into(),
+            name: name.into(),
+            id: None,
+            failover_timeout: None,
+            checkpoint: None,
+            role: None,
+            roles: Vec::new(),
+            hostname: None,
+            principal: None,
+            webui_url: None,
+            capabilities: Vec::new(),
+            labels: None,
+            offer_filters: None,
+        }
+    }
+
     pub fn has_capability(&self, name: &str) -> bool {
         self.capabilities.iter().any(|c| c.kind == name)
     }

@@ -8,21 +8,7 @@ use keel_api::resources::v1::{Resource, Scalar};
 
 /// A `FrameworkInfo` with only `user` and `name` set.
 pub fn framework_info(user: &str, name: &str) -> FrameworkInfo {
-    FrameworkInfo {
-        user: user.to_string(),
-        name: name.to_string(),
-        id: None,
-        failover_timeout: None,
-        checkpoint: None,
-        role: None,
-        roles: Vec::new(),
-        hostname: None,
-        principal: None,
-        webui_url: None,
-        capabilities: Vec::new(),
-        labels: None,
-        offer_filters: None,
-    }
+    FrameworkInfo::new(user, name)
 }
 
 /// A command run through `/bin/sh -c`.

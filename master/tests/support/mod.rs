@@ -272,7 +272,12 @@ pub fn master_and_agent(dir: &Path) -> (Master, Proc) {
 }
 
 pub fn start_agent(dir: &Path, master: &str, extra: &[&str]) -> Proc {
-    let port = free_port();
+    start_agent_on(dir, master, free_port(), extra)
+}
+
+/// [`start_agent`] on `port` (an agent restarted on the same port keeps
+/// its address: its executors reach it again).
+pub fn start_agent_on(dir: &Path, master: &str, port: u16, extra: &[&str]) -> Proc {
     Proc::spawn(
         Command::new(bin("keel-agent"))
             .args([

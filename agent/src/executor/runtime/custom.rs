@@ -194,7 +194,7 @@ impl<L: ProcessLauncher> Runtime<L> {
             None => {
                 let framework = framework.cloned().unwrap_or_else(|| FrameworkInfo {
                     id: Some(Id::new(&fw)),
-                    ..placeholder_framework()
+                    ..FrameworkInfo::new("", "")
                 });
                 if let Err(message) = self.start_custom(&fw, framework, info, killing_state, &spec)
                 {
@@ -674,24 +674,6 @@ impl<L: ProcessLauncher> Runtime<L> {
             tracing::warn!(framework_id = %fw, executor_id = %ex, "executor did not subscribe in time: killing it");
             let _ = e.kills.send(Duration::ZERO);
         }
-    }
-}
-
-fn placeholder_framework() -> FrameworkInfo {
-    FrameworkInfo {
-        user: String::new(),
-        name: String::new(),
-        id: None,
-        failover_timeout: None,
-        checkpoint: None,
-        role: None,
-        roles: Vec::new(),
-        hostname: None,
-        principal: None,
-        webui_url: None,
-        capabilities: Vec::new(),
-        labels: None,
-        offer_filters: None,
     }
 }
 
