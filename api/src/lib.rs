@@ -8,6 +8,7 @@
 //! - The master's HTTP answers: [`operator`] (`POST /api/v1`), [`legacy`]
 //!   (`/master/state`, ...), [`keel`] (`/api/keel/v1`).
 
+pub mod agent;
 pub mod attributes;
 pub mod convert;
 pub mod id;
