@@ -2,7 +2,8 @@
 //! `/state` (also `/slave(1)/state`), the discovered inventory, the
 //! metrics ([`crate::metrics`]: `/metrics/snapshot`, `/metrics`) and the
 //! sandboxes ([`crate::files`]: `/files/browse`, `/files/read`,
-//! `/files/download`). Served by [`keel_serve`] within connection limits
+//! `/files/download`), the v1 operator API's container calls
+//! ([`crate::api`]: `POST /api/v1`). Served by [`keel_serve`] within connection limits
 //! and timeouts ([`serve`]), over TLS when the agent has the cluster CA,
 //! every route but `/health` behind [`crate::access`].
 
@@ -38,6 +39,8 @@ pub struct AgentView {
     /// Checks sandbox grants; `None`: no TLS, the port is open.
     pub grants: Option<GrantVerifier>,
     pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// The containers of the v1 operator API (`POST /api/v1`).
+    pub containers: crate::containers::Containers,
     /// Where `proc/` is read for `system/*` (`/` on a real machine).
     pub sys_root: std::path::PathBuf,
 }
@@ -54,6 +57,7 @@ pub fn router(view: Arc<AgentView>) -> Router {
         grants: view.grants.clone(),
         agent_id,
     };
+    let view_containers = view.containers.clone();
     Router::new()
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/state", get(state))
@@ -63,6 +67,7 @@ pub fn router(view: Arc<AgentView>) -> Router {
         .route("/metrics", get(metrics_text))
         .with_state(view)
         .merge(crate::files::http::router(files))
+        .merge(crate::api::containers::router(view_containers))
         .layer(axum::middleware::from_fn_with_state(
             auth,
             crate::access::authenticate,
@@ -72,7 +77,7 @@ pub fn router(view: Arc<AgentView>) -> Router {
 /// `/health` stays reachable when the connections run out.
 pub const ROUTES: keel_serve::Routes = keel_serve::Routes {
     priority: &["/health"],
-    streams: &[],
+    streams: &["/api/v1"],
 };
 
 /// Serves `app` on `listener` within `limits`, over `tls` when given,

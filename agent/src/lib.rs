@@ -17,6 +17,8 @@
 
 pub mod access;
 pub mod discovery;
+pub mod api;
+pub mod containers;
 pub mod executor;
 pub mod fetcher;
 pub mod files;
@@ -201,35 +203,7 @@ pub async fn run(
         inventory: Some(convert::inventory_to_pb(&prepared.inventory)),
     };
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (tls, grants) = port_tls(config.trust.as_ref())?;
-    let view = Arc::new(http::AgentView {
-        hostname: prepared.hostname.clone(),
-        pid: format!("slave(1)@{}:{port}", config.ip),
-        inventory: prepared.inventory,
-        resources: prepared.resources.clone(),
-        attributes: config.attributes.clone(),
-        status: status.subscribe(),
-        sandboxes: files::Sandboxes::new(work_dir.root()),
-        grants,
-        metrics: Arc::new(metrics::AgentMetrics::new(prepared.resources.clone())),
-        sys_root: config.sys_root.clone(),
-    });
-    let runtime_metrics = view.metrics.runtime();
-    let mut http_stop = stop_rx.clone();
-    let limits = config.http;
-    let server = tokio::spawn(async move {
-        http::serve(listener, http::router(view), limits, tls, async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
-
+    let agent_metrics = Arc::new(metrics::AgentMetrics::new(prepared.resources.clone()));
     let setup = isolation::setup::setup(&isolation::setup::IsolationOptions {
         isolation: config.tasks.isolation.clone(),
         cgroups_root: config.tasks.cgroups_root.clone(),
@@ -238,7 +212,7 @@ pub async fn run(
         sandboxes: work_dir.root().to_path_buf(),
     });
     let mut executor_config = ExecutorConfig::new(work_dir.root());
-    executor_config.metrics = runtime_metrics;
+    executor_config.metrics = agent_metrics.runtime();
     executor_config.kill_grace_period = config.tasks.kill_grace_period;
     executor_config.resend_base = config.tasks.status_update_retry_interval;
     executor_config.isolation = config.tasks.isolation.clone();
@@ -260,6 +234,41 @@ pub async fn run(
         None => {}
     }
     let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
+
+    let containers = containers::Containers::new(
+        executor.clone(),
+        std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
+        work_dir.root().to_path_buf(),
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tls, grants) = port_tls(config.trust.as_ref())?;
+    let view = Arc::new(http::AgentView {
+        hostname: prepared.hostname.clone(),
+        pid: format!("slave(1)@{}:{port}", config.ip),
+        inventory: prepared.inventory,
+        resources: prepared.resources.clone(),
+        attributes: config.attributes.clone(),
+        status: status.subscribe(),
+        sandboxes: files::Sandboxes::new(work_dir.root()),
+        grants,
+        metrics: agent_metrics,
+        containers,
+        sys_root: config.sys_root.clone(),
+    });
+    let mut http_stop = stop_rx.clone();
+    let limits = config.http;
+    let server = tokio::spawn(async move {
+        http::serve(listener, http::router(view), limits, tls, async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
 
     let session_config = SessionConfig {
         masters: config.masters.clone(),

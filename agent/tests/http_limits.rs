@@ -38,6 +38,13 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
         sandboxes: Sandboxes::new(dir),
         grants: None,
         metrics: Arc::new(keel_agent::metrics::AgentMetrics::new(Default::default())),
+        containers: rt.block_on(async {
+            let executor = keel_agent::executor::ExecutorHandle::start(
+                keel_agent::executor::ExecutorConfig::new(dir),
+                keel_agent::executor::FakeLauncher::new(),
+            );
+            keel_agent::containers::Containers::new(executor, "/bin/false".into(), dir.into())
+        }),
         sys_root: "/".into(),
     });
     rt.spawn(serve(

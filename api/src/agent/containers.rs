@@ -12,6 +12,9 @@ use serde_json::Value as Json;
 
 use crate::mesos::{CommandInfo, ContainerInfo};
 
+mod encode;
+pub use encode::call_json;
+
 /// The longest container id value (Mesos' `MAX_CONTAINER_ID_LENGTH`).
 pub const MAX_CONTAINER_ID_LENGTH: usize = 242;
 
@@ -593,6 +596,16 @@ pub fn parse_wait_response(body: &[u8]) -> Option<WaitAnswer> {
         .get("wait_container")
         .or_else(|| json.get("wait_nested_container"))?;
     serde_json::from_value(inner.clone()).ok()
+}
+
+/// Keel's lookup of a task's container (`GET
+/// /api/keel/v1/tasks/<framework>/<task>/container` on an agent, and
+/// through the master): Mesos clients read the id from the task's
+/// `container_status` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskContainer {
+    pub container_id: ContainerId,
 }
 
 #[cfg(test)]

@@ -156,3 +156,31 @@ fn output_records_and_wait_answers() {
     };
     assert_eq!(killed.code(), Some(137));
 }
+
+#[test]
+fn calls_written_back_parse_to_themselves() {
+    let launch = Launch {
+        container_id: nested("p", "c"),
+        command: Some(crate::mesos::CommandInfo {
+            value: Some("cat".into()),
+            ..Default::default()
+        }),
+        container: Some(crate::mesos::ContainerInfo {
+            kind: Some("MESOS".into()),
+            tty_info: Some(serde_json::json!({"window_size": {"rows": 5, "columns": 6}})),
+            ..Default::default()
+        }),
+        resources: vec![],
+    };
+    for call in [
+        ContainerCall::LaunchSession(launch.clone()),
+        ContainerCall::Launch(launch, Form::Nested),
+        ContainerCall::Wait(nested("p", "c"), Form::Container),
+        ContainerCall::Kill(nested("p", "c"), 15, Form::Nested),
+        ContainerCall::Remove(ContainerId::new("s"), Form::Container),
+        ContainerCall::AttachOutput(nested("p", "c")),
+    ] {
+        let text = serde_json::to_vec(&call_json(&call)).unwrap();
+        assert_eq!(parse_call(&text).unwrap(), AgentCall::Container(call.clone()));
+    }
+}
