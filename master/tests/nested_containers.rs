@@ -35,8 +35,20 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Self::start_with(&[])
+    }
+
+    /// With the agent's `extra` flags.
+    fn start_with(extra: &[&str]) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
-        let (master, agent) = master_and_agent(tmp.path());
+        let master = Master::start(tmp.path(), free_port(), "5s");
+        let agent = start_agent(tmp.path(), &master.addr(), extra);
+        wait_for(
+            T,
+            "the agent registered",
+            || master.keel_agents().len() == 1,
+            || agent.log_text(),
+        );
         let a = master.keel_agents()[0].clone();
         let mut fw = Scheduler::subscribe(master.port, framework("nested"));
         let offer = fw.offer(T);
@@ -157,6 +169,37 @@ fn a_session_streams_output_and_reports_its_exit_status() {
     assert_eq!(wait.exit_status, Some(3 << 8));
     assert_eq!(wait.code(), Some(3));
     c.task_unaffected();
+}
+
+#[test]
+fn a_session_joins_the_tasks_namespaces() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: no namespaces to join");
+        return;
+    }
+    let isolation = "namespaces/pid,namespaces/mount,namespaces/uts,namespaces/ipc";
+    let c = Cluster::start_with(&["--isolation", isolation]);
+    let api = c.api();
+    let id = nested(&c.parent());
+    let cmd = "readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/uts; pwd; \
+               tr '\\0' ' ' < /proc/1/cmdline; echo; echo $MESOS_SANDBOX";
+    let out = c.rt.block_on(async {
+        let output = api
+            .stream(&ContainerCall::LaunchSession(launch_of(&id, cmd, None)))
+            .await
+            .unwrap();
+        collect(output).await
+    });
+    let lines: Vec<&str> = out.0.lines().collect();
+    assert_eq!(lines.len(), 6, "{out:?}");
+    for (line, ns) in lines[..3].iter().zip(["pid", "mnt", "uts"]) {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(*line, ours.to_string_lossy(), "{ns} namespace: {out:?}");
+    }
+    // The task's working directory, its PID 1 and its environment.
+    assert_eq!(lines[3], "/mnt/mesos/sandbox", "{out:?}");
+    assert!(!lines[4].contains("keel-agent enter"), "{out:?}");
+    assert_eq!(lines[5], "/mnt/mesos/sandbox", "{out:?}");
 }
 
 #[test]
