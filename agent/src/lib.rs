@@ -16,9 +16,9 @@
 //! - [`sim`]: `keel-agent sim`, many simulated agents on the real session code.
 
 pub mod access;
-pub mod discovery;
 pub mod api;
 pub mod containers;
+pub mod discovery;
 pub mod executor;
 pub mod fetcher;
 pub mod files;

@@ -49,7 +49,9 @@ pub struct OutputStream {
 
 impl std::fmt::Debug for OutputStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutputStream").field("url", &self.url).finish()
+        f.debug_struct("OutputStream")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -58,12 +60,12 @@ impl OutputStream {
     pub async fn next(&mut self) -> Result<Option<ProcessIo>, ClientError> {
         loop {
             if let Some(r) = self.pending.pop_front() {
-                return serde_json::from_slice(&r)
-                    .map(Some)
-                    .map_err(|source| ClientError::Decode {
+                return serde_json::from_slice(&r).map(Some).map_err(|source| {
+                    ClientError::Decode {
                         url: self.url.clone(),
                         source,
-                    });
+                    }
+                });
             }
             match self.body.next().await {
                 None => return Ok(None),

@@ -132,7 +132,11 @@ async fn forward_stdin(tx: mpsc::Sender<InputRecord>, tty: bool) {
         match stdin.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if tx.send(InputRecord::Stdin(buf[..n].to_vec())).await.is_err() {
+                if tx
+                    .send(InputRecord::Stdin(buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -148,7 +152,12 @@ pub async fn exec(client: &Client, spec: ExecSpec) -> Result<i32> {
         .await
         .with_context(|| format!("cannot reach task {}", spec.task))?;
     let id = ContainerId::nested(parent, uuid::Uuid::new_v4().to_string());
-    let tty = spec.tty.then(|| window().unwrap_or(WindowSize { rows: 24, columns: 80 }));
+    let tty = spec.tty.then(|| {
+        window().unwrap_or(WindowSize {
+            rows: 24,
+            columns: 80,
+        })
+    });
     let launch = Launch {
         container_id: id.clone(),
         command: Some(command_info(&spec.command)),

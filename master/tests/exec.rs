@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use keel_api::agent::containers::{ContainerCall, ContainerId, Form, Launch, Stream};
 use keel_api::mesos::{CommandInfo, TaskState};
+use keel_api::scheduler::Event;
 use keel_client::{ClientError, Credentials};
 use keel_pki::{Ca, Material, Role};
-use keel_api::scheduler::Event;
 use serde_json::json;
 use support::scheduler::{command_task, info};
 use support::*;
@@ -24,7 +24,11 @@ const T: Duration = Duration::from_secs(30);
 
 /// Launches `tasks` (id, command) through the master's own client
 /// (TLS or not) and waits until each runs; the subscription.
-fn run_tasks(m: &Master, agent: &Proc, tasks: &[(&str, &str)]) -> keel_client::blocking::Subscription {
+fn run_tasks(
+    m: &Master,
+    agent: &Proc,
+    tasks: &[(&str, &str)],
+) -> keel_client::blocking::Subscription {
     wait_for(
         T,
         "the agent registered",
@@ -87,8 +91,20 @@ fn keelctl_exec_and_attach_go_through_the_master() {
         all.extend(args);
         keelctl(&all, stdin)
     };
-    assert_eq!(exec(&["sleeper", "--", "echo hi"], b""), (0, "hi\n".into(), String::new()));
-    let (code, out, _) = exec(&["sleeper", "--", "sh", "-c", "echo out; echo err >&2; exit 7"], b"");
+    assert_eq!(
+        exec(&["sleeper", "--", "echo hi"], b""),
+        (0, "hi\n".into(), String::new())
+    );
+    let (code, out, _) = exec(
+        &[
+            "sleeper",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ],
+        b"",
+    );
     assert_eq!((code, out.as_str()), (7, "out\n"));
     let (code, out, _) = exec(&["sleeper", "--", "cat"], b"piped input\n");
     assert_eq!((code, out.as_str()), (0, "piped input\n"));
@@ -100,7 +116,10 @@ fn keelctl_exec_and_attach_go_through_the_master() {
     let (code, out, err) = keelctl(&["--master", &addr, "attach", "ticker"], b"");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("tick-15\n"), "{out:?}");
-    assert!(!out.contains("tick-1\n"), "attached output starts at the end: {out:?}");
+    assert!(
+        !out.contains("tick-1\n"),
+        "attached output starts at the end: {out:?}"
+    );
 }
 
 #[test]
@@ -130,16 +149,31 @@ fn exec_through_a_tls_master_needs_sandbox_access() {
         .unwrap()
         .token;
     let ca_path = ca_file.display().to_string();
-    let agent = start_agent(root, &m.addr(), &["--tls-ca", &ca_path, "--join-token", &token]);
+    let agent = start_agent(
+        root,
+        &m.addr(),
+        &["--tls-ca", &ca_path, "--join-token", &token],
+    );
     let _fw = run_tasks(&m, &agent, &[("sleeper", "sleep 600")]);
 
     // keelctl with an admin's certificate.
     let admin = ca
         .issue(Role::Admin, "exec-admin", &[], Duration::from_secs(3600))
         .unwrap();
-    let cert = write_file(root, "admin.crt", &admin.cert_pem).display().to_string();
-    let key = write_file(root, "admin.key", &admin.key_pem).display().to_string();
-    let tls = ["--tls-ca", ca_path.as_str(), "--tls-cert", &cert, "--tls-key", &key];
+    let cert = write_file(root, "admin.crt", &admin.cert_pem)
+        .display()
+        .to_string();
+    let key = write_file(root, "admin.key", &admin.key_pem)
+        .display()
+        .to_string();
+    let tls = [
+        "--tls-ca",
+        ca_path.as_str(),
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
     let addr = m.addr();
     let mut args = vec!["--master", addr.as_str()];
     args.extend(tls);
@@ -166,7 +200,10 @@ fn exec_through_a_tls_master_needs_sandbox_access() {
             container: None,
             resources: Vec::new(),
         };
-        let mut output = api.stream(&ContainerCall::LaunchSession(launch)).await.unwrap();
+        let mut output = api
+            .stream(&ContainerCall::LaunchSession(launch))
+            .await
+            .unwrap();
         let mut out = Vec::new();
         while let Some(r) = output.next().await.unwrap() {
             if let Some((Stream::Stdout, b)) = r.bytes() {
@@ -174,7 +211,10 @@ fn exec_through_a_tls_master_needs_sandbox_access() {
             }
         }
         assert_eq!(out, b"relayed\n");
-        let wait = api.wait(&ContainerCall::Wait(id, Form::Nested)).await.unwrap();
+        let wait = api
+            .wait(&ContainerCall::Wait(id, Form::Nested))
+            .await
+            .unwrap();
         assert_eq!(wait.code(), Some(2));
 
         // A principal without access_sandboxes is refused by the master.

@@ -86,12 +86,20 @@ fn the_mesos_cli_execs_and_attaches_into_a_keel_task() {
     while running < 2 {
         let update = fw.update(T);
         fw.ack(&update);
-        assert!(!update.state.is_terminal(), "{update:?}\n{}", agent.log_text());
+        assert!(
+            !update.state.is_terminal(),
+            "{update:?}\n{}",
+            agent.log_text()
+        );
         if update.state == TaskState::TASK_RUNNING {
             running += 1;
         }
     }
-    let (code, out) = mesos_cli(tmp.path(), &m.addr(), &["task", "exec", "cli-sleeper", "echo", "hi"]);
+    let (code, out) = mesos_cli(
+        tmp.path(),
+        &m.addr(),
+        &["task", "exec", "cli-sleeper", "echo", "hi"],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("hi"), "{out}");
     let (code, out) = mesos_cli(

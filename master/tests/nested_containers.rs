@@ -58,7 +58,11 @@ impl Cluster {
         loop {
             let update = fw.update(T);
             fw.ack(&update);
-            assert!(!update.state.is_terminal(), "{update:?}\n{}", agent.log_text());
+            assert!(
+                !update.state.is_terminal(),
+                "{update:?}\n{}",
+                agent.log_text()
+            );
             if update.state == TaskState::TASK_RUNNING {
                 break;
             }
@@ -82,7 +86,10 @@ impl Cluster {
     /// The task's container id.
     fn parent(&self) -> ContainerId {
         self.rt
-            .block_on(self.api().task_container_of(&self.fw.framework_id, &self.task_id))
+            .block_on(
+                self.api()
+                    .task_container_of(&self.fw.framework_id, &self.task_id),
+            )
             .unwrap()
     }
 
@@ -218,8 +225,12 @@ fn a_session_reads_stdin_until_eof() {
             tokio::spawn(async move { api.attach_input(&id, rx).await })
         };
         tx.send(InputRecord::Heartbeat).await.unwrap();
-        tx.send(InputRecord::Stdin(b"hello ".to_vec())).await.unwrap();
-        tx.send(InputRecord::Stdin(b"stdin\n".to_vec())).await.unwrap();
+        tx.send(InputRecord::Stdin(b"hello ".to_vec()))
+            .await
+            .unwrap();
+        tx.send(InputRecord::Stdin(b"stdin\n".to_vec()))
+            .await
+            .unwrap();
         tx.send(InputRecord::Stdin(Vec::new())).await.unwrap();
         drop(tx);
         let (out, _) = collect(output).await;
@@ -247,7 +258,11 @@ fn a_session_with_a_terminal_gets_its_size_and_input() {
     let out = c.rt.block_on(async {
         let cmd = "test -t 0 && stty size; read line; stty size; echo got:$line";
         let mut output = api
-            .stream(&ContainerCall::LaunchSession(launch_of(&id, cmd, Some(size))))
+            .stream(&ContainerCall::LaunchSession(launch_of(
+                &id,
+                cmd,
+                Some(size),
+            )))
             .await
             .unwrap();
         let (tx, rx) = mpsc::channel(4);
@@ -267,7 +282,9 @@ fn a_session_with_a_terminal_gets_its_size_and_input() {
         }))
         .await
         .unwrap();
-        tx.send(InputRecord::Stdin(b"typed\n".to_vec())).await.unwrap();
+        tx.send(InputRecord::Stdin(b"typed\n".to_vec()))
+            .await
+            .unwrap();
         let (rest, _) = collect(output).await;
         drop(tx);
         let _ = input.await;
@@ -296,8 +313,14 @@ fn nested_containers_launch_wait_kill_and_remove() {
             tokio::spawn(async move { api.wait(&ContainerCall::Wait(id, Form::Nested)).await })
         };
         // Removing a running container is refused.
-        let (code, reason) = refusal(api.call(&ContainerCall::Remove(id.clone(), Form::Nested)).await);
-        assert_eq!((code, reason.as_str()), (500, "Nested container has not terminated yet"));
+        let (code, reason) = refusal(
+            api.call(&ContainerCall::Remove(id.clone(), Form::Nested))
+                .await,
+        );
+        assert_eq!(
+            (code, reason.as_str()),
+            (500, "Nested container has not terminated yet")
+        );
         let kill = ContainerCall::Kill(id.clone(), 15, Form::Container);
         assert_eq!(api.call(&kill).await.unwrap().as_u16(), 200);
         let wait = waiter.await.unwrap().unwrap();
@@ -305,18 +328,28 @@ fn nested_containers_launch_wait_kill_and_remove() {
         // Killed already: 404 with Mesos' message.
         let (code, reason) = refusal(api.call(&kill).await);
         assert_eq!(code, 404);
-        assert!(reason.contains("cannot be found (or is already killed)"), "{reason}");
+        assert!(
+            reason.contains("cannot be found (or is already killed)"),
+            "{reason}"
+        );
 
         // LAUNCH_CONTAINER with a parent: output kept in its own sandbox.
-        let echo = ContainerCall::Launch(launch_of(&done, "echo to-file; pwd", None), Form::Container);
+        let echo =
+            ContainerCall::Launch(launch_of(&done, "echo to-file; pwd", None), Form::Container);
         assert_eq!(api.call(&echo).await.unwrap().as_u16(), 200);
-        let w = api.wait(&ContainerCall::Wait(done.clone(), Form::Container)).await.unwrap();
+        let w = api
+            .wait(&ContainerCall::Wait(done.clone(), Form::Container))
+            .await
+            .unwrap();
         assert_eq!(w.code(), Some(0));
         for removed in [&id, &done] {
             let remove = ContainerCall::Remove(removed.clone(), Form::Container);
             assert_eq!(api.call(&remove).await.unwrap().as_u16(), 200);
         }
-        let (code, _) = refusal(api.wait(&ContainerCall::Wait(id.clone(), Form::Nested)).await);
+        let (code, _) = refusal(
+            api.wait(&ContainerCall::Wait(id.clone(), Form::Nested))
+                .await,
+        );
         assert_eq!(code, 404);
     });
     // The nested sandbox was below the task's and is gone after REMOVE.
@@ -349,16 +382,29 @@ fn a_nested_container_writes_its_output_to_its_sandbox() {
     let api = c.api();
     let id = nested(&c.parent());
     c.rt.block_on(async {
-        let call = ContainerCall::Launch(launch_of(&id, "echo kept; echo $MESOS_SANDBOX", None), Form::Nested);
+        let call = ContainerCall::Launch(
+            launch_of(&id, "echo kept; echo $MESOS_SANDBOX", None),
+            Form::Nested,
+        );
         api.call(&call).await.unwrap();
-        api.wait(&ContainerCall::Wait(id.clone(), Form::Nested)).await.unwrap();
+        api.wait(&ContainerCall::Wait(id.clone(), Form::Nested))
+            .await
+            .unwrap();
     });
     let dirs = find(&c.agent_dir(), &id.value);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
-    assert!(dirs[0].parent().unwrap().ends_with("containers"), "{dirs:?}");
+    assert!(
+        dirs[0].parent().unwrap().ends_with("containers"),
+        "{dirs:?}"
+    );
     let stdout = std::fs::read_to_string(dirs[0].join("stdout")).unwrap();
     assert!(stdout.starts_with("kept\n"), "{stdout:?}");
-    assert!(stdout.trim_end().ends_with(&format!("containers/{}", id.value)), "{stdout:?}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(&format!("containers/{}", id.value)),
+        "{stdout:?}"
+    );
 }
 
 #[test]
@@ -368,11 +414,20 @@ fn a_standalone_container_has_its_own_sandbox() {
     let id = ContainerId::new(format!("standalone-{}", uuid::Uuid::new_v4()));
     let sandbox = c.agent_dir().join("containers").join(&id.value);
     c.rt.block_on(async {
-        let call = ContainerCall::Launch(launch_of(&id, "echo alone > made; exit 4", None), Form::Container);
+        let call = ContainerCall::Launch(
+            launch_of(&id, "echo alone > made; exit 4", None),
+            Form::Container,
+        );
         assert_eq!(api.call(&call).await.unwrap().as_u16(), 200);
-        let w = api.wait(&ContainerCall::Wait(id.clone(), Form::Container)).await.unwrap();
+        let w = api
+            .wait(&ContainerCall::Wait(id.clone(), Form::Container))
+            .await
+            .unwrap();
         assert_eq!(w.code(), Some(4));
-        assert_eq!(std::fs::read_to_string(sandbox.join("made")).unwrap(), "alone\n");
+        assert_eq!(
+            std::fs::read_to_string(sandbox.join("made")).unwrap(),
+            "alone\n"
+        );
         let remove = ContainerCall::Remove(id.clone(), Form::Container);
         assert_eq!(api.call(&remove).await.unwrap().as_u16(), 200);
     });
@@ -388,7 +443,10 @@ fn attach_output_follows_a_running_container() {
         let cmd = "sleep 1; echo one; sleep 0.5; echo two";
         let call = ContainerCall::Launch(launch_of(&id, cmd, None), Form::Nested);
         api.call(&call).await.unwrap();
-        let output = api.stream(&ContainerCall::AttachOutput(id.clone())).await.unwrap();
+        let output = api
+            .stream(&ContainerCall::AttachOutput(id.clone()))
+            .await
+            .unwrap();
         collect(output).await.0
     });
     assert_eq!(out, "one\ntwo\n");
@@ -402,18 +460,40 @@ fn bad_input_gets_mesos_messages_and_leaves_the_task_alone() {
     c.rt.block_on(async {
         // A nested container under a parent that does not exist.
         let orphan = ContainerId::nested(ContainerId::new("no-such-parent"), "x");
-        let (code, reason) = refusal(api.call(&ContainerCall::Launch(launch_of(&orphan, "true", None), Form::Nested)).await);
-        assert_eq!((code, reason.as_str()), (400, "Parent container no-such-parent does not exist"));
+        let (code, reason) = refusal(
+            api.call(&ContainerCall::Launch(
+                launch_of(&orphan, "true", None),
+                Form::Nested,
+            ))
+            .await,
+        );
+        assert_eq!(
+            (code, reason.as_str()),
+            (400, "Parent container no-such-parent does not exist")
+        );
         // ATTACH to an unknown container.
         let unknown = nested(&parent);
-        let (code, reason) = refusal(api.stream(&ContainerCall::AttachOutput(unknown.clone())).await);
+        let (code, reason) = refusal(
+            api.stream(&ContainerCall::AttachOutput(unknown.clone()))
+                .await,
+        );
         assert_eq!(code, 404);
         assert_eq!(reason, format!("Container {unknown} cannot be found"));
         // ATTACH to a finished one.
         let finished = nested(&parent);
-        api.call(&ContainerCall::Launch(launch_of(&finished, "true", None), Form::Nested)).await.unwrap();
-        api.wait(&ContainerCall::Wait(finished.clone(), Form::Nested)).await.unwrap();
-        let (code, _) = refusal(api.stream(&ContainerCall::AttachOutput(finished.clone())).await);
+        api.call(&ContainerCall::Launch(
+            launch_of(&finished, "true", None),
+            Form::Nested,
+        ))
+        .await
+        .unwrap();
+        api.wait(&ContainerCall::Wait(finished.clone(), Form::Nested))
+            .await
+            .unwrap();
+        let (code, _) = refusal(
+            api.stream(&ContainerCall::AttachOutput(finished.clone()))
+                .await,
+        );
         assert_eq!(code, 404);
         let (_, rx) = mpsc::channel(1);
         let (code, _) = refusal(api.attach_input(&finished, rx).await);
@@ -421,17 +501,30 @@ fn bad_input_gets_mesos_messages_and_leaves_the_task_alone() {
     });
     // On the wire: an invalid id, a missing parent, JSON that is not a call.
     let call = |body: &str| post_json(c.port, "/api/v1", body);
-    let (code, _, body) = call(r#"{"type":"LAUNCH_NESTED_CONTAINER_SESSION","launch_nested_container_session":{"container_id":{"value":"a.b","parent":{"value":"p"}}}}"#);
+    let (code, _, body) = call(
+        r#"{"type":"LAUNCH_NESTED_CONTAINER_SESSION","launch_nested_container_session":{"container_id":{"value":"a.b","parent":{"value":"p"}}}}"#,
+    );
     assert_eq!(code, 400);
     assert!(body.contains("contains invalid characters"), "{body}");
-    let (code, _, body) = call(r#"{"type":"WAIT_NESTED_CONTAINER","wait_nested_container":{"container_id":{"value":"c"}}}"#);
-    assert_eq!((code, body.as_str()), (400, "Failed to validate agent::Call: Expecting 'wait_nested_container.container_id.parent' to be present"));
+    let (code, _, body) = call(
+        r#"{"type":"WAIT_NESTED_CONTAINER","wait_nested_container":{"container_id":{"value":"c"}}}"#,
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            400,
+            "Failed to validate agent::Call: Expecting 'wait_nested_container.container_id.parent' to be present"
+        )
+    );
     let (code, _, _) = call("{not json");
     assert_eq!(code, 400);
     let (code, _, _) = call(r#"{"type":"GET_STATE"}"#);
     assert_eq!(code, 501);
     let (code, _, body) = http(c.port, "POST", "/api/v1", &[], b"{}").unwrap();
-    assert_eq!((code, body.as_str()), (400, "Expecting 'Content-Type' to be present"));
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "Expecting 'Content-Type' to be present")
+    );
 
     // ATTACH_CONTAINER_INPUT: an oversized record, and a record that is
     // not stdin, against a live session; the session keeps running.
@@ -441,7 +534,9 @@ fn bad_input_gets_mesos_messages_and_leaves_the_task_alone() {
         let live = live.clone();
         c.rt.spawn(async move {
             let output = api2
-                .stream(&ContainerCall::LaunchSession(launch_of(&live, "sleep 30", None)))
+                .stream(&ContainerCall::LaunchSession(launch_of(
+                    &live, "sleep 30", None,
+                )))
                 .await
                 .unwrap();
             collect(output).await
@@ -462,9 +557,25 @@ fn bad_input_gets_mesos_messages_and_leaves_the_task_alone() {
     let mut wrong = first.clone().into_bytes();
     wrong.extend(format!("{}\n{stdout_record}", stdout_record.len()).as_bytes());
     let (code, _, body) = http(c.port, "POST", "/api/v1", &headers, &wrong).unwrap();
-    assert_eq!((code, body.as_str()), (400, "Expecting 'process_io.data.type' to be 'STDIN'"));
-    let (code, _, body) = http(c.port, "POST", "/api/v1", &[("Content-Type", "application/recordio")], first.as_bytes()).unwrap();
-    assert_eq!((code, body.as_str()), (400, "Expecting 'Message-Content-Type' to be set for streaming requests"));
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "Expecting 'process_io.data.type' to be 'STDIN'")
+    );
+    let (code, _, body) = http(
+        c.port,
+        "POST",
+        "/api/v1",
+        &[("Content-Type", "application/recordio")],
+        first.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            400,
+            "Expecting 'Message-Content-Type' to be set for streaming requests"
+        )
+    );
     let kill = ContainerCall::Kill(live.clone(), 9, Form::Nested);
     c.rt.block_on(api.call(&kill)).unwrap();
     let _ = c.rt.block_on(session);
@@ -479,7 +590,11 @@ fn closing_a_session_kills_its_container() {
     let id = nested(&c.parent());
     c.rt.block_on(async {
         let output = api
-            .stream(&ContainerCall::LaunchSession(launch_of(&id, "sleep 300", None)))
+            .stream(&ContainerCall::LaunchSession(launch_of(
+                &id,
+                "sleep 300",
+                None,
+            )))
             .await
             .unwrap();
         drop(output);

@@ -18,6 +18,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod events_bench;
+mod exec_bench;
 mod ha_bench;
 mod host_bench;
 mod image;
@@ -100,6 +101,9 @@ enum Cmd {
     /// Operator event-stream subscribers: ACCEPT -> TASK_RUNNING without
     /// subscribers, with one stalled, and with N reading, in one run.
     BenchEvents(events_bench::EventsArgs),
+    /// The round trip of `exec true` into a running task, through the
+    /// master and on the agent's port (BENCHMARKS.md, Exec).
+    BenchExec(exec_bench::ExecArgs),
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
     /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
@@ -282,6 +286,7 @@ fn main() -> Result<()> {
         Cmd::BenchScale(args) => scale_bench::run(&args),
         Cmd::BenchMetrics(args) => metrics_bench::run(&args),
         Cmd::BenchEvents(args) => events_bench::run(&args),
+        Cmd::BenchExec(args) => exec_bench::run(&args),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),

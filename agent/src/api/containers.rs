@@ -40,8 +40,10 @@ pub fn error_response(e: &ContainerError) -> Response {
 
 fn json(body: &serde_json::Value) -> Response {
     let mut r = (StatusCode::OK, body.to_string()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(APPLICATION_JSON),
+    );
     r
 }
 
@@ -160,14 +162,20 @@ fn stream(kind: StreamType, records: Records) -> Response {
     let headers = r.headers_mut();
     match kind {
         StreamType::Json => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(APPLICATION_JSON),
+            );
         }
         StreamType::RecordIo => {
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(APPLICATION_RECORDIO),
             );
-            headers.insert(MESSAGE_CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
+            headers.insert(
+                MESSAGE_CONTENT_TYPE,
+                HeaderValue::from_static(APPLICATION_JSON),
+            );
         }
     }
     r
@@ -271,9 +279,9 @@ pub async fn task_container(
         )));
     }
     match ctx.of_task(&framework_id, &task_id).await {
-        Some(container_id) => json(
-            &serde_json::to_value(TaskContainer { container_id }).unwrap_or_default(),
-        ),
+        Some(container_id) => {
+            json(&serde_json::to_value(TaskContainer { container_id }).unwrap_or_default())
+        }
         None => error_response(&ContainerError::NotFound(format!(
             "Task {task_id} of framework {framework_id} is not running on this agent"
         ))),

@@ -118,10 +118,7 @@ impl Containers {
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<ContainerId, Entry>> {
-        self.inner
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn entry(&self, id: &ContainerId) -> Option<Entry> {
@@ -319,9 +316,7 @@ impl Containers {
                 Some(_) if self.root(id).await.is_none() => {
                     Err(ContainerError::Internal("Unknown root container".into()))
                 }
-                _ => Err(ContainerError::Internal(format!(
-                    "Unknown container {id}"
-                ))),
+                _ => Err(ContainerError::Internal(format!("Unknown container {id}"))),
             };
         };
         permitted(access, e.framework_id.as_deref())?;
@@ -422,9 +417,8 @@ async fn launch_spec(dir: &Path) -> Result<LaunchSpec, ContainerError> {
     let bytes = tokio::fs::read(&path).await.map_err(|e| {
         ContainerError::BadRequest(format!("Failed to read {}: {e}", path.display()))
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ContainerError::BadRequest(format!("Failed to read {}: {e}", path.display()))
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ContainerError::BadRequest(format!("Failed to read {}: {e}", path.display())))
 }
 
 /// The parent of a container nested in a task: its init and its launch.

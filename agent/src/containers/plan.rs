@@ -146,7 +146,10 @@ mod tests {
         LaunchSpec {
             cwd: "/mnt/mesos/sandbox".into(),
             sandbox: Some("/work/slaves/a/frameworks/f/executors/t/runs/c".into()),
-            env: vec![("PATH".into(), "/bin".into()), ("HOME".into(), "/root".into())],
+            env: vec![
+                ("PATH".into(), "/bin".into()),
+                ("HOME".into(), "/root".into()),
+            ],
             cgroup: Some("/sys/fs/cgroup/keel/c/task".into()),
             user: Some((1000, 1000)),
             ..Default::default()
@@ -189,7 +192,10 @@ mod tests {
         assert_eq!(p.enter.pid, "42");
         assert_eq!(p.enter.cwd, PathBuf::from("/mnt/mesos/sandbox"));
         assert_eq!(p.enter.user, Some((1000, 1000)));
-        assert_eq!(p.enter.cgroup, Some(PathBuf::from("/sys/fs/cgroup/keel/c/task")));
+        assert_eq!(
+            p.enter.cgroup,
+            Some(PathBuf::from("/sys/fs/cgroup/keel/c/task"))
+        );
         assert!(p.enter.tty && p.enter.die_with_parent);
         assert_eq!(p.tty, Some(DEFAULT_WINDOW));
         assert_eq!(p.enter.program, "/bin/sh");
@@ -203,14 +209,20 @@ mod tests {
     #[test]
     fn a_nested_container_gets_its_own_sandbox_below_the_tasks() {
         let p = plan(&launch("cat", false), &parent(), false).unwrap();
-        assert_eq!(p.enter.cwd, PathBuf::from("/mnt/mesos/sandbox/containers/n1"));
+        assert_eq!(
+            p.enter.cwd,
+            PathBuf::from("/mnt/mesos/sandbox/containers/n1")
+        );
         assert_eq!(
             p.sandbox,
             Some(PathBuf::from(
                 "/work/slaves/a/frameworks/f/executors/t/runs/c/containers/n1"
             ))
         );
-        assert!(p.env.contains(&("MESOS_SANDBOX".into(), "/mnt/mesos/sandbox/containers/n1".into())));
+        assert!(p.env.contains(&(
+            "MESOS_SANDBOX".into(),
+            "/mnt/mesos/sandbox/containers/n1".into()
+        )));
         assert_eq!(p.tty, None);
     }
 

@@ -216,9 +216,7 @@ impl ContainerProcess {
 
     pub fn resize(&self, size: WindowSize) -> Result<(), ProcessError> {
         let Some(tty) = &self.tty else {
-            return Err(ProcessError::Window(
-                "the container has no terminal".into(),
-            ));
+            return Err(ProcessError::Window("the container has no terminal".into()));
         };
         rustix::termios::tcsetwinsize(tty, winsize(size))
             .map_err(|e| ProcessError::Window(e.to_string()))
@@ -257,8 +255,8 @@ fn winsize(size: WindowSize) -> rustix::termios::Winsize {
 fn open_pty(size: WindowSize) -> Result<(OwnedFd, OwnedFd), ProcessError> {
     use rustix::fs::{Mode, OFlags};
     use rustix::pty::OpenptFlags;
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)
-        .map_err(ProcessError::Pty)?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).map_err(ProcessError::Pty)?;
     rustix::pty::grantpt(&master).map_err(ProcessError::Pty)?;
     rustix::pty::unlockpt(&master).map_err(ProcessError::Pty)?;
     let name = rustix::pty::ptsname(&master, Vec::new()).map_err(ProcessError::Pty)?;
@@ -286,8 +284,10 @@ async fn pump(
             .append(true)
             .open(path)
             .await
-            .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e,
-                "cannot keep a nested container's output"))
+            .inspect_err(|e| {
+                tracing::warn!(path = %path.display(), error = %e,
+                "cannot keep a nested container's output")
+            })
             .ok(),
         None => None,
     };

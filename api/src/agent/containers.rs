@@ -300,7 +300,11 @@ fn launch(raw: RawLaunch, field: &str, nested: bool) -> Result<Launch, Container
 
 fn id_of(raw: Option<RawId>, field: &str, nested: bool) -> Result<ContainerId, ContainerCallError> {
     let id = checked(required(present(raw, field)?.container_id, field)?, field)?;
-    if nested { with_parent(id, field) } else { Ok(id) }
+    if nested {
+        with_parent(id, field)
+    } else {
+        Ok(id)
+    }
 }
 
 fn kill(
@@ -413,8 +417,8 @@ pub enum InputRecord {
 /// Parses one input record (a `Call` of type ATTACH_CONTAINER_INPUT with
 /// a `process_io`); `Err` is the switchboard's message.
 pub fn parse_input_record(body: &[u8]) -> Result<InputRecord, String> {
-    let json: Json = serde_json::from_slice(body)
-        .map_err(|e| format!("Failed to parse body into JSON: {e}"))?;
+    let json: Json =
+        serde_json::from_slice(body).map_err(|e| format!("Failed to parse body into JSON: {e}"))?;
     if json.get("type").and_then(Json::as_str) != Some("ATTACH_CONTAINER_INPUT") {
         return Err("Expecting 'type' to be ATTACH_CONTAINER_INPUT".into());
     }

@@ -76,9 +76,7 @@ async fn target(
         _ => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                format!(
-                    "several frameworks have a task '{task_id}': name one with ?framework_id="
-                ),
+                format!("several frameworks have a task '{task_id}': name one with ?framework_id="),
             ));
         }
     };
@@ -186,7 +184,8 @@ pub async fn relay(
         }
     };
     let mut response = Response::new(Body::from_stream(relayed.body.map(|chunk| chunk)));
-    *response.status_mut() = StatusCode::from_u16(relayed.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *response.status_mut() =
+        StatusCode::from_u16(relayed.status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (k, v) in &relayed.headers {
         if PASSED.contains(&k.as_str())
             && let (Ok(name), Ok(value)) = (

@@ -239,8 +239,18 @@ mod tests {
     #[test]
     fn options_come_before_the_pid_and_round_trip() {
         let a = parse(&args(&[
-            "--cgroup", "/sys/fs/cgroup/keel/c", "--user", "1000:100", "--tty", "42", "/mnt/mesos/sandbox",
-            "--", "/bin/sh", "sh", "-c", "id",
+            "--cgroup",
+            "/sys/fs/cgroup/keel/c",
+            "--user",
+            "1000:100",
+            "--tty",
+            "42",
+            "/mnt/mesos/sandbox",
+            "--",
+            "/bin/sh",
+            "sh",
+            "-c",
+            "id",
         ]))
         .unwrap();
         assert_eq!(a.cgroup, Some(PathBuf::from("/sys/fs/cgroup/keel/c")));

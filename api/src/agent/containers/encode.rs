@@ -26,7 +26,9 @@ pub fn call_json(call: &ContainerCall) -> Json {
     let body = match call {
         ContainerCall::LaunchSession(l) | ContainerCall::Launch(l, _) => launch_body(l),
         ContainerCall::Kill(id, signal, _) => json!({ "container_id": id, "signal": signal }),
-        ContainerCall::Wait(id, _) | ContainerCall::Remove(id, _) | ContainerCall::AttachOutput(id) => {
+        ContainerCall::Wait(id, _)
+        | ContainerCall::Remove(id, _)
+        | ContainerCall::AttachOutput(id) => {
             json!({ "container_id": id })
         }
     };

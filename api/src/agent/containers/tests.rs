@@ -23,7 +23,10 @@ fn a_session_launch_is_typed_with_its_tty() {
     };
     assert_eq!(l.container_id, nested("p", "c1"));
     assert_eq!(l.command.unwrap().value.as_deref(), Some("echo hi"));
-    let size = WindowSize { rows: 24, columns: 80 };
+    let size = WindowSize {
+        rows: 24,
+        columns: 80,
+    };
     let launch = Launch {
         container_id: nested("p", "c1"),
         command: None,
@@ -52,8 +55,9 @@ fn the_nested_forms_want_a_parent_and_say_so_as_mesos() {
         "Failed to validate agent::Call: Expecting 'wait_nested_container' to be present"
     );
     // LAUNCH_CONTAINER without a parent is a standalone container.
-    let call = parse(r#"{"type":"LAUNCH_CONTAINER","launch_container":{"container_id":{"value":"s"}}}"#)
-        .unwrap();
+    let call =
+        parse(r#"{"type":"LAUNCH_CONTAINER","launch_container":{"container_id":{"value":"s"}}}"#)
+            .unwrap();
     assert!(matches!(
         call,
         AgentCall::Container(ContainerCall::Launch(_, Form::Container))
@@ -72,7 +76,11 @@ fn container_ids_follow_mesos_rules() {
     );
     let e = parse(r#"{"type":"WAIT_CONTAINER","wait_container":{"container_id":{"value":"x","parent":{"value":""}}}}"#)
         .unwrap_err();
-    assert!(e.to_string().ends_with("'ContainerID.parent' is invalid: ID must not be empty"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("'ContainerID.parent' is invalid: ID must not be empty"),
+        "{e}"
+    );
     let e = parse(r#"{"type":"WAIT_CONTAINER","wait_container":{}}"#).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -106,7 +114,10 @@ fn attach_input_records_round_trip() {
     for record in [
         InputRecord::Stdin(b"hello\n".to_vec()),
         InputRecord::Stdin(Vec::new()),
-        InputRecord::Window(WindowSize { rows: 50, columns: 132 }),
+        InputRecord::Window(WindowSize {
+            rows: 50,
+            columns: 132,
+        }),
         InputRecord::Heartbeat,
     ] {
         let bytes = serde_json::to_vec(&attach_input_record(&record)).unwrap();
@@ -132,14 +143,20 @@ fn bad_input_records_get_the_switchboards_messages() {
         rec(serde_json::json!({"type":"CONTROL","control":{"type":"TTY_INFO","tty_info":{}}})),
         "Expecting 'tty_info.window_size' to be present"
     );
-    assert_eq!(rec(serde_json::json!({})), "Expecting 'process_io.type' to be present");
+    assert_eq!(
+        rec(serde_json::json!({})),
+        "Expecting 'process_io.type' to be present"
+    );
 }
 
 #[test]
 fn output_records_and_wait_answers() {
     let r = ProcessIo::data(Stream::Stdout, b"hi\n");
     let text = serde_json::to_string(&r).unwrap();
-    assert_eq!(text, r#"{"type":"DATA","data":{"type":"STDOUT","data":"aGkK"}}"#);
+    assert_eq!(
+        text,
+        r#"{"type":"DATA","data":{"type":"STDOUT","data":"aGkK"}}"#
+    );
     let back: ProcessIo = serde_json::from_str(&text).unwrap();
     assert_eq!(back.bytes(), Some((Stream::Stdout, b"hi\n".to_vec())));
     let a = WaitAnswer {
@@ -147,7 +164,10 @@ fn output_records_and_wait_answers() {
         ..Default::default()
     };
     let body = wait_response(Form::Container, &a);
-    assert_eq!(body.to_string(), r#"{"type":"WAIT_CONTAINER","wait_container":{"exit_status":768}}"#);
+    assert_eq!(
+        body.to_string(),
+        r#"{"type":"WAIT_CONTAINER","wait_container":{"exit_status":768}}"#
+    );
     let back = parse_wait_response(body.to_string().as_bytes()).unwrap();
     assert_eq!(back.code(), Some(3));
     let killed = WaitAnswer {
@@ -181,6 +201,9 @@ fn calls_written_back_parse_to_themselves() {
         ContainerCall::AttachOutput(nested("p", "c")),
     ] {
         let text = serde_json::to_vec(&call_json(&call)).unwrap();
-        assert_eq!(parse_call(&text).unwrap(), AgentCall::Container(call.clone()));
+        assert_eq!(
+            parse_call(&text).unwrap(),
+            AgentCall::Container(call.clone())
+        );
     }
 }
