@@ -56,9 +56,20 @@ fn accepts(headers: &HeaderMap, name: &str, media: &str) -> bool {
     })
 }
 
-/// What a streaming answer may be; `Err` is Mesos' 406.
-pub fn stream_type(headers: &HeaderMap) -> Result<StreamType, Response> {
-    let refuse = |text: String| Err((StatusCode::NOT_ACCEPTABLE, text).into_response());
+/// A caller that accepts no answer this API gives (Mesos' 406).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAcceptable(String);
+
+impl IntoResponse for NotAcceptable {
+    fn into_response(self) -> Response {
+        (StatusCode::NOT_ACCEPTABLE, self.0).into_response()
+    }
+}
+
+/// What a streaming answer may be.
+pub fn stream_type(headers: &HeaderMap) -> Result<StreamType, NotAcceptable> {
+    let refuse = |text: String| Err(NotAcceptable(text));
     if accepts(headers, "accept", APPLICATION_JSON) {
         Ok(StreamType::Json)
     } else if accepts(headers, "accept", APPLICATION_RECORDIO) {
@@ -131,9 +142,9 @@ pub async fn api_v1(State(ctx): State<Containers>, req: Request) -> Response {
                 Ok(AgentCall::Container(call)) => {
                     let streaming = match stream_type(&headers) {
                         Ok(t) => t,
-                        Err(refused) => return refused,
+                        Err(refused) => return refused.into_response(),
                     };
-                    containers::call(&ctx, access, call, streaming).await
+                    containers::call(&ctx, access, *call, streaming).await
                 }
                 Ok(AgentCall::AttachInput(_)) => (
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -41,7 +41,7 @@ impl Follow {
         tokio::spawn(async move {
             let mut ticks = 0u32;
             loop {
-                let alive = ticks % 10 != 0 || running().await;
+                let alive = !ticks.is_multiple_of(10) || running().await;
                 ticks = ticks.wrapping_add(1);
                 for (stream, offset, path) in files.iter_mut() {
                     while let Some(bytes) = read_more(path, offset).await {

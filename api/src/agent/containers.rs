@@ -189,7 +189,7 @@ impl ContainerCall {
 /// An agent `Call` as far as this module knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCall {
-    Container(ContainerCall),
+    Container(Box<ContainerCall>),
     /// The first record of an ATTACH_CONTAINER_INPUT stream.
     AttachInput(ContainerId),
     /// Another call type (its name), for another handler.
@@ -400,7 +400,7 @@ pub fn parse_call(body: &[u8]) -> Result<AgentCall, ContainerCallError> {
         }
         other => return Ok(AgentCall::Other(other.to_string())),
     };
-    Ok(AgentCall::Container(call))
+    Ok(AgentCall::Container(Box::new(call)))
 }
 
 /// A record after the first of an ATTACH_CONTAINER_INPUT stream, checked

@@ -50,6 +50,8 @@ pub enum EnterError {
     },
     #[error("the terminal: {0}")]
     Tty(rustix::io::Errno),
+    #[error("cannot ask to die with the agent: {0}")]
+    DeathSignal(rustix::io::Errno),
     #[error("cannot run {program}: {source}")]
     Run {
         program: String,
@@ -158,7 +160,7 @@ fn io(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> EnterError {
 fn run(a: &EnterArgs) -> Result<i32, EnterError> {
     if a.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-            .map_err(|e| EnterError::Tty(e))?;
+            .map_err(EnterError::DeathSignal)?;
     }
     if a.tty {
         // A new session whose controlling terminal is stdin (a pty's
