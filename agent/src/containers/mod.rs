@@ -31,6 +31,8 @@ use process::ContainerProcess;
 
 /// Containers (running or ended, until removed) one agent keeps.
 pub const MAX_CONTAINERS: usize = 1024;
+/// Reads of a task's `pid.json` before its init's pid is known (10 ms apart).
+const PID_TRIES: usize = 200;
 /// How often a nested container checks that its task still runs.
 const PARENT_CHECK: Duration = Duration::from_secs(1);
 
@@ -424,12 +426,21 @@ async fn launch_spec(dir: &Path) -> Result<LaunchSpec, ContainerError> {
 /// The parent of a container nested in a task: its init and its launch.
 async fn task_parent(dir: &Path) -> Result<Parent, ContainerError> {
     let spec = launch_spec(dir).await?;
-    let pid = tokio::fs::read(dir.join(PID_FILE))
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice::<PidRecord>(&b).ok())
-        .and_then(|r| r.task_pid)
-        .ok_or_else(|| ContainerError::BadRequest("Unknown parent container pid".into()))?;
+    // The shim reports the task running just before it records the pid.
+    let mut pid = None;
+    for _ in 0..PID_TRIES {
+        pid = tokio::fs::read(dir.join(PID_FILE))
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PidRecord>(&b).ok())
+            .and_then(|r| r.task_pid);
+        if pid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid =
+        pid.ok_or_else(|| ContainerError::BadRequest("Unknown parent container pid".into()))?;
     let host_sandbox = spec.sandbox.clone().unwrap_or_else(|| spec.cwd.clone());
     Ok(Parent {
         pid,
