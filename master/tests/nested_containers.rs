@@ -243,6 +243,26 @@ fn a_session_reads_stdin_until_eof() {
         out
     });
     assert_eq!(out, "hello stdin\n");
+    // An input stream the caller keeps open ends with the container.
+    let short = nested(&c.parent());
+    c.rt.block_on(async {
+        let output = api
+            .stream(&ContainerCall::LaunchSession(launch_of(
+                &short,
+                "sleep 0.5",
+                None,
+            )))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(1);
+        let input = tokio::time::timeout(Duration::from_secs(10), api.attach_input(&short, rx));
+        input
+            .await
+            .expect("the input call ended with the container")
+            .unwrap();
+        drop(tx);
+        collect(output).await;
+    });
     c.task_unaffected();
 }
 

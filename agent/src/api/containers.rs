@@ -236,8 +236,14 @@ pub async fn attach_input(ctx: &Containers, access: Access, body: Body) -> Respo
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
+    // The stream ends with the input, or with the container.
+    let mut exit = process.exit();
     let answer = loop {
-        let record = match next().await {
+        let record = tokio::select! {
+            r = next() => r,
+            () = ended(&mut exit) => Ok(None),
+        };
+        let record = match record {
             Ok(Some(r)) => r,
             Ok(None) => break empty(StatusCode::OK),
             Err(e) => break bad_request(e),
@@ -258,6 +264,15 @@ pub async fn attach_input(ctx: &Containers, access: Access, body: Body) -> Respo
     };
     process.release_input();
     answer
+}
+
+/// Resolves once the container has ended.
+async fn ended(exit: &mut tokio::sync::watch::Receiver<Option<i32>>) {
+    while exit.borrow().is_none() {
+        if exit.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// `GET /api/keel/v1/tasks/{framework_id}/{task_id}/container`: the
