@@ -628,3 +628,54 @@ fn closing_a_session_kills_its_container() {
         assert_eq!(wait.exit_status, Some(9), "{wait:?}");
     });
 }
+
+/// Pids of processes whose command line is `cmdline` (NULs as spaces).
+fn processes(cmdline: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim() == cmdline)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn containers_die_with_the_agent_and_the_task_does_not() {
+    let mut c = Cluster::start();
+    let api = c.api();
+    let parent = c.parent();
+    let (session, nested_id) = (nested(&parent), nested(&parent));
+    let output = c.rt.block_on(async {
+        let call = ContainerCall::Launch(launch_of(&nested_id, "sleep 317", None), Form::Nested);
+        api.call(&call).await.unwrap();
+        api.stream(&ContainerCall::LaunchSession(launch_of(
+            &session,
+            "sleep 318",
+            None,
+        )))
+        .await
+        .unwrap()
+    });
+    wait_for(
+        T,
+        "both containers run",
+        || !processes("sleep 317").is_empty() && !processes("sleep 318").is_empty(),
+        || c.agent.log_text(),
+    );
+    c.agent.kill9();
+    wait_for(
+        T,
+        "the agent's containers are gone",
+        || processes("sleep 317").is_empty() && processes("sleep 318").is_empty(),
+        String::new,
+    );
+    drop(output);
+    assert!(
+        !processes("sleep 600").is_empty(),
+        "the task survives the agent"
+    );
+}

@@ -12,15 +12,18 @@
 //! - `--user UID:GID`: run the program as this user;
 //! - `--tty`: stdin is a terminal: start a new session with it as the
 //!   controlling terminal (so the program gets job control and SIGHUP);
-//! - `--die-with-parent`: both die when the process that started `enter`
-//!   (the agent) dies.
+//! - `--die-with-parent`: when the process that started `enter` (the
+//!   agent) dies, `enter` kills its process group: the program and what
+//!   it started go with the agent.
 
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rustix::process::Signal;
+use std::os::fd::OwnedFd;
+
+use rustix::process::{Pid, PidfdFlags, Signal};
 use rustix::thread::LinkNameSpaceType;
 
 /// Namespaces joined, in order (mount last: the others' files are opened first).
@@ -50,8 +53,10 @@ pub enum EnterError {
     },
     #[error("the terminal: {0}")]
     Tty(rustix::io::Errno),
-    #[error("cannot ask to die with the agent: {0}")]
-    DeathSignal(rustix::io::Errno),
+    #[error("the agent is gone already")]
+    Orphan,
+    #[error("cannot watch the agent and the program: {0}")]
+    Watch(rustix::io::Errno),
     #[error("cannot run {program}: {source}")]
     Run {
         program: String,
@@ -158,10 +163,11 @@ fn io(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> EnterError {
 }
 
 fn run(a: &EnterArgs) -> Result<i32, EnterError> {
-    if a.die_with_parent {
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-            .map_err(EnterError::DeathSignal)?;
-    }
+    // The agent, watched (before anything can make it go unnoticed).
+    let parent = match a.die_with_parent {
+        true => Some(watch_parent()?),
+        false => None,
+    };
     if a.tty {
         // A new session whose controlling terminal is stdin (a pty's
         // slave side, as the agent opened it).
@@ -199,13 +205,15 @@ fn run(a: &EnterArgs) -> Result<i32, EnterError> {
     if let Some((uid, gid)) = a.user {
         cmd.uid(uid).gid(gid);
     }
-    if a.die_with_parent {
-        die_with_parent(&mut cmd);
-    }
-    let status = cmd.status().map_err(|source| EnterError::Run {
+    let run = |source| EnterError::Run {
         program: a.program.to_string_lossy().into_owned(),
         source,
-    })?;
+    };
+    let mut child = cmd.spawn().map_err(run)?;
+    if let Some(parent) = parent {
+        until_either_ends(&parent, &child)?;
+    }
+    let status = child.wait().map_err(run)?;
     if let Some(sig) = status.signal() {
         // Die the same way, so the agent's wait sees the signal.
         if let Some(sig) = Signal::from_named_raw(sig) {
@@ -216,17 +224,35 @@ fn run(a: &EnterArgs) -> Result<i32, EnterError> {
     Ok(status.code().unwrap_or(126))
 }
 
-/// The program gets SIGKILL when `enter` dies.
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and only
-    // makes one prctl system call, which is async-signal-safe; it touches
-    // no memory shared with the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-                .map_err(std::io::Error::from)
-        });
+/// A pidfd of the process that started `enter` (the agent).
+fn watch_parent() -> Result<OwnedFd, EnterError> {
+    let ppid = rustix::process::getppid().ok_or(EnterError::Orphan)?;
+    rustix::process::pidfd_open(ppid, PidfdFlags::empty()).map_err(EnterError::Watch)
+}
+
+/// Waits until the program ends, or the agent does: then the whole
+/// process group goes (the program, what it started, `enter` itself), so
+/// nothing launched through the agent outlives it.
+fn until_either_ends(parent: &OwnedFd, child: &std::process::Child) -> Result<(), EnterError> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let child = rustix::process::pidfd_open(Pid::from_child(child), PidfdFlags::empty())
+        .map_err(EnterError::Watch)?;
+    loop {
+        let mut fds = [
+            PollFd::new(parent, PollFlags::IN),
+            PollFd::new(&child, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(EnterError::Watch(e)),
+        }
+        if !fds[1].revents().is_empty() {
+            return Ok(());
+        }
+        if !fds[0].revents().is_empty() {
+            let _ = rustix::process::kill_process_group(rustix::process::getpgrp(), Signal::KILL);
+        }
     }
 }
 
