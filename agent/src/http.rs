@@ -7,6 +7,7 @@
 //! GET endpoints ([`crate::api::jsonp`]). Served by [`keel_serve`] within
 //! connection limits and timeouts ([`serve`]), over TLS when the agent
 //! has the cluster CA, every route but `/health` behind [`crate::access`].
+//! The nested-container calls of `/api/v1` are [`crate::api::containers`]'s.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct AgentView {
     /// Checks sandbox grants; `None`: no TLS, the port is open.
     pub grants: Option<GrantVerifier>,
     pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// The containers of the v1 operator API (`POST /api/v1`).
+    pub containers: crate::containers::Containers,
     /// Where `proc/` is read for `system/*` (`/` on a real machine).
     pub sys_root: std::path::PathBuf,
     /// The task runtime (frameworks, executors, tasks, containers).
@@ -69,6 +72,7 @@ pub fn router(view: Arc<AgentView>) -> Router {
         grants: view.grants.clone(),
         agent_id,
     };
+    let view_containers = view.containers.clone();
     Router::new()
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/api/v1", any(crate::api::handle))
@@ -95,6 +99,7 @@ pub fn router(view: Arc<AgentView>) -> Router {
         .route("/metrics", get(metrics_text))
         .with_state(view)
         .merge(crate::files::http::router(files))
+        .merge(crate::api::containers::router(view_containers))
         .layer(axum::middleware::from_fn(crate::api::jsonp::layer))
         .layer(axum::middleware::from_fn_with_state(
             auth,
@@ -105,7 +110,7 @@ pub fn router(view: Arc<AgentView>) -> Router {
 /// `/health` stays reachable when the connections run out.
 pub const ROUTES: keel_serve::Routes = keel_serve::Routes {
     priority: &["/health"],
-    streams: &[],
+    streams: &["/api/v1"],
 };
 
 /// Serves `app` on `listener` within `limits`, over `tls` when given,

@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod api;
+pub mod containers;
 pub mod discovery;
 pub mod executor;
 pub mod fetcher;
@@ -259,6 +260,12 @@ pub async fn run(
     }
     let executor = ExecutorHandle::start(executor_config, LinuxLauncher::current_exe());
 
+    let containers = containers::Containers::new(
+        executor.clone(),
+        std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
+        work_dir.root().to_path_buf(),
+    );
+
     let view = Arc::new(http::AgentView {
         hostname: prepared.hostname.clone(),
         pid: format!("slave(1)@{}:{port}", config.ip),
@@ -269,6 +276,7 @@ pub async fn run(
         sandboxes: files::Sandboxes::new(work_dir.root()),
         grants,
         metrics,
+        containers,
         sys_root: config.sys_root.clone(),
         runtime: executor.clone(),
         flags: api::system::flags_of(&config, port),

@@ -29,6 +29,10 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
     let addr = listener.local_addr().unwrap();
     let (_tx, status) = tokio::sync::watch::channel(SessionStatus::default());
     let _guard = rt.enter();
+    let executor = keel_agent::executor::ExecutorHandle::start(
+        keel_agent::executor::ExecutorConfig::new(dir),
+        keel_agent::executor::FakeLauncher::new(),
+    );
     let view = Arc::new(AgentView {
         hostname: "test".into(),
         pid: "slave(1)@127.0.0.1:0".into(),
@@ -39,11 +43,13 @@ fn start(dir: &std::path::Path) -> (SocketAddr, tokio::runtime::Runtime) {
         sandboxes: Sandboxes::new(dir),
         grants: None,
         metrics: Arc::new(keel_agent::metrics::AgentMetrics::new(Default::default())),
-        sys_root: "/".into(),
-        runtime: keel_agent::executor::ExecutorHandle::start(
-            keel_agent::executor::ExecutorConfig::new(dir),
-            keel_agent::executor::FakeLauncher::default(),
+        containers: keel_agent::containers::Containers::new(
+            executor.clone(),
+            "/bin/false".into(),
+            dir.into(),
         ),
+        sys_root: "/".into(),
+        runtime: executor,
         flags: Default::default(),
         start_time: 0.0,
     });

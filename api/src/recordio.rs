@@ -40,15 +40,30 @@ pub enum RecordIoError {
 }
 
 /// Incremental decoder: feed bytes as they arrive, take whole records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::with_limit(MAX_RECORD)
+    }
 }
 
 /// Records larger than this are refused (a corrupt length, most likely).
 const MAX_RECORD: usize = 64 << 20;
 
 impl Decoder {
+    /// A decoder that refuses records longer than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Decoder {
+            buf: Vec::new(),
+            limit,
+        }
+    }
+
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RecordIoError> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
@@ -66,7 +81,7 @@ impl Decoder {
                 .trim()
                 .parse()
                 .map_err(|_| RecordIoError::Length(text.to_string()))?;
-            if len > MAX_RECORD {
+            if len > self.limit {
                 return Err(RecordIoError::TooLarge(len));
             }
             if self.buf.len() < nl + 1 + len {
@@ -123,5 +138,9 @@ mod tests {
     fn bad_lengths_are_errors() {
         assert!(Decoder::default().push(b"x1\nab").is_err());
         assert!(Decoder::default().push(b"999999999999\n").is_err());
+        assert_eq!(
+            Decoder::with_limit(4).push(b"5\nhello"),
+            Err(RecordIoError::TooLarge(5))
+        );
     }
 }

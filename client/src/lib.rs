@@ -12,6 +12,9 @@
 //! - agents' sandboxes ([`Client::sandbox`], `sandbox.rs`): Mesos' files
 //!   API on the agent's port, over TLS with a sandbox grant when the
 //!   cluster has TLS;
+//! - the nested-container calls of an agent's v1 operator API
+//!   ([`ContainerApi`], `containers.rs`: exec and attach), on an agent's
+//!   port or relayed by the master for one task ([`Client::task_container`]);
 //! - a blocking facade over all of it ([`blocking`]) for callers without an
 //!   async runtime.
 //!
@@ -22,6 +25,7 @@
 mod agent_files;
 mod auth;
 pub mod blocking;
+mod containers;
 mod error;
 mod events;
 pub mod executor;
@@ -43,6 +47,7 @@ use serde::de::DeserializeOwned;
 
 pub use agent_files::{AgentFiles, FileBytes, FileChunk, FileEntry};
 pub use auth::Credentials;
+pub use containers::{ContainerApi, OutputStream, Relayed};
 pub use error::{Attempt, ClientError};
 pub use events::EventStream;
 pub use legacy::TaskQuery;

@@ -4,6 +4,7 @@
 mod agents;
 mod config;
 mod events;
+mod exec;
 mod logs;
 mod maintenance;
 mod output;
@@ -87,6 +88,27 @@ enum Command {
         /// Print stderr instead of stdout.
         #[arg(long)]
         stderr: bool,
+        /// The task's framework, when several have a task with this id.
+        #[arg(long)]
+        framework: Option<String>,
+    },
+    /// Run a command inside a running task (its namespaces, cgroup,
+    /// sandbox and user), through the master; exits with its status.
+    Exec {
+        task: String,
+        /// Give the command a terminal (the local one goes raw).
+        #[arg(short, long)]
+        tty: bool,
+        /// The task's framework, when several have a task with this id.
+        #[arg(long)]
+        framework: Option<String>,
+        /// The command: one argument runs through `/bin/sh -c`, several are argv.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a running task's output as it writes it, until it ends.
+    Attach {
+        task: String,
         /// The task's framework, when several have a task with this id.
         #[arg(long)]
         framework: Option<String>,
@@ -203,6 +225,24 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let code = run::run(&client, spec).await?;
             std::process::exit(code);
+        }
+        Command::Exec {
+            task,
+            tty,
+            framework,
+            command,
+        } => {
+            let spec = exec::ExecSpec {
+                task,
+                framework,
+                tty,
+                command,
+            };
+            let code = exec::exec(&client, spec).await?;
+            std::process::exit(code);
+        }
+        Command::Attach { task, framework } => {
+            exec::attach(&client, &task, framework.as_deref()).await?;
         }
         Command::Logs {
             task,

@@ -36,7 +36,8 @@ pub const ROUTES: Routes = Routes {
         "/keel.v1.AgentService/",
         "/keel.raft.v1.RaftService/",
     ],
-    streams: &["/keel.v1.AgentService/Session"],
+    // Exec and attach relayed to agents (`http/containers.rs`).
+    streams: &["/keel.v1.AgentService/Session", "/api/keel/v1/tasks/"],
 };
 
 /// How the port is served (`--max-connections`, `--http-*-timeout`,

@@ -18,6 +18,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod events_bench;
+mod exec_bench;
 mod executor_bench;
 mod ha_bench;
 mod host_bench;
@@ -107,6 +108,9 @@ enum Cmd {
     /// The custom executor `bench-executors` launches (run by the agent).
     #[command(hide = true)]
     ExecutorBenchExecutor,
+    /// The round trip of `exec true` into a running task, through the
+    /// master and on the agent's port (BENCHMARKS.md, Exec).
+    BenchExec(exec_bench::ExecArgs),
     /// Soak: 3 masters and 2 agents under mixed load with leader kills, the
     /// leader's disk filled once and bad clients; checks that no
     /// acknowledged write or task is lost (see BENCHMARKS.md, Soak).
@@ -291,6 +295,7 @@ fn main() -> Result<()> {
         Cmd::BenchEvents(args) => events_bench::run(&args),
         Cmd::BenchExecutors(args) => executor_bench::run(&args),
         Cmd::ExecutorBenchExecutor => executor_bench::executor_main(),
+        Cmd::BenchExec(args) => exec_bench::run(&args),
         Cmd::Soak(args) => soak::run(&args),
         Cmd::Pxe(args) => pxe::run(&args),
         Cmd::Vm(args) => vm::vm(&args),

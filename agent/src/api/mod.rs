@@ -13,9 +13,12 @@
 //! - [`files`]: LIST_FILES, READ_FILE on the sandboxes;
 //! - [`jsonp`]: `?jsonp=` on the port's GET endpoints.
 //!
-//! The container calls (nested containers, sessions, attach) have their
-//! own arm in [`answer`].
+//! - [`containers`]: the nested-container calls (sessions, attach, wait,
+//!   kill, remove) and standalone containers; ATTACH_CONTAINER_INPUT is a
+//!   streamed request (`application/recordio`), routed before the body is
+//!   read.
 
+pub mod containers;
 pub mod files;
 pub mod jsonp;
 pub mod state;
@@ -24,10 +27,11 @@ pub mod system;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::body::Body;
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keel_api::agent::containers::{AgentCall, parse_call};
 use keel_api::agent::state::{GetResourceProviders, Response as Answer};
 use keel_api::agent::{Call, CallError};
 
@@ -120,14 +124,81 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The largest body of a non-streaming call.
+pub const MAX_CALL_BYTES: usize = 1 << 20;
+
+pub const APPLICATION_JSON: &str = "application/json";
+pub const APPLICATION_RECORDIO: &str = "application/recordio";
+pub const MESSAGE_CONTENT_TYPE: &str = "Message-Content-Type";
+pub const MESSAGE_ACCEPT: &str = "Message-Accept";
+
+/// How a streaming answer is labelled: Mesos answers `application/json`
+/// (records still RecordIO-framed) to callers that accept JSON or say
+/// nothing, `application/recordio` with a `Message-Content-Type` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamType {
+    Json,
+    RecordIo,
+}
+
+pub fn bad_request(text: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, text.into()).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the `name` header allows `media` (an absent header allows all).
+fn accepts(headers: &HeaderMap, name: &str, media: &str) -> bool {
+    let Some(value) = header(headers, name) else {
+        return true;
+    };
+    let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+    value.split(',').any(|part| {
+        let m = part.split(';').next().unwrap_or("").trim();
+        m == media || m == "*/*" || m == format!("{kind}/*")
+    })
+}
+
+/// A caller that accepts no answer this API gives (Mesos' 406).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAcceptable(String);
+
+impl IntoResponse for NotAcceptable {
+    fn into_response(self) -> Response {
+        (StatusCode::NOT_ACCEPTABLE, self.0).into_response()
+    }
+}
+
+/// What a streaming answer may be.
+pub fn stream_type(headers: &HeaderMap) -> Result<StreamType, NotAcceptable> {
+    let refuse = |text: String| Err(NotAcceptable(text));
+    if accepts(headers, "accept", APPLICATION_JSON) {
+        Ok(StreamType::Json)
+    } else if accepts(headers, "accept", APPLICATION_RECORDIO) {
+        if !accepts(headers, MESSAGE_ACCEPT, APPLICATION_JSON) {
+            return refuse(format!(
+                "Expecting '{MESSAGE_ACCEPT}' to allow {APPLICATION_JSON}"
+            ));
+        }
+        Ok(StreamType::RecordIo)
+    } else {
+        refuse(format!(
+            "Expecting 'Accept' to allow {APPLICATION_JSON} or {APPLICATION_RECORDIO}"
+        ))
+    }
+}
+
 /// `POST /api/v1`.
 pub async fn handle(
     State(view): State<Arc<AgentView>>,
     access: Option<Extension<Access>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Response {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
     if method != Method::POST {
         let mut resp = (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -142,7 +213,31 @@ pub async fn handle(
         Ok(a) => a,
         Err(e) => return crate::access::refusal(&e),
     };
-    let call = match check_headers(&headers).and_then(|()| Ok(Call::parse(&body)?)) {
+    let body = req.into_body();
+    if header(&headers, "content-type") == Some(APPLICATION_RECORDIO) {
+        return attach_input(&view, access, &headers, body).await;
+    }
+    if let Err(e) = check_headers(&headers) {
+        return e.into_response();
+    }
+    if headers.contains_key(MESSAGE_CONTENT_TYPE) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Expecting '{MESSAGE_CONTENT_TYPE}' to be not set for non-streaming requests"),
+        )
+            .into_response();
+    }
+    let body = match axum::body::to_bytes(body, MAX_CALL_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body exceeds {MAX_CALL_BYTES} bytes: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let call = match Call::parse(&body).map_err(ApiError::from) {
         Ok(call) => call,
         Err(e) => {
             tracing::debug!(error = %e, "agent call rejected");
@@ -150,6 +245,9 @@ pub async fn handle(
         }
     };
     tracing::debug!(call = call.kind(), "processing agent call");
+    if let Call::Container(_) = call {
+        return container_call(&view, access, &headers, &body).await;
+    }
     match answer(&view, &access, call).await {
         Ok(Some(a)) => json(&a),
         Ok(None) => StatusCode::OK.into_response(),
@@ -157,15 +255,62 @@ pub async fn handle(
     }
 }
 
+/// ATTACH_CONTAINER_INPUT: a streamed request of RecordIO records.
+async fn attach_input(
+    view: &AgentView,
+    access: Access,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    match header(headers, MESSAGE_CONTENT_TYPE) {
+        None => bad_request(format!(
+            "Expecting '{MESSAGE_CONTENT_TYPE}' to be set for streaming requests"
+        )),
+        Some(APPLICATION_JSON) => containers::attach_input(&view.containers, access, body).await,
+        Some(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Expecting '{MESSAGE_CONTENT_TYPE}' of {APPLICATION_JSON}"),
+        )
+            .into_response(),
+    }
+}
+
+/// A nested-container call, typed by [`parse_call`].
+async fn container_call(
+    view: &AgentView,
+    access: Access,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    match parse_call(body) {
+        Err(e) => bad_request(e.to_string()),
+        Ok(AgentCall::Container(call)) => match stream_type(headers) {
+            Ok(streaming) => containers::call(&view.containers, access, *call, streaming).await,
+            Err(refused) => refused.into_response(),
+        },
+        Ok(AgentCall::AttachInput(_)) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Expecting 'Content-Type' to be {APPLICATION_RECORDIO} for ATTACH_CONTAINER_INPUT call"
+            ),
+        )
+            .into_response(),
+        Ok(AgentCall::Other(kind)) => (
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{kind} is not implemented by this agent"),
+        )
+            .into_response(),
+    }
+}
+
 /// Answers one call: `Ok(None)` is an empty 200.
 async fn answer(view: &AgentView, access: &Access, call: Call) -> Result<Option<Answer>, ApiError> {
     let answer = match call {
         Call::Unknown => return Err(ApiError::NotImplemented(String::new())),
-        // The nested-container calls are answered by their own module
-        // (LAUNCH_NESTED_CONTAINER_SESSION, ATTACH_CONTAINER_*, ...).
+        // Answered by [`containers`] before this (see [`handle`]).
         Call::Container(kind) => {
-            return Err(ApiError::NotImplemented(format!(
-                "{kind} is not implemented yet"
+            return Err(ApiError::Internal(format!(
+                "{kind} reached the wrong handler"
             )));
         }
         Call::Unsupported(kind) => {
@@ -245,6 +390,14 @@ pub fn json<T: serde::Serialize>(body: &T) -> Response {
         }
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
     }
+}
+
+/// The answer to a call with no data (Mesos sends no `Content-Type`).
+pub fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r.headers_mut().remove(header::CONTENT_TYPE);
+    r
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ pub async fn agent() -> Agent {
         sandboxes: Sandboxes::new(dir.path()),
         grants: None,
         metrics: Arc::new(keel_agent::metrics::AgentMetrics::new(Default::default())),
+        containers: keel_agent::containers::Containers::new(
+            exec.clone(),
+            "/bin/false".into(),
+            dir.path().to_path_buf(),
+        ),
         sys_root: "/".into(),
         runtime: exec.clone(),
         flags,

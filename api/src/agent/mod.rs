@@ -5,6 +5,7 @@
 //! resource statistics, the agent itself).
 
 pub mod call;
+pub mod containers;
 pub mod legacy;
 pub mod state;
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod containers;
 mod error;
 mod events;
 mod files;
@@ -158,6 +159,14 @@ fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
             axum::routing::delete(leader::remove_master),
         )
         .route("/api/keel/v1/tokens", axum::routing::post(tokens::create))
+        .route(
+            "/api/keel/v1/tasks/{task_id}/container",
+            get(containers::container),
+        )
+        .route(
+            "/api/keel/v1/tasks/{task_id}/api/v1",
+            axum::routing::post(containers::relay),
+        )
         .route(
             "/master/maintenance/schedule",
             any(maintenance::legacy_schedule),

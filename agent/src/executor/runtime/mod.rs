@@ -29,6 +29,7 @@ use crate::isolation::network::Network;
 use crate::isolation::network::ipam::{Ipam, Subnet};
 use crate::isolation::{HostSupport, Isolation};
 
+pub mod containers;
 pub mod custom;
 pub mod custom_calls;
 
@@ -135,6 +136,10 @@ enum Command {
     Detach,
     Reports(oneshot::Sender<Vec<pb::TaskReport>>),
     Snapshot(oneshot::Sender<RuntimeSnapshot>),
+    Container(
+        containers::ContainerQuery,
+        oneshot::Sender<Option<containers::ContainerRef>>,
+    ),
     Stop(oneshot::Sender<()>),
     /// Custom executors' calls and the messages they send upstream.
     Custom(custom_calls::CustomCommand),
@@ -214,6 +219,17 @@ impl ExecutorHandle {
         if self.tx.send(Command::Stop(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// The running task container `query` names
+    /// ([`containers::ContainerRef`]), for the agent's container API.
+    pub async fn container(
+        &self,
+        query: containers::ContainerQuery,
+    ) -> Option<containers::ContainerRef> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Container(query, tx)).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Every task the agent knows (running, or not yet acknowledged as
@@ -396,6 +412,9 @@ impl<L: ProcessLauncher> Runtime<L> {
             Command::Stop(_) => {}
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+            Command::Container(query, reply) => {
+                let _ = reply.send(self.container(&query));
             }
             Command::Reports(reply) => {
                 let reports = self
