@@ -5,16 +5,12 @@
 //! to the agent's `/api/v1` itself (LAUNCH_NESTED_CONTAINER_SESSION,
 //! ATTACH_CONTAINER_OUTPUT, WAIT_CONTAINER).
 //!
-//! Two things stand in the way, so the test is ignored for now:
-//! - `container_status` in task statuses comes with the agent state work
-//!   of issue 16; until it is merged the CLI stops with "Could not get
-//!   container ID of task";
-//! - avmesos-cli 1.0.0 (the only release) names a module it never imports
-//!   in `task exec` / `attach` (`mesos.http...` in `avmesos/cli/mesos.py`:
-//!   `NameError: name 'mesos' is not defined`, against any cluster). The
-//!   test runs the CLI with that one name bound to the module it means
-//!   (`avmesos`, whose `http` has `simple_urljoin`, `Resource`,
-//!   `METHOD_POST`); nothing else of the CLI is touched.
+//! avmesos-cli 1.0.0 (the only release) names a module it never imports
+//! in `task exec` / `attach` (`mesos.http...` in `avmesos/cli/mesos.py`:
+//! `NameError: name 'mesos' is not defined`, against any cluster). The
+//! test runs the CLI with that one name bound to the module it means
+//! (`avmesos`, whose `http` has `simple_urljoin`, `Resource`,
+//! `METHOD_POST`); nothing else of the CLI is touched.
 
 mod support;
 

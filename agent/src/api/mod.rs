@@ -95,6 +95,12 @@ impl IntoResponse for ApiError {
 /// refused as an unsupported media type: Keel speaks JSON only), and an
 /// `Accept` that allows JSON (an absent one does).
 pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    check_content_type(headers)?;
+    check_accept(headers)
+}
+
+/// `Content-Type` JSON (protobuf is refused: Keel speaks JSON only).
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .ok_or_else(|| ApiError::BadRequest("Expecting 'Content-Type' to be present".into()))?
@@ -106,6 +112,12 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
              JSON only (got '{content_type}')"
         )));
     }
+    Ok(())
+}
+
+/// An `Accept` that allows JSON (an absent one does); the container calls
+/// that stream check theirs themselves ([`stream_type`]).
+fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
     let accepts = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -217,7 +229,7 @@ pub async fn handle(
     if header(&headers, "content-type") == Some(APPLICATION_RECORDIO) {
         return attach_input(&view, access, &headers, body).await;
     }
-    if let Err(e) = check_headers(&headers) {
+    if let Err(e) = check_content_type(&headers) {
         return e.into_response();
     }
     if headers.contains_key(MESSAGE_CONTENT_TYPE) {
@@ -247,6 +259,9 @@ pub async fn handle(
     tracing::debug!(call = call.kind(), "processing agent call");
     if let Call::Container(_) = call {
         return container_call(&view, access, &headers, &body).await;
+    }
+    if let Err(e) = check_accept(&headers) {
+        return e.into_response();
     }
     match answer(&view, &access, call).await {
         Ok(Some(a)) => json(&a),
