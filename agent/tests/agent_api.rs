@@ -331,8 +331,8 @@ async fn bad_input_gets_mesos_answers() {
         (
             j,
             r#"{"type":"LAUNCH_NESTED_CONTAINER_SESSION"}"#.into(),
-            501,
-            "LAUNCH_NESTED_CONTAINER_SESSION is not implemented yet",
+            400,
+            "Failed to validate agent::Call: Expecting 'launch_nested_container_session' to be present",
         ),
     ];
     for (ct, body, status, reason) in cases {
