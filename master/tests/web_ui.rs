@@ -1,0 +1,148 @@
+//! The web UI in real Chromium (headless, over WebDriver): every page
+//! loads without console errors, an agent that starts after the overview
+//! was opened appears without a reload, a task launched through the
+//! scheduler API goes RUNNING -> FINISHED live on the tasks page; bad
+//! query parameters and unknown pages answer 400 and 404 pages.
+//! Screenshots of each page land in `target/ui-screenshots/`.
+
+mod support;
+#[path = "support/browser.rs"]
+mod browser;
+
+use std::time::Duration;
+
+use browser::Browser;
+use keel_api::mesos::TaskState;
+use support::scheduler::{Scheduler, command_task, framework, launch};
+use support::*;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A marker the page keeps until it reloads.
+const MARK: &str = "window.__keel_kept = true";
+const KEPT: &str = "window.__keel_kept === true";
+
+/// Acknowledges `fw`'s updates until one reaches `state`.
+fn ack_until(fw: &mut Scheduler, state: TaskState) {
+    loop {
+        let status = fw.update(T);
+        if status.uuid.is_some() {
+            fw.ack(&status);
+        }
+        if status.state == state {
+            return;
+        }
+        assert!(
+            !status.state.is_terminal(),
+            "the task ended {:?}: {:?}",
+            status.state,
+            status.message
+        );
+    }
+}
+
+#[test]
+fn the_web_ui_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Master::start(dir.path(), free_port(), "5s");
+    let base = format!("http://127.0.0.1:{}", m.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let b = rt.block_on(Browser::start(dir.path()));
+
+    // The overview, open before any agent: the agent appears live.
+    rt.block_on(async {
+        b.client.goto(&format!("{base}/")).await.unwrap();
+        b.wait_until(T, "the event stream", "document.body.dataset.live === 'open'")
+            .await;
+        assert_eq!(b.text("agents-active").await, "0");
+        assert!(b.text("answered-by").await.contains(&m.port.to_string()));
+        b.eval(MARK).await;
+    });
+    let agent = start_agent(dir.path(), &m.addr(), &[]);
+    rt.block_on(async {
+        let shown = "document.getElementById('agents-active').innerText === '1'";
+        b.wait_until(T, "the new agent on the overview", shown).await;
+        assert_eq!(b.eval(KEPT).await, true, "the overview reloaded");
+        b.assert_no_console_errors("/");
+        b.screenshot("overview").await;
+    });
+    let agent_id = m.keel_agents()[0].id.clone();
+
+    // A task, watched on the tasks page from launch to its end.
+    let mut fw = Scheduler::subscribe(m.port, framework("web-ui"));
+    let offer = fw.offer(T);
+    rt.block_on(async {
+        b.client.goto(&format!("{base}/ui/tasks")).await.unwrap();
+        b.wait_until(T, "the event stream", "document.body.dataset.live === 'open'")
+            .await;
+        b.eval(MARK).await;
+    });
+    let task = command_task(&offer, "sleeper", "sleep 4", 0.1, 32.0);
+    assert_eq!(launch(&fw, &offer, vec![task]), 202);
+    let row = format!("task-{}-sleeper", fw.framework_id);
+    let state_is = |state: &str| {
+        format!(
+            "(function () {{ const r = document.getElementById({row:?}); \
+             return !!r && r.querySelector('.task-state').innerText === {state:?}; }})()"
+        )
+    };
+    ack_until(&mut fw, TaskState::TASK_RUNNING);
+    rt.block_on(async {
+        b.wait_until(T, "the task RUNNING", &state_is("TASK_RUNNING")).await;
+        b.screenshot("tasks-running").await;
+    });
+    ack_until(&mut fw, TaskState::TASK_FINISHED);
+    rt.block_on(async {
+        b.wait_until(T, "the task FINISHED", &state_is("TASK_FINISHED")).await;
+        assert_eq!(b.eval(KEPT).await, true, "the tasks page reloaded");
+        b.assert_no_console_errors("/ui/tasks");
+        b.screenshot("tasks").await;
+    });
+
+    // Every page loads, without console errors.
+    let pages = [
+        ("agents", "/ui/agents?sort=cpus&order=desc".to_string(), "agents"),
+        ("agent", format!("/ui/agents/{agent_id}"), "inventory"),
+        ("frameworks", "/ui/frameworks".to_string(), "frameworks"),
+        ("task", format!("/ui/tasks/{}/sleeper", fw.framework_id), "statuses"),
+        ("tasks-filtered", "/ui/tasks?state=TASK_FINISHED".to_string(), "tasks"),
+    ];
+    rt.block_on(async {
+        for (name, path, element) in &pages {
+            b.client.goto(&format!("{base}{path}")).await.unwrap();
+            let present = format!("!!document.getElementById({element:?})");
+            b.wait_until(T, &format!("#{element} on {path}"), &present).await;
+            b.wait_until(T, "the event stream", "document.body.dataset.live === 'open'")
+                .await;
+            b.assert_no_console_errors(path);
+            b.screenshot(name).await;
+        }
+        let filtered = b.text("tasks").await;
+        assert!(filtered.contains("sleeper"), "{filtered}");
+        let statuses = b.text("statuses").await;
+        assert!(statuses.contains("TASK_FINISHED"), "{statuses}");
+        b.client.goto(&format!("{base}/ui/agents/{agent_id}")).await.unwrap();
+        let inventory = b.text("inventory").await;
+        assert!(inventory.contains("logical"), "{inventory}");
+    });
+
+    // Bad input: a 400 page, a 404 page; never a blank one.
+    for (path, status) in [
+        ("/ui/agents?page=zero", 400),
+        ("/ui/agents?per_page=100000", 400),
+        ("/ui/tasks?state=RUNNING", 400),
+        ("/ui/nowhere", 404),
+        ("/ui/agents/no-such-agent", 404),
+        ("/ui/tasks/no/such", 404),
+    ] {
+        let (code, body) = http_get(m.port, path).unwrap();
+        assert_eq!(code, status, "{path}: {body}");
+        assert!(body.contains("<h1 id=\"error\">"), "{path}: {body}");
+    }
+    rt.block_on(async {
+        b.client.goto(&format!("{base}/ui/nowhere")).await.unwrap();
+        b.screenshot("not-found").await;
+    });
+    rt.block_on(b.client.clone().close()).unwrap();
+    drop(agent);
+}
