@@ -11,7 +11,7 @@ use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value as Json, json};
 
-use super::{Proc, free_port, http};
+use super::{Proc, free_port};
 
 /// chromedriver and one browser session.
 pub struct Browser {
@@ -31,7 +31,7 @@ impl Browser {
             dir.join("chromedriver.log"),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http(port, "GET", "/status", &[], b"").is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "chromedriver did not start (install Debian's chromium and chromium-driver)"
@@ -69,10 +69,7 @@ impl Browser {
     /// The console entries logged since the last call, as (level, message).
     pub fn console(&self) -> Vec<(String, String)> {
         let path = format!("/session/{}/se/log", self.session);
-        let body = br#"{"type": "browser"}"#;
-        let headers = [("content-type", "application/json")];
-        let (status, _, text) = http(self.port, "POST", &path, &headers, body).expect("log");
-        assert_eq!(status, 200, "{text}");
+        let text = driver_post(self.port, &path, r#"{"type": "browser"}"#).expect("log");
         let reply: Json = serde_json::from_str(&text).expect("log json");
         reply["value"]
             .as_array()
@@ -132,6 +129,39 @@ impl Browser {
         std::fs::write(&path, png).expect("write screenshot");
         path
     }
+}
+
+/// POSTs `body` to chromedriver; the answer's body. chromedriver keeps
+/// the connection open despite `Connection: close`, so the body is read
+/// by its `Content-Length`.
+fn driver_post(port: u16, path: &str, body: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(s);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut out = vec![0; length];
+    reader.read_exact(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// `target/ui-screenshots`, next to the profile's directory the test runs
