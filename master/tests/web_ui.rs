@@ -5,9 +5,9 @@
 //! query parameters and unknown pages answer 400 and 404 pages.
 //! Screenshots of each page land in `target/ui-screenshots/`.
 
-mod support;
 #[path = "support/browser.rs"]
 mod browser;
+mod support;
 
 use std::time::Duration;
 
@@ -52,8 +52,12 @@ fn the_web_ui_in_chromium() {
     // The overview, open before any agent: the agent appears live.
     rt.block_on(async {
         b.client.goto(&format!("{base}/")).await.unwrap();
-        b.wait_until(T, "the event stream", "document.body.dataset.live === 'open'")
-            .await;
+        b.wait_until(
+            T,
+            "the event stream",
+            "document.body.dataset.live === 'open'",
+        )
+        .await;
         assert_eq!(b.text("agents-active").await, "0");
         assert!(b.text("answered-by").await.contains(&m.port.to_string()));
         b.eval(MARK).await;
@@ -61,7 +65,8 @@ fn the_web_ui_in_chromium() {
     let agent = start_agent(dir.path(), &m.addr(), &[]);
     rt.block_on(async {
         let shown = "document.getElementById('agents-active').innerText === '1'";
-        b.wait_until(T, "the new agent on the overview", shown).await;
+        b.wait_until(T, "the new agent on the overview", shown)
+            .await;
         assert_eq!(b.eval(KEPT).await, true, "the overview reloaded");
         b.assert_no_console_errors("/");
         b.screenshot("overview").await;
@@ -73,8 +78,12 @@ fn the_web_ui_in_chromium() {
     let offer = fw.offer(T);
     rt.block_on(async {
         b.client.goto(&format!("{base}/ui/tasks")).await.unwrap();
-        b.wait_until(T, "the event stream", "document.body.dataset.live === 'open'")
-            .await;
+        b.wait_until(
+            T,
+            "the event stream",
+            "document.body.dataset.live === 'open'",
+        )
+        .await;
         b.eval(MARK).await;
     });
     let task = command_task(&offer, "sleeper", "sleep 4", 0.1, 32.0);
@@ -88,12 +97,14 @@ fn the_web_ui_in_chromium() {
     };
     ack_until(&mut fw, TaskState::TASK_RUNNING);
     rt.block_on(async {
-        b.wait_until(T, "the task RUNNING", &state_is("TASK_RUNNING")).await;
+        b.wait_until(T, "the task RUNNING", &state_is("TASK_RUNNING"))
+            .await;
         b.screenshot("tasks-running").await;
     });
     ack_until(&mut fw, TaskState::TASK_FINISHED);
     rt.block_on(async {
-        b.wait_until(T, "the task FINISHED", &state_is("TASK_FINISHED")).await;
+        b.wait_until(T, "the task FINISHED", &state_is("TASK_FINISHED"))
+            .await;
         assert_eq!(b.eval(KEPT).await, true, "the tasks page reloaded");
         b.assert_no_console_errors("/ui/tasks");
         b.screenshot("tasks").await;
@@ -101,19 +112,49 @@ fn the_web_ui_in_chromium() {
 
     // Every page loads, without console errors, and shows what it is for.
     let pages = [
-        ("agents", "/ui/agents?sort=cpus&order=desc".to_string(), "agents", "active"),
-        ("agent", format!("/ui/agents/{agent_id}"), "inventory", "logical"),
-        ("frameworks", "/ui/frameworks".to_string(), "frameworks", "web-ui"),
-        ("task", format!("/ui/tasks/{}/sleeper", fw.framework_id), "statuses", "TASK_FINISHED"),
-        ("tasks-filtered", "/ui/tasks?state=TASK_FINISHED".to_string(), "tasks", "sleeper"),
+        (
+            "agents",
+            "/ui/agents?sort=cpus&order=desc".to_string(),
+            "agents",
+            "active",
+        ),
+        (
+            "agent",
+            format!("/ui/agents/{agent_id}"),
+            "inventory",
+            "logical",
+        ),
+        (
+            "frameworks",
+            "/ui/frameworks".to_string(),
+            "frameworks",
+            "web-ui",
+        ),
+        (
+            "task",
+            format!("/ui/tasks/{}/sleeper", fw.framework_id),
+            "statuses",
+            "TASK_FINISHED",
+        ),
+        (
+            "tasks-filtered",
+            "/ui/tasks?state=TASK_FINISHED".to_string(),
+            "tasks",
+            "sleeper",
+        ),
     ];
     rt.block_on(async {
         for (name, path, element, expected) in &pages {
             b.client.goto(&format!("{base}{path}")).await.unwrap();
             let present = format!("!!document.getElementById({element:?})");
-            b.wait_until(T, &format!("#{element} on {path}"), &present).await;
-            b.wait_until(T, "the event stream", "document.body.dataset.live === 'open'")
+            b.wait_until(T, &format!("#{element} on {path}"), &present)
                 .await;
+            b.wait_until(
+                T,
+                "the event stream",
+                "document.body.dataset.live === 'open'",
+            )
+            .await;
             let text = b.text(element).await;
             assert!(text.contains(expected), "{path}: #{element} reads {text:?}");
             b.assert_no_console_errors(path);

@@ -109,7 +109,9 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let live = self.eval("document.getElementById('live') && document.getElementById('live').innerText").await;
+        let live = self
+            .eval("document.getElementById('live') && document.getElementById('live').innerText")
+            .await;
         panic!("timed out after {within:?} waiting for {what}; the page shows: {live}");
     }
 

@@ -105,7 +105,9 @@ pub fn agents(s: &Snapshot, q: &AgentsQuery) -> String {
         ("mem", "mem", AgentSort::Mem),
     ] {
         let selected = if q.sort == sort { " selected" } else { "" };
-        out.push_str(&format!("<option value=\"{value}\"{selected}>{label}</option>"));
+        out.push_str(&format!(
+            "<option value=\"{value}\"{selected}>{label}</option>"
+        ));
     }
     let desc = if q.descending { " selected" } else { "" };
     out.push_str(&format!(
@@ -118,7 +120,14 @@ pub fn agents(s: &Snapshot, q: &AgentsQuery) -> String {
     ));
     out.push_str(&table(
         "agents",
-        &["ID", "Hostname", "State", "CPUs used / total", "Mem used / total (MB)", "Tasks"],
+        &[
+            "ID",
+            "Hostname",
+            "State",
+            "CPUs used / total",
+            "Mem used / total (MB)",
+            "Tasks",
+        ],
         &rows,
     ));
     out.push_str("<p class=\"pager\">");
@@ -176,13 +185,22 @@ fn inventory(inv: &Inventory) -> String {
                     bytes(d.size_bytes),
                     esc(model),
                     esc(&d.transport),
-                    if d.rotational { "rotational" } else { "solid state" }.into(),
+                    if d.rotational {
+                        "rotational"
+                    } else {
+                        "solid state"
+                    }
+                    .into(),
                 ],
             )
         })
         .collect();
     out.push_str("<h3>Disks</h3>");
-    out.push_str(&table("disks", &["Name", "Size", "Model", "Transport", "Kind"], &disks));
+    out.push_str(&table(
+        "disks",
+        &["Name", "Size", "Model", "Transport", "Kind"],
+        &disks,
+    ));
     let nics: Vec<_> = inv
         .nics
         .iter()
@@ -192,7 +210,10 @@ fn inventory(inv: &Inventory) -> String {
                 .iter()
                 .map(|a| format!("{}/{}", a.address, a.prefix_len))
                 .collect();
-            let speed = n.speed_mbps.map(|s| format!("{s} Mb/s")).unwrap_or_default();
+            let speed = n
+                .speed_mbps
+                .map(|s| format!("{s} Mb/s"))
+                .unwrap_or_default();
             (
                 format!("nic-{}", n.name),
                 vec![
@@ -206,7 +227,11 @@ fn inventory(inv: &Inventory) -> String {
         })
         .collect();
     out.push_str("<h3>Network interfaces</h3>");
-    out.push_str(&table("nics", &["Name", "MAC", "Speed", "State", "Addresses"], &nics));
+    out.push_str(&table(
+        "nics",
+        &["Name", "MAC", "Speed", "State", "Addresses"],
+        &nics,
+    ));
     let accelerators: Vec<_> = inv
         .accelerators
         .iter()
@@ -223,13 +248,20 @@ fn inventory(inv: &Inventory) -> String {
         })
         .collect();
     out.push_str("<h3>Accelerators</h3>");
-    out.push_str(&table("accelerators", &["Address", "Vendor", "ID", "Driver"], &accelerators));
+    out.push_str(&table(
+        "accelerators",
+        &["Address", "Vendor", "ID", "Driver"],
+        &accelerators,
+    ));
     out.push_str("<h3>TPM</h3>");
     let tpm = match &inv.tpm {
         None => "none reported".to_string(),
         Some(t) if !t.present => "not present".to_string(),
         Some(t) => {
-            let ek = t.ek.as_ref().map(|e| e.algorithm.as_str()).unwrap_or("no endorsement key read");
+            let ek =
+                t.ek.as_ref()
+                    .map(|e| e.algorithm.as_str())
+                    .unwrap_or("no endorsement key read");
             esc(&format!(
                 "{} {} (family {}), endorsement key: {ek}",
                 t.manufacturer.as_deref().unwrap_or("unknown maker"),
@@ -251,7 +283,10 @@ pub fn agent(s: &Snapshot, id: &str) -> Result<String, UiError> {
     let mut out = format!("<h1>Agent {}</h1>", esc(&a.info.hostname));
     out.push_str(&definition_list(&[
         ("ID", esc(&a.id)),
-        ("State", format!("<span id=\"agent-state\">{}</span>", a.state.as_str())),
+        (
+            "State",
+            format!("<span id=\"agent-state\">{}</span>", a.state.as_str()),
+        ),
         ("Address", esc(&format!("{}:{}", a.info.ip, a.info.port))),
         ("Version", esc(&a.info.version)),
         ("Registered", time(a.registered_time)),

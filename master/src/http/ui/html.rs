@@ -49,7 +49,11 @@ pub fn page(title: &str, fragment: Option<&str>, body: &str, answered: &Answered
         Some(f) => format!(" data-fragment=\"{}\"", esc(f)),
         None => String::new(),
     };
-    let role = if answered.leader { "leader" } else { "follower" };
+    let role = if answered.leader {
+        "leader"
+    } else {
+        "follower"
+    };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{title} · Keel</title><link rel=\"icon\" href=\"data:,\">\
@@ -159,7 +163,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

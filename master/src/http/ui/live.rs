@@ -29,13 +29,21 @@ pub fn notice(viewer: Viewer<'_>, change: &Observed) -> Option<Notice> {
             if !viewer.task(task, user) {
                 return None;
             }
-            (NoticeKind::Task, task.task_id.clone(), Some(task.state.name().to_string()))
+            (
+                NoticeKind::Task,
+                task.task_id.clone(),
+                Some(task.state.name().to_string()),
+            )
         }
         Observed::AgentAdded { agent, .. } => {
             if !viewer.agents() {
                 return None;
             }
-            (NoticeKind::Agent, agent.id.clone(), Some(agent.state.as_str().to_string()))
+            (
+                NoticeKind::Agent,
+                agent.id.clone(),
+                Some(agent.state.as_str().to_string()),
+            )
         }
         Observed::AgentRemoved { agent_id } => {
             if !viewer.agents() {
@@ -53,7 +61,11 @@ pub fn notice(viewer: Viewer<'_>, change: &Observed) -> Option<Notice> {
             if !viewer.framework(info) {
                 return None;
             }
-            let id = info.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();
+            let id = info
+                .id
+                .as_ref()
+                .map(|i| i.value.clone())
+                .unwrap_or_default();
             (NoticeKind::Framework, id, None)
         }
     };
@@ -93,7 +105,13 @@ impl Feed {
 pub async fn events(master: Arc<Master>, caller: Caller) -> Response {
     let changes = match master.subscribe_events() {
         Ok((_, changes)) => changes,
-        Err(e) => return error_page(Some(&master), StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => {
+            return error_page(
+                Some(&master),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
     };
     let feed = Feed {
         master,
@@ -102,7 +120,8 @@ pub async fn events(master: Arc<Master>, caller: Caller) -> Response {
         keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
     };
     // The first frame opens the stream at once (the browser's `open`).
-    let opening = futures::stream::once(async { Ok::<Bytes, Infallible>(Bytes::from_static(b": open\n\n")) });
+    let opening =
+        futures::stream::once(async { Ok::<Bytes, Infallible>(Bytes::from_static(b": open\n\n")) });
     let body = futures::stream::unfold(feed, |mut feed| async move {
         let next = feed.next().await?;
         Some((Ok::<Bytes, Infallible>(next), feed))
@@ -110,7 +129,10 @@ pub async fn events(master: Arc<Master>, caller: Caller) -> Response {
     use futures::StreamExt;
     let mut resp = Response::new(Body::from_stream(opening.chain(body)));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -54,7 +54,11 @@ pub fn tasks_by_state(s: &Snapshot) -> BTreeMap<String, usize> {
 /// What the active agents offer in all.
 fn total(s: &Snapshot) -> Resources {
     let mut total = Resources::default();
-    for a in s.registry.agents().filter(|a| a.state == AgentState::Active) {
+    for a in s
+        .registry
+        .agents()
+        .filter(|a| a.state == AgentState::Active)
+    {
         total.add(&a.total_resources());
     }
     total
@@ -140,7 +144,14 @@ pub fn frameworks(s: &Snapshot) -> String {
         })
         .collect();
     let head = [
-        "ID", "Name", "User", "Roles", "Connected", "Tasks", "Allocated", "Offered",
+        "ID",
+        "Name",
+        "User",
+        "Roles",
+        "Connected",
+        "Tasks",
+        "Allocated",
+        "Offered",
     ];
     format!(
         "<h1>Frameworks</h1><p>{} frameworks</p>{}",

@@ -36,7 +36,9 @@ pub struct Paging {
 impl Paging {
     /// The rows of `items` on this page.
     pub fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
-        let start = (self.page - 1).saturating_mul(self.per_page).min(items.len());
+        let start = (self.page - 1)
+            .saturating_mul(self.per_page)
+            .min(items.len());
         let end = start.saturating_add(self.per_page).min(items.len());
         &items[start..end]
     }
@@ -95,7 +97,12 @@ fn bad(param: &'static str, value: &str, reason: &'static str) -> UiError {
     }
 }
 
-fn number(params: &Params, name: &'static str, default: usize, max: usize) -> Result<usize, UiError> {
+fn number(
+    params: &Params,
+    name: &'static str,
+    default: usize,
+    max: usize,
+) -> Result<usize, UiError> {
     let Some(v) = params.get(name) else {
         return Ok(default);
     };
@@ -124,7 +131,13 @@ fn agents_query(params: &Params) -> Result<AgentsQuery, UiError> {
         Some("state") => AgentSort::State,
         Some("cpus") => AgentSort::Cpus,
         Some("mem") => AgentSort::Mem,
-        Some(other) => return Err(bad("sort", other, "expected hostname, id, state, cpus or mem")),
+        Some(other) => {
+            return Err(bad(
+                "sort",
+                other,
+                "expected hostname, id, state, cpus or mem",
+            ));
+        }
     };
     let descending = match params.get("order").map(String::as_str) {
         None | Some("asc") => false,
@@ -176,37 +189,82 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_pages_and_their_queries() {
         assert_eq!(UiPage::parse("", &params(&[])), Ok(UiPage::Overview));
-        let p = UiPage::parse("agents", &params(&[("sort", "cpus"), ("order", "desc"), ("page", "3")])).unwrap();
-        let UiPage::Agents(q) = p else { panic!("{p:?}") };
-        assert_eq!((q.sort, q.descending, q.paging.page), (AgentSort::Cpus, true, 3));
-        let p = UiPage::parse("tasks", &params(&[("state", "TASK_RUNNING"), ("agent", "")])).unwrap();
+        let p = UiPage::parse(
+            "agents",
+            &params(&[("sort", "cpus"), ("order", "desc"), ("page", "3")]),
+        )
+        .unwrap();
+        let UiPage::Agents(q) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            (q.sort, q.descending, q.paging.page),
+            (AgentSort::Cpus, true, 3)
+        );
+        let p = UiPage::parse(
+            "tasks",
+            &params(&[("state", "TASK_RUNNING"), ("agent", "")]),
+        )
+        .unwrap();
         let UiPage::Tasks(q) = p else { panic!("{p:?}") };
         assert_eq!((q.state, q.agent), (Some(TaskState::TASK_RUNNING), None));
-        assert_eq!(UiPage::parse("tasks/f/t", &params(&[])), Ok(UiPage::Task("f".into(), "t".into())));
+        assert_eq!(
+            UiPage::parse("tasks/f/t", &params(&[])),
+            Ok(UiPage::Task("f".into(), "t".into()))
+        );
     }
 
     #[test]
     fn malformed_parameters_and_unknown_pages_are_errors() {
-        let err = |path: &str, pairs: &[(&str, &str)]| UiPage::parse(path, &params(pairs)).unwrap_err();
-        assert!(matches!(err("agents", &[("page", "x")]), UiError::BadParam { param: "page", .. }));
-        assert!(matches!(err("agents", &[("page", "0")]), UiError::BadParam { param: "page", .. }));
-        assert!(matches!(err("agents", &[("per_page", "501")]), UiError::BadParam { .. }));
-        assert!(matches!(err("agents", &[("sort", "color")]), UiError::BadParam { param: "sort", .. }));
-        assert!(matches!(err("tasks", &[("state", "RUNNING")]), UiError::BadParam { param: "state", .. }));
+        let err =
+            |path: &str, pairs: &[(&str, &str)]| UiPage::parse(path, &params(pairs)).unwrap_err();
+        assert!(matches!(
+            err("agents", &[("page", "x")]),
+            UiError::BadParam { param: "page", .. }
+        ));
+        assert!(matches!(
+            err("agents", &[("page", "0")]),
+            UiError::BadParam { param: "page", .. }
+        ));
+        assert!(matches!(
+            err("agents", &[("per_page", "501")]),
+            UiError::BadParam { .. }
+        ));
+        assert!(matches!(
+            err("agents", &[("sort", "color")]),
+            UiError::BadParam { param: "sort", .. }
+        ));
+        assert!(matches!(
+            err("tasks", &[("state", "RUNNING")]),
+            UiError::BadParam { param: "state", .. }
+        ));
         assert_eq!(err("nope", &[]), UiError::NotFound("/ui/nope".into()));
     }
 
     #[test]
     fn paging_slices_and_counts() {
-        let p = Paging { page: 2, per_page: 2 };
+        let p = Paging {
+            page: 2,
+            per_page: 2,
+        };
         assert_eq!(p.slice(&[1, 2, 3, 4, 5]), &[3, 4]);
         assert_eq!(p.pages(5), 3);
-        assert_eq!(Paging { page: 9, per_page: 2 }.slice(&[1, 2]), &[] as &[i32]);
+        assert_eq!(
+            Paging {
+                page: 9,
+                per_page: 2
+            }
+            .slice(&[1, 2]),
+            &[] as &[i32]
+        );
     }
 }

@@ -18,10 +18,7 @@ pub fn task_row(t: &TaskView) -> (String, Vec<String>) {
         vec![
             link(&task_href(t), &t.task_id),
             esc(&t.name),
-            format!(
-                "<span class=\"state task-state\">{}</span>",
-                t.state.name()
-            ),
+            format!("<span class=\"state task-state\">{}</span>", t.state.name()),
             link(&format!("/ui/agents/{}", url(&t.agent_id)), &t.agent_id),
             esc(&t.framework_id),
             format!(
