@@ -182,3 +182,52 @@ fn the_web_ui_in_chromium() {
     rt.block_on(b.client.clone().close()).unwrap();
     drop(agent);
 }
+
+#[test]
+fn a_follower_sends_the_browser_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (masters, _) = three_masters(dir.path());
+    // A follower that knows a leader which serves the UI.
+    let mut found = None;
+    wait_for(
+        T,
+        "a follower that knows the serving leader",
+        || {
+            found = masters.iter().find_map(|f| {
+                let leader = f.api.masters().ok()?.leader?;
+                let port: u16 = leader.rsplit_once(':')?.1.parse().ok()?;
+                let serving = http_get(port, "/").is_ok_and(|(status, _)| status == 200);
+                (port != f.port && serving).then_some((f.port, port))
+            });
+            found.is_some()
+        },
+        || masters[0].proc.log_text(),
+    );
+    let (follower, leader) = found.unwrap();
+    let (status, _) = http_get(follower, "/ui/agents").unwrap();
+    assert_eq!(status, 307);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let b = Browser::start(dir.path()).await;
+        let url = format!("http://127.0.0.1:{follower}/ui/agents");
+        b.client.goto(&url).await.unwrap();
+        b.wait_until(T, "the agents page", "!!document.getElementById('agents')")
+            .await;
+        let at = b.client.current_url().await.unwrap();
+        assert_eq!(at.port(), Some(leader), "{at}");
+        let footer = b.eval("document.querySelector('footer').innerText").await;
+        let footer = footer.as_str().unwrap_or("");
+        assert!(footer.contains(&format!(":{leader})")), "{footer}");
+        assert!(footer.ends_with("(leader)"), "{footer}");
+        b.wait_until(
+            T,
+            "the event stream",
+            "document.body.dataset.live === 'open'",
+        )
+        .await;
+        b.assert_no_console_errors(&url);
+        b.screenshot("follower-redirected").await;
+        b.client.clone().close().await.unwrap();
+    });
+}
