@@ -106,6 +106,8 @@ fn the_web_ui_in_chromium() {
         b.wait_until(T, "the task FINISHED", &state_is("TASK_FINISHED"))
             .await;
         assert_eq!(b.eval(KEPT).await, true, "the tasks page reloaded");
+        let recent = b.text("recent").await;
+        assert!(recent.contains("task sleeper TASK_FINISHED"), "{recent}");
         b.assert_no_console_errors("/ui/tasks");
         b.screenshot("tasks").await;
     });

@@ -64,6 +64,7 @@ pub fn page(title: &str, fragment: Option<&str>, body: &str, answered: &Answered
          <a href=\"/ui/frameworks\">Frameworks</a><a href=\"/ui/tasks\">Tasks</a>\
          <span id=\"live-state\" class=\"muted\"></span></nav>\
          <main id=\"live\">{body}</main>\
+         <aside><h2>Recent changes</h2><ol id=\"recent\"></ol></aside>\
          <footer>answered by <span id=\"answered-by\">{addr}</span> ({role})</footer>\
          </body></html>\n",
         title = esc(title),
@@ -85,6 +86,13 @@ pub fn table(id: &str, head: &[&str], rows: &[(String, Vec<String>)]) -> String 
             let _ = write!(out, "<td>{c}</td>");
         }
         out.push_str("</tr>");
+    }
+    if rows.is_empty() {
+        let _ = write!(
+            out,
+            "<tr class=\"empty\"><td colspan=\"{}\">none</td></tr>",
+            head.len()
+        );
     }
     out.push_str("</tbody></table>");
     out

@@ -90,7 +90,11 @@ pub fn overview(s: &Snapshot, cluster: &Cluster) -> String {
     out.push_str("</section><section><h2>Agents</h2>");
     out.push_str(&counters("agents", &agents_by_state(s)));
     out.push_str("</section><section><h2>Tasks</h2>");
-    out.push_str(&counters("tasks", &tasks_by_state(s)));
+    let tasks = tasks_by_state(s);
+    match tasks.is_empty() {
+        true => out.push_str("<p id=\"tasks\">no tasks yet</p>"),
+        false => out.push_str(&counters("tasks", &tasks)),
+    }
     out.push_str("</section><section><h2>Resources</h2>");
     let (total, used, offered) = (total(s), s.used(|_| true), s.offered(|_, _| true));
     for name in ["cpus", "mem", "disk", "gpus"] {

@@ -50,12 +50,35 @@
     }
   }
 
+  // The last few notices, newest first, as text (never markup).
+  function remember(data) {
+    const list = document.getElementById("recent");
+    let notice;
+    try {
+      notice = JSON.parse(data);
+    } catch (e) {
+      return;
+    }
+    if (!list || !notice || !notice.kind) {
+      return;
+    }
+    const item = document.createElement("li");
+    const when = new Date().toLocaleTimeString();
+    item.textContent = when + " " + notice.kind + " " + notice.id +
+      (notice.state ? " " + notice.state : "");
+    list.insertBefore(item, list.firstChild);
+    while (list.children.length > 10) {
+      list.removeChild(list.lastChild);
+    }
+  }
+
   const events = new EventSource("/ui/events");
   events.onopen = function () {
     say("live");
     body.dataset.live = "open";
   };
-  events.onmessage = function () {
+  events.onmessage = function (event) {
+    remember(event.data);
     refresh();
   };
   events.onerror = function () {
