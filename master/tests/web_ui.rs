@@ -177,6 +177,25 @@ fn the_web_ui_in_chromium() {
         assert_eq!(code, status, "{path}: {body}");
         assert!(body.contains("<h1 id=\"error\">"), "{path}: {body}");
     }
+    // The agent's page says when it is deactivated.
+    let page = format!("/ui/agents/{agent_id}");
+    assert!(
+        http_get(m.port, &page)
+            .unwrap()
+            .1
+            .contains("<span id=\"agent-maintenance\">none</span>")
+    );
+    let call = format!(
+        r#"{{"type": "DEACTIVATE_AGENT", "deactivate_agent": {{"agent_id": {{"value": "{agent_id}"}}}}}}"#
+    );
+    let reply = post_json(m.port, "/api/v1", &call);
+    assert_eq!(reply.0, 200, "{reply:?}");
+    let (_, body) = http_get(m.port, &page).unwrap();
+    assert!(
+        body.contains("<span id=\"agent-maintenance\">deactivated</span>"),
+        "{body}"
+    );
+
     rt.block_on(async {
         b.client.goto(&format!("{base}/ui/nowhere")).await.unwrap();
         b.screenshot("not-found").await;

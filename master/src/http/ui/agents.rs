@@ -9,7 +9,7 @@ use super::html::{bytes, esc, link, num, table, time, url};
 use super::query::{AgentSort, AgentsQuery, UiError};
 use super::tasks::task_rows;
 use crate::engine::Snapshot;
-use crate::registry::AgentRecord;
+use crate::registry::{AgentRecord, DrainState};
 
 /// The row of one agent in the agents table.
 pub fn agent_row(s: &Snapshot, a: &AgentRecord) -> (String, Vec<String>) {
@@ -274,6 +274,27 @@ fn inventory(inv: &Inventory) -> String {
     out
 }
 
+/// The agent's drain, deactivation and maintenance window, in words.
+fn maintenance(s: &Snapshot, a: &AgentRecord) -> String {
+    let m = s.registry.maintenance();
+    let mut parts = Vec::new();
+    if let Some(d) = m.drains.get(&a.id) {
+        parts.push(match d.state {
+            DrainState::Draining => "draining",
+            DrainState::Drained => "drained",
+        });
+    } else if m.deactivated.contains(&a.id) {
+        parts.push("deactivated");
+    }
+    if m.window_of(&a.info).is_some() {
+        parts.push("scheduled for maintenance");
+    }
+    if parts.is_empty() {
+        parts.push("none");
+    }
+    format!("<span id=\"agent-maintenance\">{}</span>", parts.join(", "))
+}
+
 pub fn agent(s: &Snapshot, id: &str) -> Result<String, UiError> {
     let a = s
         .registry
@@ -293,6 +314,7 @@ pub fn agent(s: &Snapshot, id: &str) -> Result<String, UiError> {
         ("Resources", esc(&a.total_resources().to_string())),
         ("Used", esc(&used.to_string())),
         ("Attributes", esc(&a.info.attributes.to_string())),
+        ("Maintenance", maintenance(s, a)),
     ]));
     out.push_str(&inventory(&a.info.inventory));
     let tasks: Vec<_> = s.live.iter().filter(|t| t.agent_id == a.id).collect();
