@@ -12,6 +12,8 @@
 //! docs/design/0015-web-ui.md.
 
 mod agents;
+#[cfg(test)]
+mod agents_tests;
 mod html;
 mod live;
 mod overview;
