@@ -24,6 +24,7 @@ pub mod operator;
 pub mod recordio;
 pub mod resources;
 pub mod scheduler;
+pub mod ui;
 
 /// Generated code for `proto/keel/v1/cluster.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -252,6 +252,8 @@ fn main() -> Result<()> {
                 ("lsblk", "util-linux"),
                 ("nproc", "coreutils"),
                 ("pkg-config", "pkg-config"),
+                ("chromium", "chromium"),
+                ("chromedriver", "chromium-driver"),
             ])?;
             require_libs(BUILD_LIBS)?;
             archcheck::run(&root())?;

@@ -57,6 +57,9 @@ fn legacy_write(method: &Method, path: &str) -> bool {
 /// A refusal in the endpoint's own form: Keel's API answers
 /// `{"error": ...}`, the Mesos endpoints plain text.
 fn refusal(path: &str, status: StatusCode, reason: String) -> Response {
+    if super::ui::is_ui(path) {
+        return super::ui::refused(status, &reason);
+    }
     if path.starts_with("/api/keel/") {
         super::keel::error(status, reason)
     } else {
@@ -71,6 +74,7 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
+    super::ui::cookie_bearer(&mut req);
     let trust = Arc::clone(&master.config().trust);
     let cert = req.extensions().get::<PeerIdentity>().cloned();
     let path = req.uri().path().to_string();

@@ -23,6 +23,7 @@ mod scheduler;
 mod state;
 mod summary;
 mod tokens;
+mod ui;
 pub mod views;
 mod visible;
 mod volumes;
@@ -72,6 +73,8 @@ fn routes(master: Arc<Master>, bodies: BodyLimits) -> Router<Arc<Master>> {
         .route("/master/version", get(legacy::version))
         .route("/redirect", get(leader::master_redirect))
         .route("/master/redirect", get(leader::master_redirect))
+        .route("/ui/login", get(ui::login))
+        .route("/ui/assets/{name}", get(ui::asset))
         .merge(protected_routes(master.clone()))
         .layer(axum::Extension(body::Bodies::new(bodies)))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -145,6 +148,8 @@ fn protected_routes(master: Arc<Master>) -> Router<Arc<Master>> {
 /// Routes only the leader serves; followers redirect (see [`leader`]).
 fn leader_routes(master: Arc<Master>) -> Router<Arc<Master>> {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::dispatch))
         .route("/api/v1/scheduler", any(scheduler::handle))
         .route("/master/api/v1/scheduler", any(scheduler::handle))
         .route("/api/v1", any(operator::handle))
