@@ -32,6 +32,7 @@ use crate::isolation::{HostSupport, Isolation};
 pub mod containers;
 pub mod custom;
 pub mod custom_calls;
+mod custom_ending;
 
 pub use snapshot::{
     ExecutorSnapshot, FrameworkSnapshot, MAX_COMPLETED_EXECUTORS, RuntimeSnapshot, TaskSnapshot,
