@@ -132,7 +132,11 @@ fn assert_all_finished(report: &Report, tasks: usize) {
         .take(3)
         .map(|(name, slot)| report.describe(name, *slot))
         .collect();
-    assert!(twice.is_empty(), "tasks run twice: {twice:?}\n{}", shown.join("\n"));
+    assert!(
+        twice.is_empty(),
+        "tasks run twice: {twice:?}\n{}",
+        shown.join("\n")
+    );
 }
 
 fn workload(tasks: usize) -> Workload {
