@@ -184,22 +184,7 @@ impl ContainerApi {
                 url: url.clone(),
                 source,
             })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|source| ClientError::Http {
-            url: url.clone(),
-            source,
-        })?;
-        if !status.is_success() {
-            return Err(ClientError::Status {
-                method: "GET".into(),
-                url,
-                status: status.as_u16(),
-                reason: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-        }
-        serde_json::from_slice::<TaskContainer>(&bytes)
-            .map(|t| t.container_id)
-            .map_err(|source| ClientError::Decode { url, source })
+        task_container(response, url).await
     }
 
     async fn refused(&self, response: reqwest::Response) -> ClientError {
@@ -348,29 +333,7 @@ impl Client {
                 stream: false,
             })
             .await?;
-        let status = answer.response.status();
-        let url = answer.url.clone();
-        let bytes = answer
-            .response
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
-        if !status.is_success() {
-            return Err(ClientError::Status {
-                method: "GET".into(),
-                url,
-                status: status.as_u16(),
-                reason: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-        }
-        let found: TaskContainer =
-            serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode {
-                url: url.clone(),
-                source,
-            })?;
+        let container_id = task_container(answer.response, answer.url.clone()).await?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://{}", answer.master);
         let api = ContainerApi {
@@ -379,6 +342,30 @@ impl Client {
             base,
             bearer: None,
         };
-        Ok((api, found.container_id))
+        Ok((api, container_id))
     }
+}
+
+/// A `GET .../container` answer (from an agent, or relayed by the
+/// master): the task's container id, or the refusal as an error.
+async fn task_container(
+    response: reqwest::Response,
+    url: String,
+) -> Result<ContainerId, ClientError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|source| ClientError::Http {
+        url: url.clone(),
+        source,
+    })?;
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            method: "GET".into(),
+            url,
+            status: status.as_u16(),
+            reason: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    serde_json::from_slice::<TaskContainer>(&bytes)
+        .map(|t| t.container_id)
+        .map_err(|source| ClientError::Decode { url, source })
 }
