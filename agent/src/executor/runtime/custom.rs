@@ -119,7 +119,6 @@ pub struct CustomExecutor {
     pub(super) queued: Vec<TaskKey>,
     /// Kills of its process (grace periods), to its supervisor.
     pub(super) kills: mpsc::UnboundedSender<Duration>,
-    pub(super) pid: Option<u32>,
     pub(super) termination: Option<Termination>,
     /// When a SHUTDOWN's grace period is over.
     pub(super) shutdown_at: Option<Instant>,
@@ -316,7 +315,6 @@ impl<L: ProcessLauncher> Runtime<L> {
                 stream: None,
                 queued: Vec::new(),
                 kills,
-                pid: None,
                 termination: None,
                 shutdown_at: None,
             },

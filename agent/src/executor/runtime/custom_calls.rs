@@ -500,7 +500,6 @@ impl<L: ProcessLauncher> Runtime<L> {
                 stream: None,
                 queued: Vec::new(),
                 kills,
-                pid: None,
                 termination: None,
                 shutdown_at: None,
             },

@@ -25,9 +25,9 @@ impl<L: ProcessLauncher> Runtime<L> {
     pub(super) fn custom_process_event(&mut self, id: (String, String), event: ProcessEvent) {
         match event {
             ProcessEvent::Running { pid, .. } => {
-                if let Some(e) = self.custom.get_mut(&id) {
+                // Its pid is the snapshot's (`book`), for state and statuses.
+                if self.custom.contains_key(&id) {
                     tracing::info!(framework_id = %id.0, executor_id = %id.1, pid, "executor running");
-                    e.pid = Some(pid);
                     self.book.pid(&id.0, &id.1, pid);
                 }
             }
